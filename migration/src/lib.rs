@@ -1,0 +1,17 @@
+//! Schema migrations for voltgate, applied by `voltgate migrate` and on start.
+//!
+//! One migration per file, named `mYYYYMMDD_HHMMSS_<what>.rs`: sea-orm derives the
+//! migration's name from the file stem, so the stem is the migration's identity.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_charging_topology;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_charging_topology::Migration)]
+    }
+}

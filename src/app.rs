@@ -1,0 +1,215 @@
+//! Wiring: settings in, a running server out.
+//!
+//! [`App::build`] connects to every configured service (failing with a clear
+//! message when one is unreachable), binds the HTTP listener and starts MQTT
+//! ingestion. Binding happens here, not in `run`, so callers (tests, benchmarks)
+//! can ask for port 0 and read the real port before serving.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::bus::{SharedBus, memory::MemoryBus, redis::RedisBus};
+use crate::config::{MqttMode, ServeSettings};
+use crate::graphql::{self, Limits};
+use crate::http::{self, AppState};
+use crate::mqtt::{self, MqttHandle, MqttOptions};
+use crate::{db, seed, telemetry};
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    db: DatabaseConnection,
+    bus: SharedBus,
+    mqtt: Option<Arc<MqttHandle>>,
+    device_mqtt_addr: Option<SocketAddr>,
+}
+
+impl App {
+    /// Connects everything and binds the listener.
+    ///
+    /// # Errors
+    /// When a configured service is unreachable, a migration fails or an address is taken.
+    pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
+        let metrics = telemetry::metrics_handle();
+        let db = db::connect(&settings.database).await?;
+        if settings.migrate_on_start {
+            db::migrate(&db).await?;
+        }
+        if settings.demo {
+            seed::demo(&db, &seed::DemoSize::default(), &settings.mqtt_topic_root).await?;
+        }
+
+        let bus: SharedBus = match &settings.redis_url {
+            Some(url) => Arc::new(RedisBus::connect(url, &settings.bus_channel).await?),
+            None => Arc::new(MemoryBus::default()),
+        };
+
+        let (mqtt, device_mqtt_addr) = start_mqtt(&settings, &db, &bus).await?;
+
+        let schema = graphql::build_schema(
+            db.clone(),
+            bus.clone(),
+            Limits {
+                depth: settings.max_query_depth,
+                complexity: settings.max_query_complexity,
+            },
+        );
+        let state = AppState {
+            schema,
+            db: db.clone(),
+            bus: bus.clone(),
+            mqtt: mqtt.clone(),
+            ws_permits: Arc::new(Semaphore::new(settings.max_ws_connections)),
+            metrics,
+        };
+        let router = http::router(state, settings.max_body_bytes, &settings.cors_origins);
+        let listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (VOLTGATE_HTTP_ADDR)",
+                    settings.http_addr
+                )
+            })?;
+        Ok(Self {
+            listener,
+            router,
+            db,
+            bus,
+            mqtt,
+            device_mqtt_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address; fall back to unspecified just in case.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn bus(&self) -> &SharedBus {
+        &self.bus
+    }
+
+    /// Where devices reach the embedded broker, when it runs.
+    pub fn device_mqtt_addr(&self) -> Option<SocketAddr> {
+        self.device_mqtt_addr
+    }
+
+    /// Serves until `shutdown` completes, then drains connections and leaves MQTT cleanly.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "voltgate listening; GraphiQL at /graphql");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        if let Some(mqtt) = self.mqtt {
+            mqtt.shutdown().await;
+        }
+        self.db.close_by_ref().await.ok();
+        tracing::info!("voltgate stopped");
+        Ok(())
+    }
+}
+
+async fn start_mqtt(
+    settings: &ServeSettings,
+    db: &DatabaseConnection,
+    bus: &SharedBus,
+) -> anyhow::Result<(Option<Arc<MqttHandle>>, Option<SocketAddr>)> {
+    let client_id = settings
+        .mqtt_client_id
+        .clone()
+        .unwrap_or_else(default_client_id);
+    let options = |host: String, port: u16| MqttOptions {
+        host,
+        port,
+        client_id: client_id.clone(),
+        session_expiry_secs: settings.mqtt_session_expiry_secs,
+        topic_root: settings.mqtt_topic_root.clone(),
+        workers: settings.mqtt_workers,
+    };
+    match settings.mqtt_mode()? {
+        MqttMode::Disabled => {
+            tracing::info!("MQTT disabled (MQTT_URL=none)");
+            Ok((None, None))
+        }
+        MqttMode::External { url } => {
+            let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+            let port = url.port().unwrap_or(1883);
+            let handle = mqtt::ingest::start(options(host, port), db.clone(), bus.clone()).await?;
+            Ok((Some(Arc::new(handle)), None))
+        }
+        #[cfg(feature = "embedded-broker")]
+        MqttMode::Embedded { addr } => {
+            let broker = mqtt::broker::start(addr)?;
+            let server = broker.server_addr;
+            let handle = mqtt::ingest::start(
+                options(server.ip().to_string(), server.port()),
+                db.clone(),
+                bus.clone(),
+            )
+            .await?;
+            Ok((Some(Arc::new(handle)), Some(broker.device_addr)))
+        }
+        #[cfg(not(feature = "embedded-broker"))]
+        MqttMode::Embedded { .. } => anyhow::bail!(
+            "this build has no embedded MQTT broker: set MQTT_URL=mqtt://host:1883, or MQTT_URL=none"
+        ),
+    }
+}
+
+/// A client id that stays the same across restarts of one host's replica.
+fn default_client_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "local".to_owned());
+    format!("voltgate-{host}")
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,133 @@
+//! Event payloads and their versioned wire envelope.
+//!
+//! Envelopes are small JSON objects: `{"v":1,"id":"…","type":"…","data":{…}}`.
+//! A replica that receives an envelope of a version it does not know drops it and
+//! counts it, so mixed-version deployments degrade instead of failing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::entities::{DeviceStatus, bay};
+
+use super::Topic;
+
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// Everything clients can watch change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum DomainEvent {
+    BayStatusChanged(BayStatusChanged),
+}
+
+impl DomainEvent {
+    /// The topics this event is delivered under: every event goes to its type's
+    /// catch-all topic and to the narrower topics subscribers filter on.
+    pub fn topics(&self) -> Vec<Topic> {
+        match self {
+            Self::BayStatusChanged(e) => vec![
+                Topic::AllBays,
+                Topic::StationBays(e.bay.station_id),
+                Topic::Bay(e.bay.id),
+            ],
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::BayStatusChanged(_) => "bay_status_changed",
+        }
+    }
+}
+
+/// A bay's lock or device state changed. Carries the whole bay row so subscribers
+/// resolve `bay { … }` without touching the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BayStatusChanged {
+    pub bay: bay::Model,
+    pub device_status: Option<DeviceStatus>,
+    pub changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u8,
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub event: DomainEvent,
+}
+
+impl Envelope {
+    pub fn new(event: DomainEvent) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            id: Uuid::new_v4(),
+            event,
+        }
+    }
+
+    /// Decodes an envelope, refusing versions this build does not understand.
+    ///
+    /// # Errors
+    /// On malformed JSON, an unknown event type or an unsupported version.
+    pub fn decode(bytes: &[u8]) -> anyhow::Result<Self> {
+        #[derive(Deserialize)]
+        struct Version {
+            v: u8,
+        }
+        let Version { v } = serde_json::from_slice(bytes)?;
+        anyhow::ensure!(v == ENVELOPE_VERSION, "unsupported envelope version {v}");
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::{BayStatus, LockState};
+
+    fn sample() -> DomainEvent {
+        DomainEvent::BayStatusChanged(BayStatusChanged {
+            bay: bay::Model {
+                id: 7,
+                station_id: 2,
+                cabinet_id: 3,
+                number: 1,
+                status: BayStatus::Available,
+                lock_state: LockState::Unlocked,
+            },
+            device_status: Some(DeviceStatus::Idle),
+            changed_at: "2026-11-22T10:00:00.123456Z".parse().unwrap_or_default(),
+        })
+    }
+
+    #[test]
+    fn envelopes_round_trip_with_their_version() {
+        let envelope = Envelope::new(sample());
+        let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.contains(r#""v":1"#) && text.contains(r#""type":"bay_status_changed""#),
+            "{text}"
+        );
+        let decoded = Envelope::decode(&bytes).ok();
+        assert_eq!(decoded, Some(envelope));
+    }
+
+    #[test]
+    fn unknown_versions_are_refused() {
+        let text = serde_json::to_string(&Envelope::new(sample()))
+            .unwrap_or_default()
+            .replace(r#""v":1"#, r#""v":2"#);
+        assert!(Envelope::decode(text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn bay_events_reach_the_station_and_bay_topics() {
+        assert_eq!(
+            sample().topics(),
+            vec![Topic::AllBays, Topic::StationBays(2), Topic::Bay(7)]
+        );
+    }
+}

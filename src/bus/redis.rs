@@ -1,0 +1,135 @@
+//! The Redis bus: events travel through one pub/sub channel shared by all replicas.
+//!
+//! A replica does not deliver its own events directly; it publishes to Redis and
+//! delivers what Redis hands back, so every replica sees every event in Redis's
+//! order. The connection uses RESP3 push messages through a `ConnectionManager`,
+//! which reconnects by itself and re-subscribes after a reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::{DomainEvent, Envelope, EventBus, Fanout};
+use crate::config::redact;
+use crate::telemetry::names;
+
+/// A `ConnectionManager` answers one error right after a connection drops, before
+/// it reconnects; a publish retries that many times.
+const PUBLISH_ATTEMPTS: usize = 3;
+
+pub struct RedisBus {
+    connection: ConnectionManager,
+    channel: String,
+    fanout: Arc<Fanout>,
+}
+
+impl RedisBus {
+    /// Connects, subscribes to `channel` and starts relaying its messages to local subscribers.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached at start; the message names the URL without its password.
+    pub async fn connect(url: &Url, channel: &str) -> anyhow::Result<Self> {
+        let mut url = url.clone();
+        // Push messages (and automatic re-subscription) need RESP3.
+        if !url.query_pairs().any(|(k, _)| k == "protocol") {
+            url.query_pairs_mut().append_pair("protocol", "resp3");
+        }
+        let shown = redact(url.as_str());
+        let client = redis::Client::open(url.as_str())
+            .with_context(|| format!("invalid REDIS_URL {shown}"))?;
+        let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_max_delay(Duration::from_secs(5))
+            .set_push_sender(push_tx)
+            .set_automatic_resubscription();
+        let mut connection = client
+            .get_connection_manager_with_config(config)
+            .await
+            .with_context(|| format!("cannot connect to Redis at {shown}"))?;
+        connection
+            .subscribe(channel)
+            .await
+            .with_context(|| format!("cannot subscribe to Redis channel {channel} at {shown}"))?;
+
+        let fanout = Arc::new(Fanout::default());
+        tokio::spawn(relay(push_rx, Arc::clone(&fanout)));
+        Ok(Self {
+            connection,
+            channel: channel.to_owned(),
+            fanout,
+        })
+    }
+}
+
+/// Hands every message of the channel to the local fan-out until the connection manager is dropped.
+async fn relay(mut pushes: mpsc::UnboundedReceiver<PushInfo>, fanout: Arc<Fanout>) {
+    while let Some(push) = pushes.recv().await {
+        match push.kind {
+            PushKind::Message => {
+                let Some(Value::BulkString(payload)) = push.data.get(1) else {
+                    continue;
+                };
+                match Envelope::decode(payload) {
+                    Ok(envelope) => fanout.deliver(envelope),
+                    Err(err) => {
+                        metrics::counter!(names::BUS_RECEIVED, "type" => "undecodable")
+                            .increment(1);
+                        tracing::warn!(error = %err, "dropping undecodable bus message");
+                    }
+                }
+            }
+            PushKind::Disconnection => tracing::warn!("Redis bus connection lost; reconnecting"),
+            _ => {}
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for RedisBus {
+    async fn publish(&self, event: DomainEvent) -> anyhow::Result<()> {
+        let name = event.name();
+        let payload = serde_json::to_vec(&Envelope::new(event))?;
+        let mut last_error = None;
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let mut connection = self.connection.clone();
+            match redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(&payload)
+                .query_async::<i64>(&mut connection)
+                .await
+            {
+                Ok(_) => {
+                    metrics::counter!(names::BUS_PUBLISHED, "type" => name).increment(1);
+                    return Ok(());
+                }
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error.map_or_else(|| anyhow::anyhow!("publish failed"), anyhow::Error::from))
+            .context("publishing an event to Redis")
+    }
+
+    fn fanout(&self) -> &Fanout {
+        &self.fanout
+    }
+
+    async fn is_ready(&self) -> bool {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .is_ok()
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}

@@ -1,0 +1,225 @@
+//! GraphQL types and queries for stations, cabinets and bays.
+
+use crate::graphql::scalars::DateTime;
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use sea_orm::DatabaseConnection;
+
+use super::stations::{self, StationFilter};
+use crate::devices::graphql::Device;
+use crate::entities::{self, bay, cabinet, station};
+use crate::error::AppError;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{
+    BaysOfCabinet, BaysOfStation, CabinetById, CabinetsOfStation, DbLoader, DeviceOfBay,
+    StationById,
+};
+use crate::graphql::pagination::{ConnectionFields, IdCursor, PageRequest};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entities::StationStatus")]
+pub enum StationStatus {
+    Active,
+    Maintenance,
+    Inactive,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entities::CabinetStatus")]
+pub enum CabinetStatus {
+    Active,
+    Maintenance,
+    Inactive,
+}
+
+/// Availability of a bay for reservations.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entities::BayStatus")]
+pub enum BayStatus {
+    Available,
+    Reserved,
+    Occupied,
+    Maintenance,
+}
+
+/// The physical lock of a bay, as last reported by its device.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entities::LockState")]
+pub enum LockState {
+    Locked,
+    Unlocked,
+    Blocked,
+}
+
+fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a DataLoader<DbLoader>> {
+    ctx.data::<DataLoader<DbLoader>>()
+}
+
+/// A charging station and its public location.
+pub struct Station(pub station::Model);
+
+#[Object]
+impl Station {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::Station, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Human-readable address or directions.
+    async fn location_text(&self) -> &str {
+        &self.0.location_text
+    }
+    async fn latitude(&self) -> Option<f64> {
+        self.0.latitude
+    }
+    async fn longitude(&self) -> Option<f64> {
+        self.0.longitude
+    }
+    async fn status(&self) -> StationStatus {
+        self.0.status.into()
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    /// The station's cabinets, by number.
+    async fn cabinets(&self, ctx: &Context<'_>) -> Result<Vec<Cabinet>> {
+        let rows = loader(ctx)?.load_one(CabinetsOfStation(self.0.id)).await?;
+        Ok(rows.unwrap_or_default().into_iter().map(Cabinet).collect())
+    }
+    /// Every bay of the station, by cabinet then number.
+    async fn bays(&self, ctx: &Context<'_>) -> Result<Vec<Bay>> {
+        let rows = loader(ctx)?.load_one(BaysOfStation(self.0.id)).await?;
+        Ok(rows.unwrap_or_default().into_iter().map(Bay).collect())
+    }
+}
+
+/// One physical charging cabinet of a station.
+pub struct Cabinet(pub cabinet::Model);
+
+#[Object]
+impl Cabinet {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::Cabinet, self.0.id)
+    }
+    /// Number of the cabinet within its station.
+    async fn number(&self) -> i32 {
+        self.0.number
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// MQTT topic prefix of the cabinet's bay devices.
+    async fn mqtt_prefix(&self) -> &str {
+        &self.0.mqtt_prefix
+    }
+    async fn status(&self) -> CabinetStatus {
+        self.0.status.into()
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    async fn station(&self, ctx: &Context<'_>) -> Result<Station> {
+        loader(ctx)?
+            .load_one(StationById(self.0.station_id))
+            .await?
+            .map(Station)
+            .ok_or_else(|| AppError::not_found("station").into())
+    }
+    /// The cabinet's bays, by number.
+    async fn bays(&self, ctx: &Context<'_>) -> Result<Vec<Bay>> {
+        let rows = loader(ctx)?.load_one(BaysOfCabinet(self.0.id)).await?;
+        Ok(rows.unwrap_or_default().into_iter().map(Bay).collect())
+    }
+}
+
+/// A numbered charging bay within a cabinet.
+pub struct Bay(pub bay::Model);
+
+#[Object]
+impl Bay {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::Bay, self.0.id)
+    }
+    /// Number of the bay within its cabinet (the device's slot).
+    async fn number(&self) -> i32 {
+        self.0.number
+    }
+    async fn status(&self) -> BayStatus {
+        self.0.status.into()
+    }
+    async fn lock_state(&self) -> LockState {
+        self.0.lock_state.into()
+    }
+    async fn station(&self, ctx: &Context<'_>) -> Result<Station> {
+        loader(ctx)?
+            .load_one(StationById(self.0.station_id))
+            .await?
+            .map(Station)
+            .ok_or_else(|| AppError::not_found("station").into())
+    }
+    async fn cabinet(&self, ctx: &Context<'_>) -> Result<Cabinet> {
+        loader(ctx)?
+            .load_one(CabinetById(self.0.cabinet_id))
+            .await?
+            .map(Cabinet)
+            .ok_or_else(|| AppError::not_found("cabinet").into())
+    }
+    /// The controller installed on the bay, if one is registered.
+    async fn device(&self, ctx: &Context<'_>) -> Result<Option<Device>> {
+        Ok(loader(ctx)?
+            .load_one(DeviceOfBay(self.0.id))
+            .await?
+            .map(Device))
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct StationFilterInput {
+    pub status: Option<StationStatus>,
+}
+
+#[derive(Default)]
+pub struct StationQuery;
+
+#[Object]
+impl StationQuery {
+    /// Charging stations, in creation order.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn stations(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<StationFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<IdCursor, Station, ConnectionFields, EmptyFields>> {
+        let db = ctx.data::<DatabaseConnection>()?;
+        let page = PageRequest::new(first, after.as_deref())?;
+        let filter = StationFilter {
+            status: filter.and_then(|f| f.status).map(Into::into),
+        };
+        let page_rows = stations::list(db, filter, page).await?;
+        let mut connection = Connection::with_additional_fields(
+            page.after.is_some(),
+            page_rows.has_next_page,
+            ConnectionFields {
+                total_count: page_rows.total_count,
+            },
+        );
+        connection.edges.extend(
+            page_rows
+                .items
+                .into_iter()
+                .map(|row| Edge::new(IdCursor(row.id), Station(row))),
+        );
+        Ok(connection)
+    }
+
+    /// One station by ID; null when it does not exist.
+    async fn station(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Station>> {
+        let db = ctx.data::<DatabaseConnection>()?;
+        let id = ids::decode(&id, Kind::Station, "id")?;
+        Ok(stations::get(db, id).await?.map(Station))
+    }
+}

@@ -1,0 +1,7 @@
+//! The charging network's topology: stations, their cabinets and numbered bays.
+//!
+//! `stations` holds the queries (plain async, no GraphQL types); `graphql` exposes
+//! them. Invariant: a bay's `station_id` always equals its cabinet's.
+
+pub mod graphql;
+pub mod stations;

@@ -1,0 +1,195 @@
+//! The command line: `serve` (the default), `migrate`, `seed`, `schema`, `simulate`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use migration::{Migrator, MigratorTrait};
+
+use crate::config::{DatabaseSettings, LogFormat, ServeSettings};
+use crate::{App, app, db, graphql, seed, simulate, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "voltgate",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Settings of `serve`, which runs when no subcommand is given.
+    #[command(flatten)]
+    serve: ServeSettings,
+
+    /// Log output format.
+    #[arg(
+        long,
+        env = "VOLTGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(Box<ServeSettings>),
+    /// Manage the database schema.
+    Migrate {
+        #[arg(value_enum, default_value = "up")]
+        action: MigrateAction,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Add data to the database.
+    Seed {
+        /// Demo stations, cabinets, bays and devices (skipped when stations exist).
+        #[arg(long, required = true)]
+        demo: bool,
+        /// Number of stations.
+        #[arg(long, default_value_t = 3)]
+        stations: u32,
+        /// Cabinets per station.
+        #[arg(long, default_value_t = 2)]
+        cabinets: u32,
+        /// Bays per cabinet.
+        #[arg(long, default_value_t = 4)]
+        bays: u32,
+        /// First topic level of the cabinets' MQTT prefixes.
+        #[arg(long, env = "VOLTGATE_MQTT_TOPIC_ROOT", default_value = "voltgate")]
+        mqtt_topic_root: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Play bay devices over MQTT against a running server's broker.
+    Simulate {
+        /// Number of devices to play (the first bays of the database).
+        #[arg(long, default_value_t = 10)]
+        bays: usize,
+        /// State messages per second, across all devices.
+        #[arg(long, default_value_t = 2.0)]
+        rate: f64,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Broker to publish to; defaults to the embedded broker's address.
+        #[arg(long, env = "MQTT_URL")]
+        mqtt_url: Option<String>,
+        /// Address of the embedded broker of a server running with defaults.
+        #[arg(
+            long,
+            env = "VOLTGATE_EMBEDDED_MQTT_ADDR",
+            default_value = "127.0.0.1:1883"
+        )]
+        embedded_mqtt_addr: std::net::SocketAddr,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MigrateAction {
+    /// Apply pending migrations.
+    Up,
+    /// Roll back the last migration.
+    Down,
+    /// List applied and pending migrations.
+    Status,
+    /// Drop everything and re-apply all migrations.
+    Fresh,
+}
+
+/// Parses the command line and runs the chosen command.
+///
+/// # Errors
+/// Whatever the command fails with; `main` prints it with its causes.
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(settings)) => serve(*settings).await,
+        Some(Command::Migrate { action, database }) => {
+            let db = db::connect(&database).await?;
+            match action {
+                MigrateAction::Up => Migrator::up(&db, None).await?,
+                MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
+                MigrateAction::Status => Migrator::status(&db).await?,
+                MigrateAction::Fresh => Migrator::fresh(&db).await?,
+            }
+            Ok(())
+        }
+        Some(Command::Seed {
+            demo: _,
+            stations,
+            cabinets,
+            bays,
+            mqtt_topic_root,
+            database,
+        }) => {
+            let db = db::connect(&database).await?;
+            db::migrate(&db).await?;
+            let size = seed::DemoSize {
+                stations,
+                cabinets_per_station: cabinets,
+                bays_per_cabinet: bays,
+            };
+            let created = seed::demo(&db, &size, &mqtt_topic_root).await?;
+            println!("{created} demo stations created");
+            Ok(())
+        }
+        Some(Command::Schema) => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Some(Command::Simulate {
+            bays,
+            rate,
+            duration,
+            mqtt_url,
+            embedded_mqtt_addr,
+            database,
+        }) => {
+            anyhow::ensure!(
+                rate > 0.0 && rate.is_finite(),
+                "--rate must be a positive number"
+            );
+            let (host, port) = match mqtt_url.as_deref() {
+                Some(url) if !url.eq_ignore_ascii_case("none") => {
+                    let url = url::Url::parse(url)
+                        .with_context(|| format!("MQTT_URL is not a URL: {url}"))?;
+                    (
+                        url.host_str().unwrap_or("127.0.0.1").to_owned(),
+                        url.port().unwrap_or(1883),
+                    )
+                }
+                _ => (
+                    embedded_mqtt_addr.ip().to_string(),
+                    embedded_mqtt_addr.port(),
+                ),
+            };
+            let db = db::connect(&database).await?;
+            let options = simulate::SimulateOptions {
+                bays,
+                rate,
+                duration: duration.map(Duration::from_secs),
+                host,
+                port,
+            };
+            simulate::run(&db, options, app::shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    let app = App::build(settings).await?;
+    app.run_until(app::shutdown_signal()).await
+}

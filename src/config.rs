@@ -1,0 +1,182 @@
+//! Typed settings, read from command-line flags and environment variables.
+//!
+//! With nothing set voltgate runs self-contained: SQLite in `voltgate.db`, the
+//! in-process event bus and an embedded MQTT broker. Pointing `DATABASE_URL`,
+//! `REDIS_URL` and `MQTT_URL` at real services switches each one independently.
+
+use std::net::SocketAddr;
+
+use clap::{Args, ValueEnum};
+use url::Url;
+
+/// Settings shared by every subcommand that touches storage.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://voltgate.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections (SQLite always uses one writer).
+    #[arg(long, env = "VOLTGATE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+/// How the server reaches MQTT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttMode {
+    /// Run the embedded broker and ingest from it.
+    Embedded { addr: SocketAddr },
+    /// Use an external broker such as Mosquitto.
+    External { url: Url },
+    /// No MQTT at all (`MQTT_URL=none`).
+    Disabled,
+}
+
+/// Settings for `voltgate serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "VOLTGATE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Redis URL for the event bus shared by replicas; unset means the in-process bus.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<Url>,
+
+    /// Redis pub/sub channel carrying domain events between replicas.
+    #[arg(long, env = "VOLTGATE_BUS_CHANNEL", default_value = "voltgate.events")]
+    pub bus_channel: String,
+
+    /// External MQTT broker (`mqtt://host:1883`); unset runs the embedded broker, `none` disables MQTT.
+    #[arg(long, env = "MQTT_URL")]
+    pub mqtt_url: Option<String>,
+
+    /// Address of the embedded MQTT broker (MQTT 3.1.1), used when `MQTT_URL` is unset.
+    #[arg(
+        long,
+        env = "VOLTGATE_EMBEDDED_MQTT_ADDR",
+        default_value = "127.0.0.1:1883"
+    )]
+    pub embedded_mqtt_addr: SocketAddr,
+
+    /// First topic level of every cabinet's MQTT prefix; the server subscribes below it.
+    #[arg(long, env = "VOLTGATE_MQTT_TOPIC_ROOT", default_value = "voltgate")]
+    pub mqtt_topic_root: String,
+
+    /// MQTT client id of this replica; it must be stable across restarts and unique per replica.
+    #[arg(long, env = "VOLTGATE_MQTT_CLIENT_ID")]
+    pub mqtt_client_id: Option<String>,
+
+    /// Seconds the broker keeps this replica's MQTT session (and queued messages) while it is away.
+    #[arg(long, env = "VOLTGATE_MQTT_SESSION_EXPIRY", default_value_t = 300)]
+    pub mqtt_session_expiry_secs: u32,
+
+    /// Number of ingestion workers; messages of one bay always go to the same worker.
+    #[arg(long, env = "VOLTGATE_MQTT_WORKERS", default_value_t = 4)]
+    pub mqtt_workers: usize,
+
+    /// HMAC secret for access tokens; unset generates a random one per process (tokens then die with it).
+    #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Create demo stations, cabinets, bays and devices on start when the database has none.
+    #[arg(long, env = "VOLTGATE_DEMO")]
+    pub demo: bool,
+
+    /// Apply pending migrations when the server starts.
+    #[arg(long, env = "VOLTGATE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+
+    /// Deepest GraphQL selection accepted.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+
+    /// Highest GraphQL query complexity accepted (one point per field, lists multiplied by `first`).
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_COMPLEXITY", default_value_t = 2000)]
+    pub max_query_complexity: usize,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "VOLTGATE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most WebSocket connections served at once by this replica.
+    #[arg(long, env = "VOLTGATE_MAX_WS_CONNECTIONS", default_value_t = 10_000)]
+    pub max_ws_connections: usize,
+
+    /// Origins allowed by CORS, comma-separated; `*` allows any, empty allows none.
+    #[arg(
+        long,
+        env = "VOLTGATE_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+impl ServeSettings {
+    /// Resolves `MQTT_URL` into a mode.
+    ///
+    /// # Errors
+    /// When the URL is neither `none` nor a valid `mqtt://host:port` URL.
+    pub fn mqtt_mode(&self) -> anyhow::Result<MqttMode> {
+        match self.mqtt_url.as_deref().map(str::trim) {
+            None | Some("") => Ok(MqttMode::Embedded {
+                addr: self.embedded_mqtt_addr,
+            }),
+            Some(s) if s.eq_ignore_ascii_case("none") => Ok(MqttMode::Disabled),
+            Some(s) => {
+                let url = Url::parse(s)
+                    .map_err(|e| anyhow::anyhow!("MQTT_URL is not a URL ({e}): {}", redact(s)))?;
+                if !matches!(url.scheme(), "mqtt" | "tcp") || url.host_str().is_none() {
+                    anyhow::bail!(
+                        "MQTT_URL must look like mqtt://host:1883, got {}",
+                        redact(s)
+                    );
+                }
+                Ok(MqttMode::External { url })
+            }
+        }
+    }
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Returns `url` with any password replaced by `***`, for logs and error messages.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Setting a password only fails for URLs that cannot carry one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_the_password_only() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/vg"),
+            "postgres://app:***@db:5432/vg"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("not a url with s3cret"), "<unparseable URL>");
+    }
+}

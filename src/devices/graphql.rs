@@ -1,0 +1,157 @@
+//! GraphQL view of devices and the live `bayStatusChanged` subscription.
+
+use crate::graphql::scalars::DateTime;
+use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
+use futures_util::{Stream, StreamExt};
+use sea_orm::{DatabaseConnection, EntityTrait};
+
+use crate::bus::{DomainEvent, SharedBus, Topic};
+use crate::charging::graphql::{Bay, BayStatus, LockState};
+use crate::entities::{self, bay, device};
+use crate::error::AppError;
+use crate::graphql::ids::{self, Kind};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entities::DeviceStatus")]
+pub enum DeviceStatus {
+    /// Registered, never heard from.
+    Provisioned,
+    Online,
+    Idle,
+    Offline,
+    Charging,
+    Error,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entities::DeviceType")]
+pub enum DeviceType {
+    Esp32,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entities::FirmwareUpdateStatus")]
+pub enum FirmwareUpdateStatus {
+    Unknown,
+    UpToDate,
+    UpdateRequired,
+    UpdateScheduled,
+    Updating,
+    Failed,
+}
+
+/// The controller installed on a bay. Network identity (MAC, IP), OTA and command
+/// details are operator data, exposed to staff by the supervision API.
+pub struct Device(pub device::Model);
+
+#[Object]
+impl Device {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::Device, self.0.id)
+    }
+    async fn device_type(&self) -> DeviceType {
+        self.0.device_type.into()
+    }
+    async fn status(&self) -> DeviceStatus {
+        self.0.status.into()
+    }
+    /// Firmware version the device last reported.
+    async fn firmware_version(&self) -> Option<&str> {
+        self.0.firmware_version.as_deref()
+    }
+    async fn firmware_update_status(&self) -> FirmwareUpdateStatus {
+        self.0.firmware_update_status.into()
+    }
+    /// Whether a vehicle is plugged in, as last reported.
+    async fn plugged(&self) -> bool {
+        self.0.plugged
+    }
+    /// When the device was last heard from (device clock).
+    async fn last_seen(&self) -> Option<DateTime> {
+        self.0.last_seen.map(Into::into)
+    }
+    /// Slot of the device in its cabinet: the bay's number.
+    async fn slot_id(&self) -> i32 {
+        self.0.slot_id
+    }
+}
+
+/// A change of a bay's lock or of its device's state.
+pub struct BayStatusChange(pub crate::bus::BayStatusChanged);
+
+#[Object]
+impl BayStatusChange {
+    async fn bay(&self) -> Bay {
+        Bay(self.0.bay.clone())
+    }
+    async fn status(&self) -> BayStatus {
+        self.0.bay.status.into()
+    }
+    async fn lock_state(&self) -> LockState {
+        self.0.bay.lock_state.into()
+    }
+    async fn device_status(&self) -> Option<DeviceStatus> {
+        self.0.device_status.map(Into::into)
+    }
+    /// When the change happened, by the device's clock.
+    async fn changed_at(&self) -> DateTime {
+        self.0.changed_at.into()
+    }
+}
+
+#[derive(Default)]
+pub struct BaySubscription;
+
+#[Subscription]
+impl BaySubscription {
+    /// Bay lock and device state changes, live. Narrow it to one station or one bay;
+    /// with neither, every bay of the network.
+    async fn bay_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        station_id: Option<ID>,
+        bay_id: Option<ID>,
+    ) -> Result<impl Stream<Item = BayStatusChange> + use<>> {
+        let db = ctx.data::<DatabaseConnection>()?;
+        let bus = ctx.data::<SharedBus>()?;
+        let station_id = station_id
+            .map(|id| ids::decode(&id, Kind::Station, "stationId"))
+            .transpose()?;
+        let bay_id = bay_id
+            .map(|id| ids::decode(&id, Kind::Bay, "bayId"))
+            .transpose()?;
+
+        let topic = match (station_id, bay_id) {
+            (_, Some(bay_id)) => {
+                let bay = bay::Entity::find_by_id(bay_id)
+                    .one(db)
+                    .await
+                    .map_err(AppError::from)?;
+                let bay = bay.ok_or(AppError::not_found("bay"))?;
+                if station_id.is_some_and(|s| s != bay.station_id) {
+                    return Err(
+                        AppError::bad_input("bayId", "the bay is not in that station").into(),
+                    );
+                }
+                Topic::Bay(bay_id)
+            }
+            (Some(station_id), None) => {
+                let station = entities::station::Entity::find_by_id(station_id)
+                    .one(db)
+                    .await
+                    .map_err(AppError::from)?;
+                station.ok_or(AppError::not_found("station"))?;
+                Topic::StationBays(station_id)
+            }
+            (None, None) => Topic::AllBays,
+        };
+        Ok(bus
+            .fanout()
+            .subscribe(topic)
+            .filter_map(|envelope| async move {
+                match &envelope.event {
+                    DomainEvent::BayStatusChanged(change) => Some(BayStatusChange(change.clone())),
+                }
+            }))
+    }
+}

@@ -1,0 +1,175 @@
+//! Applying device reports (state, command acknowledgements) to storage.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QuerySelect, RelationTrait, Set, TransactionTrait,
+};
+use sea_orm::{DbErr, JoinType};
+
+use crate::bus::BayStatusChanged;
+use crate::entities::{DeviceStatus, bay, cabinet, device};
+use crate::mqtt::payload::{CommandAck, StateReport};
+
+/// Why a report was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no bay {number} with a device under prefix {prefix}")]
+    UnknownBay { prefix: String, number: i32 },
+    #[error("report from {reported} on a bay whose device is {registered}")]
+    MacMismatch {
+        registered: String,
+        reported: String,
+    },
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// What a state report did.
+#[derive(Debug)]
+pub enum StateOutcome {
+    /// The report was newer than the stored state and is now the device's state.
+    Applied(BayStatusChanged),
+    /// An older or duplicate report (a late delivery or a QoS 1 redelivery): ignored.
+    Stale,
+}
+
+/// Finds the bay `number` of the cabinet with `prefix`, with its device.
+async fn find_bay(
+    db: &impl ConnectionTrait,
+    prefix: &str,
+    number: i32,
+) -> Result<(bay::Model, device::Model), ReportError> {
+    let unknown = || ReportError::UnknownBay {
+        prefix: prefix.to_owned(),
+        number,
+    };
+    let found = bay::Entity::find()
+        .join(JoinType::InnerJoin, bay::Relation::Cabinet.def())
+        .filter(cabinet::Column::MqttPrefix.eq(prefix))
+        .filter(bay::Column::Number.eq(number))
+        .find_also_related(device::Entity)
+        .one(db)
+        .await?;
+    match found {
+        Some((bay, Some(device))) => Ok((bay, device)),
+        _ => Err(unknown()),
+    }
+}
+
+/// Applies a device's state report to its bay and device, if it is newer than what is stored.
+///
+/// An `offline` report (usually the Last Will, whose `ts` is from when the device
+/// connected) is ordered by the later of its `ts` and `received_at`, so it wins
+/// over the reports the device sent before it went away.
+///
+/// # Errors
+/// [`ReportError::UnknownBay`] when no bay with a device matches, and
+/// [`ReportError::MacMismatch`] when the report comes from another device.
+pub async fn apply_state_report(
+    db: &DatabaseConnection,
+    prefix: &str,
+    number: i32,
+    report: &StateReport,
+    received_at: DateTime<Utc>,
+) -> Result<StateOutcome, ReportError> {
+    let (bay, registered) = find_bay(db, prefix, number).await?;
+    if !registered.mac_address.eq_ignore_ascii_case(&report.mac) {
+        return Err(ReportError::MacMismatch {
+            registered: registered.mac_address,
+            reported: report.mac.clone(),
+        });
+    }
+    let order_at = match report.status {
+        DeviceStatus::Offline => Ord::max(report.ts, received_at),
+        _ => report.ts,
+    };
+    let order_us = order_at.timestamp_micros();
+    // Reports without `seq` rank below any numbered one at the same instant; the
+    // stored `state_seq` is never null once `state_order_us` is set.
+    let seq = report.seq.unwrap_or(-1);
+
+    let txn = db.begin().await?;
+    let mut update = device::Entity::update_many()
+        .col_expr(device::Column::Status, Expr::value(report.status))
+        .col_expr(device::Column::HardwareMac, Expr::value(report.mac.clone()))
+        .col_expr(device::Column::LastSeen, Expr::value(order_at))
+        .col_expr(device::Column::StateOrderUs, Expr::value(order_us))
+        .col_expr(device::Column::StateSeq, Expr::value(seq));
+    if let Some(fw) = &report.fw {
+        update = update.col_expr(device::Column::FirmwareVersion, Expr::value(fw.clone()));
+    }
+    if let Some(ip) = report.ip {
+        update = update.col_expr(device::Column::IpAddress, Expr::value(ip.to_string()));
+    }
+    if let Some(plugged) = report.plugged {
+        update = update.col_expr(device::Column::Plugged, Expr::value(plugged));
+    }
+    let newer = Condition::any()
+        .add(device::Column::StateOrderUs.is_null())
+        .add(device::Column::StateOrderUs.lt(order_us))
+        .add(
+            Condition::all()
+                .add(device::Column::StateOrderUs.eq(order_us))
+                .add(device::Column::StateSeq.lt(seq)),
+        );
+    let result = update
+        .filter(device::Column::Id.eq(registered.id))
+        .filter(newer)
+        .exec(&txn)
+        .await?;
+    if result.rows_affected == 0 {
+        txn.rollback().await?;
+        return Ok(StateOutcome::Stale);
+    }
+
+    let mut bay = bay;
+    if let Some(lock) = report.lock
+        && lock != bay.lock_state
+    {
+        let mut active: bay::ActiveModel = bay.clone().into();
+        active.lock_state = Set(lock);
+        bay = active.update(&txn).await?;
+    }
+    txn.commit().await?;
+
+    Ok(StateOutcome::Applied(BayStatusChanged {
+        bay,
+        device_status: Some(report.status),
+        changed_at: order_at,
+    }))
+}
+
+/// Records a command acknowledgement on the device's last-command fields.
+///
+/// Idempotent: a redelivered or late `accepted` never replaces a final status of
+/// the same command.
+///
+/// # Errors
+/// [`ReportError::UnknownBay`] when no bay with a device matches.
+pub async fn apply_command_ack(
+    db: &DatabaseConnection,
+    prefix: &str,
+    number: i32,
+    ack: &CommandAck,
+) -> Result<(), ReportError> {
+    let (_, registered) = find_bay(db, prefix, number).await?;
+    let command_id = ack.command_id.to_string();
+    let same_command = registered.last_command_id.as_deref() == Some(command_id.as_str());
+    let stored_is_final = registered
+        .last_command_status
+        .as_deref()
+        .is_some_and(|s| s != crate::mqtt::payload::AckStatus::Accepted.as_str());
+    if same_command && stored_is_final {
+        return Ok(());
+    }
+    let mut active: device::ActiveModel = registered.into();
+    active.last_command_id = Set(Some(command_id));
+    active.last_command_action = Set(Some(ack.action.as_str().to_owned()));
+    active.last_command_status = Set(Some(ack.status.as_str().to_owned()));
+    active.last_command_message = Set(ack.message.clone());
+    active.last_command_at = Set(Some(ack.ts));
+    active.update(db).await?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Enumerations stored as short strings.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Operational lifecycle of a station (`StationStatus`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum StationStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "maintenance")]
+    Maintenance,
+    #[sea_orm(string_value = "inactive")]
+    Inactive,
+}
+
+/// Operational lifecycle of a cabinet (`BorneStatus`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum CabinetStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "maintenance")]
+    Maintenance,
+    #[sea_orm(string_value = "inactive")]
+    Inactive,
+}
+
+/// Availability of a bay (`EmplacementStatus`), owned by reservations and maintenance.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum BayStatus {
+    #[sea_orm(string_value = "available")]
+    Available,
+    #[sea_orm(string_value = "reserved")]
+    Reserved,
+    #[sea_orm(string_value = "occupied")]
+    Occupied,
+    #[sea_orm(string_value = "maintenance")]
+    Maintenance,
+}
+
+/// Physical lock of a bay as last reported by its device (`LockState`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum LockState {
+    #[sea_orm(string_value = "locked")]
+    Locked,
+    #[sea_orm(string_value = "unlocked")]
+    Unlocked,
+    #[sea_orm(string_value = "blocked")]
+    Blocked,
+}
+
+/// Hardware family of a device (`DeviceType`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceType {
+    #[sea_orm(string_value = "esp32")]
+    Esp32,
+}
+
+/// Connectivity and activity of a device (`DeviceStatus`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    #[sea_orm(string_value = "provisioned")]
+    Provisioned,
+    #[sea_orm(string_value = "online")]
+    Online,
+    #[sea_orm(string_value = "idle")]
+    Idle,
+    #[sea_orm(string_value = "offline")]
+    Offline,
+    #[sea_orm(string_value = "charging")]
+    Charging,
+    #[sea_orm(string_value = "error")]
+    Error,
+}
+
+/// Where a device stands against its expected firmware (`FirmwareUpdateStatus`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(24))")]
+#[serde(rename_all = "snake_case")]
+pub enum FirmwareUpdateStatus {
+    #[sea_orm(string_value = "unknown")]
+    Unknown,
+    #[sea_orm(string_value = "up_to_date")]
+    UpToDate,
+    #[sea_orm(string_value = "update_required")]
+    UpdateRequired,
+    #[sea_orm(string_value = "update_scheduled")]
+    UpdateScheduled,
+    #[sea_orm(string_value = "updating")]
+    Updating,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

@@ -1,0 +1,146 @@
+//! The one error type services return, and its mapping to GraphQL errors.
+//!
+//! Policy: every error a client sees carries a stable `extensions.code`. Expected
+//! failures (bad input, missing rows, conflicts) say what went wrong; anything
+//! unexpected becomes [`AppError::Internal`], which is logged with its whole cause
+//! chain and shown to clients only as `INTERNAL`, so no SQL or stack detail leaks.
+
+use async_graphql::ErrorExtensions as _;
+
+/// Stable, client-facing error codes (`extensions.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    RateLimited,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// A service failure. It deliberately does not implement `Display`: async-graphql
+/// converts any `Display` type into an error without a code, and every error that
+/// reaches a client must go through the mapping below.
+#[derive(Debug)]
+pub enum AppError {
+    Unauthenticated,
+    Forbidden,
+    NotFound {
+        entity: &'static str,
+    },
+    BadUserInput {
+        field: &'static str,
+        message: String,
+    },
+    Conflict(String),
+    RateLimited,
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    pub fn not_found(entity: &'static str) -> Self {
+        Self::NotFound { entity }
+    }
+
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// The message shown to clients; never the cause of an internal error.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => "authentication required".to_owned(),
+            Self::Forbidden => "not allowed".to_owned(),
+            Self::NotFound { entity } => format!("{entity} not found"),
+            Self::BadUserInput { message, .. } | Self::Conflict(message) => message.clone(),
+            Self::RateLimited => "too many requests, retry later".to_owned(),
+            Self::Internal(_) => "internal error".to_owned(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::BadUserInput { .. } => ErrorCode::BadUserInput,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::RateLimited => ErrorCode::RateLimited,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        if let AppError::Internal(cause) = &err {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let code = err.code().as_str();
+        let field = match &err {
+            AppError::BadUserInput { field, .. } => Some(*field),
+            _ => None,
+        };
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err: async_graphql::Error =
+            AppError::internal(anyhow::anyhow!("relation \"bays\" does not exist")).into();
+        assert_eq!(err.message, "internal error");
+        let ext = format!("{:?}", err.extensions);
+        assert!(ext.contains("INTERNAL"), "{ext}");
+        assert!(!ext.contains("bays"), "{ext}");
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let err: async_graphql::Error = AppError::bad_input("first", "must be at most 100").into();
+        let ext = format!("{:?}", err.extensions);
+        assert!(
+            ext.contains("BAD_USER_INPUT") && ext.contains("first"),
+            "{ext}"
+        );
+    }
+}

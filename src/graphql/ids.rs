@@ -1,0 +1,84 @@
+//! Opaque global IDs: `base64url("<Type>:<id>")`.
+//!
+//! Clients treat IDs as opaque strings; the type inside lets one `ID` argument be
+//! checked against the kind of object it must name.
+
+use async_graphql::ID;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::AppError;
+
+/// The object kinds that have global IDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Station,
+    Cabinet,
+    Bay,
+    Device,
+}
+
+impl Kind {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Station => "Station",
+            Self::Cabinet => "Cabinet",
+            Self::Bay => "Bay",
+            Self::Device => "Device",
+        }
+    }
+}
+
+pub fn encode(kind: Kind, id: i32) -> ID {
+    ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name())))
+}
+
+/// Decodes an ID that must name an object of `kind`.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `field` when the ID is malformed or names another kind.
+pub fn decode(id: &ID, kind: Kind, field: &'static str) -> Result<i32, AppError> {
+    let invalid = || AppError::bad_input(field, format!("not a valid {} ID", kind.name()));
+    let bytes = URL_SAFE_NO_PAD.decode(id.as_str()).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (name, raw) = text.split_once(':').ok_or_else(invalid)?;
+    if name != kind.name() {
+        return Err(invalid());
+    }
+    raw.parse::<i32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_per_kind() {
+        let id = encode(Kind::Bay, 42);
+        assert_eq!(decode(&id, Kind::Bay, "bayId").ok(), Some(42));
+        assert!(
+            decode(&id, Kind::Station, "stationId").is_err(),
+            "a Bay ID is not a Station ID"
+        );
+    }
+
+    #[test]
+    fn garbage_is_bad_input() {
+        for raw in [
+            "",
+            "42",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("Bay:-1"),
+            &URL_SAFE_NO_PAD.encode("Bay:x"),
+        ] {
+            let err = decode(&ID(raw.to_owned()), Kind::Bay, "bayId").err();
+            assert!(
+                matches!(err, Some(AppError::BadUserInput { field: "bayId", .. })),
+                "{raw:?}"
+            );
+        }
+    }
+}

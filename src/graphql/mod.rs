@@ -1,0 +1,60 @@
+//! Schema assembly: each domain contributes its query and subscription parts,
+//! merged here; plus IDs, pagination, loaders and the operation extension.
+
+pub mod ids;
+pub mod loaders;
+pub mod observe;
+pub mod pagination;
+pub mod scalars;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptyMutation, MergedObject, MergedSubscription, Schema};
+use sea_orm::DatabaseConnection;
+
+use crate::bus::SharedBus;
+use crate::charging::graphql::StationQuery;
+use crate::devices::graphql::BaySubscription;
+
+#[derive(MergedObject, Default)]
+pub struct Query(StationQuery);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(BaySubscription);
+
+pub type AppSchema = Schema<Query, EmptyMutation, Subscription>;
+
+/// Limits applied to every operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub depth: usize,
+    pub complexity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            depth: 12,
+            complexity: 2000,
+        }
+    }
+}
+
+/// Builds the schema with its shared context: database, bus and loaders.
+pub fn build_schema(db: DatabaseConnection, bus: SharedBus, limits: Limits) -> AppSchema {
+    let loader = DataLoader::new(loaders::DbLoader::new(db.clone()), tokio::spawn);
+    Schema::build(Query::default(), EmptyMutation, Subscription::default())
+        .data(db)
+        .data(bus)
+        .data(loader)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .extension(observe::Observe)
+        .finish()
+}
+
+/// The schema's SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), EmptyMutation, Subscription::default())
+        .finish()
+        .sdl()
+}

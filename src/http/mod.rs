@@ -1,0 +1,71 @@
+//! The HTTP edge: routes, limits and CORS. Handlers stay thin; GraphQL does the work.
+
+mod graphiql;
+mod graphql;
+mod health;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::bus::SharedBus;
+use crate::graphql::AppSchema;
+use crate::mqtt::MqttHandle;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub db: DatabaseConnection,
+    pub bus: SharedBus,
+    pub mqtt: Option<Arc<MqttHandle>>,
+    pub ws_permits: Arc<Semaphore>,
+    pub metrics: PrometheusHandle,
+}
+
+/// Builds the router.
+pub fn router(state: AppState, max_body_bytes: usize, cors_origins: &[String]) -> Router {
+    let router = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphiql", get(|| async { graphiql::page() }))
+        .merge(graphiql::router())
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .with_state(state);
+    match cors(cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for browser dashboards on other origins; none unless configured.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<&str> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.contains(&"*") {
+        AllowOrigin::from(Any)
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+    )
+}

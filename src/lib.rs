@@ -1,0 +1,26 @@
+//! voltgate: ticketing and EV-charging operations behind one GraphQL API.
+//!
+//! Read `ARCHITECTURE.md` first. Domains (`charging`, `devices`) own their
+//! services and GraphQL types; the edges (`http`, `graphql`, `bus`, `mqtt`,
+//! `config`, `cli`) sit beside them, and `app` wires everything together.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod bus;
+pub mod charging;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod devices;
+pub mod entities;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod mqtt;
+pub mod seed;
+pub mod simulate;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::ServeSettings;

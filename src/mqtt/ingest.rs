@@ -1,0 +1,367 @@
+//! The MQTT client that ingests device messages.
+//!
+//! Replicas join the shared subscription `$share/voltgate/<root>/#`, so the broker
+//! hands each message to one of them. The client keeps a persistent session under
+//! a stable client id and acknowledges a QoS 1 message only after it has been
+//! applied, so a crash mid-way means a redelivery, never a loss. Messages are
+//! spread over workers by bay, which keeps one bay's messages in order within a
+//! replica while different bays are applied in parallel.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions as ClientOptions};
+use sea_orm::DatabaseConnection;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::DropReason;
+use super::payload::{self, CommandAction};
+use super::topic::{self, Channel};
+use crate::bus::{DomainEvent, SharedBus};
+use crate::devices::reports::{self, ReportError, StateOutcome};
+use crate::telemetry::names;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct MqttOptions {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub session_expiry_secs: u32,
+    pub topic_root: String,
+    pub workers: usize,
+}
+
+/// The running client: publishes commands and reports connectivity.
+pub struct MqttHandle {
+    client: AsyncClient,
+    connected: Arc<AtomicBool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl MqttHandle {
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Sends a command to a bay's device (QoS 1).
+    ///
+    /// # Errors
+    /// When the client's request queue is closed (the client is shutting down).
+    pub async fn send_command(
+        &self,
+        prefix: &str,
+        bay: i32,
+        action: CommandAction,
+        params: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<uuid::Uuid> {
+        let command = payload::Command {
+            v: payload::PROTOCOL_VERSION,
+            ts: Utc::now(),
+            command_id: uuid::Uuid::new_v4(),
+            action,
+            params,
+        };
+        let bytes = serde_json::to_vec(&command)?;
+        self.client
+            .publish(
+                topic::command_topic(prefix, bay),
+                QoS::AtLeastOnce,
+                false,
+                bytes,
+            )
+            .await?;
+        metrics::counter!(names::MQTT_OUT, "channel" => "cmd").increment(1);
+        Ok(command.command_id)
+    }
+
+    /// Leaves the broker cleanly (the persistent session stays for the next start).
+    pub async fn shutdown(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.disconnect()).await;
+        // Let the event loop flush the DISCONNECT before its task goes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A message waiting for its worker.
+struct Incoming {
+    publish: Publish,
+    topic: String,
+    received_at: DateTime<Utc>,
+}
+
+/// What the workers share.
+struct Ingest {
+    db: DatabaseConnection,
+    bus: SharedBus,
+    client: AsyncClient,
+}
+
+/// Connects, subscribes and starts ingesting.
+///
+/// # Errors
+/// When the broker cannot be reached or refuses the connection within a few seconds.
+pub async fn start(
+    options: MqttOptions,
+    db: DatabaseConnection,
+    bus: SharedBus,
+) -> anyhow::Result<MqttHandle> {
+    let broker = format!("mqtt://{}:{}", options.host, options.port);
+    let mut client_options = ClientOptions::new(&options.client_id, &options.host, options.port);
+    client_options
+        .set_keep_alive(Duration::from_secs(15))
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(options.session_expiry_secs))
+        .set_manual_acks(true);
+    let (client, mut eventloop) = AsyncClient::new(client_options, 1024);
+
+    wait_for_connack(&mut eventloop)
+        .await
+        .with_context(|| format!("cannot connect to the MQTT broker at {broker}"))?;
+    let filter = topic::shared_subscription(&options.topic_root);
+    client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
+    metrics::gauge!(names::MQTT_CONNECTED).set(1.0);
+    tracing::info!(%broker, client_id = %options.client_id, %filter, "MQTT ingestion started");
+
+    let connected = Arc::new(AtomicBool::new(true));
+    let ingest = Arc::new(Ingest {
+        db,
+        bus,
+        client: client.clone(),
+    });
+    let mut tasks = Vec::new();
+    let mut queues = Vec::new();
+    for _ in 0..options.workers.max(1) {
+        let (tx, rx) = mpsc::channel(1024);
+        queues.push(tx);
+        tasks.push(tokio::spawn(work(rx, Arc::clone(&ingest))));
+    }
+    tasks.push(tokio::spawn(poll(
+        eventloop,
+        client.clone(),
+        filter,
+        Arc::clone(&connected),
+        queues,
+    )));
+    Ok(MqttHandle {
+        client,
+        connected,
+        tasks: std::sync::Mutex::new(tasks),
+    })
+}
+
+async fn wait_for_connack(eventloop: &mut EventLoop) -> anyhow::Result<()> {
+    let wait = async {
+        loop {
+            if let Event::Incoming(Packet::ConnAck(_)) = eventloop.poll().await? {
+                return Ok::<_, anyhow::Error>(());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 5 s"))?
+}
+
+/// Drives the connection: reconnects after errors, re-subscribes, and routes messages to workers.
+async fn poll(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    filter: String,
+    connected: Arc<AtomicBool>,
+    queues: Vec<mpsc::Sender<Incoming>>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let received_at = Utc::now();
+                let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                let queue = &queues[worker_for(&topic, queues.len())];
+                if queue
+                    .send(Incoming {
+                        publish,
+                        topic,
+                        received_at,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                connected.store(true, Ordering::Relaxed);
+                metrics::gauge!(names::MQTT_CONNECTED).set(1.0);
+                backoff = Duration::from_millis(200);
+                tracing::info!(session_present = ack.session_present, "MQTT reconnected");
+                if !ack.session_present
+                    && client
+                        .try_subscribe(filter.clone(), QoS::AtLeastOnce)
+                        .is_err()
+                {
+                    tracing::error!("cannot queue the MQTT re-subscription");
+                }
+            }
+            Ok(Event::Incoming(Packet::Disconnect(disconnect))) => {
+                connected.store(false, Ordering::Relaxed);
+                tracing::warn!(reason = ?disconnect.reason_code, "MQTT broker disconnected us");
+            }
+            Ok(_) => {}
+            Err(err) => {
+                if connected.swap(false, Ordering::Relaxed) {
+                    metrics::gauge!(names::MQTT_CONNECTED).set(0.0);
+                    tracing::warn!(error = %err, "MQTT connection lost; reconnecting");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Picks the worker of a message: all channels of one bay go to the same worker.
+fn worker_for(topic: &str, workers: usize) -> usize {
+    let bay_key = topic.rsplit_once("/bays/").map_or(topic, |(prefix, rest)| {
+        let number_len = rest.find('/').unwrap_or(rest.len());
+        &topic[..prefix.len() + "/bays/".len() + number_len]
+    });
+    let mut hasher = DefaultHasher::new();
+    bay_key.hash(&mut hasher);
+    (hasher.finish() % workers as u64) as usize
+}
+
+async fn work(mut queue: mpsc::Receiver<Incoming>, ingest: Arc<Ingest>) {
+    while let Some(incoming) = queue.recv().await {
+        let channel = match handle(&ingest, &incoming).await {
+            Ok(channel) => channel,
+            Err((channel, reason)) => {
+                metrics::counter!(names::MQTT_DROPPED, "reason" => reason.as_str()).increment(1);
+                channel
+            }
+        };
+        metrics::counter!(names::MQTT_IN, "channel" => channel).increment(1);
+        if incoming.publish.qos != QoS::AtMostOnce
+            && let Err(err) = ingest.client.ack(&incoming.publish).await
+        {
+            tracing::warn!(error = %err, "cannot acknowledge an MQTT message");
+        }
+    }
+}
+
+type Handled = Result<&'static str, (&'static str, DropReason)>;
+
+/// Applies one message; returns its channel label, or the label and why it was dropped.
+async fn handle(ingest: &Ingest, incoming: &Incoming) -> Handled {
+    let parsed = topic::parse(&incoming.topic).map_err(|reason| ("unknown", reason))?;
+    let bytes = &incoming.publish.payload[..];
+    match parsed.channel {
+        Channel::State => {
+            let label = "state";
+            let report = payload::decode_state(bytes).map_err(|reason| (label, reason))?;
+            let outcome = reports::apply_state_report(
+                &ingest.db,
+                parsed.prefix,
+                parsed.bay,
+                &report,
+                incoming.received_at,
+            )
+            .await
+            .map_err(|err| (label, report_error(&incoming.topic, err)))?;
+            match outcome {
+                StateOutcome::Applied(change) => {
+                    if let Err(err) = ingest
+                        .bus
+                        .publish(DomainEvent::BayStatusChanged(change))
+                        .await
+                    {
+                        tracing::error!(
+                            error = format!("{err:#}"),
+                            "bay state stored but its event was not published"
+                        );
+                    }
+                }
+                StateOutcome::Stale => metrics::counter!(names::MQTT_STALE).increment(1),
+            }
+            Ok(label)
+        }
+        Channel::Ack => {
+            let label = "ack";
+            let ack = payload::decode_ack(bytes).map_err(|reason| (label, reason))?;
+            reports::apply_command_ack(&ingest.db, parsed.prefix, parsed.bay, &ack)
+                .await
+                .map_err(|err| (label, report_error(&incoming.topic, err)))?;
+            Ok(label)
+        }
+        // Validated now so bad devices show up in the counters; stored once the
+        // supervision domain (telemetry, sensors) exists.
+        Channel::Telemetry => {
+            payload::decode_telemetry(bytes).map_err(|reason| ("telemetry", reason))?;
+            Err(("telemetry", DropReason::NotIngested))
+        }
+        Channel::Sensor(_) => {
+            payload::decode_sensor(bytes).map_err(|reason| ("sensor", reason))?;
+            Err(("sensor", DropReason::NotIngested))
+        }
+        // Our own commands come back through the root subscription.
+        Channel::Command => Ok("cmd"),
+    }
+}
+
+fn report_error(topic: &str, err: ReportError) -> DropReason {
+    match err {
+        ReportError::UnknownBay { .. } => DropReason::UnknownBay,
+        ReportError::MacMismatch {
+            registered,
+            reported,
+        } => {
+            tracing::warn!(%topic, %registered, %reported, security = true, "state report from an unregistered device rejected");
+            DropReason::MacMismatch
+        }
+        ReportError::Database(err) => {
+            tracing::error!(%topic, error = %err, "cannot apply a device report");
+            DropReason::Internal
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_channels_of_a_bay_share_a_worker() {
+        let state = worker_for("voltgate/1/2/bays/3/state", 8);
+        for topic in [
+            "voltgate/1/2/bays/3/ack",
+            "voltgate/1/2/bays/3/sensors/smoke",
+            "voltgate/1/2/bays/3/telemetry",
+        ] {
+            assert_eq!(worker_for(topic, 8), state, "{topic}");
+        }
+        let spread: std::collections::HashSet<_> = (1..=64)
+            .map(|n| worker_for(&format!("voltgate/1/2/bays/{n}/state"), 8))
+            .collect();
+        assert!(
+            spread.len() > 4,
+            "bays should spread over workers: {spread:?}"
+        );
+    }
+}

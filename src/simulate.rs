@@ -1,0 +1,302 @@
+//! `voltgate simulate`: plays bay devices by the MQTT protocol, for demos and load.
+//!
+//! Each simulated device is its own MQTT 3.1.1 connection (as ESP32 firmware is),
+//! with a Last Will announcing it offline, a retained state, telemetry while it
+//! charges, and acknowledgements for the commands it receives. The devices are the
+//! ones registered in the database, so the server accepts their MACs.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, QuerySelect};
+
+use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
+use crate::mqtt::payload::{self, AckStatus, CommandAck, CommandAction, StateReport, Telemetry};
+use crate::mqtt::topic;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    pub bays: usize,
+    /// State messages per second, across all devices.
+    pub rate: f64,
+    pub duration: Option<Duration>,
+    pub host: String,
+    pub port: u16,
+}
+
+/// One simulated device's state.
+struct Sim {
+    prefix: String,
+    number: i32,
+    mac: String,
+    status: DeviceStatus,
+    lock: LockState,
+    plugged: bool,
+    energy_kwh: f64,
+}
+
+impl Sim {
+    fn report(&self) -> StateReport {
+        StateReport {
+            v: payload::PROTOCOL_VERSION,
+            ts: Utc::now(),
+            mac: self.mac.clone(),
+            fw: Some("1.4.2".to_owned()),
+            ip: Some(std::net::IpAddr::from([
+                10,
+                20,
+                (self.number >> 8) as u8,
+                self.number as u8,
+            ])),
+            status: self.status,
+            lock: Some(self.lock),
+            plugged: Some(self.plugged),
+            seq: None,
+        }
+    }
+
+    /// Moves to a plausible next state: arrive, plug, charge, finish, leave.
+    fn step(&mut self, roll: u64) {
+        (self.status, self.lock, self.plugged) = match (self.status, roll % 10) {
+            (DeviceStatus::Idle | DeviceStatus::Online, 0..=5) => {
+                (DeviceStatus::Charging, LockState::Locked, true)
+            }
+            (DeviceStatus::Charging, 0..=6) => (DeviceStatus::Charging, LockState::Locked, true),
+            (DeviceStatus::Charging, _) => (DeviceStatus::Idle, LockState::Unlocked, false),
+            (_, 9) => (DeviceStatus::Error, LockState::Blocked, self.plugged),
+            _ => (DeviceStatus::Idle, LockState::Locked, false),
+        };
+        if self.status == DeviceStatus::Charging {
+            self.energy_kwh += 0.05;
+        } else {
+            self.energy_kwh = 0.0;
+        }
+    }
+}
+
+/// A small deterministic random source; statistical quality does not matter here.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Runs the simulation until `duration` elapses or `stop` completes; returns the number of state messages sent.
+///
+/// # Errors
+/// When no devices are registered or the broker cannot be reached.
+pub async fn run(
+    db: &DatabaseConnection,
+    options: SimulateOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<u64> {
+    let rows = bay::Entity::find()
+        .find_also_related(device::Entity)
+        .order_by_asc(bay::Column::Id)
+        .limit(options.bays as u64)
+        .all(db)
+        .await?;
+    let cabinets = cabinet::Entity::find().all(db).await?;
+    let mut sims = Vec::new();
+    for (bay, device) in rows {
+        let (Some(device), Some(cabinet)) =
+            (device, cabinets.iter().find(|c| c.id == bay.cabinet_id))
+        else {
+            continue;
+        };
+        sims.push(Sim {
+            prefix: cabinet.mqtt_prefix.clone(),
+            number: bay.number,
+            mac: device.mac_address,
+            status: DeviceStatus::Online,
+            lock: bay.lock_state,
+            plugged: false,
+            energy_kwh: 0.0,
+        });
+    }
+    anyhow::ensure!(
+        !sims.is_empty(),
+        "no bays with devices in the database: run `voltgate seed --demo` first"
+    );
+    println!(
+        "simulating {} devices at {} state messages/s against mqtt://{}:{}",
+        sims.len(),
+        options.rate,
+        options.host,
+        options.port
+    );
+
+    let mut devices = Vec::new();
+    for sim in sims {
+        devices.push(connect(sim, &options).await?);
+    }
+
+    let started = Instant::now();
+    let mut random =
+        XorShift(0x9E37_79B9_7F4A_7C15 ^ u64::from(started.elapsed().subsec_nanos()) | 1);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate.max(0.01)));
+    let mut sent = 0_u64;
+    let mut last_report = Instant::now();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = ticker.tick() => {}
+        }
+        if options.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        let (client, sim) = &devices[(random.next() % devices.len() as u64) as usize];
+        let (state_topic, report, telemetry) = {
+            let mut sim = sim.lock().unwrap_or_else(PoisonError::into_inner);
+            sim.step(random.next());
+            let telemetry = (sim.status == DeviceStatus::Charging).then(|| Telemetry {
+                v: payload::PROTOCOL_VERSION,
+                ts: Utc::now(),
+                session: None,
+                current_a: 16.0,
+                voltage_v: 230.0,
+                energy_kwh: sim.energy_kwh,
+            });
+            let base = format!("{}/bays/{}", sim.prefix, sim.number);
+            (
+                topic::state_topic(&sim.prefix, sim.number),
+                sim.report(),
+                telemetry.map(|t| (format!("{base}/telemetry"), t)),
+            )
+        };
+        client
+            .publish(
+                state_topic,
+                QoS::AtLeastOnce,
+                true,
+                serde_json::to_vec(&report)?,
+            )
+            .await?;
+        if let Some((telemetry_topic, telemetry)) = telemetry {
+            client
+                .publish(
+                    telemetry_topic,
+                    QoS::AtMostOnce,
+                    false,
+                    serde_json::to_vec(&telemetry)?,
+                )
+                .await?;
+        }
+        sent += 1;
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            println!("{sent} state messages sent");
+            last_report = Instant::now();
+        }
+    }
+    for (client, _) in &devices {
+        let _ = client.disconnect().await;
+    }
+    println!(
+        "{sent} state messages sent in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(sent)
+}
+
+type Device = (AsyncClient, Arc<Mutex<Sim>>);
+
+/// Connects one device: Last Will, retained initial state, command subscription.
+async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> {
+    let client_id = format!("sim-{}", sim.mac.replace(':', ""));
+    let mut mqtt = MqttOptions::new(client_id, options.host.clone(), options.port);
+    mqtt.set_keep_alive(Duration::from_secs(30));
+    let mut will = sim.report();
+    will.status = DeviceStatus::Offline;
+    will.lock = None;
+    will.plugged = None;
+    let state_topic = topic::state_topic(&sim.prefix, sim.number);
+    mqtt.set_last_will(LastWill::new(
+        state_topic.clone(),
+        serde_json::to_vec(&will)?,
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+    client
+        .subscribe(
+            topic::command_topic(&sim.prefix, sim.number),
+            QoS::AtLeastOnce,
+        )
+        .await?;
+    client
+        .publish(
+            state_topic,
+            QoS::AtLeastOnce,
+            true,
+            serde_json::to_vec(&sim.report())?,
+        )
+        .await?;
+
+    let sim = Arc::new(Mutex::new(sim));
+    let (responder, device) = (client.clone(), Arc::clone(&sim));
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if let Ok(command) = payload::decode_command(&publish.payload) {
+                        answer(&responder, &device, &command).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::debug!(error = %err, "simulated device connection error");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok((client, sim))
+}
+
+/// Accepts a command, applies it to the simulated device and reports it done.
+async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {
+    let (ack_topic, state_topic, report) = {
+        let mut sim = device.lock().unwrap_or_else(PoisonError::into_inner);
+        match command.action {
+            CommandAction::Unlock => sim.lock = LockState::Unlocked,
+            CommandAction::Lock => sim.lock = LockState::Locked,
+            CommandAction::StartCharge => sim.status = DeviceStatus::Charging,
+            CommandAction::StopCharge => sim.status = DeviceStatus::Idle,
+            CommandAction::OtaUpdate | CommandAction::Reboot => sim.status = DeviceStatus::Online,
+        }
+        (
+            format!("{}/bays/{}/ack", sim.prefix, sim.number),
+            topic::state_topic(&sim.prefix, sim.number),
+            sim.report(),
+        )
+    };
+    for status in [AckStatus::Accepted, AckStatus::Done] {
+        let ack = CommandAck {
+            v: payload::PROTOCOL_VERSION,
+            ts: Utc::now(),
+            command_id: command.command_id,
+            action: command.action,
+            status,
+            message: None,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&ack) {
+            let _ = client
+                .publish(ack_topic.clone(), QoS::AtLeastOnce, false, bytes)
+                .await;
+        }
+    }
+    if let Ok(bytes) = serde_json::to_vec(&report) {
+        let _ = client
+            .publish(state_topic, QoS::AtLeastOnce, true, bytes)
+            .await;
+    }
+}

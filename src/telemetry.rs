@@ -1,0 +1,65 @@
+//! Logging and metrics setup.
+//!
+//! Logs go through `tracing` (text or JSON). Metrics use the `metrics` facade with a
+//! Prometheus recorder installed once per process; `/metrics` renders it.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::LogFormat;
+
+/// Default filter: our own info logs, and quiet brokers/drivers that log ordinary
+/// disconnects as errors.
+const DEFAULT_FILTER: &str = "info,rumqttd=off,rumqttc=warn,sqlx=warn,sea_orm=warn";
+
+/// Installs the global `tracing` subscriber; later calls do nothing.
+pub fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Text => registry.with(fmt::layer().with_target(true)).try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().flatten_event(true))
+            .try_init(),
+    };
+}
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    PROMETHEUS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by an embedding program);
+            // the handle still renders what this recorder saw.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Metric names, kept together so dashboards and code agree.
+pub mod names {
+    pub const GRAPHQL_REQUESTS: &str = "voltgate_graphql_requests_total";
+    pub const GRAPHQL_DURATION: &str = "voltgate_graphql_request_duration_seconds";
+    pub const WS_CONNECTIONS: &str = "voltgate_websocket_connections";
+    pub const WS_REJECTED: &str = "voltgate_websocket_rejected_total";
+    pub const MQTT_IN: &str = "voltgate_mqtt_messages_received_total";
+    pub const MQTT_OUT: &str = "voltgate_mqtt_messages_published_total";
+    pub const MQTT_DROPPED: &str = "voltgate_mqtt_messages_dropped_total";
+    pub const MQTT_STALE: &str = "voltgate_mqtt_state_stale_total";
+    pub const MQTT_CONNECTED: &str = "voltgate_mqtt_connected";
+    pub const BUS_PUBLISHED: &str = "voltgate_bus_events_published_total";
+    pub const BUS_RECEIVED: &str = "voltgate_bus_events_received_total";
+    pub const BUS_LAGGED: &str = "voltgate_bus_events_lagged_total";
+}

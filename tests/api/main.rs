@@ -1,0 +1,14 @@
+//! Integration tests: each test starts a real server on a free port with its own
+//! database, and talks to it as clients do (GraphQL over HTTP and WebSocket,
+//! devices over MQTT). With `DATABASE_URL`, `REDIS_URL` and `MQTT_URL` pointing at
+//! real services the same tests run against them.
+
+mod helpers;
+
+mod health;
+mod ingest;
+mod live;
+mod scale_out;
+mod schema;
+mod startup;
+mod stations;
