@@ -37,6 +37,9 @@ impl App {
     /// When a configured service is unreachable, a migration fails or an address is taken.
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
         let metrics = telemetry::metrics_handle();
+        let mqtt_mode = settings.mqtt_mode()?;
+        // The broker's address is checked first: a taken port should fail before any data is written.
+        let broker = start_embedded_broker(&mqtt_mode)?;
         let db = db::connect(&settings.database).await?;
         if settings.migrate_on_start {
             db::migrate(&db).await?;
@@ -50,7 +53,8 @@ impl App {
             None => Arc::new(MemoryBus::default()),
         };
 
-        let (mqtt, device_mqtt_addr) = start_mqtt(&settings, &db, &bus).await?;
+        let mqtt = start_ingestion(&settings, &mqtt_mode, broker, &db, &bus).await?;
+        let device_mqtt_addr = broker.map(|b| b.device_addr);
 
         let schema = graphql::build_schema(
             db.clone(),
@@ -128,51 +132,66 @@ impl App {
     }
 }
 
-async fn start_mqtt(
-    settings: &ServeSettings,
-    db: &DatabaseConnection,
-    bus: &SharedBus,
-) -> anyhow::Result<(Option<Arc<MqttHandle>>, Option<SocketAddr>)> {
-    let client_id = settings
-        .mqtt_client_id
-        .clone()
-        .unwrap_or_else(default_client_id);
-    let options = |host: String, port: u16| MqttOptions {
-        host,
-        port,
-        client_id: client_id.clone(),
-        session_expiry_secs: settings.mqtt_session_expiry_secs,
-        topic_root: settings.mqtt_topic_root.clone(),
-        workers: settings.mqtt_workers,
-    };
-    match settings.mqtt_mode()? {
-        MqttMode::Disabled => {
-            tracing::info!("MQTT disabled (MQTT_URL=none)");
-            Ok((None, None))
-        }
-        MqttMode::External { url } => {
-            let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
-            let port = url.port().unwrap_or(1883);
-            let handle = mqtt::ingest::start(options(host, port), db.clone(), bus.clone()).await?;
-            Ok((Some(Arc::new(handle)), None))
-        }
+#[cfg(feature = "embedded-broker")]
+type EmbeddedBroker = mqtt::broker::EmbeddedBroker;
+
+#[cfg(not(feature = "embedded-broker"))]
+#[derive(Clone, Copy)]
+struct EmbeddedBroker {
+    device_addr: SocketAddr,
+    server_addr: SocketAddr,
+}
+
+fn start_embedded_broker(mode: &MqttMode) -> anyhow::Result<Option<EmbeddedBroker>> {
+    match mode {
         #[cfg(feature = "embedded-broker")]
-        MqttMode::Embedded { addr } => {
-            let broker = mqtt::broker::start(addr)?;
-            let server = broker.server_addr;
-            let handle = mqtt::ingest::start(
-                options(server.ip().to_string(), server.port()),
-                db.clone(),
-                bus.clone(),
-            )
-            .await?;
-            Ok((Some(Arc::new(handle)), Some(broker.device_addr)))
-        }
+        MqttMode::Embedded { addr } => Ok(Some(mqtt::broker::start(*addr)?)),
         #[cfg(not(feature = "embedded-broker"))]
         MqttMode::Embedded { .. } => anyhow::bail!(
             "this build has no embedded MQTT broker: set MQTT_URL=mqtt://host:1883, or MQTT_URL=none"
         ),
+        MqttMode::External { .. } | MqttMode::Disabled => Ok(None),
     }
+}
+
+async fn start_ingestion(
+    settings: &ServeSettings,
+    mode: &MqttMode,
+    broker: Option<EmbeddedBroker>,
+    db: &DatabaseConnection,
+    bus: &SharedBus,
+) -> anyhow::Result<Option<Arc<MqttHandle>>> {
+    let (host, port) = match (mode, broker) {
+        (MqttMode::Disabled, _) => {
+            tracing::info!("MQTT disabled (MQTT_URL=none)");
+            return Ok(None);
+        }
+        (MqttMode::External { url }, _) => (
+            url.host_str().unwrap_or("127.0.0.1").to_owned(),
+            url.port().unwrap_or(1883),
+        ),
+        (MqttMode::Embedded { .. }, Some(broker)) => (
+            broker.server_addr.ip().to_string(),
+            broker.server_addr.port(),
+        ),
+        (MqttMode::Embedded { .. }, None) => {
+            anyhow::bail!("the embedded MQTT broker is not running")
+        }
+    };
+    let options = MqttOptions {
+        host,
+        port,
+        client_id: settings
+            .mqtt_client_id
+            .clone()
+            .unwrap_or_else(default_client_id),
+        session_expiry_secs: settings.mqtt_session_expiry_secs,
+        topic_root: settings.mqtt_topic_root.clone(),
+        workers: settings.mqtt_workers,
+    };
+    Ok(Some(Arc::new(
+        mqtt::ingest::start(options, db.clone(), bus.clone()).await?,
+    )))
 }
 
 /// A client id that stays the same across restarts of one host's replica.

@@ -82,10 +82,6 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MQTT_WORKERS", default_value_t = 4)]
     pub mqtt_workers: usize,
 
-    /// HMAC secret for access tokens; unset generates a random one per process (tokens then die with it).
-    #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-
     /// Create demo stations, cabinets, bays and devices on start when the database has none.
     #[arg(long, env = "VOLTGATE_DEMO")]
     pub demo: bool,

@@ -95,3 +95,31 @@ async fn graphiql_is_served_with_its_assets_from_the_server_itself() {
         .expect("answers");
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn websocket_connections_beyond_the_limit_are_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = crate::helpers::spawn_app_with(&["--max-ws-connections", "1"]).await;
+    let query = "subscription { bayStatusChanged { changedAt } }";
+    let _first = app
+        .subscribe("graphql-transport-ws", query, serde_json::json!({}))
+        .await;
+
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!(
+            "the second WebSocket should be refused, got {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+}

@@ -139,7 +139,8 @@ async fn two_replicas_ingest_each_message_once_and_both_stream_it() {
     );
     let device = TestDevice::connect(&broker, &bay).await;
     let messages = 10;
-    let start = chrono::Utc::now();
+    // Reports carry microseconds; compare at that precision.
+    let start = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
     for i in 0..messages {
         let lock = if i % 2 == 0 { "unlocked" } else { "locked" };
         device
