@@ -188,6 +188,7 @@ async fn start_ingestion(
         session_expiry_secs: settings.mqtt_session_expiry_secs,
         topic_root: settings.mqtt_topic_root.clone(),
         workers: settings.mqtt_workers,
+        shared: broker.is_none(),
     };
     Ok(Some(Arc::new(
         mqtt::ingest::start(options, db.clone(), bus.clone()).await?,

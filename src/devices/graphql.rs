@@ -26,6 +26,7 @@ pub enum DeviceStatus {
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entities::DeviceType")]
 pub enum DeviceType {
+    #[graphql(name = "ESP32")]
     Esp32,
 }
 

@@ -5,7 +5,12 @@
 //! a stable client id and acknowledges a QoS 1 message only after it has been
 //! applied, so a crash mid-way means a redelivery, never a loss. Messages are
 //! spread over workers by bay, which keeps one bay's messages in order within a
-//! replica while different bays are applied in parallel.
+//! replica while different bays are applied in parallel. Acknowledgements still
+//! leave in the order the messages arrived, as MQTT requires (brokers such as
+//! rumqttd drop a client that acknowledges out of order): an acker task holds
+//! each finished message until all earlier ones are finished too.
+
+use std::collections::BTreeMap;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -38,6 +43,11 @@ pub struct MqttOptions {
     pub session_expiry_secs: u32,
     pub topic_root: String,
     pub workers: usize,
+    /// Join the replicas' shared subscription with a persistent session. Off for the
+    /// embedded broker: it serves one process, keeps no sessions across restarts,
+    /// and rumqttd 0.20 panics when a persistent client with a shared subscription
+    /// disconnects while messages are in flight.
+    pub shared: bool,
 }
 
 /// The running client: publishes commands and reports connectivity.
@@ -100,8 +110,9 @@ impl MqttHandle {
     }
 }
 
-/// A message waiting for its worker.
+/// A message waiting for its worker; `seq` is its arrival order on this connection.
 struct Incoming {
+    seq: u64,
     publish: Publish,
     topic: String,
     received_at: DateTime<Utc>,
@@ -111,7 +122,15 @@ struct Incoming {
 struct Ingest {
     db: DatabaseConnection,
     bus: SharedBus,
-    client: AsyncClient,
+    acks: mpsc::UnboundedSender<AckEvent>,
+}
+
+/// Messages to the acker.
+enum AckEvent {
+    /// The message with this arrival number has been handled.
+    Done(u64, Box<Publish>),
+    /// A new connection starts numbering at this value; older messages are not acknowledged.
+    Reset(u64),
 }
 
 /// Connects, subscribes and starts ingesting.
@@ -127,26 +146,37 @@ pub async fn start(
     let mut client_options = ClientOptions::new(&options.client_id, &options.host, options.port);
     client_options
         .set_keep_alive(Duration::from_secs(15))
-        .set_clean_start(false)
-        .set_session_expiry_interval(Some(options.session_expiry_secs))
         .set_manual_acks(true);
+    if options.shared {
+        client_options
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(options.session_expiry_secs));
+    }
     let (client, mut eventloop) = AsyncClient::new(client_options, 1024);
 
     wait_for_connack(&mut eventloop)
         .await
         .with_context(|| format!("cannot connect to the MQTT broker at {broker}"))?;
-    let filter = topic::shared_subscription(&options.topic_root);
+    let filter = if options.shared {
+        topic::shared_subscription(&options.topic_root)
+    } else {
+        topic::root_subscription(&options.topic_root)
+    };
     client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
     metrics::gauge!(names::MQTT_CONNECTED).set(1.0);
     tracing::info!(%broker, client_id = %options.client_id, %filter, "MQTT ingestion started");
 
     let connected = Arc::new(AtomicBool::new(true));
+    let (acks, ack_queue) = mpsc::unbounded_channel();
     let ingest = Arc::new(Ingest {
         db,
         bus,
-        client: client.clone(),
+        acks: acks.clone(),
     });
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(acknowledge_in_order(
+        ack_queue,
+        client.clone(),
+    ))];
     let mut queues = Vec::new();
     for _ in 0..options.workers.max(1) {
         let (tx, rx) = mpsc::channel(1024);
@@ -159,6 +189,7 @@ pub async fn start(
         filter,
         Arc::clone(&connected),
         queues,
+        acks,
     )));
     Ok(MqttHandle {
         client,
@@ -187,8 +218,10 @@ async fn poll(
     filter: String,
     connected: Arc<AtomicBool>,
     queues: Vec<mpsc::Sender<Incoming>>,
+    acks: mpsc::UnboundedSender<AckEvent>,
 ) {
     let mut backoff = Duration::from_millis(200);
+    let mut seq = 0_u64;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -197,6 +230,7 @@ async fn poll(
                 let queue = &queues[worker_for(&topic, queues.len())];
                 if queue
                     .send(Incoming {
+                        seq,
                         publish,
                         topic,
                         received_at,
@@ -206,8 +240,12 @@ async fn poll(
                 {
                     return;
                 }
+                seq += 1;
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                // Acknowledgements of the previous connection's messages would be
+                // unsolicited on this one; the broker redelivers what was not acknowledged.
+                let _ = acks.send(AckEvent::Reset(seq));
                 connected.store(true, Ordering::Relaxed);
                 metrics::gauge!(names::MQTT_CONNECTED).set(1.0);
                 backoff = Duration::from_millis(200);
@@ -258,10 +296,38 @@ async fn work(mut queue: mpsc::Receiver<Incoming>, ingest: Arc<Ingest>) {
             }
         };
         metrics::counter!(names::MQTT_IN, "channel" => channel).increment(1);
-        if incoming.publish.qos != QoS::AtMostOnce
-            && let Err(err) = ingest.client.ack(&incoming.publish).await
+        if ingest
+            .acks
+            .send(AckEvent::Done(incoming.seq, Box::new(incoming.publish)))
+            .is_err()
         {
-            tracing::warn!(error = %err, "cannot acknowledge an MQTT message");
+            return;
+        }
+    }
+}
+
+/// Acknowledges handled messages in arrival order.
+async fn acknowledge_in_order(mut events: mpsc::UnboundedReceiver<AckEvent>, client: AsyncClient) {
+    let mut next = 0_u64;
+    let mut finished: BTreeMap<u64, Box<Publish>> = BTreeMap::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            AckEvent::Reset(start) => {
+                finished.clear();
+                next = start;
+            }
+            AckEvent::Done(seq, publish) if seq >= next => {
+                finished.insert(seq, publish);
+                while let Some(publish) = finished.remove(&next) {
+                    next += 1;
+                    if publish.qos != QoS::AtMostOnce
+                        && let Err(err) = client.ack(&publish).await
+                    {
+                        tracing::warn!(error = %err, "cannot acknowledge an MQTT message");
+                    }
+                }
+            }
+            AckEvent::Done(..) => {}
         }
     }
 }

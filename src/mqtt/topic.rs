@@ -88,6 +88,11 @@ pub fn shared_subscription(root: &str) -> String {
     format!("$share/{}/{root}/#", super::SHARE_GROUP)
 }
 
+/// The plain subscription to everything under `root`, for a single server.
+pub fn root_subscription(root: &str) -> String {
+    format!("{root}/#")
+}
+
 /// The default prefix of a cabinet: `<root>/<station-id>/<cabinet-number>`.
 pub fn default_prefix(root: &str, station_id: i32, cabinet_number: i32) -> String {
     format!("{root}/{station_id}/{cabinet_number}")

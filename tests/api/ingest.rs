@@ -156,3 +156,57 @@ async fn command_acknowledgements_are_recorded_idempotently() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_burst_across_many_bays_is_ingested_in_full() {
+    let app = spawn_app().await;
+    let bays = app.seed(1, 2, 8).await;
+    let mut subscription = app
+        .subscribe(
+            "graphql-transport-ws",
+            "subscription { bayStatusChanged { bay { id } lockState } }",
+            json!({}),
+        )
+        .await;
+    let device = app.device(&bays[0]).await;
+    // Wait until the subscription is live before the burst.
+    crate::helpers::report_until_seen(&device, &mut subscription, "idle", "locked").await;
+
+    // Messages are applied in parallel by several workers but must be acknowledged
+    // in arrival order; a broker that sees out-of-order acknowledgements drops the
+    // connection and the burst would be cut short.
+    let start = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    let rounds = 10;
+    for round in 0..rounds {
+        for bay in &bays {
+            let payload = json!({
+                "v": 1,
+                "ts": (start + chrono::TimeDelta::milliseconds(round)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "mac": bay.mac, "status": "idle", "lock": if round % 2 == 0 { "unlocked" } else { "locked" },
+            });
+            device
+                .publish(
+                    &format!("{}/bays/{}/state", bay.prefix, bay.number),
+                    payload.to_string().into_bytes(),
+                )
+                .await;
+        }
+    }
+    let expected = bays.len() * rounds as usize;
+    for received in 0..expected {
+        assert!(
+            subscription
+                .try_next(std::time::Duration::from_secs(10))
+                .await
+                .is_some(),
+            "only {received} of {expected} state changes arrived"
+        );
+    }
+    let ready = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ready.status(), 200);
+}
