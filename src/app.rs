@@ -14,6 +14,9 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::accounts::graphql::AuthState;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::tokens::TokenKeys;
 use crate::bus::{SharedBus, memory::MemoryBus, redis::RedisBus};
 use crate::config::{MqttMode, ServeSettings};
 use crate::graphql::{self, Limits};
@@ -56,9 +59,15 @@ impl App {
         let mqtt = start_ingestion(&settings, &mqtt_mode, broker, &db, &bus).await?;
         let device_mqtt_addr = broker.map(|b| b.device_addr);
 
+        let keys = Arc::new(token_keys(&settings)?);
+        let auth = AuthState {
+            keys: keys.clone(),
+            limiter: Arc::new(RateLimiter::default()),
+        };
         let schema = graphql::build_schema(
             db.clone(),
             bus.clone(),
+            auth,
             Limits {
                 depth: settings.max_query_depth,
                 complexity: settings.max_query_complexity,
@@ -70,6 +79,7 @@ impl App {
             bus: bus.clone(),
             mqtt: mqtt.clone(),
             ws_permits: Arc::new(Semaphore::new(settings.max_ws_connections)),
+            keys,
             metrics,
         };
         let router = http::router(state, settings.max_body_bytes, &settings.cors_origins);
@@ -120,7 +130,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "voltgate listening; GraphiQL at /graphql");
-        axum::serve(self.listener, self.router)
+        // Handlers read the peer address for the security journal and rate limits.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         if let Some(mqtt) = self.mqtt {
@@ -193,6 +207,27 @@ async fn start_ingestion(
     Ok(Some(Arc::new(
         mqtt::ingest::start(options, db.clone(), bus.clone()).await?,
     )))
+}
+
+fn token_keys(settings: &ServeSettings) -> anyhow::Result<TokenKeys> {
+    let access_ttl = chrono::TimeDelta::seconds(settings.access_token_ttl_secs.clamp(30, 86_400));
+    let refresh_ttl = chrono::TimeDelta::days(settings.refresh_token_ttl_days.clamp(1, 365));
+    match &settings.jwt_secret {
+        Some(secret) => {
+            let previous: Vec<Vec<u8>> = settings
+                .jwt_previous_secrets
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect();
+            TokenKeys::new(secret.as_bytes(), &previous, access_ttl, refresh_ttl)
+        }
+        None => {
+            tracing::warn!(
+                "VOLTGATE_JWT_SECRET is not set: tokens are signed with a key that dies with this process"
+            );
+            TokenKeys::ephemeral(access_ttl, refresh_ttl)
+        }
+    }
 }
 
 /// A client id that stays the same across restarts of one host's replica.

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use migration::{Migrator, MigratorTrait};
 
 use crate::config::{DatabaseSettings, LogFormat, ServeSettings};
-use crate::{App, app, db, graphql, seed, simulate, telemetry};
+use crate::{App, accounts, app, db, graphql, seed, simulate, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +68,9 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Administrative helpers.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Play bay devices over MQTT against a running server's broker.
     Simulate {
         /// Number of devices to play (the first bays of the database).
@@ -89,6 +92,23 @@ enum Command {
             default_value = "127.0.0.1:1883"
         )]
         embedded_mqtt_addr: std::net::SocketAddr,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a staff superuser, e.g. the first administrator of a new install.
+    /// Missing values are asked for on the terminal.
+    CreateSuperuser {
+        #[arg(long, env = "VOLTGATE_SUPERUSER_USERNAME")]
+        username: Option<String>,
+        #[arg(long, env = "VOLTGATE_SUPERUSER_EMAIL")]
+        email: Option<String>,
+        /// Prefer the environment variable or the prompt: flags end up in shell history.
+        #[arg(long, env = "VOLTGATE_SUPERUSER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -145,6 +165,32 @@ pub async fn run() -> anyhow::Result<()> {
             println!("{created} demo stations created");
             Ok(())
         }
+        Some(Command::Admin(AdminCommand::CreateSuperuser {
+            username,
+            email,
+            password,
+            database,
+        })) => {
+            let username = match username {
+                Some(value) => value,
+                None => prompt("Username: ")?,
+            };
+            let email = match email {
+                Some(value) => value,
+                None => prompt("Email: ")?,
+            };
+            let password = match password {
+                Some(value) => value,
+                None => prompt("Password (shown as typed; prefer VOLTGATE_SUPERUSER_PASSWORD): ")?,
+            };
+            let db = db::connect(&database).await?;
+            db::migrate(&db).await?;
+            let account = accounts::admin::create_superuser(&db, &username, &email, &password)
+                .await
+                .map_err(|err| anyhow::anyhow!(err.message()))?;
+            println!("superuser {} created", account.username);
+            Ok(())
+        }
         Some(Command::Schema) => {
             print!("{}", graphql::sdl());
             Ok(())
@@ -187,6 +233,19 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn prompt(label: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    print!("{label}");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    anyhow::ensure!(
+        std::io::stdin().read_line(&mut line)? > 0,
+        "no input for {}",
+        label.trim_end_matches(": ")
+    );
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {

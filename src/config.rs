@@ -82,6 +82,28 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MQTT_WORKERS", default_value_t = 4)]
     pub mqtt_workers: usize,
 
+    /// HMAC secret (32 bytes or more) signing access tokens; unset generates one per
+    /// process, so tokens die with it and replicas do not accept each other's.
+    #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Earlier signing secrets still accepted while their tokens expire (key rotation), comma-separated.
+    #[arg(
+        long,
+        env = "VOLTGATE_JWT_PREVIOUS_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub jwt_previous_secrets: Vec<String>,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "VOLTGATE_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl_secs: i64,
+
+    /// Lifetime of refresh tokens, in days.
+    #[arg(long, env = "VOLTGATE_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    pub refresh_token_ttl_days: i64,
+
     /// Create demo stations, cabinets, bays and devices on start when the database has none.
     #[arg(long, env = "VOLTGATE_DEMO")]
     pub demo: bool,

@@ -6,7 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod app;
+pub mod auth;
 pub mod bus;
 pub mod charging;
 pub mod cli;

@@ -117,3 +117,59 @@ pub enum FirmwareUpdateStatus {
     #[sea_orm(string_value = "failed")]
     Failed,
 }
+
+/// Lifecycle of an account (`UserStatus`): only active accounts can sign in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "suspended")]
+    Suspended,
+    #[sea_orm(string_value = "archived")]
+    Archived,
+}
+
+/// What a consent is about (`ConsentType`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentType {
+    #[sea_orm(string_value = "terms")]
+    Terms,
+    #[sea_orm(string_value = "privacy_policy")]
+    PrivacyPolicy,
+    #[sea_orm(string_value = "notifications")]
+    Notifications,
+}
+
+/// A consent decision (`ConsentStatus`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStatus {
+    #[sea_orm(string_value = "accepted")]
+    Accepted,
+    #[sea_orm(string_value = "refused")]
+    Refused,
+}
+
+/// Outcome of a security event (`SecurityLogStatus`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityLogStatus {
+    #[sea_orm(string_value = "success")]
+    Success,
+    #[sea_orm(string_value = "failure")]
+    Failure,
+}

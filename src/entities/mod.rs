@@ -5,10 +5,19 @@
 //! Stored enum values are English and lowercase; `docs/model-map.tsv` maps them to
 //! the documented (French) values.
 
+pub mod auth_method;
+pub mod auth_type;
 pub mod bay;
 pub mod cabinet;
+pub mod consent;
 pub mod device;
 pub mod enums;
+pub mod profile;
+pub mod refresh_token;
+pub mod role;
+pub mod security_log;
 pub mod station;
+pub mod user;
+pub mod user_role;
 
 pub use enums::*;

@@ -16,6 +16,7 @@ pub enum Kind {
     Cabinet,
     Bay,
     Device,
+    User,
 }
 
 impl Kind {
@@ -25,6 +26,7 @@ impl Kind {
             Self::Cabinet => "Cabinet",
             Self::Bay => "Bay",
             Self::Device => "Device",
+            Self::User => "User",
         }
     }
 }

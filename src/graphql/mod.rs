@@ -8,20 +8,24 @@ pub mod pagination;
 pub mod scalars;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptyMutation, MergedObject, MergedSubscription, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 use sea_orm::DatabaseConnection;
 
+use crate::accounts::graphql::{AccountMutation, AccountQuery, AuthState};
 use crate::bus::SharedBus;
 use crate::charging::graphql::StationQuery;
 use crate::devices::graphql::BaySubscription;
 
 #[derive(MergedObject, Default)]
-pub struct Query(StationQuery);
+pub struct Query(StationQuery, AccountQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(AccountMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(BaySubscription);
 
-pub type AppSchema = Schema<Query, EmptyMutation, Subscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Limits applied to every operation.
 #[derive(Debug, Clone, Copy)]
@@ -39,22 +43,36 @@ impl Default for Limits {
     }
 }
 
-/// Builds the schema with its shared context: database, bus and loaders.
-pub fn build_schema(db: DatabaseConnection, bus: SharedBus, limits: Limits) -> AppSchema {
+/// Builds the schema with its shared context: database, bus, auth and loaders.
+pub fn build_schema(
+    db: DatabaseConnection,
+    bus: SharedBus,
+    auth: AuthState,
+    limits: Limits,
+) -> AppSchema {
     let loader = DataLoader::new(loaders::DbLoader::new(db.clone()), tokio::spawn);
-    Schema::build(Query::default(), EmptyMutation, Subscription::default())
-        .data(db)
-        .data(bus)
-        .data(loader)
-        .limit_depth(limits.depth)
-        .limit_complexity(limits.complexity)
-        .extension(observe::Observe)
-        .finish()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .data(db)
+    .data(bus)
+    .data(auth)
+    .data(loader)
+    .limit_depth(limits.depth)
+    .limit_complexity(limits.complexity)
+    .extension(observe::Observe)
+    .finish()
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), EmptyMutation, Subscription::default())
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .finish()
+    .sdl()
 }

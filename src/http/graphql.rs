@@ -1,27 +1,78 @@
 //! `/graphql`: queries over POST, subscriptions over WebSocket, GraphiQL on a plain GET.
+//!
+//! Both transports attach the request's [`Principal`]: from the `Authorization`
+//! header on HTTP, from the `connection_init` payload on WebSocket.
+
+use std::net::SocketAddr;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Result as GqlResult};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::accounts::RequestMeta;
+use crate::accounts::graphql::REFRESH_COOKIE;
+use crate::auth::principal::{self, Principal};
+use crate::error::AppError;
 use crate::telemetry::names;
 
-pub async fn post(State(state): State<AppState>, request: GraphQLBatchRequest) -> GraphQLResponse {
-    state
-        .schema
-        .execute_batch(request.into_inner())
-        .await
-        .into()
+fn request_meta(headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestMeta {
+    let refresh_cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| !v.is_empty());
+    RequestMeta {
+        ip: peer.map(|p| p.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        refresh_cookie,
+    }
+}
+
+/// The principal of a bearer token; an invalid or revoked token makes the request anonymous,
+/// so resolvers that need a user answer `UNAUTHENTICATED`.
+async fn principal_of(state: &AppState, authorization: Option<&str>) -> Principal {
+    match authorization.and_then(principal::bearer) {
+        Some(token) => principal::authenticate(&state.db, &state.keys, token)
+            .await
+            .map(Principal::User)
+            .unwrap_or_default(),
+        None => Principal::Anonymous,
+    }
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: GraphQLBatchRequest,
+) -> GraphQLResponse {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = principal_of(&state, authorization).await;
+    let meta = request_meta(&headers, Some(peer));
+    let request = request.into_inner().data(principal).data(meta);
+    state.schema.execute_batch(request).await.into()
 }
 
 /// A WebSocket upgrade speaks GraphQL (`graphql-transport-ws` or legacy `graphql-ws`);
 /// any other GET gets GraphiQL.
 pub async fn get(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     protocol: Result<GraphQLProtocol, StatusCode>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -36,16 +87,42 @@ pub async fn get(
         )
             .into_response();
     };
+    let meta = request_meta(&headers, Some(peer));
     let schema = state.schema.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
             GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| connection_init(state, meta, payload))
                 .serve()
                 .await;
             metrics::gauge!(names::WS_CONNECTIONS).decrement(1.0);
             drop(permit);
         })
         .into_response()
+}
+
+/// Reads `{"authorization": "Bearer …"}` from `connection_init`. A token that does not
+/// authenticate refuses the connection rather than silently downgrading it.
+async fn connection_init(
+    state: AppState,
+    meta: RequestMeta,
+    payload: serde_json::Value,
+) -> GqlResult<Data> {
+    let authorization = payload
+        .get("authorization")
+        .or_else(|| payload.get("Authorization"))
+        .and_then(serde_json::Value::as_str);
+    let principal = match authorization {
+        Some(value) => {
+            let token = principal::bearer(value).ok_or(AppError::Unauthenticated)?;
+            Principal::User(principal::authenticate(&state.db, &state.keys, token).await?)
+        }
+        None => Principal::Anonymous,
+    };
+    let mut data = Data::default();
+    data.insert(principal);
+    data.insert(meta);
+    Ok(data)
 }

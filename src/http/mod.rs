@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::auth::tokens::TokenKeys;
 use crate::bus::SharedBus;
 use crate::graphql::AppSchema;
 use crate::mqtt::MqttHandle;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub mqtt: Option<Arc<MqttHandle>>,
     pub ws_permits: Arc<Semaphore>,
     pub metrics: PrometheusHandle,
+    pub keys: Arc<TokenKeys>,
 }
 
 /// Builds the router.
@@ -66,6 +68,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow_origin)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .allow_credentials(!origins.contains(&"*")),
     )
 }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod accounts;
 mod health;
 mod ingest;
 mod live;

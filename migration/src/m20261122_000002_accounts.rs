@@ -1,0 +1,606 @@
+//! Accounts (seed 002: `Utilisateur`, `ProfilUtilisateur`, `Role`, `UtilisateurRole`,
+//! `Consentement`, `JournalSecurite`, `TypeAuth`, `Authentification`; pretix `User`)
+//! and the refresh tokens of sessions.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    Id,
+    Username,
+    Email,
+    PasswordHash,
+    Status,
+    IsActive,
+    IsStaff,
+    IsSuperuser,
+    FailedAttempts,
+    LockedUntil,
+    LastLogin,
+    DateJoined,
+    FullName,
+    Locale,
+    Timezone,
+    NeedsPasswordChange,
+    AuthBackend,
+    AuthBackendIdentifier,
+    TokenVersion,
+    DeletedAt,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Profiles {
+    Table,
+    Id,
+    UserId,
+    Name,
+    Phone,
+    PhoneVerified,
+}
+
+#[derive(DeriveIden)]
+enum Roles {
+    Table,
+    Id,
+    Name,
+    Description,
+}
+
+#[derive(DeriveIden)]
+enum UserRoles {
+    Table,
+    UserId,
+    RoleId,
+    AssignedAt,
+}
+
+#[derive(DeriveIden)]
+enum Consents {
+    Table,
+    Id,
+    UserId,
+    ConsentType,
+    Status,
+    ConsentedAt,
+}
+
+#[derive(DeriveIden)]
+enum SecurityLogs {
+    Table,
+    Id,
+    UserId,
+    Action,
+    Ip,
+    Status,
+    Detail,
+    OccurredAt,
+}
+
+#[derive(DeriveIden)]
+enum AuthTypes {
+    Table,
+    Id,
+    Label,
+    FactorLevel,
+}
+
+#[derive(DeriveIden)]
+enum AuthMethods {
+    Table,
+    Id,
+    UserId,
+    AuthTypeId,
+    ValueHash,
+    DisplayValue,
+    Metadata,
+    ExpiresAt,
+    IsActive,
+    CreatedAt,
+    RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum RefreshTokens {
+    Table,
+    Id,
+    UserId,
+    FamilyId,
+    TokenHash,
+    IssuedAt,
+    ExpiresAt,
+    UsedAt,
+    RevokedAt,
+    Ip,
+    UserAgent,
+}
+
+fn id(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col)
+        .integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
+}
+
+fn timestamp(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .not_null()
+        .default(Expr::current_timestamp())
+        .to_owned()
+}
+
+fn user_fk(
+    table: impl IntoIden,
+    name: &str,
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(name)
+        .from(table, Alias::new("user_id"))
+        .to(Users::Table, Users::Id)
+        .on_delete(on_delete)
+        .to_owned()
+}
+
+async fn index(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden,
+    cols: &[&str],
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut index = Index::create().name(name).table(table).to_owned();
+    for col in cols {
+        index.col(Alias::new(*col));
+    }
+    if unique {
+        index.unique();
+    }
+    manager.create_index(index).await
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Users::Table)
+                    .col(id(Users::Id))
+                    .col(ColumnDef::new(Users::Username).string_len(150).not_null())
+                    .col(ColumnDef::new(Users::Email).string_len(254).not_null())
+                    .col(
+                        ColumnDef::new(Users::PasswordHash)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::Status)
+                            .string_len(16)
+                            .not_null()
+                            .default("active"),
+                    )
+                    .col(
+                        ColumnDef::new(Users::IsActive)
+                            .boolean()
+                            .not_null()
+                            .default(true),
+                    )
+                    .col(
+                        ColumnDef::new(Users::IsStaff)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(Users::IsSuperuser)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(Users::FailedAttempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(ColumnDef::new(Users::LockedUntil).timestamp_with_time_zone())
+                    .col(ColumnDef::new(Users::LastLogin).timestamp_with_time_zone())
+                    .col(timestamp(Users::DateJoined))
+                    .col(
+                        ColumnDef::new(Users::FullName)
+                            .string_len(255)
+                            .not_null()
+                            .default(""),
+                    )
+                    .col(
+                        ColumnDef::new(Users::Locale)
+                            .string_len(16)
+                            .not_null()
+                            .default("fr"),
+                    )
+                    .col(
+                        ColumnDef::new(Users::Timezone)
+                            .string_len(64)
+                            .not_null()
+                            .default("Europe/Paris"),
+                    )
+                    .col(
+                        ColumnDef::new(Users::NeedsPasswordChange)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(Users::AuthBackend)
+                            .string_len(32)
+                            .not_null()
+                            .default("native"),
+                    )
+                    .col(ColumnDef::new(Users::AuthBackendIdentifier).string_len(190))
+                    .col(
+                        ColumnDef::new(Users::TokenVersion)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(ColumnDef::new(Users::DeletedAt).timestamp_with_time_zone())
+                    .col(timestamp(Users::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        // Usernames and emails are stored normalized (trimmed, lower-case), so plain
+        // unique indexes make them unique case-insensitively on every database.
+        index(
+            manager,
+            "ux_users_username",
+            Users::Table,
+            &["username"],
+            true,
+        )
+        .await?;
+        index(manager, "ux_users_email", Users::Table, &["email"], true).await?;
+        index(manager, "ix_users_status", Users::Table, &["status"], false).await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Profiles::Table)
+                    .col(id(Profiles::Id))
+                    .col(ColumnDef::new(Profiles::UserId).integer().not_null())
+                    .col(
+                        ColumnDef::new(Profiles::Name)
+                            .string_len(150)
+                            .not_null()
+                            .default(""),
+                    )
+                    .col(ColumnDef::new(Profiles::Phone).string_len(32))
+                    .col(
+                        ColumnDef::new(Profiles::PhoneVerified)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .foreign_key(&mut user_fk(
+                        Profiles::Table,
+                        "fk_profiles_user",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "ux_profiles_user",
+            Profiles::Table,
+            &["user_id"],
+            true,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Roles::Table)
+                    .col(id(Roles::Id))
+                    .col(ColumnDef::new(Roles::Name).string_len(50).not_null())
+                    .col(
+                        ColumnDef::new(Roles::Description)
+                            .string_len(255)
+                            .not_null()
+                            .default(""),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        index(manager, "ux_roles_name", Roles::Table, &["name"], true).await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(UserRoles::Table)
+                    .col(ColumnDef::new(UserRoles::UserId).integer().not_null())
+                    .col(ColumnDef::new(UserRoles::RoleId).integer().not_null())
+                    .col(timestamp(UserRoles::AssignedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(UserRoles::UserId)
+                            .col(UserRoles::RoleId),
+                    )
+                    .foreign_key(&mut user_fk(
+                        UserRoles::Table,
+                        "fk_user_roles_user",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_user_roles_role")
+                            .from(UserRoles::Table, UserRoles::RoleId)
+                            .to(Roles::Table, Roles::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Consents::Table)
+                    .col(id(Consents::Id))
+                    .col(ColumnDef::new(Consents::UserId).integer().not_null())
+                    .col(
+                        ColumnDef::new(Consents::ConsentType)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Consents::Status).string_len(16).not_null())
+                    .col(timestamp(Consents::ConsentedAt))
+                    .foreign_key(&mut user_fk(
+                        Consents::Table,
+                        "fk_consents_user",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "ix_consents_user",
+            Consents::Table,
+            &["user_id", "consent_type"],
+            false,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(SecurityLogs::Table)
+                    .col(id(SecurityLogs::Id))
+                    .col(ColumnDef::new(SecurityLogs::UserId).integer())
+                    .col(
+                        ColumnDef::new(SecurityLogs::Action)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(SecurityLogs::Ip).string_len(45))
+                    .col(
+                        ColumnDef::new(SecurityLogs::Status)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(SecurityLogs::Detail)
+                            .string_len(255)
+                            .not_null()
+                            .default(""),
+                    )
+                    .col(timestamp(SecurityLogs::OccurredAt))
+                    .foreign_key(&mut user_fk(
+                        SecurityLogs::Table,
+                        "fk_security_logs_user",
+                        ForeignKeyAction::SetNull,
+                    ))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "ix_security_logs_user",
+            SecurityLogs::Table,
+            &["user_id", "occurred_at"],
+            false,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthTypes::Table)
+                    .col(id(AuthTypes::Id))
+                    .col(ColumnDef::new(AuthTypes::Label).string_len(32).not_null())
+                    .col(
+                        ColumnDef::new(AuthTypes::FactorLevel)
+                            .integer()
+                            .not_null()
+                            .default(1),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "ux_auth_types_label",
+            AuthTypes::Table,
+            &["label"],
+            true,
+        )
+        .await?;
+        let seed = Query::insert()
+            .into_table(AuthTypes::Table)
+            .columns([AuthTypes::Label, AuthTypes::FactorLevel])
+            .values_panic(["rfid".into(), 1.into()])
+            .values_panic(["qr".into(), 1.into()])
+            .values_panic(["code".into(), 1.into()])
+            .to_owned();
+        manager.exec_stmt(seed).await?;
+        let roles = Query::insert()
+            .into_table(Roles::Table)
+            .columns([Roles::Name, Roles::Description])
+            .values_panic([
+                "administrator".into(),
+                "Staff: manages the whole platform".into(),
+            ])
+            .values_panic([
+                "customer".into(),
+                "Reserves bays, charges, buys tickets".into(),
+            ])
+            .values_panic([
+                "technician".into(),
+                "Supervises and maintains assigned stations".into(),
+            ])
+            .values_panic(["kiosk".into(), "A cabinet or door terminal".into()])
+            .values_panic(["organizer".into(), "Member of an organizer's team".into()])
+            .to_owned();
+        manager.exec_stmt(roles).await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthMethods::Table)
+                    .col(id(AuthMethods::Id))
+                    .col(ColumnDef::new(AuthMethods::UserId).integer().not_null())
+                    .col(ColumnDef::new(AuthMethods::AuthTypeId).integer().not_null())
+                    .col(
+                        ColumnDef::new(AuthMethods::ValueHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthMethods::DisplayValue)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthMethods::Metadata)
+                            .json()
+                            .not_null()
+                            .default("{}"),
+                    )
+                    .col(ColumnDef::new(AuthMethods::ExpiresAt).timestamp_with_time_zone())
+                    .col(
+                        ColumnDef::new(AuthMethods::IsActive)
+                            .boolean()
+                            .not_null()
+                            .default(true),
+                    )
+                    .col(timestamp(AuthMethods::CreatedAt))
+                    .col(ColumnDef::new(AuthMethods::RevokedAt).timestamp_with_time_zone())
+                    .foreign_key(&mut user_fk(
+                        AuthMethods::Table,
+                        "fk_auth_methods_user",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_auth_methods_type")
+                            .from(AuthMethods::Table, AuthMethods::AuthTypeId)
+                            .to(AuthTypes::Table, AuthTypes::Id)
+                            .on_delete(ForeignKeyAction::Restrict),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "ix_auth_methods_user",
+            AuthMethods::Table,
+            &["user_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "ix_auth_methods_value",
+            AuthMethods::Table,
+            &["auth_type_id", "value_hash"],
+            false,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(RefreshTokens::Table)
+                    .col(id(RefreshTokens::Id))
+                    .col(ColumnDef::new(RefreshTokens::UserId).integer().not_null())
+                    .col(ColumnDef::new(RefreshTokens::FamilyId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(RefreshTokens::TokenHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(timestamp(RefreshTokens::IssuedAt))
+                    .col(
+                        ColumnDef::new(RefreshTokens::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(RefreshTokens::UsedAt).timestamp_with_time_zone())
+                    .col(ColumnDef::new(RefreshTokens::RevokedAt).timestamp_with_time_zone())
+                    .col(ColumnDef::new(RefreshTokens::Ip).string_len(45))
+                    .col(ColumnDef::new(RefreshTokens::UserAgent).string_len(255))
+                    .foreign_key(&mut user_fk(
+                        RefreshTokens::Table,
+                        "fk_refresh_tokens_user",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "ux_refresh_tokens_hash",
+            RefreshTokens::Table,
+            &["token_hash"],
+            true,
+        )
+        .await?;
+        index(
+            manager,
+            "ix_refresh_tokens_family",
+            RefreshTokens::Table,
+            &["family_id"],
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            RefreshTokens::Table.into_iden(),
+            AuthMethods::Table.into_iden(),
+            AuthTypes::Table.into_iden(),
+            SecurityLogs::Table.into_iden(),
+            Consents::Table.into_iden(),
+            UserRoles::Table.into_iden(),
+            Roles::Table.into_iden(),
+            Profiles::Table.into_iden(),
+            Users::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

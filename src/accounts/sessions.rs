@@ -1,0 +1,401 @@
+//! Signing in and out, refreshing sessions, changing passwords.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, Set,
+};
+use uuid::Uuid;
+
+use super::RequestMeta;
+use super::journal::{self, action};
+use super::registration::{normalize_email, normalize_username};
+use crate::auth::rate_limit::{Limit, RateLimiter};
+use crate::auth::tokens::{TokenKeys, random_token, sha256_hex};
+use crate::auth::{UserPrincipal, password};
+use crate::entities::{SecurityLogStatus, refresh_token, user};
+use crate::error::{AppError, AppResult};
+
+/// Failed sign-ins allowed before the account locks.
+pub const LOCK_AFTER_FAILURES: i32 = 5;
+/// First lock duration; each further failure doubles it, up to [`MAX_LOCK`].
+const FIRST_LOCK: TimeDelta = TimeDelta::seconds(30);
+const MAX_LOCK: TimeDelta = TimeDelta::hours(1);
+
+pub const LOGIN_PER_IP: Limit = Limit {
+    max: 30,
+    window: std::time::Duration::from_secs(60),
+};
+pub const LOGIN_PER_ACCOUNT: Limit = Limit {
+    max: 10,
+    window: std::time::Duration::from_secs(60),
+};
+
+/// A signed-in session: what the client keeps.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub user: user::Model,
+}
+
+/// How long an account stays locked after `failures` consecutive failures.
+pub fn lock_duration(failures: i32) -> Option<TimeDelta> {
+    let beyond = failures - LOCK_AFTER_FAILURES;
+    (beyond >= 0).then(|| {
+        Ord::min(
+            FIRST_LOCK * 2_i32.saturating_pow(Ord::min(beyond, 10) as u32),
+            MAX_LOCK,
+        )
+    })
+}
+
+/// Issues an access token and a refresh token in `family` (a new sign-in when `None`).
+pub async fn issue(
+    db: &impl ConnectionTrait,
+    keys: &TokenKeys,
+    account: user::Model,
+    family: Option<Uuid>,
+    meta: &RequestMeta,
+) -> AppResult<Session> {
+    let now = Utc::now();
+    let (access_token, access_expires_at) =
+        keys.issue_access(account.id, account.token_version, now)?;
+    let refresh = random_token();
+    let refresh_expires_at = now + keys.refresh_ttl;
+    refresh_token::ActiveModel {
+        user_id: Set(account.id),
+        family_id: Set(family.unwrap_or_else(Uuid::new_v4)),
+        token_hash: Set(sha256_hex(&refresh)),
+        issued_at: Set(now),
+        expires_at: Set(refresh_expires_at),
+        ip: Set(meta.ip.clone()),
+        user_agent: Set(meta
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(255).collect())),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(Session {
+        access_token,
+        access_expires_at,
+        refresh_token: refresh,
+        refresh_expires_at,
+        user: account,
+    })
+}
+
+fn invalid_credentials() -> AppError {
+    AppError::Unauthenticated
+}
+
+/// Signs in by username or email.
+///
+/// Unknown accounts and wrong passwords get the same error after the same work,
+/// so the answer does not tell whether an account exists.
+///
+/// # Errors
+/// `UNAUTHENTICATED` for bad credentials, `RATE_LIMITED` while locked or over the
+/// rate limits, `FORBIDDEN` for a suspended or archived account (after a correct password).
+pub async fn login(
+    db: &DatabaseConnection,
+    keys: &TokenKeys,
+    limiter: &RateLimiter,
+    login: &str,
+    password_attempt: &str,
+    meta: &RequestMeta,
+) -> AppResult<Session> {
+    let ip = meta.ip.as_deref();
+    let key = login.trim().to_lowercase();
+    limiter.hit(&format!("login:ip:{}", ip.unwrap_or("-")), LOGIN_PER_IP)?;
+    limiter.hit(&format!("login:account:{key}"), LOGIN_PER_ACCOUNT)?;
+
+    let by = if key.contains('@') {
+        normalize_email(&key).map(|e| user::Column::Email.eq(e))
+    } else {
+        normalize_username(&key).map(|u| user::Column::Username.eq(u))
+    };
+    let account = match by {
+        Ok(condition) => user::Entity::find().filter(condition).one(db).await?,
+        Err(_) => None,
+    };
+    let Some(account) = account else {
+        password::verify_nobody(password_attempt).await;
+        journal::record(
+            db,
+            None,
+            action::LOGIN,
+            ip,
+            SecurityLogStatus::Failure,
+            "unknown account",
+        )
+        .await;
+        return Err(invalid_credentials());
+    };
+    let now = Utc::now();
+    if account.locked_until.is_some_and(|until| until > now) {
+        journal::record(
+            db,
+            Some(account.id),
+            action::LOGIN,
+            ip,
+            SecurityLogStatus::Failure,
+            "locked",
+        )
+        .await;
+        return Err(AppError::RateLimited);
+    }
+    if !password::verify(password_attempt, &account.password_hash).await {
+        let failures = account.failed_attempts + 1;
+        // Counted in SQL so concurrent failures are all counted.
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::FailedAttempts,
+                Expr::col(user::Column::FailedAttempts).add(1),
+            )
+            .col_expr(
+                user::Column::LockedUntil,
+                Expr::value(lock_duration(failures).map(|d| now + d)),
+            )
+            .filter(user::Column::Id.eq(account.id))
+            .exec(db)
+            .await?;
+        journal::record(
+            db,
+            Some(account.id),
+            action::LOGIN,
+            ip,
+            SecurityLogStatus::Failure,
+            "wrong password",
+        )
+        .await;
+        return Err(invalid_credentials());
+    }
+    if !account.can_sign_in() {
+        journal::record(
+            db,
+            Some(account.id),
+            action::LOGIN,
+            ip,
+            SecurityLogStatus::Failure,
+            "account not active",
+        )
+        .await;
+        return Err(AppError::Forbidden);
+    }
+    let mut active: user::ActiveModel = account.into();
+    active.failed_attempts = Set(0);
+    active.locked_until = Set(None);
+    active.last_login = Set(Some(now));
+    let account = active.update(db).await?;
+    let session = issue(db, keys, account, None, meta).await?;
+    journal::record(
+        db,
+        Some(session.user.id),
+        action::LOGIN,
+        ip,
+        SecurityLogStatus::Success,
+        "",
+    )
+    .await;
+    Ok(session)
+}
+
+/// Trades a refresh token for a new session of the same sign-in.
+///
+/// The token is spent by a conditional `UPDATE`, so of two concurrent uses only
+/// one succeeds; a token presented again revokes its whole family.
+///
+/// # Errors
+/// `UNAUTHENTICATED` for unknown, expired, revoked or reused tokens and accounts that cannot sign in.
+pub async fn refresh(
+    db: &DatabaseConnection,
+    keys: &TokenKeys,
+    token: &str,
+    meta: &RequestMeta,
+) -> AppResult<Session> {
+    let ip = meta.ip.as_deref();
+    let hash = sha256_hex(token);
+    let stored = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    let now = Utc::now();
+    let spent = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+        .filter(refresh_token::Column::Id.eq(stored.id))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    if spent.rows_affected == 0 {
+        revoke_family(db, stored.family_id).await?;
+        journal::record(
+            db,
+            Some(stored.user_id),
+            action::REFRESH_REUSE,
+            ip,
+            SecurityLogStatus::Failure,
+            "spent token presented; sign-in revoked",
+        )
+        .await;
+        return Err(AppError::Unauthenticated);
+    }
+    if stored.expires_at <= now {
+        return Err(AppError::Unauthenticated);
+    }
+    let account = user::Entity::find_by_id(stored.user_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if !account.can_sign_in() {
+        revoke_family(db, stored.family_id).await?;
+        return Err(AppError::Unauthenticated);
+    }
+    let session = issue(db, keys, account, Some(stored.family_id), meta).await?;
+    journal::record(
+        db,
+        Some(session.user.id),
+        action::REFRESH,
+        ip,
+        SecurityLogStatus::Success,
+        "",
+    )
+    .await;
+    Ok(session)
+}
+
+/// Ends the sign-in a refresh token belongs to. Unknown tokens are ignored.
+pub async fn logout(db: &DatabaseConnection, token: &str, meta: &RequestMeta) -> AppResult<()> {
+    let stored = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(token)))
+        .one(db)
+        .await?;
+    if let Some(stored) = stored {
+        revoke_family(db, stored.family_id).await?;
+        journal::record(
+            db,
+            Some(stored.user_id),
+            action::LOGOUT,
+            meta.ip.as_deref(),
+            SecurityLogStatus::Success,
+            "",
+        )
+        .await;
+    }
+    Ok(())
+}
+
+async fn revoke_family(db: &impl ConnectionTrait, family: Uuid) -> AppResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::FamilyId.eq(family))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user: refresh tokens revoked, access tokens outdated.
+pub async fn revoke_all(db: &impl ConnectionTrait, user_id: i32) -> AppResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(
+            Condition::all()
+                .add(refresh_token::Column::UserId.eq(user_id))
+                .add(refresh_token::Column::RevokedAt.is_null()),
+        )
+        .exec(db)
+        .await?;
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::TokenVersion,
+            Expr::col(user::Column::TokenVersion).add(1),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Changes the signed-in user's password; every other session ends and a fresh
+/// one is returned for this client.
+///
+/// # Errors
+/// `UNAUTHENTICATED` when the current password is wrong, `BAD_USER_INPUT` for a weak new one.
+pub async fn change_password(
+    db: &DatabaseConnection,
+    keys: &TokenKeys,
+    principal: &UserPrincipal,
+    current: &str,
+    new: &str,
+    meta: &RequestMeta,
+) -> AppResult<Session> {
+    let ip = meta.ip.as_deref();
+    let account = user::Entity::find_by_id(principal.id)
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if !password::verify(current, &account.password_hash).await {
+        journal::record(
+            db,
+            Some(account.id),
+            action::PASSWORD_CHANGE,
+            ip,
+            SecurityLogStatus::Failure,
+            "wrong current password",
+        )
+        .await;
+        return Err(AppError::bad_input(
+            "currentPassword",
+            "the current password is wrong",
+        ));
+    }
+    password::check_policy(new, &account.username, &account.email, "newPassword")?;
+    if password::verify(new, &account.password_hash).await {
+        return Err(AppError::bad_input(
+            "newPassword",
+            "the new password must differ from the current one",
+        ));
+    }
+    let hash = password::hash(new).await?;
+    revoke_all(db, account.id).await?;
+    let mut active: user::ActiveModel = account.into();
+    active.password_hash = Set(hash);
+    active.needs_password_change = Set(false);
+    let account = active.update(db).await?;
+    let account = user::Entity::find_by_id(account.id)
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    journal::record(
+        db,
+        Some(account.id),
+        action::PASSWORD_CHANGE,
+        ip,
+        SecurityLogStatus::Success,
+        "",
+    )
+    .await;
+    issue(db, keys, account, None, meta).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_grow_with_failures_and_are_capped() {
+        assert_eq!(lock_duration(4), None);
+        assert_eq!(lock_duration(5), Some(TimeDelta::seconds(30)));
+        assert_eq!(lock_duration(6), Some(TimeDelta::seconds(60)));
+        assert_eq!(lock_duration(9), Some(TimeDelta::seconds(480)));
+        assert_eq!(lock_duration(40), Some(TimeDelta::hours(1)));
+    }
+}

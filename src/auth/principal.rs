@@ -1,0 +1,173 @@
+//! Who is making a request.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+use super::tokens::TokenKeys;
+use crate::entities::{role, user, user_role};
+use crate::error::AppError;
+
+/// Roles a user can hold (the `roles` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleName {
+    Administrator,
+    Customer,
+    Technician,
+    Kiosk,
+    Organizer,
+}
+
+impl RoleName {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Administrator => "administrator",
+            Self::Customer => "customer",
+            Self::Technician => "technician",
+            Self::Kiosk => "kiosk",
+            Self::Organizer => "organizer",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Administrator,
+            Self::Customer,
+            Self::Technician,
+            Self::Kiosk,
+            Self::Organizer,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
+}
+
+/// A signed-in user, as checked against the database for this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPrincipal {
+    pub id: i32,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub roles: Vec<RoleName>,
+    /// Unix time the access token expires; live subscriptions end then.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Principal {
+    #[default]
+    Anonymous,
+    User(UserPrincipal),
+}
+
+impl Principal {
+    /// The signed-in user.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous requests.
+    pub fn user(&self) -> Result<&UserPrincipal, AppError> {
+        match self {
+            Self::User(user) => Ok(user),
+            Self::Anonymous => Err(AppError::Unauthenticated),
+        }
+    }
+
+    /// The signed-in staff member.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous requests, `FORBIDDEN` for non-staff users.
+    pub fn staff(&self) -> Result<&UserPrincipal, AppError> {
+        let user = self.user()?;
+        if user.is_staff || user.is_superuser {
+            Ok(user)
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
+
+/// Resolves a bearer token into a principal. The user is read on every request,
+/// so suspending an account or changing its password (which bumps its
+/// `token_version`) stops its tokens at once.
+///
+/// # Errors
+/// `UNAUTHENTICATED` when the token is invalid or expired, the account cannot sign
+/// in, or the token predates the account's last revocation.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    keys: &TokenKeys,
+    token: &str,
+) -> Result<UserPrincipal, AppError> {
+    let claims = keys.verify_access(token)?;
+    let id: i32 = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
+    let account = user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if !account.can_sign_in() || account.token_version != claims.ver {
+        return Err(AppError::Unauthenticated);
+    }
+    let role_ids: Vec<i32> = user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.role_id)
+        .collect();
+    let roles = if role_ids.is_empty() {
+        Vec::new()
+    } else {
+        role::Entity::find()
+            .filter(role::Column::Id.is_in(role_ids))
+            .all(db)
+            .await?
+            .iter()
+            .filter_map(|r| RoleName::parse(&r.name))
+            .collect()
+    };
+    Ok(UserPrincipal {
+        id,
+        is_staff: account.is_staff,
+        is_superuser: account.is_superuser,
+        roles,
+        expires_at: claims.exp,
+    })
+}
+
+/// Extracts the token of an `Authorization: Bearer …` value.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_values_are_parsed_strictly() {
+        assert_eq!(bearer("Bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("abc"), None);
+    }
+
+    #[test]
+    fn staff_checks_distinguish_anonymous_from_forbidden() {
+        assert!(matches!(
+            Principal::Anonymous.staff(),
+            Err(AppError::Unauthenticated)
+        ));
+        let customer = Principal::User(UserPrincipal {
+            id: 1,
+            is_staff: false,
+            is_superuser: false,
+            roles: vec![RoleName::Customer],
+            expires_at: 0,
+        });
+        assert!(matches!(customer.staff(), Err(AppError::Forbidden)));
+        assert!(customer.user().is_ok());
+    }
+}
