@@ -527,14 +527,15 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
-        index(
-            manager,
-            "ix_auth_methods_value",
-            AuthMethods::Table,
-            &["auth_type_id", "value_hash"],
-            false,
-        )
-        .await?;
+        // One active credential per value (a badge belongs to one person at a time);
+        // revoked rows keep their history. Partial indexes read the same on SQLite and PostgreSQL.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX ux_auth_methods_active_value \
+                 ON auth_methods (auth_type_id, value_hash) WHERE is_active",
+            )
+            .await?;
 
         manager
             .create_table(

@@ -178,3 +178,48 @@ pub async fn create_superuser(
     active.is_superuser = Set(true);
     Ok(active.update(db).await?)
 }
+
+/// Counts for the administration dashboard.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub users: u64,
+    pub active_users: u64,
+    pub suspended_users: u64,
+    pub staff: u64,
+    pub stations: u64,
+    pub bays: u64,
+    pub devices_online: u64,
+}
+
+pub async fn overview(db: &impl ConnectionTrait) -> AppResult<Overview> {
+    use crate::entities::{DeviceStatus, bay, device, station};
+    let live = user::Column::DeletedAt.is_null();
+    Ok(Overview {
+        users: user::Entity::find().filter(live.clone()).count(db).await?,
+        active_users: user::Entity::find()
+            .filter(live.clone())
+            .filter(user::Column::Status.eq(UserStatus::Active))
+            .count(db)
+            .await?,
+        suspended_users: user::Entity::find()
+            .filter(live.clone())
+            .filter(user::Column::Status.eq(UserStatus::Suspended))
+            .count(db)
+            .await?,
+        staff: user::Entity::find()
+            .filter(live)
+            .filter(user::Column::IsStaff.eq(true))
+            .count(db)
+            .await?,
+        stations: station::Entity::find().count(db).await?,
+        bays: bay::Entity::find().count(db).await?,
+        devices_online: device::Entity::find()
+            .filter(device::Column::Status.is_in([
+                DeviceStatus::Online,
+                DeviceStatus::Idle,
+                DeviceStatus::Charging,
+            ]))
+            .count(db)
+            .await?,
+    })
+}

@@ -14,6 +14,9 @@ pub mod action {
     pub const PASSWORD_CHANGE: &str = "password_change";
     pub const PASSWORD_RESET: &str = "password_reset";
     pub const STATUS_CHANGE: &str = "status_change";
+    pub const EXPORT: &str = "export";
+    pub const ACCOUNT_DELETE: &str = "account_delete";
+    pub const BADGE: &str = "badge";
 }
 
 /// Appends one event. A journal write that fails is logged, never hidden from the

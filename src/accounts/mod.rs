@@ -7,8 +7,10 @@
 //! revokes every token of its sign-in.
 
 pub mod admin;
+pub mod badges;
 pub mod graphql;
 pub mod journal;
+pub mod profile;
 pub mod registration;
 pub mod sessions;
 

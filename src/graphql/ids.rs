@@ -17,6 +17,7 @@ pub enum Kind {
     Bay,
     Device,
     User,
+    AuthMethod,
 }
 
 impl Kind {
@@ -27,6 +28,7 @@ impl Kind {
             Self::Bay => "Bay",
             Self::Device => "Device",
             Self::User => "User",
+            Self::AuthMethod => "AuthMethod",
         }
     }
 }

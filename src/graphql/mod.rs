@@ -11,16 +11,18 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 use sea_orm::DatabaseConnection;
 
+use crate::accounts::graphql::administration::{AdminMutation, AdminQuery};
+use crate::accounts::graphql::self_service::{SelfServiceMutation, SelfServiceQuery};
 use crate::accounts::graphql::{AccountMutation, AccountQuery, AuthState};
 use crate::bus::SharedBus;
 use crate::charging::graphql::StationQuery;
 use crate::devices::graphql::BaySubscription;
 
 #[derive(MergedObject, Default)]
-pub struct Query(StationQuery, AccountQuery);
+pub struct Query(StationQuery, AccountQuery, SelfServiceQuery, AdminQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation);
+pub struct Mutation(AccountMutation, SelfServiceMutation, AdminMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(BaySubscription);

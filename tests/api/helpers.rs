@@ -133,7 +133,16 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
-    let database_url = fresh_database_url().await;
+    spawn(&fresh_database_url().await, extra).await
+}
+
+/// Starts a server on an existing database.
+pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    spawn(database_url, &[]).await
+}
+
+async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
+    let database_url = database_url.to_owned();
     let topic_root = topic_root();
     let app = App::build(settings(&serve_args(&database_url, &topic_root, extra)))
         .await

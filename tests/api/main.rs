@@ -6,10 +6,12 @@
 mod helpers;
 
 mod accounts;
+mod administration;
 mod health;
 mod ingest;
 mod live;
 mod scale_out;
 mod schema;
+mod self_service;
 mod startup;
 mod stations;

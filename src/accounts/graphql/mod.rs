@@ -1,4 +1,9 @@
 //! GraphQL for accounts: registration, sessions, `me`, and staff administration.
+//! Self-service (profile, consents, badges, export) is in `self_service`; staff
+//! operations beyond status and password resets in `administration`.
+
+pub mod administration;
+pub mod self_service;
 
 use std::sync::Arc;
 
@@ -121,6 +126,44 @@ impl User {
             phone: p.phone,
             phone_verified: p.phone_verified,
         }))
+    }
+    /// Consent decisions, newest first (the user and staff only).
+    async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<self_service::Consent>> {
+        self_service::owner_or_staff(ctx, self.0.id)?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        Ok(crate::accounts::profile::consents(db, self.0.id)
+            .await?
+            .into_iter()
+            .map(self_service::Consent)
+            .collect())
+    }
+    /// Active RFID badges (the user and staff only).
+    async fn auth_methods(&self, ctx: &Context<'_>) -> Result<Vec<self_service::AuthMethod>> {
+        self_service::owner_or_staff(ctx, self.0.id)?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        Ok(crate::accounts::badges::active(db, self.0.id)
+            .await?
+            .into_iter()
+            .map(self_service::AuthMethod)
+            .collect())
+    }
+    /// Newest security events (the user and staff only).
+    async fn security_journal(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 1, maximum = 100))] last: i32,
+    ) -> Result<Vec<self_service::SecurityEvent>> {
+        self_service::owner_or_staff(ctx, self.0.id)?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let events = crate::accounts::profile::journal_of(db, self.0.id, last as u64).await?;
+        Ok(events
+            .into_iter()
+            .map(self_service::SecurityEvent)
+            .collect())
+    }
+    /// Whether the account is linked to a technician profile (technicians arrive with supervision).
+    async fn is_technician(&self) -> bool {
+        false
     }
     /// Names of the roles the user holds.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
