@@ -49,6 +49,8 @@ pub struct UserPrincipal {
     pub roles: Vec<RoleName>,
     /// Unix time the access token expires; live subscriptions end then.
     pub expires_at: i64,
+    /// The account's `token_version` the token was issued under.
+    pub token_version: i32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,6 +131,7 @@ pub async fn authenticate(
         is_superuser: account.is_superuser,
         roles,
         expires_at: claims.exp,
+        token_version: claims.ver,
     })
 }
 
@@ -139,6 +142,16 @@ pub fn bearer(value: &str) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// Whether a signed-in principal's account still accepts its token (not suspended,
+/// deleted, or revoked by a password change since).
+pub async fn still_valid(
+    db: &impl ConnectionTrait,
+    principal: &UserPrincipal,
+) -> Result<bool, AppError> {
+    let account = user::Entity::find_by_id(principal.id).one(db).await?;
+    Ok(account.is_some_and(|a| a.can_sign_in() && a.token_version == principal.token_version))
 }
 
 #[cfg(test)]
@@ -166,6 +179,7 @@ mod tests {
             is_superuser: false,
             roles: vec![RoleName::Customer],
             expires_at: 0,
+            token_version: 0,
         });
         assert!(matches!(customer.staff(), Err(AppError::Forbidden)));
         assert!(customer.user().is_ok());

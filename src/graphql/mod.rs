@@ -2,6 +2,7 @@
 //! merged here; plus IDs, pagination, loaders and the operation extension.
 
 pub mod ids;
+pub mod live_session;
 pub mod loaders;
 pub mod observe;
 pub mod pagination;
@@ -65,6 +66,7 @@ pub fn build_schema(
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity)
     .extension(observe::Observe)
+    .extension(live_session::LiveSession)
     .finish()
 }
 

@@ -551,3 +551,42 @@ async fn a_websocket_with_a_bad_token_is_refused() {
     };
     assert_eq!(reason.as_deref(), Some("authentication required"));
 }
+
+#[tokio::test]
+async fn suspending_a_user_ends_their_live_subscriptions() {
+    let app = spawn_app().await;
+    let admin = app.staff("warden").await;
+    let (token, _) = app.register("zoe").await;
+    let mut live = crate::helpers::Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {token}") }),
+        "subscription { bayStatusChanged { changedAt } }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        live.try_next(std::time::Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a valid session keeps streaming"
+    );
+    let zoe = user::Entity::find()
+        .filter(user::Column::Username.eq("zoe"))
+        .one(&app.db)
+        .await
+        .expect("q")
+        .expect("user");
+    app.graphql_as(
+        &admin,
+        "mutation($input: SetUserStatusInput!) { setUserStatus(input: $input) { user { status } } }",
+        json!({ "input": { "userId": crate::helpers::global_id("User", zoe.id), "status": "SUSPENDED" } }),
+    )
+    .await;
+    let ended = live.next_message().await;
+    assert_eq!(
+        ended["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{ended}"
+    );
+    assert_eq!(live.next_message().await["type"], "complete");
+}

@@ -354,6 +354,17 @@ pub struct Subscription {
 
 impl Subscription {
     pub async fn start(addr: SocketAddr, protocol: &str, query: &str, variables: Value) -> Self {
+        Self::start_with(addr, protocol, json!({}), query, variables).await
+    }
+
+    /// Starts a subscription whose `connection_init` carries `init` (e.g. an authorization).
+    pub async fn start_with(
+        addr: SocketAddr,
+        protocol: &str,
+        init: Value,
+        query: &str,
+        variables: Value,
+    ) -> Self {
         let mut request = format!("ws://{addr}/graphql")
             .into_client_request()
             .expect("request");
@@ -366,7 +377,7 @@ impl Subscription {
         let legacy = protocol == "graphql-ws";
         let mut subscription = Self { socket, legacy };
         subscription
-            .send(json!({ "type": "connection_init", "payload": {} }))
+            .send(json!({ "type": "connection_init", "payload": init }))
             .await;
         let ack = subscription.next_message().await;
         assert_eq!(ack["type"], "connection_ack", "{ack}");

@@ -1,0 +1,89 @@
+//! Ends a signed-in subscription when its access token expires or is revoked.
+//!
+//! The token is checked at `connection_init` only, so a subscription could
+//! otherwise outlive the account's suspension or a password change. Every
+//! stream of a signed-in connection ends with an `UNAUTHENTICATED` error at the
+//! token's expiry, and is re-checked against the account every
+//! [`RECHECK_EVERY`]. Anonymous subscriptions (public data) are left alone.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextSubscribe};
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::{Response, ServerError};
+use futures_util::StreamExt;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::principal::{self, Principal};
+use crate::error::ErrorCode;
+
+pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
+
+pub struct LiveSession;
+
+impl ExtensionFactory for LiveSession {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(LiveSessionExtension)
+    }
+}
+
+struct LiveSessionExtension;
+
+#[async_trait::async_trait]
+impl Extension for LiveSessionExtension {
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let stream = next.run(ctx, stream);
+        let (Some(Principal::User(user)), Some(db)) = (
+            ctx.data_opt::<Principal>(),
+            ctx.data_opt::<DatabaseConnection>(),
+        ) else {
+            return stream;
+        };
+        let (user, db) = (user.clone(), db.clone());
+        let ended = async move {
+            let expires_in = Duration::from_secs(
+                u64::try_from(user.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+            );
+            let expiry = tokio::time::sleep(expires_in);
+            tokio::pin!(expiry);
+            let mut recheck = tokio::time::interval(RECHECK_EVERY);
+            loop {
+                tokio::select! {
+                    () = &mut expiry => return "the access token expired",
+                    _ = recheck.tick() => {
+                        if !principal::still_valid(&db, &user).await.unwrap_or(true) {
+                            return "the session was revoked";
+                        }
+                    }
+                }
+            }
+        };
+        let ended: Pin<Box<dyn Future<Output = &'static str> + Send>> = Box::pin(ended);
+        // Yields the subscription's events until the session ends, then one error, then stops.
+        futures_util::stream::unfold((stream, Some(ended)), |(mut stream, ended)| async move {
+            let mut ended = ended?;
+            tokio::select! {
+                item = stream.next() => item.map(|response| (response, (stream, Some(ended)))),
+                reason = &mut ended => Some((unauthenticated(reason), (stream, None))),
+            }
+        })
+        .boxed()
+    }
+}
+
+fn unauthenticated(reason: &str) -> Response {
+    let mut error = ServerError::new(reason, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", ErrorCode::Unauthenticated.as_str());
+    Response::from_errors(vec![error])
+}
