@@ -590,3 +590,18 @@ async fn suspending_a_user_ends_their_live_subscriptions() {
     );
     assert_eq!(live.next_message().await["type"], "complete");
 }
+
+#[tokio::test]
+async fn availability_checks_are_rate_limited_per_ip() {
+    let app = spawn_app().await;
+    let query = "{ registrationAvailability(username: \"someone\") { usernameAvailable } }";
+    for _ in 0..60 {
+        let body = app.graphql(query, json!({})).await;
+        assert_eq!(
+            body["data"]["registrationAvailability"]["usernameAvailable"], true,
+            "{body}"
+        );
+    }
+    let limited = app.graphql(query, json!({})).await;
+    assert_eq!(code(&limited), "RATE_LIMITED", "{limited}");
+}

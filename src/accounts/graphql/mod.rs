@@ -31,6 +31,14 @@ const REGISTER_PER_IP: Limit = Limit {
     max: 10,
     window: std::time::Duration::from_secs(3600),
 };
+const RESET_PER_IP: Limit = Limit {
+    max: 30,
+    window: std::time::Duration::from_secs(3600),
+};
+const RESET_PER_ACCOUNT: Limit = Limit {
+    max: 5,
+    window: std::time::Duration::from_secs(3600),
+};
 const AVAILABILITY_PER_IP: Limit = Limit {
     max: 60,
     window: std::time::Duration::from_secs(60),
@@ -521,8 +529,14 @@ impl AccountMutation {
         input: ResetUserPasswordInput,
     ) -> Result<ResetUserPasswordPayload> {
         let actor = principal(ctx).staff()?.clone();
-        let (db, _, meta) = state(ctx)?;
+        let (db, auth, meta) = state(ctx)?;
         let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        auth.limiter.hit(
+            &format!("reset:ip:{}", meta.ip.as_deref().unwrap_or("-")),
+            RESET_PER_IP,
+        )?;
+        auth.limiter
+            .hit(&format!("reset:account:{id}"), RESET_PER_ACCOUNT)?;
         let (account, temporary_password) =
             admin::reset_password(db, &actor, id, meta.ip.as_deref()).await?;
         Ok(ResetUserPasswordPayload {
