@@ -54,3 +54,32 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 pub fn is_sqlite(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
+
+/// One page of `query` in id order, keyset-paginated after `page.after`, with the
+/// total count of rows matching `query`.
+pub async fn page_by_id<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    query: sea_orm::Select<E>,
+    id: E::Column,
+    page: crate::graphql::pagination::PageRequest,
+) -> crate::error::AppResult<crate::graphql::pagination::Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    let total_count = query.clone().count(db).await?;
+    let mut query = query.order_by_asc(id);
+    if let Some(after) = page.after {
+        query = query.filter(id.gt(after));
+    }
+    // One extra row tells whether another page follows.
+    let mut items = query.limit(page.first + 1).all(db).await?;
+    let has_next_page = items.len() as u64 > page.first;
+    items.truncate(page.first as usize);
+    Ok(crate::graphql::pagination::Page {
+        items,
+        has_next_page,
+        total_count,
+    })
+}

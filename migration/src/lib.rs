@@ -5,6 +5,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod columns;
 mod m20261122_000001_charging_topology;
 mod m20261122_000002_accounts;
 

@@ -3,6 +3,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{id, timestamp};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -72,23 +74,6 @@ enum Devices {
     CreatedAt,
 }
 
-fn id(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .to_owned()
-}
-
-fn created_at(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .default(Expr::current_timestamp())
-        .to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -112,7 +97,7 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .default("active"),
                     )
-                    .col(created_at(Stations::CreatedAt))
+                    .col(timestamp(Stations::CreatedAt))
                     .to_owned(),
             )
             .await?;
@@ -150,7 +135,7 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .default("active"),
                     )
-                    .col(created_at(Cabinets::CreatedAt))
+                    .col(timestamp(Cabinets::CreatedAt))
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_cabinets_station")
@@ -294,7 +279,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Devices::LastCommandStatus).string_len(16))
                     .col(ColumnDef::new(Devices::LastCommandMessage).text())
                     .col(ColumnDef::new(Devices::LastCommandAt).timestamp_with_time_zone())
-                    .col(created_at(Devices::CreatedAt))
+                    .col(timestamp(Devices::CreatedAt))
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_devices_bay")

@@ -4,6 +4,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{id, timestamp};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -117,23 +119,6 @@ enum RefreshTokens {
     RevokedAt,
     Ip,
     UserAgent,
-}
-
-fn id(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .to_owned()
-}
-
-fn timestamp(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .default(Expr::current_timestamp())
-        .to_owned()
 }
 
 fn user_fk(

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    PaginatorTrait, QueryFilter, Select, Set,
 };
 
 use super::journal::{self, action};
@@ -49,19 +49,7 @@ pub async fn list(
     filter: &UserFilter,
     page: PageRequest,
 ) -> AppResult<Page<user::Model>> {
-    let total_count = filtered(filter).count(db).await?;
-    let mut query = filtered(filter).order_by_asc(user::Column::Id);
-    if let Some(after) = page.after {
-        query = query.filter(user::Column::Id.gt(after));
-    }
-    let mut items = query.limit(page.first + 1).all(db).await?;
-    let has_next_page = items.len() as u64 > page.first;
-    items.truncate(page.first as usize);
-    Ok(Page {
-        items,
-        has_next_page,
-        total_count,
-    })
+    crate::db::page_by_id(db, filtered(filter), user::Column::Id, page).await
 }
 
 /// Sets an account's status. Suspending or archiving ends its sessions at once.

@@ -1,9 +1,6 @@
 //! Reading stations.
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
 
 use crate::entities::{StationStatus, station};
 use crate::error::AppResult;
@@ -29,20 +26,7 @@ pub async fn list(
     filter: StationFilter,
     page: PageRequest,
 ) -> AppResult<Page<station::Model>> {
-    let total_count = filtered(filter).count(db).await?;
-    let mut query = filtered(filter).order_by_asc(station::Column::Id);
-    if let Some(after) = page.after {
-        query = query.filter(station::Column::Id.gt(after));
-    }
-    // One extra row tells whether another page follows.
-    let mut items = query.limit(page.first + 1).all(db).await?;
-    let has_next_page = items.len() as u64 > page.first;
-    items.truncate(page.first as usize);
-    Ok(Page {
-        items,
-        has_next_page,
-        total_count,
-    })
+    crate::db::page_by_id(db, filtered(filter), station::Column::Id, page).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: i32) -> AppResult<Option<station::Model>> {
