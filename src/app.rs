@@ -62,7 +62,11 @@ impl App {
         let keys = Arc::new(token_keys(&settings)?);
         let auth = AuthState {
             keys: keys.clone(),
-            limiter: Arc::new(RateLimiter::default()),
+            limiter: Arc::new(if settings.rate_limits {
+                RateLimiter::default()
+            } else {
+                RateLimiter::disabled()
+            }),
         };
         let schema = graphql::build_schema(
             db.clone(),

@@ -104,6 +104,11 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: i64,
 
+    /// Enforce the rate limits on sign-in, registration and availability checks;
+    /// turn off only for load tests, or behind another limiter.
+    #[arg(long, env = "VOLTGATE_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limits: bool,
+
     /// Create demo stations, cabinets, bays and devices on start when the database has none.
     #[arg(long, env = "VOLTGATE_DEMO")]
     pub demo: bool,
