@@ -49,6 +49,8 @@ pub enum AppError {
     },
     Conflict(String),
     RateLimited,
+    /// The account has a temporary password that must be changed first (`FORBIDDEN`).
+    PasswordChangeRequired,
     Internal(anyhow::Error),
 }
 
@@ -76,6 +78,7 @@ impl AppError {
             Self::NotFound { entity } => format!("{entity} not found"),
             Self::BadUserInput { message, .. } | Self::Conflict(message) => message.clone(),
             Self::RateLimited => "too many requests, retry later".to_owned(),
+            Self::PasswordChangeRequired => "change your temporary password first".to_owned(),
             Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -83,7 +86,7 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Unauthenticated => ErrorCode::Unauthenticated,
-            Self::Forbidden => ErrorCode::Forbidden,
+            Self::Forbidden | Self::PasswordChangeRequired => ErrorCode::Forbidden,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,

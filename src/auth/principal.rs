@@ -51,6 +51,8 @@ pub struct UserPrincipal {
     pub expires_at: i64,
     /// The account's `token_version` the token was issued under.
     pub token_version: i32,
+    /// The password is a temporary one set by staff; everything but changing it is refused.
+    pub password_change_required: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +68,19 @@ impl Principal {
     /// # Errors
     /// `UNAUTHENTICATED` for anonymous requests.
     pub fn user(&self) -> Result<&UserPrincipal, AppError> {
+        let user = self.signed_in()?;
+        if user.password_change_required {
+            return Err(AppError::PasswordChangeRequired);
+        }
+        Ok(user)
+    }
+
+    /// The signed-in user, even one who must still replace a temporary password:
+    /// only for reading `me` and changing the password.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous requests.
+    pub fn signed_in(&self) -> Result<&UserPrincipal, AppError> {
         match self {
             Self::User(user) => Ok(user),
             Self::Anonymous => Err(AppError::Unauthenticated),
@@ -132,6 +147,7 @@ pub async fn authenticate(
         roles,
         expires_at: claims.exp,
         token_version: claims.ver,
+        password_change_required: account.needs_password_change,
     })
 }
 
@@ -180,6 +196,7 @@ mod tests {
             roles: vec![RoleName::Customer],
             expires_at: 0,
             token_version: 0,
+            password_change_required: false,
         });
         assert!(matches!(customer.staff(), Err(AppError::Forbidden)));
         assert!(customer.user().is_ok());

@@ -478,6 +478,39 @@ async fn a_password_reset_by_staff_must_be_changed_at_next_sign_in() {
         )
         .await;
     assert_eq!(code(&old), "UNAUTHENTICATED");
+
+    // With the temporary password, only reading `me` and changing it are allowed.
+    let token = login["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        app.graphql_as(&token, ME, json!({})).await["data"]["me"]["username"],
+        "kate"
+    );
+    let consent = "mutation { updateConsents(input: { notifications: true }) { status } }";
+    let blocked = app.graphql_as(&token, consent, json!({})).await;
+    assert_eq!(code(&blocked), "FORBIDDEN", "{blocked}");
+    let changed = app
+        .graphql_as(
+            &token,
+            "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { accessToken user { needsPasswordChange } } }",
+            json!({ "input": { "currentPassword": temporary, "newPassword": "Fresh-start-55" } }),
+        )
+        .await;
+    assert_eq!(
+        changed["data"]["changePassword"]["user"]["needsPasswordChange"], false,
+        "{changed}"
+    );
+    let fresh = changed["data"]["changePassword"]["accessToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let allowed = app.graphql_as(&fresh, consent, json!({})).await;
+    assert_eq!(
+        allowed["data"]["updateConsents"]["status"], "ACCEPTED",
+        "{allowed}"
+    );
 }
 
 #[tokio::test]

@@ -329,7 +329,7 @@ pub struct AccountQuery;
 impl AccountQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let me = principal(ctx).user()?;
+        let me = principal(ctx).signed_in()?;
         let db = ctx.data::<DatabaseConnection>()?;
         let account = user::Entity::find_by_id(me.id)
             .one(db)
@@ -492,7 +492,7 @@ impl AccountMutation {
         ctx: &Context<'_>,
         input: ChangePasswordInput,
     ) -> Result<AuthPayload> {
-        let me = principal(ctx).user()?.clone();
+        let me = principal(ctx).signed_in()?.clone();
         let (db, auth, meta) = state(ctx)?;
         let session = sessions::change_password(
             db,
