@@ -117,8 +117,8 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
 
-    /// Deepest GraphQL selection accepted.
-    #[arg(long, env = "VOLTGATE_MAX_QUERY_DEPTH", default_value_t = 12)]
+    /// Deepest GraphQL selection accepted (GraphiQL's introspection query needs 13).
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
 
     /// Highest GraphQL query complexity accepted (one point per field, lists multiplied by `first`).

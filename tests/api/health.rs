@@ -123,3 +123,40 @@ async fn websocket_connections_beyond_the_limit_are_refused() {
         ),
     }
 }
+
+/// The introspection query GraphiQL sends (graphql-js `getIntrospectionQuery`,
+/// with descriptions and deprecated input values), which the depth limit must allow.
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description isRepeatable locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) { name description args(includeDeprecated: true) { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue isDeprecated deprecationReason }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}"#;
+
+#[tokio::test]
+async fn graphiql_can_introspect_the_schema() {
+    let app = spawn_app().await;
+    let body = app.graphql(INTROSPECTION, serde_json::json!({})).await;
+    assert!(body["errors"].is_null(), "{}", body["errors"]);
+    let types = body["data"]["__schema"]["types"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default();
+    assert!(types > 20, "the schema's types are listed: {types}");
+}

@@ -127,8 +127,12 @@ async fn invalid_queries_get_a_code_and_no_internals() {
 #[tokio::test]
 async fn queries_beyond_the_depth_and_complexity_limits_are_refused() {
     let app = spawn_app().await;
-    let deep = "{ stations { edges { node { cabinets { station { cabinets { station { cabinets { station { cabinets { station { cabinets { station { name } } } } } } } } } } } } } }";
-    let body = app.graphql(deep, json!({})).await;
+    let deep = format!(
+        "{{ stations {{ edges {{ node {}name{} }} }} }}",
+        "cabinets { station { ".repeat(8),
+        " } }".repeat(8)
+    );
+    let body = app.graphql(&deep, json!({})).await;
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{body}"
