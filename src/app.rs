@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -31,6 +32,7 @@ pub struct App {
     bus: SharedBus,
     mqtt: Option<Arc<MqttHandle>>,
     device_mqtt_addr: Option<SocketAddr>,
+    _wal_checkpointer: Option<db::WalCheckpointer>,
 }
 
 impl App {
@@ -43,7 +45,7 @@ impl App {
         let mqtt_mode = settings.mqtt_mode()?;
         // The broker's address is checked first: a taken port should fail before any data is written.
         let broker = start_embedded_broker(&mqtt_mode)?;
-        let db = db::connect(&settings.database).await?;
+        let (db, wal_checkpointer) = db::connect_for_serving(&settings.database).await?;
         if settings.migrate_on_start {
             db::migrate(&db).await?;
         }
@@ -83,6 +85,8 @@ impl App {
             bus: bus.clone(),
             mqtt: mqtt.clone(),
             ws_permits: Arc::new(Semaphore::new(settings.max_ws_connections)),
+            // A WebSocket message carries one GraphQL operation: same cap as a POST body.
+            max_ws_message_bytes: settings.max_body_bytes,
             keys,
             metrics,
         };
@@ -102,6 +106,7 @@ impl App {
             bus,
             mqtt,
             device_mqtt_addr,
+            _wal_checkpointer: wal_checkpointer,
         })
     }
 
@@ -138,7 +143,14 @@ impl App {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        // Subscription events are small frames that must leave at once, not wait for
+        // Nagle's algorithm to coalesce them with the next one.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         if let Some(mqtt) = self.mqtt {

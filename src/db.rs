@@ -17,6 +17,34 @@ use crate::config::{DatabaseSettings, redact};
 /// # Errors
 /// When the database cannot be reached; the message names the URL without its password.
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConnection> {
+    connect_with(settings, false).await
+}
+
+/// Connects for a long-running server. A SQLite file database checkpoints its WAL
+/// on a side connection, off the request path: an automatic checkpoint would run
+/// (and fsync) inside whichever commit crossed the threshold, a ~10 ms stall for
+/// that request. The returned guard stops the checkpoints when dropped.
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_for_serving(
+    settings: &DatabaseSettings,
+) -> anyhow::Result<(DatabaseConnection, Option<WalCheckpointer>)> {
+    let url = &settings.database_url;
+    let background = is_sqlite_file(url);
+    let db = connect_with(settings, background).await?;
+    let checkpointer = if background {
+        Some(WalCheckpointer::start(url)?)
+    } else {
+        None
+    };
+    Ok((db, checkpointer))
+}
+
+async fn connect_with(
+    settings: &DatabaseSettings,
+    background_checkpoints: bool,
+) -> anyhow::Result<DatabaseConnection> {
     let url = &settings.database_url;
     let mut options = ConnectOptions::new(url.clone());
     options
@@ -27,11 +55,17 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConn
         options
             .max_connections(1)
             .min_connections(1)
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(SqliteJournalMode::Wal)
+            .map_sqlx_sqlite_opts(move |opts| {
+                let opts = opts
+                    .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
-                    .foreign_keys(true)
+                    .foreign_keys(true);
+                if background_checkpoints {
+                    opts.pragma("wal_autocheckpoint", "0")
+                } else {
+                    opts
+                }
             });
     } else {
         options.max_connections(settings.db_max_connections);
@@ -53,6 +87,66 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 pub fn is_sqlite(url: &str) -> bool {
     url.starts_with("sqlite:")
+}
+
+/// A SQLite database on disk, as opposed to an in-memory one.
+fn is_sqlite_file(url: &str) -> bool {
+    is_sqlite(url) && !url.contains(":memory:") && !url.contains("mode=memory")
+}
+
+/// Checkpoints a SQLite WAL every [`WalCheckpointer::INTERVAL`] on its own
+/// connection. A passive checkpoint never blocks the writer, so commits only
+/// append to the WAL.
+pub struct WalCheckpointer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WalCheckpointer {
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn start(url: &str) -> anyhow::Result<Self> {
+        use sea_orm::sqlx::ConnectOptions as _;
+        use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+        use std::str::FromStr as _;
+
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite URL {}", redact(url)))?
+            .busy_timeout(Duration::from_secs(5));
+        let task = tokio::spawn(async move {
+            let mut connection = None;
+            let mut tick = tokio::time::interval(Self::INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if connection.is_none() {
+                    match options.connect().await {
+                        Ok(c) => connection = Some(c),
+                        Err(error) => {
+                            tracing::warn!(%error, "WAL checkpointer cannot connect");
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = connection.as_mut() else {
+                    continue;
+                };
+                if let Err(error) = sea_orm::sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(c)
+                    .await
+                {
+                    tracing::warn!(%error, "WAL checkpoint failed; reconnecting");
+                    connection = None;
+                }
+            }
+        });
+        Ok(Self { task })
+    }
+}
+
+impl Drop for WalCheckpointer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// One page of `query` in id order, keyset-paginated after `page.after`, with the
@@ -82,4 +176,73 @@ where
         has_next_page,
         total_count,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait as _, Statement};
+
+    use super::*;
+
+    async fn pragma(db: &DatabaseConnection, name: &str) -> i64 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("PRAGMA {name}"),
+            ))
+            .await
+            .expect("pragma runs")
+            .expect("pragma returns a row");
+        row.try_get_by_index::<i64>(0).expect("an integer")
+    }
+
+    /// Commits only append to the WAL; the side connection copies the pages back
+    /// into the database file, which therefore grows without any commit doing it.
+    #[tokio::test]
+    async fn a_served_sqlite_database_is_checkpointed_off_the_commit_path() {
+        let dir = std::env::temp_dir().join(format!("voltgate-wal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("wal.db");
+        let settings = DatabaseSettings {
+            database_url: format!("sqlite://{}?mode=rwc", file.display()),
+            db_max_connections: 1,
+        };
+        let (db, checkpointer) = connect_for_serving(&settings).await.expect("connects");
+        assert!(checkpointer.is_some());
+        assert_eq!(pragma(&db, "wal_autocheckpoint").await, 0);
+
+        db.execute_unprepared("CREATE TABLE filler (payload BLOB NOT NULL)")
+            .await
+            .expect("create");
+        let size_before = std::fs::metadata(&file).map_or(0, |m| m.len());
+        for _ in 0..200 {
+            db.execute_unprepared("INSERT INTO filler VALUES (zeroblob(4000))")
+                .await
+                .expect("insert");
+        }
+        // 200 rows of ~4 KB: at least 800 KB once checkpointed into the file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+            if size > size_before + 700_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {size} bytes: no checkpoint ran"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(checkpointer);
+        db.close().await.ok();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn only_file_databases_get_a_checkpointer() {
+        assert!(is_sqlite_file("sqlite://voltgate.db?mode=rwc"));
+        assert!(!is_sqlite_file("sqlite::memory:"));
+        assert!(!is_sqlite_file("sqlite://x?mode=memory"));
+        assert!(!is_sqlite_file("postgres://postgres@127.0.0.1/voltgate"));
+    }
 }

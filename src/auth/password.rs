@@ -30,20 +30,35 @@ fn hasher() -> Argon2<'static> {
 /// `INTERNAL` when the system random source fails.
 pub async fn hash(password: &str) -> Result<String, AppError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    run_hashing(move || {
         hasher()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
     })
-    .await
-    .map_err(AppError::internal)?
+    .await?
     .map_err(|e| AppError::internal(anyhow::anyhow!("password hashing failed: {e}")))
+}
+
+/// Runs one argon2 computation on the blocking pool, at most one per core at a
+/// time: beyond that, concurrent hashes add only memory (19 MiB each) and latency,
+/// and a burst of sign-ins could otherwise start hundreds of blocking threads.
+async fn run_hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    static PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        tokio::sync::Semaphore::new(cores)
+    });
+    let _permit = PERMITS.acquire().await.map_err(AppError::internal)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(AppError::internal)
 }
 
 /// Checks a password against a stored hash; a malformed hash never matches.
 pub async fn verify(password: &str, stored: &str) -> bool {
     let (password, stored) = (password.to_owned(), stored.to_owned());
-    tokio::task::spawn_blocking(move || {
+    run_hashing(move || {
         hasher()
             .verify_password(password.as_bytes(), stored.as_str())
             .is_ok()

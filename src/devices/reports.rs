@@ -90,7 +90,6 @@ pub async fn apply_state_report(
     // stored `state_seq` is never null once `state_order_us` is set.
     let seq = report.seq.unwrap_or(-1);
 
-    let txn = db.begin().await?;
     let mut update = device::Entity::update_many()
         .col_expr(device::Column::Status, Expr::value(report.status))
         .col_expr(device::Column::HardwareMac, Expr::value(report.mac.clone()))
@@ -114,25 +113,34 @@ pub async fn apply_state_report(
                 .add(device::Column::StateOrderUs.eq(order_us))
                 .add(device::Column::StateSeq.lt(seq)),
         );
-    let result = update
+    let update = update
         .filter(device::Column::Id.eq(registered.id))
-        .filter(newer)
-        .exec(&txn)
-        .await?;
-    if result.rows_affected == 0 {
-        txn.rollback().await?;
-        return Ok(StateOutcome::Stale);
-    }
+        .filter(newer);
 
     let mut bay = bay;
-    if let Some(lock) = report.lock
-        && lock != bay.lock_state
-    {
-        let mut active: bay::ActiveModel = bay.clone().into();
-        active.lock_state = Set(lock);
-        bay = active.update(&txn).await?;
+    match report.lock.filter(|lock| *lock != bay.lock_state) {
+        // The common case, one statement: no transaction round trips needed.
+        None => {
+            if update.exec(db).await?.rows_affected == 0 {
+                return Ok(StateOutcome::Stale);
+            }
+        }
+        // Device and bay change together or not at all.
+        Some(lock) => {
+            let txn = db.begin().await?;
+            if update.exec(&txn).await?.rows_affected == 0 {
+                txn.rollback().await?;
+                return Ok(StateOutcome::Stale);
+            }
+            bay::Entity::update_many()
+                .col_expr(bay::Column::LockState, Expr::value(lock))
+                .filter(bay::Column::Id.eq(bay.id))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            bay.lock_state = lock;
+        }
     }
-    txn.commit().await?;
 
     Ok(StateOutcome::Applied(BayStatusChanged {
         bay,

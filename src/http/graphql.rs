@@ -20,6 +20,10 @@ use crate::auth::principal::{self, Principal};
 use crate::error::AppError;
 use crate::telemetry::names;
 
+/// Per-connection read buffer: room for typical GraphQL messages; larger ones still
+/// arrive, in several reads.
+const WS_READ_BUFFER_BYTES: usize = 4096;
+
 fn request_meta(headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestMeta {
     let refresh_cookie = headers
         .get_all(header::COOKIE)
@@ -91,6 +95,10 @@ pub async fn get(
     let schema = state.schema.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // GraphQL clients send small messages; tungstenite's 128 KiB default would be
+        // allocated and zeroed per connection for nothing.
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .max_message_size(state.max_ws_message_bytes)
         .on_upgrade(move |socket| async move {
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
             GraphQLWebSocket::new(socket, schema, protocol)

@@ -28,6 +28,7 @@ pub struct AppState {
     pub bus: SharedBus,
     pub mqtt: Option<Arc<MqttHandle>>,
     pub ws_permits: Arc<Semaphore>,
+    pub max_ws_message_bytes: usize,
     pub metrics: PrometheusHandle,
     pub keys: Arc<TokenKeys>,
 }
