@@ -23,10 +23,23 @@ use crate::telemetry::names;
 /// it reconnects; a publish retries that many times.
 const PUBLISH_ATTEMPTS: usize = 3;
 
+/// How often an idle replica checks its Redis connection. The manager reconnects by
+/// itself when Redis closes the connection, but gives up after a few attempts and
+/// then waits for the next command; without one, a replica that publishes nothing
+/// would stay unsubscribed after a long outage.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
 pub struct RedisBus {
     connection: ConnectionManager,
     channel: String,
     fanout: Arc<Fanout>,
+    keep_alive: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        self.keep_alive.abort();
+    }
 }
 
 impl RedisBus {
@@ -61,11 +74,32 @@ impl RedisBus {
 
         let fanout = Arc::new(Fanout::default());
         tokio::spawn(relay(push_rx, Arc::clone(&fanout)));
+        let keep_alive = tokio::spawn(keep_alive(connection.clone()));
         Ok(Self {
             connection,
             channel: channel.to_owned(),
             fanout,
+            keep_alive,
         })
+    }
+}
+
+/// Pings Redis at [`KEEP_ALIVE_INTERVAL`]; a failed ping makes the manager reconnect
+/// and, once connected, re-subscribe.
+async fn keep_alive(mut connection: ConnectionManager) {
+    let mut tick = tokio::time::interval(KEEP_ALIVE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut healthy = true;
+    loop {
+        tick.tick().await;
+        let ok = redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .is_ok();
+        if ok && !healthy {
+            tracing::info!("Redis bus connection restored");
+        }
+        healthy = ok;
     }
 }
 

@@ -1,5 +1,7 @@
 //! Liveness, readiness and metrics.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -15,8 +17,10 @@ pub async fn healthz() -> &'static str {
 
 /// Every dependency this replica needs answers: database, bus and MQTT.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.db.ping().await.is_ok();
-    let bus = state.bus.is_ready().await;
+    let (database, bus) = tokio::join!(
+        within_deadline(async { state.db.ping().await.is_ok() }),
+        within_deadline(state.bus.is_ready()),
+    );
     let mqtt = state.mqtt.as_ref().map(|m| m.is_connected());
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let ready = database && bus && mqtt.unwrap_or(true);
@@ -32,6 +36,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body))
+}
+
+/// A dependency that is reconnecting answers late; a probe needs a prompt "no".
+async fn within_deadline(check: impl Future<Output = bool>) -> bool {
+    const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .await
+        .unwrap_or(false)
 }
 
 /// Prometheus text exposition.
