@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QuerySelect, RelationTrait, Set, TransactionTrait,
+    QueryFilter, QuerySelect, QueryTrait, RelationTrait, Set,
 };
 use sea_orm::{DbErr, JoinType};
 
@@ -117,29 +117,33 @@ pub async fn apply_state_report(
         .filter(device::Column::Id.eq(registered.id))
         .filter(newer);
 
+    if update.exec(db).await?.rows_affected == 0 {
+        return Ok(StateOutcome::Stale);
+    }
+
+    // The bay's lock follows the device's newest report. No transaction (two round
+    // trips fewer on the hot path): the bay is updated only while the device still
+    // holds this report, so a newer report applied meanwhile by another replica
+    // keeps its lock state.
     let mut bay = bay;
-    match report.lock.filter(|lock| *lock != bay.lock_state) {
-        // The common case, one statement: no transaction round trips needed.
-        None => {
-            if update.exec(db).await?.rows_affected == 0 {
-                return Ok(StateOutcome::Stale);
-            }
+    if let Some(lock) = report.lock.filter(|lock| *lock != bay.lock_state) {
+        let still_current = device::Entity::find()
+            .select_only()
+            .column(device::Column::Id)
+            .filter(device::Column::Id.eq(registered.id))
+            .filter(device::Column::StateOrderUs.eq(order_us))
+            .filter(device::Column::StateSeq.eq(seq))
+            .into_query();
+        let moved = bay::Entity::update_many()
+            .col_expr(bay::Column::LockState, Expr::value(lock))
+            .filter(bay::Column::Id.eq(bay.id))
+            .filter(Expr::exists(still_current))
+            .exec(db)
+            .await?;
+        if moved.rows_affected == 0 {
+            return Ok(StateOutcome::Stale);
         }
-        // Device and bay change together or not at all.
-        Some(lock) => {
-            let txn = db.begin().await?;
-            if update.exec(&txn).await?.rows_affected == 0 {
-                txn.rollback().await?;
-                return Ok(StateOutcome::Stale);
-            }
-            bay::Entity::update_many()
-                .col_expr(bay::Column::LockState, Expr::value(lock))
-                .filter(bay::Column::Id.eq(bay.id))
-                .exec(&txn)
-                .await?;
-            txn.commit().await?;
-            bay.lock_state = lock;
-        }
+        bay.lock_state = lock;
     }
 
     Ok(StateOutcome::Applied(BayStatusChanged {
