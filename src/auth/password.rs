@@ -1,8 +1,8 @@
 //! Password hashing (argon2id) and the password policy.
 //!
 //! Parameters: argon2id, 19 MiB of memory, 2 passes, 1 lane: the OWASP baseline
-//! for argon2id, which costs about 25 ms per hash on one core of the reference
-//! machine (see `docs/performance.md`). Hashing runs on the blocking pool so it
+//! for argon2id, which costs about 24 ms per verification on one core of the
+//! reference machine (see `docs/performance.md`). Hashing runs on the blocking pool so it
 //! never stalls the async workers. Hashes are PHC strings, so the parameters can
 //! be raised later without invalidating stored hashes.
 
