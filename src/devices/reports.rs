@@ -124,9 +124,10 @@ pub async fn apply_state_report(
     // The bay's lock follows the device's newest report. No transaction (two round
     // trips fewer on the hot path): the bay is updated only while the device still
     // holds this report, so a newer report applied meanwhile by another replica
-    // keeps its lock state.
+    // keeps its lock state. The update runs even when the lock read above looks
+    // unchanged: that read may predate an older report's write.
     let mut bay = bay;
-    if let Some(lock) = report.lock.filter(|lock| *lock != bay.lock_state) {
+    if let Some(lock) = report.lock {
         let still_current = device::Entity::find()
             .select_only()
             .column(device::Column::Id)

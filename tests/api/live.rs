@@ -216,3 +216,78 @@ async fn subscribing_to_an_unknown_station_is_not_found() {
     );
     assert_eq!(subscription.next_message().await["type"], "complete");
 }
+
+/// Replicas racing on one bay (reports applied concurrently, in shuffled order):
+/// whatever the interleaving, the device and the bay end with the newest report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reports_for_one_bay_leave_the_newest_in_place() {
+    use sea_orm::EntityTrait as _;
+    use voltgate::devices::reports::{StateOutcome, apply_state_report};
+    use voltgate::entities::{DeviceStatus, LockState, bay};
+    use voltgate::mqtt::payload::StateReport;
+
+    let app = spawn_app().await;
+    let seeded = app.seed(1, 1, 1).await.remove(0);
+    let base = Utc::now();
+    for round in 0..10_i64 {
+        let lock_of = |i: i64| {
+            if (i + round) % 2 == 0 {
+                LockState::Locked
+            } else {
+                LockState::Unlocked
+            }
+        };
+        // A fixed, round-dependent shuffle of 0..60: 7 is coprime with 60.
+        let order: Vec<i64> = (0..60).map(|k| (k * 7 + round * 5) % 60).collect();
+        let newest = 59;
+        let applied = futures_util::future::join_all(order.iter().map(|&i| {
+            let (db, prefix, mac) = (app.db.clone(), seeded.prefix.clone(), seeded.mac.clone());
+            let report = StateReport {
+                v: 1,
+                ts: base + TimeDelta::seconds(round * 100) + TimeDelta::milliseconds(i),
+                mac,
+                fw: None,
+                ip: None,
+                status: if i == newest {
+                    DeviceStatus::Charging
+                } else {
+                    DeviceStatus::Idle
+                },
+                lock: Some(lock_of(i)),
+                plugged: None,
+                seq: None,
+            };
+            let number = seeded.number;
+            tokio::spawn(async move {
+                apply_state_report(&db, &prefix, number, &report, Utc::now())
+                    .await
+                    .expect("applied or stale, never an error")
+            })
+        }))
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("no panic"))
+        .collect::<Vec<_>>();
+        assert!(
+            applied
+                .iter()
+                .any(|outcome| matches!(outcome, StateOutcome::Applied(_))),
+            "round {round}: some report applies"
+        );
+
+        let stored_bay = bay::Entity::find_by_id(seeded.bay_id)
+            .one(&app.db)
+            .await
+            .expect("bay query")
+            .expect("bay exists");
+        assert_eq!(stored_bay.lock_state, lock_of(newest), "round {round}");
+        let stored = app
+            .graphql(
+                BAY_STATE,
+                json!({ "id": global_id("Station", seeded.station_id) }),
+            )
+            .await;
+        let device = &stored["data"]["station"]["bays"][0]["device"];
+        assert_eq!(device["status"], "CHARGING", "round {round}: {stored}");
+    }
+}
