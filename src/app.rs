@@ -191,6 +191,15 @@ async fn start_ingestion(
     db: &DatabaseConnection,
     bus: &SharedBus,
 ) -> anyhow::Result<Option<Arc<MqttHandle>>> {
+    let credentials = match mode {
+        MqttMode::External { url } if !url.username().is_empty() => {
+            Some(mqtt::ingest::Credentials {
+                username: percent_decoded(url.username()),
+                password: percent_decoded(url.password().unwrap_or_default()),
+            })
+        }
+        _ => None,
+    };
     let (host, port) = match (mode, broker) {
         (MqttMode::Disabled, _) => {
             tracing::info!("MQTT disabled (MQTT_URL=none)");
@@ -219,10 +228,18 @@ async fn start_ingestion(
         topic_root: settings.mqtt_topic_root.clone(),
         workers: settings.mqtt_workers,
         shared: broker.is_none(),
+        credentials,
     };
     Ok(Some(Arc::new(
         mqtt::ingest::start(options, db.clone(), bus.clone()).await?,
     )))
+}
+
+/// URL user names and passwords are percent-encoded; the broker wants them plain.
+fn percent_decoded(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn token_keys(settings: &ServeSettings) -> anyhow::Result<TokenKeys> {

@@ -9,7 +9,8 @@ use migration::{Migrator, MigratorTrait};
 use crate::config::{DatabaseSettings, LogFormat, ServeSettings};
 use crate::{App, accounts, app, db, graphql, seed, simulate, telemetry};
 
-#[derive(Debug, Parser)]
+// No `Debug` on the command line: it holds passwords and secrets.
+#[derive(Parser)]
 #[command(
     name = "voltgate",
     version,
@@ -35,12 +36,13 @@ pub struct Cli {
     log_format: LogFormat,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
     Serve(Box<ServeSettings>),
     /// Manage the database schema.
     Migrate {
+        /// What to do with the migrations.
         #[arg(value_enum, default_value = "up")]
         action: MigrateAction,
         #[command(flatten)]
@@ -83,7 +85,7 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
         /// Broker to publish to; defaults to the embedded broker's address.
-        #[arg(long, env = "MQTT_URL")]
+        #[arg(long, env = "MQTT_URL", hide_env_values = true)]
         mqtt_url: Option<String>,
         /// Address of the embedded broker of a server running with defaults.
         #[arg(
@@ -97,13 +99,15 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum AdminCommand {
     /// Create a staff superuser, e.g. the first administrator of a new install.
     /// Missing values are asked for on the terminal.
     CreateSuperuser {
+        /// Username of the new superuser.
         #[arg(long, env = "VOLTGATE_SUPERUSER_USERNAME")]
         username: Option<String>,
+        /// Email of the new superuser.
         #[arg(long, env = "VOLTGATE_SUPERUSER_EMAIL")]
         email: Option<String>,
         /// Prefer the environment variable or the prompt: flags end up in shell history.

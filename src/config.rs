@@ -10,13 +10,14 @@ use clap::{Args, ValueEnum};
 use url::Url;
 
 /// Settings shared by every subcommand that touches storage.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseSettings {
     /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`.
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite://voltgate.db?mode=rwc"
+        default_value = "sqlite://voltgate.db?mode=rwc",
+        hide_env_values = true
     )]
     pub database_url: String,
 
@@ -26,7 +27,7 @@ pub struct DatabaseSettings {
 }
 
 /// How the server reaches MQTT.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum MqttMode {
     /// Run the embedded broker and ingest from it.
     Embedded { addr: SocketAddr },
@@ -37,7 +38,7 @@ pub enum MqttMode {
 }
 
 /// Settings for `voltgate serve`.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeSettings {
     #[command(flatten)]
     pub database: DatabaseSettings,
@@ -47,7 +48,7 @@ pub struct ServeSettings {
     pub http_addr: SocketAddr,
 
     /// Redis URL for the event bus shared by replicas; unset means the in-process bus.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Url>,
 
     /// Redis pub/sub channel carrying domain events between replicas.
@@ -55,7 +56,7 @@ pub struct ServeSettings {
     pub bus_channel: String,
 
     /// External MQTT broker (`mqtt://host:1883`); unset runs the embedded broker, `none` disables MQTT.
-    #[arg(long, env = "MQTT_URL")]
+    #[arg(long, env = "MQTT_URL", hide_env_values = true)]
     pub mqtt_url: Option<String>,
 
     /// Address of the embedded MQTT broker (MQTT 3.1.1), used when `MQTT_URL` is unset.
@@ -169,6 +170,60 @@ impl ServeSettings {
     }
 }
 
+// Settings carry secrets (URL passwords, signing keys): their `Debug` shows
+// neither, so a settings value can be logged safely.
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("database_url", &redact(&self.database_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MqttMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded { addr } => f.debug_struct("Embedded").field("addr", addr).finish(),
+            Self::External { url } => f
+                .debug_struct("External")
+                .field("url", &redact(url.as_str()))
+                .finish(),
+            Self::Disabled => f.write_str("Disabled"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeSettings")
+            .field("database", &self.database)
+            .field("http_addr", &self.http_addr)
+            .field(
+                "redis_url",
+                &self.redis_url.as_ref().map(|u| redact(u.as_str())),
+            )
+            .field(
+                "mqtt_url",
+                &self.mqtt_url.as_deref().map(redact_mqtt_setting),
+            )
+            .field("embedded_mqtt_addr", &self.embedded_mqtt_addr)
+            .field("mqtt_topic_root", &self.mqtt_topic_root)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn redact_mqtt_setting(value: &str) -> String {
+    if value.trim().eq_ignore_ascii_case("none") {
+        "none".to_owned()
+    } else {
+        redact(value)
+    }
+}
+
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -201,5 +256,29 @@ mod tests {
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("not a url with s3cret"), "<unparseable URL>");
+    }
+
+    #[test]
+    fn settings_never_show_their_secrets() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Probe {
+            #[command(flatten)]
+            serve: ServeSettings,
+        }
+        let probe = Probe::parse_from([
+            "voltgate",
+            "--database-url",
+            "postgres://app:db-s3cret@db/vg",
+            "--redis-url",
+            "redis://:redis-s3cret@cache:6379",
+            "--mqtt-url",
+            "mqtt://dev:mqtt-s3cret@broker:1883",
+            "--jwt-secret",
+            "jwt-s3cret-jwt-s3cret-jwt-s3cret-jwt",
+        ]);
+        let shown = format!("{:?} {:?}", probe.serve, probe.serve.mqtt_mode().ok());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/vg"), "{shown}");
     }
 }

@@ -226,26 +226,25 @@ async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> 
         true,
     ));
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
-    client
-        .subscribe(
-            topic::command_topic(&sim.prefix, sim.number),
-            QoS::AtLeastOnce,
-        )
-        .await?;
-    client
-        .publish(
-            state_topic,
-            QoS::AtLeastOnce,
-            true,
-            serde_json::to_vec(&sim.report())?,
-        )
-        .await?;
-
+    let command_topic = topic::command_topic(&sim.prefix, sim.number);
     let sim = Arc::new(Mutex::new(sim));
+    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
     let (responder, device) = (client.clone(), Arc::clone(&sim));
     tokio::spawn(async move {
+        let mut connected_tx = Some(connected_tx);
+        let mut failing = false;
         loop {
             match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    failing = false;
+                    // Clean sessions: subscribe again after every (re)connection.
+                    let _ = responder
+                        .subscribe(command_topic.clone(), QoS::AtLeastOnce)
+                        .await;
+                    if let Some(tx) = connected_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     if let Ok(command) = payload::decode_command(&publish.payload) {
                         answer(&responder, &device, &command).await;
@@ -253,14 +252,36 @@ async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> 
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    tracing::debug!(error = %err, "simulated device connection error");
+                    if !failing {
+                        tracing::warn!(error = %err, "simulated device lost its broker; retrying");
+                        failing = true;
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
     });
+    tokio::time::timeout(CONNECT_TIMEOUT, connected_rx)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot connect to the MQTT broker at {}:{} within {} s",
+                options.host,
+                options.port,
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?;
+    let initial = serde_json::to_vec(&sim.lock().unwrap_or_else(PoisonError::into_inner).report())?;
+    client
+        .publish(state_topic, QoS::AtLeastOnce, true, initial)
+        .await?;
     Ok((client, sim))
 }
+
+/// How long a simulated device waits for the broker to accept its connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts a command, applies it to the simulated device and reports it done.
 async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {

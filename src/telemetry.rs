@@ -12,7 +12,9 @@ use crate::config::LogFormat;
 
 /// Default filter: our own info logs, and quiet brokers/drivers that log ordinary
 /// disconnects as errors.
-const DEFAULT_FILTER: &str = "info,rumqttd=off,rumqttc=warn,sqlx=warn,sea_orm=warn";
+/// (`sea_orm_migration` reports `migrate status` at info level.)
+const DEFAULT_FILTER: &str =
+    "info,rumqttd=off,rumqttc=warn,sqlx=warn,sea_orm=warn,sea_orm_migration=info";
 
 /// Installs the global `tracing` subscriber; later calls do nothing.
 pub fn init_logging(format: LogFormat) {
@@ -20,9 +22,18 @@ pub fn init_logging(format: LogFormat) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(true)).try_init(),
+        // Logs go to stderr so that stdout carries only a command's output
+        // (`voltgate schema > schema.graphql`).
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(true).with_writer(std::io::stderr))
+            .try_init(),
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
 }
@@ -58,8 +69,12 @@ pub mod names {
     pub const MQTT_OUT: &str = "voltgate_mqtt_messages_published_total";
     pub const MQTT_DROPPED: &str = "voltgate_mqtt_messages_dropped_total";
     pub const MQTT_STALE: &str = "voltgate_mqtt_state_stale_total";
+    /// Messages handled again after a database error.
+    pub const MQTT_RETRIED: &str = "voltgate_mqtt_messages_retried_total";
     pub const MQTT_CONNECTED: &str = "voltgate_mqtt_connected";
     pub const BUS_PUBLISHED: &str = "voltgate_bus_events_published_total";
+    /// Events given up on after retrying through a bus outage.
+    pub const BUS_PUBLISH_FAILED: &str = "voltgate_bus_publish_failures_total";
     pub const BUS_RECEIVED: &str = "voltgate_bus_events_received_total";
     pub const BUS_LAGGED: &str = "voltgate_bus_events_lagged_total";
 }

@@ -19,9 +19,12 @@ use super::{DomainEvent, Envelope, EventBus, Fanout};
 use crate::config::redact;
 use crate::telemetry::names;
 
-/// A `ConnectionManager` answers one error right after a connection drops, before
-/// it reconnects; a publish retries that many times.
-const PUBLISH_ATTEMPTS: usize = 3;
+/// How long a publish keeps retrying while Redis is away: ingestion slows down
+/// through a short outage instead of losing events. Retries back off from 50 ms
+/// to 2 s.
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(15);
+const PUBLISH_FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const PUBLISH_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How often an idle replica checks its Redis connection. The manager reconnects by
 /// itself when Redis closes the connection, but gives up after a few attempts and
@@ -131,8 +134,9 @@ impl EventBus for RedisBus {
     async fn publish(&self, event: DomainEvent) -> anyhow::Result<()> {
         let name = event.name();
         let payload = serde_json::to_vec(&Envelope::new(event))?;
-        let mut last_error = None;
-        for _ in 0..PUBLISH_ATTEMPTS {
+        let give_up = tokio::time::Instant::now() + PUBLISH_PATIENCE;
+        let mut backoff = PUBLISH_FIRST_BACKOFF;
+        loop {
             let mut connection = self.connection.clone();
             match redis::cmd("PUBLISH")
                 .arg(&self.channel)
@@ -144,11 +148,17 @@ impl EventBus for RedisBus {
                     metrics::counter!(names::BUS_PUBLISHED, "type" => name).increment(1);
                     return Ok(());
                 }
-                Err(err) => last_error = Some(err),
+                Err(err) if tokio::time::Instant::now() + backoff > give_up => {
+                    metrics::counter!(names::BUS_PUBLISH_FAILED, "type" => name).increment(1);
+                    return Err(anyhow::Error::from(err)).context("publishing an event to Redis");
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "Redis publish failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = Ord::min(backoff * 2, PUBLISH_MAX_BACKOFF);
+                }
             }
         }
-        Err(last_error.map_or_else(|| anyhow::anyhow!("publish failed"), anyhow::Error::from))
-            .context("publishing an event to Redis")
     }
 
     fn fanout(&self) -> &Fanout {

@@ -157,7 +157,8 @@ pub async fn apply_state_report(
 /// Records a command acknowledgement on the device's last-command fields.
 ///
 /// Idempotent: a redelivered or late `accepted` never replaces a final status of
-/// the same command.
+/// the same command, and a late acknowledgement of an older command (by the
+/// device's `ts`) never replaces that of a newer one.
 ///
 /// # Errors
 /// [`ReportError::UnknownBay`] when no bay with a device matches.
@@ -174,7 +175,8 @@ pub async fn apply_command_ack(
         .last_command_status
         .as_deref()
         .is_some_and(|s| s != crate::mqtt::payload::AckStatus::Accepted.as_str());
-    if same_command && stored_is_final {
+    let stored_is_newer = registered.last_command_at.is_some_and(|at| at > ack.ts);
+    if (same_command && stored_is_final) || (!same_command && stored_is_newer) {
         return Ok(());
     }
     let mut active: device::ActiveModel = registered.into();

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest, NextSubscribe,
 };
 use async_graphql::{Response, Value};
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 
 use crate::error::ErrorCode;
 use crate::telemetry::names;
@@ -26,16 +28,17 @@ struct ObserveExtension;
 #[async_trait::async_trait]
 impl Extension for ObserveExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            let extensions = error.extensions.get_or_insert_with(Default::default);
-            if extensions.get("code").is_none() {
-                // Errors without a code come from parsing, validation or input coercion:
-                // all of them describe a request the client must change.
-                extensions.set("code", Value::from(ErrorCode::BadUserInput.as_str()));
-            }
-        }
-        response
+        with_codes(next.run(ctx).await)
+    }
+
+    /// Subscriptions (over WebSocket) skip `request`: their responses get codes here.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(with_codes).boxed()
     }
 
     async fn execute(
@@ -57,6 +60,19 @@ impl Extension for ObserveExtension {
             .record(started.elapsed().as_secs_f64());
         response
     }
+}
+
+/// Gives every error without a code `BAD_USER_INPUT`: such errors come from
+/// parsing, validation or input coercion, all of which describe a request the
+/// client must change.
+fn with_codes(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", Value::from(ErrorCode::BadUserInput.as_str()));
+        }
+    }
+    response
 }
 
 /// Operation names are client-chosen: keep only well-formed, short ones as labels.

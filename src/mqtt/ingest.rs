@@ -48,6 +48,24 @@ pub struct MqttOptions {
     /// and rumqttd 0.20 panics when a persistent client with a shared subscription
     /// disconnects while messages are in flight.
     pub shared: bool,
+    /// User name and password from `MQTT_URL`, if it carries them.
+    pub credentials: Option<Credentials>,
+}
+
+/// Broker credentials; `Debug` hides the password.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// The running client: publishes commands and reports connectivity.
@@ -147,6 +165,9 @@ pub async fn start(
     client_options
         .set_keep_alive(Duration::from_secs(15))
         .set_manual_acks(true);
+    if let Some(credentials) = &options.credentials {
+        client_options.set_credentials(&credentials.username, &credentials.password);
+    }
     if options.shared {
         client_options
             .set_clean_start(false)
@@ -286,9 +307,29 @@ fn worker_for(topic: &str, workers: usize) -> usize {
     (hasher.finish() % workers as u64) as usize
 }
 
+/// Retries of a message whose report hit a database error (a failover, a full
+/// pool), backing off from 100 ms: about 1.5 s in all before it is dropped.
+const DATABASE_RETRIES: u32 = 4;
+
+/// Handles a message, retrying it through a short database outage.
+async fn handle_with_retries(ingest: &Ingest, incoming: &Incoming) -> Handled {
+    let mut backoff = Duration::from_millis(100);
+    for _ in 0..DATABASE_RETRIES {
+        match handle(ingest, incoming).await {
+            Err((_, DropReason::Internal)) => {
+                metrics::counter!(names::MQTT_RETRIED).increment(1);
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            handled => return handled,
+        }
+    }
+    handle(ingest, incoming).await
+}
+
 async fn work(mut queue: mpsc::Receiver<Incoming>, ingest: Arc<Ingest>) {
     while let Some(incoming) = queue.recv().await {
-        let channel = match handle(&ingest, &incoming).await {
+        let channel = match handle_with_retries(&ingest, &incoming).await {
             Ok(channel) => channel,
             Err((channel, reason)) => {
                 metrics::counter!(names::MQTT_DROPPED, "reason" => reason.as_str()).increment(1);

@@ -155,6 +155,40 @@ async fn command_acknowledgements_are_recorded_idempotently() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+
+    // A late acknowledgement of an older command never replaces a newer one's.
+    // One bay's messages are applied in order: once the state report published
+    // after it is stored, the late acknowledgement has been handled.
+    let older = json!({ "v": 1, "ts": (chrono::Utc::now() - chrono::TimeDelta::minutes(5)).to_rfc3339(),
+        "command_id": uuid::Uuid::new_v4(), "action": "lock", "status": "done", "message": null });
+    device_client
+        .publish(&ack_topic, older.to_string().into_bytes())
+        .await;
+    device_client
+        .report(chrono::Utc::now(), "idle", "locked")
+        .await;
+    let deadline = tokio::time::Instant::now() + crate::helpers::PATIENCE;
+    let stored = loop {
+        let stored = device::Entity::find()
+            .one(&app.db)
+            .await
+            .expect("query")
+            .expect("a device");
+        if stored.status == voltgate::entities::DeviceStatus::Idle {
+            break stored;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the state report was never applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        stored.last_command_id.as_deref(),
+        Some(command_id.to_string().as_str()),
+        "an older command's late ack replaced the newer one"
+    );
+    assert_eq!(stored.last_command_status.as_deref(), Some("done"));
 }
 
 #[tokio::test]

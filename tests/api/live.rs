@@ -217,6 +217,23 @@ async fn subscribing_to_an_unknown_station_is_not_found() {
     assert_eq!(subscription.next_message().await["type"], "complete");
 }
 
+#[tokio::test]
+async fn invalid_subscriptions_get_a_code_over_the_websocket_too() {
+    let app = spawn_app().await;
+    let mut subscription = app
+        .subscribe(
+            "graphql-transport-ws",
+            "subscription { bayStatusChanged { noSuchField } }",
+            json!({}),
+        )
+        .await;
+    let message = subscription.next_message().await;
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{message}"
+    );
+}
+
 /// Replicas racing on one bay (reports applied concurrently, in shuffled order):
 /// whatever the interleaving, the device and the bay end with the newest report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
