@@ -149,6 +149,15 @@ impl Drop for WalCheckpointer {
     }
 }
 
+/// Which way a keyset page runs through the ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrder {
+    /// Oldest first (creation order).
+    Ascending,
+    /// Newest first, as journals are read.
+    Descending,
+}
+
 /// One page of `query` in id order, keyset-paginated after `page.after`, with the
 /// total count of rows matching `query`.
 pub async fn page_by_id<E>(
@@ -161,11 +170,32 @@ where
     E: sea_orm::EntityTrait,
     E::Model: Sync,
 {
+    page_by_id_in(db, query, id, IdOrder::Ascending, page).await
+}
+
+/// [`page_by_id`] in either order.
+pub async fn page_by_id_in<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    query: sea_orm::Select<E>,
+    id: E::Column,
+    order: IdOrder,
+    page: crate::graphql::pagination::PageRequest,
+) -> crate::error::AppResult<crate::graphql::pagination::Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Sync,
+{
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
     let total_count = query.clone().count(db).await?;
-    let mut query = query.order_by_asc(id);
+    let mut query = match order {
+        IdOrder::Ascending => query.order_by_asc(id),
+        IdOrder::Descending => query.order_by_desc(id),
+    };
     if let Some(after) = page.after {
-        query = query.filter(id.gt(after));
+        query = match order {
+            IdOrder::Ascending => query.filter(id.gt(after)),
+            IdOrder::Descending => query.filter(id.lt(after)),
+        };
     }
     // One extra row tells whether another page follows.
     let mut items = query.limit(page.first + 1).all(db).await?;

@@ -5,11 +5,17 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, Select, Set,
 };
 
+use sea_orm::TransactionTrait;
+use sea_orm::sea_query::Expr;
+
 use super::journal::{self, action};
+use super::profile::{self, ProfileChanges};
+use super::registration::{self, Registration};
 use super::sessions::revoke_all;
+use super::{badges, roles};
 use crate::auth::tokens::random_token;
 use crate::auth::{UserPrincipal, password};
-use crate::entities::{SecurityLogStatus, UserStatus, user};
+use crate::entities::{SecurityLogStatus, UserStatus, auth_method, user};
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{Page, PageRequest};
 
@@ -52,10 +58,40 @@ pub async fn list(
     crate::db::page_by_id(db, filtered(filter), user::Column::Id, page).await
 }
 
+/// Refuses changes to a superuser's account by staff who are not superusers
+/// themselves, so staff cannot take over a superuser (by resetting its password,
+/// say) to gain rights they do not have.
+///
+/// # Errors
+/// `FORBIDDEN` when `target` is a superuser and `actor` is not.
+pub fn ensure_may_manage(actor: &UserPrincipal, target: &user::Model) -> AppResult<()> {
+    if target.is_superuser && !actor.is_superuser {
+        Err(AppError::Forbidden)
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads an account staff may manage.
+async fn managed(
+    db: &impl ConnectionTrait,
+    actor: &UserPrincipal,
+    user_id: i32,
+) -> AppResult<user::Model> {
+    let account = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .filter(|a| a.deleted_at.is_none())
+        .ok_or(AppError::not_found("user"))?;
+    ensure_may_manage(actor, &account)?;
+    Ok(account)
+}
+
 /// Sets an account's status. Suspending or archiving ends its sessions at once.
 ///
 /// # Errors
-/// `NOT_FOUND` for unknown users; `BAD_USER_INPUT` when staff would lock themselves out.
+/// `NOT_FOUND` for unknown users; `FORBIDDEN` for a superuser's account unless the
+/// actor is one; `BAD_USER_INPUT` when staff would lock themselves out.
 pub async fn set_status(
     db: &DatabaseConnection,
     actor: &UserPrincipal,
@@ -69,17 +105,16 @@ pub async fn set_status(
             "you cannot suspend or archive your own account",
         ));
     }
-    let account = user::Entity::find_by_id(user_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let txn = db.begin().await?;
+    let account = managed(&txn, actor, user_id).await?;
     let mut active: user::ActiveModel = account.into();
     active.status = Set(status);
     active.is_active = Set(status == UserStatus::Active);
-    let account = active.update(db).await?;
+    let account = active.update(&txn).await?;
     if status != UserStatus::Active {
-        revoke_all(db, user_id).await?;
+        revoke_all(&txn, user_id).await?;
     }
+    txn.commit().await?;
     let detail = format!("set to {status:?} by user {}", actor.id);
     journal::record(
         db,
@@ -96,31 +131,32 @@ pub async fn set_status(
 /// Replaces a user's password with a random temporary one, which must be changed at next sign-in.
 ///
 /// # Errors
-/// `NOT_FOUND` for unknown users.
+/// `NOT_FOUND` for unknown users; `FORBIDDEN` for a superuser's account unless the
+/// actor is one.
 pub async fn reset_password(
     db: &DatabaseConnection,
     actor: &UserPrincipal,
     user_id: i32,
     ip: Option<&str>,
 ) -> AppResult<(user::Model, String)> {
-    let account = user::Entity::find_by_id(user_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    managed(db, actor, user_id).await?;
     // 20 characters of a random token, plus a digit so the policy always holds.
     let temporary = format!("{}7", &random_token()[..20]);
     let hash = password::hash(&temporary).await?;
-    revoke_all(db, user_id).await?;
+    let txn = db.begin().await?;
+    let account = managed(&txn, actor, user_id).await?;
     let mut active: user::ActiveModel = account.into();
     active.password_hash = Set(hash);
     active.needs_password_change = Set(true);
     active.failed_attempts = Set(0);
     active.locked_until = Set(None);
-    active.update(db).await?;
+    active.update(&txn).await?;
+    revoke_all(&txn, user_id).await?;
     let account = user::Entity::find_by_id(user_id)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or(AppError::not_found("user"))?;
+    txn.commit().await?;
     let detail = format!("temporary password set by user {}", actor.id);
     journal::record(
         db,
@@ -134,6 +170,181 @@ pub async fn reset_password(
     Ok((account, temporary))
 }
 
+/// An account created by staff.
+#[derive(Debug)]
+pub struct NewAccount {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub full_name: Option<String>,
+    pub is_staff: bool,
+}
+
+/// Staff: creates an account; staff accounts also get the administrator role.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for malformed fields or a weak password, `CONFLICT` when taken.
+pub async fn create_user(
+    db: &DatabaseConnection,
+    actor: &UserPrincipal,
+    new: NewAccount,
+    ip: Option<&str>,
+) -> AppResult<user::Model> {
+    let account = registration::register(
+        db,
+        Registration {
+            username: new.username,
+            email: new.email,
+            password: new.password,
+            phone: None,
+            full_name: new.full_name,
+            // Staff-created accounts record the required consents as accepted on
+            // the user's behalf; the user can review them in their history.
+            accept_terms: true,
+            accept_privacy_policy: true,
+            accept_notifications: false,
+        },
+        ip,
+    )
+    .await?;
+    if new.is_staff {
+        roles::set_staff(db, account.id, true).await?;
+    }
+    journal::record(
+        db,
+        Some(account.id),
+        action::ACCOUNT_CREATE,
+        ip,
+        SecurityLogStatus::Success,
+        &format!("created by user {}", actor.id),
+    )
+    .await;
+    user::Entity::find_by_id(account.id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("user"))
+}
+
+/// What staff may change on an account; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct AccountChanges {
+    pub profile: ProfileChanges,
+    pub is_staff: Option<bool>,
+    pub is_superuser: Option<bool>,
+}
+
+/// Staff: updates an account's profile fields and flags in one transaction.
+///
+/// # Errors
+/// `NOT_FOUND` for unknown users; `FORBIDDEN` for a superuser's account, or for
+/// changing `is_superuser`, unless the actor is a superuser; `BAD_USER_INPUT` for
+/// malformed values or when staff would remove their own staff access;
+/// `CONFLICT` when the email is taken.
+pub async fn update_user(
+    db: &DatabaseConnection,
+    actor: &UserPrincipal,
+    user_id: i32,
+    changes: AccountChanges,
+    ip: Option<&str>,
+) -> AppResult<user::Model> {
+    if changes.is_superuser.is_some() && !actor.is_superuser {
+        return Err(AppError::Forbidden);
+    }
+    if actor.id == user_id
+        && (changes.is_staff == Some(false) || changes.is_superuser == Some(false))
+    {
+        return Err(AppError::bad_input(
+            "isStaff",
+            "you cannot remove your own staff access",
+        ));
+    }
+    let txn = db.begin().await?;
+    managed(&txn, actor, user_id).await?;
+    profile::update(&txn, user_id, changes.profile).await?;
+    if let Some(is_staff) = changes.is_staff {
+        roles::set_staff(&txn, user_id, is_staff).await?;
+    }
+    if let Some(is_superuser) = changes.is_superuser {
+        user::Entity::update_many()
+            .col_expr(user::Column::IsSuperuser, Expr::value(is_superuser))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if is_superuser {
+            // A superuser is staff too.
+            roles::set_staff(&txn, user_id, true).await?;
+        }
+    }
+    let account = user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::not_found("user"))?;
+    txn.commit().await?;
+    journal::record(
+        db,
+        Some(user_id),
+        action::ACCOUNT_UPDATE,
+        ip,
+        SecurityLogStatus::Success,
+        &format!("updated by user {}", actor.id),
+    )
+    .await;
+    Ok(account)
+}
+
+/// Staff: deletes an account (anonymized, see [`profile::anonymize`]).
+///
+/// # Errors
+/// `NOT_FOUND` for unknown or already deleted users; `FORBIDDEN` for a
+/// superuser's account unless the actor is one; `BAD_USER_INPUT` for the actor's
+/// own account (which is deleted with `deleteAccount`).
+pub async fn delete_user(
+    db: &DatabaseConnection,
+    actor: &UserPrincipal,
+    user_id: i32,
+) -> AppResult<()> {
+    if actor.id == user_id {
+        return Err(AppError::bad_input(
+            "userId",
+            "delete your own account with deleteAccount",
+        ));
+    }
+    managed(db, actor, user_id).await?;
+    profile::anonymize(db, user_id, &format!("deleted by user {}", actor.id)).await
+}
+
+/// The owner of a badge, checked as an account staff may manage.
+///
+/// # Errors
+/// `NOT_FOUND` for unknown badges; `FORBIDDEN` as for [`ensure_may_manage`].
+pub async fn ensure_may_manage_badge(
+    db: &impl ConnectionTrait,
+    actor: &UserPrincipal,
+    auth_method_id: i32,
+) -> AppResult<()> {
+    let badge = auth_method::Entity::find_by_id(auth_method_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("authentication method"))?;
+    managed(db, actor, badge.user_id).await.map(|_| ())
+}
+
+/// Staff: saves a badge for a user.
+///
+/// # Errors
+/// As [`badges::add`], plus `NOT_FOUND` and `FORBIDDEN` as for [`ensure_may_manage`].
+pub async fn register_badge(
+    db: &DatabaseConnection,
+    actor: &UserPrincipal,
+    user_id: i32,
+    uid: &str,
+    label: Option<&str>,
+    ip: Option<&str>,
+) -> AppResult<auth_method::Model> {
+    managed(db, actor, user_id).await?;
+    badges::add(db, user_id, uid, label, ip).await
+}
+
 /// Creates a staff superuser with the administrator role.
 ///
 /// # Errors
@@ -144,7 +355,6 @@ pub async fn create_superuser(
     email: &str,
     password: &str,
 ) -> AppResult<user::Model> {
-    use super::registration::{self, Registration};
     let account = registration::register(
         db,
         Registration {
@@ -160,11 +370,16 @@ pub async fn create_superuser(
         None,
     )
     .await?;
-    registration::assign_role(db, account.id, crate::auth::RoleName::Administrator).await?;
-    let mut active: user::ActiveModel = account.into();
-    active.is_staff = Set(true);
-    active.is_superuser = Set(true);
-    Ok(active.update(db).await?)
+    roles::set_staff(db, account.id, true).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::IsSuperuser, Expr::value(true))
+        .filter(user::Column::Id.eq(account.id))
+        .exec(db)
+        .await?;
+    user::Entity::find_by_id(account.id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("user"))
 }
 
 /// Counts for the administration dashboard.

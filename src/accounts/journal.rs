@@ -1,8 +1,11 @@
 //! The security journal (`JournalSecurite`): append-only records of authentication events.
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
+use crate::db::{IdOrder, page_by_id_in};
 use crate::entities::{SecurityLogStatus, security_log};
+use crate::error::AppResult;
+use crate::graphql::pagination::{Page, PageRequest};
 
 /// Actions recorded in the journal.
 pub mod action {
@@ -17,6 +20,9 @@ pub mod action {
     pub const EXPORT: &str = "export";
     pub const ACCOUNT_DELETE: &str = "account_delete";
     pub const BADGE: &str = "badge";
+    pub const ACCOUNT_CREATE: &str = "account_create";
+    pub const ACCOUNT_UPDATE: &str = "account_update";
+    pub const ROLE_CHANGE: &str = "role_change";
 }
 
 /// Appends one event. A journal write that fails is logged, never hidden from the
@@ -41,4 +47,42 @@ pub async fn record(
     if let Err(err) = entry.insert(db).await {
         tracing::error!(error = %err, action, "cannot write the security journal");
     }
+}
+
+/// Which journal entries staff are looking for; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct JournalFilter {
+    pub user_id: Option<i32>,
+    pub action: Option<String>,
+    pub status: Option<SecurityLogStatus>,
+    pub ip: Option<String>,
+}
+
+/// One page of the journal, newest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &JournalFilter,
+    page: PageRequest,
+) -> AppResult<Page<security_log::Model>> {
+    let mut query = security_log::Entity::find();
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(security_log::Column::UserId.eq(user_id));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(security_log::Column::Action.eq(action.trim()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(security_log::Column::Status.eq(status));
+    }
+    if let Some(ip) = &filter.ip {
+        query = query.filter(security_log::Column::Ip.eq(ip.trim()));
+    }
+    page_by_id_in(
+        db,
+        query,
+        security_log::Column::Id,
+        IdOrder::Descending,
+        page,
+    )
+    .await
 }

@@ -12,6 +12,7 @@ pub mod graphql;
 pub mod journal;
 pub mod profile;
 pub mod registration;
+pub mod roles;
 pub mod sessions;
 
 /// What the edge knows about the request that services need for the journal.

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set, TransactionSession, TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ use crate::auth::password;
 use crate::auth::tokens::random_token;
 use crate::entities::{
     ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, auth_method, consent, profile,
-    refresh_token, security_log, user,
+    refresh_token, security_log, user, user_role,
 };
 use crate::error::{AppError, AppResult};
 
@@ -34,7 +34,7 @@ pub struct ProfileChanges {
 /// # Errors
 /// `BAD_USER_INPUT` for malformed values, `CONFLICT` when the email is taken.
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &impl TransactionTrait,
     user_id: i32,
     changes: ProfileChanges,
 ) -> AppResult<user::Model> {
@@ -171,6 +171,10 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
         .filter(auth_method::Column::UserId.eq(user_id))
         .exec(&txn)
         .await?;
+    user_role::Entity::delete_many()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .exec(&txn)
+        .await?;
     revoke_all(&txn, user_id).await?;
     // IPs in the journal are personal data too; the events themselves stay.
     security_log::Entity::update_many()
@@ -244,6 +248,13 @@ pub async fn export(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Value>
         .order_by_desc(security_log::Column::OccurredAt)
         .all(db)
         .await?;
+    let roles: Vec<&str> = super::roles::held_by(db, &[user_id])
+        .await?
+        .remove(&user_id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(crate::auth::RoleName::as_str)
+        .collect();
     let sessions = refresh_token::Entity::find()
         .filter(refresh_token::Column::UserId.eq(user_id))
         .order_by_desc(refresh_token::Column::IssuedAt)
@@ -255,6 +266,7 @@ pub async fn export(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Value>
             "username": account.username, "email": account.email, "status": account.status,
             "fullName": account.full_name, "locale": account.locale, "timezone": account.timezone,
             "isStaff": account.is_staff, "dateJoined": account.date_joined, "lastLogin": account.last_login,
+            "roles": roles,
         },
         "profile": profile.map(|p| json!({ "name": p.name, "phone": p.phone, "phoneVerified": p.phone_verified })),
         "consents": consents.iter().map(|c| json!({ "type": c.consent_type, "status": c.status, "at": c.consented_at })).collect::<Vec<_>>(),

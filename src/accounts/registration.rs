@@ -9,8 +9,7 @@ use super::journal::{self, action};
 use crate::auth::password;
 use crate::auth::principal::RoleName;
 use crate::entities::{
-    ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, consent, profile, role, user,
-    user_role,
+    ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, consent, profile, user,
 };
 use crate::error::{AppError, AppResult};
 
@@ -186,7 +185,7 @@ pub async fn register(
     }
     .insert(&txn)
     .await?;
-    assign_role(&txn, account.id, RoleName::Customer).await?;
+    super::roles::assign(&txn, account.id, RoleName::Customer).await?;
     for (kind, accepted) in [
         (ConsentType::Terms, true),
         (ConsentType::PrivacyPolicy, true),
@@ -217,28 +216,6 @@ pub async fn register(
     )
     .await;
     Ok(account)
-}
-
-/// Gives `user_id` a role (idempotent).
-pub async fn assign_role(db: &impl ConnectionTrait, user_id: i32, name: RoleName) -> AppResult<()> {
-    let role = role::Entity::find()
-        .filter(role::Column::Name.eq(name.as_str()))
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("role {} is missing", name.as_str())))?;
-    let held = user_role::Entity::find_by_id((user_id, role.id))
-        .one(db)
-        .await?;
-    if held.is_none() {
-        user_role::ActiveModel {
-            user_id: Set(user_id),
-            role_id: Set(role.id),
-            assigned_at: Set(chrono::Utc::now()),
-        }
-        .insert(db)
-        .await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Who is making a request.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, EntityTrait};
 
 use super::tokens::TokenKeys;
-use crate::entities::{role, user, user_role};
+use crate::entities::user;
 use crate::error::AppError;
 
 /// Roles a user can hold (the `roles` table).
@@ -122,24 +122,10 @@ pub async fn authenticate(
     if !account.can_sign_in() || account.token_version != claims.ver {
         return Err(AppError::Unauthenticated);
     }
-    let role_ids: Vec<i32> = user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(id))
-        .all(db)
+    let roles = crate::accounts::roles::held_by(db, &[id])
         .await?
-        .into_iter()
-        .map(|r| r.role_id)
-        .collect();
-    let roles = if role_ids.is_empty() {
-        Vec::new()
-    } else {
-        role::Entity::find()
-            .filter(role::Column::Id.is_in(role_ids))
-            .all(db)
-            .await?
-            .iter()
-            .filter_map(|r| RoleName::parse(&r.name))
-            .collect()
-    };
+        .remove(&id)
+        .unwrap_or_default();
     Ok(UserPrincipal {
         id,
         is_staff: account.is_staff,

@@ -1,8 +1,6 @@
 //! GraphQL types and queries for stations, cabinets and bays.
 
 use crate::graphql::scalars::DateTime;
-use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use sea_orm::DatabaseConnection;
 
@@ -12,10 +10,9 @@ use crate::entities::{self, bay, cabinet, station};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{
-    BaysOfCabinet, BaysOfStation, CabinetById, CabinetsOfStation, DbLoader, DeviceOfBay,
-    StationById,
+    BaysOfCabinet, BaysOfStation, CabinetById, CabinetsOfStation, DeviceOfBay, StationById, loader,
 };
-use crate::graphql::pagination::{ConnectionFields, IdCursor, PageRequest};
+use crate::graphql::pagination::{IdConnection, PageRequest, connection};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entities::StationStatus")]
@@ -50,10 +47,6 @@ pub enum LockState {
     Locked,
     Unlocked,
     Blocked,
-}
-
-fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a DataLoader<DbLoader>> {
-    ctx.data::<DataLoader<DbLoader>>()
 }
 
 /// A charging station and its public location.
@@ -193,27 +186,14 @@ impl StationQuery {
         filter: Option<StationFilterInput>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<IdCursor, Station, ConnectionFields, EmptyFields>> {
+    ) -> Result<IdConnection<Station>> {
         let db = ctx.data::<DatabaseConnection>()?;
         let page = PageRequest::new(first, after.as_deref())?;
         let filter = StationFilter {
             status: filter.and_then(|f| f.status).map(Into::into),
         };
-        let page_rows = stations::list(db, filter, page).await?;
-        let mut connection = Connection::with_additional_fields(
-            page.after.is_some(),
-            page_rows.has_next_page,
-            ConnectionFields {
-                total_count: page_rows.total_count,
-            },
-        );
-        connection.edges.extend(
-            page_rows
-                .items
-                .into_iter()
-                .map(|row| Edge::new(IdCursor(row.id), Station(row))),
-        );
-        Ok(connection)
+        let rows = stations::list(db, filter, page).await?;
+        Ok(connection(page, rows, |row| row.id, Station))
     }
 
     /// One station by ID; null when it does not exist.

@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::entities::{bay, cabinet, device, station};
+use crate::auth::RoleName;
+use crate::entities::{bay, cabinet, device, profile, station, user};
 use crate::error::AppError;
 
 pub struct DbLoader {
@@ -19,6 +21,11 @@ impl DbLoader {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
     }
+}
+
+/// The schema's loader, for resolvers.
+pub fn loader<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a DataLoader<DbLoader>> {
+    ctx.data::<DataLoader<DbLoader>>()
 }
 
 /// Key newtypes: one per relation, so each batches on its own.
@@ -34,6 +41,12 @@ pub struct BaysOfCabinet(pub i32);
 pub struct BaysOfStation(pub i32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeviceOfBay(pub i32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserById(pub i32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProfileOfUser(pub i32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RolesOfUser(pub i32);
 
 type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
 
@@ -150,6 +163,54 @@ impl Loader<DeviceOfBay> for DbLoader {
         Ok(rows
             .into_iter()
             .map(|row| (DeviceOfBay(row.bay_id), row))
+            .collect())
+    }
+}
+
+impl Loader<ProfileOfUser> for DbLoader {
+    type Value = profile::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ProfileOfUser]) -> LoadResult<ProfileOfUser, profile::Model> {
+        let rows = profile::Entity::find()
+            .filter(profile::Column::UserId.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (ProfileOfUser(row.user_id), row))
+            .collect())
+    }
+}
+
+impl Loader<RolesOfUser> for DbLoader {
+    type Value = Vec<RoleName>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[RolesOfUser]) -> LoadResult<RolesOfUser, Vec<RoleName>> {
+        let ids: Vec<i32> = keys.iter().map(|k| k.0).collect();
+        let held = crate::accounts::roles::held_by(&self.db, &ids).await?;
+        Ok(held
+            .into_iter()
+            .map(|(id, roles)| (RolesOfUser(id), roles))
+            .collect())
+    }
+}
+
+impl Loader<UserById> for DbLoader {
+    type Value = user::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UserById]) -> LoadResult<UserById, user::Model> {
+        let rows = user::Entity::find()
+            .filter(user::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (UserById(row.id), row))
             .collect())
     }
 }

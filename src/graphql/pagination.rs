@@ -1,7 +1,7 @@
 //! Relay connections over keyset pagination by primary key.
 
-use async_graphql::SimpleObject;
-use async_graphql::connection::CursorType;
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
+use async_graphql::{OutputType, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -69,6 +69,31 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub has_next_page: bool,
     pub total_count: u64,
+}
+
+/// A Relay connection, as every list field returns.
+pub type IdConnection<N> = Connection<IdCursor, N, ConnectionFields, EmptyFields>;
+
+/// Turns a page of rows into a connection of `node`s, each with its row's id as cursor.
+pub fn connection<T, N: OutputType>(
+    request: PageRequest,
+    page: Page<T>,
+    id_of: impl Fn(&T) -> i32,
+    node: impl Fn(T) -> N,
+) -> IdConnection<N> {
+    let mut connection = Connection::with_additional_fields(
+        request.after.is_some(),
+        page.has_next_page,
+        ConnectionFields {
+            total_count: page.total_count,
+        },
+    );
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|row| Edge::new(IdCursor(id_of(&row)), node(row))),
+    );
+    connection
 }
 
 /// Extra fields of every connection.

@@ -96,7 +96,7 @@ async fn registering_signs_in_and_normalizes_the_account() {
     assert_eq!(payload["user"]["username"], "alice", "{body}");
     assert_eq!(payload["user"]["email"], "alice@example.com");
     assert_eq!(payload["user"]["status"], "ACTIVE");
-    assert_eq!(payload["user"]["roles"], json!(["customer"]));
+    assert_eq!(payload["user"]["roles"], json!(["CUSTOMER"]));
     assert_eq!(payload["user"]["profile"]["phone"], "+33612345678");
 
     let token = payload["accessToken"].as_str().unwrap_or_default();

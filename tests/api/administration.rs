@@ -14,7 +14,7 @@ async fn staff_create_update_and_delete_accounts() {
             json!({ "input": { "username": "quinn", "email": "quinn@example.com", "password": PASSWORD } }))
         .await;
     let quinn = created["data"]["createUser"]["user"].clone();
-    assert_eq!(quinn["roles"], json!(["customer"]), "{created}");
+    assert_eq!(quinn["roles"], json!(["CUSTOMER"]), "{created}");
 
     let escalate = app
         .graphql_as(&admin, "mutation($input: UpdateUserInput!) { updateUser(input: $input) { user { isSuperuser } } }",
@@ -141,7 +141,7 @@ async fn create_superuser_makes_a_first_administrator() {
     assert!(
         user["roles"]
             .as_array()
-            .is_some_and(|r| r.contains(&json!("administrator")))
+            .is_some_and(|r| r.contains(&json!("ADMINISTRATOR")))
     );
 
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_voltgate"))

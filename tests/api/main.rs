@@ -11,6 +11,7 @@ mod bus_recovery;
 mod health;
 mod ingest;
 mod live;
+mod roles;
 mod scale_out;
 mod schema;
 mod self_service;

@@ -136,6 +136,7 @@ async fn the_export_holds_everything_and_deletion_anonymizes() {
     let export = app.graphql_as(&token, "{ exportMyData }", json!({})).await;
     let data = &export["data"]["exportMyData"];
     assert_eq!(data["account"]["username"], "paul", "{export}");
+    assert_eq!(data["account"]["roles"], json!(["customer"]), "{export}");
     for section in [
         "profile",
         "consents",

@@ -1,15 +1,19 @@
 //! Staff operations on accounts beyond status changes and password resets.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
-use super::self_service::{AuthMethod, AuthMethodPayload, DeletedPayload};
-use super::{RequestMeta, User, UserPayload};
-use crate::accounts::{admin, badges, profile, registration};
+use super::self_service::{
+    AuthMethod, AuthMethodPayload, DeletedPayload, SecurityEvent, SecurityLogStatus,
+};
+use super::{RequestMeta, Role, User, UserPayload};
+use crate::accounts::journal::{self, JournalFilter};
+use crate::accounts::{admin, badges, profile, roles};
 use crate::auth::guards::principal;
+use crate::db::IdOrder;
 use crate::entities::user;
-use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::pagination::{IdConnection, PageRequest, connection};
 
 fn ip(ctx: &Context<'_>) -> Option<String> {
     ctx.data_opt::<RequestMeta>().and_then(|m| m.ip.clone())
@@ -21,6 +25,7 @@ pub struct CreateUserInput {
     pub email: String,
     pub password: String,
     pub full_name: Option<String>,
+    /// Staff accounts also get the administrator role.
     #[graphql(default)]
     pub is_staff: bool,
 }
@@ -31,6 +36,9 @@ pub struct UpdateUserInput {
     pub email: Option<String>,
     pub full_name: Option<String>,
     pub phone: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    /// Also grants or revokes the administrator role.
     pub is_staff: Option<bool>,
     /// Only superusers may change this.
     pub is_superuser: Option<bool>,
@@ -67,17 +75,61 @@ pub struct AdminOverview {
     pub charging_sessions: u64,
     pub open_alerts: u64,
     pub orders: u64,
+    /// The newest accounts.
+    pub recent_users: Vec<User>,
+    /// The newest security events.
+    pub recent_security_events: Vec<SecurityEvent>,
 }
+
+/// A role and what it allows.
+#[derive(SimpleObject)]
+pub struct RoleDescription {
+    pub role: Role,
+    pub description: String,
+}
+
+#[derive(InputObject)]
+pub struct ChangeUserRoleInput {
+    pub user_id: ID,
+    pub role: Role,
+}
+
+#[derive(InputObject, Default)]
+pub struct SecurityEventFilterInput {
+    pub user_id: Option<ID>,
+    /// Exact action, e.g. `login` or `refresh_reuse`.
+    pub action: Option<String>,
+    pub status: Option<SecurityLogStatus>,
+    pub ip: Option<String>,
+}
+
+/// How many recent records the overview lists.
+const RECENT: u64 = 10;
 
 #[derive(Default)]
 pub struct AdminQuery;
 
 #[Object]
 impl AdminQuery {
+    /// Staff: aggregates for the administration dashboard, with the newest
+    /// accounts and security events.
     async fn admin_overview(&self, ctx: &Context<'_>) -> Result<AdminOverview> {
         principal(ctx).staff()?;
         let db = ctx.data::<DatabaseConnection>()?;
         let o = admin::overview(db).await?;
+        let recent = PageRequest {
+            first: RECENT,
+            after: None,
+        };
+        let recent_users = crate::db::page_by_id_in(
+            db,
+            user::Entity::find().filter(user::Column::DeletedAt.is_null()),
+            user::Column::Id,
+            IdOrder::Descending,
+            recent,
+        )
+        .await?;
+        let recent_events = journal::list(db, &JournalFilter::default(), recent).await?;
         Ok(AdminOverview {
             users: o.users,
             active_users: o.active_users,
@@ -90,7 +142,50 @@ impl AdminQuery {
             charging_sessions: 0,
             open_alerts: 0,
             orders: 0,
+            recent_users: recent_users.items.into_iter().map(User).collect(),
+            recent_security_events: recent_events.items.into_iter().map(SecurityEvent).collect(),
         })
+    }
+
+    /// Staff: the roles accounts can hold.
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleDescription>> {
+        principal(ctx).staff()?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        Ok(roles::catalog(db)
+            .await?
+            .into_iter()
+            .map(|(role, description)| RoleDescription {
+                role: role.into(),
+                description,
+            })
+            .collect())
+    }
+
+    /// Staff: the security journal of every account (and of sign-ins to unknown
+    /// ones), newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn security_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<SecurityEventFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<IdConnection<SecurityEvent>> {
+        principal(ctx).staff()?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let page = PageRequest::new(first, after.as_deref())?;
+        let filter = filter.unwrap_or_default();
+        let filter = JournalFilter {
+            user_id: filter
+                .user_id
+                .map(|id| ids::decode(&id, Kind::User, "filter.userId"))
+                .transpose()?,
+            action: filter.action,
+            status: filter.status.map(Into::into),
+            ip: filter.ip,
+        };
+        let rows = journal::list(db, &filter, page).await?;
+        Ok(connection(page, rows, |e| e.id, SecurityEvent))
     }
 }
 
@@ -103,73 +198,42 @@ impl AdminMutation {
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserPayload> {
         let actor = principal(ctx).staff()?.clone();
         let db = ctx.data::<DatabaseConnection>()?;
-        let ip = ip(ctx);
-        let account = registration::register(
+        let account = admin::create_user(
             db,
-            registration::Registration {
+            &actor,
+            admin::NewAccount {
                 username: input.username,
                 email: input.email,
                 password: input.password,
-                phone: None,
                 full_name: input.full_name,
-                // Consents are the user's to give: staff-created accounts record the
-                // required ones as accepted on the user's behalf at creation.
-                accept_terms: true,
-                accept_privacy_policy: true,
-                accept_notifications: false,
+                is_staff: input.is_staff,
             },
-            ip.as_deref(),
+            ip(ctx).as_deref(),
         )
         .await?;
-        let account = if input.is_staff {
-            let mut active: user::ActiveModel = account.into();
-            active.is_staff = Set(true);
-            active.update(db).await.map_err(AppError::from)?
-        } else {
-            account
-        };
-        tracing::info!(
-            actor = actor.id,
-            user = account.id,
-            "account created by staff"
-        );
         Ok(UserPayload {
             user: User(account),
         })
     }
 
-    /// Staff: updates an account's fields and flags.
+    /// Staff: updates an account's fields and flags. A superuser's account, and
+    /// `isSuperuser`, only by superusers.
     async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> Result<UserPayload> {
         let actor = principal(ctx).staff()?.clone();
         let db = ctx.data::<DatabaseConnection>()?;
         let id = ids::decode(&input.user_id, Kind::User, "userId")?;
-        if input.is_superuser.is_some() && !actor.is_superuser {
-            return Err(AppError::Forbidden.into());
-        }
-        if actor.id == id && input.is_staff == Some(false) {
-            return Err(
-                AppError::bad_input("isStaff", "you cannot remove your own staff access").into(),
-            );
-        }
-        let changes = profile::ProfileChanges {
-            email: input.email,
-            full_name: input.full_name,
-            phone: input.phone,
-            ..Default::default()
+        let changes = admin::AccountChanges {
+            profile: profile::ProfileChanges {
+                email: input.email,
+                full_name: input.full_name,
+                phone: input.phone,
+                locale: input.locale,
+                timezone: input.timezone,
+            },
+            is_staff: input.is_staff,
+            is_superuser: input.is_superuser,
         };
-        let account = profile::update(db, id, changes).await?;
-        let account = if input.is_staff.is_some() || input.is_superuser.is_some() {
-            let mut active: user::ActiveModel = account.into();
-            if let Some(is_staff) = input.is_staff {
-                active.is_staff = Set(is_staff);
-            }
-            if let Some(is_superuser) = input.is_superuser {
-                active.is_superuser = Set(is_superuser);
-            }
-            active.update(db).await.map_err(AppError::from)?
-        } else {
-            account
-        };
+        let account = admin::update_user(db, &actor, id, changes, ip(ctx).as_deref()).await?;
         Ok(UserPayload {
             user: User(account),
         })
@@ -184,20 +248,26 @@ impl AdminMutation {
         let actor = principal(ctx).staff()?.clone();
         let db = ctx.data::<DatabaseConnection>()?;
         let id = ids::decode(&input.user_id, Kind::User, "userId")?;
-        if actor.id == id {
-            return Err(AppError::bad_input(
-                "userId",
-                "delete your own account with deleteAccount",
-            )
-            .into());
-        }
-        user::Entity::find_by_id(id)
-            .one(db)
-            .await
-            .map_err(AppError::from)?
-            .ok_or(AppError::not_found("user"))?;
-        profile::anonymize(db, id, &format!("deleted by user {}", actor.id)).await?;
+        admin::delete_user(db, &actor, id).await?;
         Ok(DeletedPayload { ok: true })
+    }
+
+    /// Staff: gives an account a role. The administrator role makes it staff.
+    async fn grant_user_role(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangeUserRoleInput,
+    ) -> Result<UserPayload> {
+        change_role(ctx, input, roles::Change::Grant).await
+    }
+
+    /// Staff: takes a role away. Taking the administrator role ends staff access.
+    async fn revoke_user_role(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangeUserRoleInput,
+    ) -> Result<UserPayload> {
+        change_role(ctx, input, roles::Change::Revoke).await
     }
 
     /// Staff: registers an RFID badge for a user (e.g. a replacement badge).
@@ -206,16 +276,12 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: RegisterUserBadgeInput,
     ) -> Result<AuthMethodPayload> {
-        principal(ctx).staff()?;
+        let actor = principal(ctx).staff()?.clone();
         let db = ctx.data::<DatabaseConnection>()?;
         let id = ids::decode(&input.user_id, Kind::User, "userId")?;
-        user::Entity::find_by_id(id)
-            .one(db)
-            .await
-            .map_err(AppError::from)?
-            .ok_or(AppError::not_found("user"))?;
-        let saved = badges::add(
+        let saved = admin::register_badge(
             db,
+            &actor,
             id,
             &input.uid,
             input.label.as_deref(),
@@ -236,9 +302,32 @@ impl AdminMutation {
         let actor = principal(ctx).staff()?.clone();
         let db = ctx.data::<DatabaseConnection>()?;
         let id = ids::decode(&input.auth_method_id, Kind::AuthMethod, "authMethodId")?;
+        admin::ensure_may_manage_badge(db, &actor, id).await?;
         let revoked = badges::revoke(db, id, actor.id, ip(ctx).as_deref()).await?;
         Ok(AuthMethodPayload {
             auth_method: AuthMethod(revoked),
         })
     }
+}
+
+async fn change_role(
+    ctx: &Context<'_>,
+    input: ChangeUserRoleInput,
+    change: roles::Change,
+) -> Result<UserPayload> {
+    let actor = principal(ctx).staff()?.clone();
+    let db = ctx.data::<DatabaseConnection>()?;
+    let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+    let account = roles::change(
+        db,
+        &actor,
+        id,
+        input.role.into(),
+        change,
+        ip(ctx).as_deref(),
+    )
+    .await?;
+    Ok(UserPayload {
+        user: User(account),
+    })
 }

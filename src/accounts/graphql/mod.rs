@@ -7,21 +7,22 @@ pub mod self_service;
 
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseConnection, EntityTrait};
 
 use super::RequestMeta;
 use super::admin::{self, UserFilter};
 use super::registration::{self, Registration};
 use super::sessions::{self, Session};
+use crate::auth::RoleName;
 use crate::auth::guards::principal;
 use crate::auth::rate_limit::{Limit, RateLimiter};
 use crate::auth::tokens::TokenKeys;
-use crate::entities::{self, profile, role, user, user_role};
+use crate::entities::{self, user};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::pagination::{ConnectionFields, IdCursor, PageRequest};
+use crate::graphql::loaders::{ProfileOfUser, RolesOfUser, loader};
+use crate::graphql::pagination::{IdConnection, PageRequest, connection};
 use crate::graphql::scalars::DateTime;
 
 /// Name of the HttpOnly cookie carrying a browser's refresh token.
@@ -29,6 +30,11 @@ pub const REFRESH_COOKIE: &str = "vg_refresh";
 
 const REGISTER_PER_IP: Limit = Limit {
     max: 10,
+    window: std::time::Duration::from_secs(3600),
+};
+/// Attempts to register one username or email, whoever makes them.
+const REGISTER_PER_ACCOUNT: Limit = Limit {
+    max: 5,
     window: std::time::Duration::from_secs(3600),
 };
 const RESET_PER_IP: Limit = Limit {
@@ -123,12 +129,7 @@ impl User {
         self.0.date_joined.into()
     }
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
-        let db = ctx.data::<DatabaseConnection>()?;
-        let found = profile::Entity::find()
-            .filter(profile::Column::UserId.eq(self.0.id))
-            .one(db)
-            .await
-            .map_err(AppError::from)?;
+        let found = loader(ctx)?.load_one(ProfileOfUser(self.0.id)).await?;
         Ok(found.map(|p| Profile {
             name: p.name,
             phone: p.phone,
@@ -169,32 +170,45 @@ impl User {
             .map(self_service::SecurityEvent)
             .collect())
     }
-    /// Whether the account is linked to a technician profile (technicians arrive with supervision).
-    async fn is_technician(&self) -> bool {
-        false
+    /// Whether the account holds the technician role (its station scope arrives with supervision).
+    async fn is_technician(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.held_roles(ctx).await?.contains(&RoleName::Technician))
     }
-    /// Names of the roles the user holds.
-    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        let db = ctx.data::<DatabaseConnection>()?;
-        let held: Vec<i32> = user_role::Entity::find()
-            .filter(user_role::Column::UserId.eq(self.0.id))
-            .all(db)
-            .await
-            .map_err(AppError::from)?
+    /// The roles the account holds, by name.
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+        Ok(self
+            .held_roles(ctx)
+            .await?
             .into_iter()
-            .map(|r| r.role_id)
-            .collect();
-        let mut names: Vec<String> = role::Entity::find()
-            .filter(role::Column::Id.is_in(held))
-            .all(db)
-            .await
-            .map_err(AppError::from)?
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        names.sort();
-        Ok(names)
+            .map(Into::into)
+            .collect())
     }
+}
+
+impl User {
+    async fn held_roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleName>> {
+        Ok(loader(ctx)?
+            .load_one(RolesOfUser(self.0.id))
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+/// What an account may do beyond its own data. Staff access itself is
+/// `User.isStaff`; the administrator role always matches it.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::auth::RoleName")]
+pub enum Role {
+    /// Staff: administration of accounts and of the network.
+    Administrator,
+    /// Registers, reserves bays, buys tickets.
+    Customer,
+    /// Supervises the stations assigned to them.
+    Technician,
+    /// A cabinet's kiosk credential; never held by a person's account.
+    Kiosk,
+    /// A member of an organizer's team (ticketing).
+    Organizer,
 }
 
 /// A signed-in session.
@@ -366,7 +380,7 @@ impl AccountQuery {
         filter: Option<UserFilterInput>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<IdCursor, User, ConnectionFields, EmptyFields>> {
+    ) -> Result<IdConnection<User>> {
         principal(ctx).staff()?;
         let db = ctx.data::<DatabaseConnection>()?;
         let page = PageRequest::new(first, after.as_deref())?;
@@ -377,19 +391,7 @@ impl AccountQuery {
             search: filter.search,
         };
         let rows = admin::list(db, &filter, page).await?;
-        let mut connection = Connection::with_additional_fields(
-            page.after.is_some(),
-            rows.has_next_page,
-            ConnectionFields {
-                total_count: rows.total_count,
-            },
-        );
-        connection.edges.extend(
-            rows.items
-                .into_iter()
-                .map(|u| Edge::new(IdCursor(u.id), User(u))),
-        );
-        Ok(connection)
+        Ok(connection(page, rows, |u| u.id, User))
     }
 
     /// One account, for staff.
@@ -417,6 +419,12 @@ impl AccountMutation {
             &format!("register:ip:{}", meta.ip.as_deref().unwrap_or("-")),
             REGISTER_PER_IP,
         )?;
+        for requested in [&input.username, &input.email] {
+            auth.limiter.hit(
+                &format!("register:account:{}", requested.trim().to_lowercase()),
+                REGISTER_PER_ACCOUNT,
+            )?;
+        }
         let use_cookie = input.use_cookie;
         let account = registration::register(
             db,

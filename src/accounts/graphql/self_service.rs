@@ -9,6 +9,7 @@ use crate::auth::guards::principal;
 use crate::entities::{self, auth_method, consent, security_log};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{UserById, loader};
 use crate::graphql::scalars::DateTime;
 
 /// Allows the account's owner and staff.
@@ -114,6 +115,14 @@ impl SecurityEvent {
     }
     async fn occurred_at(&self) -> DateTime {
         self.0.occurred_at.into()
+    }
+    /// The account concerned; null for sign-ins to unknown accounts.
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = self.0.user_id else {
+            return Ok(None);
+        };
+        owner_or_staff(ctx, id)?;
+        Ok(loader(ctx)?.load_one(UserById(id)).await?.map(User))
     }
 }
 

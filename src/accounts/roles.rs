@@ -1,0 +1,183 @@
+//! Roles held by accounts (`Role`, `UtilisateurRole`).
+//!
+//! Staff access is decided by the `is_staff` flag; the administrator role mirrors
+//! it, so the two always change together. Kiosks authenticate with per-cabinet
+//! credentials, not accounts, so the kiosk role is never granted to a person.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
+
+use super::admin::ensure_may_manage;
+use super::journal::{self, action};
+use crate::auth::{RoleName, UserPrincipal};
+use crate::entities::{SecurityLogStatus, role, user, user_role};
+use crate::error::{AppError, AppResult};
+
+async fn role_row(db: &impl ConnectionTrait, name: RoleName) -> AppResult<role::Model> {
+    role::Entity::find()
+        .filter(role::Column::Name.eq(name.as_str()))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("role {} is missing", name.as_str())))
+}
+
+/// Gives `user_id` a role (idempotent).
+pub async fn assign(db: &impl ConnectionTrait, user_id: i32, name: RoleName) -> AppResult<()> {
+    let role = role_row(db, name).await?;
+    let held = user_role::Entity::find_by_id((user_id, role.id))
+        .one(db)
+        .await?;
+    if held.is_none() {
+        user_role::ActiveModel {
+            user_id: Set(user_id),
+            role_id: Set(role.id),
+            assigned_at: Set(chrono::Utc::now()),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Takes a role away from `user_id` (idempotent).
+pub async fn remove(db: &impl ConnectionTrait, user_id: i32, name: RoleName) -> AppResult<()> {
+    let role = role_row(db, name).await?;
+    user_role::Entity::delete_by_id((user_id, role.id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The roles each of `user_ids` holds, sorted; users without roles map to an empty list.
+pub async fn held_by(
+    db: &impl ConnectionTrait,
+    user_ids: &[i32],
+) -> AppResult<HashMap<i32, Vec<RoleName>>> {
+    let mut held: HashMap<i32, Vec<RoleName>> =
+        user_ids.iter().map(|id| (*id, Vec::new())).collect();
+    let links = user_role::Entity::find()
+        .filter(user_role::Column::UserId.is_in(user_ids.iter().copied()))
+        .all(db)
+        .await?;
+    if links.is_empty() {
+        return Ok(held);
+    }
+    // The roles table holds a handful of rows: read it whole rather than join.
+    let names: HashMap<i32, RoleName> = role::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|r| RoleName::parse(&r.name).map(|name| (r.id, name)))
+        .collect();
+    for link in links {
+        if let Some(name) = names.get(&link.role_id) {
+            held.entry(link.user_id).or_default().push(*name);
+        }
+    }
+    for roles in held.values_mut() {
+        roles.sort_by_key(|r| r.as_str());
+    }
+    Ok(held)
+}
+
+/// Every role with its description, by name.
+pub async fn catalog(db: &impl ConnectionTrait) -> AppResult<Vec<(RoleName, String)>> {
+    let mut roles: Vec<(RoleName, String)> = role::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|r| RoleName::parse(&r.name).map(|name| (name, r.description)))
+        .collect();
+    roles.sort_by_key(|(name, _)| name.as_str());
+    Ok(roles)
+}
+
+/// Sets the staff flag and the administrator role together.
+pub async fn set_staff(db: &impl ConnectionTrait, user_id: i32, is_staff: bool) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::IsStaff,
+            sea_orm::sea_query::Expr::value(is_staff),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    if is_staff {
+        assign(db, user_id, RoleName::Administrator).await
+    } else {
+        remove(db, user_id, RoleName::Administrator).await
+    }
+}
+
+/// Whether a role is granted or revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Grant,
+    Revoke,
+}
+
+/// Staff: grants or revokes a role. The administrator role also sets or clears
+/// the staff flag.
+///
+/// # Errors
+/// `NOT_FOUND` for unknown users; `FORBIDDEN` when the target is a superuser and
+/// the actor is not; `BAD_USER_INPUT` for the kiosk role or when staff would
+/// remove their own administrator role.
+pub async fn change(
+    db: &DatabaseConnection,
+    actor: &UserPrincipal,
+    user_id: i32,
+    role: RoleName,
+    change: Change,
+    ip: Option<&str>,
+) -> AppResult<user::Model> {
+    if role == RoleName::Kiosk {
+        return Err(AppError::bad_input(
+            "role",
+            "kiosks use cabinet credentials; the role is not given to accounts",
+        ));
+    }
+    if actor.id == user_id && role == RoleName::Administrator && change == Change::Revoke {
+        return Err(AppError::bad_input(
+            "role",
+            "you cannot remove your own administrator role",
+        ));
+    }
+    let txn = db.begin().await?;
+    let account = user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .filter(|a| a.deleted_at.is_none())
+        .ok_or(AppError::not_found("user"))?;
+    ensure_may_manage(actor, &account)?;
+    match (role, change) {
+        (RoleName::Administrator, change) => {
+            set_staff(&txn, user_id, change == Change::Grant).await?;
+        }
+        (role, Change::Grant) => assign(&txn, user_id, role).await?,
+        (role, Change::Revoke) => remove(&txn, user_id, role).await?,
+    }
+    let account = user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::not_found("user"))?;
+    txn.commit().await?;
+    let verb = match change {
+        Change::Grant => "granted",
+        Change::Revoke => "revoked",
+    };
+    journal::record(
+        db,
+        Some(user_id),
+        action::ROLE_CHANGE,
+        ip,
+        SecurityLogStatus::Success,
+        &format!("{} {verb} by user {}", role.as_str(), actor.id),
+    )
+    .await;
+    Ok(account)
+}
