@@ -7,6 +7,7 @@ mod helpers;
 
 mod accounts;
 mod administration;
+mod authorization;
 mod bus_recovery;
 mod health;
 mod ingest;

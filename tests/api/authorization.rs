@@ -1,0 +1,223 @@
+//! Who may call what: every root field of the schema is classified here, and each
+//! class is refused to everyone outside it. A new root field fails the first test
+//! until it is classified.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, global_id, spawn_app};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// A signed-in account whose password is not a temporary one.
+    SignedIn,
+    /// What an account with a temporary password may still do.
+    SignedInEvenWithTemporaryPassword,
+    /// Staff only.
+    Staff,
+}
+
+use Access::{Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff};
+
+/// Every root field, who may use it, and a valid operation calling it.
+fn operations() -> Vec<(&'static str, Access, String)> {
+    let user = global_id("User", 1);
+    let badge = global_id("AuthMethod", 1);
+    vec![
+        ("stations", Public, "{ stations { totalCount } }".into()),
+        ("station", Public, format!("{{ station(id: \"{}\") {{ id }} }}", global_id("Station", 1))),
+        ("registrationAvailability", Public, "{ registrationAvailability(username: \"someone\") { usernameAvailable } }".into()),
+        ("register", Public, "mutation { register(input: { username: \"x\", email: \"x\", password: \"x\", acceptTerms: true, acceptPrivacyPolicy: true }) { accessToken } }".into()),
+        ("login", Public, "mutation { login(input: { login: \"x\", password: \"x\" }) { accessToken } }".into()),
+        ("refreshSession", Public, "mutation { refreshSession(input: { refreshToken: \"x\" }) { accessToken } }".into()),
+        ("logout", Public, "mutation { logout(input: {}) { ok } }".into()),
+        ("bayStatusChanged", Public, "subscription { bayStatusChanged { changedAt } }".into()),
+        ("me", SignedInEvenWithTemporaryPassword, "{ me { id } }".into()),
+        ("changePassword", SignedInEvenWithTemporaryPassword, "mutation { changePassword(input: { currentPassword: \"x\", newPassword: \"y\" }) { accessToken } }".into()),
+        ("exportMyData", SignedIn, "{ exportMyData }".into()),
+        ("updateProfile", SignedIn, "mutation { updateProfile(input: { fullName: \"x\" }) { user { id } } }".into()),
+        ("updateConsents", SignedIn, "mutation { updateConsents(input: { notifications: true }) { status } }".into()),
+        ("deleteAccount", SignedIn, "mutation { deleteAccount(input: { password: \"x\" }) { ok } }".into()),
+        ("addRfidBadge", SignedIn, "mutation { addRfidBadge(input: { uid: \"AABBCCDD\" }) { authMethod { id } } }".into()),
+        ("deleteAuthMethod", SignedIn, format!("mutation {{ deleteAuthMethod(input: {{ id: \"{badge}\" }}) {{ ok }} }}")),
+        ("users", Staff, "{ users { totalCount } }".into()),
+        ("user", Staff, format!("{{ user(id: \"{user}\") {{ id }} }}")),
+        ("adminOverview", Staff, "{ adminOverview { users } }".into()),
+        ("roles", Staff, "{ roles { role } }".into()),
+        ("securityEvents", Staff, "{ securityEvents { totalCount } }".into()),
+        ("setUserStatus", Staff, format!("mutation {{ setUserStatus(input: {{ userId: \"{user}\", status: SUSPENDED }}) {{ user {{ id }} }} }}")),
+        ("resetUserPassword", Staff, format!("mutation {{ resetUserPassword(input: {{ userId: \"{user}\" }}) {{ temporaryPassword }} }}")),
+        ("createUser", Staff, "mutation { createUser(input: { username: \"newcomer\", email: \"n@example.com\", password: \"Correct-horse-42\" }) { user { id } } }".into()),
+        ("updateUser", Staff, format!("mutation {{ updateUser(input: {{ userId: \"{user}\", fullName: \"x\" }}) {{ user {{ id }} }} }}")),
+        ("deleteUser", Staff, format!("mutation {{ deleteUser(input: {{ userId: \"{user}\" }}) {{ ok }} }}")),
+        ("grantUserRole", Staff, format!("mutation {{ grantUserRole(input: {{ userId: \"{user}\", role: TECHNICIAN }}) {{ user {{ id }} }} }}")),
+        ("revokeUserRole", Staff, format!("mutation {{ revokeUserRole(input: {{ userId: \"{user}\", role: CUSTOMER }}) {{ user {{ id }} }} }}")),
+        ("registerUserBadge", Staff, format!("mutation {{ registerUserBadge(input: {{ userId: \"{user}\", uid: \"AABBCCDD\" }}) {{ authMethod {{ id }} }} }}")),
+        ("revokeUserBadge", Staff, format!("mutation {{ revokeUserBadge(input: {{ authMethodId: \"{badge}\" }}) {{ authMethod {{ id }} }} }}")),
+    ]
+}
+
+/// The root fields of the schema's query, mutation and subscription types.
+fn root_fields() -> BTreeSet<String> {
+    let sdl = voltgate::graphql::sdl();
+    let mut fields = BTreeSet::new();
+    let mut in_root = false;
+    for line in sdl.lines() {
+        if ["type Query {", "type Mutation {", "type Subscription {"].contains(&line) {
+            in_root = true;
+        } else if line == "}" {
+            in_root = false;
+        } else if in_root && let Some(field) = line.strip_prefix('\t') {
+            // A field line is `name(` or `name:`; description lines are prose.
+            let name: String = field
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            let rest = &field[name.len()..];
+            if name.starts_with(|c: char| c.is_ascii_lowercase())
+                && (rest.starts_with('(') || rest.starts_with(':'))
+            {
+                fields.insert(name);
+            }
+        }
+    }
+    fields
+}
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("none")
+}
+
+/// Runs one operation with `token`; a subscription's first message stands for its answer.
+async fn call(app: &TestApp, token: Option<&str>, document: &str) -> Value {
+    if document.starts_with("subscription") {
+        let init = token.map_or_else(
+            || json!({}),
+            |t| json!({ "authorization": format!("Bearer {t}") }),
+        );
+        let mut subscription = crate::helpers::Subscription::start_with(
+            app.addr,
+            "graphql-transport-ws",
+            init,
+            document,
+            json!({}),
+        )
+        .await;
+        // A subscription that is allowed simply waits for events.
+        return subscription
+            .try_next(std::time::Duration::from_millis(300))
+            .await
+            .map_or_else(|| json!({ "data": "streaming" }), |m| m["payload"].clone());
+    }
+    match token {
+        Some(token) => app.graphql_as(token, document, json!({})).await,
+        None => app.graphql(document, json!({})).await,
+    }
+}
+
+#[test]
+fn every_root_field_is_classified() {
+    let classified: BTreeSet<String> = operations()
+        .into_iter()
+        .map(|(field, _, _)| field.to_owned())
+        .collect();
+    assert_eq!(
+        classified,
+        root_fields(),
+        "classify every root field in tests/api/authorization.rs"
+    );
+}
+
+#[tokio::test]
+async fn each_class_of_operation_is_refused_to_everyone_outside_it() {
+    let app = spawn_app().await;
+    let admin = app.staff("warden").await;
+    let (customer, _) = app.register("cleo").await;
+    // An account with a temporary password, set by staff.
+    app.register("tina").await;
+    let tina = app
+        .graphql_as(
+            &admin,
+            "{ users(filter: { search: \"tina\" }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["data"]["users"]["nodes"][0]["id"]
+        .clone();
+    let reset = app
+        .graphql_as(
+            &admin,
+            "mutation($id: ID!) { resetUserPassword(input: { userId: $id }) { temporaryPassword } }",
+            json!({ "id": tina }),
+        )
+        .await;
+    let temporary = reset["data"]["resetUserPassword"]["temporaryPassword"]
+        .as_str()
+        .expect("a temporary password")
+        .to_owned();
+    let signed_in = app
+        .graphql(
+            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+            json!({ "input": { "login": "tina", "password": temporary } }),
+        )
+        .await;
+    let pending = signed_in["data"]["login"]["accessToken"]
+        .as_str()
+        .expect("a session with a temporary password")
+        .to_owned();
+
+    for (field, access, document) in operations() {
+        let anonymous = code(&call(&app, None, &document).await).to_owned();
+        let as_customer = code(&call(&app, Some(&customer), &document).await).to_owned();
+        let as_pending = code(&call(&app, Some(&pending), &document).await).to_owned();
+        match access {
+            // Public operations answer alike whoever asks (a bad password is
+            // UNAUTHENTICATED for everyone).
+            Public => {
+                assert_eq!(anonymous, as_customer, "{field} is public");
+                assert_ne!(anonymous, "FORBIDDEN", "{field} is public");
+            }
+            SignedInEvenWithTemporaryPassword => {
+                assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
+                assert_ne!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+            }
+            SignedIn => {
+                assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
+                assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+            }
+            Staff => {
+                assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
+                assert_eq!(as_customer, "FORBIDDEN", "{field} as a customer");
+                assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+            }
+        }
+    }
+
+    // Nothing the refused calls asked for happened.
+    let accounts = app
+        .graphql_as(
+            &admin,
+            "{ users { totalCount nodes { username status roles } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(accounts["data"]["users"]["totalCount"], 3, "{accounts}");
+    let warden = &accounts["data"]["users"]["nodes"][0];
+    assert_eq!(
+        (warden["username"].clone(), warden["status"].clone()),
+        (json!("warden"), json!("ACTIVE")),
+        "{accounts}"
+    );
+    let me = app
+        .graphql_as(&customer, "{ me { fullName roles } }", json!({}))
+        .await;
+    assert_eq!(
+        me["data"]["me"],
+        json!({ "fullName": "x", "roles": ["CUSTOMER"] }),
+        "the customer's own calls took effect, and only those: {me}"
+    );
+}
