@@ -32,8 +32,15 @@ pub struct App {
     bus: SharedBus,
     mqtt: Option<Arc<MqttHandle>>,
     device_mqtt_addr: Option<SocketAddr>,
+    /// Tells WebSocket connections that the server is shutting down.
+    shutting_down: tokio::sync::watch::Sender<bool>,
+    ws_permits: Arc<Semaphore>,
+    max_ws_connections: usize,
     _wal_checkpointer: Option<db::WalCheckpointer>,
 }
+
+/// How long shutdown waits for WebSocket connections to close.
+const WS_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl App {
     /// Connects everything and binds the listener.
@@ -79,12 +86,15 @@ impl App {
                 complexity: settings.max_query_complexity,
             },
         );
+        let (shutting_down, shutdown_signal) = tokio::sync::watch::channel(false);
+        let ws_permits = Arc::new(Semaphore::new(settings.max_ws_connections));
         let state = AppState {
             schema,
             db: db.clone(),
             bus: bus.clone(),
             mqtt: mqtt.clone(),
-            ws_permits: Arc::new(Semaphore::new(settings.max_ws_connections)),
+            ws_permits: ws_permits.clone(),
+            shutting_down: shutdown_signal,
             // A WebSocket message carries one GraphQL operation: same cap as a POST body.
             max_ws_message_bytes: settings.max_body_bytes,
             keys,
@@ -106,6 +116,9 @@ impl App {
             bus,
             mqtt,
             device_mqtt_addr,
+            shutting_down,
+            ws_permits,
+            max_ws_connections: settings.max_ws_connections,
             _wal_checkpointer: wal_checkpointer,
         })
     }
@@ -150,9 +163,23 @@ impl App {
                 tracing::debug!(%error, "could not set TCP_NODELAY");
             }
         });
+        let shutting_down = self.shutting_down;
+        let announce = async move {
+            shutdown.await;
+            let _ = shutting_down.send(true);
+        };
         axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(announce)
             .await?;
+        // Upgraded WebSockets outlive the HTTP server: each sends a close frame
+        // ("going away") once told; wait for them, within bounds.
+        let everyone = u32::try_from(self.max_ws_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(WS_DRAIN, self.ws_permits.acquire_many(everyone))
+            .await
+            .is_err()
+        {
+            tracing::warn!("WebSocket connections still open at shutdown");
+        }
         if let Some(mqtt) = self.mqtt {
             mqtt.shutdown().await;
         }

@@ -101,10 +101,13 @@ pub async fn add(
     Ok(saved)
 }
 
-/// The active badges of a user, newest first.
-pub async fn active(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Vec<auth_method::Model>> {
+/// The active badges of the given users, newest first.
+pub async fn active(
+    db: &impl ConnectionTrait,
+    user_ids: &[i32],
+) -> AppResult<Vec<auth_method::Model>> {
     Ok(auth_method::Entity::find()
-        .filter(auth_method::Column::UserId.eq(user_id))
+        .filter(auth_method::Column::UserId.is_in(user_ids.iter().copied()))
         .filter(auth_method::Column::IsActive.eq(true))
         .order_by_desc(auth_method::Column::CreatedAt)
         .order_by_desc(auth_method::Column::Id)

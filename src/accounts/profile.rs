@@ -106,10 +106,13 @@ pub async fn update(
     Ok(account)
 }
 
-/// The consent history, newest first.
-pub async fn consents(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Vec<consent::Model>> {
+/// The consent history of the given users, newest first.
+pub async fn consents(
+    db: &impl ConnectionTrait,
+    user_ids: &[i32],
+) -> AppResult<Vec<consent::Model>> {
     Ok(consent::Entity::find()
-        .filter(consent::Column::UserId.eq(user_id))
+        .filter(consent::Column::UserId.is_in(user_ids.iter().copied()))
         .order_by_desc(consent::Column::ConsentedAt)
         .order_by_desc(consent::Column::Id)
         .all(db)
@@ -238,7 +241,7 @@ pub async fn export(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Value>
         .filter(profile::Column::UserId.eq(user_id))
         .one(db)
         .await?;
-    let consents = consents(db, user_id).await?;
+    let consents = consents(db, &[user_id]).await?;
     let methods = auth_method::Entity::find()
         .filter(auth_method::Column::UserId.eq(user_id))
         .all(db)

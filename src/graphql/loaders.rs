@@ -10,7 +10,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::auth::RoleName;
-use crate::entities::{bay, cabinet, device, profile, station, user};
+use crate::entities::{auth_method, bay, cabinet, consent, device, profile, station, user};
 use crate::error::AppError;
 
 pub struct DbLoader {
@@ -47,6 +47,10 @@ pub struct UserById(pub i32);
 pub struct ProfileOfUser(pub i32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RolesOfUser(pub i32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConsentsOfUser(pub i32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ActiveBadgesOfUser(pub i32);
 
 type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
 
@@ -212,5 +216,33 @@ impl Loader<UserById> for DbLoader {
             .into_iter()
             .map(|row| (UserById(row.id), row))
             .collect())
+    }
+}
+
+impl Loader<ConsentsOfUser> for DbLoader {
+    type Value = Vec<consent::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ConsentsOfUser],
+    ) -> LoadResult<ConsentsOfUser, Vec<consent::Model>> {
+        let ids: Vec<i32> = keys.iter().map(|k| k.0).collect();
+        let rows = crate::accounts::profile::consents(&self.db, &ids).await?;
+        Ok(group(keys, rows, |row| ConsentsOfUser(row.user_id)))
+    }
+}
+
+impl Loader<ActiveBadgesOfUser> for DbLoader {
+    type Value = Vec<auth_method::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ActiveBadgesOfUser],
+    ) -> LoadResult<ActiveBadgesOfUser, Vec<auth_method::Model>> {
+        let ids: Vec<i32> = keys.iter().map(|k| k.0).collect();
+        let rows = crate::accounts::badges::active(&self.db, &ids).await?;
+        Ok(group(keys, rows, |row| ActiveBadgesOfUser(row.user_id)))
     }
 }

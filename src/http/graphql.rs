@@ -8,10 +8,13 @@ use std::net::SocketAddr;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Result as GqlResult};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocketUpgrade, close_code, rejection::WebSocketUpgradeRejection,
+};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt as _, StreamExt as _};
 
 use super::AppState;
 use crate::accounts::RequestMeta;
@@ -101,10 +104,26 @@ pub async fn get(
         .max_message_size(state.max_ws_message_bytes)
         .on_upgrade(move |socket| async move {
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let mut shutting_down = state.shutting_down.clone();
+            let (mut sink, stream) = socket.split();
+            // At shutdown the client's side of the conversation ends, which ends
+            // the GraphQL session; the socket is then closed as "going away", so
+            // clients reconnect (to another replica) at once.
+            let stream = stream.take_until(async move {
+                let _ = shutting_down.wait_for(|down| *down).await;
+            });
+            let closing = state.shutting_down.clone();
+            GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
                 .on_connection_init(move |payload| connection_init(state, meta, payload))
                 .serve()
                 .await;
+            if *closing.borrow() {
+                let frame = CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "server shutting down".into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
             metrics::gauge!(names::WS_CONNECTIONS).decrement(1.0);
             drop(permit);
         })

@@ -28,6 +28,8 @@ pub struct AppState {
     pub bus: SharedBus,
     pub mqtt: Option<Arc<MqttHandle>>,
     pub ws_permits: Arc<Semaphore>,
+    /// Turns true when the server begins to shut down: WebSockets then close.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
     pub max_ws_message_bytes: usize,
     pub metrics: PrometheusHandle,
     pub keys: Arc<TokenKeys>,

@@ -414,6 +414,23 @@ impl Subscription {
         }
     }
 
+    /// The close frame the server ends the connection with (code and reason);
+    /// `None` when the connection ends without one.
+    pub async fn close_frame(&mut self) -> Option<(u16, String)> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the connection ends in time");
+            match frame {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     /// The next message within `wait`, if any.
     pub async fn try_next(&mut self, wait: Duration) -> Option<Value> {
         tokio::time::timeout(wait, self.next_message()).await.ok()

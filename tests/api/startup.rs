@@ -89,11 +89,23 @@ async fn sigterm_stops_the_server_gracefully() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let mut live = crate::helpers::Subscription::start(
+        addr,
+        "graphql-transport-ws",
+        "subscription { bayStatusChanged { changedAt } }",
+        serde_json::json!({}),
+    )
+    .await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
+    assert_eq!(
+        live.close_frame().await,
+        Some((1001, "server shutting down".to_owned())),
+        "open WebSockets are closed as going away"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         if let Some(exit) = child.try_wait().expect("wait") {

@@ -21,7 +21,9 @@ use crate::auth::tokens::TokenKeys;
 use crate::entities::{self, user};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{ProfileOfUser, RolesOfUser, loader};
+use crate::graphql::loaders::{
+    ActiveBadgesOfUser, ConsentsOfUser, ProfileOfUser, RolesOfUser, loader,
+};
 use crate::graphql::pagination::{IdConnection, PageRequest, connection};
 use crate::graphql::scalars::DateTime;
 
@@ -139,9 +141,9 @@ impl User {
     /// Consent decisions, newest first (the user and staff only).
     async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<self_service::Consent>> {
         self_service::owner_or_staff(ctx, self.0.id)?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        Ok(crate::accounts::profile::consents(db, self.0.id)
-            .await?
+        let rows = loader(ctx)?.load_one(ConsentsOfUser(self.0.id)).await?;
+        Ok(rows
+            .unwrap_or_default()
             .into_iter()
             .map(self_service::Consent)
             .collect())
@@ -149,9 +151,9 @@ impl User {
     /// Active RFID badges (the user and staff only).
     async fn auth_methods(&self, ctx: &Context<'_>) -> Result<Vec<self_service::AuthMethod>> {
         self_service::owner_or_staff(ctx, self.0.id)?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        Ok(crate::accounts::badges::active(db, self.0.id)
-            .await?
+        let rows = loader(ctx)?.load_one(ActiveBadgesOfUser(self.0.id)).await?;
+        Ok(rows
+            .unwrap_or_default()
             .into_iter()
             .map(self_service::AuthMethod)
             .collect())
