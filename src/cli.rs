@@ -185,7 +185,7 @@ pub async fn run() -> anyhow::Result<()> {
             };
             let password = match password {
                 Some(value) => value,
-                None => prompt("Password (shown as typed; prefer VOLTGATE_SUPERUSER_PASSWORD): ")?,
+                None => prompt_secret("Password: ")?,
             };
             let db = db::connect(&database).await?;
             db::migrate(&db).await?;
@@ -250,6 +250,27 @@ fn prompt(label: &str) -> anyhow::Result<String> {
         label.trim_end_matches(": ")
     );
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Like [`prompt`], without echoing what is typed when stdin is a terminal.
+fn prompt_secret(label: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    let terminal = std::io::stdin().is_terminal();
+    // `stty` reads the terminal from its stdin, which it inherits.
+    let echo = |on: bool| {
+        let _ = std::process::Command::new("stty")
+            .arg(if on { "echo" } else { "-echo" })
+            .status();
+    };
+    if terminal {
+        echo(false);
+    }
+    let answer = prompt(label);
+    if terminal {
+        echo(true);
+        println!();
+    }
+    answer
 }
 
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
 use sea_orm::DatabaseConnection;
 
-use super::{RequestMeta, User};
+use super::{RequestMeta, User, UserPayload};
 use crate::accounts::{badges, profile};
 use crate::auth::guards::principal;
 use crate::entities::{self, auth_method, consent, security_log};
@@ -64,6 +64,14 @@ impl Consent {
     }
 }
 
+/// How a saved authentication method identifies its holder.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum AuthMethodKind {
+    /// An RFID badge presented at a kiosk.
+    #[graphql(name = "RFID")]
+    Rfid,
+}
+
 /// A saved authentication method; the secret itself is never shown.
 pub struct AuthMethod(pub auth_method::Model);
 
@@ -72,9 +80,9 @@ impl AuthMethod {
     async fn id(&self) -> ID {
         ids::encode(Kind::AuthMethod, self.0.id)
     }
-    /// Always `RFID` for now: QR codes and one-time codes belong to reservations.
-    async fn kind(&self) -> &'static str {
-        "RFID"
+    /// Saved methods are RFID badges; QR codes and one-time codes belong to reservations.
+    async fn kind(&self) -> AuthMethodKind {
+        AuthMethodKind::Rfid
     }
     /// A safe hint: the last four characters.
     async fn display_value(&self) -> &str {
@@ -159,11 +167,6 @@ pub struct DeleteAuthMethodInput {
 }
 
 #[derive(SimpleObject)]
-pub struct UserPayloadSelf {
-    pub user: User,
-}
-
-#[derive(SimpleObject)]
 pub struct AuthMethodPayload {
     pub auth_method: AuthMethod,
 }
@@ -198,7 +201,7 @@ impl SelfServiceMutation {
         &self,
         ctx: &Context<'_>,
         input: UpdateProfileInput,
-    ) -> Result<UserPayloadSelf> {
+    ) -> Result<UserPayload> {
         let me = principal(ctx).user()?;
         let db = ctx.data::<DatabaseConnection>()?;
         let changes = profile::ProfileChanges {
@@ -208,7 +211,7 @@ impl SelfServiceMutation {
             locale: input.locale,
             timezone: input.timezone,
         };
-        Ok(UserPayloadSelf {
+        Ok(UserPayload {
             user: User(profile::update(db, me.id, changes).await?),
         })
     }
