@@ -125,17 +125,31 @@ pub async fn login(
         Err(_) => None,
     };
     let Some(account) = account else {
-        password::verify_nobody(password_attempt).await;
+        // An unknown account locks like a real one (same failures, same delays),
+        // so a lockout does not tell which accounts exist.
+        let unknown = format!("login:unknown:{key}");
+        let (failures, since_last) = limiter.failures(&unknown);
+        let locked = lock_duration(i32::try_from(failures).unwrap_or(i32::MAX))
+            .and_then(|d| d.to_std().ok())
+            .is_some_and(|d| since_last < d);
+        if !locked {
+            password::verify_nobody(password_attempt).await;
+            limiter.record_failure(&unknown);
+        }
         journal::record(
             db,
             None,
             action::LOGIN,
             ip,
             SecurityLogStatus::Failure,
-            "unknown account",
+            if locked { "locked" } else { "unknown account" },
         )
         .await;
-        return Err(invalid_credentials());
+        return Err(if locked {
+            AppError::RateLimited
+        } else {
+            invalid_credentials()
+        });
     };
     let now = Utc::now();
     if account.locked_until.is_some_and(|until| until > now) {

@@ -19,6 +19,9 @@ pub struct Limit {
 
 pub struct RateLimiter {
     windows: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Consecutive failures per key and when the last one happened, for keys
+    /// that have no row to count them in (sign-ins to unknown accounts).
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
     enabled: bool,
 }
 
@@ -26,18 +29,51 @@ impl Default for RateLimiter {
     fn default() -> Self {
         Self {
             windows: Mutex::default(),
+            failures: Mutex::default(),
             enabled: true,
         }
     }
 }
 
+/// Failures older than this are forgotten.
+const FAILURE_MEMORY: Duration = Duration::from_secs(3600);
+
 impl RateLimiter {
     /// A limiter that lets everything through, for load tests behind another limiter.
     pub fn disabled() -> Self {
         Self {
-            windows: Mutex::default(),
             enabled: false,
+            ..Self::default()
         }
+    }
+
+    /// The consecutive failures recorded for `key`, and how long ago the last was.
+    pub fn failures(&self, key: &str) -> (u32, Duration) {
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failures.get(key) {
+            Some((count, last)) if last.elapsed() < FAILURE_MEMORY => (*count, last.elapsed()),
+            _ => (0, Duration::ZERO),
+        }
+    }
+
+    /// Records one more failure for `key`.
+    pub fn record_failure(&self, key: &str) {
+        let now = Instant::now();
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failures.len() > 10_000 {
+            failures.retain(|_, (_, last)| now.duration_since(*last) < FAILURE_MEMORY);
+        }
+        let entry = failures.entry(key.to_owned()).or_insert((0, now));
+        if now.duration_since(entry.1) >= FAILURE_MEMORY {
+            entry.0 = 0;
+        }
+        *entry = (entry.0 + 1, now);
     }
 
     /// Counts one hit for `key`.
@@ -100,5 +136,17 @@ mod tests {
                 .is_ok(),
             "a new window"
         );
+    }
+
+    #[test]
+    fn failures_are_counted_per_key() {
+        let limiter = RateLimiter::default();
+        assert_eq!(limiter.failures("login:unknown:x").0, 0);
+        limiter.record_failure("login:unknown:x");
+        limiter.record_failure("login:unknown:x");
+        let (count, since) = limiter.failures("login:unknown:x");
+        assert_eq!(count, 2);
+        assert!(since < Duration::from_secs(5));
+        assert_eq!(limiter.failures("login:unknown:y").0, 0);
     }
 }

@@ -219,6 +219,30 @@ async fn sign_in_errors_do_not_reveal_whether_an_account_exists() {
         "{wrong} vs {unknown}"
     );
     assert_eq!(code(&unknown), "UNAUTHENTICATED");
+
+    // Nor does the lockout: an unknown account locks after as many failures.
+    let mut answers = Vec::new();
+    for login in ["dave", "nobody"] {
+        for _ in 0..5 {
+            app.graphql(
+                LOGIN,
+                json!({ "input": { "login": login, "password": "Wrong-password-1" } }),
+            )
+            .await;
+        }
+        let locked = app
+            .graphql(
+                LOGIN,
+                json!({ "input": { "login": login, "password": "Wrong-password-1" } }),
+            )
+            .await;
+        answers.push((
+            code(&locked).to_owned(),
+            locked["errors"][0]["message"].clone(),
+        ));
+    }
+    assert_eq!(answers[0], answers[1], "{answers:?}");
+    assert_eq!(answers[0].0, "RATE_LIMITED");
 }
 
 #[tokio::test]
