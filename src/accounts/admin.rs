@@ -141,7 +141,7 @@ pub async fn reset_password(
 ) -> AppResult<(user::Model, String)> {
     managed(db, actor, user_id).await?;
     // 20 characters of a random token, plus a digit so the policy always holds.
-    let temporary = format!("{}7", &random_token()[..20]);
+    let temporary = format!("{}7", &random_token()?[..20]);
     let hash = password::hash(&temporary).await?;
     let txn = db.begin().await?;
     let account = managed(&txn, actor, user_id).await?;

@@ -154,7 +154,7 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
     let mut active: user::ActiveModel = account.into();
     active.username = Set(format!("deleted-{user_id}"));
     active.email = Set(format!("deleted-{user_id}@invalid.invalid"));
-    active.password_hash = Set(format!("!{}", random_token()));
+    active.password_hash = Set(format!("!{}", random_token()?));
     active.full_name = Set(String::new());
     active.status = Set(UserStatus::Archived);
     active.is_active = Set(false);

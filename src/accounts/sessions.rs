@@ -64,7 +64,7 @@ pub async fn issue(
     let now = Utc::now();
     let (access_token, access_expires_at) =
         keys.issue_access(account.id, account.token_version, now)?;
-    let refresh = random_token();
+    let refresh = random_token()?;
     let refresh_expires_at = now + keys.refresh_ttl;
     refresh_token::ActiveModel {
         user_id: Set(account.id),

@@ -74,7 +74,7 @@ impl TokenKeys {
 
     /// Keys from a random secret, for a single process without configuration.
     pub fn ephemeral(access_ttl: TimeDelta, refresh_ttl: TimeDelta) -> anyhow::Result<Self> {
-        Self::new(random_token().as_bytes(), &[], access_ttl, refresh_ttl)
+        Self::new(random_secret()?.as_bytes(), &[], access_ttl, refresh_ttl)
     }
 
     /// Signs an access token for `user_id`; returns it with its expiry.
@@ -122,13 +122,20 @@ impl TokenKeys {
 }
 
 /// 256 random bits, base64url: refresh tokens, temporary passwords, secrets.
-pub fn random_token() -> String {
+///
+/// # Errors
+/// `INTERNAL` when the system random source fails: a predictable token is never
+/// handed out instead.
+pub fn random_token() -> Result<String, AppError> {
+    random_secret().map_err(AppError::internal)
+}
+
+fn random_secret() -> anyhow::Result<String> {
     use base64::Engine as _;
     let mut bytes = [0_u8; 32];
-    // The OS random source does not fail on supported platforms; a zeroed token
-    // would be caught by the unique index on its hash.
-    let _ = getrandom::fill(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the system random source failed: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// SHA-256 of a secret, hex-encoded: how refresh tokens, badge UIDs and codes are stored.
@@ -195,7 +202,8 @@ mod tests {
     #[test]
     fn short_secrets_are_refused_and_tokens_are_random() {
         assert!(TokenKeys::new(b"short", &[], TimeDelta::minutes(1), TimeDelta::days(1)).is_err());
-        assert_ne!(random_token(), random_token());
+        assert_ne!(random_token().ok(), random_token().ok());
+        assert!(random_token().is_ok_and(|t| t.len() == 43));
         assert_eq!(sha256_hex("abc").len(), 64);
     }
 }
