@@ -97,6 +97,7 @@ impl App {
             shutting_down: shutdown_signal,
             // A WebSocket message carries one GraphQL operation: same cap as a POST body.
             max_ws_message_bytes: settings.max_body_bytes,
+            trusted_proxy_hops: settings.trusted_proxy_hops,
             keys,
             metrics,
         };

@@ -134,6 +134,13 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MAX_WS_CONNECTIONS", default_value_t = 10_000)]
     pub max_ws_connections: usize,
 
+    /// Reverse proxies (load balancers) in front of voltgate that append the
+    /// client's address to `X-Forwarded-For`: the client IP used for rate limits
+    /// and the security journal is read that many hops from the right. 0 trusts
+    /// no header and uses the peer address.
+    #[arg(long, env = "VOLTGATE_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
     /// Origins allowed by CORS, comma-separated; `*` allows any, empty allows none.
     #[arg(
         long,

@@ -3,7 +3,7 @@
 //! Both transports attach the request's [`Principal`]: from the `Authorization`
 //! header on HTTP, from the `connection_init` payload on WebSocket.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Result as GqlResult};
@@ -27,7 +27,31 @@ use crate::telemetry::names;
 /// arrive, in several reads.
 const WS_READ_BUFFER_BYTES: usize = 4096;
 
-fn request_meta(headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestMeta {
+/// The client's address: the peer's, or, behind `hops` trusted proxies that each
+/// append to `X-Forwarded-For`, the entry that many hops from the right. Entries
+/// further left are the client's own word and are ignored.
+fn client_ip(headers: &HeaderMap, peer: IpAddr, hops: usize) -> IpAddr {
+    if hops == 0 {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    // The peer is the nearest proxy; each proxy before it appended one entry.
+    forwarded
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| forwarded.get(i))
+        .or_else(|| forwarded.first())
+        .and_then(|entry| entry.parse().ok())
+        .unwrap_or(peer)
+}
+
+fn request_meta(headers: &HeaderMap, peer: SocketAddr, trusted_proxy_hops: usize) -> RequestMeta {
     let refresh_cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -38,7 +62,7 @@ fn request_meta(headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestMeta {
         .map(|(_, value)| value.to_owned())
         .filter(|v| !v.is_empty());
     RequestMeta {
-        ip: peer.map(|p| p.ip().to_string()),
+        ip: Some(client_ip(headers, peer.ip(), trusted_proxy_hops).to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -69,7 +93,7 @@ pub async fn post(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let principal = principal_of(&state, authorization).await;
-    let meta = request_meta(&headers, Some(peer));
+    let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
     let request = request.into_inner().data(principal).data(meta);
     state.schema.execute_batch(request).await.into()
 }
@@ -94,7 +118,7 @@ pub async fn get(
         )
             .into_response();
     };
-    let meta = request_meta(&headers, Some(peer));
+    let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
     let schema = state.schema.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
@@ -152,4 +176,34 @@ async fn connection_init(
     data.insert(principal);
     data.insert(meta);
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn the_client_ip_is_read_only_as_far_as_proxies_are_trusted() {
+        let peer: IpAddr = "10.0.0.2".parse().expect("ip");
+        let headers = forwarded("6.6.6.6, 203.0.113.7");
+        assert_eq!(client_ip(&headers, peer, 0), peer, "no proxy trusted");
+        assert_eq!(
+            client_ip(&headers, peer, 1).to_string(),
+            "203.0.113.7",
+            "the load balancer's entry, not the client's forged one"
+        );
+        assert_eq!(client_ip(&headers, peer, 2).to_string(), "6.6.6.6");
+        assert_eq!(
+            client_ip(&HeaderMap::new(), peer, 1),
+            peer,
+            "no header: the peer"
+        );
+        assert_eq!(client_ip(&forwarded("not-an-ip"), peer, 1), peer);
+    }
 }

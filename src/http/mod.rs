@@ -31,6 +31,8 @@ pub struct AppState {
     /// Turns true when the server begins to shut down: WebSockets then close.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     pub max_ws_message_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` entries are trusted (see `ServeSettings`).
+    pub trusted_proxy_hops: usize,
     pub metrics: PrometheusHandle,
     pub keys: Arc<TokenKeys>,
 }
