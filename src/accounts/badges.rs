@@ -6,8 +6,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr,
 };
 use serde_json::json;
 
@@ -57,10 +57,14 @@ async fn rfid_type(db: &impl ConnectionTrait) -> AppResult<auth_type::Model> {
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("auth type rfid is missing")))
 }
 
+/// Active badges one account may hold.
+pub const MAX_ACTIVE_BADGES: u64 = 10;
+
 /// Saves a badge for `user_id`.
 ///
 /// # Errors
-/// `BAD_USER_INPUT` for a malformed UID, `CONFLICT` when the badge is active on an account.
+/// `BAD_USER_INPUT` for a malformed UID or beyond [`MAX_ACTIVE_BADGES`],
+/// `CONFLICT` when the badge is active on an account.
 pub async fn add(
     db: &DatabaseConnection,
     user_id: i32,
@@ -69,6 +73,17 @@ pub async fn add(
     ip: Option<&str>,
 ) -> AppResult<auth_method::Model> {
     let uid = normalize_uid(raw_uid)?;
+    let held = auth_method::Entity::find()
+        .filter(auth_method::Column::UserId.eq(user_id))
+        .filter(auth_method::Column::IsActive.eq(true))
+        .count(db)
+        .await?;
+    if held >= MAX_ACTIVE_BADGES {
+        return Err(AppError::bad_input(
+            "uid",
+            format!("an account holds at most {MAX_ACTIVE_BADGES} active badges"),
+        ));
+    }
     let kind = rfid_type(db).await?;
     let label: String = label.unwrap_or("Badge").trim().chars().take(60).collect();
     let saved = auth_method::ActiveModel {

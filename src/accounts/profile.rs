@@ -9,7 +9,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use super::journal::{self, action};
-use super::registration::{normalize_email, normalize_phone};
+use super::registration::{DEFAULT_LOCALE, DEFAULT_TIMEZONE, normalize_email, normalize_phone};
 use super::sessions::revoke_all;
 use crate::auth::password;
 use crate::auth::tokens::random_token;
@@ -152,8 +152,10 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
         .await?
         .ok_or(AppError::not_found("user"))?;
     let mut active: user::ActiveModel = account.into();
-    active.username = Set(format!("deleted-{user_id}"));
-    active.email = Set(format!("deleted-{user_id}@invalid.invalid"));
+    // Neither value passes registration's rules (':' is never in a username,
+    // and there is no '@'), so nobody can take them first and block a deletion.
+    active.username = Set(format!("deleted:{user_id}"));
+    active.email = Set(format!("deleted:{user_id}"));
     active.password_hash = Set(format!("!{}", random_token()?));
     active.full_name = Set(String::new());
     active.status = Set(UserStatus::Archived);
@@ -161,6 +163,9 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
     active.is_staff = Set(false);
     active.is_superuser = Set(false);
     active.auth_backend_identifier = Set(None);
+    active.last_login = Set(None);
+    active.locale = Set(DEFAULT_LOCALE.to_owned());
+    active.timezone = Set(DEFAULT_TIMEZONE.to_owned());
     active.deleted_at = Set(Some(Utc::now()));
     active.update(&txn).await?;
     profile::Entity::update_many()
@@ -179,6 +184,11 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
         .exec(&txn)
         .await?;
     revoke_all(&txn, user_id).await?;
+    // Sign-ins carry IPs and user agents; once revoked they serve no purpose.
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::UserId.eq(user_id))
+        .exec(&txn)
+        .await?;
     // IPs in the journal are personal data too; the events themselves stay.
     security_log::Entity::update_many()
         .col_expr(

@@ -16,23 +16,29 @@ use crate::error::{AppError, AppResult};
 /// A username: 3 to 30 characters of letters, digits, `.`, `_` or `-`, stored lower-case.
 pub fn normalize_username(raw: &str) -> AppResult<String> {
     let name = raw.trim().to_lowercase();
+    // ASCII only: look-alike letters from other scripts (Cyrillic `а`, fullwidth
+    // `ａ`) would otherwise make a second "admin".
     let valid_chars = name
         .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !(3..=30).contains(&name.chars().count()) || !valid_chars {
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !(3..=30).contains(&name.len()) || !valid_chars {
         return Err(AppError::bad_input(
             "username",
-            "3 to 30 letters, digits, dots, dashes or underscores",
+            "3 to 30 letters (a-z), digits, dots, dashes or underscores",
         ));
     }
     Ok(name)
 }
 
+/// Locale and time zone of new accounts.
+pub const DEFAULT_LOCALE: &str = "fr";
+pub const DEFAULT_TIMEZONE: &str = "Europe/Paris";
+
 /// An email address, trimmed and lower-cased, with one `@` and a dotted domain.
 pub fn normalize_email(raw: &str) -> AppResult<String> {
     let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
-        && !email.contains(char::is_whitespace)
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.contains('@')
@@ -165,8 +171,8 @@ pub async fn register(
         failed_attempts: Set(0),
         date_joined: Set(now),
         full_name: Set(full_name.clone()),
-        locale: Set("fr".into()),
-        timezone: Set("Europe/Paris".into()),
+        locale: Set(DEFAULT_LOCALE.into()),
+        timezone: Set(DEFAULT_TIMEZONE.into()),
         needs_password_change: Set(false),
         auth_backend: Set("native".into()),
         token_version: Set(0),
@@ -230,6 +236,11 @@ mod tests {
         );
         assert!(normalize_username("al").is_err());
         assert!(normalize_username("al ice").is_err());
+        assert!(
+            normalize_username("\u{430}dmin").is_err(),
+            "Cyrillic look-alike"
+        );
+        assert!(normalize_username("ａｄｍｉｎ").is_err(), "fullwidth");
         assert_eq!(
             normalize_email(" Alice@Example.COM ").ok().as_deref(),
             Some("alice@example.com")
@@ -242,6 +253,7 @@ mod tests {
             "a b@c.d",
             "a@.com",
             "a@b@c.d",
+            "a\u{0}b@c.d",
         ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }

@@ -165,20 +165,26 @@ pub async fn login(
         return Err(AppError::RateLimited);
     }
     if !password::verify(password_attempt, &account.password_hash).await {
-        let failures = account.failed_attempts + 1;
-        // Counted in SQL so concurrent failures are all counted.
-        user::Entity::update_many()
+        // Counted in SQL so concurrent failures are all counted, and the lock is
+        // set from the count that update produced, not from the earlier read.
+        let counted = user::Entity::update_many()
             .col_expr(
                 user::Column::FailedAttempts,
                 Expr::col(user::Column::FailedAttempts).add(1),
             )
-            .col_expr(
-                user::Column::LockedUntil,
-                Expr::value(lock_duration(failures).map(|d| now + d)),
-            )
             .filter(user::Column::Id.eq(account.id))
-            .exec(db)
+            .exec_with_returning(db)
             .await?;
+        let failures = counted
+            .first()
+            .map_or(account.failed_attempts + 1, |a| a.failed_attempts);
+        if let Some(lock) = lock_duration(failures) {
+            user::Entity::update_many()
+                .col_expr(user::Column::LockedUntil, Expr::value(Some(now + lock)))
+                .filter(user::Column::Id.eq(account.id))
+                .exec(db)
+                .await?;
+        }
         journal::record(
             db,
             Some(account.id),

@@ -17,8 +17,17 @@ pub struct Limit {
     pub window: Duration,
 }
 
+/// One key's current window: when it started, its length, and the hits in it.
+struct Window {
+    start: Instant,
+    length: Duration,
+    hits: u32,
+}
+
 pub struct RateLimiter {
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    windows: Mutex<HashMap<String, Window>>,
+    /// When expired windows were last swept away.
+    swept: Mutex<Instant>,
     /// Consecutive failures per key and when the last one happened, for keys
     /// that have no row to count them in (sign-ins to unknown accounts).
     failures: Mutex<HashMap<String, (u32, Instant)>>,
@@ -29,6 +38,7 @@ impl Default for RateLimiter {
     fn default() -> Self {
         Self {
             windows: Mutex::default(),
+            swept: Mutex::new(Instant::now()),
             failures: Mutex::default(),
             enabled: true,
         }
@@ -66,7 +76,7 @@ impl RateLimiter {
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if failures.len() > 10_000 {
+        if failures.len() > SWEEP_ABOVE {
             failures.retain(|_, (_, last)| now.duration_since(*last) < FAILURE_MEMORY);
         }
         let entry = failures.entry(key.to_owned()).or_insert((0, now));
@@ -92,21 +102,47 @@ impl RateLimiter {
             .windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if windows.len() > 10_000 {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < limit.window);
+        self.sweep(&mut windows, now);
+        let entry = windows.entry(key.to_owned()).or_insert(Window {
+            start: now,
+            length: limit.window,
+            hits: 0,
+        });
+        if now.duration_since(entry.start) >= limit.window {
+            *entry = Window {
+                start: now,
+                length: limit.window,
+                hits: 0,
+            };
         }
-        let entry = windows.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= limit.window {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        if entry.1 > limit.max {
+        entry.hits += 1;
+        if entry.hits > limit.max {
             Err(AppError::RateLimited)
         } else {
             Ok(())
         }
     }
+
+    /// Drops expired windows (each by its own length), at most once a second and
+    /// only when there are many: memory stays bounded by recent traffic.
+    fn sweep(&self, windows: &mut HashMap<String, Window>, now: Instant) {
+        if windows.len() <= SWEEP_ABOVE {
+            return;
+        }
+        let mut swept = self
+            .swept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.duration_since(*swept) < Duration::from_secs(1) {
+            return;
+        }
+        *swept = now;
+        windows.retain(|_, w| now.duration_since(w.start) < w.length);
+    }
 }
+
+/// Keys beyond which expired windows are swept.
+const SWEEP_ABOVE: usize = 10_000;
 
 #[cfg(test)]
 mod tests {
@@ -148,5 +184,33 @@ mod tests {
         assert_eq!(count, 2);
         assert!(since < Duration::from_secs(5));
         assert_eq!(limiter.failures("login:unknown:y").0, 0);
+    }
+
+    #[test]
+    fn sweeping_keeps_longer_windows_alive() {
+        let limiter = RateLimiter::default();
+        let hourly = Limit {
+            max: 1,
+            window: Duration::from_secs(3600),
+        };
+        let minutely = Limit {
+            max: 100,
+            window: Duration::from_secs(60),
+        };
+        let start = Instant::now();
+        assert!(limiter.hit_at("register:ip:1", hourly, start).is_ok());
+        // Enough short-lived keys to trigger a sweep two minutes later.
+        for i in 0..=SWEEP_ABOVE {
+            let _ = limiter.hit_at(&format!("login:ip:{i}"), minutely, start);
+        }
+        let later = start + Duration::from_secs(120);
+        let _ = limiter.hit_at("login:ip:x", minutely, later);
+        assert!(
+            matches!(
+                limiter.hit_at("register:ip:1", hourly, later),
+                Err(AppError::RateLimited)
+            ),
+            "the hourly window survives a sweep of minute windows"
+        );
     }
 }

@@ -662,3 +662,28 @@ async fn availability_checks_are_rate_limited_per_ip() {
     let limited = app.graphql(query, json!({})).await;
     assert_eq!(code(&limited), "RATE_LIMITED", "{limited}");
 }
+
+#[tokio::test]
+async fn a_stolen_session_cannot_guess_the_current_password() {
+    let app = spawn_app().await;
+    let (token, _) = app.register("gus").await;
+    let change = "mutation { changePassword(input: { currentPassword: \"Guess-number-1\", newPassword: \"Another-horse-43\" }) { accessToken } }";
+    for _ in 0..5 {
+        let body = app.graphql_as(&token, change, json!({})).await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    let limited = app.graphql_as(&token, change, json!({})).await;
+    assert_eq!(code(&limited), "RATE_LIMITED", "{limited}");
+    let delete = app
+        .graphql_as(
+            &token,
+            "mutation { deleteAccount(input: { password: \"Guess-number-2\" }) { ok } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        code(&delete),
+        "RATE_LIMITED",
+        "account deletion checks the same password: {delete}"
+    );
+}

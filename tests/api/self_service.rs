@@ -174,10 +174,20 @@ async fn the_export_holds_everything_and_deletion_anonymizes() {
         .expect("q")
         .expect("the row stays");
     assert!(
-        row.username.starts_with("deleted-") && !row.email.contains("paul"),
+        row.username.starts_with("deleted:") && !row.email.contains("paul"),
         "{row:?}"
     );
     assert!(row.deleted_at.is_some());
+    assert!(row.last_login.is_none(), "{row:?}");
+    let sign_ins = voltgate::entities::refresh_token::Entity::find()
+        .filter(voltgate::entities::refresh_token::Column::UserId.eq(row.id))
+        .all(&app.db)
+        .await
+        .expect("q");
+    assert!(
+        sign_ins.is_empty(),
+        "sign-ins (IPs, user agents) go with the person"
+    );
     let journal = security_log::Entity::find()
         .filter(security_log::Column::UserId.eq(row.id))
         .all(&app.db)
@@ -199,4 +209,16 @@ async fn the_export_holds_everything_and_deletion_anonymizes() {
     assert_eq!(login["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     // The name is free again.
     app.register("paul").await;
+    // And nobody can pre-empt an anonymized identity to block a deletion.
+    let squat = app
+        .graphql(
+            "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }",
+            json!({ "input": { "username": format!("deleted:{}", row.id + 1), "email": format!("deleted:{}", row.id + 1),
+                "password": PASSWORD, "acceptTerms": true, "acceptPrivacyPolicy": true } }),
+        )
+        .await;
+    assert_eq!(
+        squat["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{squat}"
+    );
 }

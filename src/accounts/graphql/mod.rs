@@ -47,6 +47,23 @@ const RESET_PER_ACCOUNT: Limit = Limit {
     max: 5,
     window: std::time::Duration::from_secs(3600),
 };
+/// Checks of an account's current password (changing it, deleting the account):
+/// a stolen session must not be able to guess it.
+pub(super) const PASSWORD_CHECK_PER_ACCOUNT: Limit = Limit {
+    max: 5,
+    window: std::time::Duration::from_secs(900),
+};
+/// Badges an account may add (each answer tells whether a UID is in use).
+pub(super) const BADGE_ADD_PER_ACCOUNT: Limit = Limit {
+    max: 20,
+    window: std::time::Duration::from_secs(3600),
+};
+/// Availability checks of one username or email, whoever makes them (above the
+/// per-IP limit: it stops many addresses hammering one name).
+const AVAILABILITY_PER_ACCOUNT: Limit = Limit {
+    max: 120,
+    window: std::time::Duration::from_secs(60),
+};
 const AVAILABILITY_PER_IP: Limit = Limit {
     max: 60,
     window: std::time::Duration::from_secs(60),
@@ -366,6 +383,15 @@ impl AccountQuery {
             &format!("availability:ip:{}", meta.ip.as_deref().unwrap_or("-")),
             AVAILABILITY_PER_IP,
         )?;
+        for asked in [username.as_deref(), email.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            auth.limiter.hit(
+                &format!("availability:account:{}", asked.trim().to_lowercase()),
+                AVAILABILITY_PER_ACCOUNT,
+            )?;
+        }
         let (username_available, email_available) =
             registration::availability(db, username.as_deref(), email.as_deref()).await?;
         Ok(Availability {
@@ -504,6 +530,10 @@ impl AccountMutation {
     ) -> Result<AuthPayload> {
         let me = principal(ctx).signed_in()?.clone();
         let (db, auth, meta) = state(ctx)?;
+        auth.limiter.hit(
+            &format!("password-check:{}", me.id),
+            PASSWORD_CHECK_PER_ACCOUNT,
+        )?;
         let session = sessions::change_password(
             db,
             &auth.keys,

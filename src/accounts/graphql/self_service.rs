@@ -22,6 +22,10 @@ pub fn owner_or_staff(ctx: &Context<'_>, user_id: i32) -> Result<(), AppError> {
     }
 }
 
+fn limiter<'a>(ctx: &'a Context<'_>) -> Result<&'a crate::auth::rate_limit::RateLimiter> {
+    Ok(&ctx.data::<super::AuthState>()?.limiter)
+}
+
 fn meta(ctx: &Context<'_>) -> RequestMeta {
     ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
 }
@@ -237,6 +241,10 @@ impl SelfServiceMutation {
     ) -> Result<DeletedPayload> {
         let me = principal(ctx).user()?;
         let db = ctx.data::<DatabaseConnection>()?;
+        limiter(ctx)?.hit(
+            &format!("password-check:{}", me.id),
+            super::PASSWORD_CHECK_PER_ACCOUNT,
+        )?;
         profile::delete_own(db, me.id, &input.password, meta(ctx).ip.as_deref()).await?;
         Ok(DeletedPayload { ok: true })
     }
@@ -249,6 +257,10 @@ impl SelfServiceMutation {
     ) -> Result<AuthMethodPayload> {
         let me = principal(ctx).user()?;
         let db = ctx.data::<DatabaseConnection>()?;
+        limiter(ctx)?.hit(
+            &format!("badge-add:{}", me.id),
+            super::BADGE_ADD_PER_ACCOUNT,
+        )?;
         let saved = badges::add(
             db,
             me.id,
