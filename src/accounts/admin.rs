@@ -11,7 +11,7 @@ use sea_orm::sea_query::Expr;
 use super::journal::{self, action};
 use super::profile::{self, ProfileChanges};
 use super::registration::{self, Registration};
-use super::sessions::revoke_all;
+use super::sessions::{outdate_access_tokens, revoke_all};
 use super::{badges, roles};
 use crate::auth::tokens::random_token;
 use crate::auth::{UserPrincipal, password};
@@ -274,6 +274,9 @@ pub async fn update_user(
             // A superuser is staff too.
             roles::set_staff(&txn, user_id, true).await?;
         }
+    }
+    if changes.is_staff.is_some() || changes.is_superuser.is_some() {
+        outdate_access_tokens(&txn, user_id).await?;
     }
     let account = user::Entity::find_by_id(user_id)
         .one(&txn)

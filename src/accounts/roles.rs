@@ -13,6 +13,7 @@ use sea_orm::{
 
 use super::admin::ensure_may_manage;
 use super::journal::{self, action};
+use super::sessions::outdate_access_tokens;
 use crate::auth::{RoleName, UserPrincipal};
 use crate::entities::{SecurityLogStatus, role, user, user_role};
 use crate::error::{AppError, AppResult};
@@ -121,7 +122,8 @@ pub enum Change {
 }
 
 /// Staff: grants or revokes a role. The administrator role also sets or clears
-/// the staff flag.
+/// the staff flag. The account's access tokens are outdated, so its rights change
+/// at once everywhere (the next refresh carries the new ones).
 ///
 /// # Errors
 /// `NOT_FOUND` for unknown users; `FORBIDDEN` when the target is a superuser and
@@ -161,6 +163,7 @@ pub async fn change(
         (role, Change::Grant) => assign(&txn, user_id, role).await?,
         (role, Change::Revoke) => remove(&txn, user_id, role).await?,
     }
+    outdate_access_tokens(&txn, user_id).await?;
     let account = user::Entity::find_by_id(user_id)
         .one(&txn)
         .await?

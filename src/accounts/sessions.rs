@@ -333,6 +333,15 @@ pub async fn revoke_all(db: &impl ConnectionTrait, user_id: i32) -> AppResult<()
         )
         .exec(db)
         .await?;
+    outdate_access_tokens(db, user_id).await
+}
+
+/// Makes every access token of a user stale (its `token_version` moves on), so
+/// requests and live subscriptions holding one are refused at once; refresh
+/// tokens keep working and mint tokens that carry the account's current rights.
+/// Used whenever what a token stands for changes: status, password, staff
+/// access, roles.
+pub async fn outdate_access_tokens(db: &impl ConnectionTrait, user_id: i32) -> AppResult<()> {
     user::Entity::update_many()
         .col_expr(
             user::Column::TokenVersion,

@@ -4,14 +4,17 @@
 //! otherwise outlive the account's suspension or a password change. Every
 //! stream of a signed-in connection ends with an `UNAUTHENTICATED` error at the
 //! token's expiry, and is re-checked against the account every
-//! [`RECHECK_EVERY`]. Anonymous subscriptions (public data) are left alone.
+//! [`RECHECK_EVERY`]. Queries and mutations sent over the WebSocket are checked
+//! before they run. Anonymous operations (public data) are left alone.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextSubscribe};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextSubscribe,
+};
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{Response, ServerError};
 use futures_util::StreamExt;
@@ -21,6 +24,10 @@ use crate::auth::principal::{self, Principal};
 use crate::error::ErrorCode;
 
 pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Marks the context of operations that arrive over a WebSocket, whose principal
+/// was read once, at `connection_init`.
+pub struct WebSocketSession;
 
 pub struct LiveSession;
 
@@ -34,6 +41,28 @@ struct LiveSessionExtension;
 
 #[async_trait::async_trait]
 impl Extension for LiveSessionExtension {
+    /// Queries and mutations sent over a WebSocket check the session first, as an
+    /// HTTP request does by reading the account.
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if ctx.data_opt::<WebSocketSession>().is_some()
+            && let (Some(Principal::User(user)), Some(db)) = (
+                ctx.data_opt::<Principal>(),
+                ctx.data_opt::<DatabaseConnection>(),
+            )
+        {
+            let expired = user.expires_at <= chrono::Utc::now().timestamp();
+            if expired || !principal::still_valid(db, user).await.unwrap_or(false) {
+                return unauthenticated("the session was revoked or has expired");
+            }
+        }
+        next.run(ctx, operation_name).await
+    }
+
     fn subscribe<'s>(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -59,7 +88,8 @@ impl Extension for LiveSessionExtension {
                 tokio::select! {
                     () = &mut expiry => return "the access token expired",
                     _ = recheck.tick() => {
-                        if !principal::still_valid(&db, &user).await.unwrap_or(true) {
+                        // A session that cannot be checked (database away) ends too.
+                        if !principal::still_valid(&db, &user).await.unwrap_or(false) {
                             return "the session was revoked";
                         }
                     }

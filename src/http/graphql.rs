@@ -21,6 +21,7 @@ use crate::accounts::RequestMeta;
 use crate::accounts::graphql::REFRESH_COOKIE;
 use crate::auth::principal::{self, Principal};
 use crate::error::AppError;
+use crate::graphql::live_session::WebSocketSession;
 use crate::telemetry::names;
 
 /// Per-connection read buffer: room for typical GraphQL messages; larger ones still
@@ -175,6 +176,7 @@ async fn connection_init(
     let mut data = Data::default();
     data.insert(principal);
     data.insert(meta);
+    data.insert(WebSocketSession);
     Ok(data)
 }
 

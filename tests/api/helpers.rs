@@ -388,6 +388,13 @@ impl Subscription {
         subscription
     }
 
+    /// Starts another operation on the same connection, with its own `id`.
+    pub async fn start_operation(&mut self, id: &str, query: &str) {
+        let start = if self.legacy { "start" } else { "subscribe" };
+        self.send(json!({ "id": id, "type": start, "payload": { "query": query } }))
+            .await;
+    }
+
     async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))

@@ -27,6 +27,27 @@ async fn id_of(app: &TestApp, username: &str) -> String {
     global_id("User", account.id)
 }
 
+/// Trades a refresh token for a fresh (access, refresh) pair.
+async fn refresh(app: &TestApp, refresh_token: &str) -> (String, String) {
+    let body = app
+        .graphql(
+            "mutation($input: RefreshSessionInput!) { refreshSession(input: $input) { accessToken refreshToken } }",
+            json!({ "input": { "refreshToken": refresh_token } }),
+        )
+        .await;
+    let session = &body["data"]["refreshSession"];
+    (
+        session["accessToken"]
+            .as_str()
+            .expect("refreshed")
+            .to_owned(),
+        session["refreshToken"]
+            .as_str()
+            .expect("refreshed")
+            .to_owned(),
+    )
+}
+
 async fn login(app: &TestApp, username: &str, password: &str) -> Value {
     app.graphql(
         "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
@@ -39,7 +60,7 @@ async fn login(app: &TestApp, username: &str, password: &str) -> Value {
 async fn roles_are_granted_and_revoked_and_the_administrator_role_is_staff_access() {
     let app = spawn_app().await;
     let admin = app.staff("chief").await;
-    let (tech, _) = app.register("tess").await;
+    let (before, renewal) = app.register("tess").await;
     let tess = id_of(&app, "tess").await;
 
     let granted = app
@@ -66,6 +87,18 @@ async fn roles_are_granted_and_revoked_and_the_administrator_role_is_staff_acces
         json!(["CUSTOMER", "TECHNICIAN"]),
         "granting twice is harmless: {again}"
     );
+
+    // Tokens issued before the change no longer stand for the account's rights;
+    // the next refresh carries the new ones.
+    assert_eq!(
+        code(&app.graphql_as(&before, "{ me { id } }", json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let (tech, renewal) = refresh(&app, &renewal).await;
+    let me = app
+        .graphql_as(&tech, "{ me { isTechnician } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["isTechnician"], true, "{me}");
 
     // A technician is not staff: every administration path stays closed.
     for (query, variables) in [
@@ -108,6 +141,7 @@ async fn roles_are_granted_and_revoked_and_the_administrator_role_is_staff_acces
         promoted["data"]["grantUserRole"]["user"]["isStaff"], true,
         "{promoted}"
     );
+    let (tech, renewal) = refresh(&app, &renewal).await;
     let listed = app.graphql_as(&tech, USERS, json!({})).await;
     assert_eq!(listed["data"]["users"]["totalCount"], 2, "{listed}");
 
@@ -123,6 +157,12 @@ async fn roles_are_granted_and_revoked_and_the_administrator_role_is_staff_acces
         json!({ "roles": ["CUSTOMER", "TECHNICIAN"], "isStaff": false }),
         "{demoted}"
     );
+    assert_eq!(
+        code(&app.graphql_as(&tech, USERS, json!({})).await),
+        "UNAUTHENTICATED",
+        "a demoted administrator's tokens stop at once"
+    );
+    let (tech, _) = refresh(&app, &renewal).await;
     assert_eq!(
         code(&app.graphql_as(&tech, USERS, json!({})).await),
         "FORBIDDEN"
@@ -351,4 +391,54 @@ async fn registering_one_username_over_and_over_is_rate_limited() {
             "RATE_LIMITED"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_demoted_administrator_cannot_go_on_over_an_open_websocket() {
+    let app = spawn_app().await;
+    let chief = app.staff("chief").await;
+    let (_, renewal) = app.register("ivan").await;
+    let ivan = id_of(&app, "ivan").await;
+    app.graphql_as(
+        &chief,
+        GRANT,
+        json!({ "input": { "userId": ivan, "role": "ADMINISTRATOR" } }),
+    )
+    .await;
+    let (admin_token, _) = refresh(&app, &renewal).await;
+
+    // A socket opened while staff; queries over it work...
+    let mut socket = crate::helpers::Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {admin_token}") }),
+        USERS,
+        json!({}),
+    )
+    .await;
+    let first = socket.next_message().await;
+    assert_eq!(
+        first["payload"]["data"]["users"]["totalCount"], 2,
+        "{first}"
+    );
+
+    // ...until the role is revoked: the same socket is refused from then on.
+    app.graphql_as(
+        &chief,
+        REVOKE,
+        json!({ "input": { "userId": ivan, "role": "ADMINISTRATOR" } }),
+    )
+    .await;
+    socket.start_operation("2", USERS).await;
+    let refused = loop {
+        let message = socket.next_message().await;
+        if message["id"] == "2" {
+            break message;
+        }
+    };
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "the open socket no longer carries staff rights: {refused}"
+    );
+    assert_eq!(refused["payload"]["data"], Value::Null, "{refused}");
 }
