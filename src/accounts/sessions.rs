@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, Set,
+    QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -53,22 +53,35 @@ pub fn lock_duration(failures: i32) -> Option<TimeDelta> {
     })
 }
 
-/// Issues an access token and a refresh token in `family` (a new sign-in when `None`).
+/// The sign-in a refresh token continues: its family and when it ends.
+#[derive(Debug, Clone, Copy)]
+pub struct SignIn {
+    pub family: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues an access token and a refresh token, for a new sign-in or continuing
+/// `sign_in`. A sign-in keeps the expiry it started with: refreshing renews the
+/// tokens, never the sign-in's lifetime.
 pub async fn issue(
     db: &impl ConnectionTrait,
     keys: &TokenKeys,
     account: user::Model,
-    family: Option<Uuid>,
+    sign_in: Option<SignIn>,
     meta: &RequestMeta,
 ) -> AppResult<Session> {
     let now = Utc::now();
     let (access_token, access_expires_at) =
         keys.issue_access(account.id, account.token_version, now)?;
     let refresh = random_token()?;
-    let refresh_expires_at = now + keys.refresh_ttl;
+    let sign_in = sign_in.unwrap_or_else(|| SignIn {
+        family: Uuid::new_v4(),
+        expires_at: now + keys.refresh_ttl,
+    });
+    let refresh_expires_at = sign_in.expires_at;
     refresh_token::ActiveModel {
         user_id: Set(account.id),
-        family_id: Set(family.unwrap_or_else(Uuid::new_v4)),
+        family_id: Set(sign_in.family),
         token_hash: Set(sha256_hex(&refresh)),
         issued_at: Set(now),
         expires_at: Set(refresh_expires_at),
@@ -229,7 +242,10 @@ pub async fn login(
 /// Trades a refresh token for a new session of the same sign-in.
 ///
 /// The token is spent by a conditional `UPDATE`, so of two concurrent uses only
-/// one succeeds; a token presented again revokes its whole family.
+/// one succeeds; a token presented again revokes its whole family. The exchange
+/// is one transaction that first locks the account's row, as [`revoke_all`]
+/// does: a refresh racing a password change either sees its token revoked or
+/// has the token it issues revoked by it, never outlives it.
 ///
 /// # Errors
 /// `UNAUTHENTICATED` for unknown, expired, revoked or reused tokens and accounts that cannot sign in.
@@ -241,21 +257,47 @@ pub async fn refresh(
 ) -> AppResult<Session> {
     let ip = meta.ip.as_deref();
     let hash = sha256_hex(token);
-    let stored = refresh_token::Entity::find()
+    let Some(stored) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash))
         .one(db)
         .await?
-        .ok_or(AppError::Unauthenticated)?;
+    else {
+        journal::record(
+            db,
+            None,
+            action::REFRESH,
+            ip,
+            SecurityLogStatus::Failure,
+            "unknown refresh token",
+        )
+        .await;
+        return Err(AppError::Unauthenticated);
+    };
+    let failed = |detail: &'static str| async move {
+        journal::record(
+            db,
+            Some(stored.user_id),
+            action::REFRESH,
+            ip,
+            SecurityLogStatus::Failure,
+            detail,
+        )
+        .await;
+        AppError::Unauthenticated
+    };
     let now = Utc::now();
+    let txn = db.begin().await?;
+    lock_account(&txn, stored.user_id).await?;
     let spent = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
         .filter(refresh_token::Column::Id.eq(stored.id))
         .filter(refresh_token::Column::UsedAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(db)
+        .exec(&txn)
         .await?;
     if spent.rows_affected == 0 {
-        revoke_family(db, stored.family_id).await?;
+        revoke_family(&txn, stored.family_id).await?;
+        txn.commit().await?;
         journal::record(
             db,
             Some(stored.user_id),
@@ -268,17 +310,24 @@ pub async fn refresh(
         return Err(AppError::Unauthenticated);
     }
     if stored.expires_at <= now {
-        return Err(AppError::Unauthenticated);
+        txn.rollback().await?;
+        return Err(failed("sign-in expired").await);
     }
     let account = user::Entity::find_by_id(stored.user_id)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or(AppError::Unauthenticated)?;
     if !account.can_sign_in() {
-        revoke_family(db, stored.family_id).await?;
-        return Err(AppError::Unauthenticated);
+        revoke_family(&txn, stored.family_id).await?;
+        txn.commit().await?;
+        return Err(failed("account not active").await);
     }
-    let session = issue(db, keys, account, Some(stored.family_id), meta).await?;
+    let sign_in = SignIn {
+        family: stored.family_id,
+        expires_at: stored.expires_at,
+    };
+    let session = issue(&txn, keys, account, Some(sign_in), meta).await?;
+    txn.commit().await?;
     journal::record(
         db,
         Some(session.user.id),
@@ -289,6 +338,21 @@ pub async fn refresh(
     )
     .await;
     Ok(session)
+}
+
+/// Takes the account row's write lock for the rest of the transaction (a no-op
+/// update, which every database supports), so that session changes of one
+/// account run one after the other.
+async fn lock_account(db: &impl ConnectionTrait, user_id: i32) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::TokenVersion,
+            Expr::col(user::Column::TokenVersion),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Ends the sign-in a refresh token belongs to. Unknown tokens are ignored.
@@ -323,7 +387,11 @@ async fn revoke_family(db: &impl ConnectionTrait, family: Uuid) -> AppResult<()>
 }
 
 /// Ends every session of a user: refresh tokens revoked, access tokens outdated.
+///
+/// The account row is updated first, which locks it: a concurrent [`refresh`]
+/// waits, and its new token is then revoked here too (see there).
 pub async fn revoke_all(db: &impl ConnectionTrait, user_id: i32) -> AppResult<()> {
+    outdate_access_tokens(db, user_id).await?;
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
         .filter(
@@ -333,7 +401,7 @@ pub async fn revoke_all(db: &impl ConnectionTrait, user_id: i32) -> AppResult<()
         )
         .exec(db)
         .await?;
-    outdate_access_tokens(db, user_id).await
+    Ok(())
 }
 
 /// Makes every access token of a user stale (its `token_version` moves on), so
@@ -394,15 +462,17 @@ pub async fn change_password(
         ));
     }
     let hash = password::hash(new).await?;
-    revoke_all(db, account.id).await?;
+    let txn = db.begin().await?;
+    revoke_all(&txn, account.id).await?;
     let mut active: user::ActiveModel = account.into();
     active.password_hash = Set(hash);
     active.needs_password_change = Set(false);
-    let account = active.update(db).await?;
+    let account = active.update(&txn).await?;
     let account = user::Entity::find_by_id(account.id)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or(AppError::Unauthenticated)?;
+    txn.commit().await?;
     journal::record(
         db,
         Some(account.id),

@@ -12,7 +12,7 @@ const REGISTER: &str = "mutation Register($input: RegisterInput!) {
 const LOGIN: &str = "mutation Login($input: LoginInput!) {
   login(input: $input) { accessToken refreshToken user { username needsPasswordChange } }
 }";
-const REFRESH: &str = "mutation Refresh($input: RefreshSessionInput!) { refreshSession(input: $input) { accessToken refreshToken } }";
+const REFRESH: &str = "mutation Refresh($input: RefreshSessionInput!) { refreshSession(input: $input) { accessToken refreshToken refreshTokenExpiresAt } }";
 const ME: &str = "{ me { username email isStaff } }";
 
 pub const PASSWORD: &str = "Correct-horse-42";
@@ -308,6 +308,18 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_sign_in() {
         .unwrap_or_default()
         .to_owned();
     assert!(!second.is_empty() && second != first, "{rotated}");
+    let third = app
+        .graphql(REFRESH, json!({ "input": { "refreshToken": second } }))
+        .await;
+    assert_eq!(
+        third["data"]["refreshSession"]["refreshTokenExpiresAt"],
+        rotated["data"]["refreshSession"]["refreshTokenExpiresAt"],
+        "refreshing renews the tokens, not the sign-in's lifetime: {third}"
+    );
+    let second = third["data"]["refreshSession"]["refreshToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
 
     let reuse = app
         .graphql(REFRESH, json!({ "input": { "refreshToken": first } }))
@@ -686,4 +698,33 @@ async fn a_stolen_session_cannot_guess_the_current_password() {
         "RATE_LIMITED",
         "account deletion checks the same password: {delete}"
     );
+}
+
+/// A refresh racing a password change never outlives it: whichever runs first,
+/// every refresh token of the account is dead afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refreshes_racing_a_password_change_do_not_survive_it() {
+    let app = spawn_app().await;
+    let (token, refresh) = app.register("hugo").await;
+    let change = app.graphql_as(
+        &token,
+        "mutation { changePassword(input: { currentPassword: \"Correct-horse-42\", newPassword: \"Another-horse-43\" }) { accessToken } }",
+        json!({}),
+    );
+    let race = app.graphql(REFRESH, json!({ "input": { "refreshToken": refresh } }));
+    let (changed, raced) = futures_util::join!(change, race);
+    assert!(
+        changed["data"]["changePassword"]["accessToken"].is_string(),
+        "{changed}"
+    );
+    if let Some(survivor) = raced["data"]["refreshSession"]["refreshToken"].as_str() {
+        let after = app
+            .graphql(REFRESH, json!({ "input": { "refreshToken": survivor } }))
+            .await;
+        assert_eq!(
+            code(&after),
+            "UNAUTHENTICATED",
+            "a token issued during the change was revoked by it: {after}"
+        );
+    }
 }
