@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::RequestMeta;
 use super::journal::{self, action};
 use super::registration::{normalize_email, normalize_username};
-use crate::auth::rate_limit::{Limit, RateLimiter};
+use crate::auth::rate_limit::{Limit, RateLimiter, ip_key};
 use crate::auth::tokens::{TokenKeys, random_token, sha256_hex};
 use crate::auth::{UserPrincipal, password};
 use crate::entities::{SecurityLogStatus, refresh_token, user};
@@ -125,7 +125,7 @@ pub async fn login(
 ) -> AppResult<Session> {
     let ip = meta.ip.as_deref();
     let key = login.trim().to_lowercase();
-    limiter.hit(&format!("login:ip:{}", ip.unwrap_or("-")), LOGIN_PER_IP)?;
+    limiter.hit(&format!("login:ip:{}", ip_key(ip)), LOGIN_PER_IP)?;
     limiter.hit(&format!("login:account:{key}"), LOGIN_PER_ACCOUNT)?;
 
     let by = if key.contains('@') {

@@ -141,6 +141,23 @@ impl RateLimiter {
     }
 }
 
+/// The part of a client address that limits apply to: the address itself for
+/// IPv4, its /64 network for IPv6 (one subscriber line usually holds a whole /64,
+/// so single IPv6 addresses would let one client multiply its limits).
+pub fn ip_key(ip: Option<&str>) -> String {
+    match ip.and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(String::new, |v4| v4.to_string()),
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        None => "-".to_owned(),
+    }
+}
+
 /// Keys beyond which expired windows are swept.
 const SWEEP_ABOVE: usize = 10_000;
 
@@ -172,6 +189,21 @@ mod tests {
                 .is_ok(),
             "a new window"
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_network() {
+        assert_eq!(ip_key(Some("203.0.113.7")), "203.0.113.7");
+        assert_eq!(
+            ip_key(Some("2001:db8:1:2:aaaa::1")),
+            ip_key(Some("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            ip_key(Some("2001:db8:1:2::1")),
+            ip_key(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(ip_key(Some("::ffff:203.0.113.7")), "203.0.113.7");
+        assert_eq!(ip_key(None), "-");
     }
 
     #[test]

@@ -43,11 +43,12 @@ fn client_ip(headers: &HeaderMap, peer: IpAddr, hops: usize) -> IpAddr {
         .map(str::trim)
         .collect();
     // The peer is the nearest proxy; each proxy before it appended one entry.
+    // Fewer entries than proxies: the request did not come through them all, so
+    // none of it is trusted.
     forwarded
         .len()
         .checked_sub(hops)
         .and_then(|i| forwarded.get(i))
-        .or_else(|| forwarded.first())
         .and_then(|entry| entry.parse().ok())
         .unwrap_or(peer)
 }
@@ -201,6 +202,11 @@ mod tests {
             "the load balancer's entry, not the client's forged one"
         );
         assert_eq!(client_ip(&headers, peer, 2).to_string(), "6.6.6.6");
+        assert_eq!(
+            client_ip(&headers, peer, 3),
+            peer,
+            "fewer entries than proxies: not through them all"
+        );
         assert_eq!(
             client_ip(&HeaderMap::new(), peer, 1),
             peer,

@@ -16,7 +16,7 @@ use super::registration::{self, Registration};
 use super::sessions::{self, Session};
 use crate::auth::RoleName;
 use crate::auth::guards::principal;
-use crate::auth::rate_limit::{Limit, RateLimiter};
+use crate::auth::rate_limit::{Limit, RateLimiter, ip_key};
 use crate::auth::tokens::TokenKeys;
 use crate::entities::{self, user};
 use crate::error::AppError;
@@ -380,7 +380,7 @@ impl AccountQuery {
     ) -> Result<Availability> {
         let (db, auth, meta) = state(ctx)?;
         auth.limiter.hit(
-            &format!("availability:ip:{}", meta.ip.as_deref().unwrap_or("-")),
+            &format!("availability:ip:{}", ip_key(meta.ip.as_deref())),
             AVAILABILITY_PER_IP,
         )?;
         for asked in [username.as_deref(), email.as_deref()]
@@ -444,7 +444,7 @@ impl AccountMutation {
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let (db, auth, meta) = state(ctx)?;
         auth.limiter.hit(
-            &format!("register:ip:{}", meta.ip.as_deref().unwrap_or("-")),
+            &format!("register:ip:{}", ip_key(meta.ip.as_deref())),
             REGISTER_PER_IP,
         )?;
         for requested in [&input.username, &input.email] {
@@ -572,7 +572,7 @@ impl AccountMutation {
         let (db, auth, meta) = state(ctx)?;
         let id = ids::decode(&input.user_id, Kind::User, "userId")?;
         auth.limiter.hit(
-            &format!("reset:ip:{}", meta.ip.as_deref().unwrap_or("-")),
+            &format!("reset:ip:{}", ip_key(meta.ip.as_deref())),
             RESET_PER_IP,
         )?;
         auth.limiter
