@@ -212,6 +212,65 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
     Ok(())
 }
 
+/// The signed-in user's own profile changes. Changing the email, the address
+/// that identifies the account, needs the current password, and is journaled.
+///
+/// # Errors
+/// As [`update`]; `BAD_USER_INPUT` on `currentPassword` when an email change
+/// comes without the right password.
+pub async fn update_own(
+    db: &DatabaseConnection,
+    user_id: i32,
+    changes: ProfileChanges,
+    current_password: Option<&str>,
+    ip: Option<&str>,
+) -> AppResult<user::Model> {
+    let account = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    let new_email = changes
+        .email
+        .as_deref()
+        .map(normalize_email)
+        .transpose()?
+        .filter(|email| *email != account.email);
+    if new_email.is_some() {
+        let confirmed = match current_password {
+            Some(attempt) => password::verify(attempt, &account.password_hash).await,
+            None => false,
+        };
+        if !confirmed {
+            journal::record(
+                db,
+                Some(user_id),
+                action::ACCOUNT_UPDATE,
+                ip,
+                SecurityLogStatus::Failure,
+                "email change without the right password",
+            )
+            .await;
+            return Err(AppError::bad_input(
+                "currentPassword",
+                "changing the email needs the current password",
+            ));
+        }
+    }
+    let updated = update(db, user_id, changes).await?;
+    if new_email.is_some() {
+        journal::record(
+            db,
+            Some(user_id),
+            action::ACCOUNT_UPDATE,
+            ip,
+            SecurityLogStatus::Success,
+            "email changed",
+        )
+        .await;
+    }
+    Ok(updated)
+}
+
 /// Deletes the signed-in user's own account after checking the password.
 ///
 /// # Errors

@@ -151,67 +151,88 @@ pub async fn register(
     password::check_policy(&input.password, &username, &email, "password")?;
     let password_hash = password::hash(&input.password).await?;
 
-    let txn = db.begin().await?;
-    let now = chrono::Utc::now();
-    let full_name = input
-        .full_name
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(150)
-        .collect::<String>();
-    let account = user::ActiveModel {
-        username: Set(username),
-        email: Set(email),
-        password_hash: Set(password_hash),
-        status: Set(UserStatus::Active),
-        is_active: Set(true),
-        is_staff: Set(false),
-        is_superuser: Set(false),
-        failed_attempts: Set(0),
-        date_joined: Set(now),
-        full_name: Set(full_name.clone()),
-        locale: Set(DEFAULT_LOCALE.into()),
-        timezone: Set(DEFAULT_TIMEZONE.into()),
-        needs_password_change: Set(false),
-        auth_backend: Set("native".into()),
-        token_version: Set(0),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(conflict)?;
-    profile::ActiveModel {
-        user_id: Set(account.id),
-        name: Set(full_name),
-        phone: Set(phone),
-        phone_verified: Set(false),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    super::roles::assign(&txn, account.id, RoleName::Customer).await?;
-    for (kind, accepted) in [
-        (ConsentType::Terms, true),
-        (ConsentType::PrivacyPolicy, true),
-        (ConsentType::Notifications, input.accept_notifications),
-    ] {
-        consent::ActiveModel {
+    // The journal is written after the transaction ends (SQLite has one connection).
+    let created = async {
+        let txn = db.begin().await?;
+        let now = chrono::Utc::now();
+        let full_name = input
+            .full_name
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(150)
+            .collect::<String>();
+        let account = user::ActiveModel {
+            username: Set(username),
+            email: Set(email),
+            password_hash: Set(password_hash),
+            status: Set(UserStatus::Active),
+            is_active: Set(true),
+            is_staff: Set(false),
+            is_superuser: Set(false),
+            failed_attempts: Set(0),
+            date_joined: Set(now),
+            full_name: Set(full_name.clone()),
+            locale: Set(DEFAULT_LOCALE.into()),
+            timezone: Set(DEFAULT_TIMEZONE.into()),
+            needs_password_change: Set(false),
+            auth_backend: Set("native".into()),
+            token_version: Set(0),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await
+        .map_err(conflict)?;
+        profile::ActiveModel {
             user_id: Set(account.id),
-            consent_type: Set(kind),
-            status: Set(if accepted {
-                ConsentStatus::Accepted
-            } else {
-                ConsentStatus::Refused
-            }),
-            consented_at: Set(now),
+            name: Set(full_name),
+            phone: Set(phone),
+            phone_verified: Set(false),
             ..Default::default()
         }
         .insert(&txn)
         .await?;
+        super::roles::assign(&txn, account.id, RoleName::Customer).await?;
+        for (kind, accepted) in [
+            (ConsentType::Terms, true),
+            (ConsentType::PrivacyPolicy, true),
+            (ConsentType::Notifications, input.accept_notifications),
+        ] {
+            consent::ActiveModel {
+                user_id: Set(account.id),
+                consent_type: Set(kind),
+                status: Set(if accepted {
+                    ConsentStatus::Accepted
+                } else {
+                    ConsentStatus::Refused
+                }),
+                consented_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok::<_, AppError>(account)
     }
-    txn.commit().await?;
+    .await;
+    let account = match created {
+        Ok(account) => account,
+        Err(AppError::Conflict(message)) => {
+            journal::record(
+                db,
+                None,
+                action::REGISTER,
+                ip,
+                SecurityLogStatus::Failure,
+                "username or email already taken",
+            )
+            .await;
+            return Err(AppError::Conflict(message));
+        }
+        Err(err) => return Err(err),
+    };
     journal::record(
         db,
         Some(account.id),

@@ -11,9 +11,20 @@ use crate::helpers::spawn_app;
 async fn the_profile_updates_in_sync_and_consents_are_a_history() {
     let app = spawn_app().await;
     let (token, _) = app.register("mona").await;
+    let unconfirmed = app
+        .graphql_as(
+            &token,
+            "mutation { updateProfile(input: { fullName: \"Not Applied\", email: \"thief@example.com\" }) { user { email } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        unconfirmed["errors"][0]["extensions"]["field"], "currentPassword",
+        "a new email needs the password: {unconfirmed}"
+    );
     let body = app
         .graphql_as(&token, "mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { user { fullName email profile { name phone phoneVerified } } } }",
-            json!({ "input": { "fullName": " Mona Lisa ", "phone": "06 11 22 33 44", "email": "MONA@louvre.fr" } }))
+            json!({ "input": { "fullName": " Mona Lisa ", "phone": "06 11 22 33 44", "email": "MONA@louvre.fr", "currentPassword": PASSWORD } }))
         .await;
     let user = &body["data"]["updateProfile"]["user"];
     assert_eq!(user["fullName"], "Mona Lisa", "{body}");

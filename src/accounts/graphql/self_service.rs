@@ -140,7 +140,10 @@ impl SecurityEvent {
 
 #[derive(InputObject, Default)]
 pub struct UpdateProfileInput {
+    /// A new email needs `currentPassword`.
     pub email: Option<String>,
+    /// Required to change the email.
+    pub current_password: Option<String>,
     pub full_name: Option<String>,
     /// Empty string removes the number.
     pub phone: Option<String>,
@@ -208,6 +211,12 @@ impl SelfServiceMutation {
     ) -> Result<UserPayload> {
         let me = principal(ctx).user()?;
         let db = ctx.data::<DatabaseConnection>()?;
+        if input.current_password.is_some() {
+            limiter(ctx)?.hit(
+                &format!("password-check:{}", me.id),
+                super::PASSWORD_CHECK_PER_ACCOUNT,
+            )?;
+        }
         let changes = profile::ProfileChanges {
             email: input.email,
             full_name: input.full_name,
@@ -215,8 +224,16 @@ impl SelfServiceMutation {
             locale: input.locale,
             timezone: input.timezone,
         };
+        let updated = profile::update_own(
+            db,
+            me.id,
+            changes,
+            input.current_password.as_deref(),
+            meta(ctx).ip.as_deref(),
+        )
+        .await?;
         Ok(UserPayload {
-            user: User(profile::update(db, me.id, changes).await?),
+            user: User(updated),
         })
     }
 
