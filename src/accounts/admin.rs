@@ -190,8 +190,10 @@ pub async fn create_user(
     new: NewAccount,
     ip: Option<&str>,
 ) -> AppResult<user::Model> {
+    // One transaction: a staff account never exists without its staff access.
+    let txn = db.begin().await?;
     let account = registration::register(
-        db,
+        &txn,
         Registration {
             username: new.username,
             email: new.email,
@@ -208,8 +210,13 @@ pub async fn create_user(
     )
     .await?;
     if new.is_staff {
-        roles::set_staff(db, account.id, true).await?;
+        roles::set_staff(&txn, account.id, true).await?;
     }
+    let account = user::Entity::find_by_id(account.id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::not_found("user"))?;
+    txn.commit().await?;
     journal::record(
         db,
         Some(account.id),
@@ -219,10 +226,7 @@ pub async fn create_user(
         &format!("created by user {}", actor.id),
     )
     .await;
-    user::Entity::find_by_id(account.id)
-        .one(db)
-        .await?
-        .ok_or(AppError::not_found("user"))
+    Ok(account)
 }
 
 /// What staff may change on an account; `None` leaves a field as it is.
@@ -358,8 +362,9 @@ pub async fn create_superuser(
     email: &str,
     password: &str,
 ) -> AppResult<user::Model> {
+    let txn = db.begin().await?;
     let account = registration::register(
-        db,
+        &txn,
         Registration {
             username: username.to_owned(),
             email: email.to_owned(),
@@ -373,16 +378,18 @@ pub async fn create_superuser(
         None,
     )
     .await?;
-    roles::set_staff(db, account.id, true).await?;
+    roles::set_staff(&txn, account.id, true).await?;
     user::Entity::update_many()
         .col_expr(user::Column::IsSuperuser, Expr::value(true))
         .filter(user::Column::Id.eq(account.id))
-        .exec(db)
+        .exec(&txn)
         .await?;
-    user::Entity::find_by_id(account.id)
-        .one(db)
+    let account = user::Entity::find_by_id(account.id)
+        .one(&txn)
         .await?
-        .ok_or(AppError::not_found("user"))
+        .ok_or(AppError::not_found("user"))?;
+    txn.commit().await?;
+    Ok(account)
 }
 
 /// Counts for the administration dashboard.

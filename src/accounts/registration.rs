@@ -1,8 +1,8 @@
 //! Creating accounts.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, Set, SqlErr, TransactionSession, TransactionTrait,
 };
 
 use super::journal::{self, action};
@@ -128,8 +128,8 @@ pub fn conflict(err: DbErr) -> AppError {
 /// `BAD_USER_INPUT` for malformed fields, a weak password or missing required
 /// consents; `CONFLICT` when the username or email is taken (also when two
 /// registrations race: the unique indexes decide).
-pub async fn register(
-    db: &DatabaseConnection,
+pub async fn register<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
     input: Registration,
     ip: Option<&str>,
 ) -> AppResult<user::Model> {
