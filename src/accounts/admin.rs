@@ -152,10 +152,7 @@ pub async fn reset_password(
     active.locked_until = Set(None);
     active.update(&txn).await?;
     revoke_all(&txn, user_id).await?;
-    let account = user::Entity::find_by_id(user_id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(&txn, user_id).await?;
     txn.commit().await?;
     let detail = format!("temporary password set by user {}", actor.id);
     journal::record(
@@ -212,10 +209,7 @@ pub async fn create_user(
     if new.is_staff {
         roles::set_staff(&txn, account.id, true).await?;
     }
-    let account = user::Entity::find_by_id(account.id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(&txn, account.id).await?;
     txn.commit().await?;
     journal::record(
         db,
@@ -282,10 +276,7 @@ pub async fn update_user(
     if changes.is_staff.is_some() || changes.is_superuser.is_some() {
         outdate_access_tokens(&txn, user_id).await?;
     }
-    let account = user::Entity::find_by_id(user_id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(&txn, user_id).await?;
     txn.commit().await?;
     journal::record(
         db,
@@ -384,10 +375,7 @@ pub async fn create_superuser(
         .filter(user::Column::Id.eq(account.id))
         .exec(&txn)
         .await?;
-    let account = user::Entity::find_by_id(account.id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(&txn, account.id).await?;
     txn.commit().await?;
     Ok(account)
 }

@@ -23,3 +23,18 @@ pub struct RequestMeta {
     /// The refresh token a browser sent in its HttpOnly cookie.
     pub refresh_cookie: Option<String>,
 }
+
+/// The account `id`.
+///
+/// # Errors
+/// `NOT_FOUND` when there is none.
+pub async fn account(
+    db: &impl sea_orm::ConnectionTrait,
+    id: i32,
+) -> crate::error::AppResult<crate::entities::user::Model> {
+    use sea_orm::EntityTrait as _;
+    crate::entities::user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(crate::error::AppError::not_found("user"))
+}

@@ -39,10 +39,7 @@ pub async fn update(
     changes: ProfileChanges,
 ) -> AppResult<user::Model> {
     let txn = db.begin().await?;
-    let account = user::Entity::find_by_id(user_id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(&txn, user_id).await?;
     let mut account_update: user::ActiveModel = account.into();
     let profile_row = profile::Entity::find()
         .filter(profile::Column::UserId.eq(user_id))
@@ -147,10 +144,7 @@ pub async fn set_notifications(
 /// `NOT_FOUND` for unknown users.
 pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> AppResult<()> {
     let txn = db.begin().await?;
-    let account = user::Entity::find_by_id(user_id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(&txn, user_id).await?;
     let mut active: user::ActiveModel = account.into();
     // Neither value passes registration's rules (':' is never in a username,
     // and there is no '@'), so nobody can take them first and block a deletion.
@@ -302,10 +296,7 @@ pub async fn delete_own(
 
 /// Everything held about a user, as one JSON document.
 pub async fn export(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Value> {
-    let account = user::Entity::find_by_id(user_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(db, user_id).await?;
     let profile = profile::Entity::find()
         .filter(profile::Column::UserId.eq(user_id))
         .one(db)

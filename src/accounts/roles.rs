@@ -164,10 +164,7 @@ pub async fn change(
         (role, Change::Revoke) => remove(&txn, user_id, role).await?,
     }
     outdate_access_tokens(&txn, user_id).await?;
-    let account = user::Entity::find_by_id(user_id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(&txn, user_id).await?;
     txn.commit().await?;
     let verb = match change {
         Change::Grant => "granted",
