@@ -6,7 +6,6 @@ use sea_orm::{
 };
 
 use sea_orm::TransactionTrait;
-use sea_orm::sea_query::Expr;
 
 use super::journal::{self, action};
 use super::profile::{self, ProfileChanges};
@@ -64,7 +63,7 @@ pub async fn list(
 ///
 /// # Errors
 /// `FORBIDDEN` when `target` is a superuser and `actor` is not.
-pub fn ensure_may_manage(actor: &UserPrincipal, target: &user::Model) -> AppResult<()> {
+fn ensure_may_manage(actor: &UserPrincipal, target: &user::Model) -> AppResult<()> {
     if target.is_superuser && !actor.is_superuser {
         Err(AppError::Forbidden)
     } else {
@@ -72,17 +71,17 @@ pub fn ensure_may_manage(actor: &UserPrincipal, target: &user::Model) -> AppResu
     }
 }
 
-/// Reads an account staff may manage.
-async fn managed(
+/// Reads an account staff may manage: it exists, is not deleted, and passes
+/// [`ensure_may_manage`].
+pub(super) async fn managed(
     db: &impl ConnectionTrait,
     actor: &UserPrincipal,
     user_id: i32,
 ) -> AppResult<user::Model> {
-    let account = user::Entity::find_by_id(user_id)
-        .one(db)
-        .await?
-        .filter(|a| a.deleted_at.is_none())
-        .ok_or(AppError::not_found("user"))?;
+    let account = super::account(db, user_id).await?;
+    if account.deleted_at.is_some() {
+        return Err(AppError::not_found("user"));
+    }
     ensure_may_manage(actor, &account)?;
     Ok(account)
 }
@@ -139,6 +138,8 @@ pub async fn reset_password(
     user_id: i32,
     ip: Option<&str>,
 ) -> AppResult<(user::Model, String)> {
+    // Checked before hashing too, so a refused request costs no argon2 work; the
+    // transaction below checks again against the row it changes.
     managed(db, actor, user_id).await?;
     // 20 characters of a random token, plus a digit so the policy always holds.
     let temporary = format!("{}7", &random_token()?[..20]);
@@ -263,15 +264,7 @@ pub async fn update_user(
         roles::set_staff(&txn, user_id, is_staff).await?;
     }
     if let Some(is_superuser) = changes.is_superuser {
-        user::Entity::update_many()
-            .col_expr(user::Column::IsSuperuser, Expr::value(is_superuser))
-            .filter(user::Column::Id.eq(user_id))
-            .exec(&txn)
-            .await?;
-        if is_superuser {
-            // A superuser is staff too.
-            roles::set_staff(&txn, user_id, true).await?;
-        }
+        roles::set_superuser(&txn, user_id, is_superuser).await?;
     }
     if changes.is_staff.is_some() || changes.is_superuser.is_some() {
         outdate_access_tokens(&txn, user_id).await?;
@@ -369,12 +362,7 @@ pub async fn create_superuser(
         None,
     )
     .await?;
-    roles::set_staff(&txn, account.id, true).await?;
-    user::Entity::update_many()
-        .col_expr(user::Column::IsSuperuser, Expr::value(true))
-        .filter(user::Column::Id.eq(account.id))
-        .exec(&txn)
-        .await?;
+    roles::set_superuser(&txn, account.id, true).await?;
     let account = super::account(&txn, account.id).await?;
     txn.commit().await?;
     Ok(account)

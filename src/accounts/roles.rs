@@ -11,7 +11,7 @@ use sea_orm::{
     Set, TransactionTrait,
 };
 
-use super::admin::ensure_may_manage;
+use super::admin::managed;
 use super::journal::{self, action};
 use super::sessions::outdate_access_tokens;
 use crate::auth::{RoleName, UserPrincipal};
@@ -114,6 +114,26 @@ pub async fn set_staff(db: &impl ConnectionTrait, user_id: i32, is_staff: bool) 
     }
 }
 
+/// Sets the superuser flag; a superuser is staff too.
+pub async fn set_superuser(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+    is_superuser: bool,
+) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::IsSuperuser,
+            sea_orm::sea_query::Expr::value(is_superuser),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    if is_superuser {
+        set_staff(db, user_id, true).await?;
+    }
+    Ok(())
+}
+
 /// Whether a role is granted or revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -150,12 +170,7 @@ pub async fn change(
         ));
     }
     let txn = db.begin().await?;
-    let account = user::Entity::find_by_id(user_id)
-        .one(&txn)
-        .await?
-        .filter(|a| a.deleted_at.is_none())
-        .ok_or(AppError::not_found("user"))?;
-    ensure_may_manage(actor, &account)?;
+    managed(&txn, actor, user_id).await?;
     match (role, change) {
         (RoleName::Administrator, change) => {
             set_staff(&txn, user_id, change == Change::Grant).await?;
