@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::journal::{self, action};
 use super::registration::{DEFAULT_LOCALE, DEFAULT_TIMEZONE, normalize_email, normalize_phone};
-use super::sessions::revoke_all;
-use crate::auth::password;
+use super::sessions::{is_current_password, revoke_all};
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::random_token;
 use crate::entities::{
     ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, auth_method, consent, profile,
@@ -214,6 +214,7 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
 /// comes without the right password.
 pub async fn update_own(
     db: &DatabaseConnection,
+    limiter: &RateLimiter,
     user_id: i32,
     changes: ProfileChanges,
     current_password: Option<&str>,
@@ -231,7 +232,7 @@ pub async fn update_own(
         .filter(|email| *email != account.email);
     if new_email.is_some() {
         let confirmed = match current_password {
-            Some(attempt) => password::verify(attempt, &account.password_hash).await,
+            Some(attempt) => is_current_password(limiter, &account, attempt).await?,
             None => false,
         };
         if !confirmed {
@@ -271,6 +272,7 @@ pub async fn update_own(
 /// `BAD_USER_INPUT` on `password` when it is wrong.
 pub async fn delete_own(
     db: &DatabaseConnection,
+    limiter: &RateLimiter,
     user_id: i32,
     password_attempt: &str,
     ip: Option<&str>,
@@ -279,7 +281,7 @@ pub async fn delete_own(
         .one(db)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !password::verify(password_attempt, &account.password_hash).await {
+    if !is_current_password(limiter, &account, password_attempt).await? {
         journal::record(
             db,
             Some(user_id),

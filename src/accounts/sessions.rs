@@ -32,6 +32,30 @@ pub const LOGIN_PER_ACCOUNT: Limit = Limit {
     window: std::time::Duration::from_secs(60),
 };
 
+/// Checks of a signed-in account's current password (changing it or the email,
+/// deleting the account): a stolen session must not be able to guess it.
+const PASSWORD_CHECKS_PER_ACCOUNT: Limit = Limit {
+    max: 5,
+    window: std::time::Duration::from_secs(900),
+};
+
+/// Whether `attempt` is the account's current password, within the account's
+/// budget of such checks.
+///
+/// # Errors
+/// `RATE_LIMITED` beyond [`PASSWORD_CHECKS_PER_ACCOUNT`].
+pub async fn is_current_password(
+    limiter: &RateLimiter,
+    account: &user::Model,
+    attempt: &str,
+) -> AppResult<bool> {
+    limiter.hit(
+        &format!("password-check:{}", account.id),
+        PASSWORD_CHECKS_PER_ACCOUNT,
+    )?;
+    Ok(password::verify(attempt, &account.password_hash).await)
+}
+
 /// A signed-in session: what the client keeps.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -429,6 +453,7 @@ pub async fn outdate_access_tokens(db: &impl ConnectionTrait, user_id: i32) -> A
 pub async fn change_password(
     db: &DatabaseConnection,
     keys: &TokenKeys,
+    limiter: &RateLimiter,
     principal: &UserPrincipal,
     current: &str,
     new: &str,
@@ -439,7 +464,7 @@ pub async fn change_password(
         .one(db)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !password::verify(current, &account.password_hash).await {
+    if !is_current_password(limiter, &account, current).await? {
         journal::record(
             db,
             Some(account.id),

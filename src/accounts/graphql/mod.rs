@@ -47,12 +47,6 @@ const RESET_PER_ACCOUNT: Limit = Limit {
     max: 5,
     window: std::time::Duration::from_secs(3600),
 };
-/// Checks of an account's current password (changing it, deleting the account):
-/// a stolen session must not be able to guess it.
-pub(super) const PASSWORD_CHECK_PER_ACCOUNT: Limit = Limit {
-    max: 5,
-    window: std::time::Duration::from_secs(900),
-};
 /// Badges an account may add (each answer tells whether a UID is in use).
 pub(super) const BADGE_ADD_PER_ACCOUNT: Limit = Limit {
     max: 20,
@@ -530,13 +524,10 @@ impl AccountMutation {
     ) -> Result<AuthPayload> {
         let me = principal(ctx).signed_in()?.clone();
         let (db, auth, meta) = state(ctx)?;
-        auth.limiter.hit(
-            &format!("password-check:{}", me.id),
-            PASSWORD_CHECK_PER_ACCOUNT,
-        )?;
         let session = sessions::change_password(
             db,
             &auth.keys,
+            &auth.limiter,
             &me,
             &input.current_password,
             &input.new_password,

@@ -211,12 +211,6 @@ impl SelfServiceMutation {
     ) -> Result<UserPayload> {
         let me = principal(ctx).user()?;
         let db = ctx.data::<DatabaseConnection>()?;
-        if input.current_password.is_some() {
-            limiter(ctx)?.hit(
-                &format!("password-check:{}", me.id),
-                super::PASSWORD_CHECK_PER_ACCOUNT,
-            )?;
-        }
         let changes = profile::ProfileChanges {
             email: input.email,
             full_name: input.full_name,
@@ -226,6 +220,7 @@ impl SelfServiceMutation {
         };
         let updated = profile::update_own(
             db,
+            limiter(ctx)?,
             me.id,
             changes,
             input.current_password.as_deref(),
@@ -258,11 +253,14 @@ impl SelfServiceMutation {
     ) -> Result<DeletedPayload> {
         let me = principal(ctx).user()?;
         let db = ctx.data::<DatabaseConnection>()?;
-        limiter(ctx)?.hit(
-            &format!("password-check:{}", me.id),
-            super::PASSWORD_CHECK_PER_ACCOUNT,
-        )?;
-        profile::delete_own(db, me.id, &input.password, meta(ctx).ip.as_deref()).await?;
+        profile::delete_own(
+            db,
+            limiter(ctx)?,
+            me.id,
+            &input.password,
+            meta(ctx).ip.as_deref(),
+        )
+        .await?;
         Ok(DeletedPayload { ok: true })
     }
 
