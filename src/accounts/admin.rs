@@ -2,10 +2,8 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, Select, Set,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
-
-use sea_orm::TransactionTrait;
 
 use super::journal::{self, action};
 use super::profile::{self, ProfileChanges};
@@ -14,7 +12,7 @@ use super::sessions::{outdate_access_tokens, revoke_all};
 use super::{badges, roles};
 use crate::auth::tokens::random_token;
 use crate::auth::{UserPrincipal, password};
-use crate::entities::{SecurityLogStatus, UserStatus, auth_method, user};
+use crate::entities::{SecurityLogStatus, UserStatus, auth_method, security_log, user};
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{Page, PageRequest};
 
@@ -378,11 +376,29 @@ pub struct Overview {
     pub stations: u64,
     pub bays: u64,
     pub devices_online: u64,
+    /// The newest accounts, newest first.
+    pub recent_users: Vec<user::Model>,
+    /// The newest security events, newest first.
+    pub recent_events: Vec<security_log::Model>,
 }
+
+/// How many recent records the overview lists.
+const RECENT: u64 = 10;
 
 pub async fn overview(db: &impl ConnectionTrait) -> AppResult<Overview> {
     use crate::entities::{DeviceStatus, bay, device, station};
     let live = user::Column::DeletedAt.is_null();
+    let recent_users = user::Entity::find()
+        .filter(user::Column::DeletedAt.is_null())
+        .order_by_desc(user::Column::Id)
+        .limit(RECENT)
+        .all(db)
+        .await?;
+    let recent_events = security_log::Entity::find()
+        .order_by_desc(security_log::Column::Id)
+        .limit(RECENT)
+        .all(db)
+        .await?;
     Ok(Overview {
         users: user::Entity::find().filter(live.clone()).count(db).await?,
         active_users: user::Entity::find()
@@ -410,5 +426,7 @@ pub async fn overview(db: &impl ConnectionTrait) -> AppResult<Overview> {
             ]))
             .count(db)
             .await?,
+        recent_users,
+        recent_events,
     })
 }

@@ -1,7 +1,7 @@
 //! Staff operations on accounts beyond status changes and password resets.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::DatabaseConnection;
 
 use super::self_service::{
     AuthMethod, AuthMethodPayload, DeletedPayload, SecurityEvent, SecurityLogStatus,
@@ -10,8 +10,6 @@ use super::{RequestMeta, Role, User, UserPayload};
 use crate::accounts::journal::{self, JournalFilter};
 use crate::accounts::{admin, badges, profile, roles};
 use crate::auth::guards::principal;
-use crate::db::IdOrder;
-use crate::entities::user;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{IdConnection, PageRequest, connection};
 
@@ -103,9 +101,6 @@ pub struct SecurityEventFilterInput {
     pub ip: Option<String>,
 }
 
-/// How many recent records the overview lists.
-const RECENT: u64 = 10;
-
 #[derive(Default)]
 pub struct AdminQuery;
 
@@ -117,19 +112,6 @@ impl AdminQuery {
         principal(ctx).staff()?;
         let db = ctx.data::<DatabaseConnection>()?;
         let o = admin::overview(db).await?;
-        let recent = PageRequest {
-            first: RECENT,
-            after: None,
-        };
-        let recent_users = crate::db::page_by_id_in(
-            db,
-            user::Entity::find().filter(user::Column::DeletedAt.is_null()),
-            user::Column::Id,
-            IdOrder::Descending,
-            recent,
-        )
-        .await?;
-        let recent_events = journal::list(db, &JournalFilter::default(), recent).await?;
         Ok(AdminOverview {
             users: o.users,
             active_users: o.active_users,
@@ -142,8 +124,8 @@ impl AdminQuery {
             charging_sessions: 0,
             open_alerts: 0,
             orders: 0,
-            recent_users: recent_users.items.into_iter().map(User).collect(),
-            recent_security_events: recent_events.items.into_iter().map(SecurityEvent).collect(),
+            recent_users: o.recent_users.into_iter().map(User).collect(),
+            recent_security_events: o.recent_events.into_iter().map(SecurityEvent).collect(),
         })
     }
 
