@@ -152,71 +152,7 @@ pub async fn register<C: ConnectionTrait + TransactionTrait>(
     let password_hash = password::hash(&input.password).await?;
 
     // The journal is written after the transaction ends (SQLite has one connection).
-    let created = async {
-        let txn = db.begin().await?;
-        let now = chrono::Utc::now();
-        let full_name = input
-            .full_name
-            .unwrap_or_default()
-            .trim()
-            .chars()
-            .take(150)
-            .collect::<String>();
-        let account = user::ActiveModel {
-            username: Set(username),
-            email: Set(email),
-            password_hash: Set(password_hash),
-            status: Set(UserStatus::Active),
-            is_active: Set(true),
-            is_staff: Set(false),
-            is_superuser: Set(false),
-            failed_attempts: Set(0),
-            date_joined: Set(now),
-            full_name: Set(full_name.clone()),
-            locale: Set(DEFAULT_LOCALE.into()),
-            timezone: Set(DEFAULT_TIMEZONE.into()),
-            needs_password_change: Set(false),
-            auth_backend: Set("native".into()),
-            token_version: Set(0),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await
-        .map_err(conflict)?;
-        profile::ActiveModel {
-            user_id: Set(account.id),
-            name: Set(full_name),
-            phone: Set(phone),
-            phone_verified: Set(false),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        super::roles::assign(&txn, account.id, RoleName::Customer).await?;
-        for (kind, accepted) in [
-            (ConsentType::Terms, true),
-            (ConsentType::PrivacyPolicy, true),
-            (ConsentType::Notifications, input.accept_notifications),
-        ] {
-            consent::ActiveModel {
-                user_id: Set(account.id),
-                consent_type: Set(kind),
-                status: Set(if accepted {
-                    ConsentStatus::Accepted
-                } else {
-                    ConsentStatus::Refused
-                }),
-                consented_at: Set(now),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await?;
-        }
-        txn.commit().await?;
-        Ok::<_, AppError>(account)
-    }
-    .await;
+    let created = store(db, input, username, email, phone, password_hash).await;
     let account = match created {
         Ok(account) => account,
         Err(AppError::Conflict(message)) => {
@@ -242,6 +178,80 @@ pub async fn register<C: ConnectionTrait + TransactionTrait>(
         "",
     )
     .await;
+    Ok(account)
+}
+
+/// Inserts the account, its profile, its customer role and its consents in one
+/// transaction.
+async fn store<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    input: Registration,
+    username: String,
+    email: String,
+    phone: Option<String>,
+    password_hash: String,
+) -> AppResult<user::Model> {
+    let txn = db.begin().await?;
+    let now = chrono::Utc::now();
+    let full_name = input
+        .full_name
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(150)
+        .collect::<String>();
+    let account = user::ActiveModel {
+        username: Set(username),
+        email: Set(email),
+        password_hash: Set(password_hash),
+        status: Set(UserStatus::Active),
+        is_active: Set(true),
+        is_staff: Set(false),
+        is_superuser: Set(false),
+        failed_attempts: Set(0),
+        date_joined: Set(now),
+        full_name: Set(full_name.clone()),
+        locale: Set(DEFAULT_LOCALE.into()),
+        timezone: Set(DEFAULT_TIMEZONE.into()),
+        needs_password_change: Set(false),
+        auth_backend: Set("native".into()),
+        token_version: Set(0),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(conflict)?;
+    profile::ActiveModel {
+        user_id: Set(account.id),
+        name: Set(full_name),
+        phone: Set(phone),
+        phone_verified: Set(false),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    super::roles::assign(&txn, account.id, RoleName::Customer).await?;
+    for (kind, accepted) in [
+        (ConsentType::Terms, true),
+        (ConsentType::PrivacyPolicy, true),
+        (ConsentType::Notifications, input.accept_notifications),
+    ] {
+        consent::ActiveModel {
+            user_id: Set(account.id),
+            consent_type: Set(kind),
+            status: Set(if accepted {
+                ConsentStatus::Accepted
+            } else {
+                ConsentStatus::Refused
+            }),
+            consented_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
     Ok(account)
 }
 
