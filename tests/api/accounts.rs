@@ -700,31 +700,73 @@ async fn a_stolen_session_cannot_guess_the_current_password() {
     );
 }
 
-/// A refresh racing a password change never outlives it: whichever runs first,
-/// every refresh token of the account is dead afterwards.
+/// A refresh racing a password change never outlives it: several sign-ins keep
+/// refreshing while the password changes, and afterwards every refresh token of
+/// the account is dead, whichever way each race went.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refreshes_racing_a_password_change_do_not_survive_it() {
-    let app = spawn_app().await;
-    let (token, refresh) = app.register("hugo").await;
-    let change = app.graphql_as(
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let app = Arc::new(spawn_app().await);
+    let (token, first) = app.register("hugo").await;
+    let mut sign_ins = vec![first];
+    for _ in 0..3 {
+        let body = app
+            .graphql(
+                "mutation { login(input: { login: \"hugo\", password: \"Correct-horse-42\" }) { refreshToken } }",
+                json!({}),
+            )
+            .await;
+        sign_ins.push(
+            body["data"]["login"]["refreshToken"]
+                .as_str()
+                .expect("signed in")
+                .to_owned(),
+        );
+    }
+    let changed_yet = Arc::new(AtomicBool::new(false));
+    // Each sign-in refreshes in a loop until the change is over or its token dies;
+    // it returns its newest token while that still worked.
+    let racers: Vec<_> = sign_ins
+        .into_iter()
+        .map(|mut refresh| {
+            let (app, changed_yet) = (Arc::clone(&app), Arc::clone(&changed_yet));
+            tokio::spawn(async move {
+                while !changed_yet.load(Ordering::SeqCst) {
+                    let body = app
+                        .graphql(REFRESH, json!({ "input": { "refreshToken": refresh } }))
+                        .await;
+                    match body["data"]["refreshSession"]["refreshToken"].as_str() {
+                        Some(next) => refresh = next.to_owned(),
+                        None => return None,
+                    }
+                }
+                Some(refresh)
+            })
+        })
+        .collect();
+    let changed = app.graphql_as(
         &token,
         "mutation { changePassword(input: { currentPassword: \"Correct-horse-42\", newPassword: \"Another-horse-43\" }) { accessToken } }",
         json!({}),
-    );
-    let race = app.graphql(REFRESH, json!({ "input": { "refreshToken": refresh } }));
-    let (changed, raced) = futures_util::join!(change, race);
+    )
+    .await;
+    changed_yet.store(true, Ordering::SeqCst);
     assert!(
         changed["data"]["changePassword"]["accessToken"].is_string(),
         "{changed}"
     );
-    if let Some(survivor) = raced["data"]["refreshSession"]["refreshToken"].as_str() {
-        let after = app
-            .graphql(REFRESH, json!({ "input": { "refreshToken": survivor } }))
-            .await;
-        assert_eq!(
-            code(&after),
-            "UNAUTHENTICATED",
-            "a token issued during the change was revoked by it: {after}"
-        );
+    for racer in racers {
+        if let Some(survivor) = racer.await.expect("the racer ran") {
+            let after = app
+                .graphql(REFRESH, json!({ "input": { "refreshToken": survivor } }))
+                .await;
+            assert_eq!(
+                code(&after),
+                "UNAUTHENTICATED",
+                "a token issued during the change was revoked by it: {after}"
+            );
+        }
     }
 }
