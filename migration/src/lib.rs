@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod columns;
 mod m20261122_000001_charging_topology;
 mod m20261122_000002_accounts;
+mod m20261202_000001_device_credentials;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_charging_topology::Migration),
             Box::new(m20261122_000002_accounts::Migration),
+            Box::new(m20261202_000001_device_credentials::Migration),
         ]
     }
 }

@@ -1,11 +1,17 @@
 //! Devices on the bays: what they report over MQTT, and the live view of it.
 //!
-//! `reports` applies device messages to storage (plain async, no MQTT types);
+//! `reports` applies device reports to storage (domain types in, no MQTT
+//! types: `mqtt/` converts its wire structs); `commands` names what a device can
+//! be asked; `credentials` issues, rotates, revokes and checks each device's
+//! broker login and command key (`credentials_graphql` is its staff API);
 //! `graphql` exposes devices and the `bayStatusChanged` subscription.
 //!
 //! Invariant: a device's state is only ever replaced by a newer report (device
 //! `ts`, then optional `seq`), enforced by one conditional `UPDATE`, so replicas
 //! ingesting one device's messages out of order converge on its latest state.
 
+pub mod commands;
+pub mod credentials;
+pub mod credentials_graphql;
 pub mod graphql;
 pub mod reports;

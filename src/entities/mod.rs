@@ -16,6 +16,7 @@ pub mod profile;
 pub mod refresh_token;
 pub mod role;
 pub mod security_log;
+pub mod server_secret;
 pub mod station;
 pub mod user;
 pub mod user_role;

@@ -23,7 +23,12 @@ use crate::devices::graphql::BaySubscription;
 pub struct Query(StationQuery, AccountQuery, SelfServiceQuery, AdminQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, SelfServiceMutation, AdminMutation);
+pub struct Mutation(
+    AccountMutation,
+    SelfServiceMutation,
+    AdminMutation,
+    crate::devices::credentials_graphql::DeviceCredentialsMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(BaySubscription);
