@@ -148,6 +148,11 @@ impl App {
         &self.bus
     }
 
+    /// The MQTT client, when MQTT is on: what sends commands to devices.
+    pub fn mqtt(&self) -> Option<Arc<MqttHandle>> {
+        self.mqtt.clone()
+    }
+
     /// Where devices reach the embedded broker, when it runs.
     pub fn device_mqtt_addr(&self) -> Option<SocketAddr> {
         self.device_mqtt_addr

@@ -670,3 +670,68 @@ async fn mosquitto_enforces_the_generated_password_and_acl_files() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn commands_reach_their_device_signed_and_forgeries_are_refused() {
+    use voltgate::mqtt::command_auth::{CommandKey, CommandVerifier, Refusal};
+    use voltgate::mqtt::payload::{self, CommandAction};
+
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 2).await;
+    let device = app.device(&bays[0]).await;
+    let own_cmd = format!("{}/bays/{}/cmd", bays[0].prefix, bays[0].number);
+    device
+        .client
+        .subscribe(own_cmd.clone(), QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    next_packet(&device, |p| matches!(p, Packet::SubAck(_))).await;
+
+    let mqtt = app.mqtt.as_ref().expect("MQTT is on");
+    let sent = mqtt
+        .send_command(
+            &bays[0].prefix,
+            bays[0].number,
+            CommandAction::Unlock,
+            serde_json::Map::new(),
+        )
+        .await
+        .expect("a device with credentials gets commands");
+    let Packet::Publish(publish) = next_packet(&device, |p| matches!(p, Packet::Publish(_))).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(publish.topic, own_cmd);
+    let command = payload::decode_command(&publish.payload, payload::DEFAULT_MAX_PAYLOAD_BYTES)
+        .expect("a valid command");
+    assert_eq!(command.command_id, sent);
+
+    // The device's side, as the simulator runs it.
+    let key = bays[0]
+        .secrets
+        .as_ref()
+        .map(|s| s.command_key.as_str())
+        .and_then(CommandKey::from_hex);
+    let mut verifier = CommandVerifier::new(key.expect("a command key"));
+    let now = chrono::Utc::now();
+    assert_eq!(verifier.accept(&command, now), Ok(()));
+    assert_eq!(verifier.accept(&command, now), Err(Refusal::Replayed));
+    let mut forged = command.clone();
+    forged.command_id = uuid::Uuid::new_v4();
+    forged.action = CommandAction::StartCharge;
+    assert_eq!(verifier.accept(&forged, now), Err(Refusal::BadSignature));
+    let later = now + chrono::TimeDelta::seconds(120);
+    let mut fresh = CommandVerifier::new(
+        CommandKey::from_hex(&bays[0].secrets.as_ref().expect("secrets").command_key).expect("key"),
+    );
+    assert_eq!(fresh.accept(&command, later), Err(Refusal::Expired));
+
+    // Another device's key does not verify it.
+    let other = bays[1]
+        .secrets
+        .as_ref()
+        .map(|s| s.command_key.as_str())
+        .and_then(CommandKey::from_hex);
+    let mut stranger = CommandVerifier::new(other.expect("a command key"));
+    assert_eq!(stranger.accept(&command, now), Err(Refusal::BadSignature));
+}

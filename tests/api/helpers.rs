@@ -75,6 +75,8 @@ pub struct TestApp {
     /// Broker address devices connect to (MQTT 3.1.1).
     pub broker: (String, u16),
     pub topic_root: String,
+    /// The server's MQTT client (sends commands), when MQTT is on.
+    pub mqtt: Option<std::sync::Arc<voltgate::mqtt::MqttHandle>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -149,6 +151,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
         .expect("the server starts");
     let addr = app.local_addr();
     let db = app.db().clone();
+    let mqtt = app.mqtt();
     let broker = match Services::from_env().mqtt {
         Some(url) => {
             let url = url::Url::parse(&url).expect("MQTT_URL is a URL");
@@ -174,6 +177,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
         db,
         broker,
         topic_root,
+        mqtt,
         shutdown: Some(shutdown),
     }
 }
