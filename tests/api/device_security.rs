@@ -408,13 +408,15 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto starts");
+        // Owned at once, so it is killed and reaped on every path, panics included.
+        let mosquitto = Self { child, port };
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while tokio::time::Instant::now() < deadline {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Self { child, port };
+                return mosquitto;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
