@@ -10,6 +10,7 @@ mod administration;
 mod authorization;
 mod bus_recovery;
 mod health;
+mod hostile_http;
 mod ingest;
 mod live;
 mod roles;
