@@ -146,3 +146,11 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[index].as_secs_f64() * 1000.0
 }
+
+/// The benchmark's first argument as seconds, or `default`.
+pub fn seconds_arg(default: u64) -> u64 {
+    std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}

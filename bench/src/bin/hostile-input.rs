@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use voltgate_bench::{Server, percentile, post};
+use voltgate_bench::{Server, percentile, post, seconds_arg};
 
 fn fragment_fan_out(levels: usize) -> String {
     let mut query = String::from("query { ...F0 } ");
@@ -107,10 +107,7 @@ async fn concurrently(addr: SocketAddr, clients: usize, body: String) -> Tally {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_u64);
+    let seconds = seconds_arg(10);
     let server = Server::start("hostile", &[("VOLTGATE_DEMO", "true")]).await?;
     let addr = server.addr;
     let (rss, peak) = server.memory_mib();

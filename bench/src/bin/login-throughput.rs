@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use voltgate_bench::{Server, percentile, post};
+use voltgate_bench::{Server, percentile, post, seconds_arg};
 
 const PASSWORD: &str = "Bench-password-2026";
 
@@ -25,10 +25,7 @@ fn login_body() -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_u64);
+    let seconds = seconds_arg(10);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
