@@ -1,11 +1,13 @@
 //! Schema assembly: each domain contributes its query and subscription parts,
 //! merged here; plus IDs, pagination, loaders and the operation extension.
 
+pub mod document_limits;
 pub mod ids;
 pub mod live_session;
 pub mod loaders;
 pub mod observe;
 pub mod pagination;
+pub mod request_guard;
 pub mod scalars;
 
 use async_graphql::dataloader::DataLoader;
@@ -18,6 +20,7 @@ use crate::accounts::graphql::{AccountMutation, AccountQuery, AuthState};
 use crate::bus::SharedBus;
 use crate::charging::graphql::StationQuery;
 use crate::devices::graphql::BaySubscription;
+use document_limits::DocumentLimits;
 
 #[derive(MergedObject, Default)]
 pub struct Query(StationQuery, AccountQuery, SelfServiceQuery, AdminQuery);
@@ -40,13 +43,16 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 pub struct Limits {
     pub depth: usize,
     pub complexity: usize,
+    /// Checked before async-graphql parses the document.
+    pub document: DocumentLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            depth: 12,
+            depth: 16,
             complexity: 2000,
+            document: DocumentLimits::default(),
         }
     }
 }
@@ -70,7 +76,9 @@ pub fn build_schema(
     .data(loader)
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity)
+    .limit_recursive_depth(limits.document.nesting)
     .extension(observe::Observe)
+    .extension(request_guard::RequestGuard::new(limits.document))
     .extension(live_session::LiveSession)
     .finish()
 }

@@ -11,6 +11,7 @@ mod authorization;
 mod bus_recovery;
 mod device_security;
 mod health;
+mod hostile_http;
 mod ingest;
 mod live;
 mod mqtt_resilience;
