@@ -66,11 +66,12 @@ pub struct BrokerAccount {
 
 /// The MQTT username of a device: derived from its registered MAC, which is unique.
 pub fn username_for(device: &device::Model) -> String {
-    let hex: String = device
-        .mac_address
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .collect();
+    username_for_mac(&device.mac_address)
+}
+
+/// The MQTT username of the device registered with `mac`: `dev-` and its 12 hex digits.
+pub fn username_for_mac(mac: &str) -> String {
+    let hex: String = mac.chars().filter(char::is_ascii_hexdigit).collect();
     format!("dev-{}", hex.to_ascii_lowercase())
 }
 

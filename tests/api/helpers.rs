@@ -261,7 +261,7 @@ pub async fn seed_database(
         .expect("credentials are issued");
     let mut bays = seeded_bays(db).await;
     for bay in &mut bays {
-        let username = format!("dev-{}", bay.mac.replace(':', "").to_ascii_lowercase());
+        let username = voltgate::devices::credentials::username_for_mac(&bay.mac);
         bay.secrets = issued.iter().find(|s| s.username == username).cloned();
     }
     bays
