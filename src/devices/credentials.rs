@@ -13,6 +13,8 @@
 //! issue and every revocation bumps the generation, so a rotated or revoked
 //! device's old key signs nothing the server sends any more.
 
+use std::sync::OnceLock;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::Utc;
@@ -51,6 +53,8 @@ impl std::fmt::Debug for IssuedCredentials {
 pub struct DeviceAccess {
     pub device_id: i32,
     pub username: String,
+    /// The credential generation it logged in with: any later issue or revocation ends it.
+    pub generation: i32,
     /// Its cabinet's MQTT prefix.
     pub prefix: String,
     /// Its bay's number in that cabinet.
@@ -95,6 +99,7 @@ pub async fn issue(
     active.mqtt_key_generation = Set(generation);
     active.mqtt_credentials_issued_at = Set(Some(Utc::now()));
     let device = active.update(db).await?;
+    announce(&username);
     let secret = command_secret(db).await?;
     Ok(IssuedCredentials {
         command_key: derive_command_key(&secret, &username, generation),
@@ -113,10 +118,57 @@ pub async fn revoke(db: &impl ConnectionTrait, device_id: i32) -> Result<device:
     let found = device::Entity::find_by_id(device_id).one(db).await?;
     let found = found.ok_or(AppError::not_found("device"))?;
     let generation = found.mqtt_key_generation.saturating_add(1);
+    let username = found.mqtt_username.clone();
     let mut active = found.into_active_model();
     active.mqtt_password_hash = Set(None);
     active.mqtt_key_generation = Set(generation);
-    Ok(active.update(db).await?)
+    let device = active.update(db).await?;
+    if let Some(username) = username {
+        announce(&username);
+    }
+    Ok(device)
+}
+
+/// Usernames whose credentials this process changed, for connections to re-check.
+fn changes() -> &'static tokio::sync::broadcast::Sender<String> {
+    static CHANGES: OnceLock<tokio::sync::broadcast::Sender<String>> = OnceLock::new();
+    CHANGES.get_or_init(|| tokio::sync::broadcast::channel(256).0)
+}
+
+fn announce(username: &str) {
+    // No listener (no embedded broker) is fine: nobody holds a connection to end.
+    let _ = changes().send(username.to_owned());
+}
+
+/// Resolves once `access` no longer holds: its device's credentials were rotated
+/// or revoked (by this process; the embedded broker serves only this process).
+/// Announcements name a username only, so each is checked against the database.
+///
+/// # Errors
+/// When the database fails during a check.
+pub async fn until_revoked(db: &impl ConnectionTrait, access: &DeviceAccess) -> Result<(), DbErr> {
+    let mut changed = changes().subscribe();
+    loop {
+        let recheck = match changed.recv().await {
+            Ok(username) => username == access.username,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                return std::future::pending().await;
+            }
+        };
+        if recheck && !still_valid(db, access).await? {
+            return Ok(());
+        }
+    }
+}
+
+async fn still_valid(db: &impl ConnectionTrait, access: &DeviceAccess) -> Result<bool, DbErr> {
+    let found = device::Entity::find_by_id(access.device_id).one(db).await?;
+    Ok(found.is_some_and(|d| {
+        d.mqtt_password_hash.is_some()
+            && d.mqtt_key_generation == access.generation
+            && d.mqtt_username.as_deref() == Some(access.username.as_str())
+    }))
 }
 
 /// Checks a device login; `None` for an unknown user, a wrong password or revoked credentials.
@@ -160,6 +212,7 @@ async fn access_of(
         Some((bay, Some(cabinet))) => Some(DeviceAccess {
             device_id: found.id,
             username,
+            generation: found.mqtt_key_generation,
             prefix: cabinet.mqtt_prefix,
             bay: bay.number,
         }),

@@ -15,7 +15,8 @@
 //! 4. relays packets: broker → device bytes as they are, device → broker packet
 //!    by packet, checking every PUBLISH topic (only its own bay's device topics,
 //!    never `cmd`) and every SUBSCRIBE filter (only its own `cmd`). A violation
-//!    ends the connection.
+//!    ends the connection, and so does a rotation or revocation of the device's
+//!    credentials.
 //!
 //! Every refusal is counted in `voltgate_mqtt_gate_refused_total{reason}` and
 //! logged as a security event.
@@ -102,6 +103,8 @@ enum Refusal {
     PublishTopic(String),
     SubscribeFilter(String),
     PacketTooLarge(usize),
+    /// The device's credentials were rotated or revoked while it was connected.
+    Revoked(String),
     Unavailable,
     Upstream(String),
     Io(std::io::Error),
@@ -117,6 +120,7 @@ impl Refusal {
             Self::PublishTopic(_) => "publish_topic",
             Self::SubscribeFilter(_) => "subscribe_filter",
             Self::PacketTooLarge(_) => "packet_too_large",
+            Self::Revoked(_) => "revoked",
             Self::Unavailable => "unavailable",
             Self::Upstream(_) => "upstream",
             Self::Io(_) => "closed",
@@ -130,6 +134,7 @@ impl Refusal {
             | Self::WillTopic(s)
             | Self::PublishTopic(s)
             | Self::SubscribeFilter(s)
+            | Self::Revoked(s)
             | Self::Upstream(s) => s.clone(),
             Self::PacketTooLarge(size) => format!("{size} bytes"),
             Self::Anonymous | Self::Unavailable => String::new(),
@@ -281,6 +286,16 @@ async fn serve_device(
         checked = upstream => {
             let _ = to_broker.shutdown().await;
             checked
+        }
+        revoked = credentials::until_revoked(db, &access) => {
+            let _ = to_broker.shutdown().await;
+            match revoked {
+                Ok(()) => Err(Refusal::Revoked(access.username.clone())),
+                Err(err) => {
+                    tracing::error!(error = %err, "device gate cannot re-check credentials");
+                    Err(Refusal::Unavailable)
+                }
+            }
         }
     }
 }

@@ -144,6 +144,7 @@ mod tests {
             access: DeviceAccess {
                 device_id: 1,
                 username: "dev-025647000001".into(),
+                generation: 1,
                 prefix: "voltgate/1/1".into(),
                 bay: 2,
             },

@@ -208,6 +208,7 @@ async fn rotated_and_revoked_credentials_stop_working() {
             .id
     };
 
+    let connected = app.device(&bays[0]).await;
     let rotated = app
         .graphql_as(
             &staff,
@@ -226,6 +227,8 @@ async fn rotated_and_revoked_credentials_stop_working() {
         "rotation changes the command key"
     );
 
+    // A device connected with the old credentials is cut off by the rotation.
+    connected.wait_disconnected().await;
     let error = TestDevice::connect_as(&app.broker, &bays[0], Some(old.clone()))
         .await
         .err()
@@ -246,6 +249,7 @@ async fn rotated_and_revoked_credentials_stop_working() {
         )
         .await;
     assert!(revoked["errors"].is_null(), "{revoked}");
+    connected.wait_disconnected().await;
     let error = TestDevice::connect_as(&app.broker, &bays[0], fresh)
         .await
         .err()
