@@ -382,6 +382,15 @@ impl Drop for Mosquitto {
 }
 
 impl Mosquitto {
+    /// Asks Mosquitto to reload its configuration and files (SIGHUP).
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     /// Whether the `mosquitto` binary is installed; says so when it is not.
     pub fn available(test: &str) -> bool {
         let found = Command::new("mosquitto")
@@ -673,6 +682,63 @@ async fn mosquitto_enforces_the_generated_password_and_acl_files() {
             "{}",
             String::from_utf8_lossy(&delivered.payload)
         );
+    }
+
+    // Revoking device 2, regenerating the files and reloading Mosquitto cuts it
+    // off, while device 1 stays.
+    let device_id = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        voltgate::entities::device::Entity::find()
+            .filter(voltgate::entities::device::Column::BayId.eq(bays[1].bay_id))
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("device")
+            .id
+    };
+    voltgate::devices::credentials::revoke(&db, device_id)
+        .await
+        .map_err(|e| e.message())
+        .expect("revoked");
+    let output = Command::new(env!("CARGO_BIN_EXE_voltgate"))
+        .args(["mqtt", "mosquitto-auth", "--dir"])
+        .arg(&dir)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--mqtt-topic-root",
+            &root,
+        ])
+        .env("DATABASE_URL", &database_url)
+        .env("MQTT_URL", "mqtt://voltgate:server-s3cret@127.0.0.1:1883")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the command runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    mosquitto.reload();
+    other.wait_disconnected().await;
+    let error = TestDevice::connect_as(&broker, &bays[1], login(&bays[1]))
+        .await
+        .err()
+        .expect("revoked credentials are refused");
+    assert!(
+        error.contains("NotAuthorized") || error.contains("BadUserNamePassword"),
+        "{error}"
+    );
+    device
+        .report(chrono::Utc::now(), "charging", "locked")
+        .await;
+    // The server also reads back the commands it sent above; the report follows them.
+    loop {
+        let (topic, _) = next_message(&mut received).await;
+        if topic == device.state_topic() {
+            break;
+        }
+        assert!(topic.ends_with("/cmd"), "unexpected {topic}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
