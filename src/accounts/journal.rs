@@ -1,11 +1,12 @@
 //! The security journal (`JournalSecurite`): append-only records of authentication events.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, Set};
 
+use crate::auth::Principal;
 use crate::db::{IdOrder, page_by_id_in};
 use crate::entities::{SecurityLogStatus, security_log};
 use crate::error::AppResult;
-use crate::graphql::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageRequest};
 
 /// Actions recorded in the journal.
 pub mod action {
@@ -58,13 +59,14 @@ pub struct JournalFilter {
     pub ip: Option<String>,
 }
 
-/// One page of the journal, newest first.
+/// One page of the journal entries `principal` may read, newest first.
 pub async fn list(
     db: &impl ConnectionTrait,
+    principal: &Principal,
     filter: &JournalFilter,
     page: PageRequest,
 ) -> AppResult<Page<security_log::Model>> {
-    let mut query = security_log::Entity::find();
+    let mut query = security_log::Entity::visible_to(principal);
     if let Some(user_id) = filter.user_id {
         query = query.filter(security_log::Column::UserId.eq(user_id));
     }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionSession, TransactionTrait,
+    QueryOrder, Select, Set, TransactionSession, TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -103,15 +103,19 @@ pub async fn update(
     Ok(account)
 }
 
-/// The consent history of the given users, newest first.
+/// Consent decisions, newest first.
+pub fn consents_newest_first() -> Select<consent::Entity> {
+    consent::Entity::find()
+        .order_by_desc(consent::Column::ConsentedAt)
+        .order_by_desc(consent::Column::Id)
+}
+
 pub async fn consents(
     db: &impl ConnectionTrait,
     user_ids: &[i32],
 ) -> AppResult<Vec<consent::Model>> {
-    Ok(consent::Entity::find()
+    Ok(consents_newest_first()
         .filter(consent::Column::UserId.is_in(user_ids.iter().copied()))
-        .order_by_desc(consent::Column::ConsentedAt)
-        .order_by_desc(consent::Column::Id)
         .all(db)
         .await?)
 }
@@ -318,7 +322,7 @@ pub async fn export(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Value>
         .remove(&user_id)
         .unwrap_or_default()
         .into_iter()
-        .map(crate::auth::RoleName::as_str)
+        .map(crate::entities::RoleName::as_str)
         .collect();
     let sessions = refresh_token::Entity::find()
         .filter(refresh_token::Column::UserId.eq(user_id))

@@ -7,11 +7,11 @@ use sea_orm::{
 
 use super::journal::{self, action};
 use crate::auth::password;
-use crate::auth::principal::RoleName;
+use crate::entities::RoleName;
 use crate::entities::{
     ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, consent, profile, user,
 };
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Reason};
 
 /// A username: 3 to 30 characters of letters, digits, `.`, `_` or `-`, stored lower-case.
 pub fn normalize_username(raw: &str) -> AppResult<String> {
@@ -113,10 +113,10 @@ pub struct Registration {
 pub fn conflict(err: DbErr) -> AppError {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email") => {
-            AppError::Conflict("this email is already registered".into())
+            AppError::refused(Reason::EmailTaken, "this email is already registered")
         }
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("username") => {
-            AppError::Conflict("this username is taken".into())
+            AppError::refused(Reason::UsernameTaken, "this username is taken")
         }
         _ => AppError::from(err),
     }
@@ -155,7 +155,7 @@ pub async fn register<C: ConnectionTrait + TransactionTrait>(
     let created = store(db, input, username, email, phone, password_hash).await;
     let account = match created {
         Ok(account) => account,
-        Err(AppError::Conflict(message)) => {
+        Err(taken @ AppError::Refused { .. }) => {
             journal::record(
                 db,
                 None,
@@ -165,7 +165,7 @@ pub async fn register<C: ConnectionTrait + TransactionTrait>(
                 "username or email already taken",
             )
             .await;
-            return Err(AppError::Conflict(message));
+            return Err(taken);
         }
         Err(err) => return Err(err),
     };

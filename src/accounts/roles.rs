@@ -14,7 +14,8 @@ use sea_orm::{
 use super::admin::managed;
 use super::journal::{self, action};
 use super::sessions::outdate_access_tokens;
-use crate::auth::{RoleName, UserPrincipal};
+use crate::auth::Person;
+use crate::entities::RoleName;
 use crate::entities::{SecurityLogStatus, role, user, user_role};
 use crate::error::{AppError, AppResult};
 
@@ -58,31 +59,7 @@ pub async fn held_by(
     db: &impl ConnectionTrait,
     user_ids: &[i32],
 ) -> AppResult<HashMap<i32, Vec<RoleName>>> {
-    let mut held: HashMap<i32, Vec<RoleName>> =
-        user_ids.iter().map(|id| (*id, Vec::new())).collect();
-    let links = user_role::Entity::find()
-        .filter(user_role::Column::UserId.is_in(user_ids.iter().copied()))
-        .all(db)
-        .await?;
-    if links.is_empty() {
-        return Ok(held);
-    }
-    // The roles table holds a handful of rows: read it whole rather than join.
-    let names: HashMap<i32, RoleName> = role::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|r| RoleName::parse(&r.name).map(|name| (r.id, name)))
-        .collect();
-    for link in links {
-        if let Some(name) = names.get(&link.role_id) {
-            held.entry(link.user_id).or_default().push(*name);
-        }
-    }
-    for roles in held.values_mut() {
-        roles.sort_by_key(|r| r.as_str());
-    }
-    Ok(held)
+    Ok(user_role::held_by(db, user_ids).await?)
 }
 
 /// Every role with its description, by name.
@@ -151,7 +128,7 @@ pub enum Change {
 /// remove their own administrator role.
 pub async fn change(
     db: &DatabaseConnection,
-    actor: &UserPrincipal,
+    actor: &Person,
     user_id: i32,
     role: RoleName,
     change: Change,

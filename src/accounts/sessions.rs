@@ -13,7 +13,7 @@ use super::journal::{self, action};
 use super::registration::{normalize_email, normalize_username};
 use crate::auth::rate_limit::{Limit, RateLimiter, ip_key};
 use crate::auth::tokens::{TokenKeys, random_token, sha256_hex};
-use crate::auth::{UserPrincipal, password};
+use crate::auth::{Person, password};
 use crate::entities::{SecurityLogStatus, refresh_token, user};
 use crate::error::{AppError, AppResult};
 
@@ -454,7 +454,7 @@ pub async fn change_password(
     db: &DatabaseConnection,
     keys: &TokenKeys,
     limiter: &RateLimiter,
-    principal: &UserPrincipal,
+    principal: &Person,
     current: &str,
     new: &str,
     meta: &RequestMeta,

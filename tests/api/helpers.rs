@@ -104,6 +104,8 @@ pub fn serve_args(database_url: &str, topic_root: &str, extra: &[&str]) -> Vec<S
         "5".into(),
         "--bus-channel".into(),
         format!("voltgate.test.{id}"),
+        "--jwt-secret".into(),
+        crate::client::TEST_JWT_SECRET.into(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args

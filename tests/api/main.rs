@@ -3,6 +3,7 @@
 //! devices over MQTT). With `DATABASE_URL`, `REDIS_URL` and `MQTT_URL` pointing at
 //! real services the same tests run against them.
 
+mod client;
 mod helpers;
 
 mod accounts;
@@ -11,7 +12,9 @@ mod authorization;
 mod bus_recovery;
 mod health;
 mod ingest;
+mod jobs;
 mod live;
+mod principals;
 mod roles;
 mod scale_out;
 mod schema;

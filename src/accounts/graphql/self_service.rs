@@ -1,21 +1,24 @@
 //! The signed-in user's own account: profile, consents, badges, deletion, export.
 
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
-use sea_orm::DatabaseConnection;
 
-use super::{RequestMeta, User, UserPayload};
+use super::{UserPayload, meta};
+use crate::accounts::loaders::UserById;
 use crate::accounts::{badges, profile};
 use crate::auth::guards::principal;
 use crate::entities::{self, auth_method, consent, security_log};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{UserById, loader};
+use crate::graphql::loaders::loader;
 use crate::graphql::scalars::DateTime;
+use crate::graphql::types::User;
+use crate::services::services;
 
-/// Allows the account's owner and staff.
+/// Allows a person to read the account's private data: its owner and staff.
 pub fn owner_or_staff(ctx: &Context<'_>, user_id: i32) -> Result<(), AppError> {
-    let me = principal(ctx).user()?;
-    if me.id == user_id || me.is_staff || me.is_superuser {
+    let principal = principal(ctx);
+    principal.person()?;
+    if principal.accounts().allows(user_id) {
         Ok(())
     } else {
         Err(AppError::Forbidden)
@@ -23,11 +26,7 @@ pub fn owner_or_staff(ctx: &Context<'_>, user_id: i32) -> Result<(), AppError> {
 }
 
 fn limiter<'a>(ctx: &'a Context<'_>) -> Result<&'a crate::auth::rate_limit::RateLimiter> {
-    Ok(&ctx.data::<super::AuthState>()?.limiter)
-}
-
-fn meta(ctx: &Context<'_>) -> RequestMeta {
-    ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
+    Ok(&services(ctx)?.limiter)
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -134,7 +133,7 @@ impl SecurityEvent {
             return Ok(None);
         };
         owner_or_staff(ctx, id)?;
-        Ok(loader(ctx)?.load_one(UserById(id)).await?.map(User))
+        Ok(loader(ctx)?.load_one(UserById(id)).await?.map(User::from))
     }
 }
 
@@ -190,8 +189,8 @@ pub struct SelfServiceQuery;
 impl SelfServiceQuery {
     /// Everything voltgate holds about the signed-in user, as JSON.
     async fn export_my_data(&self, ctx: &Context<'_>) -> Result<Json<serde_json::Value>> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         let data = profile::export(db, me.id).await?;
         profile::record_export(db, me.id, meta(ctx).ip.as_deref()).await;
         Ok(Json(data))
@@ -209,8 +208,8 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: UpdateProfileInput,
     ) -> Result<UserPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         let changes = profile::ProfileChanges {
             email: input.email,
             full_name: input.full_name,
@@ -228,7 +227,7 @@ impl SelfServiceMutation {
         )
         .await?;
         Ok(UserPayload {
-            user: User(updated),
+            user: User::from(updated),
         })
     }
 
@@ -238,8 +237,8 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: UpdateConsentsInput,
     ) -> Result<Consent> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         Ok(Consent(
             profile::set_notifications(db, me.id, input.notifications).await?,
         ))
@@ -251,8 +250,8 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: DeleteAccountInput,
     ) -> Result<DeletedPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         profile::delete_own(
             db,
             limiter(ctx)?,
@@ -270,8 +269,8 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: AddRfidBadgeInput,
     ) -> Result<AuthMethodPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         limiter(ctx)?.hit(
             &format!("badge-add:{}", me.id),
             super::BADGE_ADD_PER_ACCOUNT,
@@ -295,8 +294,8 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: DeleteAuthMethodInput,
     ) -> Result<DeletedPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         let id = ids::decode(&input.id, Kind::AuthMethod, "id")?;
         badges::delete_own(db, me.id, id, meta(ctx).ip.as_deref()).await?;
         Ok(DeletedPayload { ok: true })
