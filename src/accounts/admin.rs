@@ -12,7 +12,7 @@ use super::sessions::{outdate_access_tokens, revoke_all};
 use super::{badges, roles};
 use crate::auth::tokens::random_token;
 use crate::auth::{Person, Principal, password};
-use crate::entities::{SecurityLogStatus, UserStatus, auth_method, security_log, user};
+use crate::entities::{UserStatus, auth_method, security_log, user};
 use crate::error::{AppError, AppResult};
 use crate::pagination::{Page, PageRequest};
 
@@ -115,15 +115,9 @@ pub async fn set_status(
     }
     txn.commit().await?;
     let detail = format!("set to {status:?} by user {}", actor.id);
-    journal::record(
-        db,
-        Some(user_id),
-        action::STATUS_CHANGE,
-        ip,
-        SecurityLogStatus::Success,
-        &detail,
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::STATUS_CHANGE, &detail)
+        .await;
     Ok(account)
 }
 
@@ -156,15 +150,9 @@ pub async fn reset_password(
     let account = super::account(&txn, user_id).await?;
     txn.commit().await?;
     let detail = format!("temporary password set by user {}", actor.id);
-    journal::record(
-        db,
-        Some(user_id),
-        action::PASSWORD_RESET,
-        ip,
-        SecurityLogStatus::Success,
-        &detail,
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::PASSWORD_RESET, &detail)
+        .await;
     Ok((account, temporary))
 }
 
@@ -212,15 +200,13 @@ pub async fn create_user(
     }
     let account = super::account(&txn, account.id).await?;
     txn.commit().await?;
-    journal::record(
-        db,
-        Some(account.id),
-        action::ACCOUNT_CREATE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("created by user {}", actor.id),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(account.id),
+            action::ACCOUNT_CREATE,
+            &format!("created by user {}", actor.id),
+        )
+        .await;
     Ok(account)
 }
 
@@ -271,15 +257,13 @@ pub async fn update_user(
     }
     let account = super::account(&txn, user_id).await?;
     txn.commit().await?;
-    journal::record(
-        db,
-        Some(user_id),
-        action::ACCOUNT_UPDATE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("updated by user {}", actor.id),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(user_id),
+            action::ACCOUNT_UPDATE,
+            &format!("updated by user {}", actor.id),
+        )
+        .await;
     Ok(account)
 }
 

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::journal::{self, action};
 use crate::auth::tokens::sha256_hex;
-use crate::entities::{SecurityLogStatus, auth_method, auth_type};
+use crate::entities::{auth_method, auth_type};
 use crate::error::{AppError, AppResult, Reason};
 
 /// A badge UID: 4 to 10 bytes in hex, separators ignored, upper-case.
@@ -104,15 +104,9 @@ pub async fn add(
         }
         _ => AppError::from(err),
     })?;
-    journal::record(
-        db,
-        Some(user_id),
-        action::BADGE,
-        ip,
-        SecurityLogStatus::Success,
-        "badge registered",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::BADGE, "badge registered")
+        .await;
     Ok(saved)
 }
 
@@ -142,15 +136,9 @@ pub async fn delete_own(
     if result.rows_affected == 0 {
         return Err(AppError::not_found("authentication method"));
     }
-    journal::record(
-        db,
-        Some(user_id),
-        action::BADGE,
-        ip,
-        SecurityLogStatus::Success,
-        "badge deleted",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::BADGE, "badge deleted")
+        .await;
     Ok(())
 }
 
@@ -173,15 +161,13 @@ pub async fn revoke(
     active.is_active = Set(false);
     active.revoked_at = Set(Some(Utc::now()));
     let revoked = active.update(db).await?;
-    journal::record(
-        db,
-        Some(owner),
-        action::BADGE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("badge revoked by user {actor_id}"),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(owner),
+            action::BADGE,
+            &format!("badge revoked by user {actor_id}"),
+        )
+        .await;
     Ok(revoked)
 }
 

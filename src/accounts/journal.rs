@@ -26,6 +26,45 @@ pub mod action {
     pub const ROLE_CHANGE: &str = "role_change";
 }
 
+/// The journal of one request, from one address: each entry reads as one line,
+/// `journal::at(db, ip).failure(Some(id), action::LOGIN, "locked").await`.
+pub struct Journal<'a, C> {
+    db: &'a C,
+    ip: Option<&'a str>,
+}
+
+pub fn at<'a, C: ConnectionTrait>(db: &'a C, ip: Option<&'a str>) -> Journal<'a, C> {
+    Journal { db, ip }
+}
+
+impl<C: ConnectionTrait> Journal<'_, C> {
+    /// Records something that happened.
+    pub async fn success(&self, user_id: Option<i32>, action: &str, detail: &str) {
+        record(
+            self.db,
+            user_id,
+            action,
+            self.ip,
+            SecurityLogStatus::Success,
+            detail,
+        )
+        .await;
+    }
+
+    /// Records something that was attempted and refused.
+    pub async fn failure(&self, user_id: Option<i32>, action: &str, detail: &str) {
+        record(
+            self.db,
+            user_id,
+            action,
+            self.ip,
+            SecurityLogStatus::Failure,
+            detail,
+        )
+        .await;
+    }
+}
+
 /// Appends one event. A journal write that fails is logged, never hidden from the
 /// operator, but does not fail the user's request.
 pub async fn record(

@@ -8,9 +8,7 @@ use sea_orm::{
 use super::journal::{self, action};
 use crate::auth::password;
 use crate::entities::RoleName;
-use crate::entities::{
-    ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, consent, profile, user,
-};
+use crate::entities::{ConsentStatus, ConsentType, UserStatus, consent, profile, user};
 use crate::error::{AppError, AppResult, Reason};
 
 /// A username: 3 to 30 characters of letters, digits, `.`, `_` or `-`, stored lower-case.
@@ -156,28 +154,16 @@ pub async fn register<C: ConnectionTrait + TransactionTrait>(
     let account = match created {
         Ok(account) => account,
         Err(taken @ AppError::Refused { .. }) => {
-            journal::record(
-                db,
-                None,
-                action::REGISTER,
-                ip,
-                SecurityLogStatus::Failure,
-                "username or email already taken",
-            )
-            .await;
+            journal::at(db, ip)
+                .failure(None, action::REGISTER, "username or email already taken")
+                .await;
             return Err(taken);
         }
         Err(err) => return Err(err),
     };
-    journal::record(
-        db,
-        Some(account.id),
-        action::REGISTER,
-        ip,
-        SecurityLogStatus::Success,
-        "",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(account.id), action::REGISTER, "")
+        .await;
     Ok(account)
 }
 

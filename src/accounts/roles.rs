@@ -16,7 +16,7 @@ use super::journal::{self, action};
 use super::sessions::outdate_access_tokens;
 use crate::auth::Person;
 use crate::entities::RoleName;
-use crate::entities::{SecurityLogStatus, role, user, user_role};
+use crate::entities::{role, user, user_role};
 use crate::error::{AppError, AppResult};
 
 async fn role_row(db: &impl ConnectionTrait, name: RoleName) -> AppResult<role::Model> {
@@ -162,14 +162,12 @@ pub async fn change(
         Change::Grant => "granted",
         Change::Revoke => "revoked",
     };
-    journal::record(
-        db,
-        Some(user_id),
-        action::ROLE_CHANGE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("{} {verb} by user {}", role.as_str(), actor.id),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(user_id),
+            action::ROLE_CHANGE,
+            &format!("{} {verb} by user {}", role.as_str(), actor.id),
+        )
+        .await;
     Ok(account)
 }

@@ -30,10 +30,3 @@ pub enum Relation {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
-
-impl Entity {
-    /// The authentication methods `principal` may manage: all for staff, a person's own otherwise.
-    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
-        Self::find().filter(principal.accounts().on(Column::UserId))
-    }
-}

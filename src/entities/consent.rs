@@ -27,10 +27,3 @@ pub enum Relation {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
-
-impl Entity {
-    /// The consent decisions `principal` may read: all for staff, a person's own otherwise.
-    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
-        Self::find().filter(principal.accounts().on(Column::UserId))
-    }
-}
