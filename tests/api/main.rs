@@ -10,6 +10,7 @@ mod accounts;
 mod administration;
 mod authorization;
 mod bus_recovery;
+mod errors;
 mod health;
 mod ingest;
 mod jobs;
