@@ -14,6 +14,12 @@ use crate::graphql::scalars::DateTime;
 use crate::graphql::types::{Bay, Station};
 use crate::services::services;
 
+impl Kind {
+    pub const STATION: Self = Self::named("Station");
+    pub const CABINET: Self = Self::named("Cabinet");
+    pub const BAY: Self = Self::named("Bay");
+}
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entities::StationStatus")]
 pub enum StationStatus {
@@ -55,7 +61,7 @@ pub struct StationPart(pub station::Model);
 #[Object]
 impl StationPart {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Station, self.0.id)
+        ids::encode(Kind::STATION, self.0.id)
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -98,7 +104,7 @@ pub struct Cabinet(pub cabinet::Model);
 #[Object]
 impl Cabinet {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Cabinet, self.0.id)
+        ids::encode(Kind::CABINET, self.0.id)
     }
     /// Number of the cabinet within its station.
     async fn number(&self) -> i32 {
@@ -141,7 +147,7 @@ pub struct BayPart(pub bay::Model);
 #[Object]
 impl BayPart {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Bay, self.0.id)
+        ids::encode(Kind::BAY, self.0.id)
     }
     /// Number of the bay within its cabinet (the device's slot).
     async fn number(&self) -> i32 {
@@ -200,7 +206,7 @@ impl StationQuery {
     /// One station by ID; null when it does not exist.
     async fn station(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Station>> {
         let db = &services(ctx)?.db;
-        let id = ids::decode(&id, Kind::Station, "id")?;
+        let id = ids::decode(&id, Kind::STATION, "id")?;
         Ok(stations::get(db, id).await?.map(Station::from))
     }
 }

@@ -18,6 +18,10 @@ use crate::graphql::scalars::DateTime;
 use crate::graphql::types::Bay;
 use crate::services::services;
 
+impl Kind {
+    pub const DEVICE: Self = Self::named("Device");
+}
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entities::DeviceStatus")]
 pub enum DeviceStatus {
@@ -55,7 +59,7 @@ pub struct Device(pub device::Model);
 #[Object]
 impl Device {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Device, self.0.id)
+        ids::encode(Kind::DEVICE, self.0.id)
     }
     async fn device_type(&self) -> DeviceType {
         self.0.device_type.into()
@@ -155,10 +159,10 @@ impl BaySubscription {
         let services = services(ctx)?;
         let (db, bus) = (&services.db, &services.bus);
         let station_id = station_id
-            .map(|id| ids::decode(&id, Kind::Station, "stationId"))
+            .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
             .transpose()?;
         let bay_id = bay_id
-            .map(|id| ids::decode(&id, Kind::Bay, "bayId"))
+            .map(|id| ids::decode(&id, Kind::BAY, "bayId"))
             .transpose()?;
 
         let topic = match (station_id, bay_id) {

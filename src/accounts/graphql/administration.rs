@@ -157,7 +157,7 @@ impl AdminQuery {
         let filter = JournalFilter {
             user_id: filter
                 .user_id
-                .map(|id| ids::decode(&id, Kind::User, "filter.userId"))
+                .map(|id| ids::decode(&id, Kind::USER, "filter.userId"))
                 .transpose()?,
             action: filter.action,
             status: filter.status.map(Into::into),
@@ -200,7 +200,7 @@ impl AdminMutation {
     async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> Result<UserPayload> {
         let actor = principal(ctx).staff()?.clone();
         let db = &services(ctx)?.db;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         let changes = admin::AccountChanges {
             profile: profile::ProfileChanges {
                 email: input.email,
@@ -226,7 +226,7 @@ impl AdminMutation {
     ) -> Result<DeletedPayload> {
         let actor = principal(ctx).staff()?.clone();
         let db = &services(ctx)?.db;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         admin::delete_user(db, &actor, id).await?;
         Ok(DeletedPayload { ok: true })
     }
@@ -257,7 +257,7 @@ impl AdminMutation {
     ) -> Result<AuthMethodPayload> {
         let actor = principal(ctx).staff()?.clone();
         let db = &services(ctx)?.db;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         let saved = admin::register_badge(
             db,
             &actor,
@@ -280,7 +280,7 @@ impl AdminMutation {
     ) -> Result<AuthMethodPayload> {
         let actor = principal(ctx).staff()?.clone();
         let db = &services(ctx)?.db;
-        let id = ids::decode(&input.auth_method_id, Kind::AuthMethod, "authMethodId")?;
+        let id = ids::decode(&input.auth_method_id, Kind::AUTH_METHOD, "authMethodId")?;
         admin::ensure_may_manage_badge(db, &actor, id).await?;
         let revoked = badges::revoke(db, id, actor.id, ip(ctx).as_deref()).await?;
         Ok(AuthMethodPayload {
@@ -296,7 +296,7 @@ async fn change_role(
 ) -> Result<UserPayload> {
     let actor = principal(ctx).staff()?.clone();
     let db = &services(ctx)?.db;
-    let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+    let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
     let account = roles::change(
         db,
         &actor,

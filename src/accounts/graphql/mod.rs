@@ -61,6 +61,11 @@ const AVAILABILITY_PER_IP: Limit = Limit {
     window: std::time::Duration::from_secs(60),
 };
 
+impl Kind {
+    pub const USER: Self = Self::named("User");
+    pub const AUTH_METHOD: Self = Self::named("AuthMethod");
+}
+
 fn state<'a>(
     ctx: &'a Context<'_>,
 ) -> Result<(&'a DatabaseConnection, &'a ServiceContext, RequestMeta)> {
@@ -95,7 +100,7 @@ pub struct Profile {
 #[Object]
 impl UserPart {
     async fn id(&self) -> ID {
-        ids::encode(Kind::User, self.0.id)
+        ids::encode(Kind::USER, self.0.id)
     }
     async fn username(&self) -> &str {
         &self.0.username
@@ -418,7 +423,7 @@ impl AccountQuery {
         let principal = principal(ctx);
         principal.staff()?;
         let db = &services(ctx)?.db;
-        let id = ids::decode(&id, Kind::User, "id")?;
+        let id = ids::decode(&id, Kind::USER, "id")?;
         Ok(user::Entity::visible_to(principal)
             .filter(user::Column::Id.eq(id))
             .one(db)
@@ -544,7 +549,7 @@ impl AccountMutation {
     ) -> Result<UserPayload> {
         let actor = principal(ctx).staff()?.clone();
         let (db, _, meta) = state(ctx)?;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         let account =
             admin::set_status(db, &actor, id, input.status.into(), meta.ip.as_deref()).await?;
         Ok(UserPayload {
@@ -560,7 +565,7 @@ impl AccountMutation {
     ) -> Result<ResetUserPasswordPayload> {
         let actor = principal(ctx).staff()?.clone();
         let (db, services, meta) = state(ctx)?;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         services.limiter.hit(
             &format!("reset:ip:{}", ip_key(meta.ip.as_deref())),
             RESET_PER_IP,

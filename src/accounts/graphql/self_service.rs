@@ -81,7 +81,7 @@ pub struct AuthMethod(pub auth_method::Model);
 #[Object]
 impl AuthMethod {
     async fn id(&self) -> ID {
-        ids::encode(Kind::AuthMethod, self.0.id)
+        ids::encode(Kind::AUTH_METHOD, self.0.id)
     }
     /// Saved methods are RFID badges; QR codes and one-time codes belong to reservations.
     async fn kind(&self) -> AuthMethodKind {
@@ -296,7 +296,7 @@ impl SelfServiceMutation {
     ) -> Result<DeletedPayload> {
         let me = principal(ctx).person()?;
         let db = &services(ctx)?.db;
-        let id = ids::decode(&input.id, Kind::AuthMethod, "id")?;
+        let id = ids::decode(&input.id, Kind::AUTH_METHOD, "id")?;
         badges::delete_own(db, me.id, id, meta(ctx).ip.as_deref()).await?;
         Ok(DeletedPayload { ok: true })
     }
