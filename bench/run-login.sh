@@ -1,17 +1,8 @@
 #!/usr/bin/env bash
 # Builds voltgate and measures sign-in throughput with the production argon2id
 # parameters (see docs/performance.md). An optional argument sets the seconds
-# per step (default 10). BENCH_PROFILE=dev uses debug builds, for a quick check
-# of the harness only.
+# per step (default 10). BENCH_PROFILE=dev uses debug builds, for checking the
+# harness only.
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
-profile="${BENCH_PROFILE:-release}"
-case "$profile" in
-  release) build_flags=(--release); dir=release ;;
-  dev | debug) build_flags=(); dir=debug ;;
-  *) echo "BENCH_PROFILE must be release or dev, got '$profile'" >&2; exit 2 ;;
-esac
-
-cargo build "${build_flags[@]}" -p voltgate -p voltgate-bench --bin voltgate --bin login-throughput
-exec "${CARGO_TARGET_DIR:-target}/$dir/login-throughput" "$@"
+source "$(dirname "$0")/build.sh"
+run_benchmark login-throughput "$@"

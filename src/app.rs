@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
@@ -18,9 +19,11 @@ use tokio::sync::Semaphore;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::TokenKeys;
 use crate::bus::{SharedBus, memory::MemoryBus, redis::RedisBus};
-use crate::config::{MqttMode, ServeSettings};
+use crate::config::{GraphqlLimits, MqttMode, ServeSettings};
 use crate::devices::commands::{BayAddress, DeviceAction, DeviceCommands};
+use crate::graphql::document_limits::DocumentLimits;
 use crate::graphql::{self, Limits};
+use crate::http::admission::Admission;
 use crate::http::{self, AppState};
 use crate::mqtt::payload::CommandAction;
 use crate::mqtt::{self, MqttHandle, MqttOptions};
@@ -82,13 +85,8 @@ impl App {
             services.devices = Arc::new(MqttCommands(mqtt.clone()));
         }
         let jobs = jobs::Runner::start(services.clone(), jobs::registry());
-        let schema = graphql::build_schema(
-            services,
-            Limits {
-                depth: settings.max_query_depth,
-                complexity: settings.max_query_complexity,
-            },
-        );
+        let limits = graphql_limits(&settings.graphql_limits)?;
+        let schema = graphql::build_schema(services, limits);
         let (shutting_down, shutdown_signal) = tokio::sync::watch::channel(false);
         let ws_permits = Arc::new(Semaphore::new(settings.max_ws_connections));
         let state = AppState {
@@ -103,6 +101,12 @@ impl App {
             trusted_proxy_hops: settings.trusted_proxy_hops,
             keys,
             metrics,
+            limits,
+            max_batch_operations: settings.graphql_limits.max_batch_operations,
+            admission: Admission::new(
+                settings.graphql_limits.max_concurrent_operations,
+                Duration::from_millis(settings.graphql_limits.operation_queue_timeout_ms),
+            ),
         };
         let router = http::router(state, settings.max_body_bytes, &settings.cors_origins);
         let listener = TcpListener::bind(settings.http_addr)
@@ -298,6 +302,47 @@ fn percent_decoded(part: &str) -> String {
     percent_encoding::percent_decode_str(part)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// The schema's limits from the settings, refusing settings that would make every
+/// request fail or a batch wait for room it can never get.
+fn graphql_limits(settings: &GraphqlLimits) -> anyhow::Result<Limits> {
+    let limits = Limits {
+        depth: settings.max_query_depth,
+        complexity: settings.max_query_complexity,
+        document: DocumentLimits {
+            tokens: settings.max_query_tokens,
+            fields: settings.max_query_fields,
+            fragments: settings.max_query_fragments,
+            aliases: settings.max_query_aliases,
+            directives: settings.max_query_directives,
+            nesting: settings.max_query_nesting,
+        },
+    };
+    if [
+        limits.depth,
+        limits.complexity,
+        limits.document.tokens,
+        limits.document.fields,
+        limits.document.nesting,
+        settings.max_batch_operations,
+    ]
+    .contains(&0)
+    {
+        anyhow::bail!(
+            "GraphQL limits must be positive (VOLTGATE_MAX_QUERY_DEPTH, _COMPLEXITY, _TOKENS, \
+             _FIELDS, _NESTING, VOLTGATE_MAX_BATCH_OPERATIONS)"
+        );
+    }
+    if settings.max_concurrent_operations < settings.max_batch_operations {
+        anyhow::bail!(
+            "VOLTGATE_MAX_CONCURRENT_OPERATIONS ({}) must be at least VOLTGATE_MAX_BATCH_OPERATIONS ({}): \
+             a full batch could never run",
+            settings.max_concurrent_operations,
+            settings.max_batch_operations
+        );
+    }
+    Ok(limits)
 }
 
 fn token_keys(settings: &ServeSettings) -> anyhow::Result<TokenKeys> {

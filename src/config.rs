@@ -118,13 +118,8 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
 
-    /// Deepest GraphQL selection accepted (GraphiQL's introspection query needs 13).
-    #[arg(long, env = "VOLTGATE_MAX_QUERY_DEPTH", default_value_t = 16)]
-    pub max_query_depth: usize,
-
-    /// Highest GraphQL query complexity accepted (one point per field, lists multiplied by `first`).
-    #[arg(long, env = "VOLTGATE_MAX_QUERY_COMPLEXITY", default_value_t = 2000)]
-    pub max_query_complexity: usize,
+    #[command(flatten)]
+    pub graphql_limits: GraphqlLimits,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "VOLTGATE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
@@ -149,6 +144,61 @@ pub struct ServeSettings {
         default_value = ""
     )]
     pub cors_origins: Vec<String>,
+}
+
+/// What one GraphQL request may cost; `docs/security.md` explains each limit.
+#[derive(Debug, Clone, Args)]
+pub struct GraphqlLimits {
+    /// Deepest GraphQL selection accepted (GraphiQL's introspection query needs 13).
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_DEPTH", default_value_t = 16)]
+    pub max_query_depth: usize,
+
+    /// Highest complexity of a request (one point per field, lists multiplied by
+    /// `first`); a batch's operations share it.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_COMPLEXITY", default_value_t = 2000)]
+    pub max_query_complexity: usize,
+
+    /// Most lexical tokens in a GraphQL document, counted before it is parsed.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_TOKENS", default_value_t = 10_000)]
+    pub max_query_tokens: usize,
+
+    /// Most fields (and fragment spreads) of a request after fragment expansion;
+    /// a batch's operations share it.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_FIELDS", default_value_t = 2_000)]
+    pub max_query_fields: usize,
+
+    /// Most fragment definitions in a document.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_FRAGMENTS", default_value_t = 64)]
+    pub max_query_fragments: usize,
+
+    /// Most aliased fields in a document.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_ALIASES", default_value_t = 64)]
+    pub max_query_aliases: usize,
+
+    /// Most directives in a document.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_DIRECTIVES", default_value_t = 64)]
+    pub max_query_directives: usize,
+
+    /// Deepest nesting of selection sets, fragment spreads included.
+    #[arg(long, env = "VOLTGATE_MAX_QUERY_NESTING", default_value_t = 32)]
+    pub max_query_nesting: usize,
+
+    /// Most operations in one batched POST.
+    #[arg(long, env = "VOLTGATE_MAX_BATCH_OPERATIONS", default_value_t = 10)]
+    pub max_batch_operations: usize,
+
+    /// Operations executed at once by this replica over HTTP; more wait their turn
+    /// (see `VOLTGATE_OPERATION_QUEUE_TIMEOUT_MS`). At least `VOLTGATE_MAX_BATCH_OPERATIONS`.
+    #[arg(long, env = "VOLTGATE_MAX_CONCURRENT_OPERATIONS", default_value_t = 64)]
+    pub max_concurrent_operations: usize,
+
+    /// How long a request waits for its turn before it is refused with 503 and `Retry-After`.
+    #[arg(
+        long,
+        env = "VOLTGATE_OPERATION_QUEUE_TIMEOUT_MS",
+        default_value_t = 1000
+    )]
+    pub operation_queue_timeout_ms: u64,
 }
 
 impl ServeSettings {

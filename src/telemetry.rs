@@ -63,6 +63,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub mod names {
     pub const GRAPHQL_REQUESTS: &str = "voltgate_graphql_requests_total";
     pub const GRAPHQL_DURATION: &str = "voltgate_graphql_request_duration_seconds";
+    /// HTTP requests refused before execution, by reason (`overload`, `batch_size`, `limit`, `media_type`, `malformed`, `too_large`).
+    pub const GRAPHQL_REFUSED: &str = "voltgate_graphql_requests_refused_total";
     pub const WS_CONNECTIONS: &str = "voltgate_websocket_connections";
     pub const WS_REJECTED: &str = "voltgate_websocket_rejected_total";
     pub const MQTT_IN: &str = "voltgate_mqtt_messages_received_total";

@@ -1,5 +1,6 @@
 //! Staff administration of accounts.
 
+use sea_orm::sea_query::{Expr, ExprTrait as _, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
@@ -24,6 +25,18 @@ pub struct UserFilter {
     pub search: Option<String>,
 }
 
+/// Escapes LIKE's wildcards (and the escape character itself) with `\\`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 fn filtered(principal: &Principal, filter: &UserFilter) -> Select<user::Entity> {
     let mut query = user::Entity::visible_to(principal);
     if let Some(status) = filter.status {
@@ -38,10 +51,12 @@ fn filtered(principal: &Principal, filter: &UserFilter) -> Select<user::Entity> 
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
     {
+        // `%` and `_` in the search are letters, not wildcards.
+        let prefix = || LikeExpr::new(format!("{}%", escape_like(&search))).escape('\\');
         query = query.filter(
             Condition::any()
-                .add(user::Column::Username.starts_with(search.as_str()))
-                .add(user::Column::Email.starts_with(search.as_str())),
+                .add(Expr::col(user::Column::Username).like(prefix()))
+                .add(Expr::col(user::Column::Email).like(prefix())),
         );
     }
     query

@@ -77,4 +77,48 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const KINDS: [Kind; 6] = [
+            Kind::STATION,
+            Kind::CABINET,
+            Kind::BAY,
+            Kind::DEVICE,
+            Kind::USER,
+            Kind::AUTH_METHOD,
+        ];
+
+        fn is_coded_bad_input(result: &Result<i32, AppError>) -> bool {
+            match result {
+                Ok(id) => *id > 0,
+                Err(err) => matches!(err, AppError::BadUserInput { field: "id", .. }),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_string_decodes_to_a_positive_id_or_bad_input(raw in ".*", kind in 0..6_usize) {
+                let result = decode(&ID(raw), KINDS[kind], "id");
+                prop_assert!(is_coded_bad_input(&result));
+            }
+
+            #[test]
+            fn any_encoded_bytes_decode_to_a_positive_id_or_bad_input(
+                bytes in proptest::collection::vec(any::<u8>(), 0..64),
+                kind in 0..6_usize,
+            ) {
+                let result = decode(&ID(URL_SAFE_NO_PAD.encode(bytes)), KINDS[kind], "id");
+                prop_assert!(is_coded_bad_input(&result));
+            }
+
+            #[test]
+            fn every_positive_id_round_trips(id in 1..=i32::MAX, kind in 0..6_usize) {
+                prop_assert_eq!(decode(&encode(KINDS[kind], id), KINDS[kind], "id").ok(), Some(id));
+            }
+        }
+    }
 }

@@ -2,11 +2,13 @@
 //! subscription parts, merged here, and its parts of shared types, merged in
 //! `types`; plus IDs, pagination, the loader and the operation extensions.
 
+pub mod document_limits;
 pub mod ids;
 pub mod live_session;
 pub mod loaders;
 pub mod observe;
 pub mod pagination;
+pub mod request_guard;
 pub mod scalars;
 pub mod types;
 
@@ -19,6 +21,7 @@ use crate::accounts::graphql::{AccountMutation, AccountQuery};
 use crate::charging::graphql::StationQuery;
 use crate::devices::graphql::BaySubscription;
 use crate::services::ServiceContext;
+use document_limits::DocumentLimits;
 
 #[derive(MergedObject, Default)]
 pub struct Query(StationQuery, AccountQuery, SelfServiceQuery, AdminQuery);
@@ -36,13 +39,16 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 pub struct Limits {
     pub depth: usize,
     pub complexity: usize,
+    /// Checked before async-graphql parses the document.
+    pub document: DocumentLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            depth: 12,
+            depth: 16,
             complexity: 2000,
+            document: DocumentLimits::default(),
         }
     }
 }
@@ -59,7 +65,9 @@ pub fn build_schema(services: ServiceContext, limits: Limits) -> AppSchema {
     .data(loader)
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity)
+    .limit_recursive_depth(limits.document.nesting)
     .extension(observe::Observe)
+    .extension(request_guard::RequestGuard::new(limits.document))
     .extension(live_session::LiveSession)
     .finish()
 }

@@ -4,24 +4,31 @@
 //! header on HTTP, from the `connection_init` payload on WebSocket.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::{Data, Result as GqlResult};
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::{BatchResponse, Data, Result as GqlResult};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{
     CloseFrame, Message, WebSocketUpgrade, close_code, rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::join_all;
 use futures_util::{SinkExt as _, StreamExt as _};
 
 use super::AppState;
 use crate::accounts::RequestMeta;
 use crate::accounts::graphql::REFRESH_COOKIE;
 use crate::auth::principal::{self, Principal};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
+use crate::graphql::Limits;
+use crate::graphql::document_limits::{self, Limit, LimitExceeded, Refusal};
 use crate::graphql::live_session::WebSocketSession;
+use crate::graphql::request_guard::{BatchBudget, DocumentChecked};
 use crate::telemetry::names;
 
 /// Per-connection read buffer: room for typical GraphQL messages; larger ones still
@@ -84,19 +91,203 @@ async fn principal_of(state: &AppState, authorization: Option<&str>) -> Principa
     }
 }
 
+/// Media types a GraphQL POST may declare. Anything else is refused with 415: a
+/// cross-site HTML form can send `text/plain`, `application/x-www-form-urlencoded`
+/// or `multipart/form-data` without a CORS preflight, and must not run operations.
+const ACCEPTED_MEDIA_TYPES: [&str; 2] = ["application/json", "application/graphql-response+json"];
+
+fn accepted_media_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .is_some_and(|essence| {
+            ACCEPTED_MEDIA_TYPES
+                .iter()
+                .any(|accepted| essence.eq_ignore_ascii_case(accepted))
+        })
+}
+
+/// A request refused before any of it runs: an HTTP status and a GraphQL error body.
+struct Refused {
+    status: StatusCode,
+    reason: &'static str,
+    code: ErrorCode,
+    message: String,
+    limit: Option<&'static str>,
+}
+
+impl Refused {
+    fn bad_request(reason: &'static str, message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            reason,
+            code: ErrorCode::BadUserInput,
+            message,
+            limit: None,
+        }
+    }
+
+    fn over_limit(exceeded: &LimitExceeded) -> Self {
+        Self {
+            limit: Some(exceeded.limit.setting()),
+            ..Self::bad_request("limit", exceeded.message())
+        }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        metrics::counter!(names::GRAPHQL_REFUSED, "reason" => self.reason).increment(1);
+        let mut extensions = serde_json::json!({ "code": self.code.as_str() });
+        if let Some(limit) = self.limit {
+            extensions["limit"] = limit.into();
+        }
+        let body = serde_json::json!({
+            "errors": [{ "message": self.message, "extensions": extensions }]
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Reads a POST into GraphQL requests, each with its document parsed and measured;
+/// a batch shares the fields limit.
+fn read_batch(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limits: &Limits,
+    max_batch_operations: usize,
+) -> Result<Vec<async_graphql::Request>, Refused> {
+    if !accepted_media_type(headers) {
+        return Err(Refused {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ..Refused::bad_request(
+                "media_type",
+                "a GraphQL POST must have Content-Type: application/json".to_owned(),
+            )
+        });
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Refused {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                limit: Some("VOLTGATE_MAX_BODY_BYTES"),
+                ..Refused::bad_request(
+                    "too_large",
+                    "the request body is larger than the limit (VOLTGATE_MAX_BODY_BYTES)"
+                        .to_owned(),
+                )
+            }
+        } else {
+            Refused::bad_request("malformed", "the request body could not be read".to_owned())
+        }
+    })?;
+    // serde_json's messages name what was expected and where, never the input.
+    let malformed = |err: serde_json::Error| {
+        Refused::bad_request(
+            "malformed",
+            format!("the body is not a GraphQL request: {err}"),
+        )
+    };
+    // An array is a batch. Decided here rather than by an untagged enum, which
+    // would read `[]` as a request with every field defaulted.
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let requests: Vec<async_graphql::Request> = if is_batch {
+        serde_json::from_slice(&body).map_err(malformed)?
+    } else {
+        vec![serde_json::from_slice(&body).map_err(malformed)?]
+    };
+    if requests.is_empty() {
+        return Err(Refused::bad_request(
+            "malformed",
+            "an empty batch has nothing to run".to_owned(),
+        ));
+    }
+    if requests.len() > max_batch_operations {
+        return Err(Refused {
+            reason: "batch_size",
+            ..Refused::over_limit(&LimitExceeded {
+                limit: Limit::BatchOperations,
+                max: max_batch_operations,
+            })
+        });
+    }
+    let mut fields = 0_usize;
+    requests
+        .into_iter()
+        .map(|mut request| {
+            match document_limits::check(&request.query, &limits.document) {
+                Ok((document, cost)) => {
+                    fields += cost.fields;
+                    if fields > limits.document.fields {
+                        return Err(Refused::over_limit(&LimitExceeded {
+                            limit: Limit::Fields,
+                            max: limits.document.fields,
+                        }));
+                    }
+                    request.set_parsed_query(document);
+                }
+                Err(Refusal::Limit(exceeded)) => return Err(Refused::over_limit(&exceeded)),
+                // Left to async-graphql, which reports it with its position, as usual.
+                Err(Refusal::Syntax(_)) => {}
+            }
+            Ok(request.data(DocumentChecked))
+        })
+        .collect()
+}
+
 pub async fn post(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: GraphQLBatchRequest,
-) -> GraphQLResponse {
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let requests = match read_batch(&headers, body, &state.limits, state.max_batch_operations) {
+        Ok(requests) => requests,
+        Err(refused) => return refused.into_response(),
+    };
+    let Ok(_permit) = state.admission.admit(requests.len()).await else {
+        return Refused {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "overload",
+            code: ErrorCode::RateLimited,
+            message: "the server is busy; retry after a second".to_owned(),
+            limit: None,
+        }
+        .into_response();
+    };
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let principal = principal_of(&state, authorization).await;
     let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
-    let request = request.into_inner().data(principal).data(meta);
-    state.schema.execute_batch(request).await.into()
+    let batched = requests.len() > 1;
+    let budget = BatchBudget::new(requests.len(), state.limits.complexity);
+    let requests = requests.into_iter().map(|request| {
+        let request = request.data(principal.clone()).data(meta.clone());
+        if batched {
+            request.data(Arc::clone(&budget))
+        } else {
+            request
+        }
+    });
+    let response = if batched {
+        BatchResponse::Batch(join_all(requests.map(|r| state.schema.execute(r))).await)
+    } else {
+        let mut requests = requests;
+        match requests.next() {
+            Some(request) => BatchResponse::Single(state.schema.execute(request).await),
+            None => BatchResponse::Batch(Vec::new()),
+        }
+    };
+    GraphQLResponse::from(response).into_response()
 }
 
 /// A WebSocket upgrade speaks GraphQL (`graphql-transport-ws` or legacy `graphql-ws`);

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, limits and CORS. Handlers stay thin; GraphQL does the work.
 
+pub mod admission;
 mod graphiql;
 mod graphql;
 mod health;
@@ -17,8 +18,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::tokens::TokenKeys;
 use crate::bus::SharedBus;
-use crate::graphql::AppSchema;
+use crate::graphql::{AppSchema, Limits};
 use crate::mqtt::MqttHandle;
+use admission::Admission;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -35,6 +37,11 @@ pub struct AppState {
     pub trusted_proxy_hops: usize,
     pub metrics: PrometheusHandle,
     pub keys: Arc<TokenKeys>,
+    /// What one request may cost; the HTTP edge measures documents before execution.
+    pub limits: Limits,
+    pub max_batch_operations: usize,
+    /// Bounds the operations executing at once.
+    pub admission: Admission,
 }
 
 /// Builds the router.

@@ -160,3 +160,36 @@ async fn create_superuser_makes_a_first_administrator() {
     assert!(!again.status.success(), "a taken username is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("taken"));
 }
+
+#[tokio::test]
+async fn wildcards_in_the_staff_user_search_are_plain_letters() {
+    let app = spawn_app().await;
+    let admin = app.staff("admin").await;
+    app.register("under_score").await;
+    let search = |term: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let body = app
+                .graphql_as(
+                    &admin,
+                    "query($search: String) { users(filter: { search: $search }) { edges { node { username } } } }",
+                    json!({ "search": term }),
+                )
+                .await;
+            let mut names: Vec<String> = body["data"]["users"]["edges"]
+                .as_array()
+                .unwrap_or_else(|| panic!("a user list: {body}"))
+                .iter()
+                .filter_map(|edge| edge["node"]["username"].as_str().map(str::to_owned))
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert!(search("%").await.is_empty(), "% is not a wildcard");
+    assert!(search("_").await.is_empty(), "_ is not a wildcard");
+    assert_eq!(search("under_").await, vec!["under_score"]);
+    assert!(search("unde%score").await.is_empty());
+    assert_eq!(search("ad").await, vec!["admin"]);
+}

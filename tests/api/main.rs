@@ -12,6 +12,7 @@ mod authorization;
 mod bus_recovery;
 mod errors;
 mod health;
+mod hostile_http;
 mod ingest;
 mod jobs;
 mod live;

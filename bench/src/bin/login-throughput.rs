@@ -9,113 +9,11 @@
 //! Run it with `bench/run-login.sh` (release build) or directly with
 //! `cargo run --release -p voltgate-bench --bin login-throughput`.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use voltgate_bench::{Server, percentile, post, seconds_arg};
 
 const PASSWORD: &str = "Bench-password-2026";
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-fn start_server() -> anyhow::Result<Server> {
-    let exe = std::env::current_exe()?;
-    let voltgate = exe.with_file_name("voltgate");
-    anyhow::ensure!(
-        voltgate.exists(),
-        "build voltgate first: {} is missing",
-        voltgate.display()
-    );
-    let dir = std::env::temp_dir().join(format!("voltgate-login-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let addr = free_addr()?;
-    let child = Command::new(voltgate)
-        .arg("serve")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
-        )
-        .env("VOLTGATE_HTTP_ADDR", addr.to_string())
-        .env("MQTT_URL", "none")
-        // The sign-in limits would stop one client after a few attempts.
-        .env("VOLTGATE_RATE_LIMITS", "false")
-        .env(
-            "VOLTGATE_JWT_SECRET",
-            "a-benchmark-secret-that-is-long-enough",
-        )
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting voltgate")?;
-    Ok(Server {
-        child,
-        addr,
-        _dir: TempDir(dir),
-    })
-}
-
-/// One GraphQL POST over a fresh connection; returns the HTTP status and body.
-async fn post(addr: SocketAddr, body: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if post(addr, r#"{"query":"{ stations { totalCount } }"}"#)
-            .await
-            .is_ok_and(|(s, _)| s == 200)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the server did not become ready")
-}
 
 fn login_body() -> String {
     serde_json::json!({
@@ -125,20 +23,9 @@ fn login_body() -> String {
     .to_string()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_u64);
+    let seconds = seconds_arg(10);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -161,8 +48,8 @@ async fn main() -> anyhow::Result<()> {
         1000.0 / per_verify * cores as f64
     );
 
-    let server = start_server()?;
-    wait_ready(server.addr).await?;
+    // The sign-in limits would stop one client after a few attempts.
+    let server = Server::start("login", &[("VOLTGATE_RATE_LIMITS", "false")]).await?;
     let register = serde_json::json!({
         "query": "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }",
         "variables": { "input": { "username": "loadtester", "email": "loadtester@example.com", "password": PASSWORD,

@@ -1,0 +1,156 @@
+//! Shared by the HTTP benchmarks (`login-throughput`, `hostile-input`): a
+//! `voltgate serve` child process on a throw-away SQLite database with MQTT off,
+//! and a minimal HTTP client that opens one connection per request, as the
+//! clients being modelled do.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A running server; killed on drop, its database removed.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts the `voltgate` binary next to the running benchmark with `env`
+    /// added to the defaults, and waits until it answers.
+    ///
+    /// # Errors
+    /// When the binary is missing or the server does not become ready.
+    pub async fn start(tag: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let voltgate = exe.with_file_name("voltgate");
+        anyhow::ensure!(
+            voltgate.exists(),
+            "build voltgate first: {} is missing",
+            voltgate.display()
+        );
+        let dir = std::env::temp_dir().join(format!("voltgate-{tag}-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let mut command = Command::new(voltgate);
+        command
+            .arg("serve")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
+            )
+            .env("VOLTGATE_HTTP_ADDR", addr.to_string())
+            .env("MQTT_URL", "none")
+            .env(
+                "VOLTGATE_JWT_SECRET",
+                "a-benchmark-secret-that-is-long-enough",
+            )
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().context("starting voltgate")?;
+        let server = Self {
+            child,
+            addr,
+            _dir: TempDir(dir),
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if post(self.addr, r#"{"query":"{ stations { totalCount } }"}"#)
+                .await
+                .is_ok_and(|(s, _)| s == 200)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the server did not become ready")
+    }
+
+    /// Resident and peak resident memory of the server, in MiB (`/proc`, Linux).
+    pub fn memory_mib(&self) -> (f64, f64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One GraphQL POST over a fresh connection; returns the HTTP status and body.
+///
+/// # Errors
+/// When the connection fails.
+pub async fn post(addr: SocketAddr, body: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The `p` quantile of sorted durations, in milliseconds.
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// The benchmark's first argument as seconds, or `default`.
+pub fn seconds_arg(default: u64) -> u64 {
+    std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
