@@ -3,8 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::columns::timestamp;
-use crate::keys::{foreign_key, index};
+use crate::keys::{Link, link_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -30,42 +29,20 @@ enum Stations {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(StationAssignments::Table)
-                    .col(
-                        ColumnDef::new(StationAssignments::UserId)
-                            .integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(StationAssignments::StationId)
-                            .integer()
-                            .not_null(),
-                    )
-                    .col(timestamp(StationAssignments::AssignedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(StationAssignments::UserId)
-                            .col(StationAssignments::StationId),
-                    )
-                    .foreign_key(&mut foreign_key(
-                        StationAssignments::Table,
-                        StationAssignments::UserId,
-                        Users::Table,
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(&mut foreign_key(
-                        StationAssignments::Table,
-                        StationAssignments::StationId,
-                        Stations::Table,
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .to_owned(),
-            )
-            .await?;
-        index(manager, StationAssignments::Table, &["station_id"]).await
+        link_table(
+            manager,
+            StationAssignments::Table,
+            Link {
+                column: StationAssignments::UserId,
+                references: Users::Table,
+            },
+            Link {
+                column: StationAssignments::StationId,
+                references: Stations::Table,
+            },
+            StationAssignments::AssignedAt,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

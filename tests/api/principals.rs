@@ -154,3 +154,46 @@ async fn a_token_signed_with_another_key_is_no_credential() {
     let body = app.graphql_as(&token, "{ me { id } }", json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn operators_issue_kiosk_credentials_from_the_command_line() {
+    let database_url = crate::helpers::fresh_database_url().await;
+    let app = crate::helpers::spawn_app_on(&database_url).await;
+    app.seed(1, 1, 1).await;
+    let cabinet = cabinets(&app).await[0].id;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_voltgate"))
+        .args([
+            "admin",
+            "kiosk-credential",
+            "--cabinet",
+            &cabinet.to_string(),
+        ])
+        .args(["--days", "1", "--database-url", &database_url])
+        .env("VOLTGATE_JWT_SECRET", crate::client::TEST_JWT_SECRET)
+        .output()
+        .await
+        .expect("the command runs");
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let kiosk = TestUser::bearer(&app, &token);
+    assert_eq!(
+        principal_of(&app, &kiosk)
+            .await
+            .kiosk_of(cabinet)
+            .ok()
+            .map(|k| k.cabinet_id),
+        Some(cabinet)
+    );
+
+    let unknown = tokio::process::Command::new(env!("CARGO_BIN_EXE_voltgate"))
+        .args(["admin", "kiosk-credential", "--cabinet", "999"])
+        .args(["--database-url", &database_url])
+        .env("VOLTGATE_JWT_SECRET", crate::client::TEST_JWT_SECRET)
+        .output()
+        .await
+        .expect("the command runs");
+    assert!(
+        !unknown.status.success(),
+        "no credential for an unknown cabinet"
+    );
+}
