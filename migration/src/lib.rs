@@ -9,8 +9,8 @@ mod columns;
 pub mod keys;
 mod m20261122_000001_charging_topology;
 mod m20261122_000002_accounts;
-mod m20261202_000001_station_assignments;
-mod m20261202_000002_scheduled_jobs;
+mod m20261202_040000_station_assignments;
+mod m20261202_040001_scheduled_jobs;
 
 pub struct Migrator;
 
@@ -20,8 +20,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_charging_topology::Migration),
             Box::new(m20261122_000002_accounts::Migration),
-            Box::new(m20261202_000001_station_assignments::Migration),
-            Box::new(m20261202_000002_scheduled_jobs::Migration),
+            Box::new(m20261202_040000_station_assignments::Migration),
+            Box::new(m20261202_040001_scheduled_jobs::Migration),
         ]
     }
 }

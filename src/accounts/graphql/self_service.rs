@@ -25,10 +25,6 @@ pub fn owner_or_staff(ctx: &Context<'_>, user_id: i32) -> Result<(), AppError> {
     }
 }
 
-fn limiter<'a>(ctx: &'a Context<'_>) -> Result<&'a crate::auth::rate_limit::RateLimiter> {
-    Ok(&services(ctx)?.limiter)
-}
-
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entities::ConsentType")]
 pub enum ConsentType {
@@ -219,7 +215,7 @@ impl SelfServiceMutation {
         };
         let updated = profile::update_own(
             db,
-            limiter(ctx)?,
+            &services(ctx)?.limiter,
             me.id,
             changes,
             input.current_password.as_deref(),
@@ -254,7 +250,7 @@ impl SelfServiceMutation {
         let db = &services(ctx)?.db;
         profile::delete_own(
             db,
-            limiter(ctx)?,
+            &services(ctx)?.limiter,
             me.id,
             &input.password,
             meta(ctx).ip.as_deref(),
@@ -271,7 +267,7 @@ impl SelfServiceMutation {
     ) -> Result<AuthMethodPayload> {
         let me = principal(ctx).person()?;
         let db = &services(ctx)?.db;
-        limiter(ctx)?.hit(
+        services(ctx)?.limiter.hit(
             &format!("badge-add:{}", me.id),
             super::BADGE_ADD_PER_ACCOUNT,
         )?;
