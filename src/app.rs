@@ -20,12 +20,11 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::TokenKeys;
 use crate::bus::{SharedBus, memory::MemoryBus, redis::RedisBus};
 use crate::config::{GraphqlLimits, MqttMode, ServeSettings};
-use crate::devices::commands::{BayAddress, DeviceAction, DeviceCommands};
+use crate::devices::commands::{BayAddress, CommandAction, DeviceCommands};
 use crate::graphql::document_limits::DocumentLimits;
 use crate::graphql::{self, Limits};
 use crate::http::admission::Admission;
 use crate::http::{self, AppState};
-use crate::mqtt::payload::CommandAction;
 use crate::mqtt::{self, MqttHandle, MqttOptions};
 use crate::services::ServiceContext;
 use crate::{db, jobs, seed, telemetry};
@@ -56,23 +55,32 @@ impl App {
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
         let metrics = telemetry::metrics_handle();
         let mqtt_mode = settings.mqtt_mode()?;
+        anyhow::ensure!(
+            settings.mqtt_max_payload_bytes as u64 <= u64::from(settings.mqtt_max_packet_bytes),
+            "VOLTGATE_MQTT_MAX_PAYLOAD_BYTES cannot exceed VOLTGATE_MQTT_MAX_PACKET_BYTES"
+        );
         // The broker's address is checked first: a taken port should fail before any data is written.
-        let broker = start_embedded_broker(&mqtt_mode)?;
+        let broker = start_embedded_broker(&mqtt_mode, settings.mqtt_max_packet_bytes).await?;
         let (db, wal_checkpointer) = db::connect_for_serving(&settings.database).await?;
         if settings.migrate_on_start {
             db::migrate(&db).await?;
         }
         if settings.demo {
             seed::demo(&db, &seed::DemoSize::default(), &settings.mqtt_topic_root).await?;
+            seed::provision_demo_credentials(&db, &settings.device_credentials_file).await?;
         }
+        let internal_broker = broker.as_ref().map(EmbeddedBroker::internal);
+        let device_mqtt_addr = match broker {
+            Some(broker) => Some(broker.serve_devices(&db, settings.mqtt_max_packet_bytes)?),
+            None => None,
+        };
 
         let bus: SharedBus = match &settings.redis_url {
             Some(url) => Arc::new(RedisBus::connect(url, &settings.bus_channel).await?),
             None => Arc::new(MemoryBus::default()),
         };
 
-        let mqtt = start_ingestion(&settings, &mqtt_mode, broker, &db, &bus).await?;
-        let device_mqtt_addr = broker.map(|b| b.device_addr);
+        let mqtt = start_ingestion(&settings, &mqtt_mode, internal_broker, &db, &bus).await?;
 
         let keys = Arc::new(token_keys(&settings)?);
         let limiter = Arc::new(if settings.rate_limits {
@@ -147,6 +155,11 @@ impl App {
         &self.bus
     }
 
+    /// The MQTT client, when MQTT is on: what sends commands to devices.
+    pub fn mqtt(&self) -> Option<Arc<MqttHandle>> {
+        self.mqtt.clone()
+    }
+
     /// Where devices reach the embedded broker, when it runs.
     pub fn device_mqtt_addr(&self) -> Option<SocketAddr> {
         self.device_mqtt_addr
@@ -207,41 +220,90 @@ impl DeviceCommands for MqttCommands {
     async fn send(
         &self,
         bay: &BayAddress,
-        action: DeviceAction,
+        action: CommandAction,
         params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<uuid::Uuid> {
-        let action = match action {
-            DeviceAction::Unlock => CommandAction::Unlock,
-            DeviceAction::Lock => CommandAction::Lock,
-            DeviceAction::StartCharge => CommandAction::StartCharge,
-            DeviceAction::StopCharge => CommandAction::StopCharge,
-            DeviceAction::OtaUpdate => CommandAction::OtaUpdate,
-            DeviceAction::Reboot => CommandAction::Reboot,
-        };
         self.0
             .send_command(&bay.prefix, bay.number, action, params)
             .await
     }
 }
 
+/// The embedded broker and its device gate, bound but not yet serving devices.
 #[cfg(feature = "embedded-broker")]
-type EmbeddedBroker = mqtt::broker::EmbeddedBroker;
-
-#[cfg(not(feature = "embedded-broker"))]
-#[derive(Clone, Copy)]
 struct EmbeddedBroker {
-    device_addr: SocketAddr,
-    server_addr: SocketAddr,
+    gate: tokio::net::TcpListener,
+    broker: mqtt::broker::EmbeddedBroker,
 }
 
-fn start_embedded_broker(mode: &MqttMode) -> anyhow::Result<Option<EmbeddedBroker>> {
+/// Where the server's own client reaches the embedded broker, and its login.
+#[derive(Clone)]
+struct InternalBroker {
+    server_addr: SocketAddr,
+    credentials: mqtt::ingest::Credentials,
+}
+
+#[cfg(feature = "embedded-broker")]
+impl EmbeddedBroker {
+    fn internal(&self) -> InternalBroker {
+        InternalBroker {
+            server_addr: self.broker.server_addr,
+            credentials: self.broker.internal.clone(),
+        }
+    }
+
+    /// Starts accepting devices (the gate needs the database); returns their address.
+    fn serve_devices(
+        self,
+        db: &DatabaseConnection,
+        max_packet_bytes: u32,
+    ) -> anyhow::Result<SocketAddr> {
+        let addr = self.gate.local_addr()?;
+        let config = mqtt::gate::GateConfig {
+            upstream: self.broker.device_upstream,
+            internal: self.broker.internal,
+            max_packet_bytes: usize::try_from(max_packet_bytes).unwrap_or(usize::MAX),
+        };
+        tokio::spawn(mqtt::gate::serve(self.gate, config, db.clone()));
+        tracing::info!(%addr, "embedded MQTT broker listening for devices (MQTT 3.1.1, credentials required)");
+        Ok(addr)
+    }
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+struct EmbeddedBroker {
+    internal: InternalBroker,
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+impl EmbeddedBroker {
+    fn internal(&self) -> InternalBroker {
+        self.internal.clone()
+    }
+
+    fn serve_devices(self, _: &DatabaseConnection, _: u32) -> anyhow::Result<SocketAddr> {
+        anyhow::bail!("this build has no embedded MQTT broker")
+    }
+}
+
+async fn start_embedded_broker(
+    mode: &MqttMode,
+    max_packet_bytes: u32,
+) -> anyhow::Result<Option<EmbeddedBroker>> {
     match mode {
         #[cfg(feature = "embedded-broker")]
-        MqttMode::Embedded { addr } => Ok(Some(mqtt::broker::start(*addr)?)),
+        MqttMode::Embedded { addr } => {
+            let gate = mqtt::gate::bind(*addr).await?;
+            let broker = mqtt::broker::start(max_packet_bytes)?;
+            Ok(Some(EmbeddedBroker { gate, broker }))
+        }
         #[cfg(not(feature = "embedded-broker"))]
-        MqttMode::Embedded { .. } => anyhow::bail!(
-            "this build has no embedded MQTT broker: set MQTT_URL=mqtt://host:1883, or MQTT_URL=none"
-        ),
+        MqttMode::Embedded { .. } => {
+            let _ = max_packet_bytes;
+            anyhow::bail!(
+                "this build has no embedded MQTT broker: set MQTT_URL=mqtt://host:1883, or MQTT_URL=none"
+            )
+        }
         MqttMode::External { .. } | MqttMode::Disabled => Ok(None),
     }
 }
@@ -249,20 +311,16 @@ fn start_embedded_broker(mode: &MqttMode) -> anyhow::Result<Option<EmbeddedBroke
 async fn start_ingestion(
     settings: &ServeSettings,
     mode: &MqttMode,
-    broker: Option<EmbeddedBroker>,
+    broker: Option<InternalBroker>,
     db: &DatabaseConnection,
     bus: &SharedBus,
 ) -> anyhow::Result<Option<Arc<MqttHandle>>> {
-    let credentials = match mode {
-        MqttMode::External { url } if !url.username().is_empty() => {
-            Some(mqtt::ingest::Credentials {
-                username: percent_decoded(url.username()),
-                password: percent_decoded(url.password().unwrap_or_default()),
-            })
-        }
+    let credentials = match (mode, &broker) {
+        (MqttMode::External { url }, _) => url_credentials(url),
+        (_, Some(broker)) => Some(broker.credentials.clone()),
         _ => None,
     };
-    let (host, port) = match (mode, broker) {
+    let (host, port) = match (mode, &broker) {
         (MqttMode::Disabled, _) => {
             tracing::info!("MQTT disabled (MQTT_URL=none)");
             return Ok(None);
@@ -291,10 +349,23 @@ async fn start_ingestion(
         workers: settings.mqtt_workers,
         shared: broker.is_none(),
         credentials,
+        max_packet_bytes: settings.mqtt_max_packet_bytes,
+        max_payload_bytes: settings.mqtt_max_payload_bytes,
+        clock_skew: crate::devices::reports::ClockSkew(chrono::TimeDelta::seconds(i64::from(
+            settings.mqtt_max_clock_skew_secs,
+        ))),
     };
     Ok(Some(Arc::new(
         mqtt::ingest::start(options, db.clone(), bus.clone()).await?,
     )))
+}
+
+/// The login an `mqtt://user:pass@host` URL carries, if any.
+pub fn url_credentials(url: &url::Url) -> Option<mqtt::ingest::Credentials> {
+    (!url.username().is_empty()).then(|| mqtt::ingest::Credentials {
+        username: percent_decoded(url.username()),
+        password: percent_decoded(url.password().unwrap_or_default()),
+    })
 }
 
 /// URL user names and passwords are percent-encoded; the broker wants them plain.

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `seed`, `schema`, `simulate`.
+//! The command line: `serve` (the default), `migrate`, `seed`, `schema`, `simulate`,
+//! `mqtt mosquitto-auth`.
 
 use std::time::Duration;
 
@@ -65,9 +66,19 @@ enum Command {
         /// First topic level of the cabinets' MQTT prefixes.
         #[arg(long, env = "VOLTGATE_MQTT_TOPIC_ROOT", default_value = "voltgate")]
         mqtt_topic_root: String,
+        /// Where the demo devices' credentials are written for `voltgate simulate` (mode 0600).
+        #[arg(
+            long,
+            env = "VOLTGATE_DEVICE_CREDENTIALS_FILE",
+            default_value = "voltgate-devices.json"
+        )]
+        credentials_file: std::path::PathBuf,
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// MQTT broker helpers.
+    #[command(subcommand)]
+    Mqtt(MqttCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Administrative helpers.
@@ -94,6 +105,39 @@ enum Command {
             default_value = "127.0.0.1:1883"
         )]
         embedded_mqtt_addr: std::net::SocketAddr,
+        /// The devices' credentials, as written by `seed --demo` or `serve --demo`.
+        #[arg(
+            long,
+            env = "VOLTGATE_DEVICE_CREDENTIALS_FILE",
+            default_value = "voltgate-devices.json"
+        )]
+        credentials_file: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Subcommand)]
+enum MqttCommand {
+    /// Write a password file, an ACL file and a configuration with which Mosquitto
+    /// enforces every device's credentials and topics. Run it again after issuing
+    /// or revoking credentials, then send Mosquitto SIGHUP to reload the files.
+    MosquittoAuth {
+        /// Directory the files go to (`passwd`, `acl`, `mosquitto.conf`).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// The server's broker URL; its user name and password become the server's login.
+        #[arg(long, env = "MQTT_URL", hide_env_values = true)]
+        mqtt_url: String,
+        /// Listener the generated configuration declares.
+        #[arg(long, default_value = "0.0.0.0:1883")]
+        listen: std::net::SocketAddr,
+        /// Mosquitto's `max_packet_size`; the server's client must accept at least this.
+        #[arg(long, env = "VOLTGATE_MQTT_MAX_PACKET_BYTES", default_value_t = 256 * 1024)]
+        max_packet_bytes: u32,
+        /// First topic level of the cabinets' MQTT prefixes.
+        #[arg(long, env = "VOLTGATE_MQTT_TOPIC_ROOT", default_value = "voltgate")]
+        mqtt_topic_root: String,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -170,6 +214,7 @@ pub async fn run() -> anyhow::Result<()> {
             cabinets,
             bays,
             mqtt_topic_root,
+            credentials_file,
             database,
         }) => {
             let db = db::connect(&database).await?;
@@ -181,6 +226,50 @@ pub async fn run() -> anyhow::Result<()> {
             };
             let created = seed::demo(&db, &size, &mqtt_topic_root).await?;
             println!("{created} demo stations created");
+            let issued = seed::provision_demo_credentials(&db, &credentials_file).await?;
+            if issued > 0 {
+                println!(
+                    "credentials of {issued} devices written to {} (keep it private)",
+                    credentials_file.display()
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Mqtt(MqttCommand::MosquittoAuth {
+            dir,
+            mqtt_url,
+            listen,
+            max_packet_bytes,
+            mqtt_topic_root,
+            database,
+        })) => {
+            let url = url::Url::parse(&mqtt_url)
+                .map_err(|e| anyhow::anyhow!("MQTT_URL is not a URL: {e}"))?;
+            let server = app::url_credentials(&url).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "MQTT_URL must carry the server's login: mqtt://user:password@host:1883"
+                )
+            })?;
+            let db = db::connect(&database).await?;
+            db::migrate(&db).await?;
+            let devices = crate::devices::credentials::broker_accounts(&db).await?;
+            let dir = std::path::absolute(&dir)?;
+            let files = crate::mqtt::mosquitto::render(
+                &crate::mqtt::mosquitto::MosquittoAuth {
+                    devices: &devices,
+                    server: &server,
+                    topic_root: &mqtt_topic_root,
+                    listen,
+                    max_packet_bytes,
+                },
+                &dir,
+            )?;
+            let conf = crate::mqtt::mosquitto::write(&dir, &files)?;
+            println!(
+                "{} device logins written; run `mosquitto -c {}` or include it, and send SIGHUP after changes",
+                devices.len(),
+                conf.display()
+            );
             Ok(())
         }
         Some(Command::Admin(AdminCommand::CreateSuperuser {
@@ -244,6 +333,7 @@ pub async fn run() -> anyhow::Result<()> {
             duration,
             mqtt_url,
             embedded_mqtt_addr,
+            credentials_file,
             database,
         }) => {
             anyhow::ensure!(
@@ -271,6 +361,7 @@ pub async fn run() -> anyhow::Result<()> {
                 duration: duration.map(Duration::from_secs),
                 host,
                 port,
+                credentials: seed::CredentialsFile::read(&credentials_file)?,
             };
             simulate::run(&db, options, app::shutdown_signal()).await?;
             Ok(())

@@ -83,6 +83,30 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MQTT_WORKERS", default_value_t = 4)]
     pub mqtt_workers: usize,
 
+    /// Largest MQTT packet, in bytes: the server's client accepts (and announces) it,
+    /// and the embedded broker enforces it. Keep it at least the broker's own limit
+    /// (`max_packet_size` in Mosquitto), or one large publish costs the connection.
+    #[arg(long, env = "VOLTGATE_MQTT_MAX_PACKET_BYTES", default_value_t = 256 * 1024)]
+    pub mqtt_max_packet_bytes: u32,
+
+    /// Largest device payload ingested, in bytes; larger ones are acknowledged,
+    /// counted as `payload_too_large` and dropped.
+    #[arg(long, env = "VOLTGATE_MQTT_MAX_PAYLOAD_BYTES", default_value_t = crate::mqtt::payload::DEFAULT_MAX_PAYLOAD_BYTES)]
+    pub mqtt_max_payload_bytes: usize,
+
+    /// How many seconds a device's clock may run ahead of the server's; reports
+    /// stamped later are counted as `clock_skew` and dropped.
+    #[arg(long, env = "VOLTGATE_MQTT_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
+    pub mqtt_max_clock_skew_secs: u32,
+
+    /// Where `--demo` writes the demo devices' credentials for `voltgate simulate` (mode 0600).
+    #[arg(
+        long,
+        env = "VOLTGATE_DEVICE_CREDENTIALS_FILE",
+        default_value = "voltgate-devices.json"
+    )]
+    pub device_credentials_file: std::path::PathBuf,
+
     /// HMAC secret (32 bytes or more) signing access tokens; unset generates one per
     /// process, so tokens die with it and replicas do not accept each other's.
     #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]

@@ -1,19 +1,126 @@
 //! Demo data: a few stations with cabinets, bays and registered devices.
 //!
 //! Device MACs are derived from bay ids (`02:56:47:xx:xx:xx`, a locally
-//! administered range), so `voltgate simulate` can play the devices from the
-//! database alone.
+//! administered range). Demo devices get MQTT credentials; since a password is
+//! only ever shown once, `--demo` writes them to a local file (mode 0600, by
+//! default `voltgate-devices.json`) that `voltgate simulate` reads.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
+use crate::devices::credentials;
 use crate::entities::{
     BayStatus, CabinetStatus, DeviceStatus, DeviceType, FirmwareUpdateStatus, LockState,
     StationStatus, bay, cabinet, device, station,
 };
+use crate::mqtt::command_auth::CommandKey;
 use crate::mqtt::topic::default_prefix;
+
+/// One device's credentials as the simulator needs them.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DeviceSecrets {
+    pub username: String,
+    pub password: String,
+    /// 64 hex digits.
+    pub command_key: String,
+}
+
+impl std::fmt::Debug for DeviceSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSecrets")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credentials file: device secrets by username.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CredentialsFile {
+    pub devices: BTreeMap<String, DeviceSecrets>,
+}
+
+impl CredentialsFile {
+    /// Reads the file; a missing file is an empty one.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or parsed.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{} is not a credentials file: {e}", path.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(err) => Err(anyhow::anyhow!("cannot read {}: {err}", path.display())),
+        }
+    }
+
+    /// Replaces the file atomically, readable by the owner only.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        crate::mqtt::mosquitto::write_private(path, &serde_json::to_vec_pretty(self)?)
+    }
+}
+
+/// Issues credentials to every device that never had any (revoked devices stay
+/// revoked) and returns them.
+///
+/// # Errors
+/// When the database fails.
+pub async fn issue_missing_credentials(
+    db: &impl ConnectionTrait,
+) -> anyhow::Result<Vec<DeviceSecrets>> {
+    let pending = device::Entity::find()
+        .filter(device::Column::MqttUsername.is_null())
+        .order_by_asc(device::Column::Id)
+        .all(db)
+        .await?;
+    let mut issued = Vec::with_capacity(pending.len());
+    for found in pending {
+        let fresh = credentials::issue(db, found.id)
+            .await
+            .map_err(|e| match e {
+                crate::error::AppError::Internal(cause) => cause,
+                other => anyhow::anyhow!("cannot issue device credentials: {}", other.message()),
+            })?;
+        issued.push(DeviceSecrets {
+            username: fresh.username,
+            password: fresh.password,
+            command_key: CommandKey(fresh.command_key).to_hex(),
+        });
+    }
+    Ok(issued)
+}
+
+/// Issues credentials to the demo devices that have none and adds them to the
+/// credentials file at `path`.
+///
+/// # Errors
+/// When the database fails or the file cannot be written.
+pub async fn provision_demo_credentials(
+    db: &impl ConnectionTrait,
+    path: &Path,
+) -> anyhow::Result<usize> {
+    let issued = issue_missing_credentials(db).await?;
+    if issued.is_empty() {
+        return Ok(0);
+    }
+    let mut file = CredentialsFile::read(path)?;
+    for secrets in &issued {
+        file.devices
+            .insert(secrets.username.clone(), secrets.clone());
+    }
+    file.write(path)?;
+    tracing::info!(devices = issued.len(), file = %path.display(), "demo device credentials written");
+    Ok(issued.len())
+}
 
 /// How much demo data to create.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +262,7 @@ pub async fn add_bay(
         mac_address: Set(demo_mac(bay.id)),
         status: Set(DeviceStatus::Provisioned),
         plugged: Set(false),
+        mqtt_key_generation: Set(0),
         created_at: Set(chrono::Utc::now()),
         ..Default::default()
     }

@@ -3,7 +3,10 @@
 //! Each simulated device is its own MQTT 3.1.1 connection (as ESP32 firmware is),
 //! with a Last Will announcing it offline, a retained state, telemetry while it
 //! charges, and acknowledgements for the commands it receives. The devices are the
-//! ones registered in the database, so the server accepts their MACs.
+//! ones registered in the database, so the server accepts their MACs; each logs in
+//! with the credentials `seed --demo` wrote, and checks every command's signature,
+//! expiry and id as firmware must (`mqtt::command_auth`), answering `rejected`
+//! to a command it refuses.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,9 +15,12 @@ use chrono::Utc;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, QuerySelect};
 
+use crate::devices::credentials::username_for;
 use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
+use crate::mqtt::command_auth::{CommandKey, CommandVerifier};
 use crate::mqtt::payload::{self, AckStatus, CommandAck, CommandAction, StateReport, Telemetry};
 use crate::mqtt::topic;
+use crate::seed::{CredentialsFile, DeviceSecrets};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -25,6 +31,8 @@ pub struct SimulateOptions {
     pub duration: Option<Duration>,
     pub host: String,
     pub port: u16,
+    /// The devices' logins and command keys.
+    pub credentials: CredentialsFile,
 }
 
 /// One simulated device's state.
@@ -32,6 +40,7 @@ struct Sim {
     prefix: String,
     number: i32,
     mac: String,
+    secrets: DeviceSecrets,
     status: DeviceStatus,
     lock: LockState,
     plugged: bool,
@@ -106,15 +115,21 @@ pub async fn run(
         .await?;
     let cabinets = cabinet::Entity::find().all(db).await?;
     let mut sims = Vec::new();
+    let mut without_credentials = 0_usize;
     for (bay, device) in rows {
         let (Some(device), Some(cabinet)) =
             (device, cabinets.iter().find(|c| c.id == bay.cabinet_id))
         else {
             continue;
         };
+        let Some(secrets) = options.credentials.devices.get(&username_for(&device)) else {
+            without_credentials += 1;
+            continue;
+        };
         sims.push(Sim {
             prefix: cabinet.mqtt_prefix.clone(),
             number: bay.number,
+            secrets: secrets.clone(),
             mac: device.mac_address,
             status: DeviceStatus::Online,
             lock: bay.lock_state,
@@ -122,9 +137,16 @@ pub async fn run(
             energy_kwh: 0.0,
         });
     }
+    if without_credentials > 0 {
+        tracing::warn!(
+            devices = without_credentials,
+            "devices without credentials in the credentials file are not simulated"
+        );
+    }
     anyhow::ensure!(
         !sims.is_empty(),
-        "no bays with devices in the database: run `voltgate seed --demo` first"
+        "no bays with devices and credentials: run `voltgate seed --demo` (or `serve --demo`) \
+         first, with the same VOLTGATE_DEVICE_CREDENTIALS_FILE"
     );
     println!(
         "simulating {} devices at {} state messages/s against mqtt://{}:{}",
@@ -211,9 +233,20 @@ type Device = (AsyncClient, Arc<Mutex<Sim>>);
 
 /// Connects one device: Last Will, retained initial state, command subscription.
 async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> {
-    let client_id = format!("sim-{}", sim.mac.replace(':', ""));
-    let mut mqtt = MqttOptions::new(client_id, options.host.clone(), options.port);
-    mqtt.set_keep_alive(Duration::from_secs(30));
+    let key = CommandKey::from_hex(&sim.secrets.command_key).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the command key of {} is not 64 hex digits",
+            sim.secrets.username
+        )
+    })?;
+    let mut verifier = CommandVerifier::new(key);
+    let mut mqtt = MqttOptions::new(
+        sim.secrets.username.clone(),
+        options.host.clone(),
+        options.port,
+    );
+    mqtt.set_keep_alive(Duration::from_secs(30))
+        .set_credentials(sim.secrets.username.clone(), sim.secrets.password.clone());
     let mut will = sim.report();
     will.status = DeviceStatus::Offline;
     will.lock = None;
@@ -246,8 +279,18 @@ async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> 
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if let Ok(command) = payload::decode_command(&publish.payload) {
-                        answer(&responder, &device, &command).await;
+                    let decoded = payload::decode_command(
+                        &publish.payload,
+                        payload::DEFAULT_MAX_PAYLOAD_BYTES,
+                    );
+                    if let Ok(command) = decoded {
+                        match verifier.accept(&command, Utc::now()) {
+                            Ok(()) => answer(&responder, &device, &command).await,
+                            Err(refusal) => {
+                                tracing::warn!(command_id = %command.command_id, reason = refusal.as_str(), "simulated device refused a command");
+                                reject(&responder, &device, &command, refusal.as_str()).await;
+                            }
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -282,6 +325,32 @@ async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> 
 
 /// How long a simulated device waits for the broker to accept its connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reports a refused command as `rejected`, with the reason.
+async fn reject(
+    client: &AsyncClient,
+    device: &Mutex<Sim>,
+    command: &payload::Command,
+    reason: &str,
+) {
+    let ack_topic = {
+        let sim = device.lock().unwrap_or_else(PoisonError::into_inner);
+        format!("{}/bays/{}/ack", sim.prefix, sim.number)
+    };
+    let ack = CommandAck {
+        v: payload::PROTOCOL_VERSION,
+        ts: Utc::now(),
+        command_id: command.command_id,
+        action: command.action,
+        status: AckStatus::Rejected,
+        message: Some(reason.to_owned()),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&ack) {
+        let _ = client
+            .publish(ack_topic, QoS::AtLeastOnce, false, bytes)
+            .await;
+    }
+}
 
 /// Accepts a command, applies it to the simulated device and reports it done.
 async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {

@@ -74,6 +74,8 @@ pub mod names {
     /// Messages handled again after a database error.
     pub const MQTT_RETRIED: &str = "voltgate_mqtt_messages_retried_total";
     pub const MQTT_CONNECTED: &str = "voltgate_mqtt_connected";
+    /// Device connections the embedded broker's gate refused or cut, by reason.
+    pub const MQTT_GATE_REFUSED: &str = "voltgate_mqtt_gate_refused_total";
     pub const BUS_PUBLISHED: &str = "voltgate_bus_events_published_total";
     /// Events given up on after retrying through a bus outage.
     pub const BUS_PUBLISH_FAILED: &str = "voltgate_bus_publish_failures_total";

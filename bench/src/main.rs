@@ -6,7 +6,9 @@
 //! MQTT subscriber, then publishes state reports at fixed rates: a warm-up, the
 //! main phase, and a step search for the highest sustained rate. The raw MQTT
 //! subscriber gets the same messages from the same broker, so comparing the two
-//! separates the broker's share of the latency from the server's; the earliest
+//! separates the broker's share of the latency from the server's (with
+//! `--mqtt-url` only: the embedded broker admits devices, each on its own bay's
+//! topics, and the server, so nobody else can read every state); the earliest
 //! of each message's WebSocket deliveries separates the path up to the server's
 //! event bus from the fan-out. See `docs/performance.md` for how to read the output.
 
@@ -200,15 +202,30 @@ async fn measure(args: &Args, options: &ServerOptions, server: &mut Server) -> a
     );
 
     let raw_samples = Samples::default();
-    let raw = listeners::subscribe_raw(
+    let raw = if options.external_broker.is_some() {
+        Some(
+            listeners::subscribe_raw(
+                server.mqtt,
+                &options.topic_root,
+                raw_samples.clone(),
+                Arc::clone(&health),
+            )
+            .await?,
+        )
+    } else {
+        println!(
+            "no raw MQTT subscriber: the embedded broker lets only devices and the server in (use --mqtt-url)"
+        );
+        None
+    };
+    let publisher = Publisher::connect(
         server.mqtt,
+        &server.credentials,
         &options.topic_root,
-        raw_samples.clone(),
-        Arc::clone(&health),
+        options.layout,
+        args.order,
     )
     .await?;
-    let publisher =
-        Publisher::connect(server.mqtt, &options.topic_root, options.layout, args.order).await?;
     let mut bench = Bench {
         server,
         publisher,
@@ -245,7 +262,9 @@ async fn measure(args: &Args, options: &ServerOptions, server: &mut Server) -> a
 
     bench.publisher.close().await;
     let _ = stop.send(true);
-    raw.abort();
+    if let Some(raw) = raw {
+        raw.abort();
+    }
     for task in tasks {
         // Each subscriber only sends a close frame; do not let a stuck one hang the exit.
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;

@@ -1,8 +1,7 @@
-//! The device side: one MQTT 3.1.1 client that plays every bay's device.
-//!
-//! A single connection is enough to produce the load and keeps the pacing
-//! precise; the server cannot tell it from many devices, since it identifies a
-//! device by topic and MAC, not by connection.
+//! The device side: every bay's device on its own MQTT 3.1.1 connection, logged
+//! in with the credentials `voltgate seed --demo` wrote, as real devices are (the
+//! embedded broker lets a device publish only on its own bay's topics). One
+//! pacer hands the reports to the connections, so the pacing stays precise.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,16 +9,18 @@ use std::time::{Duration, Instant};
 use chrono::DateTime;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::task::JoinHandle;
+use voltgate::devices::credentials::username_for_mac;
 use voltgate::entities::{DeviceStatus, LockState};
 use voltgate::mqtt::payload::{PROTOCOL_VERSION, StateReport};
 use voltgate::mqtt::topic::{default_prefix, state_topic};
-use voltgate::seed::demo_mac;
+use voltgate::seed::{CredentialsFile, demo_mac};
 
 use crate::listeners::Trouble;
 use crate::server::Layout;
 
 /// One bay's device as the publisher plays it.
 struct Device {
+    client: AsyncClient,
     topic: String,
     mac: String,
     locked: bool,
@@ -50,13 +51,53 @@ pub struct Burst {
 }
 
 pub struct Publisher {
-    client: AsyncClient,
     devices: Vec<Device>,
     next: usize,
     /// `ts` of the last report sent, in µs.
     last_ts_us: i64,
     trouble: Arc<Trouble>,
-    eventloop: JoinHandle<()>,
+    eventloops: Vec<JoinHandle<()>>,
+}
+
+/// Connects one device with its login; returns its client and event loop task.
+async fn connect_device(
+    broker: std::net::SocketAddr,
+    username: &str,
+    password: &str,
+    trouble: &Arc<Trouble>,
+) -> anyhow::Result<(AsyncClient, JoinHandle<()>)> {
+    let mut options = MqttOptions::new(username, broker.ip().to_string(), broker.port());
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_credentials(username, password)
+        // Enough unacknowledged QoS 1 messages that PUBACK round trips never throttle the pacer.
+        .set_inflight(500);
+    let (client, mut eventloop) = AsyncClient::new(options, 1_000);
+    // Nagle's algorithm would hold small packets back for up to a delayed-ACK
+    // period: the harness must not add latency of its own to what it measures.
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    let connected = async {
+        loop {
+            if let Event::Incoming(Packet::ConnAck(_)) = eventloop.poll().await? {
+                return anyhow::Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), connected)
+        .await
+        .map_err(|_| anyhow::anyhow!("the broker did not accept device {username} within 5 s"))??;
+    let errors = Arc::clone(trouble);
+    let eventloop = tokio::spawn(async move {
+        loop {
+            if let Err(err) = eventloop.poll().await {
+                errors.record(&err);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    Ok((client, eventloop))
 }
 
 impl Publisher {
@@ -69,86 +110,82 @@ impl Publisher {
     /// When the broker does not accept the connection within 5 s.
     pub async fn connect(
         broker: std::net::SocketAddr,
+        credentials: &std::path::Path,
         topic_root: &str,
         layout: Layout,
         order: Order,
     ) -> anyhow::Result<Self> {
-        let mut options = MqttOptions::new(
-            format!("bay-latency-pub-{}", std::process::id()),
-            broker.ip().to_string(),
-            broker.port(),
-        );
-        options.set_keep_alive(Duration::from_secs(30));
-        // Enough unacknowledged QoS 1 messages for a few hundred ms at the highest
-        // rate, so PUBACK round trips never throttle the pacer.
-        options.set_inflight(2_000);
-        let (client, mut eventloop) = AsyncClient::new(options, 10_000);
-        // Nagle's algorithm would hold small packets back for up to a delayed-ACK
-        // period: the harness must not add latency of its own to what it measures.
-        let mut network = eventloop.network_options();
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
-        let connected = async {
-            loop {
-                if let Event::Incoming(Packet::ConnAck(_)) = eventloop.poll().await? {
-                    return anyhow::Ok(());
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), connected)
-            .await
-            .map_err(|_| anyhow::anyhow!("the broker did not accept the publisher within 5 s"))??;
-
+        let credentials = CredentialsFile::read(credentials)?;
         let trouble = Arc::new(Trouble::default());
-        let errors = Arc::clone(&trouble);
-        let eventloop = tokio::spawn(async move {
-            loop {
-                if let Err(err) = eventloop.poll().await {
-                    errors.record(&err);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        });
-
         let total = layout
             .stations
             .checked_mul(layout.bays_per_station)
             .filter(|&total| i32::try_from(total).is_ok())
             .ok_or_else(|| anyhow::anyhow!("too many bays: --stations × --bays-per-station"))?;
-        let mut devices: Vec<(u32, u32, Device)> = (1..=total)
-            .map(|bay_id| {
+        let mut devices: Vec<(u32, u32, Device)> = Vec::new();
+        let mut eventloops = Vec::new();
+        // A few dozen handshakes at a time: fast, without a connection storm on 2 cores.
+        let bay_ids: Vec<u32> = (1..=total).collect();
+        for chunk in bay_ids.chunks(32) {
+            let connecting = chunk.iter().map(|&bay_id| {
+                let mac = demo_mac(to_i32(bay_id));
+                let username = username_for_mac(&mac);
+                let secrets = credentials.devices.get(&username).cloned();
+                let trouble = Arc::clone(&trouble);
+                async move {
+                    let secrets = secrets.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no credentials for {username} in the seeded credentials file"
+                        )
+                    })?;
+                    let (client, eventloop) =
+                        connect_device(broker, &secrets.username, &secrets.password, &trouble)
+                            .await?;
+                    anyhow::Ok((bay_id, mac, client, eventloop))
+                }
+            });
+            for connected in futures_util::future::join_all(connecting).await {
+                let (bay_id, mac, client, eventloop) = connected?;
+                eventloops.push(eventloop);
                 let station = (bay_id - 1) / layout.bays_per_station + 1;
                 let number = (bay_id - 1) % layout.bays_per_station + 1;
                 let prefix = default_prefix(topic_root, to_i32(station), 1);
                 let device = Device {
+                    client,
                     topic: state_topic(&prefix, to_i32(number)),
-                    mac: demo_mac(to_i32(bay_id)),
+                    mac,
                     // Seeded bays start locked, so the first report (unlocked) is a change.
                     locked: true,
                 };
-                (station, number, device)
-            })
-            .collect();
+                devices.push((station, number, device));
+            }
+        }
         if order == Order::Interleaved {
             devices.sort_by_key(|&(station, number, _)| (number, station));
         }
         let devices = devices.into_iter().map(|(_, _, device)| device).collect();
         Ok(Self {
-            client,
             devices,
             next: 0,
             last_ts_us: 0,
             trouble,
-            eventloop,
+            eventloops,
         })
     }
 
     /// Leaves the broker cleanly and stops the event loop (before the server goes away).
     pub async fn close(self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.disconnect()).await;
-        // Let the event loop send the DISCONNECT before it is stopped.
+        let leaving = self.devices.iter().map(|device| device.client.disconnect());
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            futures_util::future::join_all(leaving),
+        )
+        .await;
+        // Let the event loops send the DISCONNECTs before they are stopped.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        self.eventloop.abort();
+        for eventloop in self.eventloops {
+            eventloop.abort();
+        }
     }
 
     /// Connection errors so far, with the first one; `None` when there were none.
@@ -203,7 +240,8 @@ impl Publisher {
             };
             let payload = serde_json::to_vec(&report)?;
             // Not retained: the benchmark measures live delivery only.
-            self.client
+            device
+                .client
                 .publish(device.topic.clone(), QoS::AtLeastOnce, false, payload)
                 .await?;
             first_ts_us = first_ts_us.min(ts_us);

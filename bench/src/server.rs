@@ -122,6 +122,8 @@ pub struct Server {
     pid: u32,
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
+    /// The seeded devices' MQTT credentials, as `voltgate seed --demo` wrote them.
+    pub credentials: PathBuf,
     log: PathBuf,
 }
 
@@ -143,6 +145,7 @@ impl Server {
         );
         let layout = options.layout;
         let database_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+        let credentials = dir.join("devices.json");
         let seed = hermetic(voltgate)
             .args([
                 "seed",
@@ -159,6 +162,7 @@ impl Server {
                 &layout.bays_per_station.to_string(),
             ])
             .env("DATABASE_URL", &database_url)
+            .env("VOLTGATE_DEVICE_CREDENTIALS_FILE", &credentials)
             .output()
             .await
             .with_context(|| format!("cannot run {}", voltgate.display()))?;
@@ -217,6 +221,7 @@ impl Server {
             pid,
             http,
             mqtt,
+            credentials,
             log,
         };
         server.wait_ready(Duration::from_secs(30)).await?;

@@ -9,6 +9,7 @@ mod columns;
 pub mod keys;
 mod m20261122_000001_charging_topology;
 mod m20261122_000002_accounts;
+mod m20261202_000001_device_credentials;
 mod m20261202_040000_station_assignments;
 mod m20261202_040001_scheduled_jobs;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_charging_topology::Migration),
             Box::new(m20261122_000002_accounts::Migration),
+            Box::new(m20261202_000001_device_credentials::Migration),
             Box::new(m20261202_040000_station_assignments::Migration),
             Box::new(m20261202_040001_scheduled_jobs::Migration),
         ]

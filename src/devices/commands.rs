@@ -1,19 +1,63 @@
-//! Commands to bay devices, as services send them: what to do, to which bay.
-//! The transport (MQTT, `<prefix>/bays/<n>/cmd`) implements [`DeviceCommands`]
-//! at the edge; services only see this trait, through the service context.
+//! What can be asked of a device, how it reports progress, and how services
+//! send commands.
+//!
+//! These are domain words; their lowercase spelling is also the protocol's, which
+//! is why they derive serde: `mqtt::payload` uses them in its wire structs.
+//! Services send commands through [`DeviceCommands`], which the MQTT edge
+//! implements (`<prefix>/bays/<n>/cmd`) and the service context carries.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// What a device is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceAction {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandAction {
     Unlock,
     Lock,
     StartCharge,
     StopCharge,
     OtaUpdate,
     Reboot,
+}
+
+impl CommandAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unlock => "unlock",
+            Self::Lock => "lock",
+            Self::StartCharge => "start_charge",
+            Self::StopCharge => "stop_charge",
+            Self::OtaUpdate => "ota_update",
+            Self::Reboot => "reboot",
+        }
+    }
+}
+
+/// Progress of a command, reported by the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    Accepted,
+    Done,
+    Failed,
+    Rejected,
+}
+
+impl AckStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Whether the command has finished; a final status is never replaced by `accepted`.
+    pub const fn is_final(self) -> bool {
+        !matches!(self, Self::Accepted)
+    }
 }
 
 /// A bay's device, as commands address it.
@@ -33,7 +77,7 @@ pub trait DeviceCommands: Send + Sync + 'static {
     async fn send(
         &self,
         bay: &BayAddress,
-        action: DeviceAction,
+        action: CommandAction,
         params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Uuid>;
 }
@@ -46,9 +90,9 @@ impl DeviceCommands for Unavailable {
     async fn send(
         &self,
         _bay: &BayAddress,
-        action: DeviceAction,
+        action: CommandAction,
         _params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Uuid> {
-        anyhow::bail!("cannot send {action:?}: MQTT is disabled")
+        anyhow::bail!("cannot send {}: MQTT is disabled", action.as_str())
     }
 }

@@ -1,16 +1,21 @@
 //! Devices on the bays: what they report over MQTT, the commands they are sent,
 //! and the live view of it.
 //!
-//! `reports` applies device messages to storage (plain async, no MQTT types);
-//! `commands` is how services address devices; `figures` counts them;
-//! `graphql` exposes devices (their part of `Bay`) and the `bayStatusChanged`
-//! subscription; `loaders` batches a bay's device.
+//! `reports` applies device reports to storage (domain types in, no MQTT
+//! types: `mqtt/` converts its wire structs); `commands` names what a device can
+//! be asked and is how services send it (a trait the MQTT edge implements);
+//! `credentials` issues, rotates, revokes and checks each device's broker login
+//! and command key (`credentials_graphql` is its staff API); `figures` counts
+//! devices; `graphql` exposes devices (their part of `Bay`) and the
+//! `bayStatusChanged` subscription; `loaders` batches a bay's device.
 //!
 //! Invariant: a device's state is only ever replaced by a newer report (device
 //! `ts`, then optional `seq`), enforced by one conditional `UPDATE`, so replicas
 //! ingesting one device's messages out of order converge on its latest state.
 
 pub mod commands;
+pub mod credentials;
+pub mod credentials_graphql;
 pub mod figures;
 pub mod graphql;
 pub mod loaders;

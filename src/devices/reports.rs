@@ -1,6 +1,8 @@
 //! Applying device reports (state, command acknowledgements) to storage.
 
-use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -8,9 +10,51 @@ use sea_orm::{
 };
 use sea_orm::{DbErr, JoinType};
 
+use super::commands::{AckStatus, CommandAction};
 use crate::bus::BayStatusChanged;
-use crate::entities::{DeviceStatus, bay, cabinet, device};
-use crate::mqtt::payload::{CommandAck, StateReport};
+use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
+
+/// A device's report of its state, as the domain sees it (the MAC normalized).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateReport {
+    /// The device's clock at the time of the report.
+    pub ts: DateTime<Utc>,
+    pub mac: String,
+    pub fw: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub status: DeviceStatus,
+    pub lock: Option<LockState>,
+    pub plugged: Option<bool>,
+    /// Orders reports that share one `ts`.
+    pub seq: Option<i64>,
+}
+
+/// A device's acknowledgement of a command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandAck {
+    pub ts: DateTime<Utc>,
+    pub command_id: uuid::Uuid,
+    pub action: CommandAction,
+    pub status: AckStatus,
+    pub message: Option<String>,
+}
+
+/// How far ahead of the receiving server a device's clock may run.
+///
+/// A report stamped later than `received_at + skew` is refused
+/// ([`ReportError::FromTheFuture`]): accepted, it would outrank every later
+/// report, the Last Will included, and freeze the bay. A stored state whose
+/// order lies beyond that bound (written before the bound existed) is
+/// overtaken by the next valid report.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockSkew(pub TimeDelta);
+
+impl ClockSkew {
+    /// The latest device time accepted for a message received at `received_at`.
+    pub fn latest_accepted(self, received_at: DateTime<Utc>) -> DateTime<Utc> {
+        received_at + self.0
+    }
+}
 
 /// Why a report was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +66,8 @@ pub enum ReportError {
         registered: String,
         reported: String,
     },
+    #[error("report stamped {ts}, beyond the accepted clock skew")]
+    FromTheFuture { ts: DateTime<Utc> },
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -66,14 +112,20 @@ async fn find_bay(
 ///
 /// # Errors
 /// [`ReportError::UnknownBay`] when no bay with a device matches, and
-/// [`ReportError::MacMismatch`] when the report comes from another device.
+/// [`ReportError::MacMismatch`] when the report comes from another device, and
+/// [`ReportError::FromTheFuture`] when its `ts` is beyond the clock skew.
 pub async fn apply_state_report(
     db: &DatabaseConnection,
     prefix: &str,
     number: i32,
     report: &StateReport,
     received_at: DateTime<Utc>,
+    skew: ClockSkew,
 ) -> Result<StateOutcome, ReportError> {
+    let latest = skew.latest_accepted(received_at);
+    if report.ts > latest {
+        return Err(ReportError::FromTheFuture { ts: report.ts });
+    }
     let (bay, registered) = find_bay(db, prefix, number).await?;
     if !registered.mac_address.eq_ignore_ascii_case(&report.mac) {
         return Err(ReportError::MacMismatch {
@@ -105,8 +157,12 @@ pub async fn apply_state_report(
     if let Some(plugged) = report.plugged {
         update = update.col_expr(device::Column::Plugged, Expr::value(plugged));
     }
+    // A stored order beyond the skew bound came from a device clock that ran ahead
+    // (before the bound was enforced): any valid report overtakes it, or the bay
+    // would stay frozen until that date.
     let newer = Condition::any()
         .add(device::Column::StateOrderUs.is_null())
+        .add(device::Column::StateOrderUs.gt(latest.timestamp_micros()))
         .add(device::Column::StateOrderUs.lt(order_us))
         .add(
             Condition::all()
@@ -161,20 +217,26 @@ pub async fn apply_state_report(
 /// device's `ts`) never replaces that of a newer one.
 ///
 /// # Errors
-/// [`ReportError::UnknownBay`] when no bay with a device matches.
+/// [`ReportError::UnknownBay`] when no bay with a device matches, and
+/// [`ReportError::FromTheFuture`] when its `ts` is beyond the clock skew.
 pub async fn apply_command_ack(
     db: &DatabaseConnection,
     prefix: &str,
     number: i32,
     ack: &CommandAck,
+    received_at: DateTime<Utc>,
+    skew: ClockSkew,
 ) -> Result<(), ReportError> {
+    if ack.ts > skew.latest_accepted(received_at) {
+        return Err(ReportError::FromTheFuture { ts: ack.ts });
+    }
     let (_, registered) = find_bay(db, prefix, number).await?;
     let command_id = ack.command_id.to_string();
     let same_command = registered.last_command_id.as_deref() == Some(command_id.as_str());
     let stored_is_final = registered
         .last_command_status
         .as_deref()
-        .is_some_and(|s| s != crate::mqtt::payload::AckStatus::Accepted.as_str());
+        .is_some_and(|s| s != AckStatus::Accepted.as_str());
     let stored_is_newer = registered.last_command_at.is_some_and(|at| at > ack.ts);
     if (same_command && stored_is_final) || (!same_command && stored_is_newer) {
         return Ok(());

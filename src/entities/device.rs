@@ -4,6 +4,7 @@
 //! `hardware_mac` is the MAC the device last reported. `state_order_us` (microseconds since the epoch) and
 //! `state_seq` order state reports: a report is applied only when it is newer, so
 //! a message delivered late by another replica never overwrites a newer state.
+//! `mqtt_*` are the device's broker credentials (`devices::credentials`).
 
 use sea_orm::entity::prelude::*;
 
@@ -40,6 +41,14 @@ pub struct Model {
     pub last_command_status: Option<String>,
     pub last_command_message: Option<String>,
     pub last_command_at: Option<DateTimeUtc>,
+    /// MQTT login of the device; `None` until credentials are issued.
+    #[sea_orm(unique)]
+    pub mqtt_username: Option<String>,
+    /// `$6$<salt>$<sha512>` (Mosquitto's format); `None` when revoked or never issued.
+    pub mqtt_password_hash: Option<String>,
+    /// Bumped at every issue: derives the command-signing key, so rotation changes it.
+    pub mqtt_key_generation: i32,
+    pub mqtt_credentials_issued_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }
 

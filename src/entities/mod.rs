@@ -20,6 +20,7 @@ pub mod refresh_token;
 pub mod role;
 pub mod scheduled_job;
 pub mod security_log;
+pub mod server_secret;
 pub mod station;
 pub mod station_assignment;
 pub mod user;

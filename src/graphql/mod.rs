@@ -27,7 +27,12 @@ use document_limits::DocumentLimits;
 pub struct Query(StationQuery, AccountQuery, SelfServiceQuery, AdminQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, SelfServiceMutation, AdminMutation);
+pub struct Mutation(
+    AccountMutation,
+    SelfServiceMutation,
+    AdminMutation,
+    crate::devices::credentials_graphql::DeviceCredentialsMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(BaySubscription);

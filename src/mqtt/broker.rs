@@ -1,42 +1,57 @@
 //! The embedded MQTT broker (rumqttd), for running voltgate with nothing installed.
 //!
-//! rumqttd serves one protocol version per listener, so it gets two: MQTT 3.1.1 on
-//! the configured address, for devices (most ESP32 firmware speaks 3.1.1), and
-//! MQTT 5 on a private loopback port, for the server's own client, which needs v5
-//! shared subscriptions like every replica does against Mosquitto. Production
-//! deployments use an external broker (`MQTT_URL`): rumqttd keeps nothing on disk
-//! and cannot be stopped before the process exits.
+//! rumqttd authenticates a CONNECT but has no topic ACLs, so it listens only on
+//! private loopback ports, behind a login that exists only in this process (a
+//! random password in its static `auth` map): MQTT 3.1.1 for the device gate
+//! (`gate.rs`), which is what devices reach on the configured address and which
+//! enforces their credentials and topics, and MQTT 5 for the server's own client,
+//! which needs v5 shared subscriptions like every replica does against
+//! Mosquitto. Production deployments use an external broker (`MQTT_URL`):
+//! rumqttd keeps nothing on disk and cannot be stopped before the process exits.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener};
 
+use base64::Engine as _;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-/// Addresses of a running embedded broker.
-#[derive(Debug, Clone, Copy)]
+use super::ingest::Credentials;
+
+/// Addresses and login of a running embedded broker.
+#[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
-    /// MQTT 3.1.1 listener for devices.
-    pub device_addr: SocketAddr,
-    /// MQTT 5 listener for the server's own client.
+    /// Private MQTT 3.1.1 listener the device gate relays to.
+    pub device_upstream: SocketAddr,
+    /// Private MQTT 5 listener for the server's own client.
     pub server_addr: SocketAddr,
+    /// The only login the broker accepts; never leaves the process.
+    pub internal: Credentials,
 }
 
-/// Starts the broker on `device_addr` (port 0 picks a free port).
+/// Starts the broker on private loopback ports; `max_packet_bytes` bounds every packet.
 ///
 /// # Errors
-/// When the address is taken (the message names the ways out) or the broker does
-/// not come up.
-pub fn start(device_addr: SocketAddr) -> anyhow::Result<EmbeddedBroker> {
-    let device_addr = reserve(device_addr)?;
-    let server_addr = reserve(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+/// When no loopback port is free, randomness is unavailable or the broker thread cannot start.
+pub fn start(max_packet_bytes: u32) -> anyhow::Result<EmbeddedBroker> {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let device_upstream = reserve(loopback)?;
+    let server_addr = reserve(loopback)?;
+    let mut secret = [0_u8; 24];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let internal = Credentials {
+        username: "voltgate-internal".to_owned(),
+        password: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+    };
 
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
-        max_payload_size: 64 * 1024,
+        max_payload_size: usize::try_from(max_packet_bytes).unwrap_or(usize::MAX),
         max_inflight_count: 500,
-        auth: None,
+        auth: Some(HashMap::from([(
+            internal.username.clone(),
+            internal.password.clone(),
+        )])),
         external_auth: None,
         dynamic_filters: true,
     };
@@ -59,7 +74,7 @@ pub fn start(device_addr: SocketAddr) -> anyhow::Result<EmbeddedBroker> {
             max_segment_count: 10,
             ..RouterConfig::default()
         },
-        v4: listener("devices-v4", device_addr),
+        v4: listener("devices-v4", device_upstream),
         v5: listener("server-v5", server_addr),
         ..Config::default()
     };
@@ -71,39 +86,34 @@ pub fn start(device_addr: SocketAddr) -> anyhow::Result<EmbeddedBroker> {
                 tracing::error!(error = %err, "embedded MQTT broker stopped");
             }
         })?;
-    wait_until_listening(device_addr)?;
-    wait_until_listening(server_addr)?;
-    tracing::info!(%device_addr, "embedded MQTT broker listening (MQTT 3.1.1)");
+    // No readiness probe here: a bare TCP connection makes rumqttd log an error.
+    // The server's client retries its first CONNECT until the broker listens.
     Ok(EmbeddedBroker {
-        device_addr,
+        device_upstream,
         server_addr,
+        internal,
     })
 }
 
-/// Checks that `addr` is free (resolving port 0 to a free port) and returns it.
+/// Picks a free loopback port for rumqttd, which binds it again on its own thread.
 fn reserve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    match TcpListener::bind(addr) {
-        // Released at once: rumqttd binds it again on its own thread.
-        Ok(listener) => Ok(listener.local_addr()?),
-        Err(err) if err.kind() == ErrorKind::AddrInUse => anyhow::bail!(
-            "the embedded MQTT broker cannot listen on {addr}: the address is already in use \
-             (often by a Mosquitto already running). Either use that broker with \
-             MQTT_URL=mqtt://{addr}, or move the embedded broker with \
-             VOLTGATE_EMBEDDED_MQTT_ADDR=127.0.0.1:<free port>"
-        ),
-        Err(err) => Err(anyhow::anyhow!(
-            "the embedded MQTT broker cannot listen on {addr}: {err}"
-        )),
-    }
+    let listener = TcpListener::bind(addr).map_err(|err| {
+        anyhow::anyhow!("the embedded MQTT broker cannot listen on {addr}: {err}")
+    })?;
+    Ok(listener.local_addr()?)
 }
 
-fn wait_until_listening(addr: SocketAddr) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    anyhow::bail!("the embedded MQTT broker did not start listening on {addr}")
+/// The message for a device address already taken, naming the ways out.
+pub fn address_in_use(addr: SocketAddr) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the embedded MQTT broker cannot listen on {addr}: the address is already in use \
+         (often by a Mosquitto already running). Either use that broker with \
+         MQTT_URL=mqtt://{addr}, or move the embedded broker with \
+         VOLTGATE_EMBEDDED_MQTT_ADDR=127.0.0.1:<free port>"
+    )
+}
+
+/// Whether an error binding a listener means the address is taken.
+pub fn is_in_use(err: &std::io::Error) -> bool {
+    err.kind() == ErrorKind::AddrInUse
 }

@@ -28,11 +28,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::DropReason;
+use super::command_auth::{self, CommandKey};
 use super::payload::{self, CommandAction};
 use super::topic::{self, Channel};
 use crate::bus::{DomainEvent, SharedBus};
-use crate::devices::reports::{self, ReportError, StateOutcome};
+use crate::devices::credentials;
+use crate::devices::reports::{self, ClockSkew, ReportError, StateOutcome};
 use crate::telemetry::names;
+
+/// How long a device may act on a command after it was sent; devices refuse it later.
+pub const COMMAND_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -50,6 +55,16 @@ pub struct MqttOptions {
     pub shared: bool,
     /// User name and password from `MQTT_URL`, if it carries them.
     pub credentials: Option<Credentials>,
+    /// Largest MQTT packet the client accepts; advertised to the broker in
+    /// CONNECT (MQTT 5 Maximum Packet Size), so the broker never sends a larger
+    /// one, which would otherwise cost the connection. Keep it at least the
+    /// broker's own limit.
+    pub max_packet_bytes: u32,
+    /// Largest payload ingested; a larger one is acknowledged, counted as
+    /// `payload_too_large` and dropped.
+    pub max_payload_bytes: usize,
+    /// How far ahead of this server a device's clock may be.
+    pub clock_skew: ClockSkew,
 }
 
 /// Broker credentials; `Debug` hides the password.
@@ -71,19 +86,22 @@ impl std::fmt::Debug for Credentials {
 /// The running client: publishes commands and reports connectivity.
 pub struct MqttHandle {
     client: AsyncClient,
-    connected: Arc<AtomicBool>,
+    db: DatabaseConnection,
+    connected: Arc<Connected>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl MqttHandle {
+    /// Whether the client holds a connection to the broker right now.
     pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        self.connected.get()
     }
 
-    /// Sends a command to a bay's device (QoS 1).
+    /// Sends a signed command to a bay's device (QoS 1); it expires after [`COMMAND_TTL`].
     ///
     /// # Errors
-    /// When the client's request queue is closed (the client is shutting down).
+    /// When the bay's device has no live credentials (so no key to sign with),
+    /// the database fails, or the client is shutting down.
     pub async fn send_command(
         &self,
         prefix: &str,
@@ -91,13 +109,23 @@ impl MqttHandle {
         action: CommandAction,
         params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<uuid::Uuid> {
-        let command = payload::Command {
+        let key = credentials::command_key_for_bay(&self.db, prefix, bay)
+            .await?
+            .map(CommandKey)
+            .ok_or_else(|| {
+                anyhow::anyhow!("the device of bay {bay} under {prefix} has no credentials")
+            })?;
+        let now = Utc::now();
+        let mut command = payload::Command {
             v: payload::PROTOCOL_VERSION,
-            ts: Utc::now(),
+            ts: now,
             command_id: uuid::Uuid::new_v4(),
             action,
             params,
+            expires_at: (now + COMMAND_TTL).timestamp(),
+            mac: String::new(),
         };
+        command_auth::sign(&key, &mut command);
         let bytes = serde_json::to_vec(&command)?;
         self.client
             .publish(
@@ -141,6 +169,23 @@ struct Ingest {
     db: DatabaseConnection,
     bus: SharedBus,
     acks: mpsc::UnboundedSender<AckEvent>,
+    max_payload_bytes: usize,
+    clock_skew: ClockSkew,
+}
+
+/// The connection flag `/readyz` reads, kept equal to the connected gauge.
+struct Connected(AtomicBool);
+
+impl Connected {
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Records the state; returns whether it changed.
+    fn set(&self, connected: bool) -> bool {
+        metrics::gauge!(names::MQTT_CONNECTED).set(if connected { 1.0 } else { 0.0 });
+        self.0.swap(connected, Ordering::Relaxed) != connected
+    }
 }
 
 /// Messages to the acker.
@@ -164,7 +209,8 @@ pub async fn start(
     let mut client_options = ClientOptions::new(&options.client_id, &options.host, options.port);
     client_options
         .set_keep_alive(Duration::from_secs(15))
-        .set_manual_acks(true);
+        .set_manual_acks(true)
+        .set_max_packet_size(Some(options.max_packet_bytes));
     if let Some(credentials) = &options.credentials {
         client_options.set_credentials(&credentials.username, &credentials.password);
     }
@@ -184,15 +230,17 @@ pub async fn start(
         topic::root_subscription(&options.topic_root)
     };
     client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
-    metrics::gauge!(names::MQTT_CONNECTED).set(1.0);
+    let connected = Arc::new(Connected(AtomicBool::new(false)));
+    connected.set(true);
     tracing::info!(%broker, client_id = %options.client_id, %filter, "MQTT ingestion started");
 
-    let connected = Arc::new(AtomicBool::new(true));
     let (acks, ack_queue) = mpsc::unbounded_channel();
     let ingest = Arc::new(Ingest {
-        db,
+        db: db.clone(),
         bus,
         acks: acks.clone(),
+        max_payload_bytes: options.max_payload_bytes,
+        clock_skew: options.clock_skew,
     });
     let mut tasks = vec![tokio::spawn(acknowledge_in_order(
         ack_queue,
@@ -214,22 +262,34 @@ pub async fn start(
     )));
     Ok(MqttHandle {
         client,
+        db,
         connected,
         tasks: std::sync::Mutex::new(tasks),
     })
 }
 
+/// Waits for the broker to accept the connection, retrying refused TCP
+/// connections: a broker starting alongside (the embedded one) may not listen yet.
 async fn wait_for_connack(eventloop: &mut EventLoop) -> anyhow::Result<()> {
+    let mut last_error = None;
     let wait = async {
         loop {
-            if let Event::Incoming(Packet::ConnAck(_)) = eventloop.poll().await? {
-                return Ok::<_, anyhow::Error>(());
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return,
+                Ok(_) => {}
+                Err(err) => {
+                    last_error = Some(err.to_string());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
         }
     };
     tokio::time::timeout(Duration::from_secs(5), wait)
         .await
-        .map_err(|_| anyhow::anyhow!("no answer within 5 s"))?
+        .map_err(|_| match last_error.take() {
+            Some(err) => anyhow::anyhow!("no connection within 5 s: {err}"),
+            None => anyhow::anyhow!("no answer within 5 s"),
+        })
 }
 
 /// Drives the connection: reconnects after errors, re-subscribes, and routes messages to workers.
@@ -237,7 +297,7 @@ async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     filter: String,
-    connected: Arc<AtomicBool>,
+    connected: Arc<Connected>,
     queues: Vec<mpsc::Sender<Incoming>>,
     acks: mpsc::UnboundedSender<AckEvent>,
 ) {
@@ -267,8 +327,7 @@ async fn poll(
                 // Acknowledgements of the previous connection's messages would be
                 // unsolicited on this one; the broker redelivers what was not acknowledged.
                 let _ = acks.send(AckEvent::Reset(seq));
-                connected.store(true, Ordering::Relaxed);
-                metrics::gauge!(names::MQTT_CONNECTED).set(1.0);
+                connected.set(true);
                 backoff = Duration::from_millis(200);
                 tracing::info!(session_present = ack.session_present, "MQTT reconnected");
                 if !ack.session_present
@@ -280,13 +339,12 @@ async fn poll(
                 }
             }
             Ok(Event::Incoming(Packet::Disconnect(disconnect))) => {
-                connected.store(false, Ordering::Relaxed);
+                connected.set(false);
                 tracing::warn!(reason = ?disconnect.reason_code, "MQTT broker disconnected us");
             }
             Ok(_) => {}
             Err(err) => {
-                if connected.swap(false, Ordering::Relaxed) {
-                    metrics::gauge!(names::MQTT_CONNECTED).set(0.0);
+                if connected.set(false) {
                     tracing::warn!(error = %err, "MQTT connection lost; reconnecting");
                 }
                 tokio::time::sleep(backoff).await;
@@ -379,16 +437,21 @@ type Handled = Result<&'static str, (&'static str, DropReason)>;
 async fn handle(ingest: &Ingest, incoming: &Incoming) -> Handled {
     let parsed = topic::parse(&incoming.topic).map_err(|reason| ("unknown", reason))?;
     let bytes = &incoming.publish.payload[..];
+    let limit = ingest.max_payload_bytes;
+    let skew = ingest.clock_skew;
     match parsed.channel {
         Channel::State => {
             let label = "state";
-            let report = payload::decode_state(bytes).map_err(|reason| (label, reason))?;
+            let report: reports::StateReport = payload::decode_state(bytes, limit)
+                .map_err(|reason| (label, reason))?
+                .into();
             let outcome = reports::apply_state_report(
                 &ingest.db,
                 parsed.prefix,
                 parsed.bay,
                 &report,
                 incoming.received_at,
+                skew,
             )
             .await
             .map_err(|err| (label, report_error(&incoming.topic, err)))?;
@@ -411,20 +474,37 @@ async fn handle(ingest: &Ingest, incoming: &Incoming) -> Handled {
         }
         Channel::Ack => {
             let label = "ack";
-            let ack = payload::decode_ack(bytes).map_err(|reason| (label, reason))?;
-            reports::apply_command_ack(&ingest.db, parsed.prefix, parsed.bay, &ack)
-                .await
-                .map_err(|err| (label, report_error(&incoming.topic, err)))?;
+            let ack: reports::CommandAck = payload::decode_ack(bytes, limit)
+                .map_err(|reason| (label, reason))?
+                .into();
+            reports::apply_command_ack(
+                &ingest.db,
+                parsed.prefix,
+                parsed.bay,
+                &ack,
+                incoming.received_at,
+                skew,
+            )
+            .await
+            .map_err(|err| (label, report_error(&incoming.topic, err)))?;
             Ok(label)
         }
         // Validated now so bad devices show up in the counters; stored once the
         // supervision domain (telemetry, sensors) exists.
         Channel::Telemetry => {
-            payload::decode_telemetry(bytes).map_err(|reason| ("telemetry", reason))?;
+            let sample =
+                payload::decode_telemetry(bytes, limit).map_err(|reason| ("telemetry", reason))?;
+            if sample.ts > skew.latest_accepted(incoming.received_at) {
+                return Err(("telemetry", DropReason::ClockSkew));
+            }
             Err(("telemetry", DropReason::NotIngested))
         }
         Channel::Sensor(_) => {
-            payload::decode_sensor(bytes).map_err(|reason| ("sensor", reason))?;
+            let reading =
+                payload::decode_sensor(bytes, limit).map_err(|reason| ("sensor", reason))?;
+            if reading.ts > skew.latest_accepted(incoming.received_at) {
+                return Err(("sensor", DropReason::ClockSkew));
+            }
             Err(("sensor", DropReason::NotIngested))
         }
         // Our own commands come back through the root subscription.
@@ -441,6 +521,10 @@ fn report_error(topic: &str, err: ReportError) -> DropReason {
         } => {
             tracing::warn!(%topic, %registered, %reported, security = true, "state report from an unregistered device rejected");
             DropReason::MacMismatch
+        }
+        ReportError::FromTheFuture { ts } => {
+            tracing::warn!(%topic, %ts, "device report from the future refused; is the device's clock set?");
+            DropReason::ClockSkew
         }
         ReportError::Database(err) => {
             tracing::error!(%topic, error = %err, "cannot apply a device report");

@@ -1,13 +1,21 @@
 //! The MQTT edge: device protocol codecs, the ingesting client and the embedded broker.
 //!
-//! `topic` and `payload` are pure and hold the whole device protocol (version 1,
-//! `DESIGN.md` §5). `ingest` runs the client loop and hands each message to the
-//! devices domain; nothing a device sends can stop it: a message that cannot be
-//! understood is counted by reason and dropped.
+//! `topic`, `payload` and `command_auth` are pure and hold the whole device
+//! protocol (version 1, `DESIGN.md` §5; `docs/mqtt-protocol.md`). `ingest` runs
+//! the client loop and hands each message, converted to the devices domain's
+//! types, to that domain; nothing a device sends can stop it: a message that
+//! cannot be understood is counted by reason and dropped. `broker` and `gate`
+//! are the embedded broker and the authenticating front listener devices reach
+//! it through; `mosquitto` renders the equivalent password and ACL files for
+//! Mosquitto.
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod command_auth;
+#[cfg(feature = "embedded-broker")]
+pub mod gate;
 pub mod ingest;
+pub mod mosquitto;
 pub mod payload;
 pub mod topic;
 
@@ -26,6 +34,10 @@ pub enum DropReason {
     UnsupportedVersion,
     UnknownBay,
     MacMismatch,
+    /// Larger than `VOLTGATE_MQTT_MAX_PAYLOAD_BYTES`.
+    PayloadTooLarge,
+    /// Stamped further ahead of the receive time than `VOLTGATE_MQTT_MAX_CLOCK_SKEW_SECS`.
+    ClockSkew,
     NotIngested,
     Internal,
 }
@@ -39,6 +51,8 @@ impl DropReason {
             Self::UnsupportedVersion => "unsupported_version",
             Self::UnknownBay => "unknown_bay",
             Self::MacMismatch => "mac_mismatch",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::ClockSkew => "clock_skew",
             Self::NotIngested => "not_ingested",
             Self::Internal => "internal",
         }

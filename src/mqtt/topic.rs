@@ -83,6 +83,30 @@ pub fn state_topic(prefix: &str, bay: i32) -> String {
     format!("{prefix}/bays/{bay}/state")
 }
 
+/// Whether a device of bay `bay` under `prefix` may publish on `topic`: only its
+/// own bay's device → server channels, never its `cmd` (nor anything else).
+pub fn device_may_publish(prefix: &str, bay: i32, topic: &str) -> bool {
+    parse(topic).is_ok_and(|parsed| {
+        parsed.prefix == prefix && parsed.bay == bay && parsed.channel != Channel::Command
+    })
+}
+
+/// Whether a device may subscribe to `filter`: only its own `cmd` topic, exactly.
+pub fn device_may_subscribe(prefix: &str, bay: i32, filter: &str) -> bool {
+    filter == command_topic(prefix, bay)
+}
+
+/// Topic patterns (MQTT filter syntax) a device may publish on, for broker ACL files.
+pub fn device_publish_patterns(prefix: &str, bay: i32) -> [String; 4] {
+    let base = format!("{prefix}/bays/{bay}");
+    [
+        format!("{base}/state"),
+        format!("{base}/telemetry"),
+        format!("{base}/ack"),
+        format!("{base}/sensors/+"),
+    ]
+}
+
 /// The shared subscription through which replicas split the device traffic under `root`.
 pub fn shared_subscription(root: &str) -> String {
     format!("$share/{}/{root}/#", super::SHARE_GROUP)
@@ -170,5 +194,58 @@ mod tests {
             shared_subscription("voltgate"),
             "$share/voltgate/voltgate/#"
         );
+    }
+
+    #[test]
+    fn devices_may_touch_only_their_own_bay() {
+        let (prefix, bay) = ("voltgate/1/2", 3);
+        for allowed in [
+            "voltgate/1/2/bays/3/state",
+            "voltgate/1/2/bays/3/telemetry",
+            "voltgate/1/2/bays/3/ack",
+            "voltgate/1/2/bays/3/sensors/smoke",
+        ] {
+            assert!(device_may_publish(prefix, bay, allowed), "{allowed}");
+        }
+        for refused in [
+            "voltgate/1/2/bays/3/cmd",
+            "voltgate/1/2/bays/4/state",
+            "voltgate/1/3/bays/3/state",
+            "voltgate/1/2/bays/3/firmware",
+            "x/voltgate/1/2/bays/3/state",
+            "voltgate/1/2/bays/3/state/extra",
+            "voltgate/1/2/bays/+/state",
+            "#",
+        ] {
+            assert!(!device_may_publish(prefix, bay, refused), "{refused}");
+        }
+        assert!(device_may_subscribe(prefix, bay, "voltgate/1/2/bays/3/cmd"));
+        for refused in [
+            "#",
+            "voltgate/#",
+            "voltgate/1/2/bays/+/cmd",
+            "$share/voltgate/voltgate/#",
+        ] {
+            assert!(!device_may_subscribe(prefix, bay, refused), "{refused}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_topics_parse_or_give_unknown_topic(topic in "\\PC{0,80}") {
+            let parsed = parse(&topic);
+            proptest::prop_assert!(parsed.as_ref().err().is_none_or(|r| *r == DropReason::UnknownTopic));
+            if let Ok(parsed) = parsed {
+                // What parses names the same topic again.
+                proptest::prop_assert!(topic.starts_with(parsed.prefix));
+            }
+        }
+
+        #[test]
+        fn slash_heavy_topics_never_panic(parts in proptest::collection::vec("(bays|[0-9]{1,3}|state|cmd|sensors|[a-z]{0,3}|)", 0..10)) {
+            let topic = parts.join("/");
+            let parsed = parse(&topic);
+            proptest::prop_assert!(parsed.as_ref().err().is_none_or(|r| *r == DropReason::UnknownTopic));
+        }
     }
 }

@@ -62,6 +62,8 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("grantUserRole", Staff, format!("mutation {{ grantUserRole(input: {{ userId: \"{user}\", role: TECHNICIAN }}) {{ user {{ id }} }} }}")),
         ("revokeUserRole", Staff, format!("mutation {{ revokeUserRole(input: {{ userId: \"{user}\", role: CUSTOMER }}) {{ user {{ id }} }} }}")),
         ("registerUserBadge", Staff, format!("mutation {{ registerUserBadge(input: {{ userId: \"{user}\", uid: \"AABBCCDD\" }}) {{ authMethod {{ id }} }} }}")),
+        ("issueDeviceCredentials", Staff, format!("mutation {{ issueDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ username }} }}", global_id("Device", 1))),
+        ("revokeDeviceCredentials", Staff, format!("mutation {{ revokeDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ device {{ id }} }} }}", global_id("Device", 1))),
         ("revokeUserBadge", Staff, format!("mutation {{ revokeUserBadge(input: {{ authMethodId: \"{badge}\" }}) {{ authMethod {{ id }} }} }}")),
     ]
 }

@@ -75,6 +75,8 @@ pub struct TestApp {
     /// Broker address devices connect to (MQTT 3.1.1).
     pub broker: (String, u16),
     pub topic_root: String,
+    /// The server's MQTT client (sends commands), when MQTT is on.
+    pub mqtt: Option<std::sync::Arc<voltgate::mqtt::MqttHandle>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -151,6 +153,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
         .expect("the server starts");
     let addr = app.local_addr();
     let db = app.db().clone();
+    let mqtt = app.mqtt();
     let broker = match Services::from_env().mqtt {
         Some(url) => {
             let url = url::Url::parse(&url).expect("MQTT_URL is a URL");
@@ -176,6 +179,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
         db,
         broker,
         topic_root,
+        mqtt,
         shutdown: Some(shutdown),
     }
 }
@@ -188,6 +192,8 @@ pub struct SeededBay {
     pub prefix: String,
     pub number: i32,
     pub mac: String,
+    /// The device's MQTT login and command key, when issued by the seeding helper.
+    pub secrets: Option<voltgate::seed::DeviceSecrets>,
 }
 
 impl TestApp {
@@ -195,17 +201,9 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Seeds stations × cabinets × bays and returns every bay in id order.
+    /// Seeds stations × cabinets × bays, with device credentials, and returns every bay in id order.
     pub async fn seed(&self, stations: u32, cabinets: u32, bays: u32) -> Vec<SeededBay> {
-        let size = DemoSize {
-            stations,
-            cabinets_per_station: cabinets,
-            bays_per_cabinet: bays,
-        };
-        seed::demo(&self.db, &size, &self.topic_root)
-            .await
-            .expect("seeding works");
-        seeded_bays(&self.db).await
+        seed_database(&self.db, &self.topic_root, stations, cabinets, bays).await
     }
 
     /// Posts a GraphQL operation and returns the whole response body.
@@ -244,6 +242,34 @@ impl TestApp {
     }
 }
 
+/// Seeds a database with stations × cabinets × bays and issues every device its credentials.
+pub async fn seed_database(
+    db: &DatabaseConnection,
+    topic_root: &str,
+    stations: u32,
+    cabinets: u32,
+    bays: u32,
+) -> Vec<SeededBay> {
+    let size = DemoSize {
+        stations,
+        cabinets_per_station: cabinets,
+        bays_per_cabinet: bays,
+    };
+    seed::demo(db, &size, topic_root)
+        .await
+        .expect("seeding works");
+    let issued = seed::issue_missing_credentials(db)
+        .await
+        .expect("credentials are issued");
+    let mut bays = seeded_bays(db).await;
+    for bay in &mut bays {
+        let username = voltgate::devices::credentials::username_for_mac(&bay.mac);
+        bay.secrets = issued.iter().find(|s| s.username == username).cloned();
+    }
+    bays
+}
+
+/// The seeded bays, without credentials (they are shown only when issued).
 pub async fn seeded_bays(db: &DatabaseConnection) -> Vec<SeededBay> {
     use sea_orm::{EntityTrait, QueryOrder};
     use voltgate::entities::{bay, cabinet, device};
@@ -263,6 +289,7 @@ pub async fn seeded_bays(db: &DatabaseConnection) -> Vec<SeededBay> {
                 prefix: cabinet.mqtt_prefix.clone(),
                 number: bay.number,
                 mac: device?.mac_address,
+                secrets: None,
             })
         })
         .collect()
@@ -287,40 +314,99 @@ pub fn global_id(kind: &str, id: i32) -> String {
 pub struct TestDevice {
     pub client: AsyncClient,
     pub bay: SeededBay,
+    incoming: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Result<Packet, String>>>,
 }
 
 impl TestDevice {
+    /// Connects as the bay's device, with its credentials when it has some.
     pub async fn connect(broker: &(String, u16), bay: &SeededBay) -> Self {
+        let login = bay
+            .secrets
+            .as_ref()
+            .map(|s| (s.username.clone(), s.password.clone()));
+        Self::connect_as(broker, bay, login)
+            .await
+            .expect("device connects")
+    }
+
+    /// Connects with the given login (or none); the broker's refusal comes back as the error.
+    pub async fn connect_as(
+        broker: &(String, u16),
+        bay: &SeededBay,
+        login: Option<(String, String)>,
+    ) -> Result<Self, String> {
         let mut options = MqttOptions::new(
             format!("dev-{}", Uuid::new_v4().simple()),
             broker.0.clone(),
             broker.1,
         );
-        options.set_keep_alive(Duration::from_secs(10));
+        // Room for oversize attacks: rumqttc's own default (10 KiB) would stop them here.
+        options
+            .set_keep_alive(Duration::from_secs(10))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((username, password)) = login {
+            options.set_credentials(username, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 64);
-        let (ready_tx, ready_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+        let (incoming_tx, incoming) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         if let Some(ready) = ready.take() {
-                            let _ = ready.send(());
+                            let _ = ready.send(Ok(()));
+                        }
+                    }
+                    Ok(Event::Incoming(packet)) => {
+                        if incoming_tx.send(Ok(packet)).is_err() {
+                            return;
                         }
                     }
                     Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(err) => {
+                        if let Some(ready) = ready.take() {
+                            let _ = ready.send(Err(err.to_string()));
+                            return;
+                        }
+                        if incoming_tx.send(Err(err.to_string())).is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
             }
         });
         tokio::time::timeout(PATIENCE, ready_rx)
             .await
-            .expect("device connects")
-            .expect("device connects");
-        Self {
+            .map_err(|_| "no CONNACK in time".to_owned())?
+            .map_err(|_| "the event loop ended".to_owned())??;
+        Ok(Self {
             client,
             bay: bay.clone(),
+            incoming: tokio::sync::Mutex::new(incoming),
+        })
+    }
+
+    /// The next packet the broker sends this device, or the connection error; `None` if nothing comes in `wait`.
+    pub async fn next_incoming(&self, wait: Duration) -> Option<Result<Packet, String>> {
+        let mut incoming = self.incoming.lock().await;
+        tokio::time::timeout(wait, incoming.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Waits until the connection fails; returns the error.
+    pub async fn wait_disconnected(&self) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(Err(err)) = self.next_incoming(Duration::from_millis(200)).await {
+                return err;
+            }
         }
+        panic!("the device is still connected");
     }
 
     pub fn state_topic(&self) -> String {

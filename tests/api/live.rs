@@ -239,13 +239,13 @@ async fn invalid_subscriptions_get_a_code_over_the_websocket_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reports_for_one_bay_leave_the_newest_in_place() {
     use sea_orm::EntityTrait as _;
-    use voltgate::devices::reports::{StateOutcome, apply_state_report};
+    use voltgate::devices::reports::{ClockSkew, StateOutcome, StateReport, apply_state_report};
     use voltgate::entities::{DeviceStatus, LockState, bay};
-    use voltgate::mqtt::payload::StateReport;
 
     let app = spawn_app().await;
     let seeded = app.seed(1, 1, 1).await.remove(0);
-    let base = Utc::now();
+    // In the past: reports stamped ahead of the clock skew would be refused.
+    let base = Utc::now() - TimeDelta::hours(1);
     for round in 0..10_i64 {
         let lock_of = |i: i64| {
             if (i + round) % 2 == 0 {
@@ -260,7 +260,6 @@ async fn concurrent_reports_for_one_bay_leave_the_newest_in_place() {
         let applied = futures_util::future::join_all(order.iter().map(|&i| {
             let (db, prefix, mac) = (app.db.clone(), seeded.prefix.clone(), seeded.mac.clone());
             let report = StateReport {
-                v: 1,
                 ts: base + TimeDelta::seconds(round * 100) + TimeDelta::milliseconds(i),
                 mac,
                 fw: None,
@@ -276,9 +275,16 @@ async fn concurrent_reports_for_one_bay_leave_the_newest_in_place() {
             };
             let number = seeded.number;
             tokio::spawn(async move {
-                apply_state_report(&db, &prefix, number, &report, Utc::now())
-                    .await
-                    .expect("applied or stale, never an error")
+                apply_state_report(
+                    &db,
+                    &prefix,
+                    number,
+                    &report,
+                    Utc::now(),
+                    ClockSkew(TimeDelta::minutes(5)),
+                )
+                .await
+                .expect("applied or stale, never an error")
             })
         }))
         .await

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     PATIENCE, Services, Subscription, TestDevice, fresh_database_url, global_id, metric_value,
-    seeded_bays,
+    seed_database,
 };
 
 struct Replica {
@@ -102,15 +102,7 @@ async fn two_replicas_ingest_each_message_once_and_both_stream_it() {
         .await
         .expect("test database");
     voltgate::db::migrate(&db).await.expect("migrations");
-    let size = voltgate::seed::DemoSize {
-        stations: 1,
-        cabinets_per_station: 1,
-        bays_per_cabinet: 1,
-    };
-    voltgate::seed::demo(&db, &size, &topic_root)
-        .await
-        .expect("seed");
-    let bay = seeded_bays(&db).await.remove(0);
+    let bay = seed_database(&db, &topic_root, 1, 1, 1).await.remove(0);
 
     let replicas = [
         start_replica(&database_url, &topic_root, &channel, "a"),

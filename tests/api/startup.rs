@@ -150,3 +150,63 @@ async fn cors_allows_only_the_configured_origins() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_embedded_broker_starts_without_logging_errors() {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+
+    let database_url = fresh_database_url().await;
+    let http_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voltgate"))
+        .arg("serve")
+        .env("DATABASE_URL", &database_url)
+        .env("VOLTGATE_HTTP_ADDR", http_addr.to_string())
+        .env("VOLTGATE_EMBEDDED_MQTT_ADDR", "127.0.0.1:0")
+        .env("VOLTGATE_MQTT_TOPIC_ROOT", topic_root())
+        .env_remove("MQTT_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the voltgate binary starts");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + crate::helpers::PATIENCE * 3;
+    let mut ready = false;
+    while !ready && tokio::time::Instant::now() < deadline {
+        ready = http
+            .get(format!("http://{http_addr}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if !ready {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut logs = String::new();
+    for stream in [
+        child.stdout.take().map(|mut s| {
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            text
+        }),
+        child.stderr.take().map(|mut s| {
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            text
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        logs.push_str(&stream);
+    }
+    assert!(ready, "the server never became ready: {logs}");
+    assert!(!logs.contains("ERROR"), "{logs}");
+}
