@@ -45,16 +45,7 @@ impl TestUser {
 
     /// Posts a GraphQL operation with this user's token; the whole response body.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        self.http
-            .post(&self.url)
-            .bearer_auth(&self.token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("the server answers")
-            .json()
-            .await
-            .expect("JSON")
+        post(&self.http, &self.url, Some(&self.token), query, variables).await
     }
 
     /// A registered customer.
@@ -142,6 +133,30 @@ impl TestUser {
             .expect("signed");
         Self::new(app, token, None)
     }
+}
+
+/// Posts a GraphQL operation, with a bearer token when there is one; the whole
+/// response body.
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let request = http.post(url);
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("GraphQL answers JSON")
 }
 
 /// The test servers' token keys.

@@ -208,15 +208,7 @@ impl TestApp {
 
     /// Posts a GraphQL operation and returns the whole response body.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        self.http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("the server answers")
-            .json()
-            .await
-            .expect("GraphQL answers JSON")
+        crate::client::post(&self.http, &self.url("/graphql"), None, query, variables).await
     }
 
     /// Reads one sample of a Prometheus metric (0 when absent).
