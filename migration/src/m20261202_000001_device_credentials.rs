@@ -1,4 +1,4 @@
-//! Device MQTT credentials (issue 8): each device gets its own broker login,
+//! Device MQTT credentials: each device gets its own broker login,
 //! stored as a salted SHA-512 in Mosquitto's `$6$` format, and a generation that
 //! derives its command-signing key; `server_secrets` keeps the secret that key
 //! derivation starts from.

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QuerySelect, QueryTrait, RelationTrait, Set,
+    QueryFilter, QuerySelect, RelationTrait, Set, TransactionTrait,
 };
 use sea_orm::{DbErr, JoinType};
 
@@ -173,35 +173,26 @@ pub async fn apply_state_report(
         .filter(device::Column::Id.eq(registered.id))
         .filter(newer);
 
-    if update.exec(db).await?.rows_affected == 0 {
+    // The device's state and the bay's lock change in one transaction: the
+    // device row stays locked until both are written, so a concurrent report of
+    // the same device (another worker, another replica) waits and then sees this
+    // one committed. Without it, PostgreSQL could apply an older report's lock
+    // after a newer one's: a condition on another table is not re-read when a
+    // statement waits for a row lock.
+    let txn = db.begin().await?;
+    if update.exec(&txn).await?.rows_affected == 0 {
         return Ok(StateOutcome::Stale);
     }
-
-    // The bay's lock follows the device's newest report. No transaction (two round
-    // trips fewer on the hot path): the bay is updated only while the device still
-    // holds this report, so a newer report applied meanwhile by another replica
-    // keeps its lock state. The update runs even when the lock read above looks
-    // unchanged: that read may predate an older report's write.
     let mut bay = bay;
     if let Some(lock) = report.lock {
-        let still_current = device::Entity::find()
-            .select_only()
-            .column(device::Column::Id)
-            .filter(device::Column::Id.eq(registered.id))
-            .filter(device::Column::StateOrderUs.eq(order_us))
-            .filter(device::Column::StateSeq.eq(seq))
-            .into_query();
-        let moved = bay::Entity::update_many()
+        bay::Entity::update_many()
             .col_expr(bay::Column::LockState, Expr::value(lock))
             .filter(bay::Column::Id.eq(bay.id))
-            .filter(Expr::exists(still_current))
-            .exec(db)
+            .exec(&txn)
             .await?;
-        if moved.rows_affected == 0 {
-            return Ok(StateOutcome::Stale);
-        }
         bay.lock_state = lock;
     }
+    txn.commit().await?;
 
     Ok(StateOutcome::Applied(BayStatusChanged {
         bay,
