@@ -16,17 +16,18 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::accounts::graphql::AuthState;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::TokenKeys;
 use crate::bus::{SharedBus, memory::MemoryBus, redis::RedisBus};
 use crate::config::{GraphqlLimits, MqttMode, ServeSettings};
+use crate::devices::commands::{BayAddress, CommandAction, DeviceCommands};
 use crate::graphql::document_limits::DocumentLimits;
 use crate::graphql::{self, Limits};
 use crate::http::admission::Admission;
 use crate::http::{self, AppState};
 use crate::mqtt::{self, MqttHandle, MqttOptions};
-use crate::{db, seed, telemetry};
+use crate::services::ServiceContext;
+use crate::{db, jobs, seed, telemetry};
 
 pub struct App {
     listener: TcpListener,
@@ -40,6 +41,7 @@ pub struct App {
     ws_permits: Arc<Semaphore>,
     max_ws_connections: usize,
     _wal_checkpointer: Option<db::WalCheckpointer>,
+    jobs: jobs::Runner,
 }
 
 /// How long shutdown waits for WebSocket connections to close.
@@ -81,16 +83,18 @@ impl App {
         let mqtt = start_ingestion(&settings, &mqtt_mode, internal_broker, &db, &bus).await?;
 
         let keys = Arc::new(token_keys(&settings)?);
-        let auth = AuthState {
-            keys: keys.clone(),
-            limiter: Arc::new(if settings.rate_limits {
-                RateLimiter::default()
-            } else {
-                RateLimiter::disabled()
-            }),
-        };
+        let limiter = Arc::new(if settings.rate_limits {
+            RateLimiter::default()
+        } else {
+            RateLimiter::disabled()
+        });
+        let mut services = ServiceContext::new(db.clone(), bus.clone(), keys.clone(), limiter);
+        if let Some(mqtt) = &mqtt {
+            services.devices = Arc::new(MqttCommands(mqtt.clone()));
+        }
+        let jobs = jobs::Runner::start(services.clone(), jobs::registry());
         let limits = graphql_limits(&settings.graphql_limits)?;
-        let schema = graphql::build_schema(db.clone(), bus.clone(), auth, limits);
+        let schema = graphql::build_schema(services, limits);
         let (shutting_down, shutdown_signal) = tokio::sync::watch::channel(false);
         let ws_permits = Arc::new(Semaphore::new(settings.max_ws_connections));
         let state = AppState {
@@ -132,6 +136,7 @@ impl App {
             ws_permits,
             max_ws_connections: settings.max_ws_connections,
             _wal_checkpointer: wal_checkpointer,
+            jobs,
         })
     }
 
@@ -197,12 +202,30 @@ impl App {
         {
             tracing::warn!("WebSocket connections still open at shutdown");
         }
+        self.jobs.stop().await;
         if let Some(mqtt) = self.mqtt {
             mqtt.shutdown().await;
         }
         self.db.close_by_ref().await.ok();
         tracing::info!("voltgate stopped");
         Ok(())
+    }
+}
+
+/// Device commands over MQTT, for the service context.
+struct MqttCommands(Arc<MqttHandle>);
+
+#[async_trait::async_trait]
+impl DeviceCommands for MqttCommands {
+    async fn send(
+        &self,
+        bay: &BayAddress,
+        action: CommandAction,
+        params: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<uuid::Uuid> {
+        self.0
+            .send_command(&bay.prefix, bay.number, action, params)
+            .await
     }
 }
 

@@ -160,6 +160,20 @@ enum AdminCommand {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Print a kiosk credential for a cabinet (its database id). Taking the
+    /// cabinet out of service (status inactive) ends it at once.
+    KioskCredential {
+        #[arg(long)]
+        cabinet: i32,
+        /// Days the credential stays valid (1 to 365).
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// The servers' signing secret.
+        #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -282,6 +296,31 @@ pub async fn run() -> anyhow::Result<()> {
                 .await
                 .map_err(|err| anyhow::anyhow!(err.message()))?;
             println!("superuser {} created", account.username);
+            Ok(())
+        }
+        Some(Command::Admin(AdminCommand::KioskCredential {
+            cabinet,
+            days,
+            jwt_secret,
+            database,
+        })) => {
+            use sea_orm::EntityTrait as _;
+            let db = db::connect(&database).await?;
+            crate::entities::cabinet::Entity::find_by_id(cabinet)
+                .one(&db)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("there is no cabinet {cabinet}"))?;
+            let ttl = chrono::TimeDelta::days(days.clamp(1, 365));
+            let keys = crate::auth::tokens::TokenKeys::new(jwt_secret.as_bytes(), &[], ttl, ttl)?;
+            let (token, expires) = keys
+                .issue_credential(
+                    crate::auth::tokens::Credential::Kiosk { cabinet },
+                    ttl,
+                    chrono::Utc::now(),
+                )
+                .map_err(|err| anyhow::anyhow!(err.message()))?;
+            eprintln!("kiosk credential for cabinet {cabinet}, valid until {expires}:");
+            println!("{token}");
             Ok(())
         }
         Some(Command::Schema) => {

@@ -149,6 +149,34 @@ impl Drop for WalCheckpointer {
     }
 }
 
+/// "Load or `NOT_FOUND`", for any query of one row.
+pub trait FindOr<E: sea_orm::EntityTrait> {
+    /// The row, or `NOT_FOUND` naming `entity`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` when there is no row; `INTERNAL` on database errors.
+    fn one_or_not_found<C: sea_orm::ConnectionTrait>(
+        self,
+        db: &C,
+        entity: &'static str,
+    ) -> impl std::future::Future<Output = crate::error::AppResult<E::Model>> + Send;
+}
+
+impl<E: sea_orm::EntityTrait> FindOr<E> for sea_orm::Select<E>
+where
+    E::Model: Send + Sync,
+{
+    async fn one_or_not_found<C: sea_orm::ConnectionTrait>(
+        self,
+        db: &C,
+        entity: &'static str,
+    ) -> crate::error::AppResult<E::Model> {
+        self.one(db)
+            .await?
+            .ok_or(crate::error::AppError::not_found(entity))
+    }
+}
+
 /// Which way a keyset page runs through the ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdOrder {
@@ -164,8 +192,8 @@ pub async fn page_by_id<E>(
     db: &impl sea_orm::ConnectionTrait,
     query: sea_orm::Select<E>,
     id: E::Column,
-    page: crate::graphql::pagination::PageRequest,
-) -> crate::error::AppResult<crate::graphql::pagination::Page<E::Model>>
+    page: crate::pagination::PageRequest,
+) -> crate::error::AppResult<crate::pagination::Page<E::Model>>
 where
     E: sea_orm::EntityTrait,
     E::Model: Sync,
@@ -179,8 +207,8 @@ pub async fn page_by_id_in<E>(
     query: sea_orm::Select<E>,
     id: E::Column,
     order: IdOrder,
-    page: crate::graphql::pagination::PageRequest,
-) -> crate::error::AppResult<crate::graphql::pagination::Page<E::Model>>
+    page: crate::pagination::PageRequest,
+) -> crate::error::AppResult<crate::pagination::Page<E::Model>>
 where
     E: sea_orm::EntityTrait,
     E::Model: Sync,
@@ -201,7 +229,7 @@ where
     let mut items = query.limit(page.first + 1).all(db).await?;
     let has_next_page = items.len() as u64 > page.first;
     items.truncate(page.first as usize);
-    Ok(crate::graphql::pagination::Page {
+    Ok(crate::pagination::Page {
         items,
         has_next_page,
         total_count,

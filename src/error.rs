@@ -4,6 +4,11 @@
 //! failures (bad input, missing rows, conflicts) say what went wrong; anything
 //! unexpected becomes [`AppError::Internal`], which is logged with its whole cause
 //! chain and shown to clients only as `INTERNAL`, so no SQL or stack detail leaks.
+//!
+//! Domain refusals also carry a machine-readable `extensions.reason` (a
+//! [`Reason`]: `SOLD_OUT`, `SLOT_TAKEN`, …) so clients can branch on the cause
+//! without parsing messages. Reasons are defined once, below, each with the code
+//! it comes with, and listed in `docs/errors.md` (a test keeps the two equal).
 
 use async_graphql::ErrorExtensions as _;
 
@@ -33,6 +38,77 @@ impl ErrorCode {
     }
 }
 
+/// Why a domain operation was refused (`extensions.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The username is registered already (`CONFLICT`).
+    UsernameTaken,
+    /// The email is registered already (`CONFLICT`).
+    EmailTaken,
+    /// The badge is registered to an account already (`CONFLICT`).
+    BadgeTaken,
+    /// A temporary password must be changed first (`FORBIDDEN`).
+    PasswordChangeRequired,
+    /// Nothing is left of the product or quota (`CONFLICT`).
+    SoldOut,
+    /// The bay or time slot is taken (`CONFLICT`).
+    SlotTaken,
+    /// The bay cannot be used now: out of service, offline or occupied (`CONFLICT`).
+    BayUnavailable,
+    /// The ticket or code was used already (`CONFLICT`).
+    AlreadyRedeemed,
+    /// The hold or reservation has expired (`CONFLICT`).
+    Expired,
+    /// The object's state does not allow this change (`CONFLICT`).
+    InvalidTransition,
+}
+
+impl Reason {
+    pub const ALL: [Self; 10] = [
+        Self::UsernameTaken,
+        Self::EmailTaken,
+        Self::BadgeTaken,
+        Self::PasswordChangeRequired,
+        Self::SoldOut,
+        Self::SlotTaken,
+        Self::BayUnavailable,
+        Self::AlreadyRedeemed,
+        Self::Expired,
+        Self::InvalidTransition,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UsernameTaken => "USERNAME_TAKEN",
+            Self::EmailTaken => "EMAIL_TAKEN",
+            Self::BadgeTaken => "BADGE_TAKEN",
+            Self::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
+            Self::SoldOut => "SOLD_OUT",
+            Self::SlotTaken => "SLOT_TAKEN",
+            Self::BayUnavailable => "BAY_UNAVAILABLE",
+            Self::AlreadyRedeemed => "ALREADY_REDEEMED",
+            Self::Expired => "EXPIRED",
+            Self::InvalidTransition => "INVALID_TRANSITION",
+        }
+    }
+
+    /// The `extensions.code` a refusal for this reason carries.
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            Self::PasswordChangeRequired => ErrorCode::Forbidden,
+            Self::UsernameTaken
+            | Self::EmailTaken
+            | Self::BadgeTaken
+            | Self::SoldOut
+            | Self::SlotTaken
+            | Self::BayUnavailable
+            | Self::AlreadyRedeemed
+            | Self::Expired
+            | Self::InvalidTransition => ErrorCode::Conflict,
+        }
+    }
+}
+
 /// A service failure. It deliberately does not implement `Display`: async-graphql
 /// converts any `Display` type into an error without a code, and every error that
 /// reaches a client must go through the mapping below.
@@ -48,6 +124,11 @@ pub enum AppError {
         message: String,
     },
     Conflict(String),
+    /// A domain refusal with its machine-readable reason.
+    Refused {
+        reason: Reason,
+        message: String,
+    },
     RateLimited,
     /// The account has a temporary password that must be changed first (`FORBIDDEN`).
     PasswordChangeRequired,
@@ -66,6 +147,22 @@ impl AppError {
         }
     }
 
+    pub fn refused(reason: Reason, message: impl Into<String>) -> Self {
+        Self::Refused {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The reason of a domain refusal, if this is one.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Self::Refused { reason, .. } => Some(*reason),
+            Self::PasswordChangeRequired => Some(Reason::PasswordChangeRequired),
+            _ => None,
+        }
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         Self::Internal(err.into())
     }
@@ -76,7 +173,9 @@ impl AppError {
             Self::Unauthenticated => "authentication required".to_owned(),
             Self::Forbidden => "not allowed".to_owned(),
             Self::NotFound { entity } => format!("{entity} not found"),
-            Self::BadUserInput { message, .. } | Self::Conflict(message) => message.clone(),
+            Self::BadUserInput { message, .. }
+            | Self::Conflict(message)
+            | Self::Refused { message, .. } => message.clone(),
             Self::RateLimited => "too many requests, retry later".to_owned(),
             Self::PasswordChangeRequired => "change your temporary password first".to_owned(),
             Self::Internal(_) => "internal error".to_owned(),
@@ -90,6 +189,7 @@ impl AppError {
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Refused { reason, .. } => reason.code(),
             Self::RateLimited => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -112,10 +212,14 @@ impl From<AppError> for async_graphql::Error {
             AppError::BadUserInput { field, .. } => Some(*field),
             _ => None,
         };
+        let reason = err.reason();
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = field {
                 ext.set("field", field);
+            }
+            if let Some(reason) = reason {
+                ext.set("reason", reason.as_str());
             }
         })
     }
@@ -135,6 +239,31 @@ mod tests {
         let ext = format!("{:?}", err.extensions);
         assert!(ext.contains("INTERNAL"), "{ext}");
         assert!(!ext.contains("bays"), "{ext}");
+    }
+
+    #[test]
+    fn refusals_carry_their_reason_and_its_code() {
+        let err: async_graphql::Error = AppError::refused(Reason::SoldOut, "nothing left").into();
+        let ext = format!("{:?}", err.extensions);
+        assert!(
+            ext.contains("CONFLICT") && ext.contains("SOLD_OUT"),
+            "{ext}"
+        );
+        let err: async_graphql::Error = AppError::PasswordChangeRequired.into();
+        let ext = format!("{:?}", err.extensions);
+        assert!(
+            ext.contains("FORBIDDEN") && ext.contains("PASSWORD_CHANGE_REQUIRED"),
+            "{ext}"
+        );
+    }
+
+    #[test]
+    fn every_reason_is_documented() {
+        let docs = include_str!("../docs/errors.md");
+        for reason in Reason::ALL {
+            let row = format!("| `{}` | `{}` |", reason.as_str(), reason.code().as_str());
+            assert!(docs.contains(&row), "docs/errors.md lacks the row {row}");
+        }
     }
 
     #[test]

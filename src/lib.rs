@@ -1,8 +1,9 @@
 //! voltgate: ticketing and EV-charging operations behind one GraphQL API.
 //!
-//! Read `ARCHITECTURE.md` first. Domains (`charging`, `devices`) own their
-//! services and GraphQL types; the edges (`http`, `graphql`, `bus`, `mqtt`,
-//! `config`, `cli`) sit beside them, and `app` wires everything together.
+//! Read `ARCHITECTURE.md` first. Domains (`accounts`, `charging`, `devices`)
+//! own their services, GraphQL parts and loaders; the edges (`http`, `graphql`,
+//! `bus`, `mqtt`, `config`, `cli`) sit beside them; `services` is the one
+//! context resolvers and `jobs` read, and `app` wires everything together.
 
 #![forbid(unsafe_code)]
 
@@ -19,8 +20,11 @@ pub mod entities;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod mqtt;
+pub mod pagination;
 pub mod seed;
+pub mod services;
 pub mod simulate;
 pub mod telemetry;
 

@@ -81,4 +81,6 @@ pub mod names {
     pub const BUS_PUBLISH_FAILED: &str = "voltgate_bus_publish_failures_total";
     pub const BUS_RECEIVED: &str = "voltgate_bus_events_received_total";
     pub const BUS_LAGGED: &str = "voltgate_bus_events_lagged_total";
+    pub const JOB_RUNS: &str = "voltgate_job_runs_total";
+    pub const JOB_FAILURES: &str = "voltgate_job_failures_total";
 }

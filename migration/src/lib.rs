@@ -6,9 +6,12 @@
 pub use sea_orm_migration::prelude::*;
 
 mod columns;
+pub mod keys;
 mod m20261122_000001_charging_topology;
 mod m20261122_000002_accounts;
 mod m20261202_000001_device_credentials;
+mod m20261202_040000_station_assignments;
+mod m20261202_040001_scheduled_jobs;
 
 pub struct Migrator;
 
@@ -19,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_charging_topology::Migration),
             Box::new(m20261122_000002_accounts::Migration),
             Box::new(m20261202_000001_device_credentials::Migration),
+            Box::new(m20261202_040000_station_assignments::Migration),
+            Box::new(m20261202_040001_scheduled_jobs::Migration),
         ]
     }
 }

@@ -12,10 +12,10 @@ use super::registration::{self, Registration};
 use super::sessions::{outdate_access_tokens, revoke_all};
 use super::{badges, roles};
 use crate::auth::tokens::random_token;
-use crate::auth::{UserPrincipal, password};
-use crate::entities::{SecurityLogStatus, UserStatus, auth_method, security_log, user};
+use crate::auth::{Person, Principal, password};
+use crate::entities::{UserStatus, auth_method, security_log, user};
 use crate::error::{AppError, AppResult};
-use crate::graphql::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageRequest};
 
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
@@ -37,8 +37,8 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-fn filtered(filter: &UserFilter) -> Select<user::Entity> {
-    let mut query = user::Entity::find();
+fn filtered(principal: &Principal, filter: &UserFilter) -> Select<user::Entity> {
+    let mut query = user::Entity::visible_to(principal);
     if let Some(status) = filter.status {
         query = query.filter(user::Column::Status.eq(status));
     }
@@ -62,12 +62,14 @@ fn filtered(filter: &UserFilter) -> Select<user::Entity> {
     query
 }
 
+/// One page of the accounts `principal` may see.
 pub async fn list(
     db: &impl ConnectionTrait,
+    principal: &Principal,
     filter: &UserFilter,
     page: PageRequest,
 ) -> AppResult<Page<user::Model>> {
-    crate::db::page_by_id(db, filtered(filter), user::Column::Id, page).await
+    crate::db::page_by_id(db, filtered(principal, filter), user::Column::Id, page).await
 }
 
 /// Refuses changes to a superuser's account by staff who are not superusers
@@ -76,7 +78,7 @@ pub async fn list(
 ///
 /// # Errors
 /// `FORBIDDEN` when `target` is a superuser and `actor` is not.
-fn ensure_may_manage(actor: &UserPrincipal, target: &user::Model) -> AppResult<()> {
+fn ensure_may_manage(actor: &Person, target: &user::Model) -> AppResult<()> {
     if target.is_superuser && !actor.is_superuser {
         Err(AppError::Forbidden)
     } else {
@@ -88,7 +90,7 @@ fn ensure_may_manage(actor: &UserPrincipal, target: &user::Model) -> AppResult<(
 /// [`ensure_may_manage`].
 pub(super) async fn managed(
     db: &impl ConnectionTrait,
-    actor: &UserPrincipal,
+    actor: &Person,
     user_id: i32,
 ) -> AppResult<user::Model> {
     let account = super::account(db, user_id).await?;
@@ -106,7 +108,7 @@ pub(super) async fn managed(
 /// actor is one; `BAD_USER_INPUT` when staff would lock themselves out.
 pub async fn set_status(
     db: &DatabaseConnection,
-    actor: &UserPrincipal,
+    actor: &Person,
     user_id: i32,
     status: UserStatus,
     ip: Option<&str>,
@@ -128,15 +130,9 @@ pub async fn set_status(
     }
     txn.commit().await?;
     let detail = format!("set to {status:?} by user {}", actor.id);
-    journal::record(
-        db,
-        Some(user_id),
-        action::STATUS_CHANGE,
-        ip,
-        SecurityLogStatus::Success,
-        &detail,
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::STATUS_CHANGE, &detail)
+        .await;
     Ok(account)
 }
 
@@ -147,7 +143,7 @@ pub async fn set_status(
 /// actor is one.
 pub async fn reset_password(
     db: &DatabaseConnection,
-    actor: &UserPrincipal,
+    actor: &Person,
     user_id: i32,
     ip: Option<&str>,
 ) -> AppResult<(user::Model, String)> {
@@ -169,15 +165,9 @@ pub async fn reset_password(
     let account = super::account(&txn, user_id).await?;
     txn.commit().await?;
     let detail = format!("temporary password set by user {}", actor.id);
-    journal::record(
-        db,
-        Some(user_id),
-        action::PASSWORD_RESET,
-        ip,
-        SecurityLogStatus::Success,
-        &detail,
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::PASSWORD_RESET, &detail)
+        .await;
     Ok((account, temporary))
 }
 
@@ -197,7 +187,7 @@ pub struct NewAccount {
 /// `BAD_USER_INPUT` for malformed fields or a weak password, `CONFLICT` when taken.
 pub async fn create_user(
     db: &DatabaseConnection,
-    actor: &UserPrincipal,
+    actor: &Person,
     new: NewAccount,
     ip: Option<&str>,
 ) -> AppResult<user::Model> {
@@ -225,15 +215,13 @@ pub async fn create_user(
     }
     let account = super::account(&txn, account.id).await?;
     txn.commit().await?;
-    journal::record(
-        db,
-        Some(account.id),
-        action::ACCOUNT_CREATE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("created by user {}", actor.id),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(account.id),
+            action::ACCOUNT_CREATE,
+            &format!("created by user {}", actor.id),
+        )
+        .await;
     Ok(account)
 }
 
@@ -254,7 +242,7 @@ pub struct AccountChanges {
 /// `CONFLICT` when the email is taken.
 pub async fn update_user(
     db: &DatabaseConnection,
-    actor: &UserPrincipal,
+    actor: &Person,
     user_id: i32,
     changes: AccountChanges,
     ip: Option<&str>,
@@ -284,15 +272,13 @@ pub async fn update_user(
     }
     let account = super::account(&txn, user_id).await?;
     txn.commit().await?;
-    journal::record(
-        db,
-        Some(user_id),
-        action::ACCOUNT_UPDATE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("updated by user {}", actor.id),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(user_id),
+            action::ACCOUNT_UPDATE,
+            &format!("updated by user {}", actor.id),
+        )
+        .await;
     Ok(account)
 }
 
@@ -302,11 +288,7 @@ pub async fn update_user(
 /// `NOT_FOUND` for unknown or already deleted users; `FORBIDDEN` for a
 /// superuser's account unless the actor is one; `BAD_USER_INPUT` for the actor's
 /// own account (which is deleted with `deleteAccount`).
-pub async fn delete_user(
-    db: &DatabaseConnection,
-    actor: &UserPrincipal,
-    user_id: i32,
-) -> AppResult<()> {
+pub async fn delete_user(db: &DatabaseConnection, actor: &Person, user_id: i32) -> AppResult<()> {
     if actor.id == user_id {
         return Err(AppError::bad_input(
             "userId",
@@ -323,7 +305,7 @@ pub async fn delete_user(
 /// `NOT_FOUND` for unknown badges; `FORBIDDEN` as for [`ensure_may_manage`].
 pub async fn ensure_may_manage_badge(
     db: &impl ConnectionTrait,
-    actor: &UserPrincipal,
+    actor: &Person,
     auth_method_id: i32,
 ) -> AppResult<()> {
     let badge = auth_method::Entity::find_by_id(auth_method_id)
@@ -339,7 +321,7 @@ pub async fn ensure_may_manage_badge(
 /// As [`badges::add`], plus `NOT_FOUND` and `FORBIDDEN` as for [`ensure_may_manage`].
 pub async fn register_badge(
     db: &DatabaseConnection,
-    actor: &UserPrincipal,
+    actor: &Person,
     user_id: i32,
     uid: &str,
     label: Option<&str>,
@@ -381,67 +363,45 @@ pub async fn create_superuser(
     Ok(account)
 }
 
-/// Counts for the administration dashboard.
-#[derive(Debug, Clone, Default)]
-pub struct Overview {
-    pub users: u64,
-    pub active_users: u64,
-    pub suspended_users: u64,
-    pub staff: u64,
-    pub stations: u64,
-    pub bays: u64,
-    pub devices_online: u64,
-    /// The newest accounts, newest first.
-    pub recent_users: Vec<user::Model>,
-    /// The newest security events, newest first.
-    pub recent_events: Vec<security_log::Model>,
+/// Which live (not deleted) accounts to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accounts {
+    All,
+    Active,
+    Suspended,
+    Staff,
+}
+
+/// How many live accounts there are of a kind.
+pub async fn count_users(db: &impl ConnectionTrait, which: Accounts) -> AppResult<u64> {
+    let live = user::Entity::find().filter(user::Column::DeletedAt.is_null());
+    let query = match which {
+        Accounts::All => live,
+        Accounts::Active => live.filter(user::Column::Status.eq(UserStatus::Active)),
+        Accounts::Suspended => live.filter(user::Column::Status.eq(UserStatus::Suspended)),
+        Accounts::Staff => live.filter(user::Column::IsStaff.eq(true)),
+    };
+    Ok(query.count(db).await?)
 }
 
 /// How many recent records the overview lists.
 const RECENT: u64 = 10;
 
-pub async fn overview(db: &impl ConnectionTrait) -> AppResult<Overview> {
-    use crate::entities::{DeviceStatus, bay, device, station};
-    let live = user::Column::DeletedAt.is_null();
-    let recent_users = user::Entity::find()
+/// The newest live accounts, newest first.
+pub async fn recent_users(db: &impl ConnectionTrait) -> AppResult<Vec<user::Model>> {
+    Ok(user::Entity::find()
         .filter(user::Column::DeletedAt.is_null())
         .order_by_desc(user::Column::Id)
         .limit(RECENT)
         .all(db)
-        .await?;
-    let recent_events = security_log::Entity::find()
+        .await?)
+}
+
+/// The newest security events, newest first.
+pub async fn recent_events(db: &impl ConnectionTrait) -> AppResult<Vec<security_log::Model>> {
+    Ok(security_log::Entity::find()
         .order_by_desc(security_log::Column::Id)
         .limit(RECENT)
         .all(db)
-        .await?;
-    Ok(Overview {
-        users: user::Entity::find().filter(live.clone()).count(db).await?,
-        active_users: user::Entity::find()
-            .filter(live.clone())
-            .filter(user::Column::Status.eq(UserStatus::Active))
-            .count(db)
-            .await?,
-        suspended_users: user::Entity::find()
-            .filter(live.clone())
-            .filter(user::Column::Status.eq(UserStatus::Suspended))
-            .count(db)
-            .await?,
-        staff: user::Entity::find()
-            .filter(live)
-            .filter(user::Column::IsStaff.eq(true))
-            .count(db)
-            .await?,
-        stations: station::Entity::find().count(db).await?,
-        bays: bay::Entity::find().count(db).await?,
-        devices_online: device::Entity::find()
-            .filter(device::Column::Status.is_in([
-                DeviceStatus::Online,
-                DeviceStatus::Idle,
-                DeviceStatus::Charging,
-            ]))
-            .count(db)
-            .await?,
-        recent_users,
-        recent_events,
-    })
+        .await?)
 }

@@ -7,14 +7,14 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr,
+    PaginatorTrait, QueryFilter, QueryOrder, Select, Set, SqlErr,
 };
 use serde_json::json;
 
 use super::journal::{self, action};
 use crate::auth::tokens::sha256_hex;
-use crate::entities::{SecurityLogStatus, auth_method, auth_type};
-use crate::error::{AppError, AppResult};
+use crate::entities::{auth_method, auth_type};
+use crate::error::{AppError, AppResult, Reason};
 
 /// A badge UID: 4 to 10 bytes in hex, separators ignored, upper-case.
 pub fn normalize_uid(raw: &str) -> AppResult<String> {
@@ -100,34 +100,22 @@ pub async fn add(
     .await
     .map_err(|err| match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => {
-            AppError::Conflict("this badge is already registered".into())
+            AppError::refused(Reason::BadgeTaken, "this badge is already registered")
         }
         _ => AppError::from(err),
     })?;
-    journal::record(
-        db,
-        Some(user_id),
-        action::BADGE,
-        ip,
-        SecurityLogStatus::Success,
-        "badge registered",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::BADGE, "badge registered")
+        .await;
     Ok(saved)
 }
 
-/// The active badges of the given users, newest first.
-pub async fn active(
-    db: &impl ConnectionTrait,
-    user_ids: &[i32],
-) -> AppResult<Vec<auth_method::Model>> {
-    Ok(auth_method::Entity::find()
-        .filter(auth_method::Column::UserId.is_in(user_ids.iter().copied()))
+/// Active badges, newest first.
+pub fn active_newest_first() -> Select<auth_method::Entity> {
+    auth_method::Entity::find()
         .filter(auth_method::Column::IsActive.eq(true))
         .order_by_desc(auth_method::Column::CreatedAt)
         .order_by_desc(auth_method::Column::Id)
-        .all(db)
-        .await?)
 }
 
 /// Deletes one of the user's own badges.
@@ -148,15 +136,9 @@ pub async fn delete_own(
     if result.rows_affected == 0 {
         return Err(AppError::not_found("authentication method"));
     }
-    journal::record(
-        db,
-        Some(user_id),
-        action::BADGE,
-        ip,
-        SecurityLogStatus::Success,
-        "badge deleted",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::BADGE, "badge deleted")
+        .await;
     Ok(())
 }
 
@@ -179,15 +161,13 @@ pub async fn revoke(
     active.is_active = Set(false);
     active.revoked_at = Set(Some(Utc::now()));
     let revoked = active.update(db).await?;
-    journal::record(
-        db,
-        Some(owner),
-        action::BADGE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("badge revoked by user {actor_id}"),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(owner),
+            action::BADGE,
+            &format!("badge revoked by user {actor_id}"),
+        )
+        .await;
     Ok(revoked)
 }
 

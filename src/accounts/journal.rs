@@ -1,11 +1,12 @@
 //! The security journal (`JournalSecurite`): append-only records of authentication events.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, Set};
 
+use crate::auth::Principal;
 use crate::db::{IdOrder, page_by_id_in};
 use crate::entities::{SecurityLogStatus, security_log};
 use crate::error::AppResult;
-use crate::graphql::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageRequest};
 
 /// Actions recorded in the journal.
 pub mod action {
@@ -23,6 +24,45 @@ pub mod action {
     pub const ACCOUNT_CREATE: &str = "account_create";
     pub const ACCOUNT_UPDATE: &str = "account_update";
     pub const ROLE_CHANGE: &str = "role_change";
+}
+
+/// The journal of one request, from one address: each entry reads as one line,
+/// `journal::at(db, ip).failure(Some(id), action::LOGIN, "locked").await`.
+pub struct Journal<'a, C> {
+    db: &'a C,
+    ip: Option<&'a str>,
+}
+
+pub fn at<'a, C: ConnectionTrait>(db: &'a C, ip: Option<&'a str>) -> Journal<'a, C> {
+    Journal { db, ip }
+}
+
+impl<C: ConnectionTrait> Journal<'_, C> {
+    /// Records something that happened.
+    pub async fn success(&self, user_id: Option<i32>, action: &str, detail: &str) {
+        record(
+            self.db,
+            user_id,
+            action,
+            self.ip,
+            SecurityLogStatus::Success,
+            detail,
+        )
+        .await;
+    }
+
+    /// Records something that was attempted and refused.
+    pub async fn failure(&self, user_id: Option<i32>, action: &str, detail: &str) {
+        record(
+            self.db,
+            user_id,
+            action,
+            self.ip,
+            SecurityLogStatus::Failure,
+            detail,
+        )
+        .await;
+    }
 }
 
 /// Appends one event. A journal write that fails is logged, never hidden from the
@@ -58,13 +98,14 @@ pub struct JournalFilter {
     pub ip: Option<String>,
 }
 
-/// One page of the journal, newest first.
+/// One page of the journal entries `principal` may read, newest first.
 pub async fn list(
     db: &impl ConnectionTrait,
+    principal: &Principal,
     filter: &JournalFilter,
     page: PageRequest,
 ) -> AppResult<Page<security_log::Model>> {
-    let mut query = security_log::Entity::find();
+    let mut query = security_log::Entity::visible_to(principal);
     if let Some(user_id) = filter.user_id {
         query = query.filter(security_log::Column::UserId.eq(user_id));
     }

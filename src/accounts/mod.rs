@@ -10,6 +10,7 @@ pub mod admin;
 pub mod badges;
 pub mod graphql;
 pub mod journal;
+pub mod loaders;
 pub mod profile;
 pub mod registration;
 pub mod roles;
@@ -32,9 +33,9 @@ pub async fn account(
     db: &impl sea_orm::ConnectionTrait,
     id: i32,
 ) -> crate::error::AppResult<crate::entities::user::Model> {
+    use crate::db::FindOr as _;
     use sea_orm::EntityTrait as _;
     crate::entities::user::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(crate::error::AppError::not_found("user"))
+        .one_or_not_found(db, "user")
+        .await
 }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionSession, TransactionTrait,
+    QueryOrder, Select, Set, TransactionSession, TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -14,8 +14,8 @@ use super::sessions::{is_current_password, revoke_all};
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::random_token;
 use crate::entities::{
-    ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, auth_method, consent, profile,
-    refresh_token, security_log, user, user_role,
+    ConsentStatus, ConsentType, UserStatus, auth_method, consent, profile, refresh_token,
+    security_log, user, user_role,
 };
 use crate::error::{AppError, AppResult};
 
@@ -103,15 +103,19 @@ pub async fn update(
     Ok(account)
 }
 
-/// The consent history of the given users, newest first.
+/// Consent decisions, newest first.
+pub fn consents_newest_first() -> Select<consent::Entity> {
+    consent::Entity::find()
+        .order_by_desc(consent::Column::ConsentedAt)
+        .order_by_desc(consent::Column::Id)
+}
+
 pub async fn consents(
     db: &impl ConnectionTrait,
     user_ids: &[i32],
 ) -> AppResult<Vec<consent::Model>> {
-    Ok(consent::Entity::find()
+    Ok(consents_newest_first()
         .filter(consent::Column::UserId.is_in(user_ids.iter().copied()))
-        .order_by_desc(consent::Column::ConsentedAt)
-        .order_by_desc(consent::Column::Id)
         .all(db)
         .await?)
 }
@@ -194,15 +198,9 @@ pub async fn anonymize(db: &DatabaseConnection, user_id: i32, detail: &str) -> A
         .await?;
     txn.commit().await?;
     // The deletion is journaled without the IP: it is the deleted person's data.
-    journal::record(
-        db,
-        Some(user_id),
-        action::ACCOUNT_DELETE,
-        None,
-        SecurityLogStatus::Success,
-        detail,
-    )
-    .await;
+    journal::at(db, None)
+        .success(Some(user_id), action::ACCOUNT_DELETE, detail)
+        .await;
     Ok(())
 }
 
@@ -236,15 +234,13 @@ pub async fn update_own(
             None => false,
         };
         if !confirmed {
-            journal::record(
-                db,
-                Some(user_id),
-                action::ACCOUNT_UPDATE,
-                ip,
-                SecurityLogStatus::Failure,
-                "email change without the right password",
-            )
-            .await;
+            journal::at(db, ip)
+                .failure(
+                    Some(user_id),
+                    action::ACCOUNT_UPDATE,
+                    "email change without the right password",
+                )
+                .await;
             return Err(AppError::bad_input(
                 "currentPassword",
                 "changing the email needs the current password",
@@ -253,15 +249,9 @@ pub async fn update_own(
     }
     let updated = update(db, user_id, changes).await?;
     if new_email.is_some() {
-        journal::record(
-            db,
-            Some(user_id),
-            action::ACCOUNT_UPDATE,
-            ip,
-            SecurityLogStatus::Success,
-            "email changed",
-        )
-        .await;
+        journal::at(db, ip)
+            .success(Some(user_id), action::ACCOUNT_UPDATE, "email changed")
+            .await;
     }
     Ok(updated)
 }
@@ -282,15 +272,9 @@ pub async fn delete_own(
         .await?
         .ok_or(AppError::Unauthenticated)?;
     if !is_current_password(limiter, &account, password_attempt).await? {
-        journal::record(
-            db,
-            Some(user_id),
-            action::ACCOUNT_DELETE,
-            ip,
-            SecurityLogStatus::Failure,
-            "wrong password",
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(Some(user_id), action::ACCOUNT_DELETE, "wrong password")
+            .await;
         return Err(AppError::bad_input("password", "the password is wrong"));
     }
     anonymize(db, user_id, "deleted by its owner").await
@@ -318,7 +302,7 @@ pub async fn export(db: &impl ConnectionTrait, user_id: i32) -> AppResult<Value>
         .remove(&user_id)
         .unwrap_or_default()
         .into_iter()
-        .map(crate::auth::RoleName::as_str)
+        .map(crate::entities::RoleName::as_str)
         .collect();
     let sessions = refresh_token::Entity::find()
         .filter(refresh_token::Column::UserId.eq(user_id))
@@ -360,13 +344,7 @@ pub async fn journal_of(
 
 /// Marks a note in the journal that the user read their export (accountability of disclosures).
 pub async fn record_export(db: &impl ConnectionTrait, user_id: i32, ip: Option<&str>) {
-    journal::record(
-        db,
-        Some(user_id),
-        action::EXPORT,
-        ip,
-        SecurityLogStatus::Success,
-        "",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(user_id), action::EXPORT, "")
+        .await;
 }

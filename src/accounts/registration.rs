@@ -7,11 +7,9 @@ use sea_orm::{
 
 use super::journal::{self, action};
 use crate::auth::password;
-use crate::auth::principal::RoleName;
-use crate::entities::{
-    ConsentStatus, ConsentType, SecurityLogStatus, UserStatus, consent, profile, user,
-};
-use crate::error::{AppError, AppResult};
+use crate::entities::RoleName;
+use crate::entities::{ConsentStatus, ConsentType, UserStatus, consent, profile, user};
+use crate::error::{AppError, AppResult, Reason};
 
 /// A username: 3 to 30 characters of letters, digits, `.`, `_` or `-`, stored lower-case.
 pub fn normalize_username(raw: &str) -> AppResult<String> {
@@ -113,10 +111,10 @@ pub struct Registration {
 pub fn conflict(err: DbErr) -> AppError {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email") => {
-            AppError::Conflict("this email is already registered".into())
+            AppError::refused(Reason::EmailTaken, "this email is already registered")
         }
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("username") => {
-            AppError::Conflict("this username is taken".into())
+            AppError::refused(Reason::UsernameTaken, "this username is taken")
         }
         _ => AppError::from(err),
     }
@@ -155,29 +153,17 @@ pub async fn register<C: ConnectionTrait + TransactionTrait>(
     let created = store(db, input, username, email, phone, password_hash).await;
     let account = match created {
         Ok(account) => account,
-        Err(AppError::Conflict(message)) => {
-            journal::record(
-                db,
-                None,
-                action::REGISTER,
-                ip,
-                SecurityLogStatus::Failure,
-                "username or email already taken",
-            )
-            .await;
-            return Err(AppError::Conflict(message));
+        Err(taken @ AppError::Refused { .. }) => {
+            journal::at(db, ip)
+                .failure(None, action::REGISTER, "username or email already taken")
+                .await;
+            return Err(taken);
         }
         Err(err) => return Err(err),
     };
-    journal::record(
-        db,
-        Some(account.id),
-        action::REGISTER,
-        ip,
-        SecurityLogStatus::Success,
-        "",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(account.id), action::REGISTER, "")
+        .await;
     Ok(account)
 }
 

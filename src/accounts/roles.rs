@@ -14,8 +14,9 @@ use sea_orm::{
 use super::admin::managed;
 use super::journal::{self, action};
 use super::sessions::outdate_access_tokens;
-use crate::auth::{RoleName, UserPrincipal};
-use crate::entities::{SecurityLogStatus, role, user, user_role};
+use crate::auth::Person;
+use crate::entities::RoleName;
+use crate::entities::{role, user, user_role};
 use crate::error::{AppError, AppResult};
 
 async fn role_row(db: &impl ConnectionTrait, name: RoleName) -> AppResult<role::Model> {
@@ -58,31 +59,7 @@ pub async fn held_by(
     db: &impl ConnectionTrait,
     user_ids: &[i32],
 ) -> AppResult<HashMap<i32, Vec<RoleName>>> {
-    let mut held: HashMap<i32, Vec<RoleName>> =
-        user_ids.iter().map(|id| (*id, Vec::new())).collect();
-    let links = user_role::Entity::find()
-        .filter(user_role::Column::UserId.is_in(user_ids.iter().copied()))
-        .all(db)
-        .await?;
-    if links.is_empty() {
-        return Ok(held);
-    }
-    // The roles table holds a handful of rows: read it whole rather than join.
-    let names: HashMap<i32, RoleName> = role::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|r| RoleName::parse(&r.name).map(|name| (r.id, name)))
-        .collect();
-    for link in links {
-        if let Some(name) = names.get(&link.role_id) {
-            held.entry(link.user_id).or_default().push(*name);
-        }
-    }
-    for roles in held.values_mut() {
-        roles.sort_by_key(|r| r.as_str());
-    }
-    Ok(held)
+    Ok(user_role::held_by(db, user_ids).await?)
 }
 
 /// Every role with its description, by name.
@@ -151,7 +128,7 @@ pub enum Change {
 /// remove their own administrator role.
 pub async fn change(
     db: &DatabaseConnection,
-    actor: &UserPrincipal,
+    actor: &Person,
     user_id: i32,
     role: RoleName,
     change: Change,
@@ -185,14 +162,12 @@ pub async fn change(
         Change::Grant => "granted",
         Change::Revoke => "revoked",
     };
-    journal::record(
-        db,
-        Some(user_id),
-        action::ROLE_CHANGE,
-        ip,
-        SecurityLogStatus::Success,
-        &format!("{} {verb} by user {}", role.as_str(), actor.id),
-    )
-    .await;
+    journal::at(db, ip)
+        .success(
+            Some(user_id),
+            action::ROLE_CHANGE,
+            &format!("{} {verb} by user {}", role.as_str(), actor.id),
+        )
+        .await;
     Ok(account)
 }

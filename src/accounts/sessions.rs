@@ -13,8 +13,8 @@ use super::journal::{self, action};
 use super::registration::{normalize_email, normalize_username};
 use crate::auth::rate_limit::{Limit, RateLimiter, ip_key};
 use crate::auth::tokens::{TokenKeys, random_token, sha256_hex};
-use crate::auth::{UserPrincipal, password};
-use crate::entities::{SecurityLogStatus, refresh_token, user};
+use crate::auth::{Person, password};
+use crate::entities::{refresh_token, user};
 use crate::error::{AppError, AppResult};
 
 /// Failed sign-ins allowed before the account locks.
@@ -173,15 +173,13 @@ pub async fn login(
             password::verify_nobody(password_attempt).await;
             limiter.record_failure(&unknown);
         }
-        journal::record(
-            db,
-            None,
-            action::LOGIN,
-            ip,
-            SecurityLogStatus::Failure,
-            if locked { "locked" } else { "unknown account" },
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(
+                None,
+                action::LOGIN,
+                if locked { "locked" } else { "unknown account" },
+            )
+            .await;
         return Err(if locked {
             AppError::RateLimited
         } else {
@@ -190,15 +188,9 @@ pub async fn login(
     };
     let now = Utc::now();
     if account.locked_until.is_some_and(|until| until > now) {
-        journal::record(
-            db,
-            Some(account.id),
-            action::LOGIN,
-            ip,
-            SecurityLogStatus::Failure,
-            "locked",
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(Some(account.id), action::LOGIN, "locked")
+            .await;
         return Err(AppError::RateLimited);
     }
     if !password::verify(password_attempt, &account.password_hash).await {
@@ -222,27 +214,15 @@ pub async fn login(
                 .exec(db)
                 .await?;
         }
-        journal::record(
-            db,
-            Some(account.id),
-            action::LOGIN,
-            ip,
-            SecurityLogStatus::Failure,
-            "wrong password",
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(Some(account.id), action::LOGIN, "wrong password")
+            .await;
         return Err(invalid_credentials());
     }
     if !account.can_sign_in() {
-        journal::record(
-            db,
-            Some(account.id),
-            action::LOGIN,
-            ip,
-            SecurityLogStatus::Failure,
-            "account not active",
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(Some(account.id), action::LOGIN, "account not active")
+            .await;
         return Err(AppError::Forbidden);
     }
     let mut active: user::ActiveModel = account.into();
@@ -251,15 +231,9 @@ pub async fn login(
     active.last_login = Set(Some(now));
     let account = active.update(db).await?;
     let session = issue(db, keys, account, None, meta).await?;
-    journal::record(
-        db,
-        Some(session.user.id),
-        action::LOGIN,
-        ip,
-        SecurityLogStatus::Success,
-        "",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(session.user.id), action::LOGIN, "")
+        .await;
     Ok(session)
 }
 
@@ -286,27 +260,15 @@ pub async fn refresh(
         .one(db)
         .await?
     else {
-        journal::record(
-            db,
-            None,
-            action::REFRESH,
-            ip,
-            SecurityLogStatus::Failure,
-            "unknown refresh token",
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(None, action::REFRESH, "unknown refresh token")
+            .await;
         return Err(AppError::Unauthenticated);
     };
     let failed = |detail: &'static str| async move {
-        journal::record(
-            db,
-            Some(stored.user_id),
-            action::REFRESH,
-            ip,
-            SecurityLogStatus::Failure,
-            detail,
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(Some(stored.user_id), action::REFRESH, detail)
+            .await;
         AppError::Unauthenticated
     };
     let now = Utc::now();
@@ -322,15 +284,13 @@ pub async fn refresh(
     if spent.rows_affected == 0 {
         revoke_family(&txn, stored.family_id).await?;
         txn.commit().await?;
-        journal::record(
-            db,
-            Some(stored.user_id),
-            action::REFRESH_REUSE,
-            ip,
-            SecurityLogStatus::Failure,
-            "spent token presented; sign-in revoked",
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(
+                Some(stored.user_id),
+                action::REFRESH_REUSE,
+                "spent token presented; sign-in revoked",
+            )
+            .await;
         return Err(AppError::Unauthenticated);
     }
     if stored.expires_at <= now {
@@ -352,15 +312,9 @@ pub async fn refresh(
     };
     let session = issue(&txn, keys, account, Some(sign_in), meta).await?;
     txn.commit().await?;
-    journal::record(
-        db,
-        Some(session.user.id),
-        action::REFRESH,
-        ip,
-        SecurityLogStatus::Success,
-        "",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(session.user.id), action::REFRESH, "")
+        .await;
     Ok(session)
 }
 
@@ -387,15 +341,9 @@ pub async fn logout(db: &DatabaseConnection, token: &str, meta: &RequestMeta) ->
         .await?;
     if let Some(stored) = stored {
         revoke_family(db, stored.family_id).await?;
-        journal::record(
-            db,
-            Some(stored.user_id),
-            action::LOGOUT,
-            meta.ip.as_deref(),
-            SecurityLogStatus::Success,
-            "",
-        )
-        .await;
+        journal::at(db, meta.ip.as_deref())
+            .success(Some(stored.user_id), action::LOGOUT, "")
+            .await;
     }
     Ok(())
 }
@@ -454,7 +402,7 @@ pub async fn change_password(
     db: &DatabaseConnection,
     keys: &TokenKeys,
     limiter: &RateLimiter,
-    principal: &UserPrincipal,
+    principal: &Person,
     current: &str,
     new: &str,
     meta: &RequestMeta,
@@ -465,15 +413,13 @@ pub async fn change_password(
         .await?
         .ok_or(AppError::Unauthenticated)?;
     if !is_current_password(limiter, &account, current).await? {
-        journal::record(
-            db,
-            Some(account.id),
-            action::PASSWORD_CHANGE,
-            ip,
-            SecurityLogStatus::Failure,
-            "wrong current password",
-        )
-        .await;
+        journal::at(db, ip)
+            .failure(
+                Some(account.id),
+                action::PASSWORD_CHANGE,
+                "wrong current password",
+            )
+            .await;
         return Err(AppError::bad_input(
             "currentPassword",
             "the current password is wrong",
@@ -498,15 +444,9 @@ pub async fn change_password(
         .await?
         .ok_or(AppError::Unauthenticated)?;
     txn.commit().await?;
-    journal::record(
-        db,
-        Some(account.id),
-        action::PASSWORD_CHANGE,
-        ip,
-        SecurityLogStatus::Success,
-        "",
-    )
-    .await;
+    journal::at(db, ip)
+        .success(Some(account.id), action::PASSWORD_CHANGE, "")
+        .await;
     issue(db, keys, account, None, meta).await
 }
 

@@ -1,12 +1,17 @@
-//! Identity: password hashing, tokens, the request's [`Principal`], guards and rate limits.
+//! Identity: password hashing, tokens, the request's [`Principal`] and its
+//! [`Scope`]s, guards and rate limits.
 //!
 //! Nothing here knows about HTTP or GraphQL except `guards`, which adapts the
-//! checks to async-graphql resolvers.
+//! checks to async-graphql resolvers, and nothing here knows a domain: roles
+//! and the rows principals are built from are entities.
 
 pub mod guards;
 pub mod password;
 pub mod principal;
 pub mod rate_limit;
+pub mod scope;
 pub mod tokens;
 
-pub use principal::{Principal, RoleName, UserPrincipal};
+pub use crate::entities::RoleName;
+pub use principal::{Kiosk, Person, Principal, Scanner, TeamPermission, TeamToken};
+pub use scope::Scope;

@@ -1,52 +1,31 @@
-//! Who is making a request.
+//! Who is making a request: a [`Principal`].
+//!
+//! Five kinds of caller reach the API: nobody in particular, a person signed in
+//! to an account (with roles and staff flags; a technician with the stations
+//! assigned to them), a kiosk (a cabinet's credential), a door scanner (an
+//! event's gate) and a team API token (an organizer team's permissions).
+//! Coarse checks read as sentences in resolvers (`principal.staff()?`,
+//! `principal.require(RoleName::Technician)?`, `principal.kiosk_of(cabinet)?`);
+//! fine checks are scoped queries on the entities, fed by [`Principal::stations`],
+//! [`Principal::events`] and [`Principal::accounts`].
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde::{Deserialize, Serialize};
 
-use super::tokens::TokenKeys;
-use crate::entities::user;
+use super::scope::Scope;
+use super::tokens::{Credential, TokenKeys};
+use crate::entities::{CabinetStatus, RoleName, cabinet, station_assignment, user, user_role};
 use crate::error::AppError;
 
-/// Roles a user can hold (the `roles` table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoleName {
-    Administrator,
-    Customer,
-    Technician,
-    Kiosk,
-    Organizer,
-}
-
-impl RoleName {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Administrator => "administrator",
-            Self::Customer => "customer",
-            Self::Technician => "technician",
-            Self::Kiosk => "kiosk",
-            Self::Organizer => "organizer",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        [
-            Self::Administrator,
-            Self::Customer,
-            Self::Technician,
-            Self::Kiosk,
-            Self::Organizer,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == name)
-    }
-}
-
-/// A signed-in user, as checked against the database for this request.
+/// A person signed in to an account, as checked against the database for this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserPrincipal {
+pub struct Person {
     pub id: i32,
     pub is_staff: bool,
     pub is_superuser: bool,
     pub roles: Vec<RoleName>,
+    /// The stations assigned to a technician (empty for everyone else).
+    pub stations: Vec<i32>,
     /// Unix time the access token expires; live subscriptions end then.
     pub expires_at: i64,
     /// The account's `token_version` the token was issued under.
@@ -55,86 +34,317 @@ pub struct UserPrincipal {
     pub password_change_required: bool,
 }
 
+impl Person {
+    /// Staff access: the staff flag, which superusers always have.
+    pub fn is_staff_member(&self) -> bool {
+        self.is_staff || self.is_superuser
+    }
+
+    pub fn holds(&self, role: RoleName) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A cabinet's kiosk: it acts at its own cabinet, for the people who present
+/// themselves there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kiosk {
+    pub cabinet_id: i32,
+    pub station_id: i32,
+    pub expires_at: i64,
+}
+
+/// A door scanner of one event, at one gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanner {
+    pub event_id: i32,
+    pub gate: String,
+    pub expires_at: i64,
+}
+
+/// What an organizer's team may do (pretix's team permissions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamPermission {
+    ChangeEvents,
+    ChangeItems,
+    ViewOrders,
+    ChangeOrders,
+    ViewVouchers,
+    ChangeVouchers,
+    CheckIn,
+}
+
+/// A team's API token: the team's permissions on its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamToken {
+    pub team_id: i32,
+    pub organizer_id: i32,
+    /// The events the team works on.
+    pub events: Scope,
+    pub permissions: Vec<TeamPermission>,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Principal {
     #[default]
     Anonymous,
-    User(UserPrincipal),
+    Person(Person),
+    Kiosk(Kiosk),
+    Scanner(Scanner),
+    Team(TeamToken),
 }
 
 impl Principal {
-    /// The signed-in user.
+    /// The signed-in person.
     ///
     /// # Errors
-    /// `UNAUTHENTICATED` for anonymous requests.
-    pub fn user(&self) -> Result<&UserPrincipal, AppError> {
-        let user = self.signed_in()?;
-        if user.password_change_required {
+    /// `UNAUTHENTICATED` for anonymous requests; `FORBIDDEN` for kiosks, scanners
+    /// and team tokens, and for a person who must first replace a temporary password.
+    pub fn person(&self) -> Result<&Person, AppError> {
+        let person = self.signed_in()?;
+        if person.password_change_required {
             return Err(AppError::PasswordChangeRequired);
         }
-        Ok(user)
+        Ok(person)
     }
 
-    /// The signed-in user, even one who must still replace a temporary password:
+    /// The signed-in person, even one who must still replace a temporary password:
     /// only for reading `me` and changing the password.
     ///
     /// # Errors
-    /// `UNAUTHENTICATED` for anonymous requests.
-    pub fn signed_in(&self) -> Result<&UserPrincipal, AppError> {
+    /// As [`Principal::person`], without the temporary-password refusal.
+    pub fn signed_in(&self) -> Result<&Person, AppError> {
         match self {
-            Self::User(user) => Ok(user),
+            Self::Person(person) => Ok(person),
             Self::Anonymous => Err(AppError::Unauthenticated),
+            Self::Kiosk(_) | Self::Scanner(_) | Self::Team(_) => Err(AppError::Forbidden),
         }
     }
 
-    /// The signed-in staff member.
+    /// A signed-in staff member.
     ///
     /// # Errors
-    /// `UNAUTHENTICATED` for anonymous requests, `FORBIDDEN` for non-staff users.
-    pub fn staff(&self) -> Result<&UserPrincipal, AppError> {
-        let user = self.user()?;
-        if user.is_staff || user.is_superuser {
-            Ok(user)
+    /// `UNAUTHENTICATED` for anonymous requests, `FORBIDDEN` for everyone else.
+    pub fn staff(&self) -> Result<&Person, AppError> {
+        let person = self.person()?;
+        if person.is_staff_member() {
+            Ok(person)
         } else {
             Err(AppError::Forbidden)
         }
     }
+
+    /// A person holding `role`; staff pass every role check but the kiosk's,
+    /// which no person holds.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous requests, `FORBIDDEN` for everyone else.
+    pub fn require(&self, role: RoleName) -> Result<&Person, AppError> {
+        let person = self.person()?;
+        let staff_passes = person.is_staff_member() && role != RoleName::Kiosk;
+        if person.holds(role) || staff_passes {
+            Ok(person)
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// The kiosk of `cabinet_id`.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous requests, `FORBIDDEN` for anyone else,
+    /// including another cabinet's kiosk.
+    pub fn kiosk_of(&self, cabinet_id: i32) -> Result<&Kiosk, AppError> {
+        match self {
+            Self::Kiosk(kiosk) if kiosk.cabinet_id == cabinet_id => Ok(kiosk),
+            Self::Anonymous => Err(AppError::Unauthenticated),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+
+    /// A door scanner of `event_id`.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous requests, `FORBIDDEN` for anyone else.
+    pub fn scanner_at(&self, event_id: i32) -> Result<&Scanner, AppError> {
+        match self {
+            Self::Scanner(scanner) if scanner.event_id == event_id => Ok(scanner),
+            Self::Anonymous => Err(AppError::Unauthenticated),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+
+    /// A team token allowed `permission` on `event_id`.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous requests, `FORBIDDEN` for anyone else.
+    pub fn team_may(
+        &self,
+        permission: TeamPermission,
+        event_id: i32,
+    ) -> Result<&TeamToken, AppError> {
+        match self {
+            Self::Team(team)
+                if team.permissions.contains(&permission) && team.events.allows(event_id) =>
+            {
+                Ok(team)
+            }
+            Self::Anonymous => Err(AppError::Unauthenticated),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+
+    /// Whether this is a staff member in good standing.
+    pub fn is_staff(&self) -> bool {
+        self.staff().is_ok()
+    }
+
+    /// The stations whose operation the principal may see: all for staff, the
+    /// assigned ones for a technician, its own for a kiosk, none otherwise.
+    pub fn stations(&self) -> Scope {
+        match self {
+            Self::Person(p) if p.is_staff_member() => Scope::All,
+            Self::Person(p) if p.holds(RoleName::Technician) => Scope::Only(p.stations.clone()),
+            Self::Kiosk(kiosk) => Scope::one(kiosk.station_id),
+            _ => Scope::NONE,
+        }
+    }
+
+    /// The events the principal may work on: all for staff, the team's for a
+    /// team token, its own for a scanner, none otherwise. (A person's teams
+    /// arrive with ticketing.)
+    pub fn events(&self) -> Scope {
+        match self {
+            Self::Person(p) if p.is_staff_member() => Scope::All,
+            Self::Team(team) => team.events.clone(),
+            Self::Scanner(scanner) => Scope::one(scanner.event_id),
+            _ => Scope::NONE,
+        }
+    }
+
+    /// The accounts whose private data the principal may read: all for staff,
+    /// one's own for a person, none otherwise.
+    pub fn accounts(&self) -> Scope {
+        match self {
+            Self::Person(p) if p.is_staff_member() => Scope::All,
+            Self::Person(p) => Scope::one(p.id),
+            _ => Scope::NONE,
+        }
+    }
+
+    /// Unix time the principal's credential expires; `None` for anonymous requests.
+    pub fn expires_at(&self) -> Option<i64> {
+        match self {
+            Self::Anonymous => None,
+            Self::Person(p) => Some(p.expires_at),
+            Self::Kiosk(k) => Some(k.expires_at),
+            Self::Scanner(s) => Some(s.expires_at),
+            Self::Team(t) => Some(t.expires_at),
+        }
+    }
 }
 
-/// Resolves a bearer token into a principal. The user is read on every request,
-/// so suspending an account or changing its password (which bumps its
-/// `token_version`) stops its tokens at once.
+/// Resolves a bearer token into a principal. The account (or cabinet) is read on
+/// every request, so suspending an account or changing its password (which
+/// bumps its `token_version`) stops its tokens at once.
 ///
 /// # Errors
 /// `UNAUTHENTICATED` when the token is invalid or expired, the account cannot sign
-/// in, or the token predates the account's last revocation.
+/// in, the token predates the account's last revocation, or the cabinet of a
+/// kiosk token is gone or out of service.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     keys: &TokenKeys,
     token: &str,
-) -> Result<UserPrincipal, AppError> {
+) -> Result<Principal, AppError> {
     let claims = keys.verify_access(token)?;
-    let id: i32 = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
+    let expires_at = claims.exp;
+    match claims.cred {
+        None => {
+            let id: i32 = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
+            person(db, id, claims.ver, expires_at)
+                .await
+                .map(Principal::Person)
+        }
+        Some(Credential::Kiosk { cabinet }) => {
+            let station_id = kiosk_station(db, cabinet)
+                .await?
+                .ok_or(AppError::Unauthenticated)?;
+            Ok(Principal::Kiosk(Kiosk {
+                cabinet_id: cabinet,
+                station_id,
+                expires_at,
+            }))
+        }
+        Some(Credential::Scanner { event, gate }) => Ok(Principal::Scanner(Scanner {
+            event_id: event,
+            gate,
+            expires_at,
+        })),
+        Some(Credential::Team {
+            team,
+            organizer,
+            events,
+            permissions,
+        }) => Ok(Principal::Team(TeamToken {
+            team_id: team,
+            organizer_id: organizer,
+            events: events.map_or(Scope::All, Scope::Only),
+            permissions,
+            expires_at,
+        })),
+    }
+}
+
+async fn person(
+    db: &impl ConnectionTrait,
+    id: i32,
+    token_version: i32,
+    expires_at: i64,
+) -> Result<Person, AppError> {
     let account = user::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !account.can_sign_in() || account.token_version != claims.ver {
+    if !account.can_sign_in() || account.token_version != token_version {
         return Err(AppError::Unauthenticated);
     }
-    let roles = crate::accounts::roles::held_by(db, &[id])
+    let roles = user_role::held_by(db, &[id])
         .await?
         .remove(&id)
         .unwrap_or_default();
-    Ok(UserPrincipal {
+    let stations = if roles.contains(&RoleName::Technician) {
+        station_assignment::stations_of(db, id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Person {
         id,
         is_staff: account.is_staff,
         is_superuser: account.is_superuser,
         roles,
-        expires_at: claims.exp,
-        token_version: claims.ver,
+        stations,
+        expires_at,
+        token_version,
         password_change_required: account.needs_password_change,
     })
+}
+
+/// The station of a cabinet whose kiosk may act: the cabinet exists and is not inactive.
+async fn kiosk_station(
+    db: &impl ConnectionTrait,
+    cabinet_id: i32,
+) -> Result<Option<i32>, AppError> {
+    Ok(cabinet::Entity::find()
+        .select_only()
+        .column(cabinet::Column::StationId)
+        .filter(cabinet::Column::Id.eq(cabinet_id))
+        .filter(cabinet::Column::Status.ne(CabinetStatus::Inactive))
+        .into_tuple::<i32>()
+        .one(db)
+        .await?)
 }
 
 /// Extracts the token of an `Authorization: Bearer …` value.
@@ -146,19 +356,53 @@ pub fn bearer(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Whether a signed-in principal's account still accepts its token (not suspended,
-/// deleted, or revoked by a password change since).
+/// Whether a principal's credential still stands: a person's account is not
+/// suspended, deleted, or revoked by a password change since; a kiosk's cabinet
+/// is still in service. Scanner and team tokens stand until they expire.
+///
+/// # Errors
+/// On database errors.
 pub async fn still_valid(
     db: &impl ConnectionTrait,
-    principal: &UserPrincipal,
+    principal: &Principal,
 ) -> Result<bool, AppError> {
-    let account = user::Entity::find_by_id(principal.id).one(db).await?;
-    Ok(account.is_some_and(|a| a.can_sign_in() && a.token_version == principal.token_version))
+    match principal {
+        Principal::Anonymous | Principal::Scanner(_) | Principal::Team(_) => Ok(true),
+        Principal::Person(person) => {
+            let account = user::Entity::find_by_id(person.id).one(db).await?;
+            Ok(account.is_some_and(|a| a.can_sign_in() && a.token_version == person.token_version))
+        }
+        Principal::Kiosk(kiosk) => {
+            Ok(kiosk_station(db, kiosk.cabinet_id).await? == Some(kiosk.station_id))
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
+
+    /// A person for tests of checks and scopes.
+    pub fn person(id: i32, roles: &[RoleName], stations: &[i32]) -> Person {
+        Person {
+            id,
+            is_staff: roles.contains(&RoleName::Administrator),
+            is_superuser: false,
+            roles: roles.to_vec(),
+            stations: stations.to_vec(),
+            expires_at: i64::MAX,
+            token_version: 0,
+            password_change_required: false,
+        }
+    }
+
+    pub fn kiosk(cabinet_id: i32, station_id: i32) -> Principal {
+        Principal::Kiosk(Kiosk {
+            cabinet_id,
+            station_id,
+            expires_at: i64::MAX,
+        })
+    }
 
     #[test]
     fn bearer_values_are_parsed_strictly() {
@@ -175,16 +419,72 @@ mod tests {
             Principal::Anonymous.staff(),
             Err(AppError::Unauthenticated)
         ));
-        let customer = Principal::User(UserPrincipal {
-            id: 1,
-            is_staff: false,
-            is_superuser: false,
-            roles: vec![RoleName::Customer],
-            expires_at: 0,
-            token_version: 0,
-            password_change_required: false,
-        });
+        let customer = Principal::Person(person(1, &[RoleName::Customer], &[]));
         assert!(matches!(customer.staff(), Err(AppError::Forbidden)));
-        assert!(customer.user().is_ok());
+        assert!(customer.person().is_ok());
+        assert!(matches!(kiosk(3, 2).person(), Err(AppError::Forbidden)));
+    }
+
+    #[test]
+    fn role_checks_read_as_sentences() {
+        let technician = Principal::Person(person(1, &[RoleName::Technician], &[4, 5]));
+        let customer = Principal::Person(person(2, &[RoleName::Customer], &[]));
+        let staff = Principal::Person(person(3, &[RoleName::Administrator], &[]));
+        assert!(technician.require(RoleName::Technician).is_ok());
+        assert!(matches!(
+            customer.require(RoleName::Technician),
+            Err(AppError::Forbidden)
+        ));
+        assert!(staff.require(RoleName::Technician).is_ok());
+        assert!(staff.require(RoleName::Kiosk).is_err());
+        assert!(matches!(
+            Principal::Anonymous.require(RoleName::Customer),
+            Err(AppError::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn a_kiosk_acts_only_at_its_own_cabinet() {
+        let kiosk = kiosk(3, 2);
+        assert!(kiosk.kiosk_of(3).is_ok());
+        assert!(matches!(kiosk.kiosk_of(4), Err(AppError::Forbidden)));
+        assert!(matches!(
+            Principal::Anonymous.kiosk_of(3),
+            Err(AppError::Unauthenticated)
+        ));
+        let staff = Principal::Person(person(3, &[RoleName::Administrator], &[]));
+        assert!(matches!(staff.kiosk_of(3), Err(AppError::Forbidden)));
+        assert_eq!(kiosk.stations(), Scope::one(2));
+        assert_eq!(kiosk.accounts(), Scope::NONE);
+    }
+
+    #[test]
+    fn scopes_follow_the_principal() {
+        let technician = Principal::Person(person(1, &[RoleName::Technician], &[4, 5]));
+        assert_eq!(technician.stations(), Scope::Only(vec![4, 5]));
+        assert_eq!(technician.accounts(), Scope::one(1));
+        assert_eq!(technician.events(), Scope::NONE);
+        // Assignments without the role give no scope.
+        let former = Principal::Person(person(1, &[RoleName::Customer], &[4, 5]));
+        assert_eq!(former.stations(), Scope::NONE);
+        let staff = Principal::Person(person(3, &[RoleName::Administrator], &[]));
+        assert_eq!(staff.stations(), Scope::All);
+        let scanner = Principal::Scanner(Scanner {
+            event_id: 9,
+            gate: "north".into(),
+            expires_at: i64::MAX,
+        });
+        assert_eq!(scanner.events(), Scope::one(9));
+        assert!(scanner.scanner_at(9).is_ok() && scanner.scanner_at(8).is_err());
+        let team = Principal::Team(TeamToken {
+            team_id: 1,
+            organizer_id: 1,
+            events: Scope::Only(vec![9]),
+            permissions: vec![TeamPermission::ViewOrders],
+            expires_at: i64::MAX,
+        });
+        assert!(team.team_may(TeamPermission::ViewOrders, 9).is_ok());
+        assert!(team.team_may(TeamPermission::ChangeOrders, 9).is_err());
+        assert!(team.team_may(TeamPermission::ViewOrders, 8).is_err());
     }
 }

@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::principal::TeamPermission;
 use crate::error::AppError;
 
 /// Claims of an access token.
@@ -22,6 +23,41 @@ pub struct AccessClaims {
     pub ver: i32,
     pub iat: i64,
     pub exp: i64,
+    /// What a token that does not stand for a person stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<Credential>,
+}
+
+/// The credential of a caller that is not a person. Their domains will keep
+/// revocable credentials of their own (kiosk pairings, team API tokens); until
+/// then such tokens are short-lived, minted with the signing key
+/// ([`TokenKeys::issue_credential`]), and a kiosk's cabinet is checked on every
+/// request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Credential {
+    /// A cabinet's kiosk.
+    Kiosk { cabinet: i32 },
+    /// A door scanner of an event, at a gate.
+    Scanner { event: i32, gate: String },
+    /// An organizer team's API token; `events: None` means all the team's events.
+    Team {
+        team: i32,
+        organizer: i32,
+        events: Option<Vec<i32>>,
+        permissions: Vec<TeamPermission>,
+    },
+}
+
+impl Credential {
+    /// The token's `sub`: never a bare number, so it cannot pass for a user id.
+    fn subject(&self) -> String {
+        match self {
+            Self::Kiosk { cabinet } => format!("kiosk:{cabinet}"),
+            Self::Scanner { event, gate } => format!("scanner:{event}:{gate}"),
+            Self::Team { team, .. } => format!("team:{team}"),
+        }
+    }
 }
 
 struct Key {
@@ -93,12 +129,36 @@ impl TokenKeys {
             ver: version,
             iat: now.timestamp(),
             exp: expires.timestamp(),
+            cred: None,
         };
+        self.sign(&claims).map(|token| (token, expires))
+    }
+
+    /// Signs a token for a caller that is not a person, valid for `ttl`.
+    ///
+    /// # Errors
+    /// `INTERNAL` if signing fails.
+    pub fn issue_credential(
+        &self,
+        credential: Credential,
+        ttl: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
+        let expires = now + ttl;
+        let claims = AccessClaims {
+            sub: credential.subject(),
+            ver: 0,
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+            cred: Some(credential),
+        };
+        self.sign(&claims).map(|token| (token, expires))
+    }
+
+    fn sign(&self, claims: &AccessClaims) -> Result<String, AppError> {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
-        let token =
-            jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AppError::internal)?;
-        Ok((token, expires))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(AppError::internal)
     }
 
     /// Verifies an access token's signature and expiry.

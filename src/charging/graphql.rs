@@ -1,18 +1,24 @@
-//! GraphQL types and queries for stations, cabinets and bays.
+//! GraphQL for stations, cabinets and bays: charging's parts of `Station` and
+//! `Bay` (assembled in `graphql::types`), the `Cabinet` type and the queries.
 
-use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use sea_orm::DatabaseConnection;
 
+use super::loaders::{BaysOfCabinet, BaysOfStation, CabinetById, CabinetsOfStation, StationById};
 use super::stations::{self, StationFilter};
-use crate::devices::graphql::Device;
 use crate::entities::{self, bay, cabinet, station};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{
-    BaysOfCabinet, BaysOfStation, CabinetById, CabinetsOfStation, DeviceOfBay, StationById, loader,
-};
-use crate::graphql::pagination::{IdConnection, PageRequest, connection};
+use crate::graphql::loaders::loader;
+use crate::graphql::pagination::{IdConnection, connection, page_request};
+use crate::graphql::scalars::DateTime;
+use crate::graphql::types::{Bay, Station};
+use crate::services::services;
+
+impl Kind {
+    pub const STATION: Self = Self::named("Station");
+    pub const CABINET: Self = Self::named("Cabinet");
+    pub const BAY: Self = Self::named("Bay");
+}
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entities::StationStatus")]
@@ -49,13 +55,13 @@ pub enum LockState {
     Blocked,
 }
 
-/// A charging station and its public location.
-pub struct Station(pub station::Model);
+/// Charging's part of a station: its public location and its hardware.
+pub struct StationPart(pub station::Model);
 
 #[Object]
-impl Station {
+impl StationPart {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Station, self.0.id)
+        ids::encode(Kind::STATION, self.0.id)
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -84,7 +90,11 @@ impl Station {
     /// Every bay of the station, by cabinet then number.
     async fn bays(&self, ctx: &Context<'_>) -> Result<Vec<Bay>> {
         let rows = loader(ctx)?.load_one(BaysOfStation(self.0.id)).await?;
-        Ok(rows.unwrap_or_default().into_iter().map(Bay).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Bay::from)
+            .collect())
     }
 }
 
@@ -94,7 +104,7 @@ pub struct Cabinet(pub cabinet::Model);
 #[Object]
 impl Cabinet {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Cabinet, self.0.id)
+        ids::encode(Kind::CABINET, self.0.id)
     }
     /// Number of the cabinet within its station.
     async fn number(&self) -> i32 {
@@ -117,23 +127,27 @@ impl Cabinet {
         loader(ctx)?
             .load_one(StationById(self.0.station_id))
             .await?
-            .map(Station)
+            .map(Station::from)
             .ok_or_else(|| AppError::not_found("station").into())
     }
     /// The cabinet's bays, by number.
     async fn bays(&self, ctx: &Context<'_>) -> Result<Vec<Bay>> {
         let rows = loader(ctx)?.load_one(BaysOfCabinet(self.0.id)).await?;
-        Ok(rows.unwrap_or_default().into_iter().map(Bay).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Bay::from)
+            .collect())
     }
 }
 
-/// A numbered charging bay within a cabinet.
-pub struct Bay(pub bay::Model);
+/// Charging's part of a bay: its number, availability, lock and place.
+pub struct BayPart(pub bay::Model);
 
 #[Object]
-impl Bay {
+impl BayPart {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Bay, self.0.id)
+        ids::encode(Kind::BAY, self.0.id)
     }
     /// Number of the bay within its cabinet (the device's slot).
     async fn number(&self) -> i32 {
@@ -149,7 +163,7 @@ impl Bay {
         loader(ctx)?
             .load_one(StationById(self.0.station_id))
             .await?
-            .map(Station)
+            .map(Station::from)
             .ok_or_else(|| AppError::not_found("station").into())
     }
     async fn cabinet(&self, ctx: &Context<'_>) -> Result<Cabinet> {
@@ -158,13 +172,6 @@ impl Bay {
             .await?
             .map(Cabinet)
             .ok_or_else(|| AppError::not_found("cabinet").into())
-    }
-    /// The controller installed on the bay, if one is registered.
-    async fn device(&self, ctx: &Context<'_>) -> Result<Option<Device>> {
-        Ok(loader(ctx)?
-            .load_one(DeviceOfBay(self.0.id))
-            .await?
-            .map(Device))
     }
 }
 
@@ -187,19 +194,41 @@ impl StationQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<IdConnection<Station>> {
-        let db = ctx.data::<DatabaseConnection>()?;
-        let page = PageRequest::new(first, after.as_deref())?;
+        let db = &services(ctx)?.db;
+        let page = page_request(first, after.as_deref())?;
         let filter = StationFilter {
             status: filter.and_then(|f| f.status).map(Into::into),
         };
         let rows = stations::list(db, filter, page).await?;
-        Ok(connection(page, rows, |row| row.id, Station))
+        Ok(connection(page, rows, |row| row.id, Station::from))
     }
 
     /// One station by ID; null when it does not exist.
     async fn station(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Station>> {
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&id, Kind::Station, "id")?;
-        Ok(stations::get(db, id).await?.map(Station))
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&id, Kind::STATION, "id")?;
+        Ok(stations::get(db, id).await?.map(Station::from))
+    }
+}
+
+/// Charging's figures on the administration dashboard.
+#[derive(Default)]
+pub struct ChargingFigures;
+
+#[Object]
+impl ChargingFigures {
+    async fn stations(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(stations::count_stations(&services(ctx)?.db).await?)
+    }
+    async fn bays(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(stations::count_bays(&services(ctx)?.db).await?)
+    }
+    /// Reservations (zero until reservations land).
+    async fn reservations(&self) -> u64 {
+        0
+    }
+    /// Charging sessions (zero until charging sessions land).
+    async fn charging_sessions(&self) -> u64 {
+        0
     }
 }

@@ -1,10 +1,10 @@
 //! Reading stations.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Select};
 
-use crate::entities::{StationStatus, station};
+use crate::entities::{StationStatus, bay, station};
 use crate::error::AppResult;
-use crate::graphql::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageRequest};
 
 /// Which stations to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,4 +31,14 @@ pub async fn list(
 
 pub async fn get(db: &impl ConnectionTrait, id: i32) -> AppResult<Option<station::Model>> {
     Ok(station::Entity::find_by_id(id).one(db).await?)
+}
+
+/// How many stations there are.
+pub async fn count_stations(db: &impl ConnectionTrait) -> AppResult<u64> {
+    Ok(station::Entity::find().count(db).await?)
+}
+
+/// How many bays there are.
+pub async fn count_bays(db: &impl ConnectionTrait) -> AppResult<u64> {
+    Ok(bay::Entity::find().count(db).await?)
 }

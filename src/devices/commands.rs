@@ -1,9 +1,14 @@
-//! What can be asked of a device, and how it reports progress.
+//! What can be asked of a device, how it reports progress, and how services
+//! send commands.
 //!
 //! These are domain words; their lowercase spelling is also the protocol's, which
 //! is why they derive serde: `mqtt::payload` uses them in its wire structs.
+//! Services send commands through [`DeviceCommands`], which the MQTT edge
+//! implements (`<prefix>/bays/<n>/cmd`) and the service context carries.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,5 +57,42 @@ impl AckStatus {
     /// Whether the command has finished; a final status is never replaced by `accepted`.
     pub const fn is_final(self) -> bool {
         !matches!(self, Self::Accepted)
+    }
+}
+
+/// A bay's device, as commands address it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BayAddress {
+    /// The cabinet's MQTT prefix.
+    pub prefix: String,
+    /// The bay's number in its cabinet (the device's slot).
+    pub number: i32,
+}
+
+/// Sends commands to devices; the answer is the command id the device will acknowledge.
+#[async_trait]
+pub trait DeviceCommands: Send + Sync + 'static {
+    /// # Errors
+    /// When the command cannot be handed to the transport.
+    async fn send(
+        &self,
+        bay: &BayAddress,
+        action: CommandAction,
+        params: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Uuid>;
+}
+
+/// No device link (MQTT disabled): every command fails.
+pub struct Unavailable;
+
+#[async_trait]
+impl DeviceCommands for Unavailable {
+    async fn send(
+        &self,
+        _bay: &BayAddress,
+        action: CommandAction,
+        _params: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Uuid> {
+        anyhow::bail!("cannot send {}: MQTT is disabled", action.as_str())
     }
 }

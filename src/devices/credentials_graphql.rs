@@ -4,12 +4,12 @@
 //! that issued them; nothing can show them again.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use sea_orm::DatabaseConnection;
 
 use super::credentials;
 use super::graphql::Device;
 use crate::auth::guards::principal;
 use crate::graphql::ids::{self, Kind};
+use crate::services::services;
 
 #[derive(InputObject)]
 pub struct IssueDeviceCredentialsInput {
@@ -50,8 +50,8 @@ impl DeviceCredentialsMutation {
         input: IssueDeviceCredentialsInput,
     ) -> Result<IssueDeviceCredentialsPayload> {
         principal(ctx).staff()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&input.device_id, Kind::Device, "deviceId")?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&input.device_id, Kind::DEVICE, "deviceId")?;
         let issued = credentials::issue(db, id).await?;
         tracing::info!(device = id, username = %issued.username, security = true, "device credentials issued");
         Ok(IssueDeviceCredentialsPayload {
@@ -70,8 +70,8 @@ impl DeviceCredentialsMutation {
         input: RevokeDeviceCredentialsInput,
     ) -> Result<RevokeDeviceCredentialsPayload> {
         principal(ctx).staff()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&input.device_id, Kind::Device, "deviceId")?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&input.device_id, Kind::DEVICE, "deviceId")?;
         let device = credentials::revoke(db, id).await?;
         tracing::info!(device = id, security = true, "device credentials revoked");
         Ok(RevokeDeviceCredentialsPayload {

@@ -1,15 +1,26 @@
-//! GraphQL view of devices and the live `bayStatusChanged` subscription.
+//! GraphQL view of devices: the `Device` type, devices' part of `Bay` (its
+//! device), devices' dashboard figures and the live `bayStatusChanged`
+//! subscription.
 
-use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use futures_util::{Stream, StreamExt};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::EntityTrait as _;
 
-use crate::bus::{DomainEvent, SharedBus, Topic};
-use crate::charging::graphql::{Bay, BayStatus, LockState};
+use super::loaders::DeviceOfBay;
+use crate::bus::{DomainEvent, Topic};
+use crate::charging::graphql::{BayStatus, LockState};
+use crate::db::FindOr as _;
 use crate::entities::{self, bay, device};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::loader;
+use crate::graphql::scalars::DateTime;
+use crate::graphql::types::Bay;
+use crate::services::services;
+
+impl Kind {
+    pub const DEVICE: Self = Self::named("Device");
+}
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entities::DeviceStatus")]
@@ -48,7 +59,7 @@ pub struct Device(pub device::Model);
 #[Object]
 impl Device {
     async fn id(&self) -> ID {
-        ids::encode(Kind::Device, self.0.id)
+        ids::encode(Kind::DEVICE, self.0.id)
     }
     async fn device_type(&self) -> DeviceType {
         self.0.device_type.into()
@@ -77,13 +88,45 @@ impl Device {
     }
 }
 
+/// Devices' part of a bay: the controller installed on it.
+pub struct BayDevicePart {
+    pub bay_id: i32,
+}
+
+#[Object]
+impl BayDevicePart {
+    /// The controller installed on the bay, if one is registered.
+    async fn device(&self, ctx: &Context<'_>) -> Result<Option<Device>> {
+        Ok(loader(ctx)?
+            .load_one(DeviceOfBay(self.bay_id))
+            .await?
+            .map(Device))
+    }
+}
+
+/// Devices' figures on the administration dashboard.
+#[derive(Default)]
+pub struct DeviceFigures;
+
+#[Object]
+impl DeviceFigures {
+    /// Devices reporting in (online, idle or charging).
+    async fn devices_online(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(super::figures::online(&services(ctx)?.db).await?)
+    }
+    /// Alerts not yet resolved (supervision; zero until it lands).
+    async fn open_alerts(&self) -> u64 {
+        0
+    }
+}
+
 /// A change of a bay's lock or of its device's state.
 pub struct BayStatusChange(pub crate::bus::BayStatusChanged);
 
 #[Object]
 impl BayStatusChange {
     async fn bay(&self) -> Bay {
-        Bay(self.0.bay.clone())
+        Bay::from(self.0.bay.clone())
     }
     async fn status(&self) -> BayStatus {
         self.0.bay.status.into()
@@ -113,22 +156,20 @@ impl BaySubscription {
         station_id: Option<ID>,
         bay_id: Option<ID>,
     ) -> Result<impl Stream<Item = BayStatusChange> + use<>> {
-        let db = ctx.data::<DatabaseConnection>()?;
-        let bus = ctx.data::<SharedBus>()?;
+        let services = services(ctx)?;
+        let (db, bus) = (&services.db, &services.bus);
         let station_id = station_id
-            .map(|id| ids::decode(&id, Kind::Station, "stationId"))
+            .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
             .transpose()?;
         let bay_id = bay_id
-            .map(|id| ids::decode(&id, Kind::Bay, "bayId"))
+            .map(|id| ids::decode(&id, Kind::BAY, "bayId"))
             .transpose()?;
 
         let topic = match (station_id, bay_id) {
             (_, Some(bay_id)) => {
                 let bay = bay::Entity::find_by_id(bay_id)
-                    .one(db)
-                    .await
-                    .map_err(AppError::from)?;
-                let bay = bay.ok_or(AppError::not_found("bay"))?;
+                    .one_or_not_found(db, "bay")
+                    .await?;
                 if station_id.is_some_and(|s| s != bay.station_id) {
                     return Err(
                         AppError::bad_input("bayId", "the bay is not in that station").into(),
@@ -137,11 +178,9 @@ impl BaySubscription {
                 Topic::Bay(bay_id)
             }
             (Some(station_id), None) => {
-                let station = entities::station::Entity::find_by_id(station_id)
-                    .one(db)
-                    .await
-                    .map_err(AppError::from)?;
-                station.ok_or(AppError::not_found("station"))?;
+                entities::station::Entity::find_by_id(station_id)
+                    .one_or_not_found(db, "station")
+                    .await?;
                 Topic::StationBays(station_id)
             }
             (None, None) => Topic::AllBays,

@@ -1,10 +1,13 @@
-//! Devices on the bays: what they report over MQTT, and the live view of it.
+//! Devices on the bays: what they report over MQTT, the commands they are sent,
+//! and the live view of it.
 //!
 //! `reports` applies device reports to storage (domain types in, no MQTT
 //! types: `mqtt/` converts its wire structs); `commands` names what a device can
-//! be asked; `credentials` issues, rotates, revokes and checks each device's
-//! broker login and command key (`credentials_graphql` is its staff API);
-//! `graphql` exposes devices and the `bayStatusChanged` subscription.
+//! be asked and is how services send it (a trait the MQTT edge implements);
+//! `credentials` issues, rotates, revokes and checks each device's broker login
+//! and command key (`credentials_graphql` is its staff API); `figures` counts
+//! devices; `graphql` exposes devices (their part of `Bay`) and the
+//! `bayStatusChanged` subscription; `loaders` batches a bay's device.
 //!
 //! Invariant: a device's state is only ever replaced by a newer report (device
 //! `ts`, then optional `seq`), enforced by one conditional `UPDATE`, so replicas
@@ -13,5 +16,7 @@
 pub mod commands;
 pub mod credentials;
 pub mod credentials_graphql;
+pub mod figures;
 pub mod graphql;
+pub mod loaders;
 pub mod reports;

@@ -60,3 +60,10 @@ impl Related<super::device::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// The bays of the stations `principal` may see operated (see `station::Entity::visible_to`).
+    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
+        Self::find().filter(principal.stations().on(Column::StationId))
+    }
+}

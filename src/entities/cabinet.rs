@@ -45,3 +45,10 @@ impl Related<super::bay::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// The cabinets of the stations `principal` may see operated (see `station::Entity::visible_to`).
+    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
+        Self::find().filter(principal.stations().on(Column::StationId))
+    }
+}

@@ -1,7 +1,10 @@
 //! SeaORM entities, one module per table.
 //!
 //! Entities live together because foreign keys cross domains. They carry storage
-//! concerns only: no GraphQL derives and no behaviour beyond what SeaORM needs.
+//! concerns only: no GraphQL derives. Beside SeaORM's derives they hold the
+//! queries every domain needs the same way: stored names (`RoleName`) and
+//! scoped queries (`visible_to(&principal)`), which apply a principal's scope
+//! to the entity once, for every resolver that reads it.
 //! Stored enum values are English and lowercase; `docs/model-map.tsv` maps them to
 //! the documented (French) values.
 
@@ -15,10 +18,13 @@ pub mod enums;
 pub mod profile;
 pub mod refresh_token;
 pub mod role;
+pub mod scheduled_job;
 pub mod security_log;
 pub mod server_secret;
 pub mod station;
+pub mod station_assignment;
 pub mod user;
 pub mod user_role;
 
 pub use enums::*;
+pub use role::RoleName;

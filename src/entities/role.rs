@@ -1,4 +1,8 @@
 //! A named role (`Role`): administrator, customer, technician, kiosk, organizer.
+//!
+//! The stored names are [`RoleName`]s: authentication reads them to build a
+//! principal and accounts grant them, both from here, so neither depends on
+//! the other.
 
 use sea_orm::entity::prelude::*;
 
@@ -16,3 +20,37 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// The roles a user can hold, as stored in `roles.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoleName {
+    Administrator,
+    Customer,
+    Technician,
+    Kiosk,
+    Organizer,
+}
+
+impl RoleName {
+    pub const ALL: [Self; 5] = [
+        Self::Administrator,
+        Self::Customer,
+        Self::Technician,
+        Self::Kiosk,
+        Self::Organizer,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Administrator => "administrator",
+            Self::Customer => "customer",
+            Self::Technician => "technician",
+            Self::Kiosk => "kiosk",
+            Self::Organizer => "organizer",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}

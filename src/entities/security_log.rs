@@ -29,3 +29,10 @@ pub enum Relation {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// The journal entries `principal` may read: all for staff, a person's own otherwise (entries of unknown accounts only for staff).
+    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
+        Self::find().filter(principal.accounts().on(Column::UserId))
+    }
+}

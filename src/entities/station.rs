@@ -38,3 +38,10 @@ impl Related<super::bay::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// The stations whose operation `principal` may see: every station for staff, the assigned ones for a technician, its own for a kiosk. (The public listing of stations is `Entity::find()`.)
+    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
+        Self::find().filter(principal.stations().on(Column::Id))
+    }
+}

@@ -50,3 +50,10 @@ impl Model {
         self.status == UserStatus::Active && self.is_active && self.deleted_at.is_none()
     }
 }
+
+impl Entity {
+    /// The accounts whose private data `principal` may read: every account for staff, one's own otherwise.
+    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
+        Self::find().filter(principal.accounts().on(Column::Id))
+    }
+}

@@ -1,4 +1,4 @@
-//! Ends a signed-in subscription when its access token expires or is revoked.
+//! Ends a signed-in subscription when its credential expires or is revoked.
 //!
 //! The token is checked at `connection_init` only, so a subscription could
 //! otherwise outlive the account's suspension or a password change. Every
@@ -18,10 +18,10 @@ use async_graphql::extensions::{
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{Response, ServerError};
 use futures_util::StreamExt;
-use sea_orm::DatabaseConnection;
 
 use crate::auth::principal::{self, Principal};
 use crate::error::ErrorCode;
+use crate::services::ServiceContext;
 
 pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
 
@@ -50,13 +50,14 @@ impl Extension for LiveSessionExtension {
         next: NextExecute<'_>,
     ) -> Response {
         if ctx.data_opt::<WebSocketSession>().is_some()
-            && let (Some(Principal::User(user)), Some(db)) = (
+            && let (Some(principal), Some(db)) = (
                 ctx.data_opt::<Principal>(),
-                ctx.data_opt::<DatabaseConnection>(),
+                ctx.data_opt::<ServiceContext>().map(|s| &s.db),
             )
+            && let Some(expires_at) = principal.expires_at()
         {
-            let expired = user.expires_at <= chrono::Utc::now().timestamp();
-            if expired || !principal::still_valid(db, user).await.unwrap_or(false) {
+            let expired = expires_at <= chrono::Utc::now().timestamp();
+            if expired || !principal::still_valid(db, principal).await.unwrap_or(false) {
                 return unauthenticated("the session was revoked or has expired");
             }
         }
@@ -70,16 +71,19 @@ impl Extension for LiveSessionExtension {
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
         let stream = next.run(ctx, stream);
-        let (Some(Principal::User(user)), Some(db)) = (
+        let (Some(principal), Some(db)) = (
             ctx.data_opt::<Principal>(),
-            ctx.data_opt::<DatabaseConnection>(),
+            ctx.data_opt::<ServiceContext>().map(|s| &s.db),
         ) else {
             return stream;
         };
-        let (user, db) = (user.clone(), db.clone());
+        let Some(expires_at) = principal.expires_at() else {
+            return stream;
+        };
+        let (principal, db) = (principal.clone(), db.clone());
         let ended = async move {
             let expires_in = Duration::from_secs(
-                u64::try_from(user.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+                u64::try_from(expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
             );
             let expiry = tokio::time::sleep(expires_in);
             tokio::pin!(expiry);
@@ -89,7 +93,7 @@ impl Extension for LiveSessionExtension {
                     () = &mut expiry => return "the access token expired",
                     _ = recheck.tick() => {
                         // A session that cannot be checked (database away) ends too.
-                        if !principal::still_valid(&db, &user).await.unwrap_or(false) {
+                        if !principal::still_valid(&db, &principal).await.unwrap_or(false) {
                             return "the session was revoked";
                         }
                     }

@@ -1,5 +1,6 @@
-//! Schema assembly: each domain contributes its query and subscription parts,
-//! merged here; plus IDs, pagination, loaders and the operation extension.
+//! Schema assembly: each domain contributes its query, mutation and
+//! subscription parts, merged here, and its parts of shared types, merged in
+//! `types`; plus IDs, pagination, the loader and the operation extensions.
 
 pub mod document_limits;
 pub mod ids;
@@ -9,17 +10,17 @@ pub mod observe;
 pub mod pagination;
 pub mod request_guard;
 pub mod scalars;
+pub mod types;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
-use sea_orm::DatabaseConnection;
 
 use crate::accounts::graphql::administration::{AdminMutation, AdminQuery};
 use crate::accounts::graphql::self_service::{SelfServiceMutation, SelfServiceQuery};
-use crate::accounts::graphql::{AccountMutation, AccountQuery, AuthState};
-use crate::bus::SharedBus;
+use crate::accounts::graphql::{AccountMutation, AccountQuery};
 use crate::charging::graphql::StationQuery;
 use crate::devices::graphql::BaySubscription;
+use crate::services::ServiceContext;
 use document_limits::DocumentLimits;
 
 #[derive(MergedObject, Default)]
@@ -57,22 +58,15 @@ impl Default for Limits {
     }
 }
 
-/// Builds the schema with its shared context: database, bus, auth and loaders.
-pub fn build_schema(
-    db: DatabaseConnection,
-    bus: SharedBus,
-    auth: AuthState,
-    limits: Limits,
-) -> AppSchema {
-    let loader = DataLoader::new(loaders::DbLoader::new(db.clone()), tokio::spawn);
+/// Builds the schema with its shared context: the services and the loader.
+pub fn build_schema(services: ServiceContext, limits: Limits) -> AppSchema {
+    let loader = DataLoader::new(loaders::DbLoader::new(services.db.clone()), tokio::spawn);
     Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
-    .data(db)
-    .data(bus)
-    .data(auth)
+    .data(services)
     .data(loader)
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity)

@@ -1,4 +1,4 @@
-//! Relay connections over keyset pagination by primary key.
+//! Relay connections over the services' keyset pages ([`crate::pagination`]).
 
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
 use async_graphql::{OutputType, SimpleObject};
@@ -6,9 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::AppError;
-
-pub const DEFAULT_PAGE_SIZE: u64 = 20;
-pub const MAX_PAGE_SIZE: u64 = 100;
+pub use crate::pagination::{Page, PageRequest};
 
 /// A position in a list ordered by id: `base64url("cursor:<id>")`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,44 +29,19 @@ impl CursorType for IdCursor {
     }
 }
 
-/// A validated page request.
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest {
-    pub first: u64,
-    pub after: Option<i32>,
-}
-
-impl PageRequest {
-    /// # Errors
-    /// `BAD_USER_INPUT` when `first` is out of range or `after` is not a cursor.
-    pub fn new(first: Option<i32>, after: Option<&str>) -> Result<Self, AppError> {
-        let first = match first {
-            None => DEFAULT_PAGE_SIZE,
-            Some(n) if n >= 0 && (n as u64) <= MAX_PAGE_SIZE => n as u64,
-            Some(_) => {
-                return Err(AppError::bad_input(
-                    "first",
-                    format!("must be between 0 and {MAX_PAGE_SIZE}"),
-                ));
-            }
-        };
-        let after = after
-            .map(|s| {
-                IdCursor::decode_cursor(s)
-                    .map(|c| c.0)
-                    .map_err(|_| AppError::bad_input("after", "not a valid cursor"))
-            })
-            .transpose()?;
-        Ok(Self { first, after })
-    }
-}
-
-/// One page of rows, and what the connection needs to describe it.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next_page: bool,
-    pub total_count: u64,
+/// The page a connection field's `first` and `after` arguments ask for.
+///
+/// # Errors
+/// `BAD_USER_INPUT` when `first` is out of range or `after` is not a cursor.
+pub fn page_request(first: Option<i32>, after: Option<&str>) -> Result<PageRequest, AppError> {
+    let after = after
+        .map(|s| {
+            IdCursor::decode_cursor(s)
+                .map(|c| c.0)
+                .map_err(|_| AppError::bad_input("after", "not a valid cursor"))
+        })
+        .transpose()?;
+    PageRequest::new(first, after)
 }
 
 /// A Relay connection, as every list field returns.
@@ -117,11 +90,11 @@ mod tests {
     #[test]
     fn page_size_is_bounded() {
         assert_eq!(
-            PageRequest::new(None, None).map(|p| p.first).ok(),
-            Some(DEFAULT_PAGE_SIZE)
+            page_request(None, None).map(|p| p.first).ok(),
+            Some(crate::pagination::DEFAULT_PAGE_SIZE)
         );
-        assert!(PageRequest::new(Some(101), None).is_err());
-        assert!(PageRequest::new(Some(-1), None).is_err());
-        assert!(PageRequest::new(Some(5), Some("nope")).is_err());
+        assert!(page_request(Some(101), None).is_err());
+        assert!(page_request(Some(-1), None).is_err());
+        assert!(page_request(Some(5), Some("nope")).is_err());
     }
 }

@@ -86,7 +86,6 @@ async fn principal_of(state: &AppState, authorization: Option<&str>) -> Principa
     match authorization.and_then(principal::bearer) {
         Some(token) => principal::authenticate(&state.db, &state.keys, token)
             .await
-            .map(Principal::User)
             .unwrap_or_default(),
         None => Principal::Anonymous,
     }
@@ -361,7 +360,7 @@ async fn connection_init(
     let principal = match authorization {
         Some(value) => {
             let token = principal::bearer(value).ok_or(AppError::Unauthenticated)?;
-            Principal::User(principal::authenticate(&state.db, &state.keys, token).await?)
+            principal::authenticate(&state.db, &state.keys, token).await?
         }
         None => Principal::Anonymous,
     };

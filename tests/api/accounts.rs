@@ -33,16 +33,9 @@ fn code(body: &Value) -> &str {
 impl TestApp {
     /// Posts with `Authorization: Bearer <token>`.
     pub async fn graphql_as(&self, token: &str, query: &str, variables: Value) -> Value {
-        self.http
-            .post(self.url("/graphql"))
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
+        crate::client::TestUser::bearer(self, token)
+            .gql(query, variables)
             .await
-            .expect("the server answers")
-            .json()
-            .await
-            .expect("JSON")
     }
 
     /// Registers a customer and returns its access and refresh tokens.

@@ -1,20 +1,26 @@
 //! Who may call what: every root field of the schema is classified here, and each
-//! class is refused to everyone outside it. A new root field fails the first test
-//! until it is classified.
+//! class is refused to everyone outside it: anonymous callers, customers,
+//! technicians, organizer members, kiosks, door scanners, team tokens, sessions
+//! with a temporary password, and (for staff fields) everyone but staff. A new
+//! root field fails the first test until it is classified.
 
 use std::collections::BTreeSet;
 
+use sea_orm::EntityTrait as _;
 use serde_json::{Value, json};
 
+use voltgate::auth::TeamPermission;
+
+use crate::client::TestUser;
 use crate::helpers::{TestApp, global_id, spawn_app};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
-    /// Anyone, signed in or not.
+    /// Anyone, signed in or not, person or device.
     Public,
-    /// A signed-in account whose password is not a temporary one.
+    /// A person signed in to an account whose password is not a temporary one.
     SignedIn,
-    /// What an account with a temporary password may still do.
+    /// What a person with a temporary password may still do.
     SignedInEvenWithTemporaryPassword,
     /// Staff only.
     Staff,
@@ -172,29 +178,88 @@ async fn each_class_of_operation_is_refused_to_everyone_outside_it() {
         .expect("a session with a temporary password")
         .to_owned();
 
+    // People with roles, and callers that are not people.
+    let bays = app.seed(1, 1, 1).await;
+    let technician = TestUser::technician(&app, "tom", &[bays[0].station_id]).await;
+    let organizer = TestUser::organizer(&app, "olga").await;
+    let cabinet = voltgate::entities::cabinet::Entity::find()
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("a cabinet");
+    let kiosk = TestUser::kiosk(&app, cabinet.id);
+    let scanner = TestUser::scanner(&app, 1, "north");
+    let team = TestUser::team(&app, &[1], &[TeamPermission::ViewOrders]);
+    let people = [
+        ("a technician", technician.token.clone()),
+        ("an organizer member", organizer.token.clone()),
+    ];
+    let devices = [
+        ("a kiosk", kiosk.token.clone()),
+        ("a door scanner", scanner.token.clone()),
+        ("a team token", team.token.clone()),
+    ];
+
     for (field, access, document) in operations() {
         let anonymous = code(&call(&app, None, &document).await).to_owned();
         let as_customer = code(&call(&app, Some(&customer), &document).await).to_owned();
         let as_pending = code(&call(&app, Some(&pending), &document).await).to_owned();
+        let mut as_people = vec![("a customer", as_customer.clone())];
+        for (who, token) in &people {
+            as_people.push((
+                *who,
+                code(&call(&app, Some(token), &document).await).to_owned(),
+            ));
+        }
+        let mut as_devices = Vec::new();
+        for (who, token) in &devices {
+            as_devices.push((
+                *who,
+                code(&call(&app, Some(token), &document).await).to_owned(),
+            ));
+        }
         match access {
             // Public operations answer alike whoever asks (a bad password is
-            // UNAUTHENTICATED for everyone).
+            // UNAUTHENTICATED for everyone); later callers may meet the
+            // per-account limits the earlier ones used up, never a refusal.
             Public => {
                 assert_eq!(anonymous, as_customer, "{field} is public");
                 assert_ne!(anonymous, "FORBIDDEN", "{field} is public");
+                for (who, answer) in as_people.iter().chain(&as_devices) {
+                    assert_ne!(answer, "FORBIDDEN", "{field} is public, also to {who}");
+                    assert!(
+                        answer != "UNAUTHENTICATED" || anonymous == "UNAUTHENTICATED",
+                        "{field} is public, also to {who}"
+                    );
+                }
             }
             SignedInEvenWithTemporaryPassword => {
                 assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
                 assert_ne!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+                for (who, answer) in &as_people {
+                    assert_ne!(answer, "FORBIDDEN", "{field} as {who}");
+                }
+                for (who, answer) in &as_devices {
+                    assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                }
             }
             SignedIn => {
                 assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
                 assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+                for (who, answer) in &as_people {
+                    assert_ne!(answer, "FORBIDDEN", "{field} as {who}");
+                }
+                for (who, answer) in &as_devices {
+                    assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                }
             }
             Staff => {
                 assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
                 assert_eq!(as_customer, "FORBIDDEN", "{field} as a customer");
                 assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+                for (who, answer) in as_people.iter().chain(&as_devices) {
+                    assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                }
             }
         }
     }
@@ -207,7 +272,10 @@ async fn each_class_of_operation_is_refused_to_everyone_outside_it() {
             json!({}),
         )
         .await;
-    assert_eq!(accounts["data"]["users"]["totalCount"], 3, "{accounts}");
+    assert_eq!(
+        accounts["data"]["users"]["totalCount"], 5,
+        "the five accounts the test created: {accounts}"
+    );
     let warden = &accounts["data"]["users"]["nodes"][0];
     assert_eq!(
         (warden["username"].clone(), warden["status"].clone()),

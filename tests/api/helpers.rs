@@ -106,6 +106,8 @@ pub fn serve_args(database_url: &str, topic_root: &str, extra: &[&str]) -> Vec<S
         "5".into(),
         "--bus-channel".into(),
         format!("voltgate.test.{id}"),
+        "--jwt-secret".into(),
+        crate::client::TEST_JWT_SECRET.into(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args
@@ -206,15 +208,7 @@ impl TestApp {
 
     /// Posts a GraphQL operation and returns the whole response body.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        self.http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("the server answers")
-            .json()
-            .await
-            .expect("GraphQL answers JSON")
+        crate::client::post(&self.http, &self.url("/graphql"), None, query, variables).await
     }
 
     /// Reads one sample of a Prometheus metric (0 when absent).

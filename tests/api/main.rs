@@ -3,6 +3,7 @@
 //! devices over MQTT). With `DATABASE_URL`, `REDIS_URL` and `MQTT_URL` pointing at
 //! real services the same tests run against them.
 
+mod client;
 mod helpers;
 
 mod accounts;
@@ -10,11 +11,14 @@ mod administration;
 mod authorization;
 mod bus_recovery;
 mod device_security;
+mod errors;
 mod health;
 mod hostile_http;
 mod ingest;
+mod jobs;
 mod live;
 mod mqtt_resilience;
+mod principals;
 mod roles;
 mod scale_out;
 mod schema;

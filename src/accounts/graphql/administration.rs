@@ -1,17 +1,18 @@
 //! Staff operations on accounts beyond status changes and password resets.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use sea_orm::DatabaseConnection;
 
 use super::self_service::{
     AuthMethod, AuthMethodPayload, DeletedPayload, SecurityEvent, SecurityLogStatus,
 };
-use super::{RequestMeta, Role, User, UserPayload};
+use super::{RequestMeta, Role, UserPayload};
 use crate::accounts::journal::{self, JournalFilter};
 use crate::accounts::{admin, badges, profile, roles};
 use crate::auth::guards::principal;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::pagination::{IdConnection, PageRequest, connection};
+use crate::graphql::pagination::{IdConnection, connection, page_request};
+use crate::graphql::types::{AdminOverview, User};
+use crate::services::services;
 
 fn ip(ctx: &Context<'_>) -> Option<String> {
     ctx.data_opt::<RequestMeta>().and_then(|m| m.ip.clone())
@@ -59,24 +60,35 @@ pub struct RevokeUserBadgeInput {
     pub auth_method_id: ID,
 }
 
-/// Aggregates for the administration dashboard. Domains that have not landed count zero.
-#[derive(SimpleObject)]
-pub struct AdminOverview {
-    pub users: u64,
-    pub active_users: u64,
-    pub suspended_users: u64,
-    pub staff: u64,
-    pub stations: u64,
-    pub bays: u64,
-    pub devices_online: u64,
-    pub reservations: u64,
-    pub charging_sessions: u64,
-    pub open_alerts: u64,
-    pub orders: u64,
+/// Accounts' figures on the administration dashboard, with the newest accounts
+/// and security events.
+#[derive(Default)]
+pub struct AccountFigures;
+
+#[Object]
+impl AccountFigures {
+    async fn users(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(admin::count_users(&services(ctx)?.db, admin::Accounts::All).await?)
+    }
+    async fn active_users(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(admin::count_users(&services(ctx)?.db, admin::Accounts::Active).await?)
+    }
+    async fn suspended_users(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(admin::count_users(&services(ctx)?.db, admin::Accounts::Suspended).await?)
+    }
+    async fn staff(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(admin::count_users(&services(ctx)?.db, admin::Accounts::Staff).await?)
+    }
     /// The newest accounts.
-    pub recent_users: Vec<User>,
+    async fn recent_users(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        let rows = admin::recent_users(&services(ctx)?.db).await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
     /// The newest security events.
-    pub recent_security_events: Vec<SecurityEvent>,
+    async fn recent_security_events(&self, ctx: &Context<'_>) -> Result<Vec<SecurityEvent>> {
+        let rows = admin::recent_events(&services(ctx)?.db).await?;
+        Ok(rows.into_iter().map(SecurityEvent).collect())
+    }
 }
 
 /// A role and what it allows.
@@ -110,29 +122,13 @@ impl AdminQuery {
     /// accounts and security events.
     async fn admin_overview(&self, ctx: &Context<'_>) -> Result<AdminOverview> {
         principal(ctx).staff()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        let o = admin::overview(db).await?;
-        Ok(AdminOverview {
-            users: o.users,
-            active_users: o.active_users,
-            suspended_users: o.suspended_users,
-            staff: o.staff,
-            stations: o.stations,
-            bays: o.bays,
-            devices_online: o.devices_online,
-            reservations: 0,
-            charging_sessions: 0,
-            open_alerts: 0,
-            orders: 0,
-            recent_users: o.recent_users.into_iter().map(User).collect(),
-            recent_security_events: o.recent_events.into_iter().map(SecurityEvent).collect(),
-        })
+        Ok(AdminOverview::default())
     }
 
     /// Staff: the roles accounts can hold.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleDescription>> {
         principal(ctx).staff()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let db = &services(ctx)?.db;
         Ok(roles::catalog(db)
             .await?
             .into_iter()
@@ -153,20 +149,21 @@ impl AdminQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<IdConnection<SecurityEvent>> {
-        principal(ctx).staff()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        let page = PageRequest::new(first, after.as_deref())?;
+        let principal = principal(ctx);
+        principal.staff()?;
+        let db = &services(ctx)?.db;
+        let page = page_request(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = JournalFilter {
             user_id: filter
                 .user_id
-                .map(|id| ids::decode(&id, Kind::User, "filter.userId"))
+                .map(|id| ids::decode(&id, Kind::USER, "filter.userId"))
                 .transpose()?,
             action: filter.action,
             status: filter.status.map(Into::into),
             ip: filter.ip,
         };
-        let rows = journal::list(db, &filter, page).await?;
+        let rows = journal::list(db, principal, &filter, page).await?;
         Ok(connection(page, rows, |e| e.id, SecurityEvent))
     }
 }
@@ -179,7 +176,7 @@ impl AdminMutation {
     /// Staff: creates an account (a customer, or staff when asked).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserPayload> {
         let actor = principal(ctx).staff()?.clone();
-        let db = ctx.data::<DatabaseConnection>()?;
+        let db = &services(ctx)?.db;
         let account = admin::create_user(
             db,
             &actor,
@@ -194,7 +191,7 @@ impl AdminMutation {
         )
         .await?;
         Ok(UserPayload {
-            user: User(account),
+            user: User::from(account),
         })
     }
 
@@ -202,8 +199,8 @@ impl AdminMutation {
     /// `isSuperuser`, only by superusers.
     async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> Result<UserPayload> {
         let actor = principal(ctx).staff()?.clone();
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         let changes = admin::AccountChanges {
             profile: profile::ProfileChanges {
                 email: input.email,
@@ -217,7 +214,7 @@ impl AdminMutation {
         };
         let account = admin::update_user(db, &actor, id, changes, ip(ctx).as_deref()).await?;
         Ok(UserPayload {
-            user: User(account),
+            user: User::from(account),
         })
     }
 
@@ -228,8 +225,8 @@ impl AdminMutation {
         input: DeleteUserInput,
     ) -> Result<DeletedPayload> {
         let actor = principal(ctx).staff()?.clone();
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         admin::delete_user(db, &actor, id).await?;
         Ok(DeletedPayload { ok: true })
     }
@@ -259,8 +256,8 @@ impl AdminMutation {
         input: RegisterUserBadgeInput,
     ) -> Result<AuthMethodPayload> {
         let actor = principal(ctx).staff()?.clone();
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         let saved = admin::register_badge(
             db,
             &actor,
@@ -282,8 +279,8 @@ impl AdminMutation {
         input: RevokeUserBadgeInput,
     ) -> Result<AuthMethodPayload> {
         let actor = principal(ctx).staff()?.clone();
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&input.auth_method_id, Kind::AuthMethod, "authMethodId")?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&input.auth_method_id, Kind::AUTH_METHOD, "authMethodId")?;
         admin::ensure_may_manage_badge(db, &actor, id).await?;
         let revoked = badges::revoke(db, id, actor.id, ip(ctx).as_deref()).await?;
         Ok(AuthMethodPayload {
@@ -298,8 +295,8 @@ async fn change_role(
     change: roles::Change,
 ) -> Result<UserPayload> {
     let actor = principal(ctx).staff()?.clone();
-    let db = ctx.data::<DatabaseConnection>()?;
-    let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+    let db = &services(ctx)?.db;
+    let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
     let account = roles::change(
         db,
         &actor,
@@ -310,6 +307,6 @@ async fn change_role(
     )
     .await?;
     Ok(UserPayload {
-        user: User(account),
+        user: User::from(account),
     })
 }

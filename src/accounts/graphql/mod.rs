@@ -5,27 +5,25 @@
 pub mod administration;
 pub mod self_service;
 
-use std::sync::Arc;
-
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::RequestMeta;
 use super::admin::{self, UserFilter};
+use super::loaders::{ActiveBadgesOfUser, ConsentsOfUser, ProfileOfUser, RolesOfUser};
 use super::registration::{self, Registration};
 use super::sessions::{self, Session};
-use crate::auth::RoleName;
 use crate::auth::guards::principal;
-use crate::auth::rate_limit::{Limit, RateLimiter, ip_key};
-use crate::auth::tokens::TokenKeys;
+use crate::auth::rate_limit::{Limit, ip_key};
+use crate::entities::RoleName;
 use crate::entities::{self, user};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{
-    ActiveBadgesOfUser, ConsentsOfUser, ProfileOfUser, RolesOfUser, loader,
-};
-use crate::graphql::pagination::{IdConnection, PageRequest, connection};
+use crate::graphql::loaders::loader;
+use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::graphql::scalars::DateTime;
+use crate::graphql::types::User;
+use crate::services::{ServiceContext, services};
 
 /// Name of the HttpOnly cookie carrying a browser's refresh token.
 pub const REFRESH_COOKIE: &str = "vg_refresh";
@@ -63,19 +61,21 @@ const AVAILABILITY_PER_IP: Limit = Limit {
     window: std::time::Duration::from_secs(60),
 };
 
-/// Shared by the account resolvers.
-pub struct AuthState {
-    pub keys: Arc<TokenKeys>,
-    pub limiter: Arc<RateLimiter>,
+impl Kind {
+    pub const USER: Self = Self::named("User");
+    pub const AUTH_METHOD: Self = Self::named("AuthMethod");
 }
 
-fn state<'a>(ctx: &'a Context<'_>) -> Result<(&'a DatabaseConnection, &'a AuthState, RequestMeta)> {
-    let meta = ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default();
-    Ok((
-        ctx.data::<DatabaseConnection>()?,
-        ctx.data::<AuthState>()?,
-        meta,
-    ))
+fn state<'a>(
+    ctx: &'a Context<'_>,
+) -> Result<(&'a DatabaseConnection, &'a ServiceContext, RequestMeta)> {
+    let services = services(ctx)?;
+    Ok((&services.db, services, meta(ctx)))
+}
+
+/// What the edge told about the request (address, user agent, refresh cookie).
+pub(super) fn meta(ctx: &Context<'_>) -> RequestMeta {
+    ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -86,8 +86,9 @@ pub enum UserStatus {
     Archived,
 }
 
-/// An account. Fields beyond the profile summary are visible to the user and to staff.
-pub struct User(pub user::Model);
+/// Accounts' part of a user: identity, status, profile, consents, badges,
+/// journal and roles.
+pub struct UserPart(pub user::Model);
 
 #[derive(SimpleObject)]
 pub struct Profile {
@@ -97,9 +98,9 @@ pub struct Profile {
 }
 
 #[Object]
-impl User {
+impl UserPart {
     async fn id(&self) -> ID {
-        ids::encode(Kind::User, self.0.id)
+        ids::encode(Kind::USER, self.0.id)
     }
     async fn username(&self) -> &str {
         &self.0.username
@@ -176,7 +177,7 @@ impl User {
         #[graphql(default = 20, validator(minimum = 1, maximum = 100))] last: i32,
     ) -> Result<Vec<self_service::SecurityEvent>> {
         self_service::owner_or_staff(ctx, self.0.id)?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let db = &services(ctx)?.db;
         let events = crate::accounts::profile::journal_of(db, self.0.id, last as u64).await?;
         Ok(events
             .into_iter()
@@ -198,7 +199,7 @@ impl User {
     }
 }
 
-impl User {
+impl UserPart {
     async fn held_roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleName>> {
         Ok(loader(ctx)?
             .load_one(RolesOfUser(self.0.id))
@@ -210,7 +211,7 @@ impl User {
 /// What an account may do beyond its own data. Staff access itself is
 /// `User.isStaff`; the administrator role always matches it.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "crate::auth::RoleName")]
+#[graphql(remote = "crate::entities::RoleName")]
 pub enum Role {
     /// Staff: administration of accounts and of the network.
     Administrator,
@@ -254,7 +255,7 @@ fn payload(ctx: &Context<'_>, session: Session, use_cookie: bool) -> AuthPayload
         access_token_expires_at: session.access_expires_at.into(),
         refresh_token,
         refresh_token_expires_at: session.refresh_expires_at.into(),
-        user: User(session.user),
+        user: User::from(session.user),
     }
 }
 
@@ -357,12 +358,12 @@ impl AccountQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let me = principal(ctx).signed_in()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let db = &services(ctx)?.db;
         let account = user::Entity::find_by_id(me.id)
             .one(db)
             .await
             .map_err(AppError::from)?;
-        Ok(User(account.ok_or(AppError::Unauthenticated)?))
+        Ok(User::from(account.ok_or(AppError::Unauthenticated)?))
     }
 
     /// Whether a username and/or an email can still be registered.
@@ -372,8 +373,8 @@ impl AccountQuery {
         username: Option<String>,
         email: Option<String>,
     ) -> Result<Availability> {
-        let (db, auth, meta) = state(ctx)?;
-        auth.limiter.hit(
+        let (db, services, meta) = state(ctx)?;
+        services.limiter.hit(
             &format!("availability:ip:{}", ip_key(meta.ip.as_deref())),
             AVAILABILITY_PER_IP,
         )?;
@@ -381,7 +382,7 @@ impl AccountQuery {
             .into_iter()
             .flatten()
         {
-            auth.limiter.hit(
+            services.limiter.hit(
                 &format!("availability:account:{}", asked.trim().to_lowercase()),
                 AVAILABILITY_PER_ACCOUNT,
             )?;
@@ -403,29 +404,32 @@ impl AccountQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<IdConnection<User>> {
-        principal(ctx).staff()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        let page = PageRequest::new(first, after.as_deref())?;
+        let principal = principal(ctx);
+        principal.staff()?;
+        let db = &services(ctx)?.db;
+        let page = page_request(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = UserFilter {
             status: filter.status.map(Into::into),
             is_staff: filter.is_staff,
             search: filter.search,
         };
-        let rows = admin::list(db, &filter, page).await?;
-        Ok(connection(page, rows, |u| u.id, User))
+        let rows = admin::list(db, principal, &filter, page).await?;
+        Ok(connection(page, rows, |u| u.id, User::from))
     }
 
     /// One account, for staff.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
-        principal(ctx).staff()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&id, Kind::User, "id")?;
-        Ok(user::Entity::find_by_id(id)
+        let principal = principal(ctx);
+        principal.staff()?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&id, Kind::USER, "id")?;
+        Ok(user::Entity::visible_to(principal)
+            .filter(user::Column::Id.eq(id))
             .one(db)
             .await
             .map_err(AppError::from)?
-            .map(User))
+            .map(User::from))
     }
 }
 
@@ -436,13 +440,13 @@ pub struct AccountMutation;
 impl AccountMutation {
     /// Creates a customer account and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
-        let (db, auth, meta) = state(ctx)?;
-        auth.limiter.hit(
+        let (db, services, meta) = state(ctx)?;
+        services.limiter.hit(
             &format!("register:ip:{}", ip_key(meta.ip.as_deref())),
             REGISTER_PER_IP,
         )?;
         for requested in [&input.username, &input.email] {
-            auth.limiter.hit(
+            services.limiter.hit(
                 &format!("register:account:{}", requested.trim().to_lowercase()),
                 REGISTER_PER_ACCOUNT,
             )?;
@@ -463,17 +467,17 @@ impl AccountMutation {
             meta.ip.as_deref(),
         )
         .await?;
-        let session = sessions::issue(db, &auth.keys, account, None, &meta).await?;
+        let session = sessions::issue(db, &services.keys, account, None, &meta).await?;
         Ok(payload(ctx, session, use_cookie))
     }
 
     /// Signs in with a username or email and a password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        let (db, auth, meta) = state(ctx)?;
+        let (db, services, meta) = state(ctx)?;
         let session = sessions::login(
             db,
-            &auth.keys,
-            &auth.limiter,
+            &services.keys,
+            &services.limiter,
             &input.login,
             &input.password,
             &meta,
@@ -488,12 +492,12 @@ impl AccountMutation {
         ctx: &Context<'_>,
         input: RefreshSessionInput,
     ) -> Result<AuthPayload> {
-        let (db, auth, meta) = state(ctx)?;
+        let (db, services, meta) = state(ctx)?;
         let token = input
             .refresh_token
             .or_else(|| meta.refresh_cookie.clone())
             .ok_or(AppError::Unauthenticated)?;
-        let session = sessions::refresh(db, &auth.keys, &token, &meta).await?;
+        let session = sessions::refresh(db, &services.keys, &token, &meta).await?;
         Ok(payload(
             ctx,
             session,
@@ -523,11 +527,11 @@ impl AccountMutation {
         input: ChangePasswordInput,
     ) -> Result<AuthPayload> {
         let me = principal(ctx).signed_in()?.clone();
-        let (db, auth, meta) = state(ctx)?;
+        let (db, services, meta) = state(ctx)?;
         let session = sessions::change_password(
             db,
-            &auth.keys,
-            &auth.limiter,
+            &services.keys,
+            &services.limiter,
             &me,
             &input.current_password,
             &input.new_password,
@@ -545,11 +549,11 @@ impl AccountMutation {
     ) -> Result<UserPayload> {
         let actor = principal(ctx).staff()?.clone();
         let (db, _, meta) = state(ctx)?;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         let account =
             admin::set_status(db, &actor, id, input.status.into(), meta.ip.as_deref()).await?;
         Ok(UserPayload {
-            user: User(account),
+            user: User::from(account),
         })
     }
 
@@ -560,18 +564,19 @@ impl AccountMutation {
         input: ResetUserPasswordInput,
     ) -> Result<ResetUserPasswordPayload> {
         let actor = principal(ctx).staff()?.clone();
-        let (db, auth, meta) = state(ctx)?;
-        let id = ids::decode(&input.user_id, Kind::User, "userId")?;
-        auth.limiter.hit(
+        let (db, services, meta) = state(ctx)?;
+        let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
+        services.limiter.hit(
             &format!("reset:ip:{}", ip_key(meta.ip.as_deref())),
             RESET_PER_IP,
         )?;
-        auth.limiter
+        services
+            .limiter
             .hit(&format!("reset:account:{id}"), RESET_PER_ACCOUNT)?;
         let (account, temporary_password) =
             admin::reset_password(db, &actor, id, meta.ip.as_deref()).await?;
         Ok(ResetUserPasswordPayload {
-            user: User(account),
+            user: User::from(account),
             temporary_password,
         })
     }

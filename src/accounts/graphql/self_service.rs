@@ -1,33 +1,28 @@
 //! The signed-in user's own account: profile, consents, badges, deletion, export.
 
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
-use sea_orm::DatabaseConnection;
 
-use super::{RequestMeta, User, UserPayload};
+use super::{UserPayload, meta};
+use crate::accounts::loaders::UserById;
 use crate::accounts::{badges, profile};
 use crate::auth::guards::principal;
 use crate::entities::{self, auth_method, consent, security_log};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{UserById, loader};
+use crate::graphql::loaders::loader;
 use crate::graphql::scalars::DateTime;
+use crate::graphql::types::User;
+use crate::services::services;
 
-/// Allows the account's owner and staff.
+/// Allows a person to read the account's private data: its owner and staff.
 pub fn owner_or_staff(ctx: &Context<'_>, user_id: i32) -> Result<(), AppError> {
-    let me = principal(ctx).user()?;
-    if me.id == user_id || me.is_staff || me.is_superuser {
+    let principal = principal(ctx);
+    principal.person()?;
+    if principal.accounts().allows(user_id) {
         Ok(())
     } else {
         Err(AppError::Forbidden)
     }
-}
-
-fn limiter<'a>(ctx: &'a Context<'_>) -> Result<&'a crate::auth::rate_limit::RateLimiter> {
-    Ok(&ctx.data::<super::AuthState>()?.limiter)
-}
-
-fn meta(ctx: &Context<'_>) -> RequestMeta {
-    ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -82,7 +77,7 @@ pub struct AuthMethod(pub auth_method::Model);
 #[Object]
 impl AuthMethod {
     async fn id(&self) -> ID {
-        ids::encode(Kind::AuthMethod, self.0.id)
+        ids::encode(Kind::AUTH_METHOD, self.0.id)
     }
     /// Saved methods are RFID badges; QR codes and one-time codes belong to reservations.
     async fn kind(&self) -> AuthMethodKind {
@@ -134,7 +129,7 @@ impl SecurityEvent {
             return Ok(None);
         };
         owner_or_staff(ctx, id)?;
-        Ok(loader(ctx)?.load_one(UserById(id)).await?.map(User))
+        Ok(loader(ctx)?.load_one(UserById(id)).await?.map(User::from))
     }
 }
 
@@ -190,8 +185,8 @@ pub struct SelfServiceQuery;
 impl SelfServiceQuery {
     /// Everything voltgate holds about the signed-in user, as JSON.
     async fn export_my_data(&self, ctx: &Context<'_>) -> Result<Json<serde_json::Value>> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         let data = profile::export(db, me.id).await?;
         profile::record_export(db, me.id, meta(ctx).ip.as_deref()).await;
         Ok(Json(data))
@@ -209,8 +204,8 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: UpdateProfileInput,
     ) -> Result<UserPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         let changes = profile::ProfileChanges {
             email: input.email,
             full_name: input.full_name,
@@ -220,7 +215,7 @@ impl SelfServiceMutation {
         };
         let updated = profile::update_own(
             db,
-            limiter(ctx)?,
+            &services(ctx)?.limiter,
             me.id,
             changes,
             input.current_password.as_deref(),
@@ -228,7 +223,7 @@ impl SelfServiceMutation {
         )
         .await?;
         Ok(UserPayload {
-            user: User(updated),
+            user: User::from(updated),
         })
     }
 
@@ -238,8 +233,8 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: UpdateConsentsInput,
     ) -> Result<Consent> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         Ok(Consent(
             profile::set_notifications(db, me.id, input.notifications).await?,
         ))
@@ -251,11 +246,11 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: DeleteAccountInput,
     ) -> Result<DeletedPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
         profile::delete_own(
             db,
-            limiter(ctx)?,
+            &services(ctx)?.limiter,
             me.id,
             &input.password,
             meta(ctx).ip.as_deref(),
@@ -270,9 +265,9 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: AddRfidBadgeInput,
     ) -> Result<AuthMethodPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        limiter(ctx)?.hit(
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
+        services(ctx)?.limiter.hit(
             &format!("badge-add:{}", me.id),
             super::BADGE_ADD_PER_ACCOUNT,
         )?;
@@ -295,9 +290,9 @@ impl SelfServiceMutation {
         ctx: &Context<'_>,
         input: DeleteAuthMethodInput,
     ) -> Result<DeletedPayload> {
-        let me = principal(ctx).user()?;
-        let db = ctx.data::<DatabaseConnection>()?;
-        let id = ids::decode(&input.id, Kind::AuthMethod, "id")?;
+        let me = principal(ctx).person()?;
+        let db = &services(ctx)?.db;
+        let id = ids::decode(&input.id, Kind::AUTH_METHOD, "id")?;
         badges::delete_own(db, me.id, id, meta(ctx).ip.as_deref()).await?;
         Ok(DeletedPayload { ok: true })
     }

@@ -1,0 +1,148 @@
+//! One typed context for everything a resolver or a job needs: the database, the
+//! event bus, the device command link, token keys, the rate limiter, the clock
+//! and the notification outbox.
+//!
+//! `App::build` makes one [`ServiceContext`]; the schema carries it (resolvers
+//! read it with [`services`]) and the job runner holds it, so no domain grows a
+//! helper of its own to fetch its dependencies.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::tokens::TokenKeys;
+use crate::bus::SharedBus;
+use crate::devices::commands::{DeviceCommands, Unavailable};
+
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub db: DatabaseConnection,
+    pub bus: SharedBus,
+    /// Commands to bay devices (MQTT in production).
+    pub devices: Arc<dyn DeviceCommands>,
+    pub keys: Arc<TokenKeys>,
+    pub limiter: Arc<RateLimiter>,
+    pub clock: Arc<dyn Clock>,
+    pub outbox: Arc<dyn Outbox>,
+}
+
+impl ServiceContext {
+    /// A context with the system clock, a logging outbox and no device link;
+    /// `App::build` replaces what it has.
+    pub fn new(
+        db: DatabaseConnection,
+        bus: SharedBus,
+        keys: Arc<TokenKeys>,
+        limiter: Arc<RateLimiter>,
+    ) -> Self {
+        Self {
+            db,
+            bus,
+            devices: Arc::new(Unavailable),
+            keys,
+            limiter,
+            clock: Arc::new(SystemClock),
+            outbox: Arc::new(LogOutbox),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+/// The schema's service context, for resolvers.
+///
+/// # Errors
+/// When the schema was built without one (never in `build_schema`).
+pub fn services<'a>(
+    ctx: &'a async_graphql::Context<'_>,
+) -> async_graphql::Result<&'a ServiceContext> {
+    ctx.data::<ServiceContext>()
+}
+
+/// What time it is; jobs and expiries read it here so tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that stands still until moved (tests).
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self(Mutex::new(now))
+    }
+
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        if let Ok(mut now) = self.0.lock() {
+            *now += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map_or_else(|_| Utc::now(), |now| *now)
+    }
+}
+
+/// A message for a person (email, push), queued after the change it reports
+/// is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub user_id: i32,
+    /// A stable template name, e.g. `reservation_expired`.
+    pub template: &'static str,
+    pub data: serde_json::Value,
+}
+
+/// Where notifications go; delivery is the outbox's business, not the service's.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    async fn enqueue(&self, notification: Notification);
+}
+
+/// Logs notifications; the default until a delivery channel is configured.
+pub struct LogOutbox;
+
+#[async_trait]
+impl Outbox for LogOutbox {
+    async fn enqueue(&self, notification: Notification) {
+        tracing::info!(
+            user_id = notification.user_id,
+            template = notification.template,
+            "notification queued"
+        );
+    }
+}
+
+/// Keeps notifications in memory (tests).
+#[derive(Default)]
+pub struct MemoryOutbox(Mutex<Vec<Notification>>);
+
+impl MemoryOutbox {
+    pub fn sent(&self) -> Vec<Notification> {
+        self.0.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryOutbox {
+    async fn enqueue(&self, notification: Notification) {
+        if let Ok(mut queued) = self.0.lock() {
+            queued.push(notification);
+        }
+    }
+}
