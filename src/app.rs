@@ -26,6 +26,7 @@ use crate::graphql::{self, Limits};
 use crate::http::admission::Admission;
 use crate::http::{self, AppState};
 use crate::mqtt::{self, MqttHandle, MqttOptions};
+use crate::realtime::connection::ConnectionLimits;
 use crate::services::ServiceContext;
 use crate::{db, jobs, seed, telemetry};
 
@@ -111,6 +112,12 @@ impl App {
             metrics,
             limits,
             max_batch_operations: settings.graphql_limits.max_batch_operations,
+            ws_limits: ConnectionLimits {
+                init_timeout: Duration::from_secs(settings.ws_init_timeout_secs.max(1)),
+                keep_alive: Duration::from_secs(settings.ws_keepalive_secs.max(1)),
+                max_operations: settings.max_ws_subscriptions.max(1),
+                queue_frames: settings.ws_queue_messages.max(1),
+            },
             admission: Admission::new(
                 settings.graphql_limits.max_concurrent_operations,
                 Duration::from_millis(settings.graphql_limits.operation_queue_timeout_ms),

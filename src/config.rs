@@ -153,6 +153,22 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MAX_WS_CONNECTIONS", default_value_t = 10_000)]
     pub max_ws_connections: usize,
 
+    /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
+    #[arg(long, env = "VOLTGATE_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Seconds between the server's keep-alive pings on a WebSocket.
+    #[arg(long, env = "VOLTGATE_WS_KEEPALIVE_SECS", default_value_t = 15)]
+    pub ws_keepalive_secs: u64,
+
+    /// Operations (subscriptions) one WebSocket may run at once; more are refused.
+    #[arg(long, env = "VOLTGATE_MAX_WS_SUBSCRIPTIONS", default_value_t = 100)]
+    pub max_ws_subscriptions: usize,
+
+    /// Messages waiting for a slow WebSocket client before it is disconnected (1013).
+    #[arg(long, env = "VOLTGATE_WS_QUEUE_MESSAGES", default_value_t = 256)]
+    pub ws_queue_messages: usize,
+
     /// Reverse proxies (load balancers) in front of voltgate that append the
     /// client's address to `X-Forwarded-For`: the client IP used for rate limits
     /// and the security journal is read that many hops from the right. 0 trusts

@@ -23,6 +23,7 @@ pub mod http;
 pub mod jobs;
 pub mod mqtt;
 pub mod pagination;
+pub mod realtime;
 pub mod seed;
 pub mod services;
 pub mod simulate;

@@ -67,6 +67,8 @@ pub mod names {
     pub const GRAPHQL_REFUSED: &str = "voltgate_graphql_requests_refused_total";
     pub const WS_CONNECTIONS: &str = "voltgate_websocket_connections";
     pub const WS_REJECTED: &str = "voltgate_websocket_rejected_total";
+    /// Connections closed because their client stopped reading.
+    pub const WS_SLOW_CONSUMERS: &str = "voltgate_websocket_slow_consumers_total";
     pub const MQTT_IN: &str = "voltgate_mqtt_messages_received_total";
     pub const MQTT_OUT: &str = "voltgate_mqtt_messages_published_total";
     pub const MQTT_DROPPED: &str = "voltgate_mqtt_messages_dropped_total";

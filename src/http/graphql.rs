@@ -6,19 +6,17 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::{BatchResponse, Data, Result as GqlResult};
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::{BatchResponse, Data, Pos, Result as GqlResult};
+use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{
-    CloseFrame, Message, WebSocketUpgrade, close_code, rejection::WebSocketUpgradeRejection,
+    CloseFrame, Message, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
-use futures_util::{SinkExt as _, StreamExt as _};
 
 use super::AppState;
 use crate::accounts::RequestMeta;
@@ -29,6 +27,8 @@ use crate::graphql::Limits;
 use crate::graphql::document_limits::{self, Limit, LimitExceeded, Refusal};
 use crate::graphql::live_session::WebSocketSession;
 use crate::graphql::request_guard::{BatchBudget, DocumentChecked};
+use crate::realtime::connection;
+use crate::realtime::protocol::Subprotocol;
 use crate::telemetry::names;
 
 /// Per-connection read buffer: room for typical GraphQL messages; larger ones still
@@ -290,16 +290,25 @@ pub async fn post(
     GraphQLResponse::from(response).into_response()
 }
 
+/// The first subprotocol the client offers that voltgate speaks.
+fn offered_subprotocol(headers: &HeaderMap) -> Option<Subprotocol> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(Subprotocol::from_name)
+}
+
 /// A WebSocket upgrade speaks GraphQL (`graphql-transport-ws` or legacy `graphql-ws`);
 /// any other GET gets GraphiQL.
 pub async fn get(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    protocol: Result<GraphQLProtocol, StatusCode>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
+    let Ok(upgrade) = upgrade else {
         return super::graphiql::page().into_response();
     };
     let Ok(permit) = state.ws_permits.clone().try_acquire_owned() else {
@@ -310,35 +319,45 @@ pub async fn get(
         )
             .into_response();
     };
+    let protocol = offered_subprotocol(&headers);
     let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
-    let schema = state.schema.clone();
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .protocols(Subprotocol::ALL)
         // GraphQL clients send small messages; tungstenite's 128 KiB default would be
         // allocated and zeroed per connection for nothing.
         .read_buffer_size(WS_READ_BUFFER_BYTES)
+        // Frames are flushed in bursts by the connection's writer: no need for
+        // tungstenite's 128 KiB write buffer on every idle socket.
+        .write_buffer_size(0)
         .max_message_size(state.max_ws_message_bytes)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |mut socket| async move {
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
-            let mut shutting_down = state.shutting_down.clone();
-            let (mut sink, stream) = socket.split();
-            // At shutdown the client's side of the conversation ends, which ends
-            // the GraphQL session; the socket is then closed as "going away", so
-            // clients reconnect (to another replica) at once.
-            let stream = stream.take_until(async move {
-                let _ = shutting_down.wait_for(|down| *down).await;
-            });
-            let closing = state.shutting_down.clone();
-            GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
-                .on_connection_init(move |payload| connection_init(state, meta, payload))
-                .serve()
-                .await;
-            if *closing.borrow() {
-                let frame = CloseFrame {
-                    code: close_code::AWAY,
-                    reason: "server shutting down".into(),
-                };
-                let _ = sink.send(Message::Close(Some(frame))).await;
+            match protocol {
+                Some(protocol) => {
+                    let schema = state.schema.clone();
+                    let limits = state.ws_limits;
+                    let shutting_down = state.shutting_down.clone();
+                    connection::serve(
+                        socket,
+                        protocol,
+                        schema,
+                        limits,
+                        shutting_down,
+                        |payload| async move {
+                            connection_init(state, meta, payload)
+                                .await
+                                .map_err(|err| err.into_server_error(Pos::default()))
+                        },
+                    )
+                    .await;
+                }
+                None => {
+                    let frame = CloseFrame {
+                        code: 4406,
+                        reason: "Subprotocol not acceptable".into(),
+                    };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                }
             }
             metrics::gauge!(names::WS_CONNECTIONS).decrement(1.0);
             drop(permit);

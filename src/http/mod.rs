@@ -20,6 +20,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::bus::SharedBus;
 use crate::graphql::{AppSchema, Limits};
 use crate::mqtt::MqttHandle;
+use crate::realtime::connection::ConnectionLimits;
 use admission::Admission;
 
 /// What handlers share.
@@ -42,6 +43,8 @@ pub struct AppState {
     pub max_batch_operations: usize,
     /// Bounds the operations executing at once.
     pub admission: Admission,
+    /// Timers and limits of each WebSocket connection.
+    pub ws_limits: ConnectionLimits,
 }
 
 /// Builds the router.

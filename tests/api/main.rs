@@ -25,3 +25,4 @@ mod schema;
 mod self_service;
 mod startup;
 mod stations;
+mod websocket_protocol;

@@ -1,0 +1,242 @@
+//! One GraphQL WebSocket connection: the protocol's rules ([`Session`]) applied
+//! to a socket, with timers and a bounded outgoing queue.
+//!
+//! A reader loop owns the session and the running operations; a writer task
+//! owns the socket's sending half and drains a bounded queue of frames, so a
+//! client that stops reading fills its own queue and nothing else. Frames are
+//! written in bursts and flushed once per burst.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Data, Response, ServerError};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{BoxStream, SplitSink};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamMap;
+
+use super::protocol::{
+    Action, CloseCode, ServerMessage, Session, Subprotocol, close_reason, encode,
+};
+use crate::graphql::AppSchema;
+use crate::telemetry::names;
+
+/// Limits and timers of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time allowed between the upgrade and `connection_init`.
+    pub init_timeout: Duration,
+    /// Interval of server pings (`ka` on the legacy protocol).
+    pub keep_alive: Duration,
+    /// Operations one connection may run at once.
+    pub max_operations: usize,
+    /// Frames waiting to be written before the connection is a slow consumer.
+    pub queue_frames: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            init_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(15),
+            max_operations: 100,
+            queue_frames: 256,
+        }
+    }
+}
+
+/// Something to write.
+enum Outgoing {
+    Text(String),
+    Close(u16, String),
+}
+
+/// Serves one connection until either side ends it or `shutting_down` turns true.
+/// `authenticate` turns the `connection_init` payload into the operations' data,
+/// or refuses it.
+pub async fn serve<A, F>(
+    socket: WebSocket,
+    protocol: Subprotocol,
+    schema: AppSchema,
+    limits: ConnectionLimits,
+    mut shutting_down: watch::Receiver<bool>,
+    authenticate: A,
+) where
+    A: FnOnce(serde_json::Value) -> F,
+    F: Future<Output = Result<Data, ServerError>>,
+{
+    let (sink, mut stream) = socket.split();
+    let (queue, frames) = mpsc::channel(limits.queue_frames.max(1));
+    let writer = tokio::spawn(write(sink, frames));
+    let mut session = Session::new(protocol, limits.max_operations);
+    let mut authenticate = Some(authenticate);
+    let mut data: Option<Arc<Data>> = None;
+    let mut operations: StreamMap<String, BoxStream<'static, Option<Response>>> = StreamMap::new();
+    let init_deadline = tokio::time::sleep(limits.init_timeout);
+    tokio::pin!(init_deadline);
+    let shutdown = async move {
+        let _ = shutting_down.wait_for(|down| *down).await;
+    };
+    tokio::pin!(shutdown);
+    let mut keep_alive = tokio::time::interval(limits.keep_alive);
+    keep_alive.reset();
+
+    let send = |message: &ServerMessage<'_>| {
+        let text = encode(protocol, message);
+        // A full queue means the client is not reading: it is closed below.
+        queue.try_send(Outgoing::Text(text)).is_ok()
+    };
+    let close = |code: u16, reason: String| {
+        // Closing does not wait for room: the writer is told to stop after what it has.
+        let queue = queue.clone();
+        async move {
+            let _ = queue.send(Outgoing::Close(code, reason)).await;
+        }
+    };
+
+    let ending: Option<(u16, String)> = loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                break Some((1001, "server shutting down".to_owned()));
+            }
+            () = &mut init_deadline, if data.is_none() => {
+                break Some((CloseCode::InitTimeout.code(), "Connection initialisation timeout".to_owned()));
+            }
+            frame = stream.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        break Some((CloseCode::BadRequest.code(), "binary messages are not part of the protocol".to_owned()));
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    // Pings are answered by the WebSocket layer.
+                    Some(Ok(_)) => continue,
+                };
+                match session.on_text(text.as_str()) {
+                    Action::Init { payload } => {
+                        let Some(authenticate) = authenticate.take() else { continue };
+                        match tokio::time::timeout_at(init_deadline.deadline(), authenticate(payload)).await {
+                            Ok(Ok(accepted)) => {
+                                data = Some(Arc::new(accepted));
+                                session.initialized();
+                                send(&ServerMessage::ConnectionAck);
+                            }
+                            Ok(Err(refused)) => {
+                                if protocol == Subprotocol::Legacy {
+                                    send(&ServerMessage::ConnectionError { message: &refused.message });
+                                }
+                                // The reason says why (e.g. "authentication required").
+                                break Some((CloseCode::Forbidden.code(), close_reason(&refused.message)));
+                            }
+                            Err(_) => break Some((CloseCode::InitTimeout.code(), "Connection initialisation timeout".to_owned())),
+                        }
+                    }
+                    Action::Start { id, payload } => {
+                        let Some(data) = data.clone() else { continue };
+                        match serde_json::from_value::<async_graphql::Request>(payload) {
+                            Ok(request) => {
+                                let results = schema
+                                    .execute_stream_with_session_data(request, data)
+                                    .map(Some)
+                                    .chain(futures_util::stream::once(async { None }))
+                                    .boxed();
+                                operations.insert(id, results);
+                            }
+                            Err(err) => {
+                                session.finished(&id);
+                                let errors = errors_json(&format!("not a GraphQL request: {err}"));
+                                send(&ServerMessage::Error { id: &id, errors_json: &errors });
+                            }
+                        }
+                    }
+                    Action::Stop { id } => {
+                        operations.remove(&id);
+                        if protocol == Subprotocol::Legacy {
+                            send(&ServerMessage::Complete { id: &id });
+                        }
+                    }
+                    Action::Refuse { id, message } => {
+                        let errors = errors_json(&message);
+                        send(&ServerMessage::Error { id: &id, errors_json: &errors });
+                    }
+                    Action::Pong { payload } => {
+                        send(&ServerMessage::Pong { payload: payload.as_ref() });
+                    }
+                    Action::Close { code, reason } => break Some((code, reason)),
+                    Action::Nothing => {}
+                }
+            }
+            Some((id, result)) = operations.next(), if !operations.is_empty() => {
+                let delivered = match result {
+                    Some(response) => {
+                        let payload = serialize(&response);
+                        send(&ServerMessage::Next { id: &id, payload_json: &payload })
+                    }
+                    None => {
+                        session.finished(&id);
+                        send(&ServerMessage::Complete { id: &id })
+                    }
+                };
+                if !delivered {
+                    metrics::counter!(names::WS_SLOW_CONSUMERS).increment(1);
+                    break Some((1013, "the client does not read its messages".to_owned()));
+                }
+            }
+            _ = keep_alive.tick() => {
+                let ping = if protocol == Subprotocol::Legacy { ServerMessage::KeepAlive } else { ServerMessage::Ping };
+                // Only when there is room: a client that reads nothing gets no pings either.
+                send(&ping);
+            }
+        }
+    };
+    drop(operations);
+    if let Some((code, reason)) = ending {
+        close(code, reason).await;
+    }
+    drop(queue);
+    let _ = writer.await;
+}
+
+/// Writes queued frames in bursts, flushing once per burst, until the queue
+/// ends or a close frame is written.
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut frames: mpsc::Receiver<Outgoing>) {
+    while let Some(first) = frames.recv().await {
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            let sent = match frame {
+                Outgoing::Text(text) => sink.feed(Message::Text(Utf8Bytes::from(text))).await,
+                Outgoing::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from(reason),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+            next = frames.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+fn serialize(response: &Response) -> String {
+    serde_json::to_string(response).unwrap_or_else(|_| {
+        r#"{"data":null,"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#
+            .to_owned()
+    })
+}
+
+fn errors_json(message: &str) -> String {
+    serde_json::json!([{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }])
+        .to_string()
+}

@@ -1,0 +1,218 @@
+//! graphql-transport-ws as its specification says: close codes, pings, limits.
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{PATIENCE, TestApp, spawn_app, spawn_app_with};
+
+struct Raw(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+/// What the server sent: a message, or the close frame's code and reason.
+#[derive(Debug)]
+enum Heard {
+    Message(Value),
+    Closed(u16, String),
+}
+
+impl Raw {
+    async fn connect(app: &TestApp, protocol: &str) -> Self {
+        let mut request = format!("ws://{}/graphql", app.addr)
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket connects");
+        Self(socket)
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    async fn send_text(&mut self, text: &str) {
+        self.0.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    async fn hear(&mut self) -> Heard {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("the server says something in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Heard::Message(serde_json::from_str(&text).expect("JSON"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame.map_or((0, String::new()), |f| {
+                        (u16::from(f.code), f.reason.to_string())
+                    });
+                    return Heard::Closed(code, reason);
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the connection ended without a close frame: {other:?}"),
+            }
+        }
+    }
+
+    async fn closed_with(&mut self) -> u16 {
+        loop {
+            match self.hear().await {
+                Heard::Closed(code, _) => return code,
+                Heard::Message(_) => {}
+            }
+        }
+    }
+
+    async fn acknowledged(app: &TestApp) -> Self {
+        let mut socket = Self::connect(app, "graphql-transport-ws").await;
+        socket.send(json!({ "type": "connection_init" })).await;
+        match socket.hear().await {
+            Heard::Message(ack) => assert_eq!(ack["type"], "connection_ack", "{ack}"),
+            closed => panic!("{closed:?}"),
+        }
+        socket
+    }
+}
+
+fn subscribe(id: &str) -> Value {
+    json!({ "id": id, "type": "subscribe",
+        "payload": { "query": "subscription { bayStatusChanged { changedAt } }" } })
+}
+
+#[tokio::test]
+async fn a_socket_that_never_initialises_is_closed_with_4408() {
+    let app = spawn_app_with(&["--ws-init-timeout-secs", "1"]).await;
+    let mut socket = Raw::connect(&app, "graphql-transport-ws").await;
+    assert_eq!(socket.closed_with().await, 4408);
+}
+
+#[tokio::test]
+async fn subscribing_before_the_acknowledgement_closes_with_4401() {
+    let app = spawn_app().await;
+    let mut socket = Raw::connect(&app, "graphql-transport-ws").await;
+    socket.send(subscribe("1")).await;
+    assert_eq!(socket.closed_with().await, 4401);
+}
+
+#[tokio::test]
+async fn a_second_connection_init_closes_with_4429() {
+    let app = spawn_app().await;
+    let mut socket = Raw::acknowledged(&app).await;
+    socket.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(socket.closed_with().await, 4429);
+}
+
+#[tokio::test]
+async fn a_duplicate_subscription_id_closes_with_4409() {
+    let app = spawn_app().await;
+    let mut socket = Raw::acknowledged(&app).await;
+    socket.send(subscribe("same")).await;
+    socket.send(subscribe("same")).await;
+    assert_eq!(socket.closed_with().await, 4409);
+}
+
+#[tokio::test]
+async fn malformed_messages_close_with_4400() {
+    let app = spawn_app().await;
+    for text in [
+        "not json",
+        r#"{"type":"subscribe","payload":{}}"#,
+        r#"{"type":"nope"}"#,
+    ] {
+        let mut socket = Raw::acknowledged(&app).await;
+        socket.send_text(text).await;
+        assert_eq!(socket.closed_with().await, 4400, "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_init_closes_with_4403() {
+    let app = spawn_app().await;
+    let mut socket = Raw::connect(&app, "graphql-transport-ws").await;
+    socket
+        .send(json!({ "type": "connection_init", "payload": { "authorization": "Bearer forged" } }))
+        .await;
+    match socket.hear().await {
+        Heard::Closed(code, reason) => {
+            assert_eq!(code, 4403);
+            assert_eq!(reason, "authentication required");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn pings_are_answered_with_their_payload_and_the_server_pings_too() {
+    let app = spawn_app_with(&["--ws-keepalive-secs", "1"]).await;
+    let mut socket = Raw::acknowledged(&app).await;
+    socket
+        .send(json!({ "type": "ping", "payload": { "at": 1 } }))
+        .await;
+    match socket.hear().await {
+        Heard::Message(pong) => assert_eq!(pong, json!({ "type": "pong", "payload": { "at": 1 } })),
+        other => panic!("{other:?}"),
+    }
+    match socket.hear().await {
+        Heard::Message(ping) => assert_eq!(ping, json!({ "type": "ping" })),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_beyond_the_per_connection_limit_are_refused_and_the_rest_keep_running() {
+    let app = spawn_app_with(&["--max-ws-subscriptions", "2"]).await;
+    let mut socket = Raw::acknowledged(&app).await;
+    for id in ["1", "2", "3"] {
+        socket.send(subscribe(id)).await;
+    }
+    match socket.hear().await {
+        Heard::Message(refused) => {
+            assert_eq!(refused["type"], "error", "{refused}");
+            assert_eq!(refused["id"], "3", "{refused}");
+            assert_eq!(
+                refused["payload"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{refused}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Completing one makes room for another.
+    socket.send(json!({ "id": "1", "type": "complete" })).await;
+    socket.send(subscribe("4")).await;
+    socket
+        .send(json!({ "type": "ping", "payload": { "after": 4 } }))
+        .await;
+    match socket.hear().await {
+        Heard::Message(pong) => assert_eq!(pong["type"], "pong", "no refusal for 4: {pong}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_query_over_the_socket_answers_then_completes() {
+    let app = spawn_app().await;
+    let mut socket = Raw::acknowledged(&app).await;
+    socket
+        .send(json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ __typename }" } }))
+        .await;
+    match socket.hear().await {
+        Heard::Message(next) => {
+            assert_eq!(next["type"], "next", "{next}");
+            assert_eq!(next["payload"]["data"]["__typename"], "Query", "{next}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match socket.hear().await {
+        Heard::Message(complete) => {
+            assert_eq!(complete, json!({ "type": "complete", "id": "q" }));
+        }
+        other => panic!("{other:?}"),
+    }
+}
