@@ -216,3 +216,57 @@ async fn a_query_over_the_socket_answers_then_completes() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Runs `tests/js/interop.mjs` (the reference `graphql-ws` client) against the
+/// server; its dependencies are installed from `package-lock.json` when missing.
+/// Without Node.js on the machine the check cannot run and says so.
+#[tokio::test]
+async fn the_reference_graphql_ws_client_interoperates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("Node.js is not installed: the graphql-ws interoperability check did not run");
+        return;
+    }
+    if !dir.join("node_modules/graphql-ws").exists() {
+        let installed = tokio::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .status()
+            .await
+            .expect("npm runs");
+        assert!(installed.success(), "npm ci in tests/js");
+    }
+    let app = spawn_app().await;
+    let output = tokio::time::timeout(
+        PATIENCE,
+        tokio::process::Command::new("node")
+            .arg(dir.join("interop.mjs"))
+            .arg(format!("ws://{}/graphql", app.addr))
+            .output(),
+    )
+    .await
+    .expect("the client finishes in time")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let checks: std::collections::HashMap<String, Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|v| Some((v["check"].as_str()?.to_owned(), v["value"].clone())))
+        .collect();
+    assert_eq!(
+        checks["query"],
+        json!([{ "data": { "__typename": "Query" } }]),
+        "{stdout}"
+    );
+    assert_eq!(checks["subscription"], json!(["connected"]), "{stdout}");
+    assert_eq!(checks["refused"]["code"], 4403, "{stdout}");
+}
