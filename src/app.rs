@@ -27,6 +27,7 @@ use crate::http::admission::Admission;
 use crate::http::{self, AppState};
 use crate::mqtt::{self, MqttHandle, MqttOptions};
 use crate::realtime::connection::ConnectionLimits;
+use crate::realtime::groups::Groups;
 use crate::services::ServiceContext;
 use crate::{db, jobs, seed, telemetry};
 
@@ -43,6 +44,7 @@ pub struct App {
     max_ws_connections: usize,
     _wal_checkpointer: Option<db::WalCheckpointer>,
     jobs: jobs::Runner,
+    subscription_groups: Arc<Groups>,
 }
 
 /// How long shutdown waits for WebSocket connections to close.
@@ -96,6 +98,7 @@ impl App {
         let jobs = jobs::Runner::start(services.clone(), jobs::registry());
         let limits = graphql_limits(&settings.graphql_limits)?;
         let schema = graphql::build_schema(services, limits);
+        let subscription_groups = Groups::new(schema.clone(), settings.subscription_buffer);
         let (shutting_down, shutdown_signal) = tokio::sync::watch::channel(false);
         let ws_permits = Arc::new(Semaphore::new(settings.max_ws_connections));
         let state = AppState {
@@ -118,6 +121,7 @@ impl App {
                 max_operations: settings.max_ws_subscriptions.max(1),
                 queue_frames: settings.ws_queue_messages.max(1),
             },
+            subscription_groups: Arc::clone(&subscription_groups),
             admission: Admission::new(
                 settings.graphql_limits.max_concurrent_operations,
                 Duration::from_millis(settings.graphql_limits.operation_queue_timeout_ms),
@@ -144,7 +148,13 @@ impl App {
             max_ws_connections: settings.max_ws_connections,
             _wal_checkpointer: wal_checkpointer,
             jobs,
+            subscription_groups,
         })
+    }
+
+    /// The replica's subscription groups (their counts show how executions are shared).
+    pub fn subscription_groups(&self) -> &Arc<Groups> {
+        &self.subscription_groups
     }
 
     pub fn local_addr(&self) -> SocketAddr {

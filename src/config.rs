@@ -169,6 +169,11 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_WS_QUEUE_MESSAGES", default_value_t = 256)]
     pub ws_queue_messages: usize,
 
+    /// Results a group of identical subscriptions keeps for members that have not
+    /// read them yet; a member further behind is dropped with `SUBSCRIBER_LAGGING`.
+    #[arg(long, env = "VOLTGATE_SUBSCRIPTION_BUFFER", default_value_t = 1024)]
+    pub subscription_buffer: usize,
+
     /// Reverse proxies (load balancers) in front of voltgate that append the
     /// client's address to `X-Forwarded-For`: the client IP used for rate limits
     /// and the security journal is read that many hops from the right. 0 trusts

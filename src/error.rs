@@ -61,10 +61,13 @@ pub enum Reason {
     Expired,
     /// The object's state does not allow this change (`CONFLICT`).
     InvalidTransition,
+    /// A subscriber fell too far behind its subscription's events and was
+    /// dropped; it subscribes again (`RATE_LIMITED`).
+    SubscriberLagging,
 }
 
 impl Reason {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -75,6 +78,7 @@ impl Reason {
         Self::AlreadyRedeemed,
         Self::Expired,
         Self::InvalidTransition,
+        Self::SubscriberLagging,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Reason {
             Self::AlreadyRedeemed => "ALREADY_REDEEMED",
             Self::Expired => "EXPIRED",
             Self::InvalidTransition => "INVALID_TRANSITION",
+            Self::SubscriberLagging => "SUBSCRIBER_LAGGING",
         }
     }
 
@@ -96,6 +101,7 @@ impl Reason {
     pub const fn code(self) -> ErrorCode {
         match self {
             Self::PasswordChangeRequired => ErrorCode::Forbidden,
+            Self::SubscriberLagging => ErrorCode::RateLimited,
             Self::UsernameTaken
             | Self::EmailTaken
             | Self::BadgeTaken

@@ -67,6 +67,16 @@ pub mod names {
     pub const GRAPHQL_REFUSED: &str = "voltgate_graphql_requests_refused_total";
     pub const WS_CONNECTIONS: &str = "voltgate_websocket_connections";
     pub const WS_REJECTED: &str = "voltgate_websocket_rejected_total";
+    /// Subscription executions started (one per group of identical subscriptions).
+    pub const SUBSCRIPTION_EXECUTIONS: &str = "voltgate_subscription_executions_total";
+    /// Results produced by group executions (each resolved and serialized once).
+    pub const SUBSCRIPTION_RESULTS: &str = "voltgate_subscription_results_total";
+    /// Results handed to group members (one per member per result).
+    pub const SUBSCRIPTION_DELIVERIES: &str = "voltgate_subscription_deliveries_total";
+    /// Groups running now.
+    pub const SUBSCRIPTION_GROUPS: &str = "voltgate_subscription_groups";
+    /// Members dropped because they fell behind their group.
+    pub const SUBSCRIPTION_LAGGING: &str = "voltgate_subscription_lagging_total";
     /// Connections closed because their client stopped reading.
     pub const WS_SLOW_CONSUMERS: &str = "voltgate_websocket_slow_consumers_total";
     pub const MQTT_IN: &str = "voltgate_mqtt_messages_received_total";

@@ -334,13 +334,13 @@ pub async fn get(
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
             match protocol {
                 Some(protocol) => {
-                    let schema = state.schema.clone();
+                    let groups = Arc::clone(&state.subscription_groups);
                     let limits = state.ws_limits;
                     let shutting_down = state.shutting_down.clone();
                     connection::serve(
                         socket,
                         protocol,
-                        schema,
+                        groups,
                         limits,
                         shutting_down,
                         |payload| async move {

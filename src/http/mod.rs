@@ -21,6 +21,7 @@ use crate::bus::SharedBus;
 use crate::graphql::{AppSchema, Limits};
 use crate::mqtt::MqttHandle;
 use crate::realtime::connection::ConnectionLimits;
+use crate::realtime::groups::Groups;
 use admission::Admission;
 
 /// What handlers share.
@@ -45,6 +46,8 @@ pub struct AppState {
     pub admission: Admission,
     /// Timers and limits of each WebSocket connection.
     pub ws_limits: ConnectionLimits,
+    /// Identical subscriptions of one audience, executed once.
+    pub subscription_groups: Arc<Groups>,
 }
 
 /// Builds the router.

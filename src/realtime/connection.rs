@@ -10,17 +10,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Data, Response, ServerError};
+use async_graphql::{Data, ServerError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{BoxStream, SplitSink};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamMap;
 
+use super::groups::{Delivery, Groups};
 use super::protocol::{
     Action, CloseCode, ServerMessage, Session, Subprotocol, close_reason, encode,
 };
-use crate::graphql::AppSchema;
+use crate::error::Reason;
 use crate::telemetry::names;
 
 /// Limits and timers of a connection.
@@ -59,7 +60,7 @@ enum Outgoing {
 pub async fn serve<A, F>(
     socket: WebSocket,
     protocol: Subprotocol,
-    schema: AppSchema,
+    groups: Arc<Groups>,
     limits: ConnectionLimits,
     mut shutting_down: watch::Receiver<bool>,
     authenticate: A,
@@ -73,7 +74,7 @@ pub async fn serve<A, F>(
     let mut session = Session::new(protocol, limits.max_operations);
     let mut authenticate = Some(authenticate);
     let mut data: Option<Arc<Data>> = None;
-    let mut operations: StreamMap<String, BoxStream<'static, Option<Response>>> = StreamMap::new();
+    let mut operations: StreamMap<String, BoxStream<'static, Option<Delivery>>> = StreamMap::new();
     let init_deadline = tokio::time::sleep(limits.init_timeout);
     tokio::pin!(init_deadline);
     let shutdown = async move {
@@ -138,8 +139,8 @@ pub async fn serve<A, F>(
                         let Some(data) = data.clone() else { continue };
                         match serde_json::from_value::<async_graphql::Request>(payload) {
                             Ok(request) => {
-                                let results = schema
-                                    .execute_stream_with_session_data(request, data)
+                                let results = groups
+                                    .run(request, data)
                                     .map(Some)
                                     .chain(futures_util::stream::once(async { None }))
                                     .boxed();
@@ -171,9 +172,16 @@ pub async fn serve<A, F>(
             }
             Some((id, result)) = operations.next(), if !operations.is_empty() => {
                 let delivered = match result {
-                    Some(response) => {
-                        let payload = serialize(&response);
+                    Some(Delivery::Payload(payload)) => {
                         send(&ServerMessage::Next { id: &id, payload_json: &payload })
+                    }
+                    Some(Delivery::Lagged) => {
+                        // An error ends the operation: no `complete` follows it.
+                        operations.remove(&id);
+                        session.finished(&id);
+                        metrics::counter!(names::SUBSCRIPTION_LAGGING).increment(1);
+                        let errors = lagging_errors();
+                        send(&ServerMessage::Error { id: &id, errors_json: &errors })
                     }
                     None => {
                         session.finished(&id);
@@ -229,11 +237,13 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut frames: mpsc::Receiv
     let _ = sink.close().await;
 }
 
-fn serialize(response: &Response) -> String {
-    serde_json::to_string(response).unwrap_or_else(|_| {
-        r#"{"data":null,"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#
-            .to_owned()
-    })
+fn lagging_errors() -> String {
+    let reason = Reason::SubscriberLagging;
+    serde_json::json!([{
+        "message": "this subscription fell too far behind its events; subscribe again",
+        "extensions": { "code": reason.code().as_str(), "reason": reason.as_str() }
+    }])
+    .to_string()
 }
 
 fn errors_json(message: &str) -> String {

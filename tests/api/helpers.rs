@@ -77,6 +77,8 @@ pub struct TestApp {
     pub topic_root: String,
     /// The server's MQTT client (sends commands), when MQTT is on.
     pub mqtt: Option<std::sync::Arc<voltgate::mqtt::MqttHandle>>,
+    /// The server's subscription groups, to see how executions are shared.
+    pub subscription_groups: std::sync::Arc<voltgate::realtime::groups::Groups>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -154,6 +156,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
     let addr = app.local_addr();
     let db = app.db().clone();
     let mqtt = app.mqtt();
+    let subscription_groups = std::sync::Arc::clone(app.subscription_groups());
     let broker = match Services::from_env().mqtt {
         Some(url) => {
             let url = url::Url::parse(&url).expect("MQTT_URL is a URL");
@@ -180,6 +183,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
         broker,
         topic_root,
         mqtt,
+        subscription_groups,
         shutdown: Some(shutdown),
     }
 }

@@ -25,4 +25,5 @@ mod schema;
 mod self_service;
 mod startup;
 mod stations;
+mod subscription_groups;
 mod websocket_protocol;

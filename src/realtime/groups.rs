@@ -1,0 +1,359 @@
+//! One execution per audience: identical subscriptions on a replica share it.
+//!
+//! Subscriptions with the same document, operation, variables and *audience*
+//! (everything about the principal that can change what resolvers return: the
+//! whole principal, token expiry included, so two callers that differ in any
+//! right never share) join one group. The group runs the subscription once,
+//! serializes each result once, and hands the same bytes to every member; each
+//! connection only frames them with its own operation id. Members join and
+//! leave at any time; the last one leaving ends the execution.
+//!
+//! A member too slow to keep up with its group (the group's buffer moved past
+//! it) is told so and dropped, instead of holding the others back.
+//!
+//! Only subscription operations are grouped: a query or mutation sent over a
+//! WebSocket runs for its caller alone. Subscription resolvers may rely on the
+//! principal but not on per-connection metadata (IP, user agent), which a group
+//! takes from its first member.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Data, Request, Response};
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+use tokio::sync::{Notify, broadcast};
+
+use crate::auth::principal::Principal;
+use crate::graphql::AppSchema;
+use crate::telemetry::names;
+
+/// What a member receives.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// One result, serialized once for the whole group.
+    Payload(Arc<str>),
+    /// The member fell behind its group and was dropped.
+    Lagged,
+}
+
+/// What makes two subscriptions the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    query: String,
+    operation_name: Option<String>,
+    variables: String,
+    audience: String,
+}
+
+struct Group {
+    /// Taken when the execution ends, which closes the members' receivers.
+    sender: Mutex<Option<broadcast::Sender<Arc<str>>>>,
+    members: AtomicUsize,
+    /// Signalled when the last member leaves.
+    empty: Notify,
+}
+
+/// The groups of one replica.
+pub struct Groups {
+    schema: AppSchema,
+    groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
+    /// Results a group keeps for members that have not read them yet.
+    buffer: usize,
+    stats: Counters,
+}
+
+/// This replica's counts (the metrics count across every instance in a process).
+#[derive(Default)]
+struct Counters {
+    executions: AtomicUsize,
+    results: AtomicUsize,
+    deliveries: AtomicUsize,
+}
+
+/// A snapshot of [`Groups`]' activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Groups running now.
+    pub groups: usize,
+    /// Members of those groups.
+    pub members: usize,
+    /// Executions started since the start.
+    pub executions: usize,
+    /// Results the executions produced (each resolved and serialized once).
+    pub results: usize,
+    /// Results handed to members.
+    pub deliveries: usize,
+}
+
+impl Groups {
+    pub fn new(schema: AppSchema, buffer: usize) -> Arc<Self> {
+        Arc::new(Self {
+            schema,
+            groups: Mutex::new(HashMap::new()),
+            buffer: buffer.max(1),
+            stats: Counters::default(),
+        })
+    }
+
+    pub fn stats(&self) -> GroupStats {
+        let groups = self.lock();
+        GroupStats {
+            groups: groups.len(),
+            members: groups
+                .values()
+                .map(|g| g.members.load(Ordering::SeqCst))
+                .sum(),
+            executions: self.stats.executions.load(Ordering::SeqCst),
+            results: self.stats.results.load(Ordering::SeqCst),
+            deliveries: self.stats.deliveries.load(Ordering::SeqCst),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GroupKey, Arc<Group>>> {
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `request` for the caller whose data is `data`: a subscription joins
+    /// (or starts) its group; anything else runs alone.
+    pub fn run(
+        self: &Arc<Self>,
+        request: Request,
+        data: Arc<Data>,
+    ) -> BoxStream<'static, Delivery> {
+        if !is_subscription(&request) {
+            return self
+                .schema
+                .execute_stream_with_session_data(request, data)
+                .map(|response| Delivery::Payload(serialize(&response)))
+                .boxed();
+        }
+        let audience = data
+            .get(&std::any::TypeId::of::<Principal>())
+            .and_then(|p| p.downcast_ref::<Principal>())
+            .map_or_else(|| "anonymous".to_owned(), |p| format!("{p:?}"));
+        let key = GroupKey {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: serde_json::to_string(&request.variables).unwrap_or_default(),
+            audience,
+        };
+        let (group, receiver) = self.join(key, &request, &data);
+        let member = Member {
+            group,
+            source: Source::Group(receiver),
+            received_any: false,
+            groups: Arc::clone(self),
+            fallback: Some((request, data)),
+        };
+        futures_util::stream::unfold(member, Member::next).boxed()
+    }
+
+    fn join(
+        self: &Arc<Self>,
+        key: GroupKey,
+        request: &Request,
+        data: &Arc<Data>,
+    ) -> (Arc<Group>, broadcast::Receiver<Arc<str>>) {
+        let mut groups = self.lock();
+        if let Some(group) = groups.get(&key)
+            && let Some(receiver) = group.subscribe()
+        {
+            group.members.fetch_add(1, Ordering::SeqCst);
+            return (Arc::clone(group), receiver);
+        }
+        let (sender, receiver) = broadcast::channel(self.buffer);
+        let group = Arc::new(Group {
+            sender: Mutex::new(Some(sender)),
+            members: AtomicUsize::new(1),
+            empty: Notify::new(),
+        });
+        groups.insert(key.clone(), Arc::clone(&group));
+        drop(groups);
+        self.stats.executions.fetch_add(1, Ordering::SeqCst);
+        metrics::counter!(names::SUBSCRIPTION_EXECUTIONS).increment(1);
+        metrics::gauge!(names::SUBSCRIPTION_GROUPS).increment(1.0);
+        let results = self
+            .schema
+            .execute_stream_with_session_data(copy_of(request), Arc::clone(data));
+        tokio::spawn(Arc::clone(self).execute(key, Arc::clone(&group), results));
+        (group, receiver)
+    }
+
+    /// The group's one execution: each result serialized once, for every member.
+    async fn execute(
+        self: Arc<Self>,
+        key: GroupKey,
+        group: Arc<Group>,
+        mut results: impl futures_util::Stream<Item = Response> + Unpin + Send,
+    ) {
+        loop {
+            // Registered before the check, so a member leaving in between is seen.
+            let emptied = group.empty.notified();
+            if group.members.load(Ordering::SeqCst) == 0 && self.retire_if_empty(&key, &group) {
+                return;
+            }
+            tokio::select! {
+                () = emptied => {}
+                result = results.next() => match result {
+                    Some(response) => {
+                        self.stats.results.fetch_add(1, Ordering::SeqCst);
+                        metrics::counter!(names::SUBSCRIPTION_RESULTS).increment(1);
+                        group.send(serialize(&response));
+                    }
+                    None => break,
+                },
+            }
+        }
+        // The execution ended by itself: new subscribers start a new group.
+        self.retire(&key, &group, &mut self.lock());
+    }
+
+    /// Retires the group if it still has no members; joiners count themselves
+    /// under the same lock, so none can join a group that is going away.
+    fn retire_if_empty(&self, key: &GroupKey, group: &Arc<Group>) -> bool {
+        let mut groups = self.lock();
+        if group.members.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        self.retire(key, group, &mut groups);
+        true
+    }
+
+    fn retire(
+        &self,
+        key: &GroupKey,
+        group: &Arc<Group>,
+        groups: &mut HashMap<GroupKey, Arc<Group>>,
+    ) {
+        if groups.get(key).is_some_and(|g| Arc::ptr_eq(g, group)) {
+            groups.remove(key);
+            metrics::gauge!(names::SUBSCRIPTION_GROUPS).decrement(1.0);
+        }
+        // Members read what is left, then see the end.
+        group
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+impl Group {
+    fn subscribe(&self) -> Option<broadcast::Receiver<Arc<str>>> {
+        let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        sender.as_ref().map(broadcast::Sender::subscribe)
+    }
+
+    fn send(&self, payload: Arc<str>) {
+        let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = sender.as_ref() {
+            // No receiver now is fine: members may be between results.
+            let _ = sender.send(payload);
+        }
+    }
+}
+
+/// Where a member's results come from.
+enum Source {
+    Group(broadcast::Receiver<Arc<str>>),
+    /// Its own execution (see [`Member::fallback`]).
+    Alone(BoxStream<'static, Arc<str>>),
+    Ended,
+}
+
+/// One member's view of its group.
+struct Member {
+    group: Arc<Group>,
+    groups: Arc<Groups>,
+    source: Source,
+    received_any: bool,
+    /// A member that joined a group just as its execution ended (after its last
+    /// result) runs on its own instead, so it still sees what ended it (an
+    /// error, say) and anything after.
+    fallback: Option<(Request, Arc<Data>)>,
+}
+
+impl Member {
+    async fn next(mut self) -> Option<(Delivery, Self)> {
+        loop {
+            match &mut self.source {
+                Source::Group(receiver) => match receiver.recv().await {
+                    Ok(payload) => {
+                        self.received_any = true;
+                        self.groups.stats.deliveries.fetch_add(1, Ordering::SeqCst);
+                        metrics::counter!(names::SUBSCRIPTION_DELIVERIES).increment(1);
+                        return Some((Delivery::Payload(payload), self));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.source = Source::Ended;
+                        return Some((Delivery::Lagged, self));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let fallback = self.fallback.take();
+                        match fallback {
+                            Some((request, data)) if !self.received_any => {
+                                let alone = self
+                                    .groups
+                                    .schema
+                                    .execute_stream_with_session_data(request, data)
+                                    .map(|response| serialize(&response))
+                                    .boxed();
+                                self.source = Source::Alone(alone);
+                            }
+                            _ => return None,
+                        }
+                    }
+                },
+                Source::Alone(results) => {
+                    let payload = results.next().await?;
+                    return Some((Delivery::Payload(payload), self));
+                }
+                Source::Ended => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if self.group.members.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.group.empty.notify_one();
+        }
+    }
+}
+
+/// The parts of a request that an execution reads (a WebSocket request carries
+/// no data, uploads or extensions of its own: those come with the connection).
+fn copy_of(request: &Request) -> Request {
+    let mut copy = Request::new(request.query.clone()).variables(request.variables.clone());
+    if let Some(name) = &request.operation_name {
+        copy = copy.operation_name(name.clone());
+    }
+    copy
+}
+
+/// Whether the operation the request selects is a subscription. A document
+/// that does not parse is not: it runs alone and reports its own error.
+fn is_subscription(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let mut operations = document.operations.iter();
+    let selected = match &request.operation_name {
+        Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => operations.next(),
+    };
+    selected.is_some_and(|(_, op)| op.node.ty == OperationType::Subscription)
+}
+
+pub fn serialize(response: &Response) -> Arc<str> {
+    serde_json::to_string(response)
+        .unwrap_or_else(|_| {
+            r#"{"data":null,"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#
+                .to_owned()
+        })
+        .into()
+}
