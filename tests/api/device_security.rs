@@ -526,6 +526,30 @@ async fn next_packet(device: &TestDevice, wanted: impl Fn(&Packet) -> bool) -> P
     }
 }
 
+/// Runs `voltgate mqtt mosquitto-auth`: Mosquitto's files for the database's
+/// devices, with `voltgate` / `server-s3cret` as the server's login.
+fn write_mosquitto_auth(dir: &std::path::Path, port: u16, root: &str, database_url: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_voltgate"))
+        .args(["mqtt", "mosquitto-auth", "--dir"])
+        .arg(dir)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--mqtt-topic-root",
+            root,
+        ])
+        .env("DATABASE_URL", database_url)
+        .env("MQTT_URL", "mqtt://voltgate:server-s3cret@127.0.0.1:1883")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the command runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test]
 async fn mosquitto_enforces_the_generated_password_and_acl_files() {
     if !Mosquitto::available("mosquitto_enforces_the_generated_password_and_acl_files") {
@@ -544,25 +568,7 @@ async fn mosquitto_enforces_the_generated_password_and_acl_files() {
         "voltgate-mosquitto-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let output = Command::new(env!("CARGO_BIN_EXE_voltgate"))
-        .args(["mqtt", "mosquitto-auth", "--dir"])
-        .arg(&dir)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--mqtt-topic-root",
-            &root,
-        ])
-        .env("DATABASE_URL", &database_url)
-        .env("MQTT_URL", "mqtt://voltgate:server-s3cret@127.0.0.1:1883")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the command runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    write_mosquitto_auth(&dir, port, &root, &database_url);
     let passwd = std::fs::read_to_string(dir.join("passwd")).expect("password file");
     assert!(!passwd.contains("server-s3cret"), "only hashes are written");
     #[cfg(unix)]
@@ -700,25 +706,7 @@ async fn mosquitto_enforces_the_generated_password_and_acl_files() {
         .await
         .map_err(|e| e.message())
         .expect("revoked");
-    let output = Command::new(env!("CARGO_BIN_EXE_voltgate"))
-        .args(["mqtt", "mosquitto-auth", "--dir"])
-        .arg(&dir)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--mqtt-topic-root",
-            &root,
-        ])
-        .env("DATABASE_URL", &database_url)
-        .env("MQTT_URL", "mqtt://voltgate:server-s3cret@127.0.0.1:1883")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the command runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    write_mosquitto_auth(&dir, port, &root, &database_url);
     mosquitto.reload();
     other.wait_disconnected().await;
     let error = TestDevice::connect_as(&broker, &bays[1], login(&bays[1]))

@@ -560,3 +560,79 @@ pub async fn report_until_seen(
     }
     panic!("no event reached the subscriber");
 }
+
+/// A `voltgate serve` child process (for tests that restart servers or run
+/// replicas side by side); killed on drop.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Starts `voltgate serve` on a free HTTP port with `env` added; MQTT, Redis
+    /// and the rest come from `env` (the test's own environment is not inherited
+    /// for `REDIS_URL` unless `env` sets it).
+    pub fn start(env: &[(&str, String)]) -> Self {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_voltgate"));
+        command
+            .arg("serve")
+            .env("VOLTGATE_HTTP_ADDR", addr.to_string())
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("the voltgate binary starts");
+        Self { child, addr }
+    }
+
+    /// Waits until `/readyz` says `ready` (or says otherwise, for `false`).
+    pub async fn wait_ready(&self, http: &reqwest::Client, ready: bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        while tokio::time::Instant::now() < deadline {
+            let is_ready = http
+                .get(format!("http://{}/readyz", self.addr))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if is_ready == ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server on {} never became ready={ready}", self.addr);
+    }
+
+    /// One sample of a metric of this process (0 when absent).
+    pub async fn metric(&self, http: &reqwest::Client, series: &str) -> f64 {
+        let text = http
+            .get(format!("http://{}/metrics", self.addr))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        metric_value(&text, series)
+    }
+
+    /// Stops the server the way an orchestrator does (SIGTERM): it leaves MQTT cleanly.
+    pub fn terminate(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}

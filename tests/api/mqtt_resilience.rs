@@ -3,7 +3,6 @@
 //! and readiness follows the connection. The servers run as processes of their
 //! own, so their metrics are theirs alone.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,84 +10,22 @@ use uuid::Uuid;
 
 use crate::device_security::Mosquitto;
 use crate::helpers::{
-    PATIENCE, TestDevice, fresh_database_url, metric_value, seed_database, topic_root,
+    PATIENCE, ServerProcess, TestDevice, fresh_database_url, seed_database, topic_root,
 };
 
-struct Server {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(database_url: &str, root: &str, client_id: &str, mqtt_port: u16) -> Self {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        let child = Command::new(env!("CARGO_BIN_EXE_voltgate"))
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("VOLTGATE_HTTP_ADDR", addr.to_string())
-            .env("MQTT_URL", format!("mqtt://127.0.0.1:{mqtt_port}"))
-            .env("VOLTGATE_MQTT_TOPIC_ROOT", root)
-            .env("VOLTGATE_MQTT_CLIENT_ID", client_id)
-            .env("VOLTGATE_MQTT_SESSION_EXPIRY", "120")
-            .env(
-                "VOLTGATE_BUS_CHANNEL",
-                format!("voltgate.test.{}", Uuid::new_v4().simple()),
-            )
-            .env_remove("REDIS_URL")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the voltgate binary starts");
-        Self { child, addr }
-    }
-
-    async fn ready(&self, http: &reqwest::Client) -> bool {
-        http.get(format!("http://{}/readyz", self.addr))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    }
-
-    async fn wait_ready(&self, http: &reqwest::Client, ready: bool) {
-        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-        while tokio::time::Instant::now() < deadline {
-            if self.ready(http).await == ready {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the server on {} never became ready={ready}", self.addr);
-    }
-
-    async fn metric(&self, http: &reqwest::Client, series: &str) -> f64 {
-        let text = http
-            .get(format!("http://{}/metrics", self.addr))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        metric_value(&text, series)
-    }
-
-    /// Stops the server the way an orchestrator does (SIGTERM): it leaves MQTT cleanly.
-    fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
+/// A server of this test on the Mosquitto at `mqtt_port`, with a persistent session.
+fn start_server(database_url: &str, root: &str, client_id: &str, mqtt_port: u16) -> ServerProcess {
+    ServerProcess::start(&[
+        ("DATABASE_URL", database_url.to_owned()),
+        ("MQTT_URL", format!("mqtt://127.0.0.1:{mqtt_port}")),
+        ("VOLTGATE_MQTT_TOPIC_ROOT", root.to_owned()),
+        ("VOLTGATE_MQTT_CLIENT_ID", client_id.to_owned()),
+        ("VOLTGATE_MQTT_SESSION_EXPIRY", "120".to_owned()),
+        (
+            "VOLTGATE_BUS_CHANNEL",
+            format!("voltgate.test.{}", Uuid::new_v4().simple()),
+        ),
+    ])
 }
 
 async fn device_status(db: &sea_orm::DatabaseConnection, bay_id: i32) -> String {
@@ -138,7 +75,7 @@ async fn a_poison_message_on_a_persistent_session_is_dropped_once_not_redelivere
     let http = reqwest::Client::new();
 
     // The server joins with its persistent session, then goes away.
-    let server = Server::start(&database_url, &root, &client_id, mosquitto.port);
+    let server = start_server(&database_url, &root, &client_id, mosquitto.port);
     server.wait_ready(&http, true).await;
     server.terminate();
 
@@ -157,7 +94,7 @@ async fn a_poison_message_on_a_persistent_session_is_dropped_once_not_redelivere
 
     // Back with the same session: both are delivered; the poison is counted and
     // acknowledged, the report after it applied.
-    let server = Server::start(&database_url, &root, &client_id, mosquitto.port);
+    let server = start_server(&database_url, &root, &client_id, mosquitto.port);
     server.wait_ready(&http, true).await;
     wait_for_status(&db, bay.bay_id, "Charging").await;
     assert_eq!(server.metric(&http, TOO_LARGE).await, 1.0);
@@ -165,7 +102,7 @@ async fn a_poison_message_on_a_persistent_session_is_dropped_once_not_redelivere
 
     // Once more: nothing is redelivered. A fresh report, delivered after anything
     // queued before it, marks the point by which a redelivery would have come.
-    let server = Server::start(&database_url, &root, &client_id, mosquitto.port);
+    let server = start_server(&database_url, &root, &client_id, mosquitto.port);
     server.wait_ready(&http, true).await;
     device.report(chrono::Utc::now(), "idle", "locked").await;
     wait_for_status(&db, bay.bay_id, "Idle").await;
@@ -188,7 +125,7 @@ async fn readiness_and_the_connected_gauge_follow_the_broker_connection() {
     let database_url = fresh_database_url().await;
     let root = topic_root();
     let http = reqwest::Client::new();
-    let server = Server::start(
+    let server = start_server(
         &database_url,
         &root,
         &format!("voltgate-ready-{}", Uuid::new_v4().simple()),

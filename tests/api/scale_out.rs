@@ -2,92 +2,42 @@
 //! One MQTT message is ingested by exactly one of them, and its event reaches the
 //! subscribers of both. Runs only when all three services are configured.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    PATIENCE, Services, Subscription, TestDevice, fresh_database_url, global_id, metric_value,
-    seed_database,
+    ServerProcess, Services, Subscription, TestDevice, fresh_database_url, global_id, seed_database,
 };
 
-struct Replica {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-fn start_replica(database_url: &str, topic_root: &str, channel: &str, name: &str) -> Replica {
-    let addr = free_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_voltgate"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("VOLTGATE_HTTP_ADDR", addr.to_string())
-        .env("VOLTGATE_MQTT_TOPIC_ROOT", topic_root)
-        .env(
+/// A replica on the shared database, Redis and MQTT broker.
+fn start_replica(
+    services: (&str, &str, &str),
+    topic_root: &str,
+    channel: &str,
+    name: &str,
+) -> ServerProcess {
+    let (database_url, redis_url, mqtt_url) = services;
+    ServerProcess::start(&[
+        ("DATABASE_URL", database_url.to_owned()),
+        ("REDIS_URL", redis_url.to_owned()),
+        ("MQTT_URL", mqtt_url.to_owned()),
+        ("VOLTGATE_MQTT_TOPIC_ROOT", topic_root.to_owned()),
+        (
             "VOLTGATE_MQTT_CLIENT_ID",
             format!("voltgate-{name}-{}", Uuid::new_v4().simple()),
-        )
-        .env("VOLTGATE_MQTT_SESSION_EXPIRY", "5")
-        .env("VOLTGATE_BUS_CHANNEL", channel)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the voltgate binary starts");
-    Replica { child, addr }
-}
-
-async fn wait_ready(http: &reqwest::Client, replica: &Replica) {
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(response) = http
-            .get(format!("http://{}/readyz", replica.addr))
-            .send()
-            .await
-            && response.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("replica on {} never became ready", replica.addr);
-}
-
-async fn state_messages_ingested(http: &reqwest::Client, replica: &Replica) -> f64 {
-    let text = http
-        .get(format!("http://{}/metrics", replica.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    metric_value(
-        &text,
-        "voltgate_mqtt_messages_received_total{channel=\"state\"}",
-    )
+        ),
+        ("VOLTGATE_MQTT_SESSION_EXPIRY", "5".to_owned()),
+        ("VOLTGATE_BUS_CHANNEL", channel.to_owned()),
+    ])
 }
 
 #[tokio::test]
 async fn two_replicas_ingest_each_message_once_and_both_stream_it() {
     let services = Services::from_env();
-    let (Some(_), Some(_), Some(mqtt_url)) = (&services.postgres, &services.redis, &services.mqtt)
+    let (Some(_), Some(redis_url), Some(mqtt_url)) =
+        (&services.postgres, &services.redis, &services.mqtt)
     else {
         eprintln!(
             "scale-out test needs DATABASE_URL (PostgreSQL), REDIS_URL and MQTT_URL; not run"
@@ -105,12 +55,22 @@ async fn two_replicas_ingest_each_message_once_and_both_stream_it() {
     let bay = seed_database(&db, &topic_root, 1, 1, 1).await.remove(0);
 
     let replicas = [
-        start_replica(&database_url, &topic_root, &channel, "a"),
-        start_replica(&database_url, &topic_root, &channel, "b"),
+        start_replica(
+            (&database_url, redis_url, mqtt_url),
+            &topic_root,
+            &channel,
+            "a",
+        ),
+        start_replica(
+            (&database_url, redis_url, mqtt_url),
+            &topic_root,
+            &channel,
+            "b",
+        ),
     ];
     let http = reqwest::Client::new();
     for replica in &replicas {
-        wait_ready(&http, replica).await;
+        replica.wait_ready(&http, true).await;
     }
 
     let query = "subscription($s: ID) { bayStatusChanged(stationId: $s) { lockState changedAt } }";
@@ -172,7 +132,14 @@ async fn two_replicas_ingest_each_message_once_and_both_stream_it() {
 
     let mut per_replica = Vec::new();
     for replica in &replicas {
-        per_replica.push(state_messages_ingested(&http, replica).await);
+        per_replica.push(
+            replica
+                .metric(
+                    &http,
+                    "voltgate_mqtt_messages_received_total{channel=\"state\"}",
+                )
+                .await,
+        );
     }
     assert_eq!(
         per_replica.iter().sum::<f64>(),
