@@ -6,11 +6,12 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::timestamp;
+use crate::keys::unique_index;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Devices {
     Table,
     MqttUsername,
@@ -62,17 +63,9 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        // SQLite cannot add a UNIQUE column; a unique index does the same everywhere.
-        manager
-            .create_index(
-                Index::create()
-                    .name(USERNAME_INDEX)
-                    .table(Devices::Table)
-                    .col(Devices::MqttUsername)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        // SQLite cannot add a UNIQUE column; a unique index (`USERNAME_INDEX`)
+        // does the same everywhere.
+        unique_index(manager, Devices::Table, &["mqtt_username"]).await?;
         manager
             .create_table(
                 Table::create()
