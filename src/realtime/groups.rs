@@ -56,9 +56,20 @@ struct Group {
     empty: Notify,
 }
 
+/// What runs an operation: the schema (a stand-in in unit tests).
+pub trait Executes: Send + Sync + 'static {
+    fn execute_stream(&self, request: Request, data: Arc<Data>) -> BoxStream<'static, Response>;
+}
+
+impl Executes for AppSchema {
+    fn execute_stream(&self, request: Request, data: Arc<Data>) -> BoxStream<'static, Response> {
+        self.execute_stream_with_session_data(request, data).boxed()
+    }
+}
+
 /// The groups of one replica.
 pub struct Groups {
-    schema: AppSchema,
+    schema: Box<dyn Executes>,
     groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
     /// Results a group keeps for members that have not read them yet.
     buffer: usize,
@@ -89,9 +100,9 @@ pub struct GroupStats {
 }
 
 impl Groups {
-    pub fn new(schema: AppSchema, buffer: usize) -> Arc<Self> {
+    pub fn new(schema: impl Executes, buffer: usize) -> Arc<Self> {
         Arc::new(Self {
-            schema,
+            schema: Box::new(schema),
             groups: Mutex::new(HashMap::new()),
             buffer: buffer.max(1),
             stats: Counters::default(),
@@ -126,7 +137,7 @@ impl Groups {
         if !is_subscription(&request) {
             return self
                 .schema
-                .execute_stream_with_session_data(request, data)
+                .execute_stream(request, data)
                 .map(|response| Delivery::Payload(serialize(&response)))
                 .boxed();
         }
@@ -177,7 +188,7 @@ impl Groups {
         metrics::gauge!(names::SUBSCRIPTION_GROUPS).increment(1.0);
         let results = self
             .schema
-            .execute_stream_with_session_data(copy_of(request), Arc::clone(data));
+            .execute_stream(copy_of(request), Arc::clone(data));
         tokio::spawn(Arc::clone(self).execute(key, Arc::clone(&group), results));
         (group, receiver)
     }
@@ -298,7 +309,7 @@ impl Member {
                                 let alone = self
                                     .groups
                                     .schema
-                                    .execute_stream_with_session_data(request, data)
+                                    .execute_stream(request, data)
                                     .map(|response| serialize(&response))
                                     .boxed();
                                 self.source = Source::Alone(alone);
@@ -356,4 +367,113 @@ pub fn serialize(response: &Response) -> Arc<str> {
                 .to_owned()
         })
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_graphql::Value;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// Executions whose results the test sends by hand.
+    struct Scripted {
+        results: Mutex<Vec<mpsc::UnboundedReceiver<Response>>>,
+    }
+
+    impl Executes for Scripted {
+        fn execute_stream(&self, _: Request, _: Arc<Data>) -> BoxStream<'static, Response> {
+            let receiver = self
+                .results
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            match receiver {
+                Some(receiver) => futures_util::stream::unfold(receiver, |mut r| async move {
+                    r.recv().await.map(|item| (item, r))
+                })
+                .boxed(),
+                None => futures_util::stream::empty().boxed(),
+            }
+        }
+    }
+
+    fn scripted() -> (mpsc::UnboundedSender<Response>, Scripted) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let executes = Scripted {
+            results: Mutex::new(vec![receiver]),
+        };
+        (sender, executes)
+    }
+
+    fn subscription() -> Request {
+        Request::new("subscription { ticks }")
+    }
+
+    fn result(n: i32) -> Response {
+        Response::new(Value::from(n))
+    }
+
+    async fn next(stream: &mut BoxStream<'static, Delivery>) -> Option<Delivery> {
+        tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an answer in time")
+    }
+
+    fn payload(delivery: Option<Delivery>) -> String {
+        match delivery {
+            Some(Delivery::Payload(payload)) => payload.to_string(),
+            other => panic!("expected a payload, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_that_falls_behind_is_told_and_dropped_while_the_others_go_on() {
+        let (results, executes) = scripted();
+        let groups = Groups::new(executes, 1);
+        let data = Arc::new(Data::default());
+        let mut reader = groups.run(subscription(), Arc::clone(&data));
+        let mut sleeper = groups.run(subscription(), Arc::clone(&data));
+        assert_eq!(groups.stats().members, 2);
+
+        for n in 1..=3 {
+            results.send(result(n)).expect("the execution runs");
+            assert_eq!(
+                payload(next(&mut reader).await),
+                format!(r#"{{"data":{n}}}"#)
+            );
+        }
+        // The sleeper read nothing while three results went by a buffer of one.
+        assert!(matches!(next(&mut sleeper).await, Some(Delivery::Lagged)));
+        assert!(next(&mut sleeper).await.is_none(), "and its stream ends");
+        drop(sleeper);
+
+        results.send(result(4)).expect("the execution still runs");
+        assert_eq!(payload(next(&mut reader).await), r#"{"data":4}"#);
+        let stats = groups.stats();
+        assert_eq!((stats.executions, stats.results), (1, 4), "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn the_last_member_leaving_ends_the_execution() {
+        let (results, executes) = scripted();
+        let groups = Groups::new(executes, 8);
+        let data = Arc::new(Data::default());
+        let first = groups.run(subscription(), Arc::clone(&data));
+        let second = groups.run(subscription(), Arc::clone(&data));
+        drop(first);
+        assert_eq!(groups.stats().groups, 1, "one member is left");
+        drop(second);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while groups.stats().groups > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the group never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(results.is_closed(), "the execution was dropped");
+    }
 }
