@@ -18,7 +18,7 @@ use crate::entities::{CabinetStatus, RoleName, cabinet, station_assignment, user
 use crate::error::AppError;
 
 /// A person signed in to an account, as checked against the database for this request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Person {
     pub id: i32,
     pub is_staff: bool,
@@ -47,7 +47,7 @@ impl Person {
 
 /// A cabinet's kiosk: it acts at its own cabinet, for the people who present
 /// themselves there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Kiosk {
     pub cabinet_id: i32,
     pub station_id: i32,
@@ -55,7 +55,7 @@ pub struct Kiosk {
 }
 
 /// A door scanner of one event, at one gate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scanner {
     pub event_id: i32,
     pub gate: String,
@@ -76,7 +76,7 @@ pub enum TeamPermission {
 }
 
 /// A team's API token: the team's permissions on its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TeamToken {
     pub team_id: i32,
     pub organizer_id: i32,
@@ -86,7 +86,7 @@ pub struct TeamToken {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum Principal {
     #[default]
     Anonymous,

@@ -45,7 +45,8 @@ struct GroupKey {
     query: String,
     operation_name: Option<String>,
     variables: String,
-    audience: String,
+    /// The whole principal: any difference in rights (or token expiry) is another audience.
+    audience: Principal,
 }
 
 struct Group {
@@ -144,7 +145,8 @@ impl Groups {
         let audience = data
             .get(&std::any::TypeId::of::<Principal>())
             .and_then(|p| p.downcast_ref::<Principal>())
-            .map_or_else(|| "anonymous".to_owned(), |p| format!("{p:?}"));
+            .cloned()
+            .unwrap_or_default();
         let key = GroupKey {
             query: request.query.clone(),
             operation_name: request.operation_name.clone(),
