@@ -157,6 +157,13 @@ impl IntoResponse for Refused {
     }
 }
 
+/// A POST's requests, and whether they came as a batch (a JSON array, even of
+/// one), which is answered with an array.
+struct Posted {
+    requests: Vec<async_graphql::Request>,
+    batch: bool,
+}
+
 /// Reads a POST into GraphQL requests, each with its document parsed and measured;
 /// a batch shares the fields limit.
 fn read_batch(
@@ -164,7 +171,7 @@ fn read_batch(
     body: Result<Bytes, BytesRejection>,
     limits: &Limits,
     max_batch_operations: usize,
-) -> Result<Vec<async_graphql::Request>, Refused> {
+) -> Result<Posted, Refused> {
     if !accepted_media_type(headers) {
         return Err(Refused {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -220,7 +227,7 @@ fn read_batch(
         });
     }
     let mut fields = 0_usize;
-    requests
+    let requests = requests
         .into_iter()
         .map(|mut request| {
             match document_limits::check(&request.query, &limits.document) {
@@ -240,7 +247,11 @@ fn read_batch(
             }
             Ok(request.data(DocumentChecked))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Posted {
+        requests,
+        batch: is_batch,
+    })
 }
 
 pub async fn post(
@@ -249,10 +260,11 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let requests = match read_batch(&headers, body, &state.limits, state.max_batch_operations) {
-        Ok(requests) => requests,
-        Err(refused) => return refused.into_response(),
-    };
+    let Posted { requests, batch } =
+        match read_batch(&headers, body, &state.limits, state.max_batch_operations) {
+            Ok(posted) => posted,
+            Err(refused) => return refused.into_response(),
+        };
     let Ok(_permit) = state.admission.admit(requests.len()).await else {
         return Refused {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -268,24 +280,27 @@ pub async fn post(
         .and_then(|v| v.to_str().ok());
     let principal = principal_of(&state, authorization).await;
     let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
-    let batched = requests.len() > 1;
     let budget = BatchBudget::new(requests.len(), state.limits.complexity);
-    let requests = requests.into_iter().map(|request| {
+    let mut requests = requests.into_iter().map(|request| {
         let request = request.data(principal.clone()).data(meta.clone());
-        if batched {
+        // A batch's operations share one complexity budget.
+        if batch {
             request.data(Arc::clone(&budget))
         } else {
             request
         }
     });
-    let response = if batched {
-        BatchResponse::Batch(join_all(requests.map(|r| state.schema.execute(r))).await)
-    } else {
-        let mut requests = requests;
-        match requests.next() {
-            Some(request) => BatchResponse::Single(state.schema.execute(request).await),
-            None => BatchResponse::Batch(Vec::new()),
-        }
+    let response = match (batch, requests.next()) {
+        (false, Some(single)) => BatchResponse::Single(state.schema.execute(single).await),
+        (_, first) => BatchResponse::Batch(
+            join_all(
+                first
+                    .into_iter()
+                    .chain(requests)
+                    .map(|r| state.schema.execute(r)),
+            )
+            .await,
+        ),
     };
     GraphQLResponse::from(response).into_response()
 }

@@ -391,3 +391,11 @@ async fn a_chunked_body_over_the_limit_gets_413() {
     assert!(answer.contains("VOLTGATE_MAX_BODY_BYTES"), "{answer}");
     still_healthy(&app).await;
 }
+
+#[tokio::test]
+async fn a_batch_of_one_is_answered_with_an_array() {
+    let app = spawn_app().await;
+    let (status, _, body) = post_json(&app, &json!([{ "query": "{ __typename }" }])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!([{ "data": { "__typename": "Query" } }]));
+}
