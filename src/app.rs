@@ -70,7 +70,7 @@ impl App {
         }
         if settings.demo {
             seed::demo(&db, &seed::DemoSize::default(), &settings.mqtt_topic_root).await?;
-            seed::provision_demo_credentials(&db, &settings.device_credentials_file).await?;
+            seed::provision_demo_credentials(&db, &settings.device_credentials.path).await?;
         }
         let internal_broker = broker.as_ref().map(EmbeddedBroker::internal);
         let device_mqtt_addr = match broker {

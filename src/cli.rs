@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use migration::{Migrator, MigratorTrait};
 
-use crate::config::{DatabaseSettings, LogFormat, ServeSettings};
+use crate::config::{DatabaseSettings, DeviceCredentialsFile, LogFormat, ServeSettings};
 use crate::{App, accounts, app, db, graphql, seed, simulate, telemetry};
 
 // No `Debug` on the command line: it holds passwords and secrets.
@@ -66,13 +66,8 @@ enum Command {
         /// First topic level of the cabinets' MQTT prefixes.
         #[arg(long, env = "VOLTGATE_MQTT_TOPIC_ROOT", default_value = "voltgate")]
         mqtt_topic_root: String,
-        /// Where the demo devices' credentials are written for `voltgate simulate` (mode 0600).
-        #[arg(
-            long,
-            env = "VOLTGATE_DEVICE_CREDENTIALS_FILE",
-            default_value = "voltgate-devices.json"
-        )]
-        credentials_file: std::path::PathBuf,
+        #[command(flatten)]
+        credentials_file: DeviceCredentialsFile,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -105,13 +100,8 @@ enum Command {
             default_value = "127.0.0.1:1883"
         )]
         embedded_mqtt_addr: std::net::SocketAddr,
-        /// The devices' credentials, as written by `seed --demo` or `serve --demo`.
-        #[arg(
-            long,
-            env = "VOLTGATE_DEVICE_CREDENTIALS_FILE",
-            default_value = "voltgate-devices.json"
-        )]
-        credentials_file: std::path::PathBuf,
+        #[command(flatten)]
+        credentials_file: DeviceCredentialsFile,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -226,11 +216,11 @@ pub async fn run() -> anyhow::Result<()> {
             };
             let created = seed::demo(&db, &size, &mqtt_topic_root).await?;
             println!("{created} demo stations created");
-            let issued = seed::provision_demo_credentials(&db, &credentials_file).await?;
+            let issued = seed::provision_demo_credentials(&db, &credentials_file.path).await?;
             if issued > 0 {
                 println!(
                     "credentials of {issued} devices written to {} (keep it private)",
-                    credentials_file.display()
+                    credentials_file.path.display()
                 );
             }
             Ok(())
@@ -361,7 +351,7 @@ pub async fn run() -> anyhow::Result<()> {
                 duration: duration.map(Duration::from_secs),
                 host,
                 port,
-                credentials: seed::CredentialsFile::read(&credentials_file)?,
+                credentials: seed::CredentialsFile::read(&credentials_file.path)?,
             };
             simulate::run(&db, options, app::shutdown_signal()).await?;
             Ok(())

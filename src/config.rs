@@ -99,13 +99,8 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MQTT_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
     pub mqtt_max_clock_skew_secs: u32,
 
-    /// Where `--demo` writes the demo devices' credentials for `voltgate simulate` (mode 0600).
-    #[arg(
-        long,
-        env = "VOLTGATE_DEVICE_CREDENTIALS_FILE",
-        default_value = "voltgate-devices.json"
-    )]
-    pub device_credentials_file: std::path::PathBuf,
+    #[command(flatten)]
+    pub device_credentials: DeviceCredentialsFile,
 
     /// HMAC secret (32 bytes or more) signing access tokens; unset generates one per
     /// process, so tokens die with it and replicas do not accept each other's.
@@ -189,6 +184,19 @@ pub struct ServeSettings {
         default_value = ""
     )]
     pub cors_origins: Vec<String>,
+}
+
+/// The demo devices' credentials: written (mode 0600) by `serve --demo` and
+/// `seed --demo`, read by `voltgate simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceCredentialsFile {
+    /// The demo devices' credentials file (written by `--demo`, read by `simulate`).
+    #[arg(
+        long = "device-credentials-file",
+        env = "VOLTGATE_DEVICE_CREDENTIALS_FILE",
+        default_value = "voltgate-devices.json"
+    )]
+    pub path: std::path::PathBuf,
 }
 
 /// What one GraphQL request may cost; `docs/security.md` explains each limit.
