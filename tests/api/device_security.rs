@@ -286,13 +286,7 @@ async fn a_twenty_kilobyte_publish_is_counted_and_later_reports_still_arrive() {
         .publish(&device.state_topic(), poison.to_string().into_bytes())
         .await;
 
-    let mut subscription = app
-        .subscribe(
-            "graphql-transport-ws",
-            "subscription($bay: ID) { bayStatusChanged(bayId: $bay) { deviceStatus } }",
-            json!({ "bay": global_id("Bay", bays[0].bay_id) }),
-        )
-        .await;
+    let mut subscription = app.watch_bay(&bays[0]).await;
     for status in ["charging", "idle", "error"] {
         let event = report_until_seen(&device, &mut subscription, status, "locked").await;
         assert_eq!(
@@ -330,13 +324,7 @@ async fn a_report_from_the_future_is_refused_and_does_not_freeze_the_bay() {
     let future: chrono::DateTime<chrono::Utc> = "2099-01-01T00:00:00Z".parse().expect("a date");
     device.report(future, "charging", "unlocked").await;
 
-    let mut subscription = app
-        .subscribe(
-            "graphql-transport-ws",
-            "subscription($bay: ID) { bayStatusChanged(bayId: $bay) { deviceStatus lockState } }",
-            json!({ "bay": global_id("Bay", bays[0].bay_id) }),
-        )
-        .await;
+    let mut subscription = app.watch_bay(&bays[0]).await;
     let event = report_until_seen(&device, &mut subscription, "idle", "locked").await;
     assert_eq!(
         event["payload"]["data"]["bayStatusChanged"]["deviceStatus"], "IDLE",

@@ -236,6 +236,16 @@ impl TestApp {
     pub async fn subscribe(&self, protocol: &str, query: &str, variables: Value) -> Subscription {
         Subscription::start(self.addr, protocol, query, variables).await
     }
+
+    /// Follows one bay's status and lock, as a dashboard does.
+    pub async fn watch_bay(&self, bay: &SeededBay) -> Subscription {
+        self.subscribe(
+            "graphql-transport-ws",
+            "subscription($bay: ID) { bayStatusChanged(bayId: $bay) { deviceStatus lockState } }",
+            json!({ "bay": global_id("Bay", bay.bay_id) }),
+        )
+        .await
+    }
 }
 
 /// Seeds a database with stations × cabinets × bays and issues every device its credentials.

@@ -79,13 +79,7 @@ async fn malformed_and_foreign_messages_are_counted_dropped_and_ingestion_goes_o
     }
 
     // A good message after the bad ones is still applied and streamed.
-    let mut subscription = app
-        .subscribe(
-            "graphql-transport-ws",
-            "subscription($bay: ID) { bayStatusChanged(bayId: $bay) { lockState deviceStatus } }",
-            json!({ "bay": global_id("Bay", bays[0].bay_id) }),
-        )
-        .await;
+    let mut subscription = app.watch_bay(&bays[0]).await;
     let event = report_until_seen(&device, &mut subscription, "idle", "locked").await;
     assert_eq!(
         event["payload"]["data"]["bayStatusChanged"]["deviceStatus"], "IDLE",
