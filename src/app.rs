@@ -376,6 +376,11 @@ async fn start_ingestion(
             max_items: settings.ingest_batch_max.max(1),
             linger: Duration::from_micros(settings.ingest_batch_linger_us),
         },
+        alert_thresholds: crate::supervision::rules::Thresholds {
+            max_temperature_c: settings.alert_max_temperature_c,
+            temperature_hysteresis_c: settings.alert_temperature_hysteresis_c,
+            smoke_threshold: settings.alert_smoke_threshold,
+        },
     };
     Ok(Some(Arc::new(
         mqtt::ingest::start(options, db.clone(), bus.clone()).await?,

@@ -110,6 +110,23 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_INGEST_BATCH_LINGER_US", default_value_t = 0)]
     pub ingest_batch_linger_us: u64,
 
+    /// A temperature reading above this (°C) raises an `OVER_TEMPERATURE` alert.
+    #[arg(long, env = "VOLTGATE_ALERT_MAX_TEMPERATURE_C", default_value_t = 60.0)]
+    pub alert_max_temperature_c: f64,
+
+    /// An `OVER_TEMPERATURE` alert resolves itself once a reading is this many
+    /// °C below the limit.
+    #[arg(
+        long,
+        env = "VOLTGATE_ALERT_TEMPERATURE_HYSTERESIS_C",
+        default_value_t = 5.0
+    )]
+    pub alert_temperature_hysteresis_c: f64,
+
+    /// A smoke reading at or above this raises a `SMOKE` alert (resolved by a person).
+    #[arg(long, env = "VOLTGATE_ALERT_SMOKE_THRESHOLD", default_value_t = 0.5)]
+    pub alert_smoke_threshold: f64,
+
     #[command(flatten)]
     pub device_credentials: DeviceCredentialsFile,
 

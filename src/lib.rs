@@ -27,6 +27,7 @@ pub mod realtime;
 pub mod seed;
 pub mod services;
 pub mod simulate;
+pub mod supervision;
 pub mod telemetry;
 
 pub use app::App;

@@ -119,3 +119,13 @@ where
 pub fn reference(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).integer().not_null().to_owned()
 }
+
+/// Drops `tables` in the order given (dependents first), for `down` migrations.
+pub async fn drop_tables(manager: &SchemaManager<'_>, tables: Vec<DynIden>) -> Result<(), DbErr> {
+    for table in tables {
+        manager
+            .drop_table(Table::drop().table(table).to_owned())
+            .await?;
+    }
+    Ok(())
+}

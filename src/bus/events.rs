@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::entities::{DeviceStatus, bay};
+use crate::entities::{DeviceStatus, alert, bay};
 
 use super::Topic;
 
@@ -19,6 +19,7 @@ pub const ENVELOPE_VERSION: u8 = 1;
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum DomainEvent {
     BayStatusChanged(BayStatusChanged),
+    AlertChanged(AlertChanged),
 }
 
 impl DomainEvent {
@@ -31,12 +32,16 @@ impl DomainEvent {
                 Topic::StationBays(e.bay.station_id),
                 Topic::Bay(e.bay.id),
             ],
+            // One stream for every alert: subscribers filter by station and
+            // severity, and by what their principal supervises.
+            Self::AlertChanged(_) => vec![Topic::Alerts],
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Self::BayStatusChanged(_) => "bay_status_changed",
+            Self::AlertChanged(_) => "alert_changed",
         }
     }
 }
@@ -48,6 +53,27 @@ pub struct BayStatusChanged {
     pub bay: bay::Model,
     pub device_status: Option<DeviceStatus>,
     pub changed_at: DateTime<Utc>,
+}
+
+/// An alert was raised, seen again, taken in charge, resolved or closed. It
+/// carries the alert row, which is not public: subscriptions deliver it only
+/// to principals who supervise its station.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertChanged {
+    pub alert: alert::Model,
+    pub change: AlertChange,
+}
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertChange {
+    Raised,
+    /// Its condition was seen again.
+    Updated,
+    Acknowledged,
+    Resolved,
+    Closed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

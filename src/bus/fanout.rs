@@ -24,6 +24,8 @@ pub enum Topic {
     AllBays,
     StationBays(i32),
     Bay(i32),
+    /// Every alert change.
+    Alerts,
 }
 
 impl Topic {
@@ -31,14 +33,17 @@ impl Topic {
     pub fn key(self) -> String {
         match self {
             Self::AllBays => "all".to_owned(),
+            Self::Alerts => "alerts".to_owned(),
             Self::StationBays(id) => format!("s{id}"),
             Self::Bay(id) => format!("b{id}"),
         }
     }
 
     pub fn from_key(key: &str) -> Option<Self> {
-        if key == "all" {
-            return Some(Self::AllBays);
+        match key {
+            "all" => return Some(Self::AllBays),
+            "alerts" => return Some(Self::Alerts),
+            _ => {}
         }
         let id = |digits: &str| digits.parse::<i32>().ok().filter(|id| *id > 0);
         match key.split_at_checked(1)? {
@@ -137,7 +142,12 @@ mod tests {
 
     #[test]
     fn topics_round_trip_through_their_keys() {
-        for topic in [Topic::AllBays, Topic::StationBays(3), Topic::Bay(12)] {
+        for topic in [
+            Topic::AllBays,
+            Topic::StationBays(3),
+            Topic::Bay(12),
+            Topic::Alerts,
+        ] {
             assert_eq!(Topic::from_key(&topic.key()), Some(topic));
         }
         for key in ["", "s", "s0", "s-1", "x1", "b1x", "s99999999999"] {

@@ -115,10 +115,6 @@ impl DeviceFigures {
     async fn devices_online(&self, ctx: &Context<'_>) -> Result<u64> {
         Ok(super::figures::online(&services(ctx)?.db).await?)
     }
-    /// Alerts not yet resolved (supervision; zero until it lands).
-    async fn open_alerts(&self) -> u64 {
-        0
-    }
 }
 
 /// A change of a bay's lock or of its device's state.
@@ -194,12 +190,16 @@ impl BaySubscription {
             (None, None) => Topic::AllBays,
         };
         let steps = follow(bus.as_ref(), topic, after.as_deref()).await?;
-        Ok(steps.map(|step| {
-            let step = step?;
-            match &step.event.envelope.event {
-                DomainEvent::BayStatusChanged(change) => {
-                    Ok(BayStatusChange(change.clone(), step.cursor))
-                }
+        Ok(steps.filter_map(|step| async move {
+            match step {
+                Err(lagging) => Some(Err(lagging.into())),
+                Ok(step) => match &step.event.envelope.event {
+                    DomainEvent::BayStatusChanged(change) => {
+                        Some(Ok(BayStatusChange(change.clone(), step.cursor)))
+                    }
+                    // Bay topics carry bay changes only.
+                    DomainEvent::AlertChanged(_) => None,
+                },
             }
         }))
     }

@@ -76,14 +76,18 @@ pub enum ReportError {
 /// What a state report did.
 #[derive(Debug)]
 pub enum StateOutcome {
-    /// The report was newer than the stored state and is now the device's state.
-    Applied(BayStatusChanged),
+    /// The report was newer than the stored state and is now the device's
+    /// state; with the device's id.
+    Applied(BayStatusChanged, i32),
     /// An older or duplicate report (a late delivery or a QoS 1 redelivery): ignored.
     Stale,
 }
 
 /// Finds the bay `number` of the cabinet with `prefix`, with its device.
-async fn find_bay(
+///
+/// # Errors
+/// [`ReportError::UnknownBay`] when no bay with a device matches.
+pub async fn find_bay(
     db: &impl ConnectionTrait,
     prefix: &str,
     number: i32,
@@ -213,11 +217,15 @@ pub async fn apply_state_report_in(
         bay.lock_state = lock;
     }
 
-    Ok(StateOutcome::Applied(BayStatusChanged {
-        bay,
-        device_status: Some(report.status),
-        changed_at: order_at,
-    }))
+    let device_id = registered.id;
+    Ok(StateOutcome::Applied(
+        BayStatusChanged {
+            bay,
+            device_status: Some(report.status),
+            changed_at: order_at,
+        },
+        device_id,
+    ))
 }
 
 /// Records a command acknowledgement on the device's last-command fields.

@@ -173,3 +173,85 @@ pub enum SecurityLogStatus {
     #[sea_orm(string_value = "failure")]
     Failure,
 }
+
+/// How serious an alert is (`AlertSeverity`), in increasing order.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSeverity {
+    #[sea_orm(string_value = "low")]
+    Low,
+    #[sea_orm(string_value = "medium")]
+    Medium,
+    #[sea_orm(string_value = "high")]
+    High,
+    #[sea_orm(string_value = "critical")]
+    Critical,
+}
+
+/// Lifecycle of an alert (`AlertStatus`): `new → active → in_progress → resolved → closed`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    #[sea_orm(string_value = "new")]
+    New,
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// Taken in charge by a technician.
+    #[sea_orm(string_value = "in_progress")]
+    InProgress,
+    #[sea_orm(string_value = "resolved")]
+    Resolved,
+    #[sea_orm(string_value = "closed")]
+    Closed,
+}
+
+impl AlertStatus {
+    /// Whether the alert still stands (its condition is open).
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::New | Self::Active | Self::InProgress)
+    }
+}
+
+/// What an alert is about (`Alerte.type`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    #[sea_orm(string_value = "over_temperature")]
+    OverTemperature,
+    #[sea_orm(string_value = "smoke")]
+    Smoke,
+    #[sea_orm(string_value = "over_current")]
+    OverCurrent,
+    #[sea_orm(string_value = "voltage_out_of_range")]
+    VoltageOutOfRange,
+    #[sea_orm(string_value = "device_offline")]
+    DeviceOffline,
+    #[sea_orm(string_value = "command_failed")]
+    CommandFailed,
+    #[sea_orm(string_value = "lock_blocked")]
+    LockBlocked,
+    #[sea_orm(string_value = "session_error")]
+    SessionError,
+    #[sea_orm(string_value = "mac_mismatch")]
+    MacMismatch,
+}

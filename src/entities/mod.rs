@@ -8,6 +8,7 @@
 //! Stored enum values are English and lowercase; `docs/model-map.tsv` maps them to
 //! the documented (French) values.
 
+pub mod alert;
 pub mod auth_method;
 pub mod auth_type;
 pub mod bay;
@@ -20,6 +21,8 @@ pub mod refresh_token;
 pub mod role;
 pub mod scheduled_job;
 pub mod security_log;
+pub mod sensor;
+pub mod sensor_reading;
 pub mod server_secret;
 pub mod station;
 pub mod station_assignment;

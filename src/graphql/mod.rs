@@ -24,7 +24,13 @@ use crate::services::ServiceContext;
 use document_limits::DocumentLimits;
 
 #[derive(MergedObject, Default)]
-pub struct Query(StationQuery, AccountQuery, SelfServiceQuery, AdminQuery);
+pub struct Query(
+    StationQuery,
+    AccountQuery,
+    SelfServiceQuery,
+    AdminQuery,
+    crate::supervision::graphql::AlertQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -32,10 +38,14 @@ pub struct Mutation(
     SelfServiceMutation,
     AdminMutation,
     crate::devices::credentials_graphql::DeviceCredentialsMutation,
+    crate::supervision::graphql::AlertMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(BaySubscription);
+pub struct Subscription(
+    BaySubscription,
+    crate::supervision::graphql::AlertSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -51,6 +51,7 @@ pub struct AdminOverview(
     AccountFigures,
     ChargingFigures,
     DeviceFigures,
+    crate::supervision::graphql::SupervisionFigures,
     PendingFigures,
 );
 

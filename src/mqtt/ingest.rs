@@ -31,10 +31,14 @@ use super::DropReason;
 use super::command_auth::{self, CommandKey};
 use super::payload::{self, CommandAction};
 use super::topic::{self, Channel};
-use crate::bus::{BayStatusChanged, DomainEvent, SharedBus};
+use crate::bus::{AlertChanged, DomainEvent, SharedBus};
 use crate::devices::credentials;
 use crate::devices::reports::{self, ClockSkew, ReportError, StateOutcome};
+use crate::entities::{DeviceStatus, alert};
 use crate::realtime::batcher::{self, BatchLimits};
+use crate::supervision::alerts::Change;
+use crate::supervision::rules::Thresholds;
+use crate::supervision::sensors;
 use crate::telemetry::names;
 
 /// How long a device may act on a command after it was sent; devices refuse it later.
@@ -68,6 +72,8 @@ pub struct MqttOptions {
     pub clock_skew: ClockSkew,
     /// How many reports a worker applies per transaction.
     pub batch_limits: BatchLimits,
+    /// When readings raise alerts.
+    pub alert_thresholds: Thresholds,
 }
 
 /// Broker credentials; `Debug` hides the password.
@@ -175,6 +181,11 @@ struct Ingest {
     max_payload_bytes: usize,
     clock_skew: ClockSkew,
     batch_limits: BatchLimits,
+    thresholds: Thresholds,
+}
+
+fn alert_event((alert, change): (alert::Model, Change)) -> DomainEvent {
+    DomainEvent::AlertChanged(AlertChanged { alert, change })
 }
 
 /// The connection flag `/readyz` reads, kept equal to the connected gauge.
@@ -246,6 +257,7 @@ pub async fn start(
         max_payload_bytes: options.max_payload_bytes,
         clock_skew: options.clock_skew,
         batch_limits: options.batch_limits,
+        thresholds: options.alert_thresholds,
     });
     let mut tasks = vec![tokio::spawn(acknowledge_in_order(
         ack_queue,
@@ -436,6 +448,7 @@ struct Write {
 enum Report {
     State(reports::StateReport),
     Ack(reports::CommandAck),
+    Sensor(sensors::Reading),
 }
 
 impl Report {
@@ -443,6 +456,7 @@ impl Report {
         match self {
             Self::State(_) => "state",
             Self::Ack(_) => "ack",
+            Self::Sensor(_) => "sensor",
         }
     }
 }
@@ -450,11 +464,13 @@ impl Report {
 /// Applies decoded reports within a batch's transaction.
 struct Writer {
     skew: ClockSkew,
+    thresholds: Thresholds,
 }
 
 impl batcher::Apply for Writer {
     type Item = Write;
-    type Outcome = Result<Option<BayStatusChanged>, ReportError>;
+    /// The events to publish once the batch is committed.
+    type Outcome = Result<Vec<DomainEvent>, ReportError>;
 
     fn apply<'a>(
         &'a self,
@@ -465,20 +481,43 @@ impl batcher::Apply for Writer {
             let (prefix, bay, at) = (write.prefix.as_str(), write.bay, write.received_at);
             let outcome = match &write.report {
                 Report::State(report) => {
-                    reports::apply_state_report_in(txn, prefix, bay, report, at, self.skew)
+                    match reports::apply_state_report_in(txn, prefix, bay, report, at, self.skew)
                         .await
-                        .map(|outcome| match outcome {
-                            StateOutcome::Applied(change) => Some(change),
-                            StateOutcome::Stale => {
-                                metrics::counter!(names::MQTT_STALE).increment(1);
-                                None
-                            }
-                        })
+                    {
+                        Ok(StateOutcome::Applied(change, device_id)) => {
+                            let offline = report.status == DeviceStatus::Offline;
+                            let alert =
+                                sensors::device_state(txn, &change.bay, device_id, offline, at)
+                                    .await?;
+                            let mut events = vec![DomainEvent::BayStatusChanged(change)];
+                            events.extend(alert.map(alert_event));
+                            Ok(events)
+                        }
+                        Ok(StateOutcome::Stale) => {
+                            metrics::counter!(names::MQTT_STALE).increment(1);
+                            Ok(Vec::new())
+                        }
+                        Err(err) => Err(err),
+                    }
                 }
                 Report::Ack(ack) => {
                     reports::apply_command_ack(txn, prefix, bay, ack, at, self.skew)
                         .await
-                        .map(|()| None)
+                        .map(|()| Vec::new())
+                }
+                Report::Sensor(reading) => {
+                    if reading.ts > self.skew.latest_accepted(at) {
+                        return Ok(Err(ReportError::FromTheFuture { ts: reading.ts }));
+                    }
+                    match reports::find_bay(txn, prefix, bay).await {
+                        Ok((bay, device)) => {
+                            let recorded =
+                                sensors::record(txn, &bay, &device, reading, at, &self.thresholds)
+                                    .await?;
+                            Ok(recorded.alerts.into_iter().map(alert_event).collect())
+                        }
+                        Err(err) => Err(err),
+                    }
                 }
             };
             // A database error fails the batch; the domain's refusals are outcomes.
@@ -515,14 +554,14 @@ async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
     writes.sort_by(|a, b| (&a.prefix, a.bay).cmp(&(&b.prefix, b.bay)));
     let writer = Writer {
         skew: ingest.clock_skew,
+        thresholds: ingest.thresholds,
     };
     let outcomes = batcher::apply(&ingest.db, &writer, &writes).await;
     let mut events = Vec::new();
     for (write, outcome) in writes.iter().zip(outcomes) {
         let label = write.report.label();
         match outcome {
-            Ok(Ok(Some(change))) => events.push(DomainEvent::BayStatusChanged(change)),
-            Ok(Ok(None)) => {}
+            Ok(Ok(produced)) => events.extend(produced),
             Ok(Err(refused)) => {
                 handled[write.index] = Err((label, report_error(&write.topic, refused)))
             }
@@ -577,8 +616,8 @@ fn decode(
             let ack = payload::decode_ack(bytes, limit).map_err(|reason| ("ack", reason))?;
             Ok(write(Report::Ack(ack.into())))
         }
-        // Validated now so bad devices show up in the counters; stored once the
-        // supervision domain (telemetry, sensors) exists.
+        // Validated now so bad devices show up in the counters; stored once
+        // charging sessions exist (telemetry belongs to a session).
         Channel::Telemetry => {
             let sample =
                 payload::decode_telemetry(bytes, limit).map_err(|reason| ("telemetry", reason))?;
@@ -587,13 +626,15 @@ fn decode(
             }
             Err(("telemetry", DropReason::NotIngested))
         }
-        Channel::Sensor(_) => {
+        Channel::Sensor(kind) => {
             let reading =
                 payload::decode_sensor(bytes, limit).map_err(|reason| ("sensor", reason))?;
-            if reading.ts > skew.latest_accepted(incoming.received_at) {
-                return Err(("sensor", DropReason::ClockSkew));
-            }
-            Err(("sensor", DropReason::NotIngested))
+            Ok(write(Report::Sensor(sensors::Reading {
+                kind,
+                value: reading.value,
+                unit: reading.unit,
+                ts: reading.ts,
+            })))
         }
         // Our own commands come back through the root subscription.
         Channel::Command => Ok(Decoded::Done("cmd")),

@@ -22,11 +22,13 @@ enum Access {
     SignedIn,
     /// What a person with a temporary password may still do.
     SignedInEvenWithTemporaryPassword,
+    /// Staff, and technicians within their stations.
+    Supervisors,
     /// Staff only.
     Staff,
 }
 
-use Access::{Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff};
+use Access::{Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervisors};
 
 /// Every root field, who may use it, and a valid operation calling it.
 fn operations() -> Vec<(&'static str, Access, String)> {
@@ -49,6 +51,12 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("deleteAccount", SignedIn, "mutation { deleteAccount(input: { password: \"x\" }) { ok } }".into()),
         ("addRfidBadge", SignedIn, "mutation { addRfidBadge(input: { uid: \"AABBCCDD\" }) { authMethod { id } } }".into()),
         ("deleteAuthMethod", SignedIn, format!("mutation {{ deleteAuthMethod(input: {{ id: \"{badge}\" }}) {{ ok }} }}")),
+        ("alerts", Supervisors, "{ alerts { totalCount } }".into()),
+        ("alert", Supervisors, format!("{{ alert(id: \"{}\") {{ id }} }}", global_id("Alert", 1))),
+        ("acknowledgeAlert", Supervisors, format!("mutation {{ acknowledgeAlert(id: \"{}\") {{ id }} }}", global_id("Alert", 1))),
+        ("resolveAlert", Supervisors, format!("mutation {{ resolveAlert(id: \"{}\") {{ id }} }}", global_id("Alert", 1))),
+        ("alertChanged", Supervisors, "subscription { alertChanged { cursor } }".into()),
+        ("closeAlert", Staff, format!("mutation {{ closeAlert(id: \"{}\") {{ id }} }}", global_id("Alert", 1))),
         ("users", Staff, "{ users { totalCount } }".into()),
         ("user", Staff, format!("{{ user(id: \"{user}\") {{ id }} }}")),
         ("adminOverview", Staff, "{ adminOverview { users } }".into()),
@@ -251,6 +259,18 @@ async fn each_class_of_operation_is_refused_to_everyone_outside_it() {
                 }
                 for (who, answer) in &as_devices {
                     assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                }
+            }
+            Supervisors => {
+                assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
+                assert_eq!(as_customer, "FORBIDDEN", "{field} as a customer");
+                assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+                for (who, answer) in as_people.iter().chain(&as_devices) {
+                    if *who == "a technician" {
+                        assert_ne!(answer, "FORBIDDEN", "{field} as {who}");
+                    } else {
+                        assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                    }
                 }
             }
             Staff => {

@@ -27,4 +27,5 @@ mod self_service;
 mod startup;
 mod stations;
 mod subscription_groups;
+mod supervision;
 mod websocket_protocol;

@@ -1,0 +1,336 @@
+//! Raising, refreshing and ending alerts.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    Set,
+};
+
+use crate::auth::Principal;
+use crate::db::FindOr as _;
+use crate::entities::{AlertKind, AlertSeverity, AlertStatus, alert};
+use crate::error::{AppError, AppResult, Reason};
+use crate::pagination::{Page, PageRequest};
+
+/// What an alert is about: where, and what raised it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub kind: AlertKind,
+    pub severity: AlertSeverity,
+    pub message: String,
+    pub station_id: i32,
+    pub bay_id: Option<i32>,
+    pub device_id: Option<i32>,
+    pub reading_id: Option<i32>,
+}
+
+impl Condition {
+    /// The open alert's identity: one open alert per subject and kind.
+    fn open_key(&self) -> String {
+        let subject = match (self.device_id, self.bay_id) {
+            (Some(device), _) => format!("device{device}"),
+            (None, Some(bay)) => format!("bay{bay}"),
+            (None, None) => format!("station{}", self.station_id),
+        };
+        format!("{subject}:{}", kind_key(self.kind))
+    }
+}
+
+fn kind_key(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::OverTemperature => "over_temperature",
+        AlertKind::Smoke => "smoke",
+        AlertKind::OverCurrent => "over_current",
+        AlertKind::VoltageOutOfRange => "voltage_out_of_range",
+        AlertKind::DeviceOffline => "device_offline",
+        AlertKind::CommandFailed => "command_failed",
+        AlertKind::LockBlocked => "lock_blocked",
+        AlertKind::SessionError => "session_error",
+        AlertKind::MacMismatch => "mac_mismatch",
+    }
+}
+
+pub use crate::bus::AlertChange as Change;
+
+/// Raises the alert of `condition`, or refreshes the open one: `last_seen`
+/// moves on, `notification_count` grows, a `NEW` alert becomes `ACTIVE`.
+/// One statement (an upsert on the open condition), so replicas seeing the
+/// condition at once still leave one open alert.
+///
+/// # Errors
+/// Database failures.
+pub async fn raise(
+    db: &impl ConnectionTrait,
+    condition: &Condition,
+    at: DateTime<Utc>,
+) -> Result<(alert::Model, Change), sea_orm::DbErr> {
+    let key = condition.open_key();
+    let row = alert::ActiveModel {
+        id: NotSet,
+        kind: Set(condition.kind),
+        severity: Set(condition.severity),
+        status: Set(AlertStatus::New),
+        message: Set(condition.message.clone()),
+        station_id: Set(condition.station_id),
+        bay_id: Set(condition.bay_id),
+        device_id: Set(condition.device_id),
+        reading_id: Set(condition.reading_id),
+        session_id: Set(None),
+        raised_at: Set(at),
+        first_seen: Set(at),
+        last_seen: Set(at),
+        notified_at: Set(None),
+        notification_count: Set(1),
+        assigned_technician_id: Set(None),
+        acknowledged_by_id: Set(None),
+        acknowledged_at: Set(None),
+        resolved_by_id: Set(None),
+        resolved_at: Set(None),
+        resolution_note: Set(None),
+        open_key: Set(Some(key.clone())),
+    };
+    let seen_again = OnConflict::column(alert::Column::OpenKey)
+        .update_columns([
+            alert::Column::LastSeen,
+            alert::Column::Message,
+            alert::Column::ReadingId,
+        ])
+        .value(
+            alert::Column::NotificationCount,
+            Expr::col((alert::Entity, alert::Column::NotificationCount)).add(1),
+        )
+        .value(
+            alert::Column::Status,
+            Expr::case(
+                Expr::col((alert::Entity, alert::Column::Status)).eq(Expr::value(AlertStatus::New)),
+                Expr::value(AlertStatus::Active),
+            )
+            .finally(Expr::col((alert::Entity, alert::Column::Status))),
+        )
+        .to_owned();
+    alert::Entity::insert(row)
+        .on_conflict(seen_again)
+        .exec_without_returning(db)
+        .await?;
+    let stored = alert::Entity::find()
+        .filter(alert::Column::OpenKey.eq(key))
+        .one(db)
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the alert just raised".into()))?;
+    let change = if stored.notification_count == 1 {
+        Change::Raised
+    } else {
+        Change::Updated
+    };
+    Ok((stored, change))
+}
+
+/// Ends the open alert of `condition`'s subject and kind, if there is one,
+/// because its condition is over.
+///
+/// # Errors
+/// Database failures.
+pub async fn recover(
+    db: &impl ConnectionTrait,
+    condition: &Condition,
+    at: DateTime<Utc>,
+) -> Result<Option<alert::Model>, sea_orm::DbErr> {
+    let key = condition.open_key();
+    let Some(open) = alert::Entity::find()
+        .filter(alert::Column::OpenKey.eq(key.clone()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let ended = alert::Entity::update_many()
+        .col_expr(alert::Column::Status, Expr::value(AlertStatus::Resolved))
+        .col_expr(alert::Column::ResolvedAt, Expr::value(at))
+        .col_expr(
+            alert::Column::ResolutionNote,
+            Expr::value("the condition ended by itself"),
+        )
+        .col_expr(alert::Column::OpenKey, Expr::value(Option::<String>::None))
+        .filter(alert::Column::Id.eq(open.id))
+        .filter(alert::Column::OpenKey.eq(key))
+        .exec(db)
+        .await?;
+    if ended.rows_affected == 0 {
+        return Ok(None);
+    }
+    alert::Entity::find_by_id(open.id).one(db).await
+}
+
+/// One alert `principal` supervises.
+///
+/// # Errors
+/// `NOT_FOUND` when it does not exist or is not theirs to see.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: i32,
+) -> AppResult<alert::Model> {
+    alert::Entity::visible_to(principal)
+        .filter(alert::Column::Id.eq(id))
+        .one_or_not_found(db, "alert")
+        .await
+}
+
+/// A person takes an open alert in charge: `IN_PROGRESS`, acknowledged by
+/// them, assigned to them unless it was assigned already.
+///
+/// # Errors
+/// `NOT_FOUND` outside their stations; `INVALID_TRANSITION` unless it is `NEW` or `ACTIVE`.
+pub async fn acknowledge(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: i32,
+    by: i32,
+    at: DateTime<Utc>,
+) -> AppResult<alert::Model> {
+    let current = get(db, principal, id).await?;
+    let taken = alert::Entity::update_many()
+        .col_expr(alert::Column::Status, Expr::value(AlertStatus::InProgress))
+        .col_expr(alert::Column::AcknowledgedById, Expr::value(by))
+        .col_expr(alert::Column::AcknowledgedAt, Expr::value(at))
+        .col_expr(
+            alert::Column::AssignedTechnicianId,
+            Expr::value(current.assigned_technician_id.unwrap_or(by)),
+        )
+        .filter(alert::Column::Id.eq(id))
+        .filter(alert::Column::Status.is_in([AlertStatus::New, AlertStatus::Active]))
+        .exec(db)
+        .await?;
+    if taken.rows_affected == 0 {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "only a new or active alert can be taken in charge",
+        ));
+    }
+    get(db, principal, id).await
+}
+
+/// A person resolves an open alert, with a note of what was done.
+///
+/// # Errors
+/// `NOT_FOUND` outside their stations; `INVALID_TRANSITION` when it is not open.
+pub async fn resolve(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: i32,
+    by: i32,
+    note: Option<String>,
+    at: DateTime<Utc>,
+) -> AppResult<alert::Model> {
+    get(db, principal, id).await?;
+    let resolved = alert::Entity::update_many()
+        .col_expr(alert::Column::Status, Expr::value(AlertStatus::Resolved))
+        .col_expr(alert::Column::ResolvedById, Expr::value(by))
+        .col_expr(alert::Column::ResolvedAt, Expr::value(at))
+        .col_expr(alert::Column::ResolutionNote, Expr::value(note))
+        .col_expr(alert::Column::OpenKey, Expr::value(Option::<String>::None))
+        .filter(alert::Column::Id.eq(id))
+        .filter(alert::Column::Status.is_in([
+            AlertStatus::New,
+            AlertStatus::Active,
+            AlertStatus::InProgress,
+        ]))
+        .exec(db)
+        .await?;
+    if resolved.rows_affected == 0 {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "only an open alert can be resolved",
+        ));
+    }
+    get(db, principal, id).await
+}
+
+/// Staff close a resolved alert.
+///
+/// # Errors
+/// `NOT_FOUND`; `INVALID_TRANSITION` unless it is `RESOLVED`.
+pub async fn close(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: i32,
+) -> AppResult<alert::Model> {
+    get(db, principal, id).await?;
+    let closed = alert::Entity::update_many()
+        .col_expr(alert::Column::Status, Expr::value(AlertStatus::Closed))
+        .filter(alert::Column::Id.eq(id))
+        .filter(alert::Column::Status.eq(AlertStatus::Resolved))
+        .exec(db)
+        .await?;
+    if closed.rows_affected == 0 {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "only a resolved alert can be closed",
+        ));
+    }
+    get(db, principal, id).await
+}
+
+/// Which alerts a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub station_id: Option<i32>,
+    /// Only these statuses (all when empty).
+    pub statuses: Vec<AlertStatus>,
+    pub min_severity: Option<AlertSeverity>,
+}
+
+/// The alerts `principal` supervises, newest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    filter: &AlertFilter,
+    page: PageRequest,
+) -> AppResult<Page<alert::Model>> {
+    let mut query = alert::Entity::visible_to(principal);
+    if let Some(station) = filter.station_id {
+        query = query.filter(alert::Column::StationId.eq(station));
+    }
+    if !filter.statuses.is_empty() {
+        query = query.filter(alert::Column::Status.is_in(filter.statuses.clone()));
+    }
+    if let Some(min) = filter.min_severity {
+        query = query.filter(alert::Column::Severity.is_in(severities_from(min)));
+    }
+    crate::db::page_by_id_in(
+        db,
+        query,
+        alert::Column::Id,
+        crate::db::IdOrder::Descending,
+        page,
+    )
+    .await
+}
+
+/// Severities at or above `min` (stored as text, so compared by membership).
+pub fn severities_from(min: AlertSeverity) -> Vec<AlertSeverity> {
+    [
+        AlertSeverity::Low,
+        AlertSeverity::Medium,
+        AlertSeverity::High,
+        AlertSeverity::Critical,
+    ]
+    .into_iter()
+    .filter(|s| *s >= min)
+    .collect()
+}
+
+/// Open alerts in `principal`'s stations (the dashboards' figure).
+///
+/// # Errors
+/// Database failures.
+pub async fn count_open(db: &impl ConnectionTrait, principal: &Principal) -> AppResult<u64> {
+    Ok(alert::Entity::visible_to(principal)
+        .filter(alert::Column::OpenKey.is_not_null())
+        .count(db)
+        .await?)
+}

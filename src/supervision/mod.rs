@@ -1,0 +1,18 @@
+//! Supervision: sensors and their readings, operational alerts and the rules
+//! that raise them, for staff and the technicians of each station.
+//!
+//! Readings come from the MQTT ingestion in its batch transactions
+//! (`sensors::record`), and so do the alerts they raise (`alerts::raise`,
+//! `alerts::recover`): an alert and the reading or report that raised it are
+//! stored together, and their events leave after the commit. An open alert's
+//! condition (`<subject>:<kind>`) is unique, so a condition seen again updates
+//! the open alert instead of opening another, whichever replica sees it.
+//! Lifecycle: `NEW` when raised, `ACTIVE` once its condition is seen again,
+//! `IN_PROGRESS` when a technician takes it in charge, `RESOLVED` (by a
+//! technician, or by itself where the rule says recovery ends it), `CLOSED`
+//! by staff.
+
+pub mod alerts;
+pub mod graphql;
+pub mod rules;
+pub mod sensors;

@@ -1,0 +1,169 @@
+//! Sensor readings, stored within the ingestion's batch transaction, and the
+//! alerts they raise or end.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+
+use super::alerts::{self, Change, Condition};
+use super::rules::{Thresholds, Verdict, judge_reading};
+use crate::entities::{alert, bay, device, sensor, sensor_reading};
+
+/// One reading as the device sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The sensor's kind, from its topic (`temperature`, `smoke`, …).
+    pub kind: String,
+    pub value: f64,
+    pub unit: String,
+    /// The device's clock.
+    pub ts: DateTime<Utc>,
+}
+
+/// What storing a reading did.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// False for a redelivery of a reading already stored.
+    pub stored: bool,
+    pub alerts: Vec<(alert::Model, Change)>,
+}
+
+/// Stores `reading` of `device` (on `bay`): its sensor is created on the
+/// device's first reading of that kind; a reading already stored (same
+/// sensor and device time, a QoS 1 redelivery) is not stored again and
+/// judged no further.
+///
+/// # Errors
+/// Database failures (the batch then fails).
+pub async fn record(
+    db: &impl ConnectionTrait,
+    bay: &bay::Model,
+    device: &device::Model,
+    reading: &Reading,
+    received_at: DateTime<Utc>,
+    thresholds: &Thresholds,
+) -> Result<Recorded, sea_orm::DbErr> {
+    let sensor_id = sensor_of(db, device.id, reading).await?;
+    let inserted = sensor_reading::Entity::insert(sensor_reading::ActiveModel {
+        id: NotSet,
+        sensor_id: Set(sensor_id),
+        value: Set(reading.value),
+        ts: Set(reading.ts),
+        ts_us: Set(reading.ts.timestamp_micros()),
+        received_at: Set(received_at),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            sensor_reading::Column::SensorId,
+            sensor_reading::Column::TsUs,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    if inserted == 0 {
+        return Ok(Recorded::default());
+    }
+    let reading_id = sensor_reading::Entity::find()
+        .filter(sensor_reading::Column::SensorId.eq(sensor_id))
+        .filter(sensor_reading::Column::TsUs.eq(reading.ts.timestamp_micros()))
+        .one(db)
+        .await?
+        .map(|r| r.id);
+    let condition = |kind, severity, message| Condition {
+        kind,
+        severity,
+        message,
+        station_id: bay.station_id,
+        bay_id: Some(bay.id),
+        device_id: Some(device.id),
+        reading_id,
+    };
+    let mut recorded = Recorded {
+        stored: true,
+        alerts: Vec::new(),
+    };
+    match judge_reading(&reading.kind, reading.value, &reading.unit, thresholds) {
+        Verdict::Raise {
+            kind,
+            severity,
+            message,
+        } => {
+            let raised = alerts::raise(db, &condition(kind, severity, message), reading.ts).await?;
+            recorded.alerts.push(raised);
+        }
+        Verdict::Recover(kind) => {
+            let over = condition(kind, crate::entities::AlertSeverity::Low, String::new());
+            if let Some(ended) = alerts::recover(db, &over, reading.ts).await? {
+                recorded.alerts.push((ended, Change::Resolved));
+            }
+        }
+        Verdict::Nothing => {}
+    }
+    Ok(recorded)
+}
+
+/// The id of `device`'s sensor of the reading's kind, created if need be.
+async fn sensor_of(
+    db: &impl ConnectionTrait,
+    device_id: i32,
+    reading: &Reading,
+) -> Result<i32, sea_orm::DbErr> {
+    let find = || {
+        sensor::Entity::find()
+            .filter(sensor::Column::DeviceId.eq(device_id))
+            .filter(sensor::Column::Kind.eq(reading.kind.clone()))
+    };
+    if let Some(existing) = find().one(db).await? {
+        return Ok(existing.id);
+    }
+    sensor::Entity::insert(sensor::ActiveModel {
+        id: NotSet,
+        device_id: Set(device_id),
+        kind: Set(reading.kind.clone()),
+        unit: Set(reading.unit.chars().take(16).collect()),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([sensor::Column::DeviceId, sensor::Column::Kind])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    find()
+        .one(db)
+        .await?
+        .map(|s| s.id)
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the sensor just created".into()))
+}
+
+/// Raises or ends the `DEVICE_OFFLINE` alert of `device` after a state report
+/// said whether it is offline.
+///
+/// # Errors
+/// Database failures.
+pub async fn device_state(
+    db: &impl ConnectionTrait,
+    bay: &bay::Model,
+    device_id: i32,
+    offline: bool,
+    at: DateTime<Utc>,
+) -> Result<Option<(alert::Model, Change)>, sea_orm::DbErr> {
+    let condition = Condition {
+        kind: crate::entities::AlertKind::DeviceOffline,
+        severity: crate::entities::AlertSeverity::High,
+        message: format!("the device of bay {} is offline", bay.number),
+        station_id: bay.station_id,
+        bay_id: Some(bay.id),
+        device_id: Some(device_id),
+        reading_id: None,
+    };
+    if offline {
+        return alerts::raise(db, &condition, at).await.map(Some);
+    }
+    Ok(alerts::recover(db, &condition, at)
+        .await?
+        .map(|ended| (ended, Change::Resolved)))
+}
