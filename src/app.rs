@@ -78,9 +78,10 @@ impl App {
             None => None,
         };
 
+        let retention = settings.event_retention();
         let bus: SharedBus = match &settings.redis_url {
-            Some(url) => Arc::new(RedisBus::connect(url, &settings.bus_channel).await?),
-            None => Arc::new(MemoryBus::default()),
+            Some(url) => Arc::new(RedisBus::connect(url, &settings.bus_channel, retention).await?),
+            None => Arc::new(MemoryBus::new(retention)),
         };
 
         let mqtt = start_ingestion(&settings, &mqtt_mode, internal_broker, &db, &bus).await?;
@@ -372,6 +373,10 @@ async fn start_ingestion(
         clock_skew: crate::devices::reports::ClockSkew(chrono::TimeDelta::seconds(i64::from(
             settings.mqtt_max_clock_skew_secs,
         ))),
+        batch_limits: crate::realtime::batcher::BatchLimits {
+            max_items: settings.ingest_batch_max.max(1),
+            linger: Duration::from_micros(settings.ingest_batch_linger_us),
+        },
     };
     Ok(Some(Arc::new(
         mqtt::ingest::start(options, db.clone(), bus.clone()).await?,

@@ -99,6 +99,17 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MQTT_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
     pub mqtt_max_clock_skew_secs: u32,
 
+    /// Most device reports an ingestion worker applies in one transaction: what
+    /// waits in its queue is taken together, up to this many.
+    #[arg(long, env = "VOLTGATE_INGEST_BATCH_MAX", default_value_t = 256)]
+    pub ingest_batch_max: usize,
+
+    /// Microseconds an ingestion worker waits for more reports before applying
+    /// a batch that is not full. 0 (the default) adds no latency: batches still
+    /// grow under load, from what arrives while the previous one commits.
+    #[arg(long, env = "VOLTGATE_INGEST_BATCH_LINGER_US", default_value_t = 0)]
+    pub ingest_batch_linger_us: u64,
+
     #[command(flatten)]
     pub device_credentials: DeviceCredentialsFile,
 
@@ -173,7 +184,8 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MAX_WS_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_ws_subscriptions: usize,
 
-    /// Messages waiting for a slow WebSocket client before it is disconnected (1013).
+    /// Messages waiting for a slow WebSocket client; a subscription whose next
+    /// message finds the queue full ends with `SUBSCRIBER_LAGGING` and its last cursor.
     #[arg(long, env = "VOLTGATE_WS_QUEUE_MESSAGES", default_value_t = 256)]
     pub ws_queue_messages: usize,
 
@@ -181,6 +193,20 @@ pub struct ServeSettings {
     /// read them yet; a member further behind is dropped with `SUBSCRIBER_LAGGING`.
     #[arg(long, env = "VOLTGATE_SUBSCRIPTION_BUFFER", default_value_t = 1024)]
     pub subscription_buffer: usize,
+
+    /// Seconds each topic's events are kept for subscribers that resume with
+    /// `after`; an older cursor is answered with `CURSOR_EXPIRED`.
+    #[arg(long, env = "VOLTGATE_EVENT_RETENTION_SECS", default_value_t = 120)]
+    pub event_retention_secs: u64,
+
+    /// Events kept per topic at most, whatever their age (also the most one
+    /// resume replays).
+    #[arg(
+        long,
+        env = "VOLTGATE_EVENT_RETENTION_EVENTS",
+        default_value_t = 10_000
+    )]
+    pub event_retention_events: usize,
 
     /// Reverse proxies (load balancers) in front of voltgate that append the
     /// client's address to `X-Forwarded-For`: the client IP used for rate limits
@@ -268,6 +294,14 @@ pub struct GraphqlLimits {
 }
 
 impl ServeSettings {
+    /// How much of each topic's history the bus keeps for resuming subscribers.
+    pub fn event_retention(&self) -> crate::bus::Retention {
+        crate::bus::Retention {
+            max_age: std::time::Duration::from_secs(self.event_retention_secs.max(1)),
+            max_events: self.event_retention_events.max(1),
+        }
+    }
+
     /// Resolves `MQTT_URL` into a mode.
     ///
     /// # Errors

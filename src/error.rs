@@ -64,10 +64,14 @@ pub enum Reason {
     /// A subscriber fell too far behind its subscription's events and was
     /// dropped; it subscribes again (`RATE_LIMITED`).
     SubscriberLagging,
+    /// The subscription's `after` cursor is older than the events retained
+    /// for it (or from before a restart of the event history): refetch the
+    /// state and subscribe without it (`CONFLICT`).
+    CursorExpired,
 }
 
 impl Reason {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -79,6 +83,7 @@ impl Reason {
         Self::Expired,
         Self::InvalidTransition,
         Self::SubscriberLagging,
+        Self::CursorExpired,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -94,6 +99,7 @@ impl Reason {
             Self::Expired => "EXPIRED",
             Self::InvalidTransition => "INVALID_TRANSITION",
             Self::SubscriberLagging => "SUBSCRIBER_LAGGING",
+            Self::CursorExpired => "CURSOR_EXPIRED",
         }
     }
 
@@ -110,7 +116,8 @@ impl Reason {
             | Self::BayUnavailable
             | Self::AlreadyRedeemed
             | Self::Expired
-            | Self::InvalidTransition => ErrorCode::Conflict,
+            | Self::InvalidTransition
+            | Self::CursorExpired => ErrorCode::Conflict,
         }
     }
 }
@@ -136,6 +143,11 @@ pub enum AppError {
         message: String,
     },
     RateLimited,
+    /// A subscription fell behind its events and ends; `cursor` is the last
+    /// one it delivered, to resume from (`SUBSCRIBER_LAGGING`).
+    Lagging {
+        cursor: Option<String>,
+    },
     /// The account has a temporary password that must be changed first (`FORBIDDEN`).
     PasswordChangeRequired,
     Internal(anyhow::Error),
@@ -165,6 +177,7 @@ impl AppError {
         match self {
             Self::Refused { reason, .. } => Some(*reason),
             Self::PasswordChangeRequired => Some(Reason::PasswordChangeRequired),
+            Self::Lagging { .. } => Some(Reason::SubscriberLagging),
             _ => None,
         }
     }
@@ -183,6 +196,7 @@ impl AppError {
             | Self::Conflict(message)
             | Self::Refused { message, .. } => message.clone(),
             Self::RateLimited => "too many requests, retry later".to_owned(),
+            Self::Lagging { .. } => LAGGING_MESSAGE.to_owned(),
             Self::PasswordChangeRequired => "change your temporary password first".to_owned(),
             Self::Internal(_) => "internal error".to_owned(),
         }
@@ -196,7 +210,7 @@ impl AppError {
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Refused { reason, .. } => reason.code(),
-            Self::RateLimited => ErrorCode::RateLimited,
+            Self::RateLimited | Self::Lagging { .. } => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -219,6 +233,10 @@ impl From<AppError> for async_graphql::Error {
             _ => None,
         };
         let reason = err.reason();
+        let cursor = match &err {
+            AppError::Lagging { cursor } => cursor.clone(),
+            _ => None,
+        };
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = field {
@@ -227,9 +245,15 @@ impl From<AppError> for async_graphql::Error {
             if let Some(reason) = reason {
                 ext.set("reason", reason.as_str());
             }
+            if let Some(cursor) = &cursor {
+                ext.set("cursor", cursor.as_str());
+            }
         })
     }
 }
+
+/// What a lagging subscriber is told, wherever it fell behind.
+pub const LAGGING_MESSAGE: &str = "this subscription fell too far behind its events; subscribe again with `after` set to extensions.cursor";
 
 pub type AppResult<T> = Result<T, AppError>;
 

@@ -75,9 +75,10 @@ pub mod names {
     pub const SUBSCRIPTION_DELIVERIES: &str = "voltgate_subscription_deliveries_total";
     /// Groups running now.
     pub const SUBSCRIPTION_GROUPS: &str = "voltgate_subscription_groups";
-    /// Members dropped because they fell behind their group.
+    /// Subscriptions ended with `SUBSCRIBER_LAGGING`: behind their group, the
+    /// bus fan-out, or their connection's queue.
     pub const SUBSCRIPTION_LAGGING: &str = "voltgate_subscription_lagging_total";
-    /// Connections closed because their client stopped reading.
+    /// Connections closed because their client stopped reading even control messages.
     pub const WS_SLOW_CONSUMERS: &str = "voltgate_websocket_slow_consumers_total";
     pub const MQTT_IN: &str = "voltgate_mqtt_messages_received_total";
     pub const MQTT_OUT: &str = "voltgate_mqtt_messages_published_total";
@@ -93,6 +94,15 @@ pub mod names {
     pub const BUS_PUBLISH_FAILED: &str = "voltgate_bus_publish_failures_total";
     pub const BUS_RECEIVED: &str = "voltgate_bus_events_received_total";
     pub const BUS_LAGGED: &str = "voltgate_bus_events_lagged_total";
+    /// Items per batch transaction (device reports, samples).
+    pub const BATCH_SIZE: &str = "voltgate_batch_items";
+    /// Batches that hit a database error and were applied item by item.
+    pub const BATCH_FAILED: &str = "voltgate_batch_failures_total";
+    /// Subscriptions resumed from a cursor, and events replayed to them.
+    pub const SUBSCRIPTION_RESUMES: &str = "voltgate_subscription_resumes_total";
+    pub const SUBSCRIPTION_REPLAYED: &str = "voltgate_subscription_replayed_events_total";
+    /// Resumes refused because the cursor was older than the retained events.
+    pub const SUBSCRIPTION_CURSOR_EXPIRED: &str = "voltgate_subscription_cursor_expired_total";
     pub const JOB_RUNS: &str = "voltgate_job_runs_total";
     pub const JOB_FAILURES: &str = "voltgate_job_failures_total";
 }

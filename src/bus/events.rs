@@ -82,24 +82,35 @@ impl Envelope {
     }
 }
 
+/// Events for the bus's unit tests.
 #[cfg(test)]
-mod tests {
+pub mod fixtures {
     use super::*;
     use crate::entities::{BayStatus, LockState};
 
-    fn sample() -> DomainEvent {
+    /// A change of bay `bay_id` (number `number`) in station `station_id`.
+    pub fn bay_change(station_id: i32, bay_id: i32, number: i32) -> DomainEvent {
         DomainEvent::BayStatusChanged(BayStatusChanged {
             bay: bay::Model {
-                id: 7,
-                station_id: 2,
+                id: bay_id,
+                station_id,
                 cabinet_id: 3,
-                number: 1,
+                number,
                 status: BayStatus::Available,
                 lock_state: LockState::Unlocked,
             },
             device_status: Some(DeviceStatus::Idle),
             changed_at: "2026-11-22T10:00:00.123456Z".parse().unwrap_or_default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DomainEvent {
+        fixtures::bay_change(2, 7, 1)
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::Envelope;
+use super::Stamped;
 use crate::telemetry::names;
 
 /// Events a slow subscriber may fall behind by before it skips ahead.
@@ -26,31 +26,59 @@ pub enum Topic {
     Bay(i32),
 }
 
+impl Topic {
+    /// The topic's name in cursors and Redis keys.
+    pub fn key(self) -> String {
+        match self {
+            Self::AllBays => "all".to_owned(),
+            Self::StationBays(id) => format!("s{id}"),
+            Self::Bay(id) => format!("b{id}"),
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        if key == "all" {
+            return Some(Self::AllBays);
+        }
+        let id = |digits: &str| digits.parse::<i32>().ok().filter(|id| *id > 0);
+        match key.split_at_checked(1)? {
+            ("s", digits) => id(digits).map(Self::StationBays),
+            ("b", digits) => id(digits).map(Self::Bay),
+            _ => None,
+        }
+    }
+}
+
+/// A subscriber fell more than the channel's capacity behind and missed events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagged;
+
 #[derive(Default)]
 pub struct Fanout {
-    channels: Mutex<HashMap<Topic, broadcast::Sender<Arc<Envelope>>>>,
+    channels: Mutex<HashMap<Topic, broadcast::Sender<Arc<Stamped>>>>,
 }
 
 impl Fanout {
-    /// Delivers an envelope to the local subscribers of each of its topics.
-    pub fn deliver(&self, envelope: Envelope) {
-        metrics::counter!(names::BUS_RECEIVED, "type" => envelope.event.name()).increment(1);
-        let topics = envelope.event.topics();
-        let envelope = Arc::new(envelope);
+    /// Delivers an event to the local subscribers of each of its topics.
+    pub fn deliver(&self, event: &Arc<Stamped>) {
+        metrics::counter!(names::BUS_RECEIVED, "type" => event.envelope.event.name()).increment(1);
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        for topic in topics {
-            if let Some(sender) = channels.get(&topic)
-                && sender.send(Arc::clone(&envelope)).is_err()
+        for (topic, _) in &event.positions {
+            if let Some(sender) = channels.get(topic)
+                && sender.send(Arc::clone(event)).is_err()
             {
                 // Nobody listens any more: forget the channel.
-                channels.remove(&topic);
+                channels.remove(topic);
             }
         }
     }
 
-    /// Subscribes to one topic. Subscribers that fall more than the channel's
-    /// capacity behind skip the missed events (counted) rather than slowing others.
-    pub fn subscribe(&self, topic: Topic) -> impl Stream<Item = Arc<Envelope>> + Send + use<> {
+    /// Subscribes to one topic. A subscriber that falls more than the channel's
+    /// capacity behind is told ([`Lagged`], counted) rather than slowing others.
+    pub fn subscribe(
+        &self,
+        topic: Topic,
+    ) -> impl Stream<Item = Result<Arc<Stamped>, Lagged>> + Send + use<> {
         let receiver = {
             let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
             channels
@@ -58,14 +86,11 @@ impl Fanout {
                 .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
                 .subscribe()
         };
-        BroadcastStream::new(receiver).filter_map(|item| async move {
-            match item {
-                Ok(envelope) => Some(envelope),
-                Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                    metrics::counter!(names::BUS_LAGGED).increment(missed);
-                    None
-                }
-            }
+        BroadcastStream::new(receiver).map(|item| {
+            item.map_err(|BroadcastStreamRecvError::Lagged(missed)| {
+                metrics::counter!(names::BUS_LAGGED).increment(missed);
+                Lagged
+            })
         })
     }
 
@@ -81,22 +106,12 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{BayStatusChanged, DomainEvent};
-    use crate::entities::{BayStatus, LockState, bay};
+    use crate::bus::events::fixtures::bay_change;
+    use crate::bus::{DomainEvent, Envelope, Position};
 
-    fn bay_event(station_id: i32, bay_id: i32) -> Envelope {
-        Envelope::new(DomainEvent::BayStatusChanged(BayStatusChanged {
-            bay: bay::Model {
-                id: bay_id,
-                station_id,
-                cabinet_id: 1,
-                number: 1,
-                status: BayStatus::Available,
-                lock_state: LockState::Locked,
-            },
-            device_status: None,
-            changed_at: chrono::Utc::now(),
-        }))
+    fn bay_event(station_id: i32, bay_id: i32) -> Arc<Stamped> {
+        let envelope = Envelope::new(bay_change(station_id, bay_id, 1));
+        Arc::new(Stamped::at(envelope, "e".into(), |_| Position::new(1, 0)))
     }
 
     #[tokio::test]
@@ -104,15 +119,30 @@ mod tests {
         let fanout = Fanout::default();
         let mut station_one = Box::pin(fanout.subscribe(Topic::StationBays(1)));
         let mut all = Box::pin(fanout.subscribe(Topic::AllBays));
-        fanout.deliver(bay_event(2, 20));
-        fanout.deliver(bay_event(1, 10));
-        let seen = station_one.next().await.map(|e| e.event.clone());
+        fanout.deliver(&bay_event(2, 20));
+        fanout.deliver(&bay_event(1, 10));
+        let seen = station_one
+            .next()
+            .await
+            .and_then(Result::ok)
+            .map(|e| e.envelope.event.clone());
         assert!(matches!(seen, Some(DomainEvent::BayStatusChanged(e)) if e.bay.id == 10));
         let both: Vec<_> = [all.next().await, all.next().await]
             .into_iter()
             .flatten()
+            .filter_map(Result::ok)
             .collect();
         assert_eq!(both.len(), 2);
+    }
+
+    #[test]
+    fn topics_round_trip_through_their_keys() {
+        for topic in [Topic::AllBays, Topic::StationBays(3), Topic::Bay(12)] {
+            assert_eq!(Topic::from_key(&topic.key()), Some(topic));
+        }
+        for key in ["", "s", "s0", "s-1", "x1", "b1x", "s99999999999"] {
+            assert_eq!(Topic::from_key(key), None, "{key:?}");
+        }
     }
 
     #[tokio::test]
@@ -121,7 +151,7 @@ mod tests {
         let stream = fanout.subscribe(Topic::Bay(5));
         assert_eq!(fanout.topic_count(), 1);
         drop(stream);
-        fanout.deliver(bay_event(1, 5));
+        fanout.deliver(&bay_event(1, 5));
         assert_eq!(fanout.topic_count(), 0);
     }
 }

@@ -1,25 +1,76 @@
-//! The in-process bus: publishing delivers straight to local subscribers.
+//! The in-process bus: publishing delivers straight to local subscribers and
+//! keeps the event in a ring per topic for subscribers that resume.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{DomainEvent, Envelope, EventBus, Fanout};
+use super::history::{REPLAY_PAGE, Retention, Rings};
+use super::{Cursor, DomainEvent, Envelope, EventBus, Fanout, FollowError, Stamped};
 use crate::telemetry::names;
 
-#[derive(Default)]
 pub struct MemoryBus {
     fanout: Fanout,
+    retention: Retention,
+    /// Also orders publishing: an event is stamped, kept and delivered under
+    /// this lock, so every subscriber sees positions in increasing order.
+    rings: Mutex<Rings>,
+}
+
+impl MemoryBus {
+    pub fn new(retention: Retention) -> Self {
+        // A new process starts a new history: cursors of an earlier one expire.
+        let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        Self {
+            fanout: Fanout::default(),
+            retention,
+            rings: Mutex::new(Rings::new(epoch.into(), retention)),
+        }
+    }
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        Self::new(Retention::default())
+    }
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+pub fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default()
 }
 
 #[async_trait]
 impl EventBus for MemoryBus {
     async fn publish(&self, event: DomainEvent) -> anyhow::Result<()> {
-        metrics::counter!(names::BUS_PUBLISHED, "type" => event.name()).increment(1);
-        self.fanout.deliver(Envelope::new(event));
+        self.publish_all(vec![event]).await
+    }
+
+    async fn publish_all(&self, events: Vec<DomainEvent>) -> anyhow::Result<()> {
+        let now = now_ms();
+        let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        for event in events {
+            metrics::counter!(names::BUS_PUBLISHED, "type" => event.name()).increment(1);
+            let position = rings.next_position(now);
+            let epoch = Arc::clone(rings.epoch());
+            let stamped = Arc::new(Stamped::at(Envelope::new(event), epoch, |_| position));
+            rings.append(&stamped, now);
+            self.fanout.deliver(&stamped);
+        }
         Ok(())
+    }
+
+    async fn replay(&self, after: &Cursor) -> Result<Vec<Arc<Stamped>>, FollowError> {
+        let rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(rings.replay(after, now_ms(), REPLAY_PAGE)?)
     }
 
     fn fanout(&self) -> &Fanout {
         &self.fanout
+    }
+
+    fn retention(&self) -> Retention {
+        self.retention
     }
 
     async fn is_ready(&self) -> bool {

@@ -4,6 +4,13 @@
 //! delivers what Redis hands back, so every replica sees every event in Redis's
 //! order. The connection uses RESP3 push messages through a `ConnectionManager`,
 //! which reconnects by itself and re-subscribes after a reconnect.
+//!
+//! Publishing is one Lua script, atomic in Redis: the event is appended to a
+//! capped stream per topic (`XADD`, trimmed by count and age, expiring when
+//! idle), then published on the channel with the stream ids it got. The ids
+//! are the events' positions, the same on every replica; the streams are the
+//! history subscribers resume from. The history's epoch is a key the first
+//! publish creates, so a Redis that lost its data starts a new one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +22,8 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::{DomainEvent, Envelope, EventBus, Fanout};
+use super::history::{self, Facts, REPLAY_PAGE, Retention};
+use super::{Cursor, DomainEvent, Envelope, EventBus, Fanout, FollowError, Position, Stamped};
 use crate::config::redact;
 use crate::telemetry::names;
 
@@ -32,11 +40,59 @@ const PUBLISH_MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// would stay unsubscribed after a long outage.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Appends each event to its topics' streams (trimmed by count and age,
+/// expiring when idle), then publishes it with the stream ids it got. KEYS:
+/// the epoch key, then each event's topic streams in turn. ARGV: channel, an
+/// epoch to use if there is none yet, events kept per topic, ms kept, then per
+/// event its number of topics and its envelope.
+const PUBLISH_SCRIPT: &str = r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[1], epoch)
+end
+local now = redis.call('TIME')
+local min_id = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[4]))
+local ttl = math.floor(tonumber(ARGV[4]) / 1000) + 1
+local key = 2
+for arg = 5, #ARGV, 2 do
+  local envelope = ARGV[arg + 1]
+  local ids = {}
+  for _ = 1, tonumber(ARGV[arg]) do
+    ids[#ids + 1] = redis.call('XADD', KEYS[key], 'MAXLEN', '~', ARGV[3], '*', 'e', envelope)
+    redis.call('XTRIM', KEYS[key], 'MINID', '~', min_id)
+    redis.call('EXPIRE', KEYS[key], ttl)
+    key = key + 1
+  end
+  redis.call('PUBLISH', ARGV[1], epoch .. '\n' .. table.concat(ids, ',') .. '\n' .. envelope)
+end
+return key - 2
+";
+
+/// What [`history::decide`] needs about a cursor, and the page after it, in one
+/// atomic look. KEYS: the epoch key, the topic's stream. ARGV: the cursor's
+/// stream id, the page size.
+const REPLAY_SCRIPT: &str = r"
+local epoch = redis.call('GET', KEYS[1]) or ''
+local now = redis.call('TIME')
+local held = #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+local retained = redis.call('XLEN', KEYS[2])
+local page = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+return {epoch, now[1], now[2], held, retained, page}
+";
+
+/// The replay script's answer: epoch, seconds, microseconds, whether the
+/// cursor's entry is held, entries retained, the page (id, [field, value]).
+type ReplayReply = (String, u64, u64, usize, usize, Vec<(String, Vec<Vec<u8>>)>);
+
 pub struct RedisBus {
     connection: ConnectionManager,
     channel: String,
     fanout: Arc<Fanout>,
     keep_alive: tokio::task::JoinHandle<()>,
+    retention: Retention,
+    publish_script: redis::Script,
+    replay_script: redis::Script,
 }
 
 impl Drop for RedisBus {
@@ -50,7 +106,7 @@ impl RedisBus {
     ///
     /// # Errors
     /// When Redis cannot be reached at start; the message names the URL without its password.
-    pub async fn connect(url: &Url, channel: &str) -> anyhow::Result<Self> {
+    pub async fn connect(url: &Url, channel: &str, retention: Retention) -> anyhow::Result<Self> {
         let mut url = url.clone();
         // Push messages (and automatic re-subscription) need RESP3.
         if !url.query_pairs().any(|(k, _)| k == "protocol") {
@@ -83,8 +139,64 @@ impl RedisBus {
             channel: channel.to_owned(),
             fanout,
             keep_alive,
+            retention,
+            publish_script: redis::Script::new(PUBLISH_SCRIPT),
+            replay_script: redis::Script::new(REPLAY_SCRIPT),
         })
     }
+
+    fn epoch_key(&self) -> String {
+        format!("{}:epoch", self.channel)
+    }
+
+    fn stream_key(&self, topic: super::Topic) -> String {
+        format!("{}:topic:{}", self.channel, topic.key())
+    }
+
+    /// Appends and publishes `events` in one atomic script (one round trip).
+    async fn publish_once(&self, events: &[(&DomainEvent, Vec<u8>)]) -> redis::RedisResult<()> {
+        let mut invocation = self.publish_script.prepare_invoke();
+        invocation.key(self.epoch_key());
+        let new_epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        invocation
+            .arg(&self.channel)
+            .arg(new_epoch)
+            .arg(self.retention.max_events)
+            .arg(self.retention.max_age_ms());
+        for (event, payload) in events {
+            let topics = event.topics();
+            invocation.arg(topics.len()).arg(payload);
+            for topic in topics {
+                invocation.key(self.stream_key(topic));
+            }
+        }
+        let mut connection = self.connection.clone();
+        invocation.invoke_async::<usize>(&mut connection).await?;
+        Ok(())
+    }
+}
+
+/// Reads a message of the channel: `epoch`, the stream ids (one per topic, in
+/// the order of [`DomainEvent::topics`]) and the envelope, on three lines.
+fn decode_message(message: &[u8]) -> anyhow::Result<Stamped> {
+    let mut lines = message.splitn(3, |b| *b == b'\n');
+    let (Some(epoch), Some(ids), Some(envelope)) = (lines.next(), lines.next(), lines.next())
+    else {
+        anyhow::bail!("not an event message");
+    };
+    let envelope = Envelope::decode(envelope)?;
+    let ids = std::str::from_utf8(ids)?
+        .split(',')
+        .map(str::parse::<Position>)
+        .collect::<Result<Vec<_>, ()>>()
+        .map_err(|()| anyhow::anyhow!("malformed stream id"))?;
+    let topics = envelope.event.topics();
+    anyhow::ensure!(ids.len() == topics.len(), "one stream id per topic");
+    Ok(Stamped {
+        epoch: std::str::from_utf8(epoch)?.into(),
+        positions: topics.into_iter().zip(ids).collect(),
+        envelope,
+    })
 }
 
 /// Pings Redis at [`KEEP_ALIVE_INTERVAL`]; a failed ping makes the manager reconnect
@@ -114,8 +226,8 @@ async fn relay(mut pushes: mpsc::UnboundedReceiver<PushInfo>, fanout: Arc<Fanout
                 let Some(Value::BulkString(payload)) = push.data.get(1) else {
                     continue;
                 };
-                match Envelope::decode(payload) {
-                    Ok(envelope) => fanout.deliver(envelope),
+                match decode_message(payload) {
+                    Ok(event) => fanout.deliver(&Arc::new(event)),
                     Err(err) => {
                         metrics::counter!(names::BUS_RECEIVED, "type" => "undecodable")
                             .increment(1);
@@ -132,25 +244,32 @@ async fn relay(mut pushes: mpsc::UnboundedReceiver<PushInfo>, fanout: Arc<Fanout
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, event: DomainEvent) -> anyhow::Result<()> {
-        let name = event.name();
-        let payload = serde_json::to_vec(&Envelope::new(event))?;
+        self.publish_all(vec![event]).await
+    }
+
+    async fn publish_all(&self, events: Vec<DomainEvent>) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let envelopes: Vec<Envelope> = events.into_iter().map(Envelope::new).collect();
+        let encoded = envelopes
+            .iter()
+            .map(|envelope| Ok((&envelope.event, serde_json::to_vec(envelope)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let give_up = tokio::time::Instant::now() + PUBLISH_PATIENCE;
         let mut backoff = PUBLISH_FIRST_BACKOFF;
         loop {
-            let mut connection = self.connection.clone();
-            match redis::cmd("PUBLISH")
-                .arg(&self.channel)
-                .arg(&payload)
-                .query_async::<i64>(&mut connection)
-                .await
-            {
-                Ok(_) => {
-                    metrics::counter!(names::BUS_PUBLISHED, "type" => name).increment(1);
+            match self.publish_once(&encoded).await {
+                Ok(()) => {
+                    for envelope in &envelopes {
+                        metrics::counter!(names::BUS_PUBLISHED, "type" => envelope.event.name())
+                            .increment(1);
+                    }
                     return Ok(());
                 }
                 Err(err) if tokio::time::Instant::now() + backoff > give_up => {
-                    metrics::counter!(names::BUS_PUBLISH_FAILED, "type" => name).increment(1);
-                    return Err(anyhow::Error::from(err)).context("publishing an event to Redis");
+                    metrics::counter!(names::BUS_PUBLISH_FAILED).increment(envelopes.len() as u64);
+                    return Err(anyhow::Error::from(err)).context("publishing events to Redis");
                 }
                 Err(err) => {
                     tracing::debug!(error = %err, "Redis publish failed; retrying");
@@ -161,8 +280,50 @@ impl EventBus for RedisBus {
         }
     }
 
+    async fn replay(&self, after: &Cursor) -> Result<Vec<Arc<Stamped>>, FollowError> {
+        let mut connection = self.connection.clone();
+        let (epoch, secs, micros, held, retained, page): ReplayReply = self
+            .replay_script
+            .key(self.epoch_key())
+            .key(self.stream_key(after.topic))
+            .arg(after.position.to_string())
+            .arg(REPLAY_PAGE)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|err| FollowError::Unavailable(err.into()))?;
+        let facts = Facts {
+            same_epoch: epoch == after.epoch,
+            holds_cursor: held > 0,
+            empty: retained == 0,
+            now_ms: secs * 1000 + micros / 1000,
+        };
+        history::decide(after, facts, self.retention)?;
+        let epoch: Arc<str> = epoch.into();
+        page.into_iter()
+            .map(|(id, fields)| {
+                let position = id
+                    .parse::<Position>()
+                    .map_err(|()| anyhow::anyhow!("malformed stream id {id}"))?;
+                let envelope = fields
+                    .get(1)
+                    .ok_or_else(|| anyhow::anyhow!("stream entry {id} has no event"))?;
+                let envelope = Envelope::decode(envelope)?;
+                Ok(Arc::new(Stamped {
+                    envelope,
+                    epoch: Arc::clone(&epoch),
+                    positions: vec![(after.topic, position)],
+                }))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(FollowError::Unavailable)
+    }
+
     fn fanout(&self) -> &Fanout {
         &self.fanout
+    }
+
+    fn retention(&self) -> Retention {
+        self.retention
     }
 
     async fn is_ready(&self) -> bool {

@@ -16,6 +16,7 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::loader;
 use crate::graphql::scalars::DateTime;
 use crate::graphql::types::Bay;
+use crate::realtime::follow::follow;
 use crate::services::services;
 
 impl Kind {
@@ -121,10 +122,15 @@ impl DeviceFigures {
 }
 
 /// A change of a bay's lock or of its device's state.
-pub struct BayStatusChange(pub crate::bus::BayStatusChanged);
+pub struct BayStatusChange(pub crate::bus::BayStatusChanged, String);
 
 #[Object]
 impl BayStatusChange {
+    /// This event's place in the subscription's stream: subscribe again with
+    /// `after` set to the last cursor received to get what was missed since.
+    async fn cursor(&self) -> &str {
+        &self.1
+    }
     async fn bay(&self) -> Bay {
         Bay::from(self.0.bay.clone())
     }
@@ -149,13 +155,15 @@ pub struct BaySubscription;
 #[Subscription]
 impl BaySubscription {
     /// Bay lock and device state changes, live. Narrow it to one station or one bay;
-    /// with neither, every bay of the network.
+    /// with neither, every bay of the network. With `after` (the last `cursor`
+    /// received), the changes missed since are sent first, then live ones.
     async fn bay_status_changed(
         &self,
         ctx: &Context<'_>,
         station_id: Option<ID>,
         bay_id: Option<ID>,
-    ) -> Result<impl Stream<Item = BayStatusChange> + use<>> {
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<BayStatusChange>> + use<>> {
         let services = services(ctx)?;
         let (db, bus) = (&services.db, &services.bus);
         let station_id = station_id
@@ -185,13 +193,14 @@ impl BaySubscription {
             }
             (None, None) => Topic::AllBays,
         };
-        Ok(bus
-            .fanout()
-            .subscribe(topic)
-            .filter_map(|envelope| async move {
-                match &envelope.event {
-                    DomainEvent::BayStatusChanged(change) => Some(BayStatusChange(change.clone())),
+        let steps = follow(bus.as_ref(), topic, after.as_deref()).await?;
+        Ok(steps.map(|step| {
+            let step = step?;
+            match &step.event.envelope.event {
+                DomainEvent::BayStatusChanged(change) => {
+                    Ok(BayStatusChange(change.clone(), step.cursor))
                 }
-            }))
+            }
+        }))
     }
 }

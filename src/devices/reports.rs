@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QuerySelect, RelationTrait, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, RelationTrait, Set,
+    TransactionTrait,
 };
 use sea_orm::{DbErr, JoinType};
 
@@ -122,11 +123,37 @@ pub async fn apply_state_report(
     received_at: DateTime<Utc>,
     skew: ClockSkew,
 ) -> Result<StateOutcome, ReportError> {
+    let txn = db.begin().await?;
+    let outcome = apply_state_report_in(&txn, prefix, number, report, received_at, skew).await?;
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+/// [`apply_state_report`] within the caller's transaction (a batch of reports).
+///
+/// The device's state and the bay's lock change in that one transaction: the
+/// device row stays locked until both are written, so a concurrent report of
+/// the same device (another worker, another replica) waits and then sees this
+/// one committed. Without it, PostgreSQL could apply an older report's lock
+/// after a newer one's: a condition on another table is not re-read when a
+/// statement waits for a row lock.
+///
+/// # Errors
+/// As [`apply_state_report`]; after a [`ReportError::Database`] the
+/// transaction must be rolled back.
+pub async fn apply_state_report_in(
+    txn: &DatabaseTransaction,
+    prefix: &str,
+    number: i32,
+    report: &StateReport,
+    received_at: DateTime<Utc>,
+    skew: ClockSkew,
+) -> Result<StateOutcome, ReportError> {
     let latest = skew.latest_accepted(received_at);
     if report.ts > latest {
         return Err(ReportError::FromTheFuture { ts: report.ts });
     }
-    let (bay, registered) = find_bay(db, prefix, number).await?;
+    let (bay, registered) = find_bay(txn, prefix, number).await?;
     if !registered.mac_address.eq_ignore_ascii_case(&report.mac) {
         return Err(ReportError::MacMismatch {
             registered: registered.mac_address,
@@ -173,14 +200,7 @@ pub async fn apply_state_report(
         .filter(device::Column::Id.eq(registered.id))
         .filter(newer);
 
-    // The device's state and the bay's lock change in one transaction: the
-    // device row stays locked until both are written, so a concurrent report of
-    // the same device (another worker, another replica) waits and then sees this
-    // one committed. Without it, PostgreSQL could apply an older report's lock
-    // after a newer one's: a condition on another table is not re-read when a
-    // statement waits for a row lock.
-    let txn = db.begin().await?;
-    if update.exec(&txn).await?.rows_affected == 0 {
+    if update.exec(txn).await?.rows_affected == 0 {
         return Ok(StateOutcome::Stale);
     }
     let mut bay = bay;
@@ -188,11 +208,10 @@ pub async fn apply_state_report(
         bay::Entity::update_many()
             .col_expr(bay::Column::LockState, Expr::value(lock))
             .filter(bay::Column::Id.eq(bay.id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         bay.lock_state = lock;
     }
-    txn.commit().await?;
 
     Ok(StateOutcome::Applied(BayStatusChanged {
         bay,
@@ -211,7 +230,7 @@ pub async fn apply_state_report(
 /// [`ReportError::UnknownBay`] when no bay with a device matches, and
 /// [`ReportError::FromTheFuture`] when its `ts` is beyond the clock skew.
 pub async fn apply_command_ack(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     prefix: &str,
     number: i32,
     ack: &CommandAck,

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions as ClientOptions};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -31,9 +31,10 @@ use super::DropReason;
 use super::command_auth::{self, CommandKey};
 use super::payload::{self, CommandAction};
 use super::topic::{self, Channel};
-use crate::bus::{DomainEvent, SharedBus};
+use crate::bus::{BayStatusChanged, DomainEvent, SharedBus};
 use crate::devices::credentials;
 use crate::devices::reports::{self, ClockSkew, ReportError, StateOutcome};
+use crate::realtime::batcher::{self, BatchLimits};
 use crate::telemetry::names;
 
 /// How long a device may act on a command after it was sent; devices refuse it later.
@@ -65,6 +66,8 @@ pub struct MqttOptions {
     pub max_payload_bytes: usize,
     /// How far ahead of this server a device's clock may be.
     pub clock_skew: ClockSkew,
+    /// How many reports a worker applies per transaction.
+    pub batch_limits: BatchLimits,
 }
 
 /// Broker credentials; `Debug` hides the password.
@@ -171,6 +174,7 @@ struct Ingest {
     acks: mpsc::UnboundedSender<AckEvent>,
     max_payload_bytes: usize,
     clock_skew: ClockSkew,
+    batch_limits: BatchLimits,
 }
 
 /// The connection flag `/readyz` reads, kept equal to the connected gauge.
@@ -241,6 +245,7 @@ pub async fn start(
         acks: acks.clone(),
         max_payload_bytes: options.max_payload_bytes,
         clock_skew: options.clock_skew,
+        batch_limits: options.batch_limits,
     });
     let mut tasks = vec![tokio::spawn(acknowledge_in_order(
         ack_queue,
@@ -365,42 +370,26 @@ fn worker_for(topic: &str, workers: usize) -> usize {
     (hasher.finish() % workers as u64) as usize
 }
 
-/// Retries of a message whose report hit a database error (a failover, a full
-/// pool), backing off from 100 ms: about 1.5 s in all before it is dropped.
-const DATABASE_RETRIES: u32 = 4;
-
-/// Handles a message, retrying it through a short database outage.
-async fn handle_with_retries(ingest: &Ingest, incoming: &Incoming) -> Handled {
-    let mut backoff = Duration::from_millis(100);
-    for _ in 0..DATABASE_RETRIES {
-        match handle(ingest, incoming).await {
-            Err((_, DropReason::Internal)) => {
-                metrics::counter!(names::MQTT_RETRIED).increment(1);
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            handled => return handled,
-        }
-    }
-    handle(ingest, incoming).await
-}
-
 async fn work(mut queue: mpsc::Receiver<Incoming>, ingest: Arc<Ingest>) {
-    while let Some(incoming) = queue.recv().await {
-        let channel = match handle_with_retries(&ingest, &incoming).await {
-            Ok(channel) => channel,
-            Err((channel, reason)) => {
-                metrics::counter!(names::MQTT_DROPPED, "reason" => reason.as_str()).increment(1);
-                channel
+    while let Some(batch) = batcher::gather(&mut queue, ingest.batch_limits).await {
+        let handled = handle_batch(&ingest, &batch).await;
+        for (incoming, handled) in batch.into_iter().zip(handled) {
+            let channel = match handled {
+                Ok(channel) => channel,
+                Err((channel, reason)) => {
+                    metrics::counter!(names::MQTT_DROPPED, "reason" => reason.as_str())
+                        .increment(1);
+                    channel
+                }
+            };
+            metrics::counter!(names::MQTT_IN, "channel" => channel).increment(1);
+            if ingest
+                .acks
+                .send(AckEvent::Done(incoming.seq, Box::new(incoming.publish)))
+                .is_err()
+            {
+                return;
             }
-        };
-        metrics::counter!(names::MQTT_IN, "channel" => channel).increment(1);
-        if ingest
-            .acks
-            .send(AckEvent::Done(incoming.seq, Box::new(incoming.publish)))
-            .is_err()
-        {
-            return;
         }
     }
 }
@@ -433,61 +422,160 @@ async fn acknowledge_in_order(mut events: mpsc::UnboundedReceiver<AckEvent>, cli
 
 type Handled = Result<&'static str, (&'static str, DropReason)>;
 
-/// Applies one message; returns its channel label, or the label and why it was dropped.
-async fn handle(ingest: &Ingest, incoming: &Incoming) -> Handled {
+/// A message that writes to the database, decoded.
+struct Write {
+    /// Its place in the batch.
+    index: usize,
+    prefix: String,
+    bay: i32,
+    topic: String,
+    received_at: DateTime<Utc>,
+    report: Report,
+}
+
+enum Report {
+    State(reports::StateReport),
+    Ack(reports::CommandAck),
+}
+
+impl Report {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::State(_) => "state",
+            Self::Ack(_) => "ack",
+        }
+    }
+}
+
+/// Applies decoded reports within a batch's transaction.
+struct Writer {
+    skew: ClockSkew,
+}
+
+impl batcher::Apply for Writer {
+    type Item = Write;
+    type Outcome = Result<Option<BayStatusChanged>, ReportError>;
+
+    fn apply<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        write: &'a Write,
+    ) -> batcher::Applying<'a, Self::Outcome> {
+        Box::pin(async move {
+            let (prefix, bay, at) = (write.prefix.as_str(), write.bay, write.received_at);
+            let outcome = match &write.report {
+                Report::State(report) => {
+                    reports::apply_state_report_in(txn, prefix, bay, report, at, self.skew)
+                        .await
+                        .map(|outcome| match outcome {
+                            StateOutcome::Applied(change) => Some(change),
+                            StateOutcome::Stale => {
+                                metrics::counter!(names::MQTT_STALE).increment(1);
+                                None
+                            }
+                        })
+                }
+                Report::Ack(ack) => {
+                    reports::apply_command_ack(txn, prefix, bay, ack, at, self.skew)
+                        .await
+                        .map(|()| None)
+                }
+            };
+            // A database error fails the batch; the domain's refusals are outcomes.
+            match outcome {
+                Err(ReportError::Database(err)) => Err(err),
+                outcome => Ok(outcome),
+            }
+        })
+    }
+}
+
+/// Handles a batch of messages: decodes them, applies those that write in one
+/// transaction, then publishes the resulting events (after the commit).
+/// Returns what became of each message, in order.
+async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
+    let mut handled: Vec<Handled> = Vec::with_capacity(batch.len());
+    let mut writes = Vec::new();
+    for (index, incoming) in batch.iter().enumerate() {
+        match decode(ingest, index, incoming) {
+            Ok(Decoded::Write(write)) => {
+                handled.push(Ok(write.report.label()));
+                writes.push(write);
+            }
+            Ok(Decoded::Done(label)) => handled.push(Ok(label)),
+            Err(dropped) => handled.push(Err(dropped)),
+        }
+    }
+    if writes.is_empty() {
+        return handled;
+    }
+    // Every batch takes its rows' locks in one order (by bay, stable so that a
+    // bay's reports keep their arrival order): concurrent batches on PostgreSQL
+    // wait for each other instead of deadlocking.
+    writes.sort_by(|a, b| (&a.prefix, a.bay).cmp(&(&b.prefix, b.bay)));
+    let writer = Writer {
+        skew: ingest.clock_skew,
+    };
+    let outcomes = batcher::apply(&ingest.db, &writer, &writes).await;
+    let mut events = Vec::new();
+    for (write, outcome) in writes.iter().zip(outcomes) {
+        let label = write.report.label();
+        match outcome {
+            Ok(Ok(Some(change))) => events.push(DomainEvent::BayStatusChanged(change)),
+            Ok(Ok(None)) => {}
+            Ok(Err(refused)) => {
+                handled[write.index] = Err((label, report_error(&write.topic, refused)))
+            }
+            Err(err) => {
+                tracing::error!(topic = %write.topic, error = %err, "cannot apply a device report");
+                handled[write.index] = Err((label, DropReason::Internal));
+            }
+        }
+    }
+    if let Err(err) = ingest.bus.publish_all(events).await {
+        tracing::error!(
+            error = format!("{err:#}"),
+            "device reports stored but their events were not published"
+        );
+    }
+    handled
+}
+
+enum Decoded {
+    /// To apply in the batch's transaction.
+    Write(Write),
+    /// Nothing to store.
+    Done(&'static str),
+}
+
+/// Decodes one message; returns what to write, or the label and why it was dropped.
+fn decode(
+    ingest: &Ingest,
+    index: usize,
+    incoming: &Incoming,
+) -> Result<Decoded, (&'static str, DropReason)> {
     let parsed = topic::parse(&incoming.topic).map_err(|reason| ("unknown", reason))?;
     let bytes = &incoming.publish.payload[..];
     let limit = ingest.max_payload_bytes;
     let skew = ingest.clock_skew;
+    let write = |report| {
+        Decoded::Write(Write {
+            index,
+            prefix: parsed.prefix.to_owned(),
+            bay: parsed.bay,
+            topic: incoming.topic.clone(),
+            received_at: incoming.received_at,
+            report,
+        })
+    };
     match parsed.channel {
         Channel::State => {
-            let label = "state";
-            let report: reports::StateReport = payload::decode_state(bytes, limit)
-                .map_err(|reason| (label, reason))?
-                .into();
-            let outcome = reports::apply_state_report(
-                &ingest.db,
-                parsed.prefix,
-                parsed.bay,
-                &report,
-                incoming.received_at,
-                skew,
-            )
-            .await
-            .map_err(|err| (label, report_error(&incoming.topic, err)))?;
-            match outcome {
-                StateOutcome::Applied(change) => {
-                    if let Err(err) = ingest
-                        .bus
-                        .publish(DomainEvent::BayStatusChanged(change))
-                        .await
-                    {
-                        tracing::error!(
-                            error = format!("{err:#}"),
-                            "bay state stored but its event was not published"
-                        );
-                    }
-                }
-                StateOutcome::Stale => metrics::counter!(names::MQTT_STALE).increment(1),
-            }
-            Ok(label)
+            let report = payload::decode_state(bytes, limit).map_err(|reason| ("state", reason))?;
+            Ok(write(Report::State(report.into())))
         }
         Channel::Ack => {
-            let label = "ack";
-            let ack: reports::CommandAck = payload::decode_ack(bytes, limit)
-                .map_err(|reason| (label, reason))?
-                .into();
-            reports::apply_command_ack(
-                &ingest.db,
-                parsed.prefix,
-                parsed.bay,
-                &ack,
-                incoming.received_at,
-                skew,
-            )
-            .await
-            .map_err(|err| (label, report_error(&incoming.topic, err)))?;
-            Ok(label)
+            let ack = payload::decode_ack(bytes, limit).map_err(|reason| ("ack", reason))?;
+            Ok(write(Report::Ack(ack.into())))
         }
         // Validated now so bad devices show up in the counters; stored once the
         // supervision domain (telemetry, sensors) exists.
@@ -508,7 +596,7 @@ async fn handle(ingest: &Ingest, incoming: &Incoming) -> Handled {
             Err(("sensor", DropReason::NotIngested))
         }
         // Our own commands come back through the root subscription.
-        Channel::Command => Ok("cmd"),
+        Channel::Command => Ok(Decoded::Done("cmd")),
     }
 }
 

@@ -5,7 +5,14 @@
 //! owns the socket's sending half and drains a bounded queue of frames, so a
 //! client that stops reading fills its own queue and nothing else. Frames are
 //! written in bursts and flushed once per burst.
+//!
+//! Results take only the queue's first `queue_frames` places. A result that
+//! finds them full ends its subscription with `SUBSCRIBER_LAGGING` and the
+//! last cursor queued for it, sent in the places kept back for such endings
+//! and other control messages (one per possible operation, and a few); only
+//! a client that exhausts those too is disconnected (1013).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +28,7 @@ use super::groups::{Delivery, Groups};
 use super::protocol::{
     Action, CloseCode, ServerMessage, Session, Subprotocol, close_reason, encode,
 };
-use crate::error::Reason;
+use crate::error::{LAGGING_MESSAGE, Reason};
 use crate::telemetry::names;
 
 /// Limits and timers of a connection.
@@ -69,12 +76,15 @@ pub async fn serve<A, F>(
     F: Future<Output = Result<Data, ServerError>>,
 {
     let (sink, mut stream) = socket.split();
-    let (queue, frames) = mpsc::channel(limits.queue_frames.max(1));
+    let reserved = limits.max_operations + CONTROL_FRAMES;
+    let (queue, frames) = mpsc::channel(limits.queue_frames.max(1) + reserved);
     let writer = tokio::spawn(write(sink, frames));
     let mut session = Session::new(protocol, limits.max_operations);
     let mut authenticate = Some(authenticate);
     let mut data: Option<Arc<Data>> = None;
     let mut operations: StreamMap<String, BoxStream<'static, Option<Delivery>>> = StreamMap::new();
+    // The last cursor queued per operation, for the lag notice.
+    let mut cursors: HashMap<String, Arc<str>> = HashMap::new();
     let init_deadline = tokio::time::sleep(limits.init_timeout);
     tokio::pin!(init_deadline);
     let shutdown = async move {
@@ -89,6 +99,8 @@ pub async fn serve<A, F>(
         // A full queue means the client is not reading: it is closed below.
         queue.try_send(Outgoing::Text(text)).is_ok()
     };
+    // Results and pings leave the reserved places free.
+    let has_room = |queue: &mpsc::Sender<Outgoing>| queue.capacity() > reserved;
     let close = |code: u16, reason: String| {
         // Closing does not wait for room: the writer is told to stop after what it has.
         let queue = queue.clone();
@@ -155,6 +167,7 @@ pub async fn serve<A, F>(
                     }
                     Action::Stop { id } => {
                         operations.remove(&id);
+                        cursors.remove(&id);
                         if protocol == Subprotocol::Legacy {
                             send(&ServerMessage::Complete { id: &id });
                         }
@@ -172,19 +185,24 @@ pub async fn serve<A, F>(
             }
             Some((id, result)) = operations.next(), if !operations.is_empty() => {
                 let delivered = match result {
-                    Some(Delivery::Payload(payload)) => {
-                        send(&ServerMessage::Next { id: &id, payload_json: &payload })
+                    Some(Delivery::Payload(frame)) if has_room(&queue) => {
+                        if let Some(cursor) = &frame.cursor {
+                            cursors.insert(id.clone(), Arc::clone(cursor));
+                        }
+                        send(&ServerMessage::Next { id: &id, payload_json: &frame.json })
                     }
-                    Some(Delivery::Lagged) => {
-                        // An error ends the operation: no `complete` follows it.
-                        operations.remove(&id);
-                        session.finished(&id);
-                        metrics::counter!(names::SUBSCRIPTION_LAGGING).increment(1);
-                        let errors = lagging_errors();
-                        send(&ServerMessage::Error { id: &id, errors_json: &errors })
+                    Some(Delivery::Payload(_)) => {
+                        // The client is not reading: this subscription ends here,
+                        // after what was queued, which the cursor points at.
+                        let cursor = cursors.get(&id).cloned();
+                        end_lagging(&id, cursor, &mut operations, &mut cursors, &mut session, &send)
+                    }
+                    Some(Delivery::Lagged { cursor }) => {
+                        end_lagging(&id, cursor, &mut operations, &mut cursors, &mut session, &send)
                     }
                     None => {
                         session.finished(&id);
+                        cursors.remove(&id);
                         send(&ServerMessage::Complete { id: &id })
                     }
                 };
@@ -196,7 +214,9 @@ pub async fn serve<A, F>(
             _ = keep_alive.tick() => {
                 let ping = if protocol == Subprotocol::Legacy { ServerMessage::KeepAlive } else { ServerMessage::Ping };
                 // Only when there is room: a client that reads nothing gets no pings either.
-                send(&ping);
+                if has_room(&queue) {
+                    send(&ping);
+                }
             }
         }
     };
@@ -237,11 +257,35 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut frames: mpsc::Receiv
     let _ = sink.close().await;
 }
 
-fn lagging_errors() -> String {
+/// Places kept in the queue for control messages besides one ending per operation.
+const CONTROL_FRAMES: usize = 8;
+
+/// Ends a subscription that fell behind, telling the client where to resume.
+/// An error ends an operation: no `complete` follows it.
+fn end_lagging(
+    id: &str,
+    cursor: Option<Arc<str>>,
+    operations: &mut StreamMap<String, BoxStream<'static, Option<Delivery>>>,
+    cursors: &mut HashMap<String, Arc<str>>,
+    session: &mut Session,
+    send: &impl Fn(&ServerMessage<'_>) -> bool,
+) -> bool {
+    operations.remove(id);
+    cursors.remove(id);
+    session.finished(id);
+    metrics::counter!(names::SUBSCRIPTION_LAGGING).increment(1);
+    let errors = lagging_errors(cursor.as_deref());
+    send(&ServerMessage::Error {
+        id,
+        errors_json: &errors,
+    })
+}
+
+fn lagging_errors(cursor: Option<&str>) -> String {
     let reason = Reason::SubscriberLagging;
     serde_json::json!([{
-        "message": "this subscription fell too far behind its events; subscribe again",
-        "extensions": { "code": reason.code().as_str(), "reason": reason.as_str() }
+        "message": LAGGING_MESSAGE,
+        "extensions": { "code": reason.code().as_str(), "reason": reason.as_str(), "cursor": cursor }
     }])
     .to_string()
 }

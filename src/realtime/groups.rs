@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Data, Request, Response};
+use async_graphql::{Data, Request, Response, Value};
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
 use tokio::sync::{Notify, broadcast};
@@ -30,13 +30,24 @@ use crate::auth::principal::Principal;
 use crate::graphql::AppSchema;
 use crate::telemetry::names;
 
+/// One result, serialized once for the whole group.
+#[derive(Debug)]
+pub struct Frame {
+    pub json: Arc<str>,
+    /// The result's `cursor`, if the operation selected one: what a member
+    /// that falls behind after this result resumes from.
+    pub cursor: Option<Arc<str>>,
+}
+
 /// What a member receives.
 #[derive(Debug, Clone)]
 pub enum Delivery {
-    /// One result, serialized once for the whole group.
-    Payload(Arc<str>),
-    /// The member fell behind its group and was dropped.
-    Lagged,
+    Payload(Arc<Frame>),
+    /// The member fell behind its group and was dropped; the cursor is the
+    /// last one it was given.
+    Lagged {
+        cursor: Option<Arc<str>>,
+    },
 }
 
 /// What makes two subscriptions the same.
@@ -51,7 +62,7 @@ struct GroupKey {
 
 struct Group {
     /// Taken when the execution ends, which closes the members' receivers.
-    sender: Mutex<Option<broadcast::Sender<Arc<str>>>>,
+    sender: Mutex<Option<broadcast::Sender<Arc<Frame>>>>,
     members: AtomicUsize,
     /// Signalled when the last member leaves.
     empty: Notify,
@@ -135,13 +146,6 @@ impl Groups {
         request: Request,
         data: Arc<Data>,
     ) -> BoxStream<'static, Delivery> {
-        if !is_subscription(&request) {
-            return self
-                .schema
-                .execute_stream(request, data)
-                .map(|response| Delivery::Payload(serialize(&response)))
-                .boxed();
-        }
         let audience = data
             .get(&std::any::TypeId::of::<Principal>())
             .and_then(|p| p.downcast_ref::<Principal>())
@@ -153,11 +157,22 @@ impl Groups {
             variables: serde_json::to_string(&request.variables).unwrap_or_default(),
             audience,
         };
+        // A running group proves the operation is a subscription: only the
+        // first of identical subscribers pays for parsing the document here.
+        let grouped = self.lock().contains_key(&key) || is_subscription(&request);
+        if !grouped {
+            return self
+                .schema
+                .execute_stream(request, data)
+                .map(|response| Delivery::Payload(frame(&response)))
+                .boxed();
+        }
         let (group, receiver) = self.join(key, &request, &data);
         let member = Member {
             group,
             source: Source::Group(receiver),
             received_any: false,
+            last_cursor: None,
             groups: Arc::clone(self),
             fallback: Some((request, data)),
         };
@@ -169,7 +184,7 @@ impl Groups {
         key: GroupKey,
         request: &Request,
         data: &Arc<Data>,
-    ) -> (Arc<Group>, broadcast::Receiver<Arc<str>>) {
+    ) -> (Arc<Group>, broadcast::Receiver<Arc<Frame>>) {
         let mut groups = self.lock();
         if let Some(group) = groups.get(&key)
             && let Some(receiver) = group.subscribe()
@@ -214,7 +229,7 @@ impl Groups {
                     Some(response) => {
                         self.stats.results.fetch_add(1, Ordering::SeqCst);
                         metrics::counter!(names::SUBSCRIPTION_RESULTS).increment(1);
-                        group.send(serialize(&response));
+                        group.send(frame(&response));
                     }
                     None => break,
                 },
@@ -255,12 +270,12 @@ impl Groups {
 }
 
 impl Group {
-    fn subscribe(&self) -> Option<broadcast::Receiver<Arc<str>>> {
+    fn subscribe(&self) -> Option<broadcast::Receiver<Arc<Frame>>> {
         let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
         sender.as_ref().map(broadcast::Sender::subscribe)
     }
 
-    fn send(&self, payload: Arc<str>) {
+    fn send(&self, payload: Arc<Frame>) {
         let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = sender.as_ref() {
             // No receiver now is fine: members may be between results.
@@ -271,9 +286,9 @@ impl Group {
 
 /// Where a member's results come from.
 enum Source {
-    Group(broadcast::Receiver<Arc<str>>),
+    Group(broadcast::Receiver<Arc<Frame>>),
     /// Its own execution (see [`Member::fallback`]).
-    Alone(BoxStream<'static, Arc<str>>),
+    Alone(BoxStream<'static, Arc<Frame>>),
     Ended,
 }
 
@@ -283,6 +298,7 @@ struct Member {
     groups: Arc<Groups>,
     source: Source,
     received_any: bool,
+    last_cursor: Option<Arc<str>>,
     /// A member that joined a group just as its execution ended (after its last
     /// result) runs on its own instead, so it still sees what ended it (an
     /// error, say) and anything after.
@@ -296,13 +312,17 @@ impl Member {
                 Source::Group(receiver) => match receiver.recv().await {
                     Ok(payload) => {
                         self.received_any = true;
+                        if payload.cursor.is_some() {
+                            self.last_cursor.clone_from(&payload.cursor);
+                        }
                         self.groups.stats.deliveries.fetch_add(1, Ordering::SeqCst);
                         metrics::counter!(names::SUBSCRIPTION_DELIVERIES).increment(1);
                         return Some((Delivery::Payload(payload), self));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         self.source = Source::Ended;
-                        return Some((Delivery::Lagged, self));
+                        let cursor = self.last_cursor.clone();
+                        return Some((Delivery::Lagged { cursor }, self));
                     }
                     Err(broadcast::error::RecvError::Closed) => {
                         let fallback = self.fallback.take();
@@ -312,7 +332,7 @@ impl Member {
                                     .groups
                                     .schema
                                     .execute_stream(request, data)
-                                    .map(|response| serialize(&response))
+                                    .map(|response| frame(&response))
                                     .boxed();
                                 self.source = Source::Alone(alone);
                             }
@@ -362,6 +382,28 @@ fn is_subscription(request: &Request) -> bool {
     selected.is_some_and(|(_, op)| op.node.ty == OperationType::Subscription)
 }
 
+/// A result as members receive it: serialized once, with its cursor.
+pub fn frame(response: &Response) -> Arc<Frame> {
+    Arc::new(Frame {
+        json: serialize(response),
+        cursor: cursor_of(response),
+    })
+}
+
+/// The `cursor` of a subscription result: `{ "<field>": { "cursor": "…" } }`.
+fn cursor_of(response: &Response) -> Option<Arc<str>> {
+    let Value::Object(fields) = &response.data else {
+        return None;
+    };
+    let (_, Value::Object(payload)) = fields.iter().next()? else {
+        return None;
+    };
+    match payload.get("cursor")? {
+        Value::String(cursor) => Some(cursor.as_str().into()),
+        _ => None,
+    }
+}
+
 pub fn serialize(response: &Response) -> Arc<str> {
     serde_json::to_string(response)
         .unwrap_or_else(|_| {
@@ -375,7 +417,6 @@ pub fn serialize(response: &Response) -> Arc<str> {
 mod tests {
     use std::time::Duration;
 
-    use async_graphql::Value;
     use tokio::sync::mpsc;
 
     use super::*;
@@ -426,13 +467,13 @@ mod tests {
 
     fn payload(delivery: Option<Delivery>) -> String {
         match delivery {
-            Some(Delivery::Payload(payload)) => payload.to_string(),
+            Some(Delivery::Payload(payload)) => payload.json.to_string(),
             other => panic!("expected a payload, got {other:?}"),
         }
     }
 
     #[tokio::test]
-    async fn a_member_that_falls_behind_is_told_and_dropped_while_the_others_go_on() {
+    async fn a_member_that_falls_behind_is_told_where_it_stopped_and_the_others_go_on() {
         let (results, executes) = scripted();
         let groups = Groups::new(executes, 1);
         let data = Arc::new(Data::default());
@@ -440,22 +481,36 @@ mod tests {
         let mut sleeper = groups.run(subscription(), Arc::clone(&data));
         assert_eq!(groups.stats().members, 2);
 
-        for n in 1..=3 {
-            results.send(result(n)).expect("the execution runs");
+        results.send(tick(1)).expect("the execution runs");
+        let first = r#"{"data":{"ticks":{"cursor":"c1"}}}"#;
+        assert_eq!(payload(next(&mut reader).await), first);
+        assert_eq!(payload(next(&mut sleeper).await), first);
+        for n in 2..=4 {
+            results.send(tick(n)).expect("the execution runs");
             assert_eq!(
                 payload(next(&mut reader).await),
-                format!(r#"{{"data":{n}}}"#)
+                format!(r#"{{"data":{{"ticks":{{"cursor":"c{n}"}}}}}}"#)
             );
         }
         // The sleeper read nothing while three results went by a buffer of one.
-        assert!(matches!(next(&mut sleeper).await, Some(Delivery::Lagged)));
+        match next(&mut sleeper).await {
+            Some(Delivery::Lagged { cursor }) => {
+                assert_eq!(cursor.as_deref(), Some("c1"), "the last one it was given");
+            }
+            other => panic!("expected a lag notice, got {other:?}"),
+        }
         assert!(next(&mut sleeper).await.is_none(), "and its stream ends");
         drop(sleeper);
 
-        results.send(result(4)).expect("the execution still runs");
-        assert_eq!(payload(next(&mut reader).await), r#"{"data":4}"#);
+        results.send(result(5)).expect("the execution still runs");
+        assert_eq!(payload(next(&mut reader).await), r#"{"data":5}"#);
         let stats = groups.stats();
-        assert_eq!((stats.executions, stats.results), (1, 4), "{stats:?}");
+        assert_eq!((stats.executions, stats.results), (1, 5), "{stats:?}");
+    }
+
+    fn tick(n: i32) -> Response {
+        let value = serde_json::json!({ "ticks": { "cursor": format!("c{n}") } });
+        Response::new(Value::from_json(value).expect("a GraphQL value"))
     }
 
     #[tokio::test]

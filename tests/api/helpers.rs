@@ -79,6 +79,8 @@ pub struct TestApp {
     pub mqtt: Option<std::sync::Arc<voltgate::mqtt::MqttHandle>>,
     /// The server's subscription groups, to see how executions are shared.
     pub subscription_groups: std::sync::Arc<voltgate::realtime::groups::Groups>,
+    pub database_url: String,
+    pub bus_channel: String,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -150,9 +152,9 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
 async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
     let database_url = database_url.to_owned();
     let topic_root = topic_root();
-    let app = App::build(settings(&serve_args(&database_url, &topic_root, extra)))
-        .await
-        .expect("the server starts");
+    let settings = settings(&serve_args(&database_url, &topic_root, extra));
+    let bus_channel = settings.bus_channel.clone();
+    let app = App::build(settings).await.expect("the server starts");
     let addr = app.local_addr();
     let db = app.db().clone();
     let mqtt = app.mqtt();
@@ -184,6 +186,8 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
         topic_root,
         mqtt,
         subscription_groups,
+        database_url,
+        bus_channel,
         shutdown: Some(shutdown),
     }
 }
@@ -227,6 +231,14 @@ impl TestApp {
             .await
             .expect("text");
         metric_value(&text, name_and_labels)
+    }
+
+    /// A second replica sharing this one's database and event bus, when the bus
+    /// is Redis (an in-process bus cannot be shared). Its MQTT topic root is
+    /// its own: devices of this replica's topics are ingested here only.
+    pub async fn replica(&self) -> Option<TestApp> {
+        Services::from_env().redis.as_ref()?;
+        Some(spawn(&self.database_url, &["--bus-channel", &self.bus_channel]).await)
     }
 
     pub async fn device(&self, bay: &SeededBay) -> TestDevice {

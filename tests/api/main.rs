@@ -19,6 +19,7 @@ mod jobs;
 mod live;
 mod mqtt_resilience;
 mod principals;
+mod resume;
 mod roles;
 mod scale_out;
 mod schema;
