@@ -97,6 +97,11 @@ pub fn sibling_voltgate() -> anyhow::Result<PathBuf> {
     Ok(dir.join("voltgate"))
 }
 
+/// The MQTT client id of replica `name` of this run.
+pub fn mqtt_client_id(name: &str) -> String {
+    format!("voltgate-bench-{}-{name}", std::process::id())
+}
+
 /// Shape of the demo data to seed.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
@@ -251,10 +256,7 @@ impl Server {
             .env("VOLTGATE_HTTP_ADDR", http.to_string())
             .env("VOLTGATE_MQTT_TOPIC_ROOT", &options.topic_root)
             // Unique per run and replica: on an external broker the session outlives the process.
-            .env(
-                "VOLTGATE_MQTT_CLIENT_ID",
-                format!("voltgate-bench-{}-{name}", std::process::id()),
-            )
+            .env("VOLTGATE_MQTT_CLIENT_ID", mqtt_client_id(name))
             // The same on every replica, as a deployment sets it (and no warning in the log).
             .env(
                 "VOLTGATE_JWT_SECRET",

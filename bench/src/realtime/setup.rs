@@ -6,7 +6,8 @@
 //! the run's own on a free port, configured by `voltgate mqtt mosquitto-auth`
 //! as a deployment would be: devices log in with their credentials and may
 //! publish only on their own bay's topics. Nothing of the run is left behind in
-//! the shared PostgreSQL and Redis, and other servers on them are not disturbed.
+//! the shared PostgreSQL and Redis (its database is dropped, its bus's keys
+//! deleted), and other servers on them are not disturbed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,43 @@ impl Deployment {
         if let Some(database) = self.database {
             database.drop_database().await;
         }
+        if let Some(redis) = &self.options.redis
+            && let Err(err) = forget_bus(redis).await
+        {
+            eprintln!(
+                "could not remove the keys {}:* from Redis: {err}",
+                redis.channel
+            );
+        }
+    }
+}
+
+/// Deletes the bus's keys (its history streams, which would expire, and its
+/// epoch, which would not).
+async fn forget_bus(redis: &Redis) -> redis::RedisResult<()> {
+    let client = redis::Client::open(redis.url.as_str())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let pattern = format!("{}:*", redis.channel);
+    let mut cursor = 0_u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
 
