@@ -81,6 +81,8 @@ pub struct TestApp {
     pub subscription_groups: std::sync::Arc<voltgate::realtime::groups::Groups>,
     pub database_url: String,
     pub bus_channel: String,
+    /// The server's event bus, for tests that need events without devices.
+    pub bus: voltgate::bus::SharedBus,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -159,6 +161,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
     let db = app.db().clone();
     let mqtt = app.mqtt();
     let subscription_groups = std::sync::Arc::clone(app.subscription_groups());
+    let bus = std::sync::Arc::clone(app.bus());
     let broker = match Services::from_env().mqtt {
         Some(url) => {
             let url = url::Url::parse(&url).expect("MQTT_URL is a URL");
@@ -188,6 +191,7 @@ async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
         subscription_groups,
         database_url,
         bus_channel,
+        bus,
         shutdown: Some(shutdown),
     }
 }

@@ -215,3 +215,105 @@ async fn a_cursor_past_the_retained_events_is_refused_with_cursor_expired() {
         );
     }
 }
+
+/// A change of `bay` put straight on the bus, as the ingestion does after a commit.
+fn synthetic_change(bay: &SeededBay, n: i64) -> voltgate::bus::DomainEvent {
+    use voltgate::entities::{BayStatus, LockState, bay as bay_entity};
+    voltgate::bus::DomainEvent::BayStatusChanged(voltgate::bus::BayStatusChanged {
+        bay: bay_entity::Model {
+            id: bay.bay_id,
+            station_id: bay.station_id,
+            cabinet_id: 1,
+            number: bay.number,
+            status: BayStatus::Available,
+            lock_state: if n % 2 == 0 {
+                LockState::Locked
+            } else {
+                LockState::Unlocked
+            },
+        },
+        device_status: None,
+        changed_at: Utc::now(),
+    })
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_ended_with_the_cursor_to_resume_from() {
+    let app = crate::helpers::spawn_app_with(&[
+        "--ws-queue-messages",
+        "4",
+        "--subscription-buffer",
+        "64",
+        "--event-retention-events",
+        "1000000",
+    ])
+    .await;
+    let bay = app.seed(1, 1, 1).await.remove(0);
+    let mut sleeper = app
+        .subscribe("graphql-transport-ws", FOLLOW, station_of(&bay, None))
+        .await;
+    // Live once it has seen an event.
+    let mut n = 0;
+    loop {
+        n += 1;
+        app.bus
+            .publish(synthetic_change(&bay, n))
+            .await
+            .expect("published");
+        if sleeper.try_next(Duration::from_millis(200)).await.is_some() {
+            break;
+        }
+        assert!(n < 50, "the subscription never went live");
+    }
+    let mut last_cursor = drain(&mut sleeper).await.pop().map(|c| c.cursor);
+
+    // It stops reading. Events keep coming, in small bursts the server keeps up
+    // with, until the socket and then its queue are full and its subscription
+    // gives up on it, which ends its membership of the group.
+    let mut published = 0;
+    while app.subscription_groups.stats().members > 0 {
+        let chunk: Vec<_> = (0..32).map(|i| synthetic_change(&bay, n + i)).collect();
+        n += 32;
+        app.bus.publish_all(chunk).await.expect("published");
+        published += 32;
+        assert!(
+            published <= 400_000,
+            "a client that reads nothing was never let go"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    // Reading again, it finds the events it was sent, then the notice, whose
+    // cursor is the last of those.
+    let notice = loop {
+        let message = sleeper.next_message().await;
+        let errors = match message["type"].as_str() {
+            Some("next") if message["payload"]["errors"].is_null() => {
+                last_cursor = Some(change_of(&message["payload"]).cursor);
+                continue;
+            }
+            Some("next") => message["payload"]["errors"].clone(),
+            Some("error") => message["payload"].clone(),
+            _ => panic!("unexpected message {message}"),
+        };
+        break errors[0]["extensions"].clone();
+    };
+    assert_eq!(notice["reason"], "SUBSCRIBER_LAGGING", "{notice}");
+    let cursor = notice["cursor"].as_str().expect("a cursor to resume from");
+    assert_eq!(
+        Some(cursor.to_owned()),
+        last_cursor,
+        "the last one it was sent"
+    );
+
+    // Resuming from it picks up right after.
+    let mut resumed = app
+        .subscribe(
+            "graphql-transport-ws",
+            FOLLOW,
+            station_of(&bay, Some(cursor)),
+        )
+        .await;
+    let first = change_of(&resumed.next_event().await);
+    assert_ne!(first.cursor, cursor);
+}
