@@ -123,6 +123,7 @@ impl App {
                 queue_frames: settings.ws_queue_messages.max(1),
             },
             subscription_groups: Arc::clone(&subscription_groups),
+            ws_engine: settings.ws_engine,
             admission: Admission::new(
                 settings.graphql_limits.max_concurrent_operations,
                 Duration::from_millis(settings.graphql_limits.operation_queue_timeout_ms),

@@ -184,6 +184,19 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_WS_KEEPALIVE_SECS", default_value_t = 15)]
     pub ws_keepalive_secs: u64,
 
+    /// What serves GraphQL WebSockets: `voltgate`, the realtime engine, or
+    /// `stock`, async-graphql-axum's own handler on the same schema and the same
+    /// `connection_init` authentication, without the engine's shared executions,
+    /// limits and lag handling. `stock` exists only for comparison benchmarks
+    /// (`bench/run-realtime.sh`); never run it in production.
+    #[arg(
+        long,
+        env = "VOLTGATE_WS_ENGINE",
+        value_enum,
+        default_value = "voltgate"
+    )]
+    pub ws_engine: WsEngine,
+
     /// Operations (subscriptions) one WebSocket may run at once; more are refused.
     #[arg(long, env = "VOLTGATE_MAX_WS_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_ws_subscriptions: usize,
@@ -383,6 +396,15 @@ fn redact_mqtt_setting(value: &str) -> String {
     } else {
         redact(value)
     }
+}
+
+/// What serves GraphQL WebSockets (`VOLTGATE_WS_ENGINE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WsEngine {
+    /// `crate::realtime`: shared executions, bounded queues, lag handling.
+    Voltgate,
+    /// `async_graphql_axum::GraphQLWebSocket`, for comparison benchmarks only.
+    Stock,
 }
 
 /// Output format of the logs.

@@ -1,7 +1,19 @@
-//! Shared by the HTTP benchmarks (`login-throughput`, `hostile-input`): a
+//! The benchmarks' shared parts.
+//!
+//! At the root, for the HTTP benchmarks (`login-throughput`, `hostile-input`): a
 //! `voltgate serve` child process on a throw-away SQLite database with MQTT off,
 //! and a minimal HTTP client that opens one connection per request, as the
-//! clients being modelled do.
+//! clients being modelled do. In the modules, for the realtime benchmarks
+//! (`bay-latency`, `realtime`): the server under test with its services, the
+//! devices, the subscribers, and the figures.
+
+pub mod latency;
+pub mod listeners;
+pub mod procfs;
+pub mod publisher;
+pub mod realtime;
+pub mod report;
+pub mod server;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};

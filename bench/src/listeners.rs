@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -111,6 +110,55 @@ pub fn station_global_id(station_id: u32) -> String {
     URL_SAFE_NO_PAD.encode(format!("Station:{station_id}"))
 }
 
+/// A client's WebSocket.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens one `graphql-transport-ws` connection to `http`'s `/graphql`, waits
+/// for `connection_ack`, then sends one `subscribe` (id `1`). Returns the socket
+/// and the wall clock (µs) just before the subscribe was sent.
+///
+/// # Errors
+/// When the connection or the handshake fails or takes more than 10 s.
+pub async fn open_subscription(
+    http: std::net::SocketAddr,
+    query: &str,
+    variables: serde_json::Value,
+) -> anyhow::Result<(Socket, i64)> {
+    let handshake = async {
+        let mut request = format!("ws://{http}/graphql").into_client_request()?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        ws.send(Message::text(r#"{"type":"connection_init","payload":{}}"#))
+            .await?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => match read_frame(&text) {
+                    Incoming::Other("connection_ack") => break,
+                    Incoming::Ping => ws.send(Message::text(r#"{"type":"pong"}"#)).await?,
+                    _ => anyhow::bail!("expected connection_ack, got {text}"),
+                },
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err.into()),
+                None => anyhow::bail!("the server closed the connection during the handshake"),
+            }
+        }
+        let subscribe = serde_json::json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": { "query": query, "variables": variables },
+        });
+        let subscribed_us = Utc::now().timestamp_micros();
+        ws.send(Message::text(subscribe.to_string())).await?;
+        anyhow::Ok((ws, subscribed_us))
+    };
+    tokio::time::timeout(Duration::from_secs(10), handshake)
+        .await
+        .map_err(|_| anyhow::anyhow!("no connection_ack within 10 s"))?
+}
+
 /// Opens one `graphql-transport-ws` connection subscribed to a station's bay changes.
 ///
 /// Returns once the server has acknowledged the connection and the subscribe
@@ -125,45 +173,12 @@ pub async fn subscribe_station(
     health: Arc<Health>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let handshake = async {
-        let mut request = format!("ws://{http}/graphql").into_client_request()?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
-        ws.send(Message::text(r#"{"type":"connection_init","payload":{}}"#))
-            .await?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    match serde_json::from_str::<Frame<'_>>(&text)?.kind {
-                        "connection_ack" => break,
-                        "ping" => ws.send(Message::text(r#"{"type":"pong"}"#)).await?,
-                        other => anyhow::bail!("expected connection_ack, got {other}: {text}"),
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(err)) => return Err(err.into()),
-                None => anyhow::bail!("the server closed the connection during the handshake"),
-            }
-        }
-        let subscribe = serde_json::json!({
-            "id": "1",
-            "type": "subscribe",
-            "payload": { "query": SUBSCRIPTION, "variables": { "s": station_global_id(station_id) } },
-        });
-        ws.send(Message::text(subscribe.to_string())).await?;
-        anyhow::Ok(ws)
-    };
-    let ws = tokio::time::timeout(Duration::from_secs(10), handshake)
+    let variables = serde_json::json!({ "s": station_global_id(station_id) });
+    let (ws, _) = open_subscription(http, SUBSCRIPTION, variables)
         .await
-        .map_err(|_| anyhow::anyhow!("no connection_ack within 10 s"))?
         .with_context(|| format!("subscribing to station {station_id}"))?;
     Ok(tokio::spawn(record_events(ws, samples, health, stop)))
 }
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn record_events(
     mut ws: Socket,
@@ -186,46 +201,98 @@ async fn record_events(
         };
         // Stamped before parsing so the parse cost is not counted as server latency.
         let received_us = Utc::now().timestamp_micros();
-        match serde_json::from_str::<Frame<'_>>(&text).map(|f| f.kind) {
-            Ok("next") => match serde_json::from_str::<NextFrame>(&text) {
-                Ok(NextFrame {
-                    payload:
-                        NextPayload {
-                            data: Some(data),
-                            errors: None,
-                        },
-                }) => samples.push(Sample {
-                    sent_us: data.bay_status_changed.changed_at.timestamp_micros(),
-                    received_us,
-                }),
-                Ok(_) => {
-                    health.graphql_errors.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    health.unreadable.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            Ok("ping") => {
+        match read_frame(&text) {
+            Incoming::Next { changed_at_us, .. } => samples.push(Sample {
+                sent_us: changed_at_us,
+                received_us,
+            }),
+            Incoming::Errors { .. } => {
+                health.graphql_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Incoming::Ping => {
                 if ws.send(Message::text(r#"{"type":"pong"}"#)).await.is_err() {
                     health.closed.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
             }
-            Ok("error") => {
-                health.graphql_errors.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok("complete") => {
+            Incoming::Complete => {
                 health.closed.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Ok(_) => {}
-            Err(_) => {
+            Incoming::Other(_) => {}
+            Incoming::Unreadable => {
                 health.unreadable.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
     // Orderly goodbye; the server may already be gone, which is fine.
     let _ = ws.close(None).await;
+}
+
+/// A `graphql-transport-ws` frame from the server, as the listeners need it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// A `bayStatusChanged` event: its `changedAt` (the device's `ts`) in µs,
+    /// and its `cursor` when the query asked for it.
+    Next {
+        changed_at_us: i64,
+        cursor: Option<String>,
+    },
+    /// An `error` frame, or a `next` frame carrying errors: the first error's
+    /// message, and its `extensions.reason` and `extensions.cursor` when it has them.
+    Errors {
+        message: String,
+        reason: Option<String>,
+        cursor: Option<String>,
+    },
+    Ping,
+    Complete,
+    /// Any other type (e.g. `connection_ack`, `pong`).
+    Other(&'a str),
+    Unreadable,
+}
+
+/// Reads a frame; `next` frames, the common case, are parsed once.
+pub fn read_frame(text: &str) -> Incoming<'_> {
+    if let Ok(NextFrame {
+        kind: "next",
+        payload,
+    }) = serde_json::from_str::<NextFrame>(text)
+    {
+        return match payload {
+            NextPayload {
+                data: Some(data),
+                errors: None,
+            } => Incoming::Next {
+                changed_at_us: data.bay_status_changed.changed_at.timestamp_micros(),
+                cursor: data.bay_status_changed.cursor,
+            },
+            NextPayload { errors, .. } => first_error(errors.unwrap_or_default()),
+        };
+    }
+    match serde_json::from_str::<Frame<'_>>(text).map(|frame| frame.kind) {
+        Ok("error") => match serde_json::from_str::<ErrorFrame>(text) {
+            Ok(frame) => first_error(frame.payload),
+            Err(_) => first_error(Vec::new()),
+        },
+        Ok("ping") => Incoming::Ping,
+        Ok("complete") => Incoming::Complete,
+        Ok(kind) => Incoming::Other(kind),
+        Err(_) => Incoming::Unreadable,
+    }
+}
+
+fn first_error(errors: Vec<GraphqlError>) -> Incoming<'static> {
+    let (message, extensions) = errors
+        .into_iter()
+        .next()
+        .map(|error| (error.message, error.extensions.unwrap_or_default()))
+        .unwrap_or_default();
+    Incoming::Errors {
+        message,
+        reason: extensions.reason,
+        cursor: extensions.cursor,
+    }
 }
 
 /// Any `graphql-transport-ws` frame, read only for its type.
@@ -236,14 +303,16 @@ struct Frame<'a> {
 }
 
 #[derive(Deserialize)]
-struct NextFrame {
+struct NextFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
     payload: NextPayload,
 }
 
 #[derive(Deserialize)]
 struct NextPayload {
     data: Option<NextData>,
-    errors: Option<IgnoredAny>,
+    errors: Option<Vec<GraphqlError>>,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +325,25 @@ struct NextData {
 #[serde(rename_all = "camelCase")]
 struct BayChange {
     changed_at: DateTime<Utc>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorFrame {
+    payload: Vec<GraphqlError>,
+}
+
+#[derive(Deserialize)]
+struct GraphqlError {
+    #[serde(default)]
+    message: String,
+    extensions: Option<ErrorExtensions>,
+}
+
+#[derive(Default, Deserialize)]
+struct ErrorExtensions {
+    reason: Option<String>,
+    cursor: Option<String>,
 }
 
 /// Only the field the raw subscriber needs from a state report.
@@ -264,7 +352,8 @@ struct Stamped {
     ts: DateTime<Utc>,
 }
 
-/// Subscribes a plain MQTT 3.1.1 client to every bay state topic on the broker.
+/// Subscribes a plain MQTT 3.1.1 client to every bay state topic on the broker,
+/// logged in as `login` when the broker wants one.
 ///
 /// It sees exactly the messages the server ingests, through the same broker, so
 /// its latency is the broker's share of the end-to-end figure.
@@ -273,16 +362,20 @@ struct Stamped {
 /// When the broker does not acknowledge the connection and subscription within 5 s.
 pub async fn subscribe_raw(
     broker: std::net::SocketAddr,
+    login: Option<&(String, String)>,
     topic_root: &str,
     samples: Samples,
     health: Arc<Health>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let mut options = MqttOptions::new(
-        format!("bay-latency-raw-{}", std::process::id()),
+        format!("bay-latency-raw-{}-{}", std::process::id(), broker.port()),
         broker.ip().to_string(),
         broker.port(),
     );
     options.set_keep_alive(Duration::from_secs(30));
+    if let Some((username, password)) = login {
+        options.set_credentials(username, password);
+    }
     let (client, mut eventloop) = AsyncClient::new(options, 64);
     // Nagle's algorithm would hold small packets back for up to a delayed-ACK
     // period: the harness must not add latency of its own to what it measures.
@@ -330,4 +423,45 @@ pub async fn subscribe_raw(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Incoming, read_frame};
+
+    #[test]
+    fn frames_read_as_the_listeners_need_them() {
+        let next = r#"{"type":"next","id":"1","payload":{"data":{"bayStatusChanged":{"cursor":"c7","bay":{"id":"QmF5OjE"},"changedAt":"2026-12-02T07:00:00.000001Z"}}}}"#;
+        assert_eq!(
+            read_frame(next),
+            Incoming::Next {
+                changed_at_us: 1_796_194_800_000_001,
+                cursor: Some("c7".to_owned())
+            }
+        );
+        let lagging = r#"{"type":"error","id":"1","payload":[{"message":"too slow","extensions":{"reason":"SUBSCRIBER_LAGGING","cursor":"c9"}}]}"#;
+        assert_eq!(
+            read_frame(lagging),
+            Incoming::Errors {
+                message: "too slow".to_owned(),
+                reason: Some("SUBSCRIBER_LAGGING".to_owned()),
+                cursor: Some("c9".to_owned())
+            }
+        );
+        let failed = r#"{"type":"next","id":"1","payload":{"data":null,"errors":[{"message":"expired","extensions":{"reason":"CURSOR_EXPIRED"}}]}}"#;
+        assert!(matches!(
+            read_frame(failed),
+            Incoming::Errors { reason: Some(reason), .. } if reason == "CURSOR_EXPIRED"
+        ));
+        assert_eq!(
+            read_frame(r#"{"type":"connection_ack","payload":{}}"#),
+            Incoming::Other("connection_ack")
+        );
+        assert_eq!(read_frame(r#"{"type":"ping"}"#), Incoming::Ping);
+        assert_eq!(
+            read_frame(r#"{"id":"1","type":"complete"}"#),
+            Incoming::Complete
+        );
+        assert_eq!(read_frame("not json"), Incoming::Unreadable);
+    }
 }

@@ -12,27 +12,19 @@
 //! of each message's WebSocket deliveries separates the path up to the server's
 //! event bus from the fan-out. See `docs/performance.md` for how to read the output.
 
-mod listeners;
-mod procfs;
-mod publisher;
-mod report;
-mod server;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_util::{StreamExt as _, TryStreamExt as _};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use crate::listeners::{Health, Samples};
-use crate::procfs::CpuSnapshot;
-use crate::publisher::{Order, Publisher};
-use crate::report::{Closing, GRACE, Ledger, Phase};
-use crate::server::{Layout, Server, ServerOptions, TempDir};
+use voltgate_bench::latency::{Bench, Subscribers, phase};
+use voltgate_bench::listeners::{self, Health, Samples};
+use voltgate_bench::procfs;
+use voltgate_bench::publisher::{DEFAULT_PACERS, Order, Publisher};
+use voltgate_bench::report::Ledger;
+use voltgate_bench::server::{self, Layout, Server, ServerOptions, TempDir};
 
 /// Rates tried by the step search, in messages per second.
 const SEARCH_RATES: [f64; 5] = [1000.0, 1500.0, 2000.0, 3000.0, 4000.0];
@@ -45,7 +37,7 @@ const TARGET_P99_MS: f64 = 10.0;
 
 /// Measures MQTT → GraphQL subscription latency against a fresh `voltgate serve`.
 #[derive(Debug, Parser)]
-#[command(name = "bay-latency", version, about)]
+#[command(name = "bay-latency", version)]
 struct Args {
     /// State messages per second in the main phase.
     #[arg(long, default_value_t = 1000.0)]
@@ -124,16 +116,16 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         .map(server::broker_addr)
         .transpose()?;
     let options = ServerOptions {
-        layout: Layout {
-            stations: args.stations,
-            bays_per_station: args.bays_per_station,
-        },
         topic_root: match external_broker {
             Some(_) => format!("voltgate-bench-{}", std::process::id()),
             None => "voltgate".to_owned(),
         },
         external_broker,
         mqtt_workers: args.mqtt_workers,
+        ..ServerOptions::defaults(Layout {
+            stations: args.stations,
+            bays_per_station: args.bays_per_station,
+        })
     };
     let broker = match external_broker {
         Some(addr) => format!("external broker at {addr}"),
@@ -159,45 +151,19 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     outcome
 }
 
-/// Everything a phase needs.
-struct Bench<'a> {
-    server: &'a mut Server,
-    publisher: Publisher,
-    ledger: Ledger,
-    subscribers_per_station: u64,
-}
-
 async fn measure(args: &Args, options: &ServerOptions, server: &mut Server) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
-    let (stop, stopped) = watch::channel(false);
-
-    let subscribers = u64::from(args.stations) * u64::from(args.subscribers_per_station);
     let opening = Instant::now();
-    let targets: Vec<(u32, Samples)> = (1..=args.stations)
-        .flat_map(|station| {
-            (0..args.subscribers_per_station).map(move |_| (station, Samples::default()))
-        })
-        .collect();
-    let ws_samples: Vec<Samples> = targets.iter().map(|(_, samples)| samples.clone()).collect();
-    let http = server.http;
-    // A few dozen handshakes at a time: fast, without a connection storm on 2 cores.
-    let tasks: Vec<JoinHandle<()>> = futures_util::stream::iter(targets)
-        .map(|(station, samples)| {
-            listeners::subscribe_station(
-                http,
-                station,
-                samples,
-                Arc::clone(&health),
-                stopped.clone(),
-            )
-        })
-        .buffer_unordered(32)
-        .try_collect()
-        .await?;
-    // graphql-transport-ws does not acknowledge a subscribe: give the server a moment to register them.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let subscribers = Subscribers::open(
+        server.http,
+        args.stations,
+        args.subscribers_per_station,
+        &health,
+    )
+    .await?;
     println!(
-        "{subscribers} WebSocket subscribers ready in {:.1} s",
+        "{} WebSocket subscribers ready in {:.1} s",
+        subscribers.len(),
         opening.elapsed().as_secs_f64()
     );
 
@@ -206,6 +172,7 @@ async fn measure(args: &Args, options: &ServerOptions, server: &mut Server) -> a
         Some(
             listeners::subscribe_raw(
                 server.mqtt,
+                None,
                 &options.topic_root,
                 raw_samples.clone(),
                 Arc::clone(&health),
@@ -224,12 +191,13 @@ async fn measure(args: &Args, options: &ServerOptions, server: &mut Server) -> a
         &options.topic_root,
         options.layout,
         args.order,
+        DEFAULT_PACERS,
     )
     .await?;
     let mut bench = Bench {
         server,
         publisher,
-        ledger: Ledger::new(ws_samples, raw_samples),
+        ledger: Ledger::new(subscribers.samples.clone(), raw_samples),
         subscribers_per_station: u64::from(args.subscribers_per_station),
     };
 
@@ -261,57 +229,11 @@ async fn measure(args: &Args, options: &ServerOptions, server: &mut Server) -> a
     report(args, &bench, &health).await;
 
     bench.publisher.close().await;
-    let _ = stop.send(true);
     if let Some(raw) = raw {
         raw.abort();
     }
-    for task in tasks {
-        // Each subscriber only sends a close frame; do not let a stuck one hang the exit.
-        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-    }
+    subscribers.close().await;
     Ok(())
-}
-
-/// Publishes one phase, waits out its grace period and computes its figures.
-async fn phase<'b>(
-    bench: &'b mut Bench<'_>,
-    label: &str,
-    rate: f64,
-    duration: Duration,
-    reported: bool,
-) -> anyhow::Result<&'b Phase> {
-    bench.server.ensure_running()?;
-    let before = CpuSnapshot::take(bench.server.pid());
-    let burst = bench.publisher.run(rate, duration).await?;
-    // A little past the deadline, so deliveries stamped just before it are recorded.
-    tokio::time::sleep_until(
-        (burst.started + burst.elapsed + GRACE + Duration::from_millis(100)).into(),
-    )
-    .await;
-    let closing = Closing {
-        label: label.to_owned(),
-        reported,
-        target_rate: rate,
-        burst,
-        subscribers_per_station: bench.subscribers_per_station,
-        cpu: CpuSnapshot::take(bench.server.pid()).since(&before),
-    };
-    bench.ledger.close(closing);
-    let stragglers = bench.ledger.settle(Duration::from_secs(30)).await;
-    bench.server.ensure_running()?;
-    let phase = bench
-        .ledger
-        .phases
-        .last()
-        .ok_or_else(|| anyhow::anyhow!("the phase was not recorded"))?;
-    println!("{}", phase.progress());
-    if phase.ws_late + phase.mqtt_late > 0 || stragglers > 0 {
-        println!(
-            "{:<10} late deliveries (after the {GRACE:?} grace period): WS {}, MQTT {}",
-            "", phase.ws_late, phase.mqtt_late
-        );
-    }
-    Ok(phase)
 }
 
 /// Prints the results table, the verdicts and anything that went wrong.

@@ -22,6 +22,8 @@ pub struct CpuSnapshot {
 #[derive(Debug, Default)]
 pub struct CpuUse {
     pub server: Option<f64>,
+    /// CPU time the server used, in seconds (for the cost per message).
+    pub server_secs: Option<f64>,
     pub harness: Option<f64>,
     /// Every other process of the machine.
     pub other: Option<f64>,
@@ -47,6 +49,10 @@ impl CpuSnapshot {
             Some(after?.saturating_sub(before?).as_secs_f64() / wall * 100.0)
         };
         let server = share(self.server, before.server);
+        let server_secs = self
+            .server
+            .zip(before.server)
+            .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
         let harness = share(self.harness, before.harness);
         let machine = share(self.machine, before.machine);
         let mut server_threads: Vec<(String, f64)> = self
@@ -65,6 +71,7 @@ impl CpuSnapshot {
         server_threads.truncate(6);
         CpuUse {
             server,
+            server_secs,
             harness,
             other: other_processes(machine, server, harness),
             server_threads,
@@ -130,6 +137,18 @@ fn machine_cpu_time() -> Option<Duration> {
         .filter_map(|&i| ticks.get(i))
         .sum();
     Some(Duration::from_millis(busy * 1000 / TICKS_PER_SECOND))
+}
+
+/// Resident memory of a process, in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The machine, for the report: logical CPUs and CPU model.

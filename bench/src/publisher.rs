@@ -1,9 +1,14 @@
 //! The device side: every bay's device on its own MQTT 3.1.1 connection, logged
 //! in with the credentials `voltgate seed --demo` wrote, as real devices are (the
-//! embedded broker lets a device publish only on its own bay's topics). One
-//! pacer hands the reports to the connections, so the pacing stays precise.
+//! embedded broker lets a device publish only on its own bay's topics).
+//!
+//! A few pacer tasks share the devices (each device belongs to one of them, so
+//! one bay's reports stay in order) and hand the reports to the connections on a
+//! common schedule computed from one start instant: the pacing stays precise,
+//! and serializing 20,000 reports a second is spread over the cores.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
@@ -23,8 +28,19 @@ struct Device {
     client: AsyncClient,
     topic: String,
     mac: String,
+    station: u32,
     locked: bool,
 }
+
+/// One message sent: its `ts` (µs, unique per run) and its bay's station.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub ts_us: i64,
+    pub station: u32,
+}
+
+/// Pacer tasks the devices are shared among, unless told otherwise.
+pub const DEFAULT_PACERS: usize = 4;
 
 /// The order in which the round-robin visits the bays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,10 +67,14 @@ pub struct Burst {
 }
 
 pub struct Publisher {
-    devices: Vec<Device>,
-    next: usize,
-    /// `ts` of the last report sent, in µs.
-    last_ts_us: i64,
+    /// Each pacer's devices, in the order it visits them.
+    pacers: Vec<Vec<Device>>,
+    /// How many messages have been sent: where the round-robin stands.
+    next: u64,
+    /// `ts` of the last report sent, in µs, over all pacers.
+    last_ts_us: Arc<AtomicI64>,
+    /// Every message sent since the last [`Publisher::take_log`].
+    log: Vec<Sent>,
     trouble: Arc<Trouble>,
     eventloops: Vec<JoinHandle<()>>,
 }
@@ -101,7 +121,8 @@ async fn connect_device(
 }
 
 impl Publisher {
-    /// Connects and prepares one device per seeded bay.
+    /// Connects and prepares one device per seeded bay, shared among `pacers`
+    /// tasks (at least one).
     ///
     /// Bay ids follow creation order (`voltgate seed`: station by station, one
     /// cabinet each), which gives each bay's station, number and demo MAC.
@@ -114,6 +135,7 @@ impl Publisher {
         topic_root: &str,
         layout: Layout,
         order: Order,
+        pacers: usize,
     ) -> anyhow::Result<Self> {
         let credentials = CredentialsFile::read(credentials)?;
         let trouble = Arc::new(Trouble::default());
@@ -154,6 +176,7 @@ impl Publisher {
                     client,
                     topic: state_topic(&prefix, to_i32(number)),
                     mac,
+                    station,
                     // Seeded bays start locked, so the first report (unlocked) is a change.
                     locked: true,
                 };
@@ -163,19 +186,35 @@ impl Publisher {
         if order == Order::Interleaved {
             devices.sort_by_key(|&(station, number, _)| (number, station));
         }
-        let devices = devices.into_iter().map(|(_, _, device)| device).collect();
+        // Device i goes to pacer i mod n: the pacers together keep the global
+        // round-robin order, each on every n-th slot of the schedule.
+        let count = pacers.clamp(1, devices.len().max(1));
+        let mut shared: Vec<Vec<Device>> = (0..count).map(|_| Vec::new()).collect();
+        for (i, (_, _, device)) in devices.into_iter().enumerate() {
+            shared[i % count].push(device);
+        }
         Ok(Self {
-            devices,
+            pacers: shared,
             next: 0,
-            last_ts_us: 0,
+            last_ts_us: Arc::new(AtomicI64::new(0)),
+            log: Vec::new(),
             trouble,
             eventloops,
         })
     }
 
+    /// Every message sent since the previous call, in no particular order.
+    pub fn take_log(&mut self) -> Vec<Sent> {
+        std::mem::take(&mut self.log)
+    }
+
     /// Leaves the broker cleanly and stops the event loop (before the server goes away).
     pub async fn close(self) {
-        let leaving = self.devices.iter().map(|device| device.client.disconnect());
+        let leaving = self
+            .pacers
+            .iter()
+            .flatten()
+            .map(|device| device.client.disconnect());
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
             futures_util::future::join_all(leaving),
@@ -199,25 +238,104 @@ impl Publisher {
     /// so timer jitter never accumulates: a late message is followed by on-time ones.
     ///
     /// # Errors
-    /// When the MQTT client's request queue is closed.
+    /// When an MQTT client's request queue is closed.
     pub async fn run(&mut self, rate: f64, duration: Duration) -> anyhow::Result<Burst> {
         // Rates and durations are small positive numbers (checked by the CLI), so the cast is exact enough.
         let count = (rate * duration.as_secs_f64()).round() as u64;
         let interval = Duration::from_secs_f64(1.0 / rate);
         let started = Instant::now();
+        let slots = self.pacers.len() as u64;
+        let tasks: Vec<JoinHandle<anyhow::Result<Paced>>> = std::mem::take(&mut self.pacers)
+            .into_iter()
+            .enumerate()
+            .map(|(index, devices)| {
+                let pacer = Pacer {
+                    devices,
+                    // The first global slot from here on that is this pacer's.
+                    first: self.next + (index as u64 + slots - self.next % slots) % slots,
+                    start_slot: self.next,
+                    stride: slots,
+                    end: self.next + count,
+                    started,
+                    interval,
+                    last_ts_us: Arc::clone(&self.last_ts_us),
+                };
+                tokio::spawn(pacer.run())
+            })
+            .collect();
+        let mut outcome = Ok(());
         let (mut first_ts_us, mut last_ts_us) = (i64::MAX, i64::MIN);
-        for k in 0..count {
-            tokio::time::sleep_until((started + interval.mul_f64(k as f64)).into()).await;
-            let index = self.next;
-            self.next = (index + 1) % self.devices.len();
+        for task in tasks {
+            match task.await {
+                Ok(Ok(paced)) => {
+                    first_ts_us = first_ts_us.min(paced.first_ts_us);
+                    last_ts_us = last_ts_us.max(paced.last_ts_us);
+                    self.log.extend(paced.log);
+                    self.pacers.push(paced.devices);
+                }
+                Ok(Err(err)) => outcome = Err(err),
+                Err(err) => outcome = Err(anyhow::anyhow!("a pacer task failed: {err}")),
+            }
+        }
+        outcome?;
+        self.next += count;
+        let ended_us = chrono::Utc::now().timestamp_micros();
+        Ok(Burst {
+            sent: count,
+            first_ts_us,
+            last_ts_us,
+            started,
+            elapsed: started.elapsed(),
+            ended_us,
+        })
+    }
+}
+
+/// One pacer's share of a phase: global slots `first`, `first + stride`, … below `end`.
+struct Pacer {
+    devices: Vec<Device>,
+    first: u64,
+    /// The phase's first global slot, sent at `started`.
+    start_slot: u64,
+    stride: u64,
+    end: u64,
+    started: Instant,
+    interval: Duration,
+    last_ts_us: Arc<AtomicI64>,
+}
+
+/// What a pacer did, and its devices back.
+struct Paced {
+    devices: Vec<Device>,
+    first_ts_us: i64,
+    last_ts_us: i64,
+    log: Vec<Sent>,
+}
+
+impl Pacer {
+    async fn run(mut self) -> anyhow::Result<Paced> {
+        let (mut first_ts_us, mut last_ts_us) = (i64::MAX, i64::MIN);
+        let mut log = Vec::new();
+        let mut slot = self.first;
+        while slot < self.end {
+            let due = self.started + self.interval.mul_f64((slot - self.start_slot) as f64);
+            tokio::time::sleep_until(due.into()).await;
+            // The pacer's own devices in turn: global slot s is device s / stride of this pacer.
+            let index = ((slot / self.stride) % self.devices.len() as u64) as usize;
             let device = &mut self.devices[index];
             // Microseconds, as real devices send, bumped when the clock has not moved:
-            // strictly increasing over all reports, so each bay's next report is newer
-            // (the server ignores older ones) and a `ts` identifies one message.
-            let ts_us = chrono::Utc::now()
-                .timestamp_micros()
-                .max(self.last_ts_us + 1);
-            self.last_ts_us = ts_us;
+            // strictly increasing over all reports of all pacers, so each bay's next
+            // report is newer (the server ignores older ones) and a `ts` identifies
+            // one message.
+            let now_us = chrono::Utc::now().timestamp_micros();
+            let bumped = |last: i64| now_us.max(last + 1);
+            let previous = self
+                .last_ts_us
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                    Some(bumped(last))
+                })
+                .unwrap_or_else(|last| last);
+            let ts_us = bumped(previous);
             device.locked = !device.locked;
             let report = StateReport {
                 v: PROTOCOL_VERSION,
@@ -246,15 +364,17 @@ impl Publisher {
                 .await?;
             first_ts_us = first_ts_us.min(ts_us);
             last_ts_us = last_ts_us.max(ts_us);
+            log.push(Sent {
+                ts_us,
+                station: device.station,
+            });
+            slot += self.stride;
         }
-        let ended_us = chrono::Utc::now().timestamp_micros();
-        Ok(Burst {
-            sent: count,
+        Ok(Paced {
+            devices: self.devices,
             first_ts_us,
             last_ts_us,
-            started,
-            elapsed: started.elapsed(),
-            ended_us,
+            log,
         })
     }
 }

@@ -79,9 +79,26 @@ pub struct Phase {
     pub mqtt_late: u64,
     /// CPU used during the phase and its grace period.
     pub cpu: CpuUse,
+    /// The server's resident memory at the end of the grace period, in KiB.
+    pub rss_kib: Option<u64>,
 }
 
 impl Phase {
+    /// Every WebSocket delivery of the phase's messages, late ones included.
+    pub fn ws_deliveries(&self) -> u64 {
+        self.ws.count() as u64 + self.ws_late
+    }
+
+    /// Server CPU time per message sent, in µs.
+    pub fn cpu_us_per_message(&self) -> Option<f64> {
+        per(self.cpu.server_secs?, self.burst.sent)
+    }
+
+    /// Server CPU time per WebSocket delivery, in µs.
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        per(self.cpu.server_secs?, self.ws_deliveries())
+    }
+
     pub fn achieved_rate(&self) -> f64 {
         self.burst.sent as f64 / self.burst.elapsed.as_secs_f64().max(1e-9)
     }
@@ -160,6 +177,7 @@ pub struct Closing {
     pub burst: Burst,
     pub subscribers_per_station: u64,
     pub cpu: CpuUse,
+    pub rss_kib: Option<u64>,
 }
 
 impl Ledger {
@@ -200,6 +218,7 @@ impl Ledger {
             mqtt: Latencies::of(&mqtt),
             mqtt_late,
             cpu: closing.cpu,
+            rss_kib: closing.rss_kib,
         });
     }
 
@@ -296,15 +315,25 @@ impl Ledger {
     }
 }
 
+/// `secs` of CPU shared by `count` items, in µs each; `None` for no items.
+pub fn per(secs: f64, count: u64) -> Option<f64> {
+    (count > 0).then(|| secs * 1e6 / count as f64)
+}
+
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn ms(value: Option<f64>) -> String {
+pub fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.2} ms"))
 }
 
-fn percent(value: Option<f64>) -> String {
+/// A CPU cost in µs, or a dash.
+pub fn micros_text(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} µs"))
+}
+
+pub fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} %"))
 }
 
@@ -341,6 +370,7 @@ mod tests {
             burst,
             subscribers_per_station: 2,
             cpu: CpuUse::default(),
+            rss_kib: None,
         }
     }
 

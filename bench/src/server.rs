@@ -1,6 +1,6 @@
-//! The server under test: a `voltgate serve` child process on a throw-away SQLite
-//! database, with free ports, plus the small bits of HTTP and `/proc` the
-//! benchmark reads from it.
+//! The server under test: a `voltgate serve` child process on a throw-away
+//! database (SQLite by default, or a PostgreSQL database of the run's own), with
+//! free ports, plus the small bits of HTTP and `/proc` the benchmark reads from it.
 //!
 //! The server runs as a separate process (not in the harness's runtime) so that
 //! its scheduling, allocator and CPU use are those of a real deployment, and so
@@ -97,6 +97,11 @@ pub fn sibling_voltgate() -> anyhow::Result<PathBuf> {
     Ok(dir.join("voltgate"))
 }
 
+/// The MQTT client id of replica `name` of this run.
+pub fn mqtt_client_id(name: &str) -> String {
+    format!("voltgate-bench-{}-{name}", std::process::id())
+}
+
 /// Shape of the demo data to seed.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
@@ -112,8 +117,93 @@ pub struct ServerOptions {
     pub topic_root: String,
     /// An external broker (`MQTT_URL`) instead of the embedded one.
     pub external_broker: Option<SocketAddr>,
+    /// The server's login on the external broker, when it wants one.
+    pub broker_login: Option<(String, String)>,
     /// `VOLTGATE_MQTT_WORKERS`; `None` keeps the server's default.
     pub mqtt_workers: Option<usize>,
+    /// `DATABASE_URL`; `None` is a fresh SQLite file in the run's directory.
+    pub database_url: Option<String>,
+    /// `REDIS_URL` and the bus channel; `None` is the in-process bus.
+    pub redis: Option<Redis>,
+    /// Further settings, e.g. `VOLTGATE_WS_ENGINE`.
+    pub env: Vec<(String, String)>,
+}
+
+/// The Redis event bus: the server's URL and a channel of the run's own, so
+/// other servers on the same Redis neither disturb nor see the run.
+#[derive(Debug, Clone)]
+pub struct Redis {
+    pub url: String,
+    pub channel: String,
+}
+
+impl ServerOptions {
+    /// The self-contained setup: SQLite, in-process bus, embedded broker.
+    pub fn defaults(layout: Layout) -> Self {
+        Self {
+            layout,
+            topic_root: "voltgate".to_owned(),
+            external_broker: None,
+            broker_login: None,
+            mqtt_workers: None,
+            database_url: None,
+            redis: None,
+            env: Vec::new(),
+        }
+    }
+
+    fn database_url(&self, dir: &Path) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()))
+    }
+}
+
+/// Where `seed` writes the devices' credentials in a run's directory.
+pub fn credentials_path(dir: &Path) -> PathBuf {
+    dir.join("devices.json")
+}
+
+/// Seeds the demo stations, cabinets, bays and devices of `options.layout` into
+/// the database, and writes the devices' credentials into `dir`.
+///
+/// # Errors
+/// When `voltgate seed` fails.
+pub async fn seed(voltgate: &Path, dir: &Path, options: &ServerOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        voltgate.is_file(),
+        "no voltgate binary at {} (build it with `cargo build -p voltgate`, or pass --voltgate)",
+        voltgate.display()
+    );
+    let layout = options.layout;
+    let seed = hermetic(voltgate)
+        .args([
+            "seed",
+            "--demo",
+            "--cabinets",
+            "1",
+            "--mqtt-topic-root",
+            &options.topic_root,
+        ])
+        .args([
+            "--stations",
+            &layout.stations.to_string(),
+            "--bays",
+            &layout.bays_per_station.to_string(),
+        ])
+        .env("DATABASE_URL", options.database_url(dir))
+        .env("VOLTGATE_DEVICE_CREDENTIALS_FILE", credentials_path(dir))
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", voltgate.display()))?;
+    if !seed.status.success() {
+        bail!(
+            "`voltgate seed` failed ({}): {}",
+            seed.status,
+            String::from_utf8_lossy(&seed.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// A running `voltgate serve`, killed when dropped.
@@ -138,61 +228,48 @@ impl Server {
         dir: &Path,
         options: &ServerOptions,
     ) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            voltgate.is_file(),
-            "no voltgate binary at {} (build it with `cargo build -p voltgate`, or pass --voltgate)",
-            voltgate.display()
-        );
-        let layout = options.layout;
-        let database_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-        let credentials = dir.join("devices.json");
-        let seed = hermetic(voltgate)
-            .args([
-                "seed",
-                "--demo",
-                "--cabinets",
-                "1",
-                "--mqtt-topic-root",
-                &options.topic_root,
-            ])
-            .args([
-                "--stations",
-                &layout.stations.to_string(),
-                "--bays",
-                &layout.bays_per_station.to_string(),
-            ])
-            .env("DATABASE_URL", &database_url)
-            .env("VOLTGATE_DEVICE_CREDENTIALS_FILE", &credentials)
-            .output()
-            .await
-            .with_context(|| format!("cannot run {}", voltgate.display()))?;
-        if !seed.status.success() {
-            bail!(
-                "`voltgate seed` failed ({}): {}",
-                seed.status,
-                String::from_utf8_lossy(&seed.stderr).trim()
-            );
-        }
+        seed(voltgate, dir, options).await?;
+        Self::spawn(voltgate, dir, options, "server").await
+    }
 
+    /// Starts a server (replica `name`) on the database [`seed`] filled, then
+    /// waits for `/readyz`. Replicas of one run share `dir` and have their own
+    /// log and MQTT client id.
+    ///
+    /// # Errors
+    /// When the server exits early or does not become ready in time; the message
+    /// then includes the end of the server's log.
+    pub async fn spawn(
+        voltgate: &Path,
+        dir: &Path,
+        options: &ServerOptions,
+        name: &str,
+    ) -> anyhow::Result<Self> {
         let http = free_addr()?;
-        let log = dir.join("server.log");
+        let log = dir.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let mut command = hermetic(voltgate);
         command
             .arg("serve")
-            .env("DATABASE_URL", &database_url)
+            .env("DATABASE_URL", options.database_url(dir))
             .env("VOLTGATE_HTTP_ADDR", http.to_string())
             .env("VOLTGATE_MQTT_TOPIC_ROOT", &options.topic_root)
-            // Unique per run: on an external broker the session outlives the process.
+            // Unique per run and replica: on an external broker the session outlives the process.
+            .env("VOLTGATE_MQTT_CLIENT_ID", mqtt_client_id(name))
+            // The same on every replica, as a deployment sets it (and no warning in the log).
             .env(
-                "VOLTGATE_MQTT_CLIENT_ID",
-                format!("voltgate-bench-{}", std::process::id()),
+                "VOLTGATE_JWT_SECRET",
+                "a-benchmark-secret-that-is-long-enough",
             )
             .env("RUST_LOG", "warn");
         let mqtt = match options.external_broker {
             Some(broker) => {
-                command.env("MQTT_URL", format!("mqtt://{broker}"));
+                let url = match &options.broker_login {
+                    Some((user, password)) => format!("mqtt://{user}:{password}@{broker}"),
+                    None => format!("mqtt://{broker}"),
+                };
+                command.env("MQTT_URL", url);
                 broker
             }
             None => {
@@ -203,6 +280,14 @@ impl Server {
         };
         if let Some(workers) = options.mqtt_workers {
             command.env("VOLTGATE_MQTT_WORKERS", workers.to_string());
+        }
+        if let Some(redis) = &options.redis {
+            command
+                .env("REDIS_URL", &redis.url)
+                .env("VOLTGATE_BUS_CHANNEL", &redis.channel);
+        }
+        for (name, value) in &options.env {
+            command.env(name, value);
         }
         let child = command
             .stdin(Stdio::null())
@@ -221,7 +306,7 @@ impl Server {
             pid,
             http,
             mqtt,
-            credentials,
+            credentials: credentials_path(dir),
             log,
         };
         server.wait_ready(Duration::from_secs(30)).await?;
@@ -262,6 +347,11 @@ impl Server {
         self.pid
     }
 
+    /// Resident memory, in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        crate::procfs::rss_kib(self.pid)
+    }
+
     /// Scrapes `/metrics` and keeps the counters that show lost or dropped work.
     ///
     /// # Errors
@@ -285,7 +375,8 @@ impl Server {
 
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
-        // SIGKILL is enough: the database is a temp file and nothing else is kept.
+        // SIGKILL is enough: nothing the server keeps outlives the run (a
+        // PostgreSQL database of the run's own is dropped by whoever made it).
         let _ = self.child.kill().await;
     }
 
@@ -312,9 +403,9 @@ impl Server {
     }
 }
 
-/// A command that ignores the caller's service settings, so the benchmark always
-/// measures the self-contained setup (SQLite, in-process bus, embedded broker).
-fn hermetic(voltgate: &Path) -> Command {
+/// A command that ignores the caller's service settings, so the benchmark measures
+/// the setup it configures itself and nothing else.
+pub(crate) fn hermetic(voltgate: &Path) -> Command {
     let mut command = Command::new(voltgate);
     // The log is read back into error messages: plain text, panics without backtraces.
     command.env("NO_COLOR", "1").env("RUST_BACKTRACE", "0");
@@ -324,6 +415,9 @@ fn hermetic(voltgate: &Path) -> Command {
         "VOLTGATE_MQTT_TOPIC_ROOT",
         "VOLTGATE_DEMO",
         "VOLTGATE_LOG_FORMAT",
+        "VOLTGATE_BUS_CHANNEL",
+        "VOLTGATE_WS_ENGINE",
+        "VOLTGATE_MAX_WS_CONNECTIONS",
     ] {
         command.env_remove(var);
     }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_graphql::{BatchResponse, Data, Pos, Result as GqlResult};
-use async_graphql_axum::GraphQLResponse;
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{
@@ -22,6 +22,7 @@ use super::AppState;
 use crate::accounts::RequestMeta;
 use crate::accounts::graphql::REFRESH_COOKIE;
 use crate::auth::principal::{self, Principal};
+use crate::config::WsEngine;
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::Limits;
 use crate::graphql::document_limits::{self, Limit, LimitExceeded, Refusal};
@@ -321,6 +322,7 @@ pub async fn get(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    stock_protocol: Result<GraphQLProtocol, StatusCode>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
@@ -335,6 +337,10 @@ pub async fn get(
             .into_response();
     };
     let protocol = offered_subprotocol(&headers);
+    // Only with VOLTGATE_WS_ENGINE=stock, for comparison benchmarks.
+    let stock = (state.ws_engine == WsEngine::Stock)
+        .then_some(stock_protocol.ok())
+        .flatten();
     let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
     upgrade
         .protocols(Subprotocol::ALL)
@@ -347,8 +353,15 @@ pub async fn get(
         .max_message_size(state.max_ws_message_bytes)
         .on_upgrade(move |mut socket| async move {
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
-            match protocol {
-                Some(protocol) => {
+            match (protocol, stock) {
+                (Some(_), Some(stock)) => {
+                    let schema = state.schema.clone();
+                    GraphQLWebSocket::new(socket, schema, stock)
+                        .on_connection_init(move |payload| connection_init(state, meta, payload))
+                        .serve()
+                        .await;
+                }
+                (Some(protocol), None) => {
                     let groups = Arc::clone(&state.subscription_groups);
                     let limits = state.ws_limits;
                     let shutting_down = state.shutting_down.clone();
@@ -366,7 +379,7 @@ pub async fn get(
                     )
                     .await;
                 }
-                None => {
+                (None, _) => {
                     let frame = CloseFrame {
                         code: 4406,
                         reason: "Subprotocol not acceptable".into(),

@@ -18,6 +18,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::tokens::TokenKeys;
 use crate::bus::SharedBus;
+use crate::config::WsEngine;
 use crate::graphql::{AppSchema, Limits};
 use crate::mqtt::MqttHandle;
 use crate::realtime::connection::ConnectionLimits;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub ws_limits: ConnectionLimits,
     /// Identical subscriptions of one audience, executed once.
     pub subscription_groups: Arc<Groups>,
+    /// What serves WebSockets (the stock handler only for comparison benchmarks).
+    pub ws_engine: WsEngine,
 }
 
 /// Builds the router.
