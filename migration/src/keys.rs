@@ -1,5 +1,10 @@
 //! Foreign keys and indexes, named by one rule so every migration names them alike:
 //! `fk_<table>_<column>`, `ux_<table>_<columns>` (unique), `ix_<table>_<columns>`.
+//!
+//! The first migrations (`m20261122_*`) named theirs by hand (`fk_bays_cabinet`,
+//! `ux_refresh_tokens_hash`, ...) before they moved to these helpers: a database
+//! migrated before that move keeps those names, so a later migration that drops
+//! or alters one of their constraints or indexes by name must allow for both.
 
 use sea_orm_migration::prelude::*;
 
@@ -29,7 +34,19 @@ pub async fn unique_index<T: Iden + Clone + 'static>(
     table: T,
     columns: &[&str],
 ) -> Result<(), DbErr> {
-    create_index(manager, "ux", table, columns, true).await
+    create_index(manager, "ux", table, columns, true, None).await
+}
+
+/// A unique index on `columns` of `table` over only the rows where `condition`
+/// holds (a partial index, the same on SQLite and PostgreSQL), named
+/// `ux_<table>_<columns>` like a full one.
+pub async fn unique_index_where<T: Iden + Clone + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: &[&str],
+    condition: Expr,
+) -> Result<(), DbErr> {
+    create_index(manager, "ux", table, columns, true, Some(condition)).await
 }
 
 /// A plain index on `columns` of `table`, named `ix_<table>_<columns>`.
@@ -38,7 +55,7 @@ pub async fn index<T: Iden + Clone + 'static>(
     table: T,
     columns: &[&str],
 ) -> Result<(), DbErr> {
-    create_index(manager, "ix", table, columns, false).await
+    create_index(manager, "ix", table, columns, false, None).await
 }
 
 async fn create_index<T: Iden + Clone + 'static>(
@@ -47,6 +64,7 @@ async fn create_index<T: Iden + Clone + 'static>(
     table: T,
     columns: &[&str],
     unique: bool,
+    condition: Option<Expr>,
 ) -> Result<(), DbErr> {
     let name = format!("{prefix}_{}_{}", table.to_string(), columns.join("_"));
     let mut index = Index::create().name(name).table(table).to_owned();
@@ -55,6 +73,9 @@ async fn create_index<T: Iden + Clone + 'static>(
     }
     if unique {
         index.unique();
+    }
+    if let Some(condition) = condition {
+        index.and_where(condition);
     }
     manager.create_index(index).await
 }
@@ -69,50 +90,52 @@ pub struct Link<C, T> {
 /// ids as a composite primary key, each a foreign key that cascades, a
 /// timestamp of when the link was made, and an index on the second id so both
 /// directions are looked up by index.
-pub async fn link_table<T, C1, R1, C2, R2, A>(
+pub async fn link_table(
     manager: &SchemaManager<'_>,
-    table: T,
-    first: Link<C1, R1>,
-    second: Link<C2, R2>,
-    at: A,
-) -> Result<(), DbErr>
-where
-    T: Iden + Clone + 'static,
-    C1: Iden + Clone + 'static,
-    R1: Iden + 'static,
-    C2: Iden + Clone + 'static,
-    R2: Iden + 'static,
-    A: Iden + 'static,
-{
+    table: impl Iden + Clone + 'static,
+    first: Link<impl Iden + Clone + 'static, impl Iden + 'static>,
+    second: Link<impl Iden + Clone + 'static, impl Iden + 'static>,
+    at: impl Iden + 'static,
+) -> Result<(), DbErr> {
     let second_name = second.column.to_string();
     manager
-        .create_table(
-            Table::create()
-                .table(table.clone())
-                .col(reference(first.column.clone()))
-                .col(reference(second.column.clone()))
-                .col(crate::columns::timestamp(at))
-                .primary_key(
-                    Index::create()
-                        .col(first.column.clone())
-                        .col(second.column.clone()),
-                )
-                .foreign_key(&mut foreign_key(
-                    table.clone(),
-                    first.column,
-                    first.references,
-                    ForeignKeyAction::Cascade,
-                ))
-                .foreign_key(&mut foreign_key(
-                    table.clone(),
-                    second.column,
-                    second.references,
-                    ForeignKeyAction::Cascade,
-                ))
-                .to_owned(),
-        )
+        .create_table(link_table_statement(table.clone(), first, second, at))
         .await?;
     index(manager, table, &[second_name.as_str()]).await
+}
+
+/// The table of [`link_table`] without its index on the second id, for a link
+/// looked up only from its first side (`user_roles`, created before
+/// [`link_table`] indexed the second side).
+pub fn link_table_statement(
+    table: impl Iden + Clone + 'static,
+    first: Link<impl Iden + Clone + 'static, impl Iden + 'static>,
+    second: Link<impl Iden + Clone + 'static, impl Iden + 'static>,
+    at: impl Iden + 'static,
+) -> TableCreateStatement {
+    Table::create()
+        .table(table.clone())
+        .col(reference(first.column.clone()))
+        .col(reference(second.column.clone()))
+        .col(crate::columns::timestamp(at))
+        .primary_key(
+            Index::create()
+                .col(first.column.clone())
+                .col(second.column.clone()),
+        )
+        .foreign_key(&mut foreign_key(
+            table.clone(),
+            first.column,
+            first.references,
+            ForeignKeyAction::Cascade,
+        ))
+        .foreign_key(&mut foreign_key(
+            table,
+            second.column,
+            second.references,
+            ForeignKeyAction::Cascade,
+        ))
+        .to_owned()
 }
 
 /// A required reference to another table's id.

@@ -4,11 +4,12 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{id, timestamp};
+use crate::keys::{foreign_key, index, reference, unique_index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Stations {
     Table,
     Id,
@@ -20,7 +21,7 @@ enum Stations {
     CreatedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Cabinets {
     Table,
     Id,
@@ -32,7 +33,7 @@ enum Cabinets {
     CreatedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Bays {
     Table,
     Id,
@@ -43,7 +44,7 @@ enum Bays {
     LockState,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Devices {
     Table,
     Id,
@@ -101,22 +102,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_stations_status")
-                    .table(Stations::Table)
-                    .col(Stations::Status)
-                    .to_owned(),
-            )
-            .await?;
+        index(manager, Stations::Table, &["status"]).await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(Cabinets::Table)
                     .col(id(Cabinets::Id))
-                    .col(ColumnDef::new(Cabinets::StationId).integer().not_null())
+                    .col(reference(Cabinets::StationId))
                     .col(ColumnDef::new(Cabinets::Number).integer().not_null())
                     .col(
                         ColumnDef::new(Cabinets::Name)
@@ -136,45 +129,25 @@ impl MigrationTrait for Migration {
                             .default("active"),
                     )
                     .col(timestamp(Cabinets::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_cabinets_station")
-                            .from(Cabinets::Table, Cabinets::StationId)
-                            .to(Stations::Table, Stations::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        Cabinets::Table,
+                        Cabinets::StationId,
+                        Stations::Table,
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_cabinets_station_number")
-                    .table(Cabinets::Table)
-                    .col(Cabinets::StationId)
-                    .col(Cabinets::Number)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_cabinets_mqtt_prefix")
-                    .table(Cabinets::Table)
-                    .col(Cabinets::MqttPrefix)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        unique_index(manager, Cabinets::Table, &["station_id", "number"]).await?;
+        unique_index(manager, Cabinets::Table, &["mqtt_prefix"]).await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(Bays::Table)
                     .col(id(Bays::Id))
-                    .col(ColumnDef::new(Bays::StationId).integer().not_null())
-                    .col(ColumnDef::new(Bays::CabinetId).integer().not_null())
+                    .col(reference(Bays::StationId))
+                    .col(reference(Bays::CabinetId))
                     .col(ColumnDef::new(Bays::Number).integer().not_null())
                     .col(
                         ColumnDef::new(Bays::Status)
@@ -188,50 +161,30 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .default("locked"),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_bays_station")
-                            .from(Bays::Table, Bays::StationId)
-                            .to(Stations::Table, Stations::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_bays_cabinet")
-                            .from(Bays::Table, Bays::CabinetId)
-                            .to(Cabinets::Table, Cabinets::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        Bays::Table,
+                        Bays::StationId,
+                        Stations::Table,
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        Bays::Table,
+                        Bays::CabinetId,
+                        Cabinets::Table,
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_bays_cabinet_number")
-                    .table(Bays::Table)
-                    .col(Bays::CabinetId)
-                    .col(Bays::Number)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_bays_station")
-                    .table(Bays::Table)
-                    .col(Bays::StationId)
-                    .to_owned(),
-            )
-            .await?;
+        unique_index(manager, Bays::Table, &["cabinet_id", "number"]).await?;
+        index(manager, Bays::Table, &["station_id"]).await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(Devices::Table)
                     .col(id(Devices::Id))
-                    .col(ColumnDef::new(Devices::BayId).integer().not_null())
+                    .col(reference(Devices::BayId))
                     .col(
                         ColumnDef::new(Devices::DeviceType)
                             .string_len(16)
@@ -280,37 +233,18 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Devices::LastCommandMessage).text())
                     .col(ColumnDef::new(Devices::LastCommandAt).timestamp_with_time_zone())
                     .col(timestamp(Devices::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_devices_bay")
-                            .from(Devices::Table, Devices::BayId)
-                            .to(Bays::Table, Bays::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        Devices::Table,
+                        Devices::BayId,
+                        Bays::Table,
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
         // One device per bay, and one bay per physical device.
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_devices_bay")
-                    .table(Devices::Table)
-                    .col(Devices::BayId)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_devices_mac_address")
-                    .table(Devices::Table)
-                    .col(Devices::MacAddress)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        unique_index(manager, Devices::Table, &["bay_id"]).await?;
+        unique_index(manager, Devices::Table, &["mac_address"]).await?;
         Ok(())
     }
 

@@ -5,11 +5,14 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{id, timestamp};
+use crate::keys::{
+    Link, foreign_key, index, link_table_statement, reference, unique_index, unique_index_where,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Users {
     Table,
     Id,
@@ -35,7 +38,7 @@ enum Users {
     CreatedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Profiles {
     Table,
     Id,
@@ -45,7 +48,7 @@ enum Profiles {
     PhoneVerified,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Roles {
     Table,
     Id,
@@ -53,7 +56,7 @@ enum Roles {
     Description,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum UserRoles {
     Table,
     UserId,
@@ -61,7 +64,7 @@ enum UserRoles {
     AssignedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum Consents {
     Table,
     Id,
@@ -71,7 +74,7 @@ enum Consents {
     ConsentedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum SecurityLogs {
     Table,
     Id,
@@ -83,7 +86,7 @@ enum SecurityLogs {
     OccurredAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum AuthTypes {
     Table,
     Id,
@@ -91,7 +94,7 @@ enum AuthTypes {
     FactorLevel,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum AuthMethods {
     Table,
     Id,
@@ -106,7 +109,7 @@ enum AuthMethods {
     RevokedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum RefreshTokens {
     Table,
     Id,
@@ -119,36 +122,6 @@ enum RefreshTokens {
     RevokedAt,
     Ip,
     UserAgent,
-}
-
-fn user_fk(
-    table: impl IntoIden,
-    name: &str,
-    on_delete: ForeignKeyAction,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(table, Alias::new("user_id"))
-        .to(Users::Table, Users::Id)
-        .on_delete(on_delete)
-        .to_owned()
-}
-
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    cols: &[&str],
-    unique: bool,
-) -> Result<(), DbErr> {
-    let mut index = Index::create().name(name).table(table).to_owned();
-    for col in cols {
-        index.col(Alias::new(*col));
-    }
-    if unique {
-        index.unique();
-    }
-    manager.create_index(index).await
 }
 
 #[async_trait::async_trait]
@@ -243,23 +216,16 @@ impl MigrationTrait for Migration {
             .await?;
         // Usernames and emails are stored normalized (trimmed, lower-case), so plain
         // unique indexes make them unique case-insensitively on every database.
-        index(
-            manager,
-            "ux_users_username",
-            Users::Table,
-            &["username"],
-            true,
-        )
-        .await?;
-        index(manager, "ux_users_email", Users::Table, &["email"], true).await?;
-        index(manager, "ix_users_status", Users::Table, &["status"], false).await?;
+        unique_index(manager, Users::Table, &["username"]).await?;
+        unique_index(manager, Users::Table, &["email"]).await?;
+        index(manager, Users::Table, &["status"]).await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(Profiles::Table)
                     .col(id(Profiles::Id))
-                    .col(ColumnDef::new(Profiles::UserId).integer().not_null())
+                    .col(reference(Profiles::UserId))
                     .col(
                         ColumnDef::new(Profiles::Name)
                             .string_len(150)
@@ -273,22 +239,16 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .default(false),
                     )
-                    .foreign_key(&mut user_fk(
+                    .foreign_key(&mut foreign_key(
                         Profiles::Table,
-                        "fk_profiles_user",
+                        Profiles::UserId,
+                        Users::Table,
                         ForeignKeyAction::Cascade,
                     ))
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "ux_profiles_user",
-            Profiles::Table,
-            &["user_id"],
-            true,
-        )
-        .await?;
+        unique_index(manager, Profiles::Table, &["user_id"]).await?;
 
         manager
             .create_table(
@@ -305,34 +265,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ux_roles_name", Roles::Table, &["name"], true).await?;
+        unique_index(manager, Roles::Table, &["name"]).await?;
 
+        // Looked up from the user's side only: no index on `role_id`.
         manager
-            .create_table(
-                Table::create()
-                    .table(UserRoles::Table)
-                    .col(ColumnDef::new(UserRoles::UserId).integer().not_null())
-                    .col(ColumnDef::new(UserRoles::RoleId).integer().not_null())
-                    .col(timestamp(UserRoles::AssignedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(UserRoles::UserId)
-                            .col(UserRoles::RoleId),
-                    )
-                    .foreign_key(&mut user_fk(
-                        UserRoles::Table,
-                        "fk_user_roles_user",
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_user_roles_role")
-                            .from(UserRoles::Table, UserRoles::RoleId)
-                            .to(Roles::Table, Roles::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .to_owned(),
-            )
+            .create_table(link_table_statement(
+                UserRoles::Table,
+                Link {
+                    column: UserRoles::UserId,
+                    references: Users::Table,
+                },
+                Link {
+                    column: UserRoles::RoleId,
+                    references: Roles::Table,
+                },
+                UserRoles::AssignedAt,
+            ))
             .await?;
 
         manager
@@ -340,7 +288,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Consents::Table)
                     .col(id(Consents::Id))
-                    .col(ColumnDef::new(Consents::UserId).integer().not_null())
+                    .col(reference(Consents::UserId))
                     .col(
                         ColumnDef::new(Consents::ConsentType)
                             .string_len(32)
@@ -348,22 +296,16 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(Consents::Status).string_len(16).not_null())
                     .col(timestamp(Consents::ConsentedAt))
-                    .foreign_key(&mut user_fk(
+                    .foreign_key(&mut foreign_key(
                         Consents::Table,
-                        "fk_consents_user",
+                        Consents::UserId,
+                        Users::Table,
                         ForeignKeyAction::Cascade,
                     ))
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "ix_consents_user",
-            Consents::Table,
-            &["user_id", "consent_type"],
-            false,
-        )
-        .await?;
+        index(manager, Consents::Table, &["user_id", "consent_type"]).await?;
 
         manager
             .create_table(
@@ -389,22 +331,16 @@ impl MigrationTrait for Migration {
                             .default(""),
                     )
                     .col(timestamp(SecurityLogs::OccurredAt))
-                    .foreign_key(&mut user_fk(
+                    .foreign_key(&mut foreign_key(
                         SecurityLogs::Table,
-                        "fk_security_logs_user",
+                        SecurityLogs::UserId,
+                        Users::Table,
                         ForeignKeyAction::SetNull,
                     ))
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "ix_security_logs_user",
-            SecurityLogs::Table,
-            &["user_id", "occurred_at"],
-            false,
-        )
-        .await?;
+        index(manager, SecurityLogs::Table, &["user_id", "occurred_at"]).await?;
 
         manager
             .create_table(
@@ -421,14 +357,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "ux_auth_types_label",
-            AuthTypes::Table,
-            &["label"],
-            true,
-        )
-        .await?;
+        unique_index(manager, AuthTypes::Table, &["label"]).await?;
         let seed = Query::insert()
             .into_table(AuthTypes::Table)
             .columns([AuthTypes::Label, AuthTypes::FactorLevel])
@@ -462,8 +391,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(AuthMethods::Table)
                     .col(id(AuthMethods::Id))
-                    .col(ColumnDef::new(AuthMethods::UserId).integer().not_null())
-                    .col(ColumnDef::new(AuthMethods::AuthTypeId).integer().not_null())
+                    .col(reference(AuthMethods::UserId))
+                    .col(reference(AuthMethods::AuthTypeId))
                     .col(
                         ColumnDef::new(AuthMethods::ValueHash)
                             .string_len(64)
@@ -489,45 +418,38 @@ impl MigrationTrait for Migration {
                     )
                     .col(timestamp(AuthMethods::CreatedAt))
                     .col(ColumnDef::new(AuthMethods::RevokedAt).timestamp_with_time_zone())
-                    .foreign_key(&mut user_fk(
+                    .foreign_key(&mut foreign_key(
                         AuthMethods::Table,
-                        "fk_auth_methods_user",
+                        AuthMethods::UserId,
+                        Users::Table,
                         ForeignKeyAction::Cascade,
                     ))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_auth_methods_type")
-                            .from(AuthMethods::Table, AuthMethods::AuthTypeId)
-                            .to(AuthTypes::Table, AuthTypes::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        AuthMethods::Table,
+                        AuthMethods::AuthTypeId,
+                        AuthTypes::Table,
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
-        index(
+        index(manager, AuthMethods::Table, &["user_id"]).await?;
+        // One active credential per value (a badge belongs to one person at a time);
+        // revoked rows keep their history.
+        unique_index_where(
             manager,
-            "ix_auth_methods_user",
             AuthMethods::Table,
-            &["user_id"],
-            false,
+            &["auth_type_id", "value_hash"],
+            Expr::col(AuthMethods::IsActive),
         )
         .await?;
-        // One active credential per value (a badge belongs to one person at a time);
-        // revoked rows keep their history. Partial indexes read the same on SQLite and PostgreSQL.
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE UNIQUE INDEX ux_auth_methods_active_value \
-                 ON auth_methods (auth_type_id, value_hash) WHERE is_active",
-            )
-            .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(RefreshTokens::Table)
                     .col(id(RefreshTokens::Id))
-                    .col(ColumnDef::new(RefreshTokens::UserId).integer().not_null())
+                    .col(reference(RefreshTokens::UserId))
                     .col(ColumnDef::new(RefreshTokens::FamilyId).uuid().not_null())
                     .col(
                         ColumnDef::new(RefreshTokens::TokenHash)
@@ -544,30 +466,17 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(RefreshTokens::RevokedAt).timestamp_with_time_zone())
                     .col(ColumnDef::new(RefreshTokens::Ip).string_len(45))
                     .col(ColumnDef::new(RefreshTokens::UserAgent).string_len(255))
-                    .foreign_key(&mut user_fk(
+                    .foreign_key(&mut foreign_key(
                         RefreshTokens::Table,
-                        "fk_refresh_tokens_user",
+                        RefreshTokens::UserId,
+                        Users::Table,
                         ForeignKeyAction::Cascade,
                     ))
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "ux_refresh_tokens_hash",
-            RefreshTokens::Table,
-            &["token_hash"],
-            true,
-        )
-        .await?;
-        index(
-            manager,
-            "ix_refresh_tokens_family",
-            RefreshTokens::Table,
-            &["family_id"],
-            false,
-        )
-        .await?;
+        unique_index(manager, RefreshTokens::Table, &["token_hash"]).await?;
+        index(manager, RefreshTokens::Table, &["family_id"]).await?;
         Ok(())
     }
 
