@@ -4,7 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{id, timestamp};
-use crate::keys::{foreign_key, index, reference, unique_index};
+use crate::keys::{drop_tables, foreign_key, index, reference, unique_index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -249,16 +249,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            Devices::Table.into_iden(),
-            Bays::Table.into_iden(),
-            Cabinets::Table.into_iden(),
-            Stations::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            vec![
+                Devices::Table.into_iden(),
+                Bays::Table.into_iden(),
+                Cabinets::Table.into_iden(),
+                Stations::Table.into_iden(),
+            ],
+        )
+        .await
     }
 }

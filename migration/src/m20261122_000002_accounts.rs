@@ -6,7 +6,8 @@ use sea_orm_migration::prelude::*;
 
 use crate::columns::{id, timestamp};
 use crate::keys::{
-    Link, foreign_key, index, link_table_statement, reference, unique_index, unique_index_where,
+    Link, drop_tables, foreign_key, index, link_table_statement, reference, unique_index,
+    unique_index_where,
 };
 
 #[derive(DeriveMigrationName)]
@@ -481,21 +482,20 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            RefreshTokens::Table.into_iden(),
-            AuthMethods::Table.into_iden(),
-            AuthTypes::Table.into_iden(),
-            SecurityLogs::Table.into_iden(),
-            Consents::Table.into_iden(),
-            UserRoles::Table.into_iden(),
-            Roles::Table.into_iden(),
-            Profiles::Table.into_iden(),
-            Users::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            vec![
+                RefreshTokens::Table.into_iden(),
+                AuthMethods::Table.into_iden(),
+                AuthTypes::Table.into_iden(),
+                SecurityLogs::Table.into_iden(),
+                Consents::Table.into_iden(),
+                UserRoles::Table.into_iden(),
+                Roles::Table.into_iden(),
+                Profiles::Table.into_iden(),
+                Users::Table.into_iden(),
+            ],
+        )
+        .await
     }
 }

@@ -86,6 +86,10 @@ pub fn render(auth: &MosquittoAuth<'_>, dir: &Path) -> anyhow::Result<MosquittoF
          password_file {passwd}\n\
          acl_file {acl}\n\
          max_packet_size {max}\n\
+         # The replicas' shared subscription may fall behind in a burst: keep\n\
+         # what waits for them instead of Mosquitto's default of 1,000 messages,\n\
+         # beyond which it drops QoS 1 messages silently.\n\
+         max_queued_messages 100000\n\
          listener {port} {host}\n",
         passwd = dir.join("passwd").display(),
         acl = dir.join("acl").display(),
