@@ -28,6 +28,7 @@ pub mod seed;
 pub mod services;
 pub mod simulate;
 pub mod telemetry;
+pub mod ticketing;
 
 pub use app::App;
 pub use config::ServeSettings;

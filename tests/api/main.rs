@@ -27,4 +27,6 @@ mod self_service;
 mod startup;
 mod stations;
 mod subscription_groups;
+mod ticketing;
+mod ticketing_permissions;
 mod websocket_protocol;
