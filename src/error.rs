@@ -68,10 +68,14 @@ pub enum Reason {
     /// for it (or from before a restart of the event history): refetch the
     /// state and subscribe without it (`CONFLICT`).
     CursorExpired,
+    /// The slug is used already by another organizer, or another event of the organizer (`CONFLICT`).
+    SlugTaken,
+    /// The product, event or date is not on sale now (`CONFLICT`).
+    NotOnSale,
 }
 
 impl Reason {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -84,6 +88,8 @@ impl Reason {
         Self::InvalidTransition,
         Self::SubscriberLagging,
         Self::CursorExpired,
+        Self::SlugTaken,
+        Self::NotOnSale,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -100,6 +106,8 @@ impl Reason {
             Self::InvalidTransition => "INVALID_TRANSITION",
             Self::SubscriberLagging => "SUBSCRIBER_LAGGING",
             Self::CursorExpired => "CURSOR_EXPIRED",
+            Self::SlugTaken => "SLUG_TAKEN",
+            Self::NotOnSale => "NOT_ON_SALE",
         }
     }
 
@@ -117,7 +125,9 @@ impl Reason {
             | Self::AlreadyRedeemed
             | Self::Expired
             | Self::InvalidTransition
-            | Self::CursorExpired => ErrorCode::Conflict,
+            | Self::CursorExpired
+            | Self::SlugTaken
+            | Self::NotOnSale => ErrorCode::Conflict,
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod services;
 pub mod simulate;
 pub mod supervision;
 pub mod telemetry;
+pub mod ticketing;
 
 pub use app::App;
 pub use config::ServeSettings;

@@ -10,6 +10,7 @@ pub mod password;
 pub mod principal;
 pub mod rate_limit;
 pub mod scope;
+pub mod team_tokens;
 pub mod tokens;
 
 pub use crate::entities::RoleName;

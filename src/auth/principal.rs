@@ -66,6 +66,10 @@ pub struct Scanner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TeamPermission {
+    CreateEvents,
+    ChangeTeams,
+    ChangeOrganizerSettings,
+    ManageCustomers,
     ChangeEvents,
     ChangeItems,
     ViewOrders,
@@ -84,6 +88,8 @@ pub struct TeamToken {
     pub events: Scope,
     pub permissions: Vec<TeamPermission>,
     pub expires_at: i64,
+    /// The stored API token (`Authorization: Token …`); `None` for a signed credential.
+    pub token_id: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -294,6 +300,7 @@ pub async fn authenticate(
             events: events.map_or(Scope::All, Scope::Only),
             permissions,
             expires_at,
+            token_id: None,
         })),
     }
 }
@@ -345,6 +352,15 @@ async fn kiosk_station(
         .into_tuple::<i32>()
         .one(db)
         .await?)
+}
+
+/// Extracts the token of an `Authorization: Token …` value (a team API token).
+pub fn team_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("token")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Extracts the token of an `Authorization: Bearer …` value.
@@ -482,6 +498,7 @@ pub mod tests {
             events: Scope::Only(vec![9]),
             permissions: vec![TeamPermission::ViewOrders],
             expires_at: i64::MAX,
+            token_id: None,
         });
         assert!(team.team_may(TeamPermission::ViewOrders, 9).is_ok());
         assert!(team.team_may(TeamPermission::ChangeOrders, 9).is_err());

@@ -30,6 +30,7 @@ pub struct Query(
     SelfServiceQuery,
     AdminQuery,
     crate::supervision::graphql::AlertQuery,
+    crate::ticketing::graphql::ShopQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -39,6 +40,8 @@ pub struct Mutation(
     AdminMutation,
     crate::devices::credentials_graphql::DeviceCredentialsMutation,
     crate::supervision::graphql::AlertMutation,
+    crate::ticketing::graphql::BackOfficeMutation,
+    crate::ticketing::graphql::ShopMutation,
 );
 
 #[derive(MergedSubscription, Default)]

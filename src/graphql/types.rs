@@ -12,6 +12,7 @@ use crate::accounts::graphql::administration::AccountFigures;
 use crate::charging::graphql::{BayPart, ChargingFigures, StationPart};
 use crate::devices::graphql::{BayDevicePart, DeviceFigures};
 use crate::entities::{bay, station, user};
+use crate::ticketing::graphql::UserTicketingPart;
 
 /// A charging station and its public location.
 #[derive(MergedObject)]
@@ -36,11 +37,12 @@ impl From<bay::Model> for Bay {
 
 /// An account. Fields beyond the profile summary are visible to the user and to staff.
 #[derive(MergedObject)]
-pub struct User(UserPart);
+pub struct User(UserPart, UserTicketingPart);
 
 impl From<user::Model> for User {
     fn from(row: user::Model) -> Self {
-        Self(UserPart(row))
+        let orders = UserTicketingPart { user_id: row.id };
+        Self(UserPart(row), orders)
     }
 }
 

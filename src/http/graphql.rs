@@ -81,9 +81,14 @@ fn request_meta(headers: &HeaderMap, peer: SocketAddr, trusted_proxy_hops: usize
     }
 }
 
-/// The principal of a bearer token; an invalid or revoked token makes the request anonymous,
+/// The principal of a bearer token or a team API token (`Token …`); an invalid or revoked token makes the request anonymous,
 /// so resolvers that need a user answer `UNAUTHENTICATED`.
 async fn principal_of(state: &AppState, authorization: Option<&str>) -> Principal {
+    if let Some(token) = authorization.and_then(principal::team_token) {
+        return crate::auth::team_tokens::authenticate(&state.db, token)
+            .await
+            .unwrap_or_default();
+    }
     match authorization.and_then(principal::bearer) {
         Some(token) => principal::authenticate(&state.db, &state.keys, token)
             .await

@@ -43,7 +43,10 @@ pub trait Job: Send + Sync + 'static {
 
 /// The jobs every replica runs.
 pub fn registry() -> Vec<Arc<dyn Job>> {
-    vec![Arc::new(refresh_tokens::PurgeExpired)]
+    vec![
+        Arc::new(refresh_tokens::PurgeExpired),
+        Arc::new(crate::ticketing::jobs::ExpireHolds),
+    ]
 }
 
 fn micros(at: DateTime<Utc>) -> i64 {

@@ -26,9 +26,13 @@ enum Access {
     Supervisors,
     /// Staff only.
     Staff,
+    /// Members of an organizer's team holding a permission for the event or
+    /// organizer at hand, and team API tokens holding it (staff pass); the
+    /// matrix of each operation is in `ticketing_permissions.rs`.
+    Team,
 }
 
-use Access::{Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervisors};
+use Access::{Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervisors, Team};
 
 /// Every root field, who may use it, and a valid operation calling it.
 fn operations() -> Vec<(&'static str, Access, String)> {
@@ -73,6 +77,27 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("issueDeviceCredentials", Staff, format!("mutation {{ issueDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ username }} }}", global_id("Device", 1))),
         ("revokeDeviceCredentials", Staff, format!("mutation {{ revokeDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ device {{ id }} }} }}", global_id("Device", 1))),
         ("revokeUserBadge", Staff, format!("mutation {{ revokeUserBadge(input: {{ authMethodId: \"{badge}\" }}) {{ authMethod {{ id }} }} }}")),
+        ("organizer", Public, "{ organizer(slug: \"nobody\") { id } }".into()),
+        ("event", Public, "{ event(organizerSlug: \"nobody\", slug: \"nothing\") { id } }".into()),
+        ("cart", Public, "{ cart(id: \"0123456789abcdef0123\") { id } }".into()),
+        ("order", Public, format!("{{ order(eventId: \"{}\", code: \"ABCDEF\", secret: \"x\") {{ code }} }}", global_id("Event", 1))),
+        ("addToCart", Public, format!("mutation {{ addToCart(input: {{ productId: \"{}\" }}) {{ cart {{ id }} }} }}", global_id("Product", 1))),
+        ("checkout", Public, "mutation { checkout(input: { cartId: \"0123456789abcdef0123\", email: \"buyer@example.com\" }) { secret } }".into()),
+        ("createOrganizer", Staff, "mutation { createOrganizer(input: { name: \"Arena\", slug: \"arena\" }) { organizer { id } } }".into()),
+        ("createEvent", Team, format!("mutation {{ createEvent(input: {{ organizerId: \"{}\", name: \"E\", slug: \"e\", currency: \"EUR\", dateFrom: \"2027-01-01T00:00:00Z\" }}) {{ event {{ id }} }} }}", global_id("Organizer", 1))),
+        ("updateEvent", Team, format!("mutation {{ updateEvent(input: {{ eventId: \"{}\", name: \"E\" }}) {{ event {{ id }} }} }}", global_id("Event", 1))),
+        ("createSubEvent", Team, format!("mutation {{ createSubEvent(input: {{ eventId: \"{}\", name: \"D\", dateFrom: \"2027-01-01T00:00:00Z\" }}) {{ subEvent {{ id }} }} }}", global_id("Event", 1))),
+        ("createTeam", Team, format!("mutation {{ createTeam(input: {{ organizerId: \"{}\", name: \"T\", permissions: [] }}) {{ team {{ id }} }} }}", global_id("Organizer", 1))),
+        ("addTeamMember", Team, format!("mutation {{ addTeamMember(input: {{ teamId: \"{}\", userId: \"{user}\" }}) {{ team {{ id }} }} }}", global_id("Team", 1))),
+        ("removeTeamMember", Team, format!("mutation {{ removeTeamMember(input: {{ teamId: \"{}\", userId: \"{user}\" }}) {{ team {{ id }} }} }}", global_id("Team", 1))),
+        ("createTeamApiToken", Team, format!("mutation {{ createTeamApiToken(input: {{ teamId: \"{}\", name: \"t\" }}) {{ secret }} }}", global_id("Team", 1))),
+        ("revokeTeamApiToken", Team, format!("mutation {{ revokeTeamApiToken(input: {{ tokenId: \"{}\" }}) {{ token {{ id }} }} }}", global_id("TeamApiToken", 1))),
+        ("createProductCategory", Team, format!("mutation {{ createProductCategory(input: {{ eventId: \"{}\", name: \"C\" }}) {{ category {{ id }} }} }}", global_id("Event", 1))),
+        ("createProduct", Team, format!("mutation {{ createProduct(input: {{ eventId: \"{}\", name: \"P\", kind: ADMISSION, price: \"1\" }}) {{ product {{ id }} }} }}", global_id("Event", 1))),
+        ("createProductVariation", Team, format!("mutation {{ createProductVariation(input: {{ productId: \"{}\", value: \"XL\" }}) {{ variation {{ id }} }} }}", global_id("Product", 1))),
+        ("createQuota", Team, format!("mutation {{ createQuota(input: {{ eventId: \"{}\", name: \"Q\", size: 1, productIds: [] }}) {{ quota {{ id }} }} }}", global_id("Event", 1))),
+        ("markOrderPaid", Team, format!("mutation {{ markOrderPaid(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
+        ("cancelOrder", Team, format!("mutation {{ cancelOrder(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
     ]
 }
 
@@ -271,6 +296,16 @@ async fn each_class_of_operation_is_refused_to_everyone_outside_it() {
                     } else {
                         assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
                     }
+                }
+            }
+            Team => {
+                // Nobody here is on a team of organizer 1 with these
+                // permissions; the team token holds only VIEW_ORDERS.
+                assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
+                assert_eq!(as_customer, "FORBIDDEN", "{field} as a customer");
+                assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+                for (who, answer) in as_people.iter().chain(&as_devices) {
+                    assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
                 }
             }
             Staff => {

@@ -28,4 +28,6 @@ mod startup;
 mod stations;
 mod subscription_groups;
 mod supervision;
+mod ticketing;
+mod ticketing_permissions;
 mod websocket_protocol;

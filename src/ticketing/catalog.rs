@@ -1,0 +1,492 @@
+//! The catalog: categories, products (one model for admission tickets,
+//! add-ons and merchandise), variations and quotas.
+//!
+//! A product is available only through its quotas (pretix's rule): a product
+//! in no quota cannot be bought. A product created with a total quantity gets
+//! a quota of that size (django-program's `total_quantity`), so there is one
+//! mechanism for both.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+
+use super::access::{self, Actor};
+use super::audit::{self, Change};
+use super::organizers::parse_name;
+use crate::auth::{Principal, TeamPermission};
+use crate::entities::product::ProductKind;
+use crate::entities::quota::Availability;
+use crate::entities::{event, product, product_category, product_variation, quota, quota_product};
+use crate::error::AppError;
+
+/// Creates a category (team permission `ChangeItems`).
+///
+/// # Errors
+/// `BAD_USER_INPUT` on a bad name; as [`access::on_event`].
+pub async fn create_category(
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    event_id: i32,
+    name: &str,
+    position: i32,
+    is_addon: bool,
+) -> Result<product_category::Model, AppError> {
+    let txn = db.begin().await?;
+    let (event, actor) =
+        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let category = product_category::ActiveModel {
+        event_id: Set(event.id),
+        name: Set(parse_name(name)?),
+        position: Set(position),
+        is_addon: Set(is_addon),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    log(
+        &txn,
+        actor,
+        now,
+        &event,
+        "voltgate.category.added",
+        "category",
+        category.id,
+        json!({ "name": category.name }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(category)
+}
+
+/// What a product is created with.
+#[derive(Debug, Clone)]
+pub struct ProductInput {
+    pub name: String,
+    pub description: String,
+    pub kind: ProductKind,
+    pub category_id: Option<i32>,
+    pub price_minor: i64,
+    pub tax_rate_bp: i32,
+    pub active: bool,
+    pub available_from: Option<DateTime<Utc>>,
+    pub available_until: Option<DateTime<Utc>>,
+    pub min_per_order: Option<i32>,
+    pub max_per_order: Option<i32>,
+    pub limit_per_user: Option<i32>,
+    pub require_voucher: bool,
+    pub hide_without_voucher: bool,
+    pub require_approval: bool,
+    pub personalized: bool,
+    pub checkin_attention: bool,
+    pub position: i32,
+    /// A quota of this size is created for the product alone.
+    pub total_quantity: Option<i32>,
+}
+
+fn check_product(input: &ProductInput) -> Result<(), AppError> {
+    if !(0..=10_000).contains(&input.tax_rate_bp) {
+        return Err(AppError::bad_input("taxRate", "between 0 and 100 percent"));
+    }
+    let positive = |v: Option<i32>| v.is_none_or(|n| n >= 1);
+    if !positive(input.min_per_order)
+        || !positive(input.max_per_order)
+        || !positive(input.limit_per_user)
+    {
+        return Err(AppError::bad_input("maxPerOrder", "limits are at least 1"));
+    }
+    if let (Some(min), Some(max)) = (input.min_per_order, input.max_per_order)
+        && min > max
+    {
+        return Err(AppError::bad_input(
+            "minPerOrder",
+            "more than the maximum per order",
+        ));
+    }
+    if let (Some(from), Some(until)) = (input.available_from, input.available_until)
+        && until <= from
+    {
+        return Err(AppError::bad_input(
+            "availableUntil",
+            "ends before it starts",
+        ));
+    }
+    if input.total_quantity.is_some_and(|n| n < 0) {
+        return Err(AppError::bad_input("totalQuantity", "not negative"));
+    }
+    Ok(())
+}
+
+/// Creates a product (team permission `ChangeItems`), with a quota of its
+/// total quantity when one is given.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on bad members or a category of another event; as
+/// [`access::on_event`].
+pub async fn create_product(
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    event_id: i32,
+    input: ProductInput,
+) -> Result<product::Model, AppError> {
+    let txn = db.begin().await?;
+    let (event, actor) =
+        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let name = parse_name(&input.name)?;
+    check_product(&input)?;
+    if let Some(category) = input.category_id {
+        let found = product_category::Entity::find_by_id(category)
+            .one(&txn)
+            .await?;
+        if found.is_none_or(|c| c.event_id != event.id) {
+            return Err(AppError::bad_input(
+                "categoryId",
+                "no such category in this event",
+            ));
+        }
+    }
+    let product = product::ActiveModel {
+        event_id: Set(event.id),
+        category_id: Set(input.category_id),
+        name: Set(name),
+        description: Set(input.description.clone()),
+        kind: Set(input.kind),
+        active: Set(input.active),
+        admission: Set(input.kind == ProductKind::Admission),
+        price_minor: Set(input.price_minor),
+        tax_rate_bp: Set(input.tax_rate_bp),
+        available_from: Set(input.available_from),
+        available_until: Set(input.available_until),
+        min_per_order: Set(input.min_per_order),
+        max_per_order: Set(input.max_per_order),
+        limit_per_user: Set(input.limit_per_user),
+        require_voucher: Set(input.require_voucher),
+        hide_without_voucher: Set(input.hide_without_voucher),
+        require_approval: Set(input.require_approval),
+        personalized: Set(input.personalized),
+        checkin_attention: Set(input.checkin_attention),
+        position: Set(input.position),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    log(
+        &txn,
+        actor,
+        now,
+        &event,
+        "voltgate.product.added",
+        "product",
+        product.id,
+        json!({ "name": product.name, "price_minor": product.price_minor, "kind": product.kind }),
+    )
+    .await?;
+    if let Some(size) = input.total_quantity {
+        insert_quota(
+            &txn,
+            actor,
+            now,
+            &event,
+            &product.name,
+            Some(size),
+            None,
+            &[product.id],
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(product)
+}
+
+/// Adds a variation to a product (team permission `ChangeItems` on its event).
+///
+/// # Errors
+/// `BAD_USER_INPUT` on a bad value; `FORBIDDEN` for an unknown product; as
+/// [`access::on_event`].
+pub async fn create_variation(
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    product_id: i32,
+    value: &str,
+    price_minor: Option<i64>,
+) -> Result<product_variation::Model, AppError> {
+    let txn = db.begin().await?;
+    if matches!(principal, Principal::Anonymous) {
+        return Err(AppError::Unauthenticated);
+    }
+    let product = product::Entity::find_by_id(product_id).one(&txn).await?;
+    let event_id = product.as_ref().map_or(0, |p| p.event_id);
+    let (event, actor) =
+        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let product = product.ok_or(AppError::not_found("product"))?;
+    let variation = product_variation::ActiveModel {
+        product_id: Set(product.id),
+        value: Set(parse_name(value)?),
+        description: Set(String::new()),
+        active: Set(true),
+        price_minor: Set(price_minor),
+        position: Set(0),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    log(
+        &txn,
+        actor,
+        now,
+        &event,
+        "voltgate.product.variation.added",
+        "product",
+        product.id,
+        json!({ "variation": variation.id, "value": variation.value }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(variation)
+}
+
+/// Creates a quota over products of the event (team permission `ChangeItems`).
+///
+/// # Errors
+/// `BAD_USER_INPUT` on a negative size, products of another event or a date of
+/// another event; as [`access::on_event`].
+#[allow(clippy::too_many_arguments)]
+pub async fn create_quota(
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    event_id: i32,
+    name: &str,
+    size: Option<i32>,
+    sub_event_id: Option<i32>,
+    product_ids: &[i32],
+) -> Result<quota::Model, AppError> {
+    let txn = db.begin().await?;
+    let (event, actor) =
+        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let name = parse_name(name)?;
+    if size.is_some_and(|n| n < 0) {
+        return Err(AppError::bad_input("size", "not negative"));
+    }
+    let mut ids = product_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let found = product::Entity::find()
+        .filter(product::Column::Id.is_in(ids.clone()))
+        .filter(product::Column::EventId.eq(event.id))
+        .all(&txn)
+        .await?;
+    if found.len() != ids.len() {
+        return Err(AppError::bad_input(
+            "productIds",
+            "every product must belong to the event",
+        ));
+    }
+    if let Some(date) = sub_event_id {
+        let found = crate::entities::sub_event::Entity::find_by_id(date)
+            .one(&txn)
+            .await?;
+        if found.is_none_or(|d| d.event_id != event.id) {
+            return Err(AppError::bad_input(
+                "subEventId",
+                "no such date of this event",
+            ));
+        }
+    }
+    let quota = insert_quota(&txn, actor, now, &event, &name, size, sub_event_id, &ids).await?;
+    txn.commit().await?;
+    Ok(quota)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_quota(
+    db: &impl ConnectionTrait,
+    actor: Actor,
+    now: DateTime<Utc>,
+    event: &event::Model,
+    name: &str,
+    size: Option<i32>,
+    sub_event_id: Option<i32>,
+    product_ids: &[i32],
+) -> Result<quota::Model, AppError> {
+    let quota = quota::ActiveModel {
+        event_id: Set(event.id),
+        sub_event_id: Set(sub_event_id),
+        name: Set(name.to_owned()),
+        size: Set(size),
+        paid: Set(0),
+        pending: Set(0),
+        in_carts: Set(0),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    for product_id in product_ids {
+        quota_product::ActiveModel {
+            quota_id: Set(quota.id),
+            product_id: Set(*product_id),
+            added_at: Set(now),
+        }
+        .insert(db)
+        .await?;
+    }
+    log(
+        db,
+        actor,
+        now,
+        event,
+        "voltgate.quota.added",
+        "quota",
+        quota.id,
+        json!({ "name": quota.name, "size": quota.size, "products": product_ids }),
+    )
+    .await?;
+    Ok(quota)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn log(
+    db: &impl ConnectionTrait,
+    actor: Actor,
+    now: DateTime<Utc>,
+    event: &event::Model,
+    action: &str,
+    object_type: &str,
+    object_id: i32,
+    data: serde_json::Value,
+) -> Result<(), AppError> {
+    audit::record(
+        db,
+        Some(actor),
+        now,
+        Change {
+            organizer_id: event.organizer_id,
+            event_id: Some(event.id),
+            action,
+            object_type,
+            object_id,
+            data,
+        },
+    )
+    .await
+}
+
+/// The products the shop shows: active ones that are not hidden without a voucher.
+/// Teams with `ChangeItems` see them all.
+///
+/// # Errors
+/// On database errors.
+pub async fn products_of(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    event_id: i32,
+) -> Result<Vec<product::Model>, AppError> {
+    let mut query = product::Entity::find().filter(product::Column::EventId.eq(event_id));
+    let team = access::on_event(db, principal, TeamPermission::ChangeItems, event_id)
+        .await
+        .is_ok();
+    if !team {
+        query = query
+            .filter(product::Column::Active.eq(true))
+            .filter(product::Column::HideWithoutVoucher.eq(false));
+    }
+    Ok(query
+        .order_by_asc(product::Column::Position)
+        .order_by_asc(product::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// The quotas of an event (team permission `ChangeItems` or `ViewOrders`).
+///
+/// # Errors
+/// As [`access::on_event`].
+pub async fn quotas_of_event(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    event_id: i32,
+) -> Result<Vec<quota::Model>, AppError> {
+    if access::on_event(db, principal, TeamPermission::ChangeItems, event_id)
+        .await
+        .is_err()
+    {
+        access::on_event(db, principal, TeamPermission::ViewOrders, event_id).await?;
+    }
+    Ok(quota::Entity::find()
+        .filter(quota::Column::EventId.eq(event_id))
+        .order_by_asc(quota::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// The quotas counting each product.
+///
+/// # Errors
+/// On database errors.
+pub async fn quotas_of_products(
+    db: &impl ConnectionTrait,
+    product_ids: &[i32],
+) -> Result<HashMap<i32, Vec<quota::Model>>, AppError> {
+    let links = quota_product::Entity::find()
+        .filter(quota_product::Column::ProductId.is_in(product_ids.iter().copied()))
+        .all(db)
+        .await?;
+    let quotas: HashMap<i32, quota::Model> = quota::Entity::find()
+        .filter(quota::Column::Id.is_in(links.iter().map(|l| l.quota_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|q| (q.id, q))
+        .collect();
+    let mut by_product: HashMap<i32, Vec<quota::Model>> =
+        product_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for link in links {
+        if let Some(quota) = quotas.get(&link.quota_id) {
+            by_product
+                .entry(link.product_id)
+                .or_default()
+                .push(quota.clone());
+        }
+    }
+    Ok(by_product)
+}
+
+/// A product's availability over its quotas: the worst state and the least
+/// remaining (`None`: unlimited). A product in no quota is `Gone` with nothing left.
+pub fn availability(quotas: &[quota::Model]) -> (Availability, Option<i32>) {
+    if quotas.is_empty() {
+        return (Availability::Gone, Some(0));
+    }
+    let state = quotas
+        .iter()
+        .map(quota::Model::availability)
+        .max()
+        .unwrap_or(Availability::Gone);
+    let remaining = quotas.iter().filter_map(quota::Model::remaining).min();
+    (state, remaining)
+}
+
+/// The variations of a product.
+///
+/// # Errors
+/// On database errors.
+pub async fn variations_of(
+    db: &impl ConnectionTrait,
+    product_id: i32,
+) -> Result<Vec<product_variation::Model>, AppError> {
+    Ok(product_variation::Entity::find()
+        .filter(product_variation::Column::ProductId.eq(product_id))
+        .order_by_asc(product_variation::Column::Position)
+        .order_by_asc(product_variation::Column::Id)
+        .all(db)
+        .await?)
+}

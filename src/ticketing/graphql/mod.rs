@@ -1,0 +1,60 @@
+//! Ticketing's GraphQL: its types (`types`), the organizer back office
+//! (`back_office`: organizers, events, teams, tokens, catalog, order changes),
+//! the shop (`shop`: storefront, carts, checkout, orders by code) and its part
+//! of the shared `User` type (`UserTicketingPart`: one's own orders).
+
+pub mod back_office;
+pub mod shop;
+pub mod types;
+
+use async_graphql::{Context, Object, Result};
+
+use crate::auth::guards::principal;
+use crate::graphql::ids::Kind;
+use crate::graphql::pagination::{IdConnection, connection, page_request};
+use crate::services::services;
+use types::Order;
+
+pub use back_office::BackOfficeMutation;
+pub use shop::{ShopMutation, ShopQuery};
+
+impl Kind {
+    pub const ORGANIZER: Self = Self::named("Organizer");
+    pub const EVENT: Self = Self::named("Event");
+    pub const SUB_EVENT: Self = Self::named("SubEvent");
+    pub const TEAM: Self = Self::named("Team");
+    pub const TEAM_API_TOKEN: Self = Self::named("TeamApiToken");
+    pub const PRODUCT_CATEGORY: Self = Self::named("ProductCategory");
+    pub const PRODUCT: Self = Self::named("Product");
+    pub const PRODUCT_VARIATION: Self = Self::named("ProductVariation");
+    pub const QUOTA: Self = Self::named("Quota");
+    pub const CART_POSITION: Self = Self::named("CartPosition");
+    pub const ORDER: Self = Self::named("Order");
+    pub const ORDER_POSITION: Self = Self::named("OrderPosition");
+    pub const LOG_ENTRY: Self = Self::named("LogEntry");
+}
+
+/// Ticketing's part of `User`: the account's own orders.
+pub struct UserTicketingPart {
+    pub user_id: i32,
+}
+
+#[Object]
+impl UserTicketingPart {
+    /// The account's orders, oldest first (the user and staff only).
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<IdConnection<Order>> {
+        let principal = principal(ctx);
+        principal.person()?;
+        if !principal.accounts().allows(self.user_id) {
+            return Err(crate::error::AppError::Forbidden.into());
+        }
+        let page = page_request(first, after.as_deref())?;
+        let rows = super::orders::of_user(&services(ctx)?.db, self.user_id, page).await?;
+        Ok(connection(page, rows, |o| o.id, Order))
+    }
+}

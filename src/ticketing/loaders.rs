@@ -1,0 +1,35 @@
+//! DataLoader keys of ticketing.
+
+use sea_orm::{EntityTrait as _, QueryOrder as _};
+
+use super::catalog;
+use crate::entities::{order_position, product, quota};
+use crate::graphql::loaders::{DbLoader, LoadResult, many_per_key, one_per_key};
+
+one_per_key!(ProductById: product by Id => id);
+many_per_key!(
+    /// An order's positions, in order.
+    PositionsOfOrder: order_position by OrderId => order_id,
+    order_position::Entity::find().order_by_asc(order_position::Column::Positionid)
+);
+
+/// The quotas counting a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuotasOfProduct(pub i32);
+
+impl async_graphql::dataloader::Loader<QuotasOfProduct> for DbLoader {
+    type Value = Vec<quota::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[QuotasOfProduct],
+    ) -> LoadResult<QuotasOfProduct, Vec<quota::Model>> {
+        let ids: Vec<i32> = keys.iter().map(|k| k.0).collect();
+        let quotas = catalog::quotas_of_products(self.db(), &ids).await?;
+        Ok(quotas
+            .into_iter()
+            .map(|(id, quotas)| (QuotasOfProduct(id), quotas))
+            .collect())
+    }
+}

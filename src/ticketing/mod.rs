@@ -1,0 +1,35 @@
+//! Ticketing: organizers sell tickets for events (seed 003 pretix, seed 001
+//! django-program registration, seed 000 the olympic ticket, unified as
+//! DESIGN §2 asks: one product, one order, one position/ticket model).
+//!
+//! - `organizers`: organizers, events, dates, teams, members, API tokens;
+//! - `catalog`: categories, products, variations, quotas and availability;
+//! - `carts`, `quotas`, `orders`: buying without overselling;
+//! - `access`: pretix's team permissions for the event at hand;
+//! - `audit`: the audit log, written in each change's transaction;
+//! - `money`: exact amounts (minor units, decimal strings);
+//! - `jobs`: expiry of cart holds and unpaid orders;
+//! - `graphql`, `loaders`: the API.
+//!
+//! Invariants:
+//! - Quota units are taken only by a conditional `UPDATE` that checks what is
+//!   left (`quotas::hold`), in the transaction that stores the positions
+//!   holding them; every later move or release happens in the transaction
+//!   that removes or changes those positions, by the statement that did so.
+//!   A quota is therefore never oversold, on SQLite or PostgreSQL, with any
+//!   number of replicas.
+//! - Every change to events, dates, teams, tokens, products, quotas and
+//!   orders writes its audit log entry in its own transaction.
+//! - Team API tokens are stored as SHA-256 only and shown once.
+
+pub mod access;
+pub mod audit;
+pub mod carts;
+pub mod catalog;
+pub mod graphql;
+pub mod jobs;
+pub mod loaders;
+pub mod money;
+pub mod orders;
+pub mod organizers;
+pub mod quotas;

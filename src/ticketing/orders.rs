@@ -1,0 +1,573 @@
+//! Orders: checkout turns a cart into an order atomically, and teams mark
+//! orders paid or cancel them.
+//!
+//! Checkout runs in one transaction: it removes each cart position that has
+//! not expired (`carts::take_live`; one expired position refuses the whole
+//! checkout with `EXPIRED`), moves their quota units from carts to pending
+//! orders, and inserts the order and its positions. An admission position is
+//! a ticket: a random secret for its QR code, and the olympic ticket's unique
+//! key, SHA-256 over the buyer, the purchase date and the position's id,
+//! written once the insert has given the id.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::access::{self, Actor};
+use super::audit::{self, Change};
+use super::carts;
+use super::money::included_tax;
+use super::quotas::{self, Counter};
+use crate::auth::tokens::random_token;
+use crate::auth::{Principal, TeamPermission};
+use crate::db::page_by_id;
+use crate::entities::order::OrderStatus;
+use crate::entities::{event, order, order_position, product};
+use crate::error::{AppError, Reason};
+use crate::pagination::{Page, PageRequest};
+
+/// How long a pending order waits for its payment before it expires.
+pub const PAYMENT_TERM: TimeDelta = TimeDelta::days(14);
+
+/// Order codes: capitals and digits without look-alikes (pretix's alphabet).
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ3789";
+const CODE_LENGTH: usize = 6;
+
+fn order_code() -> Result<String, AppError> {
+    let mut bytes = [0_u8; CODE_LENGTH];
+    getrandom::fill(&mut bytes).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+        .collect())
+}
+
+/// The olympic ticket's key: hex SHA-256 of `client|purchase date|id`, where
+/// the client is the buyer's account id or, without an account, their email.
+pub fn ticket_key(client: &str, purchased: DateTime<Utc>, position_id: i32) -> String {
+    let digest = Sha256::digest(format!("{client}|{}|{position_id}", purchased.to_rfc3339()));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_email(email: &str) -> Result<String, AppError> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if valid {
+        Ok(email.to_owned())
+    } else {
+        Err(AppError::bad_input("email", "not an email address"))
+    }
+}
+
+/// Turns a cart into a pending order (a paid one when it costs nothing).
+///
+/// # Errors
+/// `BAD_USER_INPUT` on an empty cart, a bad email or fewer than a product's
+/// minimum per order; `UNAUTHENTICATED` for an anonymous buyer of a product
+/// limited per account; `CONFLICT` (no reason) beyond that limit; `EXPIRED`
+/// when a position's hold has expired.
+pub async fn checkout(
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    cart_id: &str,
+    email: &str,
+) -> Result<(order::Model, Vec<order_position::Model>), AppError> {
+    let email = parse_email(email)?;
+    let user_id = match principal {
+        Principal::Person(_) => Some(principal.person()?.id),
+        _ => None,
+    };
+    let txn = db.begin().await?;
+    let cart = carts::positions(&txn, cart_id).await?;
+    let Some(first) = cart.first() else {
+        return Err(AppError::bad_input("cartId", "the cart is empty"));
+    };
+    let event = event::Entity::find_by_id(first.event_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::not_found("event"))?;
+    let products: HashMap<i32, product::Model> = product::Entity::find()
+        .filter(product::Column::Id.is_in(cart.iter().map(|p| p.product_id)))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    check_limits(&txn, &cart, &products, user_id).await?;
+    for position in &cart {
+        if !carts::take_live(&txn, position, now).await? {
+            return Err(AppError::refused(
+                Reason::Expired,
+                "the cart has expired; add the products again",
+            ));
+        }
+    }
+    let total: i64 = cart.iter().map(|p| p.price_minor).sum();
+    let status = if total == 0 {
+        OrderStatus::Paid
+    } else {
+        OrderStatus::Pending
+    };
+    let units = quotas::units(cart.iter().map(|p| p.quota_ids.as_str()));
+    let target = if status == OrderStatus::Paid {
+        Counter::Paid
+    } else {
+        Counter::Pending
+    };
+    quotas::shift(&txn, &units, Counter::InCarts, target).await?;
+    let mut code = order_code()?;
+    // Codes are unique per event; a clash (rare) draws again.
+    while order::Entity::find()
+        .filter(order::Column::EventId.eq(event.id))
+        .filter(order::Column::Code.eq(code.clone()))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        code = order_code()?;
+    }
+    let order = order::ActiveModel {
+        event_id: Set(event.id),
+        code: Set(code),
+        secret: Set(random_token()?),
+        status: Set(status),
+        user_id: Set(user_id),
+        email: Set(email.clone()),
+        total_minor: Set(total),
+        testmode: Set(event.testmode),
+        sales_channel: Set("web".to_owned()),
+        datetime: Set(now),
+        expires: Set(now + PAYMENT_TERM),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let client = user_id.map_or_else(|| email.clone(), |id| id.to_string());
+    let mut positions = Vec::with_capacity(cart.len());
+    for (index, item) in cart.iter().enumerate() {
+        let product = products.get(&item.product_id);
+        let tax_rate = product.map_or(0, |p| p.tax_rate_bp);
+        let admission = product.is_some_and(|p| p.admission);
+        let position = order_position::ActiveModel {
+            order_id: Set(order.id),
+            positionid: Set(i32::try_from(index + 1).unwrap_or(i32::MAX)),
+            product_id: Set(item.product_id),
+            variation_id: Set(item.variation_id),
+            sub_event_id: Set(item.sub_event_id),
+            price_minor: Set(item.price_minor),
+            tax_rate_bp: Set(tax_rate),
+            tax_value_minor: Set(included_tax(item.price_minor, tax_rate)),
+            secret: Set(random_token()?),
+            ticket_key: Set(None),
+            canceled: Set(false),
+            attendee_name: Set(None),
+            attendee_email: Set(None),
+            quota_ids: Set(item.quota_ids.clone()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let position = if admission {
+            let key = ticket_key(&client, order.datetime, position.id);
+            let mut row: order_position::ActiveModel = position.into();
+            row.ticket_key = Set(Some(key));
+            row.update(&txn).await?
+        } else {
+            position
+        };
+        positions.push(position);
+    }
+    audit::record(
+        &txn,
+        user_id.map(Actor::Person),
+        now,
+        Change {
+            organizer_id: event.organizer_id,
+            event_id: Some(event.id),
+            action: "voltgate.order.placed",
+            object_type: "order",
+            object_id: order.id,
+            data: json!({ "code": order.code, "total_minor": total, "positions": positions.len() }),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((order, positions))
+}
+
+async fn check_limits(
+    db: &impl ConnectionTrait,
+    cart: &[crate::entities::cart_position::Model],
+    products: &HashMap<i32, product::Model>,
+    user_id: Option<i32>,
+) -> Result<(), AppError> {
+    let mut counts: HashMap<i32, i32> = HashMap::new();
+    for position in cart {
+        *counts.entry(position.product_id).or_default() += 1;
+    }
+    for (product_id, count) in counts {
+        let Some(product) = products.get(&product_id) else {
+            continue;
+        };
+        if product.min_per_order.is_some_and(|min| count < min) {
+            return Err(AppError::bad_input(
+                "cartId",
+                format!(
+                    "{} needs at least {} per order",
+                    product.name,
+                    product.min_per_order.unwrap_or(1)
+                ),
+            ));
+        }
+        if let Some(limit) = product.limit_per_user {
+            let Some(user_id) = user_id else {
+                return Err(AppError::Unauthenticated);
+            };
+            let orders: Vec<i32> = order::Entity::find()
+                .filter(order::Column::UserId.eq(user_id))
+                .filter(order::Column::Status.is_in([OrderStatus::Pending, OrderStatus::Paid]))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|o| o.id)
+                .collect();
+            let bought = order_position::Entity::find()
+                .filter(order_position::Column::OrderId.is_in(orders))
+                .filter(order_position::Column::ProductId.eq(product_id))
+                .filter(order_position::Column::Canceled.eq(false))
+                .all(db)
+                .await?
+                .len();
+            if i64::try_from(bought).unwrap_or(i64::MAX) + i64::from(count) > i64::from(limit) {
+                return Err(AppError::Conflict(format!(
+                    "{} is limited to {limit} per account",
+                    product.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn order_for_change(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    order_id: i32,
+) -> Result<(order::Model, event::Model, Actor), AppError> {
+    if matches!(principal, Principal::Anonymous) {
+        return Err(AppError::Unauthenticated);
+    }
+    let order = order::Entity::find_by_id(order_id).one(db).await?;
+    let event_id = order.as_ref().map_or(0, |o| o.event_id);
+    let (event, actor) =
+        access::on_event(db, principal, TeamPermission::ChangeOrders, event_id).await?;
+    let order = order.ok_or(AppError::not_found("order"))?;
+    Ok((order, event, actor))
+}
+
+/// Changes an order's status from `from` to `to` by one conditional `UPDATE`,
+/// so two concurrent changes never both apply.
+async fn transition(
+    db: &impl ConnectionTrait,
+    order: &order::Model,
+    from: &[OrderStatus],
+    to: OrderStatus,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let changed = order::Entity::update_many()
+        .col_expr(order::Column::Status, sea_orm::sea_query::Expr::value(to))
+        .col_expr(
+            order::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(order::Column::Id.eq(order.id))
+        .filter(order::Column::Status.is_in(from.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(changed.rows_affected == 1)
+}
+
+/// Marks a pending order paid (team permission `ChangeOrders`): its quota
+/// units move from pending to paid.
+///
+/// # Errors
+/// `INVALID_TRANSITION` unless the order is pending; as [`access::on_event`].
+pub async fn mark_paid(
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    order_id: i32,
+) -> Result<order::Model, AppError> {
+    let txn = db.begin().await?;
+    let (order, event, actor) = order_for_change(&txn, principal, order_id).await?;
+    if !transition(
+        &txn,
+        &order,
+        &[OrderStatus::Pending],
+        OrderStatus::Paid,
+        now,
+    )
+    .await?
+    {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "only a pending order can be marked paid",
+        ));
+    }
+    let positions = live_positions(&txn, order.id).await?;
+    let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
+    quotas::shift(&txn, &units, Counter::Pending, Counter::Paid).await?;
+    log_order(&txn, actor, now, &event, &order, "voltgate.order.paid").await?;
+    let order = order::Entity::find_by_id(order.id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::not_found("order"))?;
+    txn.commit().await?;
+    Ok(order)
+}
+
+/// Cancels a pending or paid order (team permission `ChangeOrders`): its
+/// positions are canceled and their quota units released.
+///
+/// # Errors
+/// `INVALID_TRANSITION` for an order already canceled or expired; as
+/// [`access::on_event`].
+pub async fn cancel(
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    order_id: i32,
+) -> Result<order::Model, AppError> {
+    let txn = db.begin().await?;
+    let (order, event, actor) = order_for_change(&txn, principal, order_id).await?;
+    let counter = match order.status {
+        OrderStatus::Paid => Counter::Paid,
+        _ => Counter::Pending,
+    };
+    if !matches!(order.status, OrderStatus::Pending | OrderStatus::Paid)
+        || !transition(&txn, &order, &[order.status], OrderStatus::Canceled, now).await?
+    {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "the order is canceled or expired already",
+        ));
+    }
+    let positions = live_positions(&txn, order.id).await?;
+    let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
+    quotas::release(&txn, &units, counter).await?;
+    order_position::Entity::update_many()
+        .col_expr(
+            order_position::Column::Canceled,
+            sea_orm::sea_query::Expr::value(true),
+        )
+        .filter(order_position::Column::OrderId.eq(order.id))
+        .exec(&txn)
+        .await?;
+    log_order(&txn, actor, now, &event, &order, "voltgate.order.canceled").await?;
+    let order = order::Entity::find_by_id(order.id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::not_found("order"))?;
+    txn.commit().await?;
+    Ok(order)
+}
+
+/// Expires pending orders past their payment deadline and releases their
+/// quota units; returns how many expired. Each order changes by a conditional
+/// `UPDATE`, so replicas running this at once expire each order once.
+///
+/// # Errors
+/// On database errors.
+pub async fn expire_unpaid(
+    db: &sea_orm::DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<u64, AppError> {
+    let due = order::Entity::find()
+        .filter(order::Column::Status.eq(OrderStatus::Pending))
+        .filter(order::Column::Expires.lte(now))
+        .order_by_asc(order::Column::Id)
+        .all(db)
+        .await?;
+    let mut expired = 0;
+    for order in due {
+        let txn = db.begin().await?;
+        if transition(
+            &txn,
+            &order,
+            &[OrderStatus::Pending],
+            OrderStatus::Expired,
+            now,
+        )
+        .await?
+        {
+            let positions = live_positions(&txn, order.id).await?;
+            let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
+            quotas::release(&txn, &units, Counter::Pending).await?;
+            if let Some(event) = event::Entity::find_by_id(order.event_id).one(&txn).await? {
+                audit::record(
+                    &txn,
+                    None,
+                    now,
+                    Change {
+                        organizer_id: event.organizer_id,
+                        event_id: Some(event.id),
+                        action: "voltgate.order.expired",
+                        object_type: "order",
+                        object_id: order.id,
+                        data: json!({ "code": order.code }),
+                    },
+                )
+                .await?;
+            }
+            expired += 1;
+        }
+        txn.commit().await?;
+    }
+    Ok(expired)
+}
+
+async fn log_order(
+    db: &impl ConnectionTrait,
+    actor: Actor,
+    now: DateTime<Utc>,
+    event: &event::Model,
+    order: &order::Model,
+    action: &str,
+) -> Result<(), AppError> {
+    audit::record(
+        db,
+        Some(actor),
+        now,
+        Change {
+            organizer_id: event.organizer_id,
+            event_id: Some(event.id),
+            action,
+            object_type: "order",
+            object_id: order.id,
+            data: json!({ "code": order.code, "from": order.status }),
+        },
+    )
+    .await
+}
+
+async fn live_positions(
+    db: &impl ConnectionTrait,
+    order_id: i32,
+) -> Result<Vec<order_position::Model>, AppError> {
+    Ok(order_position::Entity::find()
+        .filter(order_position::Column::OrderId.eq(order_id))
+        .filter(order_position::Column::Canceled.eq(false))
+        .all(db)
+        .await?)
+}
+
+/// The positions of an order, in order.
+///
+/// # Errors
+/// On database errors.
+pub async fn positions_of(
+    db: &impl ConnectionTrait,
+    order_id: i32,
+) -> Result<Vec<order_position::Model>, AppError> {
+    Ok(order_position::Entity::find()
+        .filter(order_position::Column::OrderId.eq(order_id))
+        .order_by_asc(order_position::Column::Positionid)
+        .all(db)
+        .await?)
+}
+
+/// An order reached by its code and secret, as a buyer without an account
+/// does; a wrong secret is `NOT_FOUND` like a wrong code.
+///
+/// # Errors
+/// `NOT_FOUND`.
+pub async fn by_code(
+    db: &impl ConnectionTrait,
+    event_id: i32,
+    code: &str,
+    secret: &str,
+) -> Result<order::Model, AppError> {
+    order::Entity::find()
+        .filter(order::Column::EventId.eq(event_id))
+        .filter(order::Column::Code.eq(code))
+        .one(db)
+        .await?
+        .filter(|o| {
+            crate::auth::tokens::sha256_hex(&o.secret) == crate::auth::tokens::sha256_hex(secret)
+        })
+        .ok_or(AppError::not_found("order"))
+}
+
+/// An event's orders (team permission `ViewOrders`), oldest first.
+///
+/// # Errors
+/// As [`access::on_event`].
+pub async fn of_event(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    event_id: i32,
+    page: PageRequest,
+) -> Result<Page<order::Model>, AppError> {
+    access::on_event(db, principal, TeamPermission::ViewOrders, event_id).await?;
+    page_by_id(
+        db,
+        order::Entity::find().filter(order::Column::EventId.eq(event_id)),
+        order::Column::Id,
+        page,
+    )
+    .await
+}
+
+/// An account's own orders, oldest first.
+///
+/// # Errors
+/// On database errors.
+pub async fn of_user(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+    page: PageRequest,
+) -> Result<Page<order::Model>, AppError> {
+    page_by_id(
+        db,
+        order::Entity::find().filter(order::Column::UserId.eq(user_id)),
+        order::Column::Id,
+        page,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ticket_key_hashes_client_date_and_id() {
+        let at = DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default();
+        let key = ticket_key("42", at, 7);
+        assert_eq!(key.len(), 64);
+        assert_eq!(key, ticket_key("42", at, 7));
+        assert_ne!(key, ticket_key("42", at, 8));
+        assert_ne!(key, ticket_key("43", at, 7));
+    }
+
+    #[test]
+    fn order_codes_use_the_alphabet() {
+        let code = order_code().unwrap_or_default();
+        assert_eq!(code.len(), CODE_LENGTH);
+        assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)));
+    }
+}

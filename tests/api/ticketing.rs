@@ -1,0 +1,550 @@
+//! Ticketing: organizers and their teams set up an event, buyers fill carts
+//! and check out, and a quota is never oversold, however many buyers race.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use voltgate::auth::rate_limit::RateLimiter;
+use voltgate::bus::memory::MemoryBus;
+use voltgate::jobs::Job as _;
+use voltgate::services::{ManualClock, ServiceContext};
+
+use crate::client::{TestUser, keys};
+use crate::helpers::{TestApp, global_id, spawn_app};
+
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("none")
+}
+
+pub fn reason(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["reason"]
+        .as_str()
+        .unwrap_or("none")
+}
+
+/// Posts with `Authorization: Token <secret>` (a team API token).
+pub async fn as_token(app: &TestApp, secret: &str, query: &str, variables: Value) -> Value {
+    app.http
+        .post(app.url("/graphql"))
+        .header("Authorization", format!("Token {secret}"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// A person registered through the service (not the API, whose per-address
+/// limit a test with many people would meet), signed in with a minted token.
+pub async fn person(app: &TestApp, username: &str) -> TestUser {
+    let account = voltgate::accounts::registration::register(
+        &app.db,
+        voltgate::accounts::registration::Registration {
+            username: username.to_owned(),
+            email: format!("{username}@example.com"),
+            password: "Correct-horse-battery-42".to_owned(),
+            phone: None,
+            full_name: None,
+            accept_terms: true,
+            accept_privacy_policy: true,
+            accept_notifications: false,
+        },
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("registered: {e:?}"));
+    let (token, _) = keys()
+        .issue_access(account.id, account.token_version, chrono::Utc::now())
+        .unwrap_or_else(|e| panic!("signed: {e:?}"));
+    let mut user = TestUser::bearer(app, &token);
+    user.id = Some(account.id);
+    user
+}
+
+/// An organizer with its administrator and one live event.
+pub struct Shop {
+    pub staff: TestUser,
+    pub admin: TestUser,
+    pub organizer: String,
+    pub event: String,
+}
+
+pub const CREATE_PRODUCT: &str =
+    "mutation($input: CreateProductInput!) { createProduct(input: $input) { product { id } } }";
+pub const ADD_TO_CART: &str = "mutation($input: AddToCartInput!) { addToCart(input: $input) { cart { id positions { id expires } } } }";
+pub const CHECKOUT: &str = "mutation($input: CheckoutInput!) { checkout(input: $input) { secret order { id code status total { amount currency } positions { positionid secret ticketKey valid price { amount } taxValue { amount } } } } }";
+pub const AVAILABILITY: &str = "query($o: String!, $e: String!) { event(organizerSlug: $o, slug: $e) { products { name availability { state remainingQuantity isAvailable } } } }";
+
+impl Shop {
+    pub async fn open(app: &TestApp, slug: &str) -> Self {
+        let staff = TestUser::staff(app, &format!("{slug}-staff")).await;
+        let admin = TestUser::organizer(app, &format!("{slug}-admin")).await;
+        let created = staff
+            .gql(
+                "mutation($input: CreateOrganizerInput!) { createOrganizer(input: $input) { organizer { id slug } } }",
+                json!({ "input": { "name": "Arena", "slug": slug, "adminUserId": global_id("User", admin.id.expect("a person")) } }),
+            )
+            .await;
+        let organizer = created["data"]["createOrganizer"]["organizer"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an organizer: {created}"))
+            .to_owned();
+        let event = admin
+            .gql(
+                "mutation($input: CreateEventInput!) { createEvent(input: $input) { event { id live } } }",
+                json!({ "input": {
+                    "organizerId": organizer, "name": "Finals", "slug": "finals", "currency": "EUR",
+                    "dateFrom": "2027-06-01T18:00:00Z", "timeZone": "Europe/Paris", "live": true,
+                } }),
+            )
+            .await;
+        let event_id = event["data"]["createEvent"]["event"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an event: {event}"))
+            .to_owned();
+        Self {
+            staff,
+            admin,
+            organizer,
+            event: event_id,
+        }
+    }
+
+    /// A product with a quota of `total` (its total quantity).
+    pub async fn product(&self, name: &str, price: &str, total: i32) -> String {
+        let body = self
+            .admin
+            .gql(
+                CREATE_PRODUCT,
+                json!({ "input": { "eventId": self.event, "name": name, "kind": "ADMISSION", "price": price, "taxRate": "19", "totalQuantity": total } }),
+            )
+            .await;
+        body["data"]["createProduct"]["product"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a product: {body}"))
+            .to_owned()
+    }
+}
+
+pub async fn add_to_cart(app: &TestApp, product: &str, quantity: i32, cart: Option<&str>) -> Value {
+    app.graphql(
+        ADD_TO_CART,
+        json!({ "input": { "productId": product, "quantity": quantity, "cartId": cart } }),
+    )
+    .await
+}
+
+pub async fn checkout(app: &TestApp, cart: &str) -> Value {
+    app.graphql(
+        CHECKOUT,
+        json!({ "input": { "cartId": cart, "email": "buyer@example.com" } }),
+    )
+    .await
+}
+
+async fn availability(app: &TestApp, slug: &str) -> Value {
+    let body = app
+        .graphql(AVAILABILITY, json!({ "o": slug, "e": "finals" }))
+        .await;
+    body["data"]["event"]["products"][0]["availability"].clone()
+}
+
+#[tokio::test]
+async fn an_organizer_sells_tickets_from_cart_to_paid_order() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "arena").await;
+    let product = shop.product("Seat", "49.50", 2).await;
+    assert_eq!(
+        availability(&app, "arena").await,
+        json!({ "state": "OK", "remainingQuantity": 2, "isAvailable": true })
+    );
+
+    // Two seats held by a cart: nothing is left, because of the cart.
+    let added = add_to_cart(&app, &product, 2, None).await;
+    let cart = added["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a cart: {added}"))
+        .to_owned();
+    assert_eq!(
+        added["data"]["addToCart"]["cart"]["positions"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(availability(&app, "arena").await["state"], "RESERVED");
+    let late = add_to_cart(&app, &product, 1, None).await;
+    assert_eq!(
+        (code(&late), reason(&late)),
+        ("CONFLICT", "SOLD_OUT"),
+        "{late}"
+    );
+
+    // Checkout: a pending order with two tickets, prices computed on the server.
+    let placed = checkout(&app, &cart).await;
+    let order = &placed["data"]["checkout"]["order"];
+    assert_eq!(order["status"], "PENDING", "{placed}");
+    assert_eq!(
+        order["total"],
+        json!({ "amount": "99.00", "currency": "EUR" })
+    );
+    let positions = order["positions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(positions.len(), 2);
+    for position in &positions {
+        let key = position["ticketKey"].as_str().unwrap_or_default();
+        assert_eq!(key.len(), 64, "a SHA-256 key: {position}");
+        assert_eq!(position["valid"], false, "not valid before payment");
+        assert_eq!(position["taxValue"]["amount"], "7.90");
+    }
+    assert_ne!(positions[0]["ticketKey"], positions[1]["ticketKey"]);
+    assert_eq!(availability(&app, "arena").await["state"], "ORDERED");
+    let again = checkout(&app, &cart).await;
+    assert_eq!(
+        code(&again),
+        "BAD_USER_INPUT",
+        "a cart checks out once: {again}"
+    );
+
+    // The team marks it paid: sold out for good, and the tickets are valid.
+    let order_id = order["id"].as_str().unwrap_or_default().to_owned();
+    let paid = shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { markOrderPaid(input: { orderId: $id }) { order { status } } }",
+            json!({ "id": order_id }),
+        )
+        .await;
+    assert_eq!(
+        paid["data"]["markOrderPaid"]["order"]["status"], "PAID",
+        "{paid}"
+    );
+    assert_eq!(
+        availability(&app, "arena").await,
+        json!({ "state": "GONE", "remainingQuantity": 0, "isAvailable": false })
+    );
+
+    // A buyer without an account reaches the order with its code and secret.
+    let lookup = "query($e: ID!, $c: String!, $s: String!) { order(eventId: $e, code: $c, secret: $s) { status positions { valid } } }";
+    let vars = |secret: &str| json!({ "e": shop.event, "c": order["code"], "s": secret });
+    let secret = placed["data"]["checkout"]["secret"]
+        .as_str()
+        .unwrap_or_default();
+    let found = app.graphql(lookup, vars(secret)).await;
+    assert_eq!(found["data"]["order"]["status"], "PAID", "{found}");
+    assert_eq!(found["data"]["order"]["positions"][0]["valid"], true);
+    let wrong = app.graphql(lookup, vars("not-the-secret")).await;
+    assert_eq!(code(&wrong), "NOT_FOUND");
+
+    // Every change is in the audit log, with who made it.
+    let log = shop
+        .admin
+        .gql(
+            "query { event(organizerSlug: \"arena\", slug: \"finals\") { logEntries { actionType userId } } }",
+            json!({}),
+        )
+        .await;
+    let actions: Vec<String> = log["data"]["event"]["logEntries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("log entries: {log}"))
+        .iter()
+        .map(|e| e["actionType"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for action in [
+        "voltgate.event.created",
+        "voltgate.product.added",
+        "voltgate.quota.added",
+        "voltgate.order.placed",
+        "voltgate.order.paid",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+    assert_eq!(
+        log["data"]["event"]["logEntries"][0]["userId"],
+        json!(global_id("User", shop.admin.id.unwrap_or_default()))
+    );
+}
+
+#[tokio::test]
+async fn fifty_buyers_racing_for_ten_seats_get_exactly_ten_orders() {
+    let app = Arc::new(spawn_app().await);
+    let shop = Shop::open(&app, "rush").await;
+    let product = shop.product("Last seats", "10.00", 10).await;
+
+    let buyers = (0..50).map(|_| {
+        let (app, product) = (Arc::clone(&app), product.clone());
+        tokio::spawn(async move {
+            let added = add_to_cart(&app, &product, 1, None).await;
+            let Some(cart) = added["data"]["addToCart"]["cart"]["id"].as_str() else {
+                return Err(format!("{}/{}", code(&added), reason(&added)));
+            };
+            let placed = checkout(&app, cart).await;
+            match placed["data"]["checkout"]["order"]["code"].as_str() {
+                Some(code) => Ok(code.to_owned()),
+                None => Err(format!("checkout failed: {placed}")),
+            }
+        })
+    });
+    let mut orders = Vec::new();
+    let mut refusals = Vec::new();
+    for buyer in buyers {
+        match buyer.await.expect("the buyer finishes") {
+            Ok(code) => orders.push(code),
+            Err(refusal) => refusals.push(refusal),
+        }
+    }
+    assert_eq!(
+        orders.len(),
+        10,
+        "exactly ten orders; refusals: {refusals:?}"
+    );
+    assert!(
+        refusals.iter().all(|r| r == "CONFLICT/SOLD_OUT"),
+        "everyone else is told it is sold out: {refusals:?}"
+    );
+    orders.sort();
+    orders.dedup();
+    assert_eq!(orders.len(), 10, "order codes are unique");
+
+    let quotas = shop
+        .admin
+        .gql(
+            "query { event(organizerSlug: \"rush\", slug: \"finals\") { quotas { size paid pending inCarts availability { state remainingQuantity } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        quotas["data"]["event"]["quotas"][0],
+        json!({ "size": 10, "paid": 0, "pending": 10, "inCarts": 0, "availability": { "state": "ORDERED", "remainingQuantity": 0 } }),
+        "{quotas}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_cart_frees_its_quota() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "expiry").await;
+    let product = shop.product("Only seat", "5.00", 1).await;
+    let added = add_to_cart(&app, &product, 1, None).await;
+    let cart = added["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a cart: {added}"))
+        .to_owned();
+    assert_eq!(availability(&app, "expiry").await["state"], "RESERVED");
+
+    // The job, on a replica whose clock is past the hold (30 minutes).
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+    let mut services = ServiceContext::new(
+        app.db.clone(),
+        Arc::new(MemoryBus::default()),
+        Arc::new(keys()),
+        Arc::new(RateLimiter::disabled()),
+    );
+    services.clock = clock.clone();
+    let job = voltgate::ticketing::jobs::ExpireHolds;
+    job.run(&services).await.expect("nothing expired yet");
+    assert_eq!(availability(&app, "expiry").await["state"], "RESERVED");
+    clock.advance(chrono::TimeDelta::minutes(31));
+    job.run(&services).await.expect("the hold expires");
+    job.run(&services)
+        .await
+        .expect("a second run releases nothing twice");
+    assert_eq!(
+        availability(&app, "expiry").await,
+        json!({ "state": "OK", "remainingQuantity": 1, "isAvailable": true })
+    );
+    let empty = checkout(&app, &cart).await;
+    assert_eq!(code(&empty), "BAD_USER_INPUT", "{empty}");
+
+    // Someone else buys the freed seat.
+    let other = add_to_cart(&app, &product, 1, None).await;
+    let other_cart = other["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_default();
+    let placed = checkout(&app, other_cart).await;
+    assert_eq!(
+        placed["data"]["checkout"]["order"]["status"], "PENDING",
+        "{placed}"
+    );
+}
+
+#[tokio::test]
+async fn team_api_tokens_are_shown_once_act_for_their_team_and_can_be_revoked() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "tokens").await;
+    let team = shop
+        .admin
+        .gql(
+            "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id permissions allEvents } } }",
+            json!({ "input": { "organizerId": shop.organizer, "name": "Box office", "eventIds": [shop.event], "permissions": ["CHANGE_ITEMS", "VIEW_ORDERS"] } }),
+        )
+        .await;
+    let team_id = team["data"]["createTeam"]["team"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a team: {team}"))
+        .to_owned();
+    let issued = shop
+        .admin
+        .gql(
+            "mutation($t: ID!) { createTeamApiToken(input: { teamId: $t, name: \"till 1\" }) { secret token { id active } } }",
+            json!({ "t": team_id }),
+        )
+        .await;
+    let secret = issued["data"]["createTeamApiToken"]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a token: {issued}"))
+        .to_owned();
+    let token_id = issued["data"]["createTeamApiToken"]["token"]["id"].clone();
+
+    // The token acts with the team's permissions on the team's event.
+    let created = as_token(
+        &app,
+        &secret,
+        CREATE_PRODUCT,
+        json!({ "input": { "eventId": shop.event, "name": "Scarf", "kind": "MERCHANDISE", "price": "15" } }),
+    )
+    .await;
+    assert!(
+        created["data"]["createProduct"]["product"]["id"].is_string(),
+        "{created}"
+    );
+    let orders = as_token(
+        &app,
+        &secret,
+        "query { event(organizerSlug: \"tokens\", slug: \"finals\") { orders { totalCount } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        orders["data"]["event"]["orders"]["totalCount"], 0,
+        "{orders}"
+    );
+    let refused = as_token(
+        &app,
+        &secret,
+        "mutation($id: ID!) { updateEvent(input: { eventId: $id, name: \"Renamed\" }) { event { name } } }",
+        json!({ "id": shop.event }),
+    )
+    .await;
+    assert_eq!(
+        code(&refused),
+        "FORBIDDEN",
+        "not a permission of the team: {refused}"
+    );
+
+    // The audit log names the token.
+    let log = shop
+        .admin
+        .gql(
+            "query { event(organizerSlug: \"tokens\", slug: \"finals\") { logEntries(last: 1) { actionType teamApiTokenId userId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        log["data"]["event"]["logEntries"][0],
+        json!({ "actionType": "voltgate.product.added", "teamApiTokenId": token_id, "userId": null }),
+        "{log}"
+    );
+
+    // Revoked, it stops at once; a made-up token never worked.
+    let revoked = shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { revokeTeamApiToken(input: { tokenId: $id }) { token { active } } }",
+            json!({ "id": token_id }),
+        )
+        .await;
+    assert_eq!(
+        revoked["data"]["revokeTeamApiToken"]["token"]["active"], false,
+        "{revoked}"
+    );
+    let after = as_token(
+        &app,
+        &secret,
+        CREATE_PRODUCT,
+        json!({ "input": { "eventId": shop.event, "name": "Cap", "kind": "MERCHANDISE", "price": "9" } }),
+    )
+    .await;
+    assert_eq!(code(&after), "UNAUTHENTICATED", "{after}");
+    let forged = as_token(&app, "made-up", CREATE_PRODUCT, json!({ "input": { "eventId": shop.event, "name": "Cap", "kind": "MERCHANDISE", "price": "9" } })).await;
+    assert_eq!(code(&forged), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn bad_ticketing_input_gets_precise_errors() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "inputs").await;
+    let cases = [
+        (
+            json!({ "eventId": shop.event, "name": "X", "kind": "ADMISSION", "price": "1.234" }),
+            "price",
+        ),
+        (
+            json!({ "eventId": shop.event, "name": "X", "kind": "ADMISSION", "price": "-1" }),
+            "price",
+        ),
+        (
+            json!({ "eventId": shop.event, "name": "X", "kind": "ADMISSION", "price": "1", "taxRate": "101" }),
+            "taxRate",
+        ),
+        (
+            json!({ "eventId": shop.event, "name": "", "kind": "ADMISSION", "price": "1" }),
+            "name",
+        ),
+        (
+            json!({ "eventId": shop.event, "name": "X", "kind": "ADMISSION", "price": "1", "minPerOrder": 3, "maxPerOrder": 2 }),
+            "minPerOrder",
+        ),
+        (
+            json!({ "eventId": shop.organizer, "name": "X", "kind": "ADMISSION", "price": "1" }),
+            "eventId",
+        ),
+    ];
+    for (input, field) in cases {
+        let body = shop
+            .admin
+            .gql(CREATE_PRODUCT, json!({ "input": input }))
+            .await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    let taken = shop
+        .admin
+        .gql(
+            "mutation($input: CreateEventInput!) { createEvent(input: $input) { event { id } } }",
+            json!({ "input": { "organizerId": shop.organizer, "name": "Again", "slug": "finals", "currency": "EUR", "dateFrom": "2027-06-01T18:00:00Z" } }),
+        )
+        .await;
+    assert_eq!(
+        (code(&taken), reason(&taken)),
+        ("CONFLICT", "SLUG_TAKEN"),
+        "{taken}"
+    );
+
+    // A product of an event that is not live cannot be bought.
+    let closed = shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { updateEvent(input: { eventId: $id, live: false }) { event { live } } }",
+            json!({ "id": shop.event }),
+        )
+        .await;
+    assert_eq!(
+        closed["data"]["updateEvent"]["event"]["live"], false,
+        "{closed}"
+    );
+    let product = shop.product("Hidden", "1", 5).await;
+    let body = add_to_cart(&app, &product, 1, None).await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    let body = add_to_cart(&app, &product, 0, None).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        !body.to_string().to_lowercase().contains("sql"),
+        "no SQL leaks: {body}"
+    );
+}

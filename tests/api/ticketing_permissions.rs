@@ -1,0 +1,258 @@
+//! Every ticketing operation × (anonymous, customer, team member without the
+//! permission, team member with it, team API token with it): the first three
+//! are refused, the last two are let through.
+
+use serde_json::{Value, json};
+
+use crate::client::TestUser;
+use crate::helpers::{TestApp, global_id, spawn_app};
+use crate::ticketing::{Shop, add_to_cart, as_token, checkout, code, person};
+
+/// Who calls.
+enum Caller<'a> {
+    Anonymous,
+    Person(&'a TestUser),
+    Token(&'a str),
+}
+
+async fn call(app: &TestApp, caller: &Caller<'_>, document: &str) -> Value {
+    match caller {
+        Caller::Anonymous => app.graphql(document, json!({})).await,
+        Caller::Person(user) => user.gql(document, json!({})).await,
+        Caller::Token(secret) => as_token(app, secret, document, json!({})).await,
+    }
+}
+
+async fn team(shop: &Shop, organizer: &str, events: &[&str], permissions: &[&str]) -> String {
+    let body = shop
+        .admin
+        .gql(
+            "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id } } }",
+            json!({ "input": { "organizerId": organizer, "name": "Team", "eventIds": events, "permissions": permissions } }),
+        )
+        .await;
+    body["data"]["createTeam"]["team"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a team: {body}"))
+        .to_owned()
+}
+
+async fn join(shop: &Shop, team: &str, user: &TestUser) {
+    let body = shop
+        .admin
+        .gql(
+            "mutation($t: ID!, $u: ID!) { addTeamMember(input: { teamId: $t, userId: $u }) { team { id } } }",
+            json!({ "t": team, "u": global_id("User", user.id.unwrap_or_default()) }),
+        )
+        .await;
+    assert!(body["data"]["addTeamMember"].is_object(), "{body}");
+}
+
+async fn token(shop: &Shop, team: &str) -> (String, String) {
+    let body = shop
+        .admin
+        .gql(
+            "mutation($t: ID!) { createTeamApiToken(input: { teamId: $t, name: \"api\" }) { secret token { id } } }",
+            json!({ "t": team }),
+        )
+        .await;
+    (
+        body["data"]["createTeamApiToken"]["secret"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a token: {body}"))
+            .to_owned(),
+        body["data"]["createTeamApiToken"]["token"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "perms").await;
+    let (org, event) = (shop.organizer.clone(), shop.event.clone());
+    let product = shop.product("Seat", "20.00", 100).await;
+    let cart = add_to_cart(&app, &product, 1, None).await;
+    let cart = cart["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let placed = checkout(&app, &cart).await;
+    let order = placed["data"]["checkout"]["order"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an order: {placed}"))
+        .to_owned();
+
+    let customer = person(&app, "carla").await;
+    let customer_id = global_id("User", customer.id.unwrap_or_default());
+    // Mallory is on a team of this organizer without permissions, and on a
+    // team with every permission of another organizer.
+    let mallory = person(&app, "mallory").await;
+    let nothing = team(&shop, &org, &[], &[]).await;
+    join(&shop, &nothing, &mallory).await;
+    let elsewhere = shop
+        .staff
+        .gql(
+            "mutation($u: ID!) { createOrganizer(input: { name: \"Other\", slug: \"other\", adminUserId: $u }) { organizer { id } } }",
+            json!({ "u": global_id("User", mallory.id.unwrap_or_default()) }),
+        )
+        .await;
+    assert!(
+        elsewhere["data"]["createOrganizer"].is_object(),
+        "{elsewhere}"
+    );
+    let scratch = team(&shop, &org, &[], &[]).await;
+    let (_, scratch_token) = token(&shop, &scratch).await;
+
+    let operations: Vec<(&str, &str, String)> = vec![
+        (
+            "createEvent",
+            "CREATE_EVENTS",
+            format!(
+                "mutation {{ createEvent(input: {{ organizerId: \"{org}\", name: \"E\", slug: \"e-{{n}}\", currency: \"EUR\", dateFrom: \"2027-01-01T00:00:00Z\" }}) {{ event {{ id }} }} }}"
+            ),
+        ),
+        (
+            "updateEvent",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ updateEvent(input: {{ eventId: \"{event}\", location: \"Hall {{n}}\" }}) {{ event {{ id }} }} }}"
+            ),
+        ),
+        (
+            "createSubEvent",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ createSubEvent(input: {{ eventId: \"{event}\", name: \"D\", dateFrom: \"2027-01-01T00:00:00Z\" }}) {{ subEvent {{ id }} }} }}"
+            ),
+        ),
+        (
+            "logEntries",
+            "CHANGE_EVENTS",
+            "{ event(organizerSlug: \"perms\", slug: \"finals\") { logEntries { id } } }"
+                .to_owned(),
+        ),
+        (
+            "createTeam",
+            "CHANGE_TEAMS",
+            format!(
+                "mutation {{ createTeam(input: {{ organizerId: \"{org}\", name: \"T\", permissions: [] }}) {{ team {{ id }} }} }}"
+            ),
+        ),
+        (
+            "addTeamMember",
+            "CHANGE_TEAMS",
+            format!(
+                "mutation {{ addTeamMember(input: {{ teamId: \"{scratch}\", userId: \"{customer_id}\" }}) {{ team {{ id }} }} }}"
+            ),
+        ),
+        (
+            "removeTeamMember",
+            "CHANGE_TEAMS",
+            format!(
+                "mutation {{ removeTeamMember(input: {{ teamId: \"{scratch}\", userId: \"{customer_id}\" }}) {{ team {{ id }} }} }}"
+            ),
+        ),
+        (
+            "createTeamApiToken",
+            "CHANGE_TEAMS",
+            format!(
+                "mutation {{ createTeamApiToken(input: {{ teamId: \"{scratch}\", name: \"t\" }}) {{ secret }} }}"
+            ),
+        ),
+        (
+            "revokeTeamApiToken",
+            "CHANGE_TEAMS",
+            format!(
+                "mutation {{ revokeTeamApiToken(input: {{ tokenId: \"{scratch_token}\" }}) {{ token {{ id }} }} }}"
+            ),
+        ),
+        (
+            "createProductCategory",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ createProductCategory(input: {{ eventId: \"{event}\", name: \"C\" }}) {{ category {{ id }} }} }}"
+            ),
+        ),
+        (
+            "createProduct",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ createProduct(input: {{ eventId: \"{event}\", name: \"P\", kind: ADDON, price: \"2.50\" }}) {{ product {{ id }} }} }}"
+            ),
+        ),
+        (
+            "createProductVariation",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ createProductVariation(input: {{ productId: \"{product}\", value: \"Balcony\" }}) {{ variation {{ id }} }} }}"
+            ),
+        ),
+        (
+            "createQuota",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ createQuota(input: {{ eventId: \"{event}\", name: \"Q\", size: 5, productIds: [\"{product}\"] }}) {{ quota {{ id }} }} }}"
+            ),
+        ),
+        (
+            "quotas",
+            "VIEW_ORDERS",
+            "{ event(organizerSlug: \"perms\", slug: \"finals\") { quotas { id } } }".to_owned(),
+        ),
+        (
+            "orders",
+            "VIEW_ORDERS",
+            "{ event(organizerSlug: \"perms\", slug: \"finals\") { orders { totalCount } } }"
+                .to_owned(),
+        ),
+        (
+            "markOrderPaid",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ markOrderPaid(input: {{ orderId: \"{order}\" }}) {{ order {{ id }} }} }}"
+            ),
+        ),
+        (
+            "cancelOrder",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ cancelOrder(input: {{ orderId: \"{order}\" }}) {{ order {{ id }} }} }}"
+            ),
+        ),
+    ];
+
+    let mut n = 0;
+    for (operation, permission, document) in &operations {
+        // A member and a token holding only this permission, on this event.
+        let granted = team(&shop, &org, &[event.as_str()], &[*permission]).await;
+        let member = person(&app, &format!("m{}", operation.to_lowercase())).await;
+        join(&shop, &granted, &member).await;
+        let (secret, _) = token(&shop, &granted).await;
+        let callers = [
+            ("anonymous", Caller::Anonymous, Some("UNAUTHENTICATED")),
+            ("a customer", Caller::Person(&customer), Some("FORBIDDEN")),
+            (
+                "a member without it",
+                Caller::Person(&mallory),
+                Some("FORBIDDEN"),
+            ),
+            ("a member with it", Caller::Person(&member), None),
+            ("a token with it", Caller::Token(&secret), None),
+        ];
+        for (who, caller, refusal) in &callers {
+            n += 1;
+            let body = call(&app, caller, &document.replace("{n}", &n.to_string())).await;
+            let answer = code(&body);
+            match refusal {
+                Some(expected) => assert_eq!(answer, *expected, "{operation} as {who}: {body}"),
+                None => assert!(
+                    !["UNAUTHENTICATED", "FORBIDDEN", "INTERNAL"].contains(&answer),
+                    "{operation} as {who}: {body}"
+                ),
+            }
+        }
+    }
+}
