@@ -12,6 +12,7 @@ mod m20261122_000002_accounts;
 mod m20261202_000001_device_credentials;
 mod m20261202_040000_station_assignments;
 mod m20261202_040001_scheduled_jobs;
+mod m20261202_080000_reservations;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_device_credentials::Migration),
             Box::new(m20261202_040000_station_assignments::Migration),
             Box::new(m20261202_040001_scheduled_jobs::Migration),
+            Box::new(m20261202_080000_reservations::Migration),
         ]
     }
 }

@@ -11,12 +11,15 @@
 pub mod auth_method;
 pub mod auth_type;
 pub mod bay;
+pub mod bay_maintenance;
 pub mod cabinet;
 pub mod consent;
 pub mod device;
 pub mod enums;
+pub mod notification_outbox;
 pub mod profile;
 pub mod refresh_token;
+pub mod reservation;
 pub mod role;
 pub mod scheduled_job;
 pub mod security_log;

@@ -24,7 +24,13 @@ use crate::services::ServiceContext;
 use document_limits::DocumentLimits;
 
 #[derive(MergedObject, Default)]
-pub struct Query(StationQuery, AccountQuery, SelfServiceQuery, AdminQuery);
+pub struct Query(
+    StationQuery,
+    AccountQuery,
+    SelfServiceQuery,
+    AdminQuery,
+    crate::charging::reservations_graphql::ReservationQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -32,6 +38,8 @@ pub struct Mutation(
     SelfServiceMutation,
     AdminMutation,
     crate::devices::credentials_graphql::DeviceCredentialsMutation,
+    crate::charging::admin_graphql::NetworkMutation,
+    crate::charging::reservations_graphql::ReservationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

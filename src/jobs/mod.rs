@@ -43,7 +43,11 @@ pub trait Job: Send + Sync + 'static {
 
 /// The jobs every replica runs.
 pub fn registry() -> Vec<Arc<dyn Job>> {
-    vec![Arc::new(refresh_tokens::PurgeExpired)]
+    vec![
+        Arc::new(refresh_tokens::PurgeExpired),
+        Arc::new(crate::charging::bay_status::RefreshBayStatuses),
+        Arc::new(crate::charging::outbox::DeliverNotifications),
+    ]
 }
 
 fn micros(at: DateTime<Utc>) -> i64 {
