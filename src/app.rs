@@ -93,6 +93,7 @@ impl App {
             RateLimiter::disabled()
         });
         let mut services = ServiceContext::new(db.clone(), bus.clone(), keys.clone(), limiter);
+        services.reservations = settings.reservations.clone();
         if let Some(mqtt) = &mqtt {
             services.devices = Arc::new(MqttCommands(mqtt.clone()));
         }

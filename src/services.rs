@@ -27,6 +27,7 @@ pub struct ServiceContext {
     pub limiter: Arc<RateLimiter>,
     pub clock: Arc<dyn Clock>,
     pub outbox: Arc<dyn Outbox>,
+    pub reservations: crate::charging::settings::ReservationSettings,
 }
 
 impl ServiceContext {
@@ -46,6 +47,7 @@ impl ServiceContext {
             limiter,
             clock: Arc::new(SystemClock),
             outbox: Arc::new(LogOutbox),
+            reservations: crate::charging::settings::ReservationSettings::default(),
         }
     }
 

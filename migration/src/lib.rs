@@ -12,6 +12,7 @@ mod m20261122_000002_accounts;
 mod m20261202_000001_device_credentials;
 mod m20261202_040000_station_assignments;
 mod m20261202_040001_scheduled_jobs;
+mod m20261202_080000_reservations;
 mod m20261202_080000_sensors_and_alerts;
 mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_device_credentials::Migration),
             Box::new(m20261202_040000_station_assignments::Migration),
             Box::new(m20261202_040001_scheduled_jobs::Migration),
+            Box::new(m20261202_080000_reservations::Migration),
             Box::new(m20261202_080000_sensors_and_alerts::Migration),
             Box::new(m20261202_100000_ticketing_organizers::Migration),
             Box::new(m20261202_100001_ticketing_sales::Migration),

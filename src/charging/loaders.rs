@@ -24,3 +24,4 @@ many_per_key!(
         .order_by_asc(bay::Column::CabinetId)
         .order_by_asc(bay::Column::Number)
 );
+one_per_key!(BayById: bay by Id => id);

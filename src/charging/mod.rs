@@ -1,9 +1,28 @@
-//! The charging network's topology: stations, their cabinets and numbered bays.
+//! The charging network: stations, their cabinets and numbered bays, and
+//! reservations of bays.
 //!
-//! `stations` holds the queries (plain async, no GraphQL types); `graphql`
-//! exposes them as charging's parts of `Station` and `Bay`; `loaders` batches
-//! the relations. Invariant: a bay's `station_id` always equals its cabinet's.
+//! Services (no GraphQL): `stations` (reading), `network` (staff
+//! administration, maintenance), `catalog` (nearest stations, availability),
+//! `reservations` (create without double booking, list, cancel, access),
+//! `bay_status` (a bay's status from its maintenance and reservations, and
+//! the job that keeps it current), `outbox` (the notification outbox and its
+//! delivery job), `settings` (reservation rules from configuration).
+//! GraphQL: `graphql` (charging's parts of `Station` and `Bay`, `Cabinet`),
+//! `admin_graphql` (staff mutations), `reservations_graphql` (catalog and
+//! reservations); `loaders` batches the relations.
+//!
+//! Invariants: a bay's `station_id` always equals its cabinet's; two holding
+//! reservations of one bay never overlap; bay status changes are published
+//! after their transaction commits.
 
+pub mod admin_graphql;
+pub mod bay_status;
+pub mod catalog;
 pub mod graphql;
 pub mod loaders;
+pub mod network;
+pub mod outbox;
+pub mod reservations;
+pub mod reservations_graphql;
+pub mod settings;
 pub mod stations;

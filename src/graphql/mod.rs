@@ -31,6 +31,7 @@ pub struct Query(
     AdminQuery,
     crate::supervision::graphql::AlertQuery,
     crate::ticketing::graphql::ShopQuery,
+    crate::charging::reservations_graphql::ReservationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +43,8 @@ pub struct Mutation(
     crate::supervision::graphql::AlertMutation,
     crate::ticketing::graphql::BackOfficeMutation,
     crate::ticketing::graphql::ShopMutation,
+    crate::charging::admin_graphql::NetworkMutation,
+    crate::charging::reservations_graphql::ReservationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -46,6 +46,8 @@ pub fn registry() -> Vec<Arc<dyn Job>> {
     vec![
         Arc::new(refresh_tokens::PurgeExpired),
         Arc::new(crate::ticketing::jobs::ExpireHolds),
+        Arc::new(crate::charging::bay_status::RefreshBayStatuses),
+        Arc::new(crate::charging::outbox::DeliverNotifications),
     ]
 }
 

@@ -38,6 +38,8 @@ use Access::{Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervi
 fn operations() -> Vec<(&'static str, Access, String)> {
     let user = global_id("User", 1);
     let badge = global_id("AuthMethod", 1);
+    let reservation = global_id("Reservation", 1);
+    let slot = (chrono::Utc::now() + chrono::TimeDelta::hours(2)).to_rfc3339();
     vec![
         ("stations", Public, "{ stations { totalCount } }".into()),
         ("station", Public, format!("{{ station(id: \"{}\") {{ id }} }}", global_id("Station", 1))),
@@ -76,6 +78,23 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("registerUserBadge", Staff, format!("mutation {{ registerUserBadge(input: {{ userId: \"{user}\", uid: \"AABBCCDD\" }}) {{ authMethod {{ id }} }} }}")),
         ("issueDeviceCredentials", Staff, format!("mutation {{ issueDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ username }} }}", global_id("Device", 1))),
         ("revokeDeviceCredentials", Staff, format!("mutation {{ revokeDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ device {{ id }} }} }}", global_id("Device", 1))),
+        ("nearestStations", Public, "{ nearestStations(latitude: 48.8, longitude: 2.3) { distanceKm } }".into()),
+        ("bayAvailability", Public, format!("{{ bayAvailability(stationId: \"{}\", startsAt: \"{slot}\", durationMinutes: 30) {{ available }} }}", global_id("Station", 1))),
+        ("reservationRules", Public, "{ reservationRules { durationsMinutes } }".into()),
+        ("myReservations", SignedIn, "{ myReservations { totalCount } }".into()),
+        ("reservation", SignedIn, format!("{{ reservation(id: \"{reservation}\") {{ id }} }}")),
+        ("createReservation", SignedIn, format!("mutation {{ createReservation(input: {{ bayId: \"{}\", startsAt: \"{slot}\", durationMinutes: 30, accessMode: CODE }}) {{ reservation {{ id }} }} }}", global_id("Bay", 1))),
+        ("cancelReservation", SignedIn, format!("mutation {{ cancelReservation(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
+        ("regenerateReservationAccess", SignedIn, format!("mutation {{ regenerateReservationAccess(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
+        ("createStation", Staff, "mutation { createStation(input: { name: \"North\" }) { station { id } } }".into()),
+        ("updateStation", Staff, format!("mutation {{ updateStation(input: {{ id: \"{}\", name: \"North\" }}) {{ station {{ id }} }} }}", global_id("Station", 1))),
+        ("deleteStation", Staff, format!("mutation {{ deleteStation(input: {{ id: \"{}\" }}) {{ ok }} }}", global_id("Station", 999))),
+        ("createCabinet", Staff, format!("mutation {{ createCabinet(input: {{ stationId: \"{}\", number: 9, mqttPrefix: \"auth/9\" }}) {{ cabinet {{ id }} }} }}", global_id("Station", 1))),
+        ("updateCabinet", Staff, format!("mutation {{ updateCabinet(input: {{ id: \"{}\", name: \"C\" }}) {{ cabinet {{ id }} }} }}", global_id("Cabinet", 1))),
+        ("deleteCabinet", Staff, format!("mutation {{ deleteCabinet(input: {{ id: \"{}\" }}) {{ ok }} }}", global_id("Cabinet", 999))),
+        ("createBay", Staff, format!("mutation {{ createBay(input: {{ cabinetId: \"{}\", number: 9 }}) {{ bay {{ id }} }} }}", global_id("Cabinet", 1))),
+        ("updateBay", Staff, format!("mutation {{ updateBay(input: {{ id: \"{}\", number: 1 }}) {{ bay {{ id }} }} }}", global_id("Bay", 1))),
+        ("deleteBay", Staff, format!("mutation {{ deleteBay(input: {{ id: \"{}\" }}) {{ ok }} }}", global_id("Bay", 999))),
         ("revokeUserBadge", Staff, format!("mutation {{ revokeUserBadge(input: {{ authMethodId: \"{badge}\" }}) {{ authMethod {{ id }} }} }}")),
         ("organizer", Public, "{ organizer(slug: \"nobody\") { id } }".into()),
         ("event", Public, "{ event(organizerSlug: \"nobody\", slug: \"nothing\") { id } }".into()),

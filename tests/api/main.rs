@@ -19,6 +19,7 @@ mod jobs;
 mod live;
 mod mqtt_resilience;
 mod principals;
+mod reservations;
 mod resume;
 mod roles;
 mod scale_out;

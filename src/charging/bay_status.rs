@@ -1,0 +1,174 @@
+//! A bay's `status` follows its maintenance and its reservations:
+//! `MAINTENANCE` when the bay is flagged or its cabinet or station is not
+//! active; otherwise `OCCUPIED` while a reservation of it is `ACTIVE` (a
+//! charging session runs), `RESERVED` while a holding reservation's window
+//! covers the present, `AVAILABLE` otherwise.
+//!
+//! Whoever changes one of those inputs calls [`refresh`] in the same
+//! transaction; it writes the bays whose status changed and returns their
+//! `BayStatusChanged` events, which the caller publishes after the commit.
+//! The `RefreshBayStatuses` job does the same as time passes (a slot starting
+//! or ending changes no row), for the bays a slot covers now and the bays
+//! shown busy.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+
+use crate::bus::{BayStatusChanged, DomainEvent};
+use crate::entities::reservation::{self, ReservationStatus};
+use crate::entities::{
+    BayStatus, CabinetStatus, StationStatus, bay, bay_maintenance, cabinet, device, station,
+};
+use crate::error::AppResult;
+use crate::services::ServiceContext;
+
+/// What a bay's status should be now, from its inputs.
+pub fn derive(
+    in_maintenance: bool,
+    holding: &[reservation::Model],
+    now: DateTime<Utc>,
+) -> BayStatus {
+    let now = now.timestamp_micros();
+    if in_maintenance {
+        BayStatus::Maintenance
+    } else if holding
+        .iter()
+        .any(|r| r.status == ReservationStatus::Active)
+    {
+        BayStatus::Occupied
+    } else if holding
+        .iter()
+        .any(|r| r.starts_at_us <= now && now < r.ends_at_us)
+    {
+        BayStatus::Reserved
+    } else {
+        BayStatus::Available
+    }
+}
+
+/// Whether the bay, its cabinet or its station is out of service.
+pub async fn out_of_service(db: &impl ConnectionTrait, bay: &bay::Model) -> AppResult<bool> {
+    let flagged = bay_maintenance::Entity::find_by_id(bay.id)
+        .one(db)
+        .await?
+        .is_some();
+    let cabinet_down = cabinet::Entity::find_by_id(bay.cabinet_id)
+        .one(db)
+        .await?
+        .is_none_or(|c| c.status != CabinetStatus::Active);
+    let station_down = station::Entity::find_by_id(bay.station_id)
+        .one(db)
+        .await?
+        .is_none_or(|s| s.status != StationStatus::Active);
+    Ok(flagged || cabinet_down || station_down)
+}
+
+/// Brings the status of `bay_ids` up to date; the events of those that changed.
+///
+/// # Errors
+/// On database errors.
+pub async fn refresh(
+    db: &impl ConnectionTrait,
+    bay_ids: &[i32],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<DomainEvent>> {
+    let mut events = Vec::new();
+    for &bay_id in bay_ids {
+        let Some(row) = bay::Entity::find_by_id(bay_id).one(db).await? else {
+            continue;
+        };
+        let holding = reservation::Entity::find()
+            .filter(reservation::Column::BayId.eq(bay_id))
+            .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
+            .filter(reservation::Column::EndsAtUs.gt(now.timestamp_micros()))
+            .all(db)
+            .await?;
+        let status = derive(out_of_service(db, &row).await?, &holding, now);
+        if status == row.status {
+            continue;
+        }
+        let updated = bay::Entity::update(bay::ActiveModel {
+            id: Set(bay_id),
+            status: Set(status),
+            ..Default::default()
+        })
+        .exec(db)
+        .await?;
+        let device_status = device::Entity::find()
+            .filter(device::Column::BayId.eq(bay_id))
+            .one(db)
+            .await?
+            .map(|d| d.status);
+        events.push(DomainEvent::BayStatusChanged(BayStatusChanged {
+            bay: updated,
+            device_status,
+            changed_at: now,
+        }));
+    }
+    Ok(events)
+}
+
+/// Publishes events of a committed change. The change is stored, so a failed
+/// publish is logged, not returned: subscribers see the bay's next change.
+pub async fn publish(services: &ServiceContext, events: Vec<DomainEvent>) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(err) = services.bus.publish_all(events).await {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            "bay status events not published"
+        );
+    }
+}
+
+/// Keeps bay statuses current as slots start and end.
+pub struct RefreshBayStatuses;
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for RefreshBayStatuses {
+    fn name(&self) -> &'static str {
+        "refresh_bay_statuses"
+    }
+
+    fn every(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(15)
+    }
+
+    async fn run(&self, services: &ServiceContext) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        use sea_orm::{QuerySelect, TransactionTrait};
+        let now = services.now();
+        let now_us = now.timestamp_micros();
+        // Bays a holding reservation covers now (they should show it), and
+        // bays shown as reserved or occupied (their reservation may have ended).
+        let mut bay_ids: Vec<i32> = reservation::Entity::find()
+            .select_only()
+            .column(reservation::Column::BayId)
+            .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
+            .filter(reservation::Column::StartsAtUs.lte(now_us))
+            .filter(reservation::Column::EndsAtUs.gt(now_us))
+            .into_tuple()
+            .all(&services.db)
+            .await
+            .context("reading bays with slots in progress")?;
+        let shown_busy: Vec<i32> = bay::Entity::find()
+            .select_only()
+            .column(bay::Column::Id)
+            .filter(bay::Column::Status.is_in([BayStatus::Reserved, BayStatus::Occupied]))
+            .into_tuple()
+            .all(&services.db)
+            .await
+            .context("reading busy bays")?;
+        bay_ids.extend(shown_busy);
+        bay_ids.sort_unstable();
+        bay_ids.dedup();
+        let txn = services.db.begin().await?;
+        let events = refresh(&txn, &bay_ids, now)
+            .await
+            .map_err(|_| anyhow::anyhow!("refreshing bay statuses failed"))?;
+        txn.commit().await?;
+        publish(services, events).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! Reservation rules that are configuration, not code: the durations a slot may
+//! last, how far ahead one may book, and how long around the slot a temporary
+//! access credential is valid.
+
+use clap::Args;
+
+/// Settings of reservations (flags and environment variables of `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct ReservationSettings {
+    /// Durations a reservation may last, in minutes, comma-separated.
+    #[arg(
+        long = "reservation-durations",
+        env = "VOLTGATE_RESERVATION_DURATIONS",
+        value_delimiter = ',',
+        default_values_t = [30_i64, 60, 90, 120]
+    )]
+    pub durations_minutes: Vec<i64>,
+
+    /// How far ahead a slot may start, in days.
+    #[arg(
+        long = "reservation-horizon-days",
+        env = "VOLTGATE_RESERVATION_HORIZON_DAYS",
+        default_value_t = 14
+    )]
+    pub horizon_days: i64,
+
+    /// Minutes before the slot (and after its end) a temporary access credential is valid.
+    #[arg(
+        long = "reservation-access-margin-minutes",
+        env = "VOLTGATE_RESERVATION_ACCESS_MARGIN_MINUTES",
+        default_value_t = 15
+    )]
+    pub access_margin_minutes: i64,
+}
+
+impl Default for ReservationSettings {
+    fn default() -> Self {
+        Self {
+            durations_minutes: vec![30, 60, 90, 120],
+            horizon_days: 14,
+            access_margin_minutes: 15,
+        }
+    }
+}
+
+impl ReservationSettings {
+    pub fn horizon(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::days(self.horizon_days)
+    }
+
+    pub fn access_margin(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(self.access_margin_minutes)
+    }
+}
