@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{OperationType, Selection};
 use async_graphql::{Data, Request, Response, Value};
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
@@ -157,10 +157,7 @@ impl Groups {
             variables: serde_json::to_string(&request.variables).unwrap_or_default(),
             audience,
         };
-        // A running group proves the operation is a subscription: only the
-        // first of identical subscribers pays for parsing the document here.
-        let grouped = self.lock().contains_key(&key) || is_subscription(&request);
-        if !grouped {
+        if !shareable(&request) {
             return self
                 .schema
                 .execute_stream(request, data)
@@ -368,9 +365,12 @@ fn copy_of(request: &Request) -> Request {
     copy
 }
 
-/// Whether the operation the request selects is a subscription. A document
-/// that does not parse is not: it runs alone and reports its own error.
-fn is_subscription(request: &Request) -> bool {
+/// Whether identical subscribers may share the request's execution: it is a
+/// subscription, and not one that resumes from a cursor (`after` given),
+/// whose replayed events belong to its caller alone: a member joining its
+/// group later would miss them. A document that does not parse is not
+/// shareable: it runs alone and reports its own error.
+fn shareable(request: &Request) -> bool {
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         return false;
     };
@@ -379,7 +379,34 @@ fn is_subscription(request: &Request) -> bool {
         Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
         None => operations.next(),
     };
-    selected.is_some_and(|(_, op)| op.node.ty == OperationType::Subscription)
+    let Some((_, operation)) = selected else {
+        return false;
+    };
+    if operation.node.ty != OperationType::Subscription {
+        return false;
+    }
+    let resumes = operation.node.selection_set.node.items.iter().any(|item| {
+        let Selection::Field(field) = &item.node else {
+            return false;
+        };
+        field.node.arguments.iter().any(|(name, value)| {
+            name.node.as_str() == "after"
+                && value
+                    .node
+                    .clone()
+                    .into_const_with(|variable| {
+                        Ok::<_, ()>(
+                            request
+                                .variables
+                                .get(&variable)
+                                .cloned()
+                                .unwrap_or(Value::Null),
+                        )
+                    })
+                    .is_ok_and(|after| after != Value::Null)
+        })
+    });
+    !resumes
 }
 
 /// A result as members receive it: serialized once, with its cursor.
@@ -511,6 +538,28 @@ mod tests {
     fn tick(n: i32) -> Response {
         let value = serde_json::json!({ "ticks": { "cursor": format!("c{n}") } });
         Response::new(Value::from_json(value).expect("a GraphQL value"))
+    }
+
+    #[test]
+    fn only_subscriptions_that_do_not_resume_are_shared() {
+        let with = |query: &str, variables: serde_json::Value| {
+            let variables = async_graphql::Variables::from_json(variables);
+            shareable(&Request::new(query).variables(variables))
+        };
+        let follow = "subscription($a: String) { ticks(after: $a) }";
+        assert!(with("subscription { ticks }", serde_json::json!({})));
+        assert!(with(follow, serde_json::json!({})), "no cursor: live only");
+        assert!(with(follow, serde_json::json!({ "a": null })));
+        assert!(!with(follow, serde_json::json!({ "a": "c1" })), "replays");
+        assert!(!with(
+            r#"subscription { ticks(after: "c1") }"#,
+            serde_json::json!({})
+        ));
+        assert!(
+            !with("{ ticks }", serde_json::json!({})),
+            "a query runs alone"
+        );
+        assert!(!with("subscription {", serde_json::json!({})));
     }
 
     #[tokio::test]

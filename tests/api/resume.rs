@@ -127,6 +127,12 @@ async fn a_subscriber_that_comes_back_with_its_cursor_gets_exactly_what_it_misse
         back.try_next(Duration::from_millis(500)).await.is_none(),
         "nothing twice"
     );
+    // Another client resuming from the same cursor while the first still
+    // follows gets the whole replay too: a resume is never shared.
+    let mut second = comeback
+        .subscribe(protocol, FOLLOW, station_of(&bay, Some(&last_seen.cursor)))
+        .await;
+    assert_eq!(until(&mut second, missed[4]).await, watched);
 
     let live = report_burst(&device, 1).await;
     let next = change_of(&back.next_event().await);
