@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    Set,
+    ActiveEnum as _, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, Iterable as _,
+    PaginatorTrait, QueryFilter, Set,
 };
 
 use crate::auth::Principal;
@@ -33,21 +33,8 @@ impl Condition {
             (None, Some(bay)) => format!("bay{bay}"),
             (None, None) => format!("station{}", self.station_id),
         };
-        format!("{subject}:{}", kind_key(self.kind))
-    }
-}
-
-fn kind_key(kind: AlertKind) -> &'static str {
-    match kind {
-        AlertKind::OverTemperature => "over_temperature",
-        AlertKind::Smoke => "smoke",
-        AlertKind::OverCurrent => "over_current",
-        AlertKind::VoltageOutOfRange => "voltage_out_of_range",
-        AlertKind::DeviceOffline => "device_offline",
-        AlertKind::CommandFailed => "command_failed",
-        AlertKind::LockBlocked => "lock_blocked",
-        AlertKind::SessionError => "session_error",
-        AlertKind::MacMismatch => "mac_mismatch",
+        // The kind as stored: one name for a kind, kept by its enum.
+        format!("{subject}:{}", self.kind.to_value())
     }
 }
 
@@ -313,15 +300,7 @@ pub async fn list(
 
 /// Severities at or above `min` (stored as text, so compared by membership).
 pub fn severities_from(min: AlertSeverity) -> Vec<AlertSeverity> {
-    [
-        AlertSeverity::Low,
-        AlertSeverity::Medium,
-        AlertSeverity::High,
-        AlertSeverity::Critical,
-    ]
-    .into_iter()
-    .filter(|s| *s >= min)
-    .collect()
+    AlertSeverity::iter().filter(|s| *s >= min).collect()
 }
 
 /// Open alerts in `principal`'s stations (the dashboards' figure).
