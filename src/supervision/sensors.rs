@@ -44,6 +44,7 @@ pub async fn record(
     thresholds: &Thresholds,
 ) -> Result<Recorded, sea_orm::DbErr> {
     let sensor_id = sensor_of(db, device.id, reading).await?;
+    // One statement on the hot path: the id of a new row, or nothing for a redelivery.
     let inserted = sensor_reading::Entity::insert(sensor_reading::ActiveModel {
         id: NotSet,
         sensor_id: Set(sensor_id),
@@ -60,17 +61,13 @@ pub async fn record(
         .do_nothing()
         .to_owned(),
     )
-    .exec_without_returning(db)
-    .await?;
-    if inserted == 0 {
-        return Ok(Recorded::default());
-    }
-    let reading_id = sensor_reading::Entity::find()
-        .filter(sensor_reading::Column::SensorId.eq(sensor_id))
-        .filter(sensor_reading::Column::TsUs.eq(reading.ts.timestamp_micros()))
-        .one(db)
-        .await?
-        .map(|r| r.id);
+    .exec(db)
+    .await;
+    let reading_id = match inserted {
+        Ok(row) => Some(row.last_insert_id),
+        Err(sea_orm::DbErr::RecordNotInserted) => return Ok(Recorded::default()),
+        Err(err) => return Err(err),
+    };
     let condition = |kind, severity, message| Condition {
         kind,
         severity,
