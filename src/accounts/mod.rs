@@ -23,6 +23,16 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The refresh token a browser sent in its HttpOnly cookie.
     pub refresh_cookie: Option<String>,
+    /// When the request arrived, by the service context's clock; decisions that
+    /// depend on time (lockouts, token expiries) read it through [`Self::now`].
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl RequestMeta {
+    /// The request's time; the system time where no edge stamped it (the CLI).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.at.unwrap_or_else(chrono::Utc::now)
+    }
 }
 
 /// The account `id`.

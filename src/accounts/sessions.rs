@@ -94,7 +94,7 @@ pub async fn issue(
     sign_in: Option<SignIn>,
     meta: &RequestMeta,
 ) -> AppResult<Session> {
-    let now = Utc::now();
+    let now = meta.now();
     let (access_token, access_expires_at) =
         keys.issue_access(account.id, account.token_version, now)?;
     let refresh = random_token()?;
@@ -186,7 +186,7 @@ pub async fn login(
             invalid_credentials()
         });
     };
-    let now = Utc::now();
+    let now = meta.now();
     if account.locked_until.is_some_and(|until| until > now) {
         journal::at(db, ip)
             .failure(Some(account.id), action::LOGIN, "locked")
@@ -271,7 +271,7 @@ pub async fn refresh(
             .await;
         AppError::Unauthenticated
     };
-    let now = Utc::now();
+    let now = meta.now();
     let txn = db.begin().await?;
     lock_account(&txn, stored.user_id).await?;
     let spent = refresh_token::Entity::update_many()

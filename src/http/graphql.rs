@@ -78,6 +78,8 @@ fn request_meta(headers: &HeaderMap, peer: SocketAddr, trusted_proxy_hops: usize
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         refresh_cookie,
+        // Stamped from the context clock where services read it.
+        at: None,
     }
 }
 

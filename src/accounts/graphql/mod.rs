@@ -73,9 +73,12 @@ fn state<'a>(
     Ok((&services.db, services, meta(ctx)))
 }
 
-/// What the edge told about the request (address, user agent, refresh cookie).
+/// What the edge told about the request (address, user agent, refresh cookie),
+/// stamped with the context clock's time.
 pub(super) fn meta(ctx: &Context<'_>) -> RequestMeta {
-    ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
+    let mut meta = ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default();
+    meta.at = services(ctx).ok().map(ServiceContext::now);
+    meta
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -239,7 +242,7 @@ pub struct AuthPayload {
 
 fn payload(ctx: &Context<'_>, session: Session, use_cookie: bool) -> AuthPayload {
     let refresh_token = if use_cookie {
-        let max_age = (session.refresh_expires_at - chrono::Utc::now())
+        let max_age = (session.refresh_expires_at - meta(ctx).now())
             .num_seconds()
             .max(0);
         ctx.insert_http_header(
