@@ -2,7 +2,8 @@
 //! and the live view of it.
 //!
 //! `reports` applies device reports to storage (domain types in, no MQTT
-//! types: `mqtt/` converts its wire structs); `commands` names what a device can
+//! types: `mqtt/` converts its wire structs), `state_batch` many state reports
+//! in a few statements; `commands` names what a device can
 //! be asked and is how services send it (a trait the MQTT edge implements);
 //! `credentials` issues, rotates, revokes and checks each device's broker login
 //! and command key (`credentials_graphql` is its staff API); `figures` counts
@@ -20,3 +21,4 @@ pub mod figures;
 pub mod graphql;
 pub mod loaders;
 pub mod reports;
+pub mod state_batch;

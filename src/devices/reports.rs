@@ -3,15 +3,14 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, RelationTrait, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QuerySelect, RelationTrait, Set, TransactionTrait,
 };
 use sea_orm::{DbErr, JoinType};
 
 use super::commands::{AckStatus, CommandAction};
+use super::state_batch::{StateInput, apply_state_reports_in};
 use crate::bus::BayStatusChanged;
 use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
 
@@ -153,79 +152,14 @@ pub async fn apply_state_report_in(
     received_at: DateTime<Utc>,
     skew: ClockSkew,
 ) -> Result<StateOutcome, ReportError> {
-    let latest = skew.latest_accepted(received_at);
-    if report.ts > latest {
-        return Err(ReportError::FromTheFuture { ts: report.ts });
-    }
-    let (bay, registered) = find_bay(txn, prefix, number).await?;
-    if !registered.mac_address.eq_ignore_ascii_case(&report.mac) {
-        return Err(ReportError::MacMismatch {
-            registered: registered.mac_address,
-            reported: report.mac.clone(),
-        });
-    }
-    let order_at = match report.status {
-        DeviceStatus::Offline => Ord::max(report.ts, received_at),
-        _ => report.ts,
+    let input = StateInput {
+        prefix,
+        number,
+        report,
+        received_at,
     };
-    let order_us = order_at.timestamp_micros();
-    // Reports without `seq` rank below any numbered one at the same instant; the
-    // stored `state_seq` is never null once `state_order_us` is set.
-    let seq = report.seq.unwrap_or(-1);
-
-    let mut update = device::Entity::update_many()
-        .col_expr(device::Column::Status, Expr::value(report.status))
-        .col_expr(device::Column::HardwareMac, Expr::value(report.mac.clone()))
-        .col_expr(device::Column::LastSeen, Expr::value(order_at))
-        .col_expr(device::Column::StateOrderUs, Expr::value(order_us))
-        .col_expr(device::Column::StateSeq, Expr::value(seq));
-    if let Some(fw) = &report.fw {
-        update = update.col_expr(device::Column::FirmwareVersion, Expr::value(fw.clone()));
-    }
-    if let Some(ip) = report.ip {
-        update = update.col_expr(device::Column::IpAddress, Expr::value(ip.to_string()));
-    }
-    if let Some(plugged) = report.plugged {
-        update = update.col_expr(device::Column::Plugged, Expr::value(plugged));
-    }
-    // A stored order beyond the skew bound came from a device clock that ran ahead
-    // (before the bound was enforced): any valid report overtakes it, or the bay
-    // would stay frozen until that date.
-    let newer = Condition::any()
-        .add(device::Column::StateOrderUs.is_null())
-        .add(device::Column::StateOrderUs.gt(latest.timestamp_micros()))
-        .add(device::Column::StateOrderUs.lt(order_us))
-        .add(
-            Condition::all()
-                .add(device::Column::StateOrderUs.eq(order_us))
-                .add(device::Column::StateSeq.lt(seq)),
-        );
-    let update = update
-        .filter(device::Column::Id.eq(registered.id))
-        .filter(newer);
-
-    if update.exec(txn).await?.rows_affected == 0 {
-        return Ok(StateOutcome::Stale);
-    }
-    let mut bay = bay;
-    if let Some(lock) = report.lock {
-        bay::Entity::update_many()
-            .col_expr(bay::Column::LockState, Expr::value(lock))
-            .filter(bay::Column::Id.eq(bay.id))
-            .exec(txn)
-            .await?;
-        bay.lock_state = lock;
-    }
-
-    let device_id = registered.id;
-    Ok(StateOutcome::Applied(
-        BayStatusChanged {
-            bay,
-            device_status: Some(report.status),
-            changed_at: order_at,
-        },
-        device_id,
-    ))
+    let mut results = apply_state_reports_in(txn, &[input], skew).await?;
+    results.pop().expect("one result per report")
 }
 
 /// Records a command acknowledgement on the device's last-command fields.

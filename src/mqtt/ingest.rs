@@ -10,7 +10,7 @@
 //! rumqttd drop a client that acknowledges out of order): an acker task holds
 //! each finished message until all earlier ones are finished too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -34,7 +34,8 @@ use super::topic::{self, Channel};
 use crate::bus::{AlertChanged, DomainEvent, SharedBus};
 use crate::devices::credentials;
 use crate::devices::reports::{self, ClockSkew, ReportError, StateOutcome};
-use crate::entities::{DeviceStatus, alert};
+use crate::devices::state_batch::{self, StateInput};
+use crate::entities::{DeviceStatus, alert, bay};
 use crate::realtime::batcher::{self, BatchLimits};
 use crate::supervision::alerts::Change;
 use crate::supervision::rules::Thresholds;
@@ -480,25 +481,10 @@ impl batcher::Apply for Writer {
         Box::pin(async move {
             let (prefix, bay, at) = (write.prefix.as_str(), write.bay, write.received_at);
             let outcome = match &write.report {
-                Report::State(report) => {
-                    match reports::apply_state_report_in(txn, prefix, bay, report, at, self.skew)
-                        .await
-                    {
-                        Ok(StateOutcome::Applied(change, device_id)) => {
-                            let offline = report.status == DeviceStatus::Offline;
-                            let alert =
-                                sensors::device_state(txn, &change.bay, device_id, offline, at)
-                                    .await?;
-                            let mut events = vec![DomainEvent::BayStatusChanged(change)];
-                            events.extend(alert.map(alert_event));
-                            Ok(events)
-                        }
-                        Ok(StateOutcome::Stale) => {
-                            metrics::counter!(names::MQTT_STALE).increment(1);
-                            Ok(Vec::new())
-                        }
-                        Err(err) => Err(err),
-                    }
+                // One code path for state reports: the batch's, with one report.
+                Report::State(_) => {
+                    let mut outcomes = self.apply_all(txn, std::slice::from_ref(write)).await?;
+                    return Ok(outcomes.pop().expect("one outcome per report"));
                 }
                 Report::Ack(ack) => {
                     reports::apply_command_ack(txn, prefix, bay, ack, at, self.skew)
@@ -526,6 +512,93 @@ impl batcher::Apply for Writer {
                 outcome => Ok(outcome),
             }
         })
+    }
+
+    /// State reports, nearly all of a batch, are applied together in a few
+    /// statements ([`state_batch`]); acknowledgements and sensor readings one
+    /// by one. The outcomes keep the batch's order.
+    fn apply_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        writes: &'a [Write],
+    ) -> batcher::Applying<'a, Vec<Self::Outcome>> {
+        Box::pin(async move {
+            let inputs: Vec<StateInput<'_>> = writes
+                .iter()
+                .filter_map(|write| match &write.report {
+                    Report::State(report) => Some(StateInput {
+                        prefix: &write.prefix,
+                        number: write.bay,
+                        report,
+                        received_at: write.received_at,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let states = state_batch::apply_state_reports_in(txn, &inputs, self.skew).await?;
+            // Any report but `offline` may end its device's offline alert: they
+            // ask together whether there is one.
+            let reporting: Vec<(&bay::Model, i32)> = states
+                .iter()
+                .zip(&inputs)
+                .filter_map(|(result, input)| match result {
+                    Ok(StateOutcome::Applied(change, device_id))
+                        if input.report.status != DeviceStatus::Offline =>
+                    {
+                        Some((&change.bay, *device_id))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut offline_alerted = sensors::offline_alerted(txn, &reporting).await?;
+            let mut states = states.into_iter();
+            let mut outcomes = Vec::with_capacity(writes.len());
+            for write in writes {
+                outcomes.push(match &write.report {
+                    Report::State(report) => {
+                        let result = states.next().expect("one result per state report");
+                        let at = write.received_at;
+                        state_events(txn, report, result, at, &mut offline_alerted).await?
+                    }
+                    Report::Ack(_) | Report::Sensor(_) => self.apply(txn, write).await?,
+                });
+            }
+            Ok(outcomes)
+        })
+    }
+}
+
+/// The events of an applied state report: its bay's change, and the raising
+/// or end of its device's offline alert. `offline_alerted` holds the devices
+/// with an open one, kept current as the batch goes on.
+async fn state_events(
+    txn: &DatabaseTransaction,
+    report: &reports::StateReport,
+    result: Result<StateOutcome, ReportError>,
+    at: DateTime<Utc>,
+    offline_alerted: &mut HashSet<i32>,
+) -> Result<Result<Vec<DomainEvent>, ReportError>, sea_orm::DbErr> {
+    match result {
+        Ok(StateOutcome::Applied(change, device_id)) => {
+            let offline = report.status == DeviceStatus::Offline;
+            let alert = if offline || offline_alerted.remove(&device_id) {
+                if offline {
+                    offline_alerted.insert(device_id);
+                }
+                sensors::device_state(txn, &change.bay, device_id, offline, at).await?
+            } else {
+                None
+            };
+            let mut events = vec![DomainEvent::BayStatusChanged(change)];
+            events.extend(alert.map(alert_event));
+            Ok(Ok(events))
+        }
+        Ok(StateOutcome::Stale) => {
+            metrics::counter!(names::MQTT_STALE).increment(1);
+            Ok(Ok(Vec::new()))
+        }
+        Err(ReportError::Database(err)) => Err(err),
+        Err(refused) => Ok(Err(refused)),
     }
 }
 

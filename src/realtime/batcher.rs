@@ -80,6 +80,24 @@ pub trait Apply: Send + Sync {
         txn: &'a DatabaseTransaction,
         item: &'a Self::Item,
     ) -> Applying<'a, Self::Outcome>;
+
+    /// Writes a whole batch within a transaction, one outcome per item in
+    /// order: by default item by item. An applier that can write many items
+    /// in a few statements overrides it; [`Apply::apply`] must then have the
+    /// same effect on one item, since a failed batch is retried item by item.
+    fn apply_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: &'a [Self::Item],
+    ) -> Applying<'a, Vec<Self::Outcome>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                outcomes.push(self.apply(txn, item).await?);
+            }
+            Ok(outcomes)
+        })
+    }
 }
 
 /// Retries of an item applied on its own after its batch failed, backing off
@@ -115,10 +133,7 @@ async fn apply_together<A: Apply>(
     items: &[A::Item],
 ) -> Result<Vec<A::Outcome>, DbErr> {
     let txn = db.begin().await?;
-    let mut outcomes = Vec::with_capacity(items.len());
-    for item in items {
-        outcomes.push(applier.apply(&txn, item).await?);
-    }
+    let outcomes = applier.apply_all(&txn, items).await?;
     txn.commit().await?;
     Ok(outcomes)
 }

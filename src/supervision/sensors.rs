@@ -148,7 +148,40 @@ pub async fn device_state(
     offline: bool,
     at: DateTime<Utc>,
 ) -> Result<Option<(alert::Model, Change)>, sea_orm::DbErr> {
-    let condition = Condition {
+    let condition = offline_condition(bay, device_id);
+    if offline {
+        return alerts::raise(db, &condition, at).await.map(Some);
+    }
+    Ok(alerts::recover(db, &condition, at)
+        .await?
+        .map(|ended| (ended, Change::Resolved)))
+}
+
+/// Which of `devices` (each on its bay) have an open device-offline alert, in
+/// one query: the reports of a batch that could end one (every report that is
+/// not `offline`) ask together.
+///
+/// # Errors
+/// Database failures.
+pub async fn offline_alerted(
+    db: &impl ConnectionTrait,
+    devices: &[(&bay::Model, i32)],
+) -> Result<std::collections::HashSet<i32>, sea_orm::DbErr> {
+    let conditions: Vec<Condition> = devices
+        .iter()
+        .map(|(bay, device_id)| offline_condition(bay, *device_id))
+        .collect();
+    let open = alerts::open_among(db, &conditions).await?;
+    Ok(devices
+        .iter()
+        .zip(open)
+        .filter(|(_, open)| *open)
+        .map(|((_, device_id), _)| *device_id)
+        .collect())
+}
+
+fn offline_condition(bay: &bay::Model, device_id: i32) -> Condition {
+    Condition {
         kind: crate::entities::AlertKind::DeviceOffline,
         severity: crate::entities::AlertSeverity::High,
         message: format!("the device of bay {} is offline", bay.number),
@@ -156,11 +189,5 @@ pub async fn device_state(
         bay_id: Some(bay.id),
         device_id: Some(device_id),
         reading_id: None,
-    };
-    if offline {
-        return alerts::raise(db, &condition, at).await.map(Some);
     }
-    Ok(alerts::recover(db, &condition, at)
-        .await?
-        .map(|ended| (ended, Change::Resolved)))
 }

@@ -1,0 +1,484 @@
+//! Applying many state reports in a few statements.
+//!
+//! Ingestion applies what arrived together in one transaction. Written one by
+//! one, each report costs four statements (find the bay, update the device,
+//! update the bay, look for an alert), and those statements, not the commits,
+//! then bound how many reports a second a replica takes. Here a batch costs two
+//! lookups and two updates per *round*, whatever its size: a round holds at
+//! most one report per device, in arrival order, so a device's second report
+//! of the batch is compared with its first one's result, as it would be alone.
+//!
+//! The rule is the one of [`super::reports::apply_state_report_in`], which is
+//! this with one report: a report replaces the stored state only when it is
+//! newer (device `ts`, then `seq`), decided by the `UPDATE`'s own condition, so
+//! concurrent batches and replicas converge.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Value,
+};
+
+use super::reports::{ClockSkew, ReportError, StateOutcome, StateReport};
+use crate::bus::BayStatusChanged;
+use crate::entities::{DeviceStatus, bay, cabinet, device};
+
+/// One state report to apply, with where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct StateInput<'a> {
+    /// The cabinet's MQTT prefix.
+    pub prefix: &'a str,
+    /// The bay's number in its cabinet.
+    pub number: i32,
+    pub report: &'a StateReport,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What became of each report, in the order given.
+pub type StateResults = Vec<Result<StateOutcome, ReportError>>;
+
+/// Applies `inputs` within `txn`, in order per device.
+///
+/// # Errors
+/// A database error, which fails the whole batch (the caller's transaction is
+/// then dropped, so nothing of it is kept). Refusals (unknown bay, another
+/// device's MAC, a clock running ahead) are per-report results.
+pub async fn apply_state_reports_in(
+    txn: &DatabaseTransaction,
+    inputs: &[StateInput<'_>],
+    skew: ClockSkew,
+) -> Result<StateResults, DbErr> {
+    let mut results: Vec<Option<Result<StateOutcome, ReportError>>> =
+        inputs.iter().map(|_| None).collect();
+    for (slot, input) in results.iter_mut().zip(inputs) {
+        if input.report.ts > skew.latest_accepted(input.received_at) {
+            *slot = Some(Err(ReportError::FromTheFuture {
+                ts: input.report.ts,
+            }));
+        }
+    }
+
+    let mut bays = find_bays(txn, inputs, &results).await?;
+    // Per device, its reports' positions in arrival order: the k-th report of
+    // every device goes in round k.
+    let mut rounds: Vec<Vec<Pending<'_>>> = Vec::new();
+    let mut seen: HashMap<i32, usize> = HashMap::new();
+    for (index, input) in inputs.iter().enumerate() {
+        if results[index].is_some() {
+            continue;
+        }
+        let Some((bay, registered)) = bays.get(&(input.prefix, input.number)) else {
+            results[index] = Some(Err(ReportError::UnknownBay {
+                prefix: input.prefix.to_owned(),
+                number: input.number,
+            }));
+            continue;
+        };
+        if !registered
+            .mac_address
+            .eq_ignore_ascii_case(&input.report.mac)
+        {
+            results[index] = Some(Err(ReportError::MacMismatch {
+                registered: registered.mac_address.clone(),
+                reported: input.report.mac.clone(),
+            }));
+            continue;
+        }
+        let round = seen.entry(registered.id).or_default();
+        if rounds.len() <= *round {
+            rounds.push(Vec::new());
+        }
+        rounds[*round].push(Pending::new(index, input, registered.id, bay.id, skew));
+        *round += 1;
+    }
+
+    for round in &rounds {
+        let applied = update_devices(txn, round).await?;
+        let locks: Vec<(i32, Value)> = round
+            .iter()
+            .filter(|p| applied.contains(&p.device_id))
+            .filter_map(|p| Some((p.bay_id, p.report.lock?.into())))
+            .collect();
+        if !locks.is_empty() {
+            let ids: Vec<i32> = locks.iter().map(|(id, _)| *id).collect();
+            bay::Entity::update_many()
+                .col_expr(
+                    bay::Column::LockState,
+                    per_row(bay::Column::Id, locks, Expr::col(bay::Column::LockState)),
+                )
+                .filter(bay::Column::Id.is_in(ids))
+                .exec(txn)
+                .await?;
+        }
+        for pending in round {
+            let input = &inputs[pending.index];
+            let outcome = if applied.contains(&pending.device_id) {
+                let (bay, _) = bays
+                    .get_mut(&(input.prefix, input.number))
+                    .expect("a pending report's bay was found");
+                if let Some(lock) = input.report.lock {
+                    bay.lock_state = lock;
+                }
+                StateOutcome::Applied(
+                    BayStatusChanged {
+                        bay: bay.clone(),
+                        device_status: Some(input.report.status),
+                        changed_at: pending.order_at,
+                    },
+                    pending.device_id,
+                )
+            } else {
+                StateOutcome::Stale
+            };
+            results[pending.index] = Some(Ok(outcome));
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|result| result.expect("every report has a result"))
+        .collect())
+}
+
+/// A report that passed the checks, waiting for its round's update.
+struct Pending<'a> {
+    index: usize,
+    report: &'a StateReport,
+    device_id: i32,
+    bay_id: i32,
+    /// The instant the report is ordered by.
+    order_at: DateTime<Utc>,
+    order_us: i64,
+    seq: i64,
+    /// The device time beyond which a stored order counts as a clock that ran
+    /// ahead, which any valid report overtakes.
+    latest_us: i64,
+}
+
+impl<'a> Pending<'a> {
+    fn new(
+        index: usize,
+        input: &StateInput<'a>,
+        device_id: i32,
+        bay_id: i32,
+        skew: ClockSkew,
+    ) -> Self {
+        // An `offline` report (usually the Last Will, whose `ts` is from when the
+        // device connected) is ordered by the later of its `ts` and its arrival,
+        // so it wins over the reports the device sent before it went away.
+        let order_at = match input.report.status {
+            DeviceStatus::Offline => Ord::max(input.report.ts, input.received_at),
+            _ => input.report.ts,
+        };
+        Self {
+            index,
+            report: input.report,
+            device_id,
+            bay_id,
+            order_at,
+            order_us: order_at.timestamp_micros(),
+            // Reports without `seq` rank below any numbered one at the same
+            // instant; the stored `state_seq` is never null once
+            // `state_order_us` is set.
+            seq: input.report.seq.unwrap_or(-1),
+            latest_us: skew.latest_accepted(input.received_at).timestamp_micros(),
+        }
+    }
+}
+
+type Found<'a> = HashMap<(&'a str, i32), (bay::Model, device::Model)>;
+
+/// The bays (with their device) the reports still without a result name: one
+/// query for the cabinets, one for the bays.
+async fn find_bays<'a>(
+    txn: &DatabaseTransaction,
+    inputs: &[StateInput<'a>],
+    results: &[Option<Result<StateOutcome, ReportError>>],
+) -> Result<Found<'a>, DbErr> {
+    let wanted: Vec<&StateInput<'a>> = inputs
+        .iter()
+        .zip(results)
+        .filter(|(_, result)| result.is_none())
+        .map(|(input, _)| input)
+        .collect();
+    let mut prefixes: Vec<&str> = wanted.iter().map(|input| input.prefix).collect();
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    if prefixes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let cabinets = cabinet::Entity::find()
+        .filter(cabinet::Column::MqttPrefix.is_in(prefixes.iter().copied()))
+        .all(txn)
+        .await?;
+    let prefix_of: HashMap<i32, &'a str> = cabinets
+        .iter()
+        .filter_map(|cabinet| {
+            let prefix = wanted
+                .iter()
+                .find(|input| input.prefix == cabinet.mqtt_prefix)?
+                .prefix;
+            Some((cabinet.id, prefix))
+        })
+        .collect();
+    let mut places = Condition::any();
+    let mut pairs: Vec<(i32, i32)> = wanted
+        .iter()
+        .filter_map(|input| {
+            let cabinet = cabinets.iter().find(|c| c.mqtt_prefix == input.prefix)?;
+            Some((cabinet.id, input.number))
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    if pairs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    for (cabinet_id, number) in pairs {
+        places = places.add(
+            Condition::all()
+                .add(bay::Column::CabinetId.eq(cabinet_id))
+                .add(bay::Column::Number.eq(number)),
+        );
+    }
+    let rows = bay::Entity::find()
+        .filter(places)
+        .find_also_related(device::Entity)
+        .all(txn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(bay, device)| {
+            let prefix = *prefix_of.get(&bay.cabinet_id)?;
+            Some(((prefix, bay.number), (bay, device?)))
+        })
+        .collect())
+}
+
+/// Writes a round's reports to their devices where newer than what is
+/// stored; returns the devices that took their report.
+async fn update_devices(
+    txn: &DatabaseTransaction,
+    round: &[Pending<'_>],
+) -> Result<HashSet<i32>, DbErr> {
+    let column = |value: &dyn Fn(&Pending<'_>) -> Option<Value>, otherwise: Expr| {
+        per_row(
+            device::Column::Id,
+            round
+                .iter()
+                .filter_map(|p| Some((p.device_id, value(p)?)))
+                .collect(),
+            otherwise,
+        )
+    };
+    let none = || Expr::value(Option::<i64>::None);
+    let order_us = column(&|p| Some(p.order_us.into()), none());
+    let seq = column(&|p| Some(p.seq.into()), none());
+    let latest_us = column(&|p| Some(p.latest_us.into()), none());
+    let newer = Condition::any()
+        .add(device::Column::StateOrderUs.is_null())
+        .add(Expr::col(device::Column::StateOrderUs).gt(latest_us))
+        .add(Expr::col(device::Column::StateOrderUs).lt(order_us.clone()))
+        .add(
+            Condition::all()
+                .add(Expr::col(device::Column::StateOrderUs).eq(order_us.clone()))
+                .add(Expr::col(device::Column::StateSeq).lt(seq.clone())),
+        );
+    // Optional fields keep the stored value when a report leaves them out.
+    let kept = |col: device::Column| Expr::col(col);
+    let updated = device::Entity::update_many()
+        .col_expr(
+            device::Column::Status,
+            column(
+                &|p| Some(p.report.status.into()),
+                kept(device::Column::Status),
+            ),
+        )
+        .col_expr(
+            device::Column::HardwareMac,
+            column(
+                &|p| Some(p.report.mac.clone().into()),
+                kept(device::Column::HardwareMac),
+            ),
+        )
+        .col_expr(
+            device::Column::LastSeen,
+            column(&|p| Some(p.order_at.into()), kept(device::Column::LastSeen)),
+        )
+        .col_expr(
+            device::Column::FirmwareVersion,
+            column(
+                &|p| p.report.fw.clone().map(Into::into),
+                kept(device::Column::FirmwareVersion),
+            ),
+        )
+        .col_expr(
+            device::Column::IpAddress,
+            column(
+                &|p| p.report.ip.map(|ip| ip.to_string().into()),
+                kept(device::Column::IpAddress),
+            ),
+        )
+        .col_expr(
+            device::Column::Plugged,
+            column(
+                &|p| p.report.plugged.map(Into::into),
+                kept(device::Column::Plugged),
+            ),
+        )
+        .col_expr(device::Column::StateOrderUs, order_us)
+        .col_expr(device::Column::StateSeq, seq)
+        .filter(device::Column::Id.is_in(round.iter().map(|p| p.device_id)))
+        .filter(newer)
+        .exec_with_returning(txn)
+        .await?;
+    Ok(updated.into_iter().map(|device| device.id).collect())
+}
+
+/// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … ELSE otherwise END`:
+/// one column's new value for each row of a multi-row `UPDATE`.
+fn per_row<C: ColumnTrait>(key: C, values: Vec<(i32, Value)>, otherwise: Expr) -> Expr {
+    let mut values = values.into_iter();
+    let Some((first_key, first_value)) = values.next() else {
+        return otherwise;
+    };
+    values
+        .fold(
+            Expr::case(Expr::col(key).eq(first_key), first_value),
+            |case, (k, v)| case.case(Expr::col(key).eq(k), v),
+        )
+        .finally(otherwise)
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use sea_orm::{ConnectOptions, Database, DatabaseConnection, TransactionTrait};
+
+    use super::*;
+    use crate::entities::LockState;
+    use crate::seed::{DemoSize, demo, demo_mac};
+
+    /// A database with one cabinet of two bays (ids 1 and 2), each with its device.
+    async fn network() -> (DatabaseConnection, String) {
+        let mut options = ConnectOptions::new("sqlite::memory:");
+        options.max_connections(1).min_connections(1);
+        let db = Database::connect(options).await.expect("a database");
+        crate::db::migrate(&db).await.expect("migrated");
+        let size = DemoSize {
+            stations: 1,
+            cabinets_per_station: 1,
+            bays_per_cabinet: 2,
+        };
+        demo(&db, &size, "vg").await.expect("seeded");
+        let prefix = cabinet::Entity::find()
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("a cabinet")
+            .mqtt_prefix;
+        (db, prefix)
+    }
+
+    fn report(bay: i32, ts_ms: i64, lock: LockState) -> StateReport {
+        StateReport {
+            ts: DateTime::from_timestamp_millis(ts_ms).expect("a time"),
+            mac: demo_mac(bay),
+            fw: None,
+            ip: None,
+            status: DeviceStatus::Online,
+            lock: Some(lock),
+            plugged: None,
+            seq: None,
+        }
+    }
+
+    fn describe(result: &Result<StateOutcome, ReportError>) -> String {
+        match result {
+            Ok(StateOutcome::Applied(change, _)) => {
+                format!("applied {} {:?}", change.bay.id, change.bay.lock_state)
+            }
+            Ok(StateOutcome::Stale) => "stale".into(),
+            Err(ReportError::UnknownBay { .. }) => "unknown bay".into(),
+            Err(ReportError::MacMismatch { .. }) => "mac mismatch".into(),
+            Err(ReportError::FromTheFuture { .. }) => "from the future".into(),
+            Err(ReportError::Database(err)) => format!("database: {err}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_each_devices_reports_in_order_and_refuses_the_bad_ones() {
+        let (db, prefix) = network().await;
+        let now = Utc::now();
+        let at = |ms: i64| now - TimeDelta::seconds(60) + TimeDelta::milliseconds(ms);
+        let a1 = report(1, at(10).timestamp_millis(), LockState::Unlocked);
+        let b1 = report(2, at(10).timestamp_millis(), LockState::Unlocked);
+        let a_older = report(1, at(5).timestamp_millis(), LockState::Locked);
+        let a2 = report(1, at(20).timestamp_millis(), LockState::Locked);
+        let a2_again = a2.clone();
+        let mut impostor = report(2, at(30).timestamp_millis(), LockState::Locked);
+        impostor.mac = demo_mac(99);
+        let ahead = report(
+            1,
+            (now + TimeDelta::hours(1)).timestamp_millis(),
+            LockState::Unlocked,
+        );
+        let input = |number, report| StateInput {
+            prefix: &prefix,
+            number,
+            report,
+            received_at: now,
+        };
+        let inputs = [
+            input(1, &a1),
+            input(2, &b1),
+            input(1, &a_older),
+            input(1, &a2),
+            input(1, &a2_again),
+            input(9, &a1),
+            input(2, &impostor),
+            input(1, &ahead),
+        ];
+        let skew = ClockSkew(TimeDelta::seconds(30));
+        let txn = db.begin().await.expect("a transaction");
+        let results = apply_state_reports_in(&txn, &inputs, skew)
+            .await
+            .expect("applied");
+        txn.commit().await.expect("committed");
+
+        let described: Vec<String> = results.iter().map(describe).collect();
+        assert_eq!(
+            described,
+            [
+                "applied 1 Unlocked",
+                "applied 2 Unlocked",
+                "stale",
+                "applied 1 Locked",
+                "stale",
+                "unknown bay",
+                "mac mismatch",
+                "from the future",
+            ]
+        );
+        let stored = device::Entity::find()
+            .filter(device::Column::BayId.eq(1))
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the device");
+        assert_eq!(stored.state_order_us, Some(a2.ts.timestamp_micros()));
+        assert_eq!(stored.status, DeviceStatus::Online);
+        let bay = bay::Entity::find_by_id(1)
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the bay");
+        assert_eq!(
+            bay.lock_state,
+            LockState::Locked,
+            "the newest report's lock"
+        );
+    }
+}
