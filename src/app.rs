@@ -122,6 +122,7 @@ impl App {
                 keep_alive: Duration::from_secs(settings.ws_keepalive_secs.max(1)),
                 max_operations: settings.max_ws_subscriptions.max(1),
                 queue_frames: settings.ws_queue_messages.max(1),
+                document: limits.document,
             },
             subscription_groups: Arc::clone(&subscription_groups),
             ws_engine: settings.ws_engine,

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Data, ServerError};
+use async_graphql::{Data, Request, ServerError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{BoxStream, SplitSink};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -29,6 +29,8 @@ use super::protocol::{
     Action, CloseCode, ServerMessage, Session, Subprotocol, close_reason, encode,
 };
 use crate::error::{LAGGING_MESSAGE, Reason};
+use crate::graphql::document_limits::{self, DocumentLimits, Refusal};
+use crate::graphql::request_guard::{DocumentChecked, limit_error};
 use crate::telemetry::names;
 
 /// Limits and timers of a connection.
@@ -42,6 +44,8 @@ pub struct ConnectionLimits {
     pub max_operations: usize,
     /// Frames waiting to be written before the connection is a slow consumer.
     pub queue_frames: usize,
+    /// What a subscribed document may cost, checked before it is parsed.
+    pub document: DocumentLimits,
 }
 
 impl Default for ConnectionLimits {
@@ -51,6 +55,7 @@ impl Default for ConnectionLimits {
             keep_alive: Duration::from_secs(15),
             max_operations: 100,
             queue_frames: 256,
+            document: DocumentLimits::default(),
         }
     }
 }
@@ -149,8 +154,17 @@ pub async fn serve<A, F>(
                     }
                     Action::Start { id, payload } => {
                         let Some(data) = data.clone() else { continue };
-                        match serde_json::from_value::<async_graphql::Request>(payload) {
-                            Ok(request) => {
+                        match serde_json::from_value::<async_graphql::Request>(payload)
+                            .map(|request| checked(request, &limits.document))
+                        {
+                            Ok(Err(refused)) => {
+                                // Answered as an execution would answer it: one
+                                // result carrying the error, then the end.
+                                session.finished(&id);
+                                send(&ServerMessage::Next { id: &id, payload_json: &refused });
+                                send(&ServerMessage::Complete { id: &id });
+                            }
+                            Ok(Ok(request)) => {
                                 let results = groups
                                     .run(request, data)
                                     .map(Some)
@@ -290,7 +304,78 @@ fn lagging_errors(cursor: Option<&str>) -> String {
     .to_string()
 }
 
+/// Measures a subscribed document before anything parses it, and keeps the
+/// parse, so the document is read once: the group check and async-graphql's
+/// execution both use it. A document over a limit is refused with the result
+/// to send (no data, the limit's error); one that does not parse goes on, so
+/// async-graphql reports the syntax error with its position.
+fn checked(mut request: Request, limits: &DocumentLimits) -> Result<Request, String> {
+    match document_limits::check(&request.query, limits) {
+        Ok((document, _cost)) => {
+            request.set_parsed_query(document);
+            Ok(request.data(DocumentChecked))
+        }
+        Err(Refusal::Limit(exceeded)) => {
+            let refused = async_graphql::Response::from_errors(vec![limit_error(&exceeded)]);
+            Err(serde_json::to_string(&refused).unwrap_or_default())
+        }
+        Err(Refusal::Syntax(_)) => Ok(request),
+    }
+}
+
 fn errors_json(message: &str) -> String {
     serde_json::json!([{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }])
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscribed_document_is_measured_and_parsed_once_at_the_edge() {
+        let mut request = checked(
+            Request::new("subscription { bayStatusChanged { status } }"),
+            &DocumentLimits::default(),
+        )
+        .expect("within the limits");
+        let marked = request
+            .data
+            .get(&std::any::TypeId::of::<DocumentChecked>())
+            .is_some();
+        assert!(marked, "the extension is told not to measure it again");
+        let document = request.parsed_query().expect("the kept parse");
+        assert_eq!(document.operations.iter().count(), 1);
+    }
+
+    #[test]
+    fn a_document_over_a_limit_is_answered_without_being_run() {
+        let limits = DocumentLimits {
+            tokens: 5,
+            ..DocumentLimits::default()
+        };
+        let refused = checked(
+            Request::new("subscription { bayStatusChanged { status lockState } }"),
+            &limits,
+        )
+        .expect_err("over the token limit");
+        let result: serde_json::Value = serde_json::from_str(&refused).expect("JSON");
+        assert!(result["data"].is_null(), "{result}");
+        assert_eq!(result["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(
+            result["errors"][0]["extensions"]["limit"],
+            "VOLTGATE_MAX_QUERY_TOKENS"
+        );
+    }
+
+    #[test]
+    fn a_document_that_does_not_parse_goes_on_to_report_its_syntax_error() {
+        let request = checked(Request::new("subscription {"), &DocumentLimits::default())
+            .expect("left to async-graphql");
+        let marked = request
+            .data
+            .get(&std::any::TypeId::of::<DocumentChecked>())
+            .is_some();
+        assert!(!marked);
+    }
 }

@@ -28,6 +28,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::auth::principal::Principal;
 use crate::graphql::AppSchema;
+use crate::graphql::request_guard::DocumentChecked;
 use crate::telemetry::names;
 
 /// One result, serialized once for the whole group.
@@ -157,14 +158,15 @@ impl Groups {
             variables: serde_json::to_string(&request.variables).unwrap_or_default(),
             audience,
         };
-        if !shareable(&request) {
+        let mut request = request;
+        if !shareable(&mut request) {
             return self
                 .schema
                 .execute_stream(request, data)
                 .map(|response| Delivery::Payload(frame(&response)))
                 .boxed();
         }
-        let (group, receiver) = self.join(key, &request, &data);
+        let (group, receiver) = self.join(key, &mut request, &data);
         let member = Member {
             group,
             source: Source::Group(receiver),
@@ -179,7 +181,7 @@ impl Groups {
     fn join(
         self: &Arc<Self>,
         key: GroupKey,
-        request: &Request,
+        request: &mut Request,
         data: &Arc<Data>,
     ) -> (Arc<Group>, broadcast::Receiver<Arc<Frame>>) {
         let mut groups = self.lock();
@@ -357,10 +359,21 @@ impl Drop for Member {
 
 /// The parts of a request that an execution reads (a WebSocket request carries
 /// no data, uploads or extensions of its own: those come with the connection).
-fn copy_of(request: &Request) -> Request {
+fn copy_of(request: &mut Request) -> Request {
     let mut copy = Request::new(request.query.clone()).variables(request.variables.clone());
     if let Some(name) = &request.operation_name {
         copy = copy.operation_name(name.clone());
+    }
+    // The edge measured and parsed the document once; the group's execution
+    // keeps both instead of doing them again.
+    if request
+        .data
+        .get(&std::any::TypeId::of::<DocumentChecked>())
+        .is_some()
+        && let Ok(document) = request.parsed_query()
+    {
+        copy.set_parsed_query(document.clone());
+        copy = copy.data(DocumentChecked);
     }
     copy
 }
@@ -370,12 +383,14 @@ fn copy_of(request: &Request) -> Request {
 /// whose replayed events belong to its caller alone: a member joining its
 /// group later would miss them. A document that does not parse is not
 /// shareable: it runs alone and reports its own error.
-fn shareable(request: &Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+fn shareable(request: &mut Request) -> bool {
+    let variables = request.variables.clone();
+    let operation_name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return false;
     };
     let mut operations = document.operations.iter();
-    let selected = match &request.operation_name {
+    let selected = match &operation_name {
         Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
         None => operations.next(),
     };
@@ -395,13 +410,7 @@ fn shareable(request: &Request) -> bool {
                     .node
                     .clone()
                     .into_const_with(|variable| {
-                        Ok::<_, ()>(
-                            request
-                                .variables
-                                .get(&variable)
-                                .cloned()
-                                .unwrap_or(Value::Null),
-                        )
+                        Ok::<_, ()>(variables.get(&variable).cloned().unwrap_or(Value::Null))
                     })
                     .is_ok_and(|after| after != Value::Null)
         })
@@ -544,7 +553,7 @@ mod tests {
     fn only_subscriptions_that_do_not_resume_are_shared() {
         let with = |query: &str, variables: serde_json::Value| {
             let variables = async_graphql::Variables::from_json(variables);
-            shareable(&Request::new(query).variables(variables))
+            shareable(&mut Request::new(query).variables(variables))
         };
         let follow = "subscription($a: String) { ticks(after: $a) }";
         assert!(with("subscription { ticks }", serde_json::json!({})));
