@@ -158,8 +158,8 @@ pub async fn apply_state_report_in(
         report,
         received_at,
     };
-    let mut results = apply_state_reports_in(txn, &[input], skew).await?;
-    results.pop().expect("one result per report")
+    let mut batch = apply_state_reports_in(txn, &[input], skew).await?;
+    batch.results.pop().expect("one result per report")
 }
 
 /// Records a command acknowledgement on the device's last-command fields.

@@ -36,8 +36,15 @@ pub struct StateInput<'a> {
     pub received_at: DateTime<Utc>,
 }
 
-/// What became of each report, in the order given.
-pub type StateResults = Vec<Result<StateOutcome, ReportError>>;
+/// What a batch of state reports did.
+#[derive(Debug)]
+pub struct StateBatch {
+    /// What became of each report, in the order given.
+    pub results: Vec<Result<StateOutcome, ReportError>>,
+    /// The reporting devices whose stored status was `offline` before the
+    /// batch: only they can have an offline alert for a report to end.
+    pub offline_before: HashSet<i32>,
+}
 
 /// Applies `inputs` within `txn`, in order per device.
 ///
@@ -49,7 +56,7 @@ pub async fn apply_state_reports_in(
     txn: &DatabaseTransaction,
     inputs: &[StateInput<'_>],
     skew: ClockSkew,
-) -> Result<StateResults, DbErr> {
+) -> Result<StateBatch, DbErr> {
     let mut results: Vec<Option<Result<StateOutcome, ReportError>>> =
         inputs.iter().map(|_| None).collect();
     for (slot, input) in results.iter_mut().zip(inputs) {
@@ -135,10 +142,18 @@ pub async fn apply_state_reports_in(
             results[pending.index] = Some(Ok(outcome));
         }
     }
-    Ok(results
-        .into_iter()
-        .map(|result| result.expect("every report has a result"))
-        .collect())
+    let offline_before = bays
+        .values()
+        .filter(|(_, device)| device.status == DeviceStatus::Offline)
+        .map(|(_, device)| device.id)
+        .collect();
+    Ok(StateBatch {
+        results: results
+            .into_iter()
+            .map(|result| result.expect("every report has a result"))
+            .collect(),
+        offline_before,
+    })
 }
 
 /// A report that passed the checks, waiting for its round's update.
@@ -189,69 +204,51 @@ impl<'a> Pending<'a> {
 
 type Found<'a> = HashMap<(&'a str, i32), (bay::Model, device::Model)>;
 
-/// The bays (with their device) the reports still without a result name: one
-/// query for the cabinets, one for the bays.
+/// The bays (with their device) the reports still without a result name, in
+/// one query.
 async fn find_bays<'a>(
     txn: &DatabaseTransaction,
     inputs: &[StateInput<'a>],
     results: &[Option<Result<StateOutcome, ReportError>>],
 ) -> Result<Found<'a>, DbErr> {
-    let wanted: Vec<&StateInput<'a>> = inputs
+    let mut places: Vec<(&'a str, i32)> = inputs
         .iter()
         .zip(results)
         .filter(|(_, result)| result.is_none())
-        .map(|(input, _)| input)
+        .map(|(input, _)| (input.prefix, input.number))
         .collect();
-    let mut prefixes: Vec<&str> = wanted.iter().map(|input| input.prefix).collect();
-    prefixes.sort_unstable();
-    prefixes.dedup();
-    if prefixes.is_empty() {
+    places.sort_unstable();
+    places.dedup();
+    if places.is_empty() {
         return Ok(HashMap::new());
     }
-    let cabinets = cabinet::Entity::find()
-        .filter(cabinet::Column::MqttPrefix.is_in(prefixes.iter().copied()))
-        .all(txn)
-        .await?;
-    let prefix_of: HashMap<i32, &'a str> = cabinets
+    let wanted = places
         .iter()
-        .filter_map(|cabinet| {
-            let prefix = wanted
-                .iter()
-                .find(|input| input.prefix == cabinet.mqtt_prefix)?
-                .prefix;
-            Some((cabinet.id, prefix))
-        })
-        .collect();
-    let mut places = Condition::any();
-    let mut pairs: Vec<(i32, i32)> = wanted
-        .iter()
-        .filter_map(|input| {
-            let cabinet = cabinets.iter().find(|c| c.mqtt_prefix == input.prefix)?;
-            Some((cabinet.id, input.number))
-        })
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    if pairs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    for (cabinet_id, number) in pairs {
-        places = places.add(
-            Condition::all()
-                .add(bay::Column::CabinetId.eq(cabinet_id))
-                .add(bay::Column::Number.eq(number)),
-        );
-    }
+        .fold(Condition::any(), |any, (prefix, number)| {
+            any.add(
+                Condition::all()
+                    .add(cabinet::Column::MqttPrefix.eq(*prefix))
+                    .add(bay::Column::Number.eq(*number)),
+            )
+        });
     let rows = bay::Entity::find()
-        .filter(places)
+        .find_also_related(cabinet::Entity)
         .find_also_related(device::Entity)
+        .filter(wanted)
         .all(txn)
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(bay, device)| {
-            let prefix = *prefix_of.get(&bay.cabinet_id)?;
-            Some(((prefix, bay.number), (bay, device?)))
+        .filter_map(|(bay, cabinet, device)| {
+            let (cabinet, device) = (cabinet?, device?);
+            // The key borrows the report's prefix, which outlives the batch.
+            let found = places
+                .binary_search_by(|&(prefix, number)| {
+                    (prefix, number).cmp(&(cabinet.mqtt_prefix.as_str(), bay.number))
+                })
+                .ok()?;
+            let (prefix, _) = places[found];
+            Some(((prefix, bay.number), (bay, device)))
         })
         .collect())
 }
@@ -445,7 +442,8 @@ mod tests {
         let txn = db.begin().await.expect("a transaction");
         let results = apply_state_reports_in(&txn, &inputs, skew)
             .await
-            .expect("applied");
+            .expect("applied")
+            .results;
         txn.commit().await.expect("committed");
 
         let described: Vec<String> = results.iter().map(describe).collect();

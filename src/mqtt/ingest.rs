@@ -535,15 +535,18 @@ impl batcher::Apply for Writer {
                     _ => None,
                 })
                 .collect();
-            let states = state_batch::apply_state_reports_in(txn, &inputs, self.skew).await?;
-            // Any report but `offline` may end its device's offline alert: they
-            // ask together whether there is one.
-            let reporting: Vec<(&bay::Model, i32)> = states
+            let batch = state_batch::apply_state_reports_in(txn, &inputs, self.skew).await?;
+            // A report other than `offline` from a device stored as offline may
+            // end its offline alert: those ask together whether there is one
+            // (an alert is raised only with the device stored as offline).
+            let reporting: Vec<(&bay::Model, i32)> = batch
+                .results
                 .iter()
                 .zip(&inputs)
                 .filter_map(|(result, input)| match result {
                     Ok(StateOutcome::Applied(change, device_id))
-                        if input.report.status != DeviceStatus::Offline =>
+                        if input.report.status != DeviceStatus::Offline
+                            && batch.offline_before.contains(device_id) =>
                     {
                         Some((&change.bay, *device_id))
                     }
@@ -551,7 +554,7 @@ impl batcher::Apply for Writer {
                 })
                 .collect();
             let mut offline_alerted = sensors::offline_alerted(txn, &reporting).await?;
-            let mut states = states.into_iter();
+            let mut states = batch.results.into_iter();
             let mut outcomes = Vec::with_capacity(writes.len());
             for write in writes {
                 outcomes.push(match &write.report {

@@ -167,6 +167,9 @@ pub async fn offline_alerted(
     db: &impl ConnectionTrait,
     devices: &[(&bay::Model, i32)],
 ) -> Result<std::collections::HashSet<i32>, sea_orm::DbErr> {
+    if devices.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
     let conditions: Vec<Condition> = devices
         .iter()
         .map(|(bay, device_id)| offline_condition(bay, *device_id))
