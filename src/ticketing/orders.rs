@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, Set, SqlErr,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -24,11 +24,12 @@ use super::audit::{Audited, Change};
 use super::carts;
 use super::money::included_tax;
 use super::quotas::{self, Counter};
+use super::vouchers;
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
 use crate::db::page_by_id;
 use crate::entities::order::OrderStatus;
-use crate::entities::{event, order, order_position, product};
+use crate::entities::{checkout_key, event, order, order_position, product};
 use crate::error::{AppError, Reason};
 use crate::pagination::{Page, PageRequest};
 
@@ -68,27 +69,125 @@ fn parse_email(email: &str) -> Result<String, AppError> {
     }
 }
 
+fn parse_idempotency_key(key: &str) -> Result<String, AppError> {
+    if (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(key.to_owned())
+    } else {
+        Err(AppError::bad_input(
+            "idempotencyKey",
+            "1 to 200 visible ASCII characters",
+        ))
+    }
+}
+
+/// The order a checkout of `cart_id` with `key` placed, with its positions.
+async fn checked_out(
+    db: &impl ConnectionTrait,
+    cart_id: &str,
+    key: &str,
+) -> Result<Option<(order::Model, Vec<order_position::Model>)>, AppError> {
+    let Some(stored) = checkout_key::Entity::find()
+        .filter(checkout_key::Column::CartId.eq(cart_id))
+        .filter(checkout_key::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let order = reload(db, stored.order_id.unwrap_or(0)).await?;
+    let positions = order_position::Entity::find()
+        .filter(order_position::Column::OrderId.eq(order.id))
+        .order_by_asc(order_position::Column::Positionid)
+        .all(db)
+        .await?;
+    Ok(Some((order, positions)))
+}
+
 /// Turns a cart into a pending order (a paid one when it costs nothing).
 ///
+/// With an idempotency key, a checkout of the same cart with the same key
+/// returns the order the first one placed: the key's row is inserted first in
+/// the checkout's transaction, so a racing retry waits on its unique index
+/// (PostgreSQL) or on the single writer (SQLite), finds it taken, and reads
+/// the committed order. A checkout that failed stored nothing, key included,
+/// so retrying it tries again.
+///
 /// # Errors
-/// `BAD_USER_INPUT` on an empty cart, a bad email or fewer than a product's
-/// minimum per order; `UNAUTHENTICATED` for an anonymous buyer of a product
-/// limited per account; `CONFLICT` (no reason) beyond that limit; `EXPIRED`
-/// when a position's hold has expired.
+/// `BAD_USER_INPUT` on an empty cart, a bad email or key, or fewer than a
+/// product's minimum per order; `UNAUTHENTICATED` for an anonymous buyer of a
+/// product limited per account; `CONFLICT` (no reason) beyond that limit;
+/// `EXPIRED` when a position's hold has expired.
 pub async fn checkout(
     db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     cart_id: &str,
     email: &str,
+    idempotency_key: Option<&str>,
 ) -> Result<(order::Model, Vec<order_position::Model>), AppError> {
     let email = parse_email(email)?;
+    let key = idempotency_key.map(parse_idempotency_key).transpose()?;
+    if let Some(key) = &key {
+        let cart_id = carts::parse_cart_id(cart_id)?;
+        if let Some(first) = checked_out(db, &cart_id, key).await? {
+            return Ok(first);
+        }
+        match place(db, principal, now, &cart_id, email, Some(key)).await? {
+            Placed::Order(order, positions) => Ok((order, positions)),
+            // A concurrent checkout with this key committed first.
+            Placed::KeyTaken => checked_out(db, &cart_id, key)
+                .await?
+                .ok_or_else(|| AppError::Conflict("the checkout is being retried".into())),
+        }
+    } else {
+        match place(db, principal, now, cart_id, email, None).await? {
+            Placed::Order(order, positions) => Ok((order, positions)),
+            Placed::KeyTaken => Err(AppError::internal(anyhow::anyhow!("no key was given"))),
+        }
+    }
+}
+
+enum Placed {
+    Order(order::Model, Vec<order_position::Model>),
+    /// Another checkout holds the idempotency key.
+    KeyTaken,
+}
+
+async fn place(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    cart_id: &str,
+    email: String,
+    key: Option<&str>,
+) -> Result<Placed, AppError> {
     let user_id = match principal {
         Principal::Person(_) => Some(principal.person()?.id),
         _ => None,
     };
     let change = Audited::begin(db, user_id.map(Actor::Person), now).await?;
     let txn = change.txn();
+    let claimed = match key {
+        Some(key) => {
+            let inserted = checkout_key::ActiveModel {
+                cart_id: Set(cart_id.to_owned()),
+                idempotency_key: Set(key.to_owned()),
+                order_id: Set(None),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await;
+            match inserted {
+                Ok(row) => Some(row),
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    return Ok(Placed::KeyTaken);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        None => None,
+    };
     let cart = carts::positions(txn, cart_id).await?;
     let Some(first) = cart.first() else {
         return Err(AppError::bad_input("cartId", "the cart is empty"));
@@ -112,6 +211,14 @@ pub async fn checkout(
                 "the cart has expired; add the products again",
             ));
         }
+    }
+    let mut redemptions: std::collections::BTreeMap<i32, i32> = std::collections::BTreeMap::new();
+    for voucher_id in cart.iter().filter_map(|p| p.voucher_id) {
+        *redemptions.entry(voucher_id).or_default() += 1;
+    }
+    // In id order, so checkouts redeeming several vouchers never deadlock.
+    for (voucher_id, n) in redemptions {
+        vouchers::redeem(txn, voucher_id, n, now).await?;
     }
     let total: i64 = cart.iter().map(|p| p.price_minor).sum();
     let status = if total == 0 {
@@ -154,6 +261,11 @@ pub async fn checkout(
     }
     .insert(txn)
     .await?;
+    if let Some(claimed) = claimed {
+        let mut row: checkout_key::ActiveModel = claimed.into();
+        row.order_id = Set(Some(order.id));
+        row.update(txn).await?;
+    }
     let client = user_id.map_or_else(|| email.clone(), |id| id.to_string());
     let mut positions = Vec::with_capacity(cart.len());
     for (index, item) in cart.iter().enumerate() {
@@ -176,6 +288,7 @@ pub async fn checkout(
             attendee_email: Set(None),
             quota_ids: Set(item.quota_ids.clone()),
             created_at: Set(now),
+            voucher_id: Set(item.voucher_id),
             ..Default::default()
         }
         .insert(txn)
@@ -199,7 +312,7 @@ pub async fn checkout(
             json!({ "code": order.code, "total_minor": total, "positions": positions.len() }),
         ))
         .await?;
-    Ok((order, positions))
+    Ok(Placed::Order(order, positions))
 }
 
 async fn check_limits(
