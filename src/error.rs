@@ -72,10 +72,12 @@ pub enum Reason {
     SlugTaken,
     /// The product, event or date is not on sale now (`CONFLICT`).
     NotOnSale,
+    /// The voucher code is used already in this event (`CONFLICT`).
+    CodeTaken,
 }
 
 impl Reason {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -90,6 +92,7 @@ impl Reason {
         Self::CursorExpired,
         Self::SlugTaken,
         Self::NotOnSale,
+        Self::CodeTaken,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -108,6 +111,7 @@ impl Reason {
             Self::CursorExpired => "CURSOR_EXPIRED",
             Self::SlugTaken => "SLUG_TAKEN",
             Self::NotOnSale => "NOT_ON_SALE",
+            Self::CodeTaken => "CODE_TAKEN",
         }
     }
 
@@ -127,7 +131,8 @@ impl Reason {
             | Self::InvalidTransition
             | Self::CursorExpired
             | Self::SlugTaken
-            | Self::NotOnSale => ErrorCode::Conflict,
+            | Self::NotOnSale
+            | Self::CodeTaken => ErrorCode::Conflict,
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct Model {
     pub user_id: Option<i32>,
     pub datetime: DateTimeUtc,
     pub expires: DateTimeUtc,
+    /// The voucher it was added with (its price is the voucher's).
+    pub voucher_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

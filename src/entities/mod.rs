@@ -50,3 +50,6 @@ pub mod user_role;
 
 pub use enums::*;
 pub use role::RoleName;
+pub mod checkout_key;
+pub mod voucher;
+pub mod voucher_product;

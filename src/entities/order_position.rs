@@ -28,6 +28,8 @@ pub struct Model {
     /// The quotas it takes a unit of (comma-separated ids).
     pub quota_ids: String,
     pub created_at: DateTimeUtc,
+    /// The voucher it was bought with.
+    pub voucher_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

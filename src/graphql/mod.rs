@@ -43,6 +43,7 @@ pub struct Mutation(
     crate::supervision::graphql::AlertMutation,
     crate::ticketing::graphql::BackOfficeMutation,
     crate::ticketing::graphql::ShopMutation,
+    crate::ticketing::graphql::VoucherMutation,
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
 );

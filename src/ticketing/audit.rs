@@ -2,10 +2,15 @@
 //! quotas and orders, written in the same transaction as the change, so a
 //! change is never stored without its entry (pretix's `LogEntry`).
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, Set,
+    TransactionTrait,
+};
 
-use super::access::Actor;
-use crate::entities::ticketing_log;
+use super::access::{self, Actor};
+use crate::auth::{Principal, TeamPermission};
+use crate::entities::{event, organizer, ticketing_log};
 use crate::error::AppError;
 
 /// What changed: the organizer and event it belongs to and the object.
@@ -19,6 +24,171 @@ pub struct Change<'a> {
     pub data: serde_json::Value,
 }
 
+impl<'a> Change<'a> {
+    /// A change to `object_type` `object_id` of an organizer, outside any event.
+    pub fn on_organizer(
+        organizer_id: i32,
+        action: &'a str,
+        object_type: &'a str,
+        object_id: i32,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            organizer_id,
+            event_id: None,
+            action,
+            object_type,
+            object_id,
+            data,
+        }
+    }
+
+    /// A change to `object_type` `object_id` of `event`.
+    pub fn on_event(
+        event: &event::Model,
+        action: &'a str,
+        object_type: &'a str,
+        object_id: i32,
+        data: serde_json::Value,
+    ) -> Self {
+        let change = Self::on_organizer(event.organizer_id, action, object_type, object_id, data);
+        Self {
+            event_id: Some(event.id),
+            ..change
+        }
+    }
+}
+
+/// A ticketing change in progress: its transaction, who acts and when. Every
+/// change opens one (checking the actor's team permission inside the
+/// transaction), works on [`Audited::txn`], and ends with
+/// [`Audited::commit`], which writes the audit entry in that same
+/// transaction. Dropped without a commit, it rolls everything back.
+pub struct Audited {
+    txn: DatabaseTransaction,
+    actor: Option<Actor>,
+    now: DateTime<Utc>,
+}
+
+impl Audited {
+    /// Opens a change by `actor` (nobody, for a shop buyer or a job), with no
+    /// permission check: for changes whose caller is checked otherwise.
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn begin(
+        db: &DatabaseConnection,
+        actor: Option<Actor>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, AppError> {
+        Ok(Self {
+            txn: db.begin().await?,
+            actor,
+            now,
+        })
+    }
+
+    /// Opens a change needing `permission` on `event_id`.
+    ///
+    /// # Errors
+    /// As [`access::on_event`].
+    pub async fn on_event(
+        db: &DatabaseConnection,
+        principal: &Principal,
+        now: DateTime<Utc>,
+        permission: TeamPermission,
+        event_id: i32,
+    ) -> Result<(Self, event::Model), AppError> {
+        let mut change = Self::begin(db, None, now).await?;
+        let event = change.check_event(principal, permission, event_id).await?;
+        Ok((change, event))
+    }
+
+    /// Opens a change needing `permission` on `organizer_id` itself.
+    ///
+    /// # Errors
+    /// As [`access::on_organizer`].
+    pub async fn on_organizer(
+        db: &DatabaseConnection,
+        principal: &Principal,
+        now: DateTime<Utc>,
+        permission: TeamPermission,
+        organizer_id: i32,
+    ) -> Result<(Self, organizer::Model), AppError> {
+        let mut change = Self::begin(db, None, now).await?;
+        let (organizer, actor) =
+            access::on_organizer(&change.txn, principal, permission, organizer_id).await?;
+        change.actor = Some(actor);
+        Ok((change, organizer))
+    }
+
+    /// Checks `permission` on `event_id` inside the transaction, for changes
+    /// that first read which event the object belongs to; the checked actor is
+    /// the one the entry records.
+    ///
+    /// # Errors
+    /// As [`access::on_event`].
+    pub async fn check_event(
+        &mut self,
+        principal: &Principal,
+        permission: TeamPermission,
+        event_id: i32,
+    ) -> Result<event::Model, AppError> {
+        let (event, actor) = access::on_event(&self.txn, principal, permission, event_id).await?;
+        self.actor = Some(actor);
+        Ok(event)
+    }
+
+    /// As [`Audited::check_event`], for `organizer_id` itself.
+    ///
+    /// # Errors
+    /// As [`access::on_organizer`].
+    pub async fn check_organizer(
+        &mut self,
+        principal: &Principal,
+        permission: TeamPermission,
+        organizer_id: i32,
+    ) -> Result<organizer::Model, AppError> {
+        let (organizer, actor) =
+            access::on_organizer(&self.txn, principal, permission, organizer_id).await?;
+        self.actor = Some(actor);
+        Ok(organizer)
+    }
+
+    /// The transaction the change works in.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Who acts.
+    pub fn actor(&self) -> Option<Actor> {
+        self.actor
+    }
+
+    /// When the change happens.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Records one more entry for a change that touches several objects.
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn log(&self, change: Change<'_>) -> Result<(), AppError> {
+        record(&self.txn, self.actor, self.now, change).await
+    }
+
+    /// Records the change's entry and commits.
+    ///
+    /// # Errors
+    /// On database errors: nothing is stored.
+    pub async fn commit(self, change: Change<'_>) -> Result<(), AppError> {
+        self.log(change).await?;
+        self.txn.commit().await?;
+        Ok(())
+    }
+}
+
 /// Records `change` made by `actor` (who may be nobody, for a shop buyer or a job).
 ///
 /// # Errors
@@ -26,7 +196,7 @@ pub struct Change<'a> {
 pub async fn record(
     db: &impl ConnectionTrait,
     actor: Option<Actor>,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
     change: Change<'_>,
 ) -> Result<(), AppError> {
     ticketing_log::ActiveModel {

@@ -15,6 +15,7 @@ use sea_orm::{
 };
 
 use super::quotas::{self, Counter, Units};
+use super::vouchers;
 use crate::auth::Principal;
 use crate::auth::tokens::random_token;
 use crate::entities::cart_position::format_quota_ids;
@@ -32,12 +33,18 @@ pub struct CartAdd {
     pub variation_id: Option<i32>,
     pub sub_event_id: Option<i32>,
     pub quantity: i32,
+    /// A voucher's code: its price applies, and it may unlock the product.
+    pub voucher_code: Option<String>,
 }
 
 /// The most positions one call adds.
 pub const MAX_QUANTITY: i32 = 100;
 
-fn parse_cart_id(cart_id: &str) -> Result<String, AppError> {
+/// A cart id as clients present it.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `cartId` for anything else.
+pub fn parse_cart_id(cart_id: &str) -> Result<String, AppError> {
     let ok = (16..=64).contains(&cart_id.len())
         && cart_id
             .bytes()
@@ -92,7 +99,27 @@ pub async fn add(
             "this product is not on sale now",
         ));
     }
-    if product.require_voucher || product.hide_without_voucher {
+    let voucher = match &input.voucher_code {
+        Some(code) => Some(
+            vouchers::usable(
+                &txn,
+                event.id,
+                code,
+                now,
+                product.id,
+                input.variation_id,
+                input.sub_event_id,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // Any voucher for the product opens one that requires a voucher; a hidden
+    // one only a voucher that shows hidden products.
+    let unlocked = voucher
+        .as_ref()
+        .is_some_and(|v| !product.hide_without_voucher || v.show_hidden_items);
+    if (product.require_voucher || product.hide_without_voucher) && !unlocked {
         return Err(AppError::refused(
             Reason::NotOnSale,
             "this product needs a voucher",
@@ -108,6 +135,9 @@ pub async fn add(
                 AppError::bad_input("variationId", "no such variation of this product")
             })?;
         price = variation.price_minor.unwrap_or(price);
+    }
+    if let Some(voucher) = &voucher {
+        price = vouchers::price_with(voucher, price);
     }
     match (event.has_subevents, input.sub_event_id) {
         (true, Some(date)) => {
@@ -154,8 +184,27 @@ pub async fn add(
             format!("at most {max} per order"),
         ));
     }
-    let quota_ids = quotas_for(&txn, product.id, input.sub_event_id).await?;
-    if quota_ids.is_empty() {
+    if let Some(voucher) = &voucher {
+        let in_cart = existing
+            .iter()
+            .filter(|p| p.voucher_id == Some(voucher.id))
+            .count();
+        let wanted = i64::try_from(in_cart).unwrap_or(i64::MAX) + i64::from(input.quantity);
+        // A courtesy: checkout redeems usages under the voucher row's lock.
+        if i64::from(voucher.redeemed) + wanted > i64::from(voucher.max_usages) {
+            return Err(AppError::refused(
+                Reason::AlreadyRedeemed,
+                "this voucher has fewer usages left",
+            ));
+        }
+    }
+    let ignore_quota = voucher.as_ref().is_some_and(|v| v.allow_ignore_quota);
+    let quota_ids = if ignore_quota {
+        Vec::new()
+    } else {
+        quotas_for(&txn, product.id, input.sub_event_id).await?
+    };
+    if quota_ids.is_empty() && !ignore_quota {
         return Err(AppError::refused(
             Reason::SoldOut,
             "this product is not available",
@@ -177,6 +226,7 @@ pub async fn add(
             user_id: Set(user_id),
             datetime: Set(now),
             expires: Set(expires),
+            voucher_id: Set(voucher.as_ref().map(|v| v.id)),
             ..Default::default()
         }
         .insert(&txn)

@@ -11,12 +11,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde_json::json;
 
-use super::access::{self, Actor};
-use super::audit::{self, Change};
+use super::access;
+use super::audit::{Audited, Change};
 use super::organizers::parse_name;
 use crate::auth::{Principal, TeamPermission};
 use crate::entities::product::ProductKind;
@@ -37,9 +36,8 @@ pub async fn create_category(
     position: i32,
     is_addon: bool,
 ) -> Result<product_category::Model, AppError> {
-    let txn = db.begin().await?;
-    let (event, actor) =
-        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let (change, event) =
+        Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
     let category = product_category::ActiveModel {
         event_id: Set(event.id),
         name: Set(parse_name(name)?),
@@ -47,20 +45,17 @@ pub async fn create_category(
         is_addon: Set(is_addon),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(change.txn())
     .await?;
-    log(
-        &txn,
-        actor,
-        now,
-        &event,
-        "voltgate.category.added",
-        "category",
-        category.id,
-        json!({ "name": category.name }),
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.category.added",
+            "category",
+            category.id,
+            json!({ "name": category.name }),
+        ))
+        .await?;
     Ok(category)
 }
 
@@ -135,14 +130,14 @@ pub async fn create_product(
     event_id: i32,
     input: ProductInput,
 ) -> Result<product::Model, AppError> {
-    let txn = db.begin().await?;
-    let (event, actor) =
-        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let (change, event) =
+        Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
+    let txn = change.txn();
     let name = parse_name(&input.name)?;
     check_product(&input)?;
     if let Some(category) = input.category_id {
         let found = product_category::Entity::find_by_id(category)
-            .one(&txn)
+            .one(txn)
             .await?;
         if found.is_none_or(|c| c.event_id != event.id) {
             return Err(AppError::bad_input(
@@ -176,33 +171,25 @@ pub async fn create_product(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    log(
-        &txn,
-        actor,
-        now,
+    let added = Change::on_event(
         &event,
         "voltgate.product.added",
         "product",
         product.id,
         json!({ "name": product.name, "price_minor": product.price_minor, "kind": product.kind }),
-    )
-    .await?;
-    if let Some(size) = input.total_quantity {
-        insert_quota(
-            &txn,
-            actor,
-            now,
-            &event,
-            &product.name,
-            Some(size),
-            None,
-            &[product.id],
-        )
-        .await?;
+    );
+    match input.total_quantity {
+        Some(size) => {
+            let ids = [product.id];
+            let quota =
+                insert_quota(&change, &event, &product.name, Some(size), None, &ids).await?;
+            change.log(added).await?;
+            change.commit(quota_added(&event, &quota, &ids)).await?;
+        }
+        None => change.commit(added).await?,
     }
-    txn.commit().await?;
     Ok(product)
 }
 
@@ -219,14 +206,17 @@ pub async fn create_variation(
     value: &str,
     price_minor: Option<i64>,
 ) -> Result<product_variation::Model, AppError> {
-    let txn = db.begin().await?;
     if matches!(principal, Principal::Anonymous) {
         return Err(AppError::Unauthenticated);
     }
-    let product = product::Entity::find_by_id(product_id).one(&txn).await?;
+    let mut change = Audited::begin(db, None, now).await?;
+    let product = product::Entity::find_by_id(product_id)
+        .one(change.txn())
+        .await?;
     let event_id = product.as_ref().map_or(0, |p| p.event_id);
-    let (event, actor) =
-        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let event = change
+        .check_event(principal, TeamPermission::ChangeItems, event_id)
+        .await?;
     let product = product.ok_or(AppError::not_found("product"))?;
     let variation = product_variation::ActiveModel {
         product_id: Set(product.id),
@@ -237,20 +227,17 @@ pub async fn create_variation(
         position: Set(0),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(change.txn())
     .await?;
-    log(
-        &txn,
-        actor,
-        now,
-        &event,
-        "voltgate.product.variation.added",
-        "product",
-        product.id,
-        json!({ "variation": variation.id, "value": variation.value }),
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.product.variation.added",
+            "product",
+            product.id,
+            json!({ "variation": variation.id, "value": variation.value }),
+        ))
+        .await?;
     Ok(variation)
 }
 
@@ -270,9 +257,9 @@ pub async fn create_quota(
     sub_event_id: Option<i32>,
     product_ids: &[i32],
 ) -> Result<quota::Model, AppError> {
-    let txn = db.begin().await?;
-    let (event, actor) =
-        access::on_event(&txn, principal, TeamPermission::ChangeItems, event_id).await?;
+    let (change, event) =
+        Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
+    let txn = change.txn();
     let name = parse_name(name)?;
     if size.is_some_and(|n| n < 0) {
         return Err(AppError::bad_input("size", "not negative"));
@@ -283,7 +270,7 @@ pub async fn create_quota(
     let found = product::Entity::find()
         .filter(product::Column::Id.is_in(ids.clone()))
         .filter(product::Column::EventId.eq(event.id))
-        .all(&txn)
+        .all(txn)
         .await?;
     if found.len() != ids.len() {
         return Err(AppError::bad_input(
@@ -293,7 +280,7 @@ pub async fn create_quota(
     }
     if let Some(date) = sub_event_id {
         let found = crate::entities::sub_event::Entity::find_by_id(date)
-            .one(&txn)
+            .one(txn)
             .await?;
         if found.is_none_or(|d| d.event_id != event.id) {
             return Err(AppError::bad_input(
@@ -302,16 +289,24 @@ pub async fn create_quota(
             ));
         }
     }
-    let quota = insert_quota(&txn, actor, now, &event, &name, size, sub_event_id, &ids).await?;
-    txn.commit().await?;
+    let quota = insert_quota(&change, &event, &name, size, sub_event_id, &ids).await?;
+    change.commit(quota_added(&event, &quota, &ids)).await?;
     Ok(quota)
 }
 
-#[allow(clippy::too_many_arguments)]
+fn quota_added<'a>(event: &event::Model, quota: &quota::Model, product_ids: &[i32]) -> Change<'a> {
+    Change::on_event(
+        event,
+        "voltgate.quota.added",
+        "quota",
+        quota.id,
+        json!({ "name": quota.name, "size": quota.size, "products": product_ids }),
+    )
+}
+
+/// Inserts a quota over `product_ids`, in `change`'s transaction.
 async fn insert_quota(
-    db: &impl ConnectionTrait,
-    actor: Actor,
-    now: DateTime<Utc>,
+    change: &Audited,
     event: &event::Model,
     name: &str,
     size: Option<i32>,
@@ -328,56 +323,18 @@ async fn insert_quota(
         in_carts: Set(0),
         ..Default::default()
     }
-    .insert(db)
+    .insert(change.txn())
     .await?;
     for product_id in product_ids {
         quota_product::ActiveModel {
             quota_id: Set(quota.id),
             product_id: Set(*product_id),
-            added_at: Set(now),
+            added_at: Set(change.now()),
         }
-        .insert(db)
+        .insert(change.txn())
         .await?;
     }
-    log(
-        db,
-        actor,
-        now,
-        event,
-        "voltgate.quota.added",
-        "quota",
-        quota.id,
-        json!({ "name": quota.name, "size": quota.size, "products": product_ids }),
-    )
-    .await?;
     Ok(quota)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn log(
-    db: &impl ConnectionTrait,
-    actor: Actor,
-    now: DateTime<Utc>,
-    event: &event::Model,
-    action: &str,
-    object_type: &str,
-    object_id: i32,
-    data: serde_json::Value,
-) -> Result<(), AppError> {
-    audit::record(
-        db,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: event.organizer_id,
-            event_id: Some(event.id),
-            action,
-            object_type,
-            object_id,
-            data,
-        },
-    )
-    .await
 }
 
 /// The products the shop shows: active ones that are not hidden without a voucher.

@@ -3,7 +3,7 @@
 use sea_orm::{EntityTrait as _, QueryOrder as _};
 
 use super::catalog;
-use crate::entities::{order_position, product, quota};
+use crate::entities::{order_position, product, quota, voucher_product};
 use crate::graphql::loaders::{DbLoader, LoadResult, many_per_key, one_per_key};
 
 one_per_key!(ProductById: product by Id => id);
@@ -11,6 +11,11 @@ many_per_key!(
     /// An order's positions, in order.
     PositionsOfOrder: order_position by OrderId => order_id,
     order_position::Entity::find().order_by_asc(order_position::Column::Positionid)
+);
+many_per_key!(
+    /// The products a voucher applies to.
+    ProductsOfVoucher: voucher_product by VoucherId => voucher_id,
+    voucher_product::Entity::find().order_by_asc(voucher_product::Column::ProductId)
 );
 
 /// The quotas counting a product.

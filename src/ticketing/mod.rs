@@ -4,7 +4,9 @@
 //!
 //! - `organizers`: organizers, events, dates, teams, members, API tokens;
 //! - `catalog`: categories, products, variations, quotas and availability;
-//! - `carts`, `quotas`, `orders`: buying without overselling;
+//! - `carts`, `quotas`, `orders`: buying without overselling; checkout
+//!   retried with an idempotency key places one order;
+//! - `vouchers`: vouchers, the prices they make, their redemption;
 //! - `access`: pretix's team permissions for the event at hand;
 //! - `audit`: the audit log, written in each change's transaction;
 //! - `money`: exact amounts (minor units, decimal strings);
@@ -18,8 +20,11 @@
 //!   that removes or changes those positions, by the statement that did so.
 //!   A quota is therefore never oversold, on SQLite or PostgreSQL, with any
 //!   number of replicas.
-//! - Every change to events, dates, teams, tokens, products, quotas and
-//!   orders writes its audit log entry in its own transaction.
+//! - A voucher is redeemed only by a conditional `UPDATE` that checks its
+//!   usages left, in the checkout's transaction (`vouchers::redeem`).
+//! - Every change to events, dates, teams, tokens, products, quotas, vouchers
+//!   and orders goes through `audit::Audited`, which writes its audit log
+//!   entry in the change's own transaction.
 //! - Team API tokens are stored as SHA-256 only and shown once.
 
 pub mod access;
@@ -33,3 +38,4 @@ pub mod money;
 pub mod orders;
 pub mod organizers;
 pub mod quotas;
+pub mod vouchers;

@@ -13,22 +13,23 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, SqlErr,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::access::{self, Actor};
-use super::audit::{self, Change};
+use super::audit::{Audited, Change};
 use super::carts;
 use super::money::included_tax;
 use super::quotas::{self, Counter};
+use super::vouchers;
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
 use crate::db::page_by_id;
 use crate::entities::order::OrderStatus;
-use crate::entities::{event, order, order_position, product};
+use crate::entities::{checkout_key, event, order, order_position, product};
 use crate::error::{AppError, Reason};
 use crate::pagination::{Page, PageRequest};
 
@@ -68,49 +69,156 @@ fn parse_email(email: &str) -> Result<String, AppError> {
     }
 }
 
+fn parse_idempotency_key(key: &str) -> Result<String, AppError> {
+    if (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(key.to_owned())
+    } else {
+        Err(AppError::bad_input(
+            "idempotencyKey",
+            "1 to 200 visible ASCII characters",
+        ))
+    }
+}
+
+/// The order a checkout of `cart_id` with `key` placed, with its positions.
+async fn checked_out(
+    db: &impl ConnectionTrait,
+    cart_id: &str,
+    key: &str,
+) -> Result<Option<(order::Model, Vec<order_position::Model>)>, AppError> {
+    let Some(stored) = checkout_key::Entity::find()
+        .filter(checkout_key::Column::CartId.eq(cart_id))
+        .filter(checkout_key::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let order = reload(db, stored.order_id.unwrap_or(0)).await?;
+    let positions = order_position::Entity::find()
+        .filter(order_position::Column::OrderId.eq(order.id))
+        .order_by_asc(order_position::Column::Positionid)
+        .all(db)
+        .await?;
+    Ok(Some((order, positions)))
+}
+
 /// Turns a cart into a pending order (a paid one when it costs nothing).
 ///
+/// With an idempotency key, a checkout of the same cart with the same key
+/// returns the order the first one placed: the key's row is inserted first in
+/// the checkout's transaction, so a racing retry waits on its unique index
+/// (PostgreSQL) or on the single writer (SQLite), finds it taken, and reads
+/// the committed order. A checkout that failed stored nothing, key included,
+/// so retrying it tries again.
+///
 /// # Errors
-/// `BAD_USER_INPUT` on an empty cart, a bad email or fewer than a product's
-/// minimum per order; `UNAUTHENTICATED` for an anonymous buyer of a product
-/// limited per account; `CONFLICT` (no reason) beyond that limit; `EXPIRED`
-/// when a position's hold has expired.
+/// `BAD_USER_INPUT` on an empty cart, a bad email or key, or fewer than a
+/// product's minimum per order; `UNAUTHENTICATED` for an anonymous buyer of a
+/// product limited per account; `CONFLICT` (no reason) beyond that limit;
+/// `EXPIRED` when a position's hold has expired.
 pub async fn checkout(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     cart_id: &str,
     email: &str,
+    idempotency_key: Option<&str>,
 ) -> Result<(order::Model, Vec<order_position::Model>), AppError> {
     let email = parse_email(email)?;
+    let key = idempotency_key.map(parse_idempotency_key).transpose()?;
+    if let Some(key) = &key {
+        let cart_id = carts::parse_cart_id(cart_id)?;
+        if let Some(first) = checked_out(db, &cart_id, key).await? {
+            return Ok(first);
+        }
+        match place(db, principal, now, &cart_id, email, Some(key)).await? {
+            Placed::Order(order, positions) => Ok((order, positions)),
+            // A concurrent checkout with this key committed first.
+            Placed::KeyTaken => checked_out(db, &cart_id, key)
+                .await?
+                .ok_or_else(|| AppError::Conflict("the checkout is being retried".into())),
+        }
+    } else {
+        match place(db, principal, now, cart_id, email, None).await? {
+            Placed::Order(order, positions) => Ok((order, positions)),
+            Placed::KeyTaken => Err(AppError::internal(anyhow::anyhow!("no key was given"))),
+        }
+    }
+}
+
+enum Placed {
+    Order(order::Model, Vec<order_position::Model>),
+    /// Another checkout holds the idempotency key.
+    KeyTaken,
+}
+
+async fn place(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    cart_id: &str,
+    email: String,
+    key: Option<&str>,
+) -> Result<Placed, AppError> {
     let user_id = match principal {
         Principal::Person(_) => Some(principal.person()?.id),
         _ => None,
     };
-    let txn = db.begin().await?;
-    let cart = carts::positions(&txn, cart_id).await?;
+    let change = Audited::begin(db, user_id.map(Actor::Person), now).await?;
+    let txn = change.txn();
+    let claimed = match key {
+        Some(key) => {
+            let inserted = checkout_key::ActiveModel {
+                cart_id: Set(cart_id.to_owned()),
+                idempotency_key: Set(key.to_owned()),
+                order_id: Set(None),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await;
+            match inserted {
+                Ok(row) => Some(row),
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    return Ok(Placed::KeyTaken);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        None => None,
+    };
+    let cart = carts::positions(txn, cart_id).await?;
     let Some(first) = cart.first() else {
         return Err(AppError::bad_input("cartId", "the cart is empty"));
     };
     let event = event::Entity::find_by_id(first.event_id)
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or(AppError::not_found("event"))?;
     let products: HashMap<i32, product::Model> = product::Entity::find()
         .filter(product::Column::Id.is_in(cart.iter().map(|p| p.product_id)))
-        .all(&txn)
+        .all(txn)
         .await?
         .into_iter()
         .map(|p| (p.id, p))
         .collect();
-    check_limits(&txn, &cart, &products, user_id).await?;
+    check_limits(txn, &cart, &products, user_id).await?;
     for position in &cart {
-        if !carts::take_live(&txn, position, now).await? {
+        if !carts::take_live(txn, position, now).await? {
             return Err(AppError::refused(
                 Reason::Expired,
                 "the cart has expired; add the products again",
             ));
         }
+    }
+    let mut redemptions: std::collections::BTreeMap<i32, i32> = std::collections::BTreeMap::new();
+    for voucher_id in cart.iter().filter_map(|p| p.voucher_id) {
+        *redemptions.entry(voucher_id).or_default() += 1;
+    }
+    // In id order, so checkouts redeeming several vouchers never deadlock.
+    for (voucher_id, n) in redemptions {
+        vouchers::redeem(txn, voucher_id, n, now).await?;
     }
     let total: i64 = cart.iter().map(|p| p.price_minor).sum();
     let status = if total == 0 {
@@ -124,13 +232,13 @@ pub async fn checkout(
     } else {
         Counter::Pending
     };
-    quotas::shift(&txn, &units, Counter::InCarts, target).await?;
+    quotas::shift(txn, &units, Counter::InCarts, target).await?;
     let mut code = order_code()?;
     // Codes are unique per event; a clash (rare) draws again.
     while order::Entity::find()
         .filter(order::Column::EventId.eq(event.id))
         .filter(order::Column::Code.eq(code.clone()))
-        .one(&txn)
+        .one(txn)
         .await?
         .is_some()
     {
@@ -151,8 +259,13 @@ pub async fn checkout(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
+    if let Some(claimed) = claimed {
+        let mut row: checkout_key::ActiveModel = claimed.into();
+        row.order_id = Set(Some(order.id));
+        row.update(txn).await?;
+    }
     let client = user_id.map_or_else(|| email.clone(), |id| id.to_string());
     let mut positions = Vec::with_capacity(cart.len());
     for (index, item) in cart.iter().enumerate() {
@@ -175,36 +288,31 @@ pub async fn checkout(
             attendee_email: Set(None),
             quota_ids: Set(item.quota_ids.clone()),
             created_at: Set(now),
+            voucher_id: Set(item.voucher_id),
             ..Default::default()
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
         let position = if admission {
             let key = ticket_key(&client, order.datetime, position.id);
             let mut row: order_position::ActiveModel = position.into();
             row.ticket_key = Set(Some(key));
-            row.update(&txn).await?
+            row.update(txn).await?
         } else {
             position
         };
         positions.push(position);
     }
-    audit::record(
-        &txn,
-        user_id.map(Actor::Person),
-        now,
-        Change {
-            organizer_id: event.organizer_id,
-            event_id: Some(event.id),
-            action: "voltgate.order.placed",
-            object_type: "order",
-            object_id: order.id,
-            data: json!({ "code": order.code, "total_minor": total, "positions": positions.len() }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok((order, positions))
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.order.placed",
+            "order",
+            order.id,
+            json!({ "code": order.code, "total_minor": total, "positions": positions.len() }),
+        ))
+        .await?;
+    Ok(Placed::Order(order, positions))
 }
 
 async fn check_limits(
@@ -261,20 +369,26 @@ async fn check_limits(
     Ok(())
 }
 
+/// Opens a change of `order_id` (team permission `ChangeOrders` on its event).
 async fn order_for_change(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     principal: &Principal,
+    now: DateTime<Utc>,
     order_id: i32,
-) -> Result<(order::Model, event::Model, Actor), AppError> {
+) -> Result<(Audited, order::Model, event::Model), AppError> {
     if matches!(principal, Principal::Anonymous) {
         return Err(AppError::Unauthenticated);
     }
-    let order = order::Entity::find_by_id(order_id).one(db).await?;
+    let mut change = Audited::begin(db, None, now).await?;
+    let order = order::Entity::find_by_id(order_id)
+        .one(change.txn())
+        .await?;
     let event_id = order.as_ref().map_or(0, |o| o.event_id);
-    let (event, actor) =
-        access::on_event(db, principal, TeamPermission::ChangeOrders, event_id).await?;
+    let event = change
+        .check_event(principal, TeamPermission::ChangeOrders, event_id)
+        .await?;
     let order = order.ok_or(AppError::not_found("order"))?;
-    Ok((order, event, actor))
+    Ok((change, order, event))
 }
 
 /// Changes an order's status from `from` to `to` by one conditional `UPDATE`,
@@ -305,37 +419,27 @@ async fn transition(
 /// # Errors
 /// `INVALID_TRANSITION` unless the order is pending; as [`access::on_event`].
 pub async fn mark_paid(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     order_id: i32,
 ) -> Result<order::Model, AppError> {
-    let txn = db.begin().await?;
-    let (order, event, actor) = order_for_change(&txn, principal, order_id).await?;
-    if !transition(
-        &txn,
-        &order,
-        &[OrderStatus::Pending],
-        OrderStatus::Paid,
-        now,
-    )
-    .await?
-    {
+    let (change, order, event) = order_for_change(db, principal, now, order_id).await?;
+    let txn = change.txn();
+    if !transition(txn, &order, &[OrderStatus::Pending], OrderStatus::Paid, now).await? {
         return Err(AppError::refused(
             Reason::InvalidTransition,
             "only a pending order can be marked paid",
         ));
     }
-    let positions = live_positions(&txn, order.id).await?;
+    let positions = live_positions(txn, order.id).await?;
     let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
-    quotas::shift(&txn, &units, Counter::Pending, Counter::Paid).await?;
-    log_order(&txn, actor, now, &event, &order, "voltgate.order.paid").await?;
-    let order = order::Entity::find_by_id(order.id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("order"))?;
-    txn.commit().await?;
-    Ok(order)
+    quotas::shift(txn, &units, Counter::Pending, Counter::Paid).await?;
+    let stored = reload(txn, order.id).await?;
+    change
+        .commit(order_changed(&event, &order, "voltgate.order.paid"))
+        .await?;
+    Ok(stored)
 }
 
 /// Cancels a pending or paid order (team permission `ChangeOrders`): its
@@ -345,43 +449,41 @@ pub async fn mark_paid(
 /// `INVALID_TRANSITION` for an order already canceled or expired; as
 /// [`access::on_event`].
 pub async fn cancel(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     order_id: i32,
 ) -> Result<order::Model, AppError> {
-    let txn = db.begin().await?;
-    let (order, event, actor) = order_for_change(&txn, principal, order_id).await?;
+    let (change, order, event) = order_for_change(db, principal, now, order_id).await?;
+    let txn = change.txn();
     let counter = match order.status {
         OrderStatus::Paid => Counter::Paid,
         _ => Counter::Pending,
     };
     if !matches!(order.status, OrderStatus::Pending | OrderStatus::Paid)
-        || !transition(&txn, &order, &[order.status], OrderStatus::Canceled, now).await?
+        || !transition(txn, &order, &[order.status], OrderStatus::Canceled, now).await?
     {
         return Err(AppError::refused(
             Reason::InvalidTransition,
             "the order is canceled or expired already",
         ));
     }
-    let positions = live_positions(&txn, order.id).await?;
+    let positions = live_positions(txn, order.id).await?;
     let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
-    quotas::release(&txn, &units, counter).await?;
+    quotas::release(txn, &units, counter).await?;
     order_position::Entity::update_many()
         .col_expr(
             order_position::Column::Canceled,
             sea_orm::sea_query::Expr::value(true),
         )
         .filter(order_position::Column::OrderId.eq(order.id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    log_order(&txn, actor, now, &event, &order, "voltgate.order.canceled").await?;
-    let order = order::Entity::find_by_id(order.id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::not_found("order"))?;
-    txn.commit().await?;
-    Ok(order)
+    let stored = reload(txn, order.id).await?;
+    change
+        .commit(order_changed(&event, &order, "voltgate.order.canceled"))
+        .await?;
+    Ok(stored)
 }
 
 /// Expires pending orders past their payment deadline and releases their
@@ -390,10 +492,7 @@ pub async fn cancel(
 ///
 /// # Errors
 /// On database errors.
-pub async fn expire_unpaid(
-    db: &sea_orm::DatabaseConnection,
-    now: DateTime<Utc>,
-) -> Result<u64, AppError> {
+pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, AppError> {
     let due = order::Entity::find()
         .filter(order::Column::Status.eq(OrderStatus::Pending))
         .filter(order::Column::Expires.lte(now))
@@ -402,9 +501,11 @@ pub async fn expire_unpaid(
         .await?;
     let mut expired = 0;
     for order in due {
-        let txn = db.begin().await?;
-        if transition(
-            &txn,
+        let change = Audited::begin(db, None, now).await?;
+        let txn = change.txn();
+        // Another replica expired (or someone paid) it first: nothing to do.
+        if !transition(
+            txn,
             &order,
             &[OrderStatus::Pending],
             OrderStatus::Expired,
@@ -412,54 +513,45 @@ pub async fn expire_unpaid(
         )
         .await?
         {
-            let positions = live_positions(&txn, order.id).await?;
-            let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
-            quotas::release(&txn, &units, Counter::Pending).await?;
-            if let Some(event) = event::Entity::find_by_id(order.event_id).one(&txn).await? {
-                audit::record(
-                    &txn,
-                    None,
-                    now,
-                    Change {
-                        organizer_id: event.organizer_id,
-                        event_id: Some(event.id),
-                        action: "voltgate.order.expired",
-                        object_type: "order",
-                        object_id: order.id,
-                        data: json!({ "code": order.code }),
-                    },
-                )
-                .await?;
-            }
-            expired += 1;
+            continue;
         }
-        txn.commit().await?;
+        let positions = live_positions(txn, order.id).await?;
+        let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
+        quotas::release(txn, &units, Counter::Pending).await?;
+        let event = event::Entity::find_by_id(order.event_id)
+            .one(txn)
+            .await?
+            .ok_or(AppError::not_found("event"))?;
+        change
+            .commit(Change::on_event(
+                &event,
+                "voltgate.order.expired",
+                "order",
+                order.id,
+                json!({ "code": order.code }),
+            ))
+            .await?;
+        expired += 1;
     }
     Ok(expired)
 }
 
-async fn log_order(
-    db: &impl ConnectionTrait,
-    actor: Actor,
-    now: DateTime<Utc>,
-    event: &event::Model,
-    order: &order::Model,
-    action: &str,
-) -> Result<(), AppError> {
-    audit::record(
-        db,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: event.organizer_id,
-            event_id: Some(event.id),
-            action,
-            object_type: "order",
-            object_id: order.id,
-            data: json!({ "code": order.code, "from": order.status }),
-        },
+/// The entry of a status change of `order` (as it was before).
+fn order_changed<'a>(event: &event::Model, order: &order::Model, action: &'a str) -> Change<'a> {
+    Change::on_event(
+        event,
+        action,
+        "order",
+        order.id,
+        json!({ "code": order.code, "from": order.status }),
     )
-    .await
+}
+
+async fn reload(db: &impl ConnectionTrait, order_id: i32) -> Result<order::Model, AppError> {
+    order::Entity::find_by_id(order_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("order"))
 }
 
 async fn live_positions(

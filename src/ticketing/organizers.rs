@@ -6,13 +6,13 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Set, SqlErr,
 };
 use serde_json::json;
 
 use super::access::{self, Actor};
-use super::audit::{self, Change};
+use super::audit::{Audited, Change};
 use crate::auth::tokens::{random_token, sha256_hex};
 use crate::auth::{Principal, TeamPermission};
 use crate::entities::{
@@ -109,7 +109,7 @@ fn slug_taken(err: DbErr) -> AppError {
 /// `BAD_USER_INPUT` on a bad name or slug or an unknown account;
 /// `SLUG_TAKEN`; as [`Principal::staff`].
 pub async fn create_organizer(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     name: &str,
@@ -119,9 +119,10 @@ pub async fn create_organizer(
     let staff = principal.staff()?;
     let name = parse_name(name)?;
     let slug = parse_slug(slug)?;
-    let txn = db.begin().await?;
+    let change = Audited::begin(db, Some(Actor::Person(staff.id)), now).await?;
+    let txn = change.txn();
     if let Some(id) = admin_user_id
-        && user::Entity::find_by_id(id).one(&txn).await?.is_none()
+        && user::Entity::find_by_id(id).one(txn).await?.is_none()
     {
         return Err(AppError::bad_input("adminUserId", "no such account"));
     }
@@ -131,7 +132,7 @@ pub async fn create_organizer(
         created_at: Set(now),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await
     .map_err(slug_taken)?;
     let mut admins = team::ActiveModel {
@@ -142,25 +143,19 @@ pub async fn create_organizer(
         ..Default::default()
     };
     team::Model::grant(&mut admins, &ALL_PERMISSIONS);
-    let admins = admins.insert(&txn).await?;
+    let admins = admins.insert(txn).await?;
     if let Some(user_id) = admin_user_id {
-        add_member_row(&txn, admins.id, user_id, now).await?;
+        add_member_row(txn, admins.id, user_id, now).await?;
     }
-    audit::record(
-        &txn,
-        Some(Actor::Person(staff.id)),
-        now,
-        Change {
-            organizer_id: organizer.id,
-            event_id: None,
-            action: "voltgate.organizer.created",
-            object_type: "organizer",
-            object_id: organizer.id,
-            data: json!({ "name": organizer.name, "slug": organizer.slug, "team": admins.id }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_organizer(
+            organizer.id,
+            "voltgate.organizer.created",
+            "organizer",
+            organizer.id,
+            json!({ "name": organizer.name, "slug": organizer.slug, "team": admins.id }),
+        ))
+        .await?;
     Ok(organizer)
 }
 
@@ -269,15 +264,20 @@ fn check_event_dates(event: &event::Model) -> Result<(), AppError> {
 /// # Errors
 /// `BAD_USER_INPUT` on a missing or bad member; `SLUG_TAKEN`; as [`access::on_organizer`].
 pub async fn create_event(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     organizer_id: i32,
     input: EventInput,
 ) -> Result<event::Model, AppError> {
-    let txn = db.begin().await?;
-    let (_, actor) =
-        access::on_organizer(&txn, principal, TeamPermission::CreateEvents, organizer_id).await?;
+    let (change, _) = Audited::on_organizer(
+        db,
+        principal,
+        now,
+        TeamPermission::CreateEvents,
+        organizer_id,
+    )
+    .await?;
     if input.name.is_none() || input.slug.is_none() || input.currency.is_none() {
         return Err(AppError::bad_input(
             "input",
@@ -301,23 +301,17 @@ pub async fn create_event(
         ..Default::default()
     };
     apply_event_input(&mut row, input)?;
-    let event = row.insert(&txn).await.map_err(slug_taken)?;
+    let event = row.insert(change.txn()).await.map_err(slug_taken)?;
     check_event_dates(&event)?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            organizer_id,
-            event_id: Some(event.id),
-            action: "voltgate.event.created",
-            object_type: "event",
-            object_id: event.id,
-            data: json!({ "name": event.name, "slug": event.slug, "currency": event.currency }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.event.created",
+            "event",
+            event.id,
+            json!({ "name": event.name, "slug": event.slug, "currency": event.currency }),
+        ))
+        .await?;
     Ok(event)
 }
 
@@ -326,15 +320,14 @@ pub async fn create_event(
 /// # Errors
 /// As [`create_event`], with [`access::on_event`].
 pub async fn update_event(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     event_id: i32,
     input: EventInput,
 ) -> Result<event::Model, AppError> {
-    let txn = db.begin().await?;
-    let (event, actor) =
-        access::on_event(&txn, principal, TeamPermission::ChangeEvents, event_id).await?;
+    let (change, event) =
+        Audited::on_event(db, principal, now, TeamPermission::ChangeEvents, event_id).await?;
     let changed = json!({
         "name": input.name, "slug": input.slug, "live": input.live,
         "testmode": input.testmode, "presale_start": input.presale_start,
@@ -342,23 +335,17 @@ pub async fn update_event(
     });
     let mut row: event::ActiveModel = event.into();
     apply_event_input(&mut row, input)?;
-    let event = row.update(&txn).await.map_err(slug_taken)?;
+    let event = row.update(change.txn()).await.map_err(slug_taken)?;
     check_event_dates(&event)?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: event.organizer_id,
-            event_id: Some(event.id),
-            action: "voltgate.event.changed",
-            object_type: "event",
-            object_id: event.id,
-            data: changed,
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.event.changed",
+            "event",
+            event.id,
+            changed,
+        ))
+        .await?;
     Ok(event)
 }
 
@@ -381,15 +368,14 @@ pub struct SubEventInput {
 /// # Errors
 /// `BAD_USER_INPUT` on a bad name or dates; as [`access::on_event`].
 pub async fn create_sub_event(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     event_id: i32,
     input: SubEventInput,
 ) -> Result<sub_event::Model, AppError> {
-    let txn = db.begin().await?;
-    let (event, actor) =
-        access::on_event(&txn, principal, TeamPermission::ChangeEvents, event_id).await?;
+    let (change, event) =
+        Audited::on_event(db, principal, now, TeamPermission::ChangeEvents, event_id).await?;
     let name = parse_name(&input.name)?;
     if input.date_to.is_some_and(|to| to < input.date_from) {
         return Err(AppError::bad_input("dateTo", "ends before it starts"));
@@ -407,28 +393,22 @@ pub async fn create_sub_event(
         created_at: Set(now),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(change.txn())
     .await?;
     if !event.has_subevents {
         let mut row: event::ActiveModel = event.clone().into();
         row.has_subevents = Set(true);
-        row.update(&txn).await?;
+        row.update(change.txn()).await?;
     }
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: event.organizer_id,
-            event_id: Some(event.id),
-            action: "voltgate.subevent.added",
-            object_type: "subevent",
-            object_id: date.id,
-            data: json!({ "name": date.name, "date_from": date.date_from }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.subevent.added",
+            "subevent",
+            date.id,
+            json!({ "name": date.name, "date_from": date.date_from }),
+        ))
+        .await?;
     Ok(date)
 }
 
@@ -447,15 +427,21 @@ pub struct TeamInput {
 /// `BAD_USER_INPUT` on a bad name or an event of another organizer; as
 /// [`access::on_organizer`].
 pub async fn create_team(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     organizer_id: i32,
     input: TeamInput,
 ) -> Result<team::Model, AppError> {
-    let txn = db.begin().await?;
-    let (_, actor) =
-        access::on_organizer(&txn, principal, TeamPermission::ChangeTeams, organizer_id).await?;
+    let (change, _) = Audited::on_organizer(
+        db,
+        principal,
+        now,
+        TeamPermission::ChangeTeams,
+        organizer_id,
+    )
+    .await?;
+    let txn = change.txn();
     let name = parse_name(&input.name)?;
     let mut events = input.event_ids.clone();
     events.sort_unstable();
@@ -463,7 +449,7 @@ pub async fn create_team(
     let found = event::Entity::find()
         .filter(event::Column::Id.is_in(events.clone()))
         .filter(event::Column::OrganizerId.eq(organizer_id))
-        .all(&txn)
+        .all(txn)
         .await?;
     if found.len() != events.len() {
         return Err(AppError::bad_input(
@@ -479,52 +465,50 @@ pub async fn create_team(
         ..Default::default()
     };
     team::Model::grant(&mut row, &input.permissions);
-    let team = row.insert(&txn).await?;
+    let team = row.insert(txn).await?;
     for event_id in &events {
         team_event::ActiveModel {
             team_id: Set(team.id),
             event_id: Set(*event_id),
             added_at: Set(now),
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
     }
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
+    change
+        .commit(Change::on_organizer(
             organizer_id,
-            event_id: None,
-            action: "voltgate.team.created",
-            object_type: "team",
-            object_id: team.id,
-            data: json!({
+            "voltgate.team.created",
+            "team",
+            team.id,
+            json!({
                 "name": team.name, "all_events": team.all_events, "events": events,
                 "permissions": input.permissions,
             }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+        ))
+        .await?;
     Ok(team)
 }
 
+/// Opens a change of `team_id` (team permission `ChangeTeams` on its organizer).
 async fn team_for_change(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     principal: &Principal,
+    now: DateTime<Utc>,
     team_id: i32,
-) -> Result<(team::Model, Actor), AppError> {
+) -> Result<(Audited, team::Model), AppError> {
     if matches!(principal, Principal::Anonymous) {
         return Err(AppError::Unauthenticated);
     }
+    let mut change = Audited::begin(db, None, now).await?;
     // A team that does not exist is refused like one the caller may not change.
-    let team = team::Entity::find_by_id(team_id).one(db).await?;
+    let team = team::Entity::find_by_id(team_id).one(change.txn()).await?;
     let organizer_id = team.as_ref().map_or(0, |t| t.organizer_id);
-    let (_, actor) =
-        access::on_organizer(db, principal, TeamPermission::ChangeTeams, organizer_id).await?;
+    change
+        .check_organizer(principal, TeamPermission::ChangeTeams, organizer_id)
+        .await?;
     let team = team.ok_or(AppError::not_found("team"))?;
-    Ok((team, actor))
+    Ok((change, team))
 }
 
 async fn add_member_row(
@@ -550,33 +534,30 @@ async fn add_member_row(
 /// # Errors
 /// `BAD_USER_INPUT` on an unknown account; as [`access::on_organizer`].
 pub async fn add_team_member(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     team_id: i32,
     user_id: i32,
 ) -> Result<team::Model, AppError> {
-    let txn = db.begin().await?;
-    let (team, actor) = team_for_change(&txn, principal, team_id).await?;
-    if user::Entity::find_by_id(user_id).one(&txn).await?.is_none() {
+    let (change, team) = team_for_change(db, principal, now, team_id).await?;
+    if user::Entity::find_by_id(user_id)
+        .one(change.txn())
+        .await?
+        .is_none()
+    {
         return Err(AppError::bad_input("userId", "no such account"));
     }
-    add_member_row(&txn, team.id, user_id, now).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: team.organizer_id,
-            event_id: None,
-            action: "voltgate.team.member.added",
-            object_type: "team",
-            object_id: team.id,
-            data: json!({ "user": user_id }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    add_member_row(change.txn(), team.id, user_id, now).await?;
+    change
+        .commit(Change::on_organizer(
+            team.organizer_id,
+            "voltgate.team.member.added",
+            "team",
+            team.id,
+            json!({ "user": user_id }),
+        ))
+        .await?;
     Ok(team)
 }
 
@@ -585,32 +566,25 @@ pub async fn add_team_member(
 /// # Errors
 /// As [`add_team_member`].
 pub async fn remove_team_member(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     team_id: i32,
     user_id: i32,
 ) -> Result<team::Model, AppError> {
-    let txn = db.begin().await?;
-    let (team, actor) = team_for_change(&txn, principal, team_id).await?;
+    let (change, team) = team_for_change(db, principal, now, team_id).await?;
     team_member::Entity::delete_by_id((team.id, user_id))
-        .exec(&txn)
+        .exec(change.txn())
         .await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: team.organizer_id,
-            event_id: None,
-            action: "voltgate.team.member.removed",
-            object_type: "team",
-            object_id: team.id,
-            data: json!({ "user": user_id }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_organizer(
+            team.organizer_id,
+            "voltgate.team.member.removed",
+            "team",
+            team.id,
+            json!({ "user": user_id }),
+        ))
+        .await?;
     Ok(team)
 }
 
@@ -620,14 +594,13 @@ pub async fn remove_team_member(
 /// # Errors
 /// `BAD_USER_INPUT` on a bad name; as [`access::on_organizer`].
 pub async fn create_team_token(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     team_id: i32,
     name: &str,
 ) -> Result<(team_api_token::Model, String), AppError> {
-    let txn = db.begin().await?;
-    let (team, actor) = team_for_change(&txn, principal, team_id).await?;
+    let (change, team) = team_for_change(db, principal, now, team_id).await?;
     let name = parse_name(name)?;
     let token = random_token()?;
     let stored = team_api_token::ActiveModel {
@@ -638,23 +611,17 @@ pub async fn create_team_token(
         created_at: Set(now),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(change.txn())
     .await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: team.organizer_id,
-            event_id: None,
-            action: "voltgate.team.token.created",
-            object_type: "team",
-            object_id: team.id,
-            data: json!({ "token": stored.id, "name": stored.name }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    change
+        .commit(Change::on_organizer(
+            team.organizer_id,
+            "voltgate.team.token.created",
+            "team",
+            team.id,
+            json!({ "token": stored.id, "name": stored.name }),
+        ))
+        .await?;
     Ok((stored, token))
 }
 
@@ -664,36 +631,27 @@ pub async fn create_team_token(
 /// # Errors
 /// `NOT_FOUND` for staff when the token does not exist; as [`access::on_organizer`].
 pub async fn revoke_team_token(
-    db: &sea_orm::DatabaseConnection,
+    db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     token_id: i32,
 ) -> Result<team_api_token::Model, AppError> {
-    let txn = db.begin().await?;
-    let stored = team_api_token::Entity::find_by_id(token_id)
-        .one(&txn)
-        .await?;
+    let stored = team_api_token::Entity::find_by_id(token_id).one(db).await?;
     let team_id = stored.as_ref().map_or(0, |t| t.team_id);
-    let (team, actor) = team_for_change(&txn, principal, team_id).await?;
+    let (change, team) = team_for_change(db, principal, now, team_id).await?;
     let stored = stored.ok_or(AppError::not_found("team API token"))?;
     let mut row: team_api_token::ActiveModel = stored.into();
     row.active = Set(false);
-    let stored = row.update(&txn).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            organizer_id: team.organizer_id,
-            event_id: None,
-            action: "voltgate.team.token.revoked",
-            object_type: "team",
-            object_id: team.id,
-            data: json!({ "token": stored.id }),
-        },
-    )
-    .await?;
-    txn.commit().await?;
+    let stored = row.update(change.txn()).await?;
+    change
+        .commit(Change::on_organizer(
+            team.organizer_id,
+            "voltgate.team.token.revoked",
+            "team",
+            team.id,
+            json!({ "token": stored.id }),
+        ))
+        .await?;
     Ok(stored)
 }
 

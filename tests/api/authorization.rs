@@ -117,6 +117,7 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("createQuota", Team, format!("mutation {{ createQuota(input: {{ eventId: \"{}\", name: \"Q\", size: 1, productIds: [] }}) {{ quota {{ id }} }} }}", global_id("Event", 1))),
         ("markOrderPaid", Team, format!("mutation {{ markOrderPaid(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
         ("cancelOrder", Team, format!("mutation {{ cancelOrder(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
+        ("createVouchers", Team, format!("mutation {{ createVouchers(input: {{ eventId: \"{}\", codes: [\"A\"] }}) {{ vouchers {{ id }} }} }}", global_id("Event", 1))),
     ]
 }
 

@@ -31,4 +31,5 @@ mod subscription_groups;
 mod supervision;
 mod ticketing;
 mod ticketing_permissions;
+mod ticketing_vouchers;
 mod websocket_protocol;

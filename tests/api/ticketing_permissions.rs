@@ -209,6 +209,19 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
                 .to_owned(),
         ),
         (
+            "createVouchers",
+            "CHANGE_VOUCHERS",
+            format!(
+                "mutation {{ createVouchers(input: {{ eventId: \"{event}\", codes: [\"V{{n}}\"] }}) {{ vouchers {{ id }} }} }}"
+            ),
+        ),
+        (
+            "vouchers",
+            "VIEW_VOUCHERS",
+            "{ event(organizerSlug: \"perms\", slug: \"finals\") { vouchers { totalCount } } }"
+                .to_owned(),
+        ),
+        (
             "markOrderPaid",
             "CHANGE_ORDERS",
             format!(

@@ -6,6 +6,7 @@
 pub mod back_office;
 pub mod shop;
 pub mod types;
+pub mod vouchers;
 
 use async_graphql::{Context, Object, Result};
 
@@ -17,6 +18,7 @@ use types::Order;
 
 pub use back_office::BackOfficeMutation;
 pub use shop::{ShopMutation, ShopQuery};
+pub use vouchers::VoucherMutation;
 
 impl Kind {
     pub const ORGANIZER: Self = Self::named("Organizer");

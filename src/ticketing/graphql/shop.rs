@@ -48,6 +48,8 @@ pub struct AddToCartInput {
     pub sub_event_id: Option<ID>,
     #[graphql(default = 1)]
     pub quantity: i32,
+    /// A voucher's code: its price applies, and it may unlock the product.
+    pub voucher_code: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -59,6 +61,9 @@ pub struct AddToCartPayload {
 pub struct CheckoutInput {
     pub cart_id: String,
     pub email: String,
+    /// Makes retries safe: a checkout of the same cart with the same key
+    /// returns the order the first one placed, never a second one.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -152,6 +157,7 @@ impl ShopMutation {
                 variation_id,
                 sub_event_id,
                 quantity: input.quantity,
+                voucher_code: input.voucher_code,
             },
         )
         .await?;
@@ -174,6 +180,7 @@ impl ShopMutation {
             services.now(),
             &input.cart_id,
             &input.email,
+            input.idempotency_key.as_deref(),
         )
         .await?;
         let secret = order.secret.clone();

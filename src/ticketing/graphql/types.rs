@@ -222,6 +222,32 @@ impl Event {
         let rows = orders::of_event(&services(ctx)?.db, principal(ctx), self.0.id, page).await?;
         Ok(connection(page, rows, |o| o.id, Order))
     }
+    /// Teams with `VIEW_VOUCHERS`: the event's vouchers, oldest first; only
+    /// those with `tag` when given.
+    async fn vouchers(
+        &self,
+        ctx: &Context<'_>,
+        tag: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<IdConnection<super::vouchers::Voucher>> {
+        let page = page_request(first, after.as_deref())?;
+        let rows = crate::ticketing::vouchers::of_event(
+            &services(ctx)?.db,
+            principal(ctx),
+            self.0.id,
+            tag.as_deref(),
+            page,
+        )
+        .await?;
+        let currency = self.0.currency.clone();
+        Ok(connection(
+            page,
+            rows,
+            |v| v.id,
+            |v| super::vouchers::Voucher(v, currency.clone()),
+        ))
+    }
     /// Teams with `CHANGE_EVENTS`: the audit log of the event, newest first.
     async fn log_entries(
         &self,
@@ -525,6 +551,10 @@ impl CartPosition {
         let event = event_row(ctx, self.0.event_id).await?;
         Ok(Money::new(self.0.price_minor, &event.currency))
     }
+    /// The voucher it was added with.
+    async fn voucher_id(&self) -> Option<ID> {
+        self.0.voucher_id.map(|id| ids::encode(Kind::VOUCHER, id))
+    }
     async fn expires(&self) -> DateTime {
         self.0.expires.into()
     }
@@ -599,6 +629,10 @@ pub struct OrderPosition {
 impl OrderPosition {
     async fn id(&self) -> ID {
         ids::encode(Kind::ORDER_POSITION, self.row.id)
+    }
+    /// The voucher it was bought with.
+    async fn voucher_id(&self) -> Option<ID> {
+        self.row.voucher_id.map(|id| ids::encode(Kind::VOUCHER, id))
     }
     /// 1, 2, … within the order.
     async fn positionid(&self) -> i32 {

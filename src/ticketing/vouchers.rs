@@ -1,0 +1,556 @@
+//! Vouchers: created by teams with `ChangeVouchers` (one or many at once),
+//! applied to cart positions by their code, redeemed at checkout.
+//!
+//! A voucher's usages are counted by one conditional `UPDATE vouchers SET
+//! redeemed = redeemed + n WHERE id = ? AND redeemed + n <= max_usages` in the
+//! checkout's transaction: the database decides under the row's lock, so
+//! concurrent checkouts on any replica never redeem it more often than
+//! allowed. Adding to a cart checks the usages left only as a courtesy; the
+//! checkout decides. Prices are computed here, on the server, never taken from
+//! the client.
+//!
+//! Not yet: `block_quota` (holding quota for a voucher's usages) is refused
+//! at creation, since quotas have no counter for blocked units yet.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, Set, SqlErr,
+};
+use serde_json::json;
+
+use super::audit::{Audited, Change};
+use crate::auth::tokens::random_token;
+use crate::auth::{Principal, TeamPermission};
+use crate::db::page_by_id;
+use crate::entities::voucher::{self, PriceMode};
+use crate::entities::{
+    product, product_variation, quota, quota_product, sub_event, voucher_product,
+};
+use crate::error::{AppError, Reason};
+use crate::pagination::{Page, PageRequest};
+
+/// The most vouchers one bulk creation makes.
+pub const MAX_BULK: usize = 1000;
+
+/// What a voucher applies to: all of these that are given must match.
+#[derive(Debug, Clone, Default)]
+pub struct Applies {
+    /// Any of these products (any product of the event when empty).
+    pub product_ids: Vec<i32>,
+    /// Only this variation of one of them.
+    pub variation_id: Option<i32>,
+    /// Only the products this quota counts.
+    pub quota_id: Option<i32>,
+    /// Only this date of a series.
+    pub sub_event_id: Option<i32>,
+}
+
+/// What vouchers are created with.
+#[derive(Debug, Clone)]
+pub struct VoucherInput {
+    pub max_usages: i32,
+    pub min_usages: i32,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub active: bool,
+    pub price_mode: PriceMode,
+    pub value_minor: Option<i64>,
+    pub percent_bp: Option<i32>,
+    pub applies: Applies,
+    /// Unlocks products hidden without a voucher.
+    pub show_hidden_items: bool,
+    pub block_quota: bool,
+    pub allow_ignore_quota: bool,
+    pub tag: Option<String>,
+    pub comment: String,
+}
+
+/// The price of a position of `base_minor` bought with a voucher: set, a fixed
+/// amount or a percentage off (rounded half up to the minor unit), or free;
+/// never below zero.
+pub fn price_with(voucher: &voucher::Model, base_minor: i64) -> i64 {
+    let value = voucher.value_minor.unwrap_or(0);
+    let price = match voucher.price_mode {
+        PriceMode::None => base_minor,
+        PriceMode::Set => value,
+        PriceMode::Subtract => base_minor.saturating_sub(value),
+        PriceMode::Percent => {
+            let off = i128::from(base_minor) * i128::from(voucher.percent_bp.unwrap_or(0));
+            let off = (off * 2 + 10_000) / 20_000;
+            base_minor.saturating_sub(i64::try_from(off).unwrap_or(i64::MAX))
+        }
+        PriceMode::Complimentary => 0,
+    };
+    price.max(0)
+}
+
+/// A voucher code: 1 to 100 letters, digits, dashes and underscores (stored
+/// in capitals, so codes are read back without regard to case).
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `field` otherwise.
+pub fn parse_code(field: &'static str, code: &str) -> Result<String, AppError> {
+    let code = code.trim();
+    let ok = (1..=100).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(code.to_ascii_uppercase())
+    } else {
+        Err(AppError::bad_input(
+            field,
+            "1 to 100 letters, digits, dashes and underscores",
+        ))
+    }
+}
+
+fn check_input(input: &VoucherInput) -> Result<(), AppError> {
+    if input.block_quota {
+        return Err(AppError::bad_input(
+            "blockQuota",
+            "blocking quota for vouchers is not supported yet",
+        ));
+    }
+    if input.max_usages < 1 {
+        return Err(AppError::bad_input("maxUsages", "at least 1"));
+    }
+    if !(1..=input.max_usages).contains(&input.min_usages) {
+        return Err(AppError::bad_input(
+            "minUsages",
+            "between 1 and the maximum usages",
+        ));
+    }
+    if let (Some(from), Some(until)) = (input.valid_from, input.valid_until)
+        && until <= from
+    {
+        return Err(AppError::bad_input("validUntil", "ends before it starts"));
+    }
+    let needs_value = matches!(input.price_mode, PriceMode::Set | PriceMode::Subtract);
+    if needs_value != input.value_minor.is_some() {
+        return Err(AppError::bad_input(
+            "value",
+            "a value goes with the price modes SET and SUBTRACT, and only with them",
+        ));
+    }
+    let is_percent = input.price_mode == PriceMode::Percent;
+    match input.percent_bp {
+        Some(bp) if is_percent && (0..=10_000).contains(&bp) => {}
+        None if !is_percent => {}
+        _ => {
+            return Err(AppError::bad_input(
+                "percent",
+                "a percentage from 0 to 100 goes with the price mode PERCENT, and only with it",
+            ));
+        }
+    }
+    if input.tag.as_ref().is_some_and(|t| t.chars().count() > 255) {
+        return Err(AppError::bad_input("tag", "at most 255 characters"));
+    }
+    if input.comment.chars().count() > 10_000 {
+        return Err(AppError::bad_input("comment", "at most 10,000 characters"));
+    }
+    Ok(())
+}
+
+fn code_taken(err: DbErr) -> AppError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            AppError::refused(Reason::CodeTaken, "this voucher code is used already")
+        }
+        _ => AppError::from(err),
+    }
+}
+
+/// A random code of 16 capitals and digits.
+fn random_code() -> Result<String, AppError> {
+    Ok(random_token()?
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| char::from(b.to_ascii_uppercase()))
+        .take(16)
+        .collect())
+}
+
+/// Checks that what the voucher applies to belongs to the event; returns the
+/// product ids, each once.
+async fn check_applies(
+    db: &impl ConnectionTrait,
+    event_id: i32,
+    applies: &Applies,
+) -> Result<Vec<i32>, AppError> {
+    let mut ids = applies.product_ids.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    let found = product::Entity::find()
+        .filter(product::Column::Id.is_in(ids.clone()))
+        .filter(product::Column::EventId.eq(event_id))
+        .count(db)
+        .await?;
+    if usize::try_from(found).ok() != Some(ids.len()) {
+        return Err(AppError::bad_input(
+            "productIds",
+            "every product must belong to the event",
+        ));
+    }
+    if let Some(variation_id) = applies.variation_id {
+        let found = product_variation::Entity::find_by_id(variation_id)
+            .one(db)
+            .await?;
+        if found.is_none_or(|v| !ids.contains(&v.product_id)) {
+            return Err(AppError::bad_input(
+                "variationId",
+                "a variation of one of the voucher's products",
+            ));
+        }
+    }
+    if let Some(quota_id) = applies.quota_id {
+        let found = quota::Entity::find_by_id(quota_id).one(db).await?;
+        if found.is_none_or(|q| q.event_id != event_id) {
+            return Err(AppError::bad_input(
+                "quotaId",
+                "no such quota in this event",
+            ));
+        }
+    }
+    if let Some(date) = applies.sub_event_id {
+        let found = sub_event::Entity::find_by_id(date).one(db).await?;
+        if found.is_none_or(|d| d.event_id != event_id) {
+            return Err(AppError::bad_input(
+                "subEventId",
+                "no such date of this event",
+            ));
+        }
+    }
+    Ok(ids)
+}
+
+/// Whether `voucher` applies to a position of `product_id`, `variation_id`
+/// and `sub_event_id`.
+async fn applies_to(
+    db: &impl ConnectionTrait,
+    voucher: &voucher::Model,
+    product_id: i32,
+    variation_id: Option<i32>,
+    sub_event_id: Option<i32>,
+) -> Result<bool, AppError> {
+    if voucher
+        .variation_id
+        .is_some_and(|v| Some(v) != variation_id)
+        || voucher
+            .sub_event_id
+            .is_some_and(|d| Some(d) != sub_event_id)
+    {
+        return Ok(false);
+    }
+    if let Some(quota_id) = voucher.quota_id
+        && quota_product::Entity::find_by_id((quota_id, product_id))
+            .one(db)
+            .await?
+            .is_none()
+    {
+        return Ok(false);
+    }
+    let products: Vec<i32> = voucher_product::Entity::find()
+        .filter(voucher_product::Column::VoucherId.eq(voucher.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|link| link.product_id)
+        .collect();
+    Ok(products.is_empty() || products.contains(&product_id))
+}
+
+/// Creates vouchers of `event_id` (team permission `ChangeVouchers`): one per
+/// code in `codes`, or `count` with random codes; all or none.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on a bad member, code or count, a product or variation of
+/// another event, or a code given twice; `CODE_TAKEN`; as
+/// [`super::access::on_event`].
+pub async fn create(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    event_id: i32,
+    input: VoucherInput,
+    codes: Vec<String>,
+    count: Option<usize>,
+) -> Result<Vec<voucher::Model>, AppError> {
+    let (change, event) =
+        Audited::on_event(db, principal, now, TeamPermission::ChangeVouchers, event_id).await?;
+    check_input(&input)?;
+    let codes = match (codes.is_empty(), count) {
+        (false, None) => codes
+            .iter()
+            .map(|c| parse_code("codes", c))
+            .collect::<Result<Vec<_>, _>>()?,
+        (true, Some(n)) => (0..n).map(|_| random_code()).collect::<Result<_, _>>()?,
+        _ => return Err(AppError::bad_input("codes", "give codes or a count")),
+    };
+    if !(1..=MAX_BULK).contains(&codes.len()) {
+        return Err(AppError::bad_input(
+            "codes",
+            format!("from 1 to {MAX_BULK} vouchers at once"),
+        ));
+    }
+    let mut unique = codes.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if unique.len() != codes.len() {
+        return Err(AppError::bad_input("codes", "a code is given twice"));
+    }
+    let txn = change.txn();
+    let product_ids = check_applies(txn, event.id, &input.applies).await?;
+    let mut created = Vec::with_capacity(codes.len());
+    for code in codes {
+        let row = voucher::ActiveModel {
+            event_id: Set(event.id),
+            code: Set(code),
+            max_usages: Set(input.max_usages),
+            min_usages: Set(input.min_usages),
+            redeemed: Set(0),
+            valid_from: Set(input.valid_from),
+            valid_until: Set(input.valid_until),
+            price_mode: Set(input.price_mode),
+            value_minor: Set(input.value_minor),
+            percent_bp: Set(input.percent_bp),
+            variation_id: Set(input.applies.variation_id),
+            quota_id: Set(input.applies.quota_id),
+            sub_event_id: Set(input.applies.sub_event_id),
+            active: Set(input.active),
+            show_hidden_items: Set(input.show_hidden_items),
+            block_quota: Set(input.block_quota),
+            allow_ignore_quota: Set(input.allow_ignore_quota),
+            tag: Set(input.tag.clone()),
+            comment: Set(input.comment.clone()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await
+        .map_err(code_taken)?;
+        for product_id in &product_ids {
+            voucher_product::ActiveModel {
+                voucher_id: Set(row.id),
+                product_id: Set(*product_id),
+                added_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+        }
+        created.push(row);
+    }
+    let ids: Vec<i32> = created.iter().map(|v| v.id).collect();
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.voucher.added",
+            "voucher",
+            ids[0],
+            json!({
+                "vouchers": ids, "max_usages": input.max_usages,
+                "price_mode": input.price_mode, "tag": input.tag,
+            }),
+        ))
+        .await?;
+    Ok(created)
+}
+
+/// The voucher of `event_id` with `code`, valid at `now`, applying to the
+/// product (variation, date) asked for, with a usage left.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `voucherCode` for an unknown code or one that does not
+/// apply; `EXPIRED` outside its window; `ALREADY_REDEEMED` when every usage is
+/// redeemed.
+pub async fn usable(
+    db: &impl ConnectionTrait,
+    event_id: i32,
+    code: &str,
+    now: DateTime<Utc>,
+    product_id: i32,
+    variation_id: Option<i32>,
+    sub_event_id: Option<i32>,
+) -> Result<voucher::Model, AppError> {
+    let code = parse_code("voucherCode", code)?;
+    let voucher = voucher::Entity::find()
+        .filter(voucher::Column::EventId.eq(event_id))
+        .filter(voucher::Column::Code.eq(code))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::bad_input("voucherCode", "no such voucher"))?;
+    if !voucher.valid_at(now) {
+        return Err(AppError::refused(
+            Reason::Expired,
+            "this voucher is not valid now",
+        ));
+    }
+    if !applies_to(db, &voucher, product_id, variation_id, sub_event_id).await? {
+        return Err(AppError::bad_input(
+            "voucherCode",
+            "this voucher is not valid for this product",
+        ));
+    }
+    if voucher.redeemed >= voucher.max_usages {
+        return Err(AppError::refused(
+            Reason::AlreadyRedeemed,
+            "this voucher has been used up",
+        ));
+    }
+    Ok(voucher)
+}
+
+/// Redeems `n` usages of `voucher_id` at checkout, or refuses: one conditional
+/// `UPDATE`, so concurrent checkouts never redeem more than its maximum. A
+/// voucher whose minimum usages are not yet redeemed needs that many
+/// positions in one order.
+///
+/// # Errors
+/// `ALREADY_REDEEMED` without enough usages left; `EXPIRED` outside its
+/// window; `BAD_USER_INPUT` on `cartId` below its minimum usages.
+pub async fn redeem(
+    db: &impl ConnectionTrait,
+    voucher_id: i32,
+    n: i32,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let voucher = voucher::Entity::find_by_id(voucher_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::bad_input("cartId", "a voucher in the cart was deleted"))?;
+    if !voucher.valid_at(now) {
+        return Err(AppError::refused(
+            Reason::Expired,
+            "a voucher in the cart is not valid any more",
+        ));
+    }
+    let taken = voucher::Entity::update_many()
+        .col_expr(
+            voucher::Column::Redeemed,
+            Expr::cust(format!("redeemed + {n}")),
+        )
+        .filter(voucher::Column::Id.eq(voucher_id))
+        .filter(Expr::cust(format!("redeemed + {n} <= max_usages")))
+        .exec(db)
+        .await?;
+    if taken.rows_affected != 1 {
+        return Err(AppError::refused(
+            Reason::AlreadyRedeemed,
+            "a voucher in the cart has been used up",
+        ));
+    }
+    // Read under the row lock the `UPDATE` took: what was redeemed before
+    // this order is what the minimum counts against.
+    let after = voucher::Entity::find_by_id(voucher_id)
+        .one(db)
+        .await?
+        .map_or(voucher.redeemed + n, |v| v.redeemed);
+    let still_needed = voucher.min_usages - (after - n);
+    if n < still_needed {
+        return Err(AppError::bad_input(
+            "cartId",
+            format!(
+                "voucher {} must be used for at least {still_needed} positions in one order",
+                voucher.code
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The vouchers of an event, by id (team permission `ViewVouchers`).
+///
+/// # Errors
+/// As [`super::access::on_event`].
+pub async fn of_event(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    event_id: i32,
+    tag: Option<&str>,
+    page: PageRequest,
+) -> Result<Page<voucher::Model>, AppError> {
+    super::access::on_event(db, principal, TeamPermission::ViewVouchers, event_id).await?;
+    let mut query = voucher::Entity::find().filter(voucher::Column::EventId.eq(event_id));
+    if let Some(tag) = tag {
+        query = query.filter(voucher::Column::Tag.eq(tag));
+    }
+    page_by_id(db, query, voucher::Column::Id, page).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn voucher(mode: PriceMode, value: Option<i64>, percent: Option<i32>) -> voucher::Model {
+        voucher::Model {
+            id: 1,
+            event_id: 1,
+            code: "X".into(),
+            max_usages: 1,
+            min_usages: 1,
+            redeemed: 0,
+            valid_from: None,
+            valid_until: None,
+            price_mode: mode,
+            value_minor: value,
+            percent_bp: percent,
+            variation_id: None,
+            quota_id: None,
+            sub_event_id: None,
+            active: true,
+            show_hidden_items: false,
+            block_quota: false,
+            allow_ignore_quota: false,
+            tag: None,
+            comment: String::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn voucher_prices_are_exact_and_never_negative() {
+        assert_eq!(
+            price_with(&voucher(PriceMode::None, None, None), 4000),
+            4000
+        );
+        assert_eq!(
+            price_with(&voucher(PriceMode::Set, Some(1250), None), 4000),
+            1250
+        );
+        assert_eq!(
+            price_with(&voucher(PriceMode::Subtract, Some(500), None), 4000),
+            3500
+        );
+        assert_eq!(
+            price_with(&voucher(PriceMode::Subtract, Some(5000), None), 4000),
+            0
+        );
+        // 12.5 % of 9.99 is 1.24875 → 1.25 off.
+        assert_eq!(
+            price_with(&voucher(PriceMode::Percent, None, Some(1250)), 999),
+            874
+        );
+        assert_eq!(
+            price_with(&voucher(PriceMode::Percent, None, Some(10_000)), 999),
+            0
+        );
+        assert_eq!(
+            price_with(&voucher(PriceMode::Complimentary, None, None), 999),
+            0
+        );
+    }
+
+    #[test]
+    fn codes_are_read_without_regard_to_case() {
+        assert_eq!(
+            parse_code("code", " early-Bird_1 ").ok().as_deref(),
+            Some("EARLY-BIRD_1")
+        );
+        for bad in ["", "a b", "ü", &"x".repeat(101)] {
+            assert!(parse_code("code", bad).is_err(), "{bad:?}");
+        }
+    }
+}
