@@ -252,6 +252,9 @@ pub struct CheckinAccepted {
     pub checkin: Checkin,
     pub ticket: CheckinTicket,
     pub requires_attention: bool,
+    /// Units of the ticket's order line (its product in its order) that have
+    /// not entered this list yet: meals, t-shirts left to hand out.
+    pub remaining: i64,
 }
 
 /// Nothing was recorded: scan again with answers to these questions.
@@ -268,6 +271,8 @@ pub struct CheckinRejected {
     pub checkin: Option<Checkin>,
     /// Null when the code matched no ticket of the event.
     pub ticket: Option<CheckinTicket>,
+    /// As `CheckinAccepted.remaining`, when a ticket was found.
+    pub remaining: Option<i64>,
 }
 
 #[derive(Union)]
@@ -277,13 +282,14 @@ pub enum RedeemResult {
     CheckinRejected(CheckinRejected),
 }
 
-impl From<Outcome> for RedeemResult {
-    fn from(outcome: Outcome) -> Self {
+impl RedeemResult {
+    fn new(outcome: Outcome, remaining: Option<i64>) -> Self {
         match outcome {
             Outcome::Accepted { checkin, ticket } => Self::CheckinAccepted(CheckinAccepted {
                 checkin: Checkin(checkin),
                 requires_attention: ticket.product.checkin_attention,
                 ticket: CheckinTicket(ticket),
+                remaining: remaining.unwrap_or(0),
             }),
             Outcome::NeedsAnswers { questions, ticket } => {
                 Self::CheckinNeedsAnswers(CheckinNeedsAnswers {
@@ -299,6 +305,7 @@ impl From<Outcome> for RedeemResult {
                 reason: reason.into(),
                 checkin: checkin.map(Checkin),
                 ticket: ticket.map(CheckinTicket),
+                remaining,
             }),
         }
     }
@@ -669,7 +676,13 @@ impl CheckinMutation {
         )
         .await?;
         live::publish(services, &redeemed).await;
-        Ok(redeemed.outcome.into())
+        let remaining = match (redeemed.outcome.checkin(), redeemed.outcome.ticket()) {
+            (Some(checkin), Some(ticket)) => {
+                Some(redeem::remaining(&services.db, checkin.list_id, ticket).await?)
+            }
+            _ => None,
+        };
+        Ok(RedeemResult::new(redeemed.outcome, remaining))
     }
 }
 

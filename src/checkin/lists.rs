@@ -250,20 +250,22 @@ pub async fn status(
     db: &impl ConnectionTrait,
     list: &checkin_list::Model,
 ) -> Result<Vec<ProductStatus>, AppError> {
-    let admitted = products_of(db, list.id).await?;
-    let mut products = product::Entity::find()
-        .select_only()
-        .column(product::Column::Id)
-        .filter(product::Column::EventId.eq(list.event_id))
-        .filter(product::Column::Admission.eq(true))
-        .order_by_asc(product::Column::Position)
-        .order_by_asc(product::Column::Id)
-        .into_tuple::<i32>()
-        .all(db)
-        .await?;
-    if !list.all_products {
-        products.retain(|id| admitted.contains(id));
-    }
+    // A list of chosen products counts those (add-ons and goods too); a list
+    // of all products counts the admission ones.
+    let products = if list.all_products {
+        product::Entity::find()
+            .select_only()
+            .column(product::Column::Id)
+            .filter(product::Column::EventId.eq(list.event_id))
+            .filter(product::Column::Admission.eq(true))
+            .order_by_asc(product::Column::Position)
+            .order_by_asc(product::Column::Id)
+            .into_tuple::<i32>()
+            .all(db)
+            .await?
+    } else {
+        products_of(db, list.id).await?
+    };
     let mut figures: BTreeMap<i32, ProductStatus> = products
         .iter()
         .map(|&product_id| {

@@ -21,7 +21,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set, SqlErr, TransactionTrait, TryInsertResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    TryInsertResult,
 };
 
 use super::access::{self, Operator};
@@ -299,12 +300,22 @@ pub async fn redeem(
     let mut verdicts = Vec::with_capacity(ordered.len());
     for list in &ordered {
         let admitted = lists::products_of(db, list.id).await?;
-        verdicts.push((list, judge(list, &admitted, &ticket)));
+        let mut verdict = judge(list, &admitted, &ticket);
+        let mut units = Vec::new();
+        // A door for other products (an add-on, a meal) admits the holder
+        // through a unit of one of them bought in the same order.
+        if verdict == Err(RejectReason::Product) {
+            units = units_in_order(db, list, &admitted, &ticket).await?;
+            if let Some(unit) = units.first() {
+                verdict = judge(list, &admitted, unit);
+            }
+        }
+        verdicts.push((list, verdict, units));
     }
-    let covering: Vec<_> = verdicts.iter().filter(|(_, v)| covers(*v)).collect();
-    let (list, verdict) = match covering.as_slice() {
-        [] => verdicts[0],
-        [one] => **one,
+    let covering: Vec<_> = verdicts.iter().filter(|(_, v, _)| covers(*v)).collect();
+    let (list, verdict, units) = match covering.as_slice() {
+        [] => verdicts.swap_remove(0),
+        [one] => (one.0, one.1, one.2.clone()),
         _ => {
             return record
                 .rejected(db, &ordered[0], Some(ticket), RejectReason::Ambiguous)
@@ -336,7 +347,12 @@ pub async fn redeem(
             });
         }
     }
-    record.admit(db, list, ticket).await
+    let candidates = if units.is_empty() {
+        vec![ticket]
+    } else {
+        units
+    };
+    record.admit(db, list, candidates).await
 }
 
 /// What every record of one scan shares.
@@ -410,24 +426,37 @@ impl Record {
         }
     }
 
-    /// Changes the ticket's state on `list` and records the scan, in one
-    /// transaction; an entry the list's rule refuses is `ALREADY_REDEEMED`.
+    /// Changes a ticket's state on `list` and records the scan, in one
+    /// transaction: an entry admits the first of `candidates` (units of one
+    /// order line, or the scanned ticket alone) the list's rule lets in, and
+    /// is `ALREADY_REDEEMED` when none is left.
     async fn admit(
         &self,
         db: &DatabaseConnection,
         list: &checkin_list::Model,
-        ticket: Ticket,
+        candidates: Vec<Ticket>,
     ) -> Result<Redeemed, AppError> {
         let txn = db.begin().await?;
-        let admitted = match self.kind {
-            CheckinKind::Entry => self.enter(&txn, list, &ticket).await?,
-            CheckinKind::Exit => {
-                self.exit(&txn, list, &ticket).await?;
-                true
+        let mut chosen = None;
+        for (index, ticket) in candidates.iter().enumerate() {
+            let admitted = match self.kind {
+                CheckinKind::Entry => self.enter(&txn, list, ticket).await?,
+                CheckinKind::Exit => {
+                    self.exit(&txn, list, ticket).await?;
+                    true
+                }
+            };
+            if admitted {
+                chosen = Some(index);
+                break;
             }
-        };
+        }
         // A forced entry's `UPDATE` has no condition, so it is always admitted.
-        let reason = (!admitted).then_some(RejectReason::AlreadyRedeemed);
+        let reason = chosen.is_none().then_some(RejectReason::AlreadyRedeemed);
+        let ticket = candidates
+            .into_iter()
+            .nth(chosen.unwrap_or(0))
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no ticket to admit")))?;
         let inserted = self
             .row(list, Some(ticket.position.id), reason, self.force)
             .insert(&txn)
@@ -552,6 +581,72 @@ impl Record {
 
 fn inserted(result: TryInsertResult<u64>) -> bool {
     matches!(result, TryInsertResult::Inserted(1))
+}
+
+/// The live units of `list`'s products in `ticket`'s order, for its date:
+/// the holder's own first (same attendee name), then the others.
+async fn units_in_order(
+    db: &impl ConnectionTrait,
+    list: &checkin_list::Model,
+    admitted: &[i32],
+    ticket: &Ticket,
+) -> Result<Vec<Ticket>, AppError> {
+    if list.all_products || admitted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = order_position::Entity::find()
+        .filter(order_position::Column::OrderId.eq(ticket.order.id))
+        .filter(order_position::Column::ProductId.is_in(admitted.to_vec()))
+        .filter(order_position::Column::Canceled.eq(false))
+        .order_by_asc(order_position::Column::Id);
+    if let Some(date) = list.sub_event_id {
+        query = query.filter(order_position::Column::SubEventId.eq(date));
+    }
+    let mut positions = query.all(db).await?;
+    positions.sort_by_key(|p| {
+        p.attendee_name.is_none() || p.attendee_name != ticket.position.attendee_name
+    });
+    let mut units = Vec::with_capacity(positions.len());
+    for position in positions {
+        let product = product::Entity::find_by_id(position.product_id)
+            .one(db)
+            .await?
+            .ok_or(AppError::not_found("product"))?;
+        units.push(Ticket {
+            position,
+            order: ticket.order.clone(),
+            product,
+        });
+    }
+    Ok(units)
+}
+
+/// How many units of `ticket`'s order line (its product in its order) have
+/// not entered `list_id` yet.
+///
+/// # Errors
+/// On database errors.
+pub async fn remaining(
+    db: &impl ConnectionTrait,
+    list_id: i32,
+    ticket: &Ticket,
+) -> Result<i64, AppError> {
+    let units: Vec<i32> = order_position::Entity::find()
+        .select_only()
+        .column(order_position::Column::Id)
+        .filter(order_position::Column::OrderId.eq(ticket.order.id))
+        .filter(order_position::Column::ProductId.eq(ticket.position.product_id))
+        .filter(order_position::Column::Canceled.eq(false))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let used = checkin_state::Entity::find()
+        .filter(checkin_state::Column::ListId.eq(list_id))
+        .filter(checkin_state::Column::PositionId.is_in(units.clone()))
+        .filter(checkin_state::Column::Entries.gt(0))
+        .count(db)
+        .await?;
+    Ok(i64::try_from(units.len()).unwrap_or(i64::MAX) - i64::try_from(used).unwrap_or(0))
 }
 
 async fn by_nonce(

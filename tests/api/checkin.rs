@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 
 use crate::client::TestUser;
 use crate::helpers::{Subscription, TestApp, spawn_app};
-use crate::ticketing::{Shop, add_to_cart, checkout, code};
+use crate::ticketing::{CREATE_PRODUCT, Shop, add_to_cart, checkout, code};
 
 pub const REDEEM: &str = "mutation($input: RedeemTicketInput!) { redeemTicket(input: $input) {
     __typename
-    ... on CheckinAccepted { requiresAttention checkin { id type forced gate successful } ticket { orderCode productName attendeeName requiresAttention } }
+    ... on CheckinAccepted { requiresAttention remaining checkin { id type forced gate successful } ticket { orderCode productName attendeeName requiresAttention } }
     ... on CheckinNeedsAnswers { questions ticket { orderCode } }
-    ... on CheckinRejected { reason checkin { id successful reason } ticket { orderCode productName } }
+    ... on CheckinRejected { reason remaining checkin { id successful reason } ticket { orderCode productName } }
 } }";
 
 const CREATE_LIST: &str = "mutation($input: CheckinListInput!) { createCheckinList(input: $input) { list { id name allProducts productIds includePending allowMultipleEntries allowEntryAfterExit questions } } }";
@@ -877,4 +877,129 @@ async fn door_dashboards_follow_scans_live_and_resume_from_a_cursor() {
         message["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{message}"
     );
+}
+
+/// A product of `kind` with plenty of stock.
+async fn product_of_kind(venue: &Venue, name: &str, kind: &str) -> String {
+    let body = venue
+        .shop
+        .admin
+        .gql(
+            CREATE_PRODUCT,
+            json!({ "input": { "eventId": venue.shop.event, "name": name, "kind": kind, "price": "5", "totalQuantity": 1000 } }),
+        )
+        .await;
+    body["data"]["createProduct"]["product"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a product: {body}"))
+        .to_owned()
+}
+
+/// One paid order of `lines` (product, quantity): the secret of its first position.
+async fn paid_order(app: &TestApp, venue: &Venue, lines: &[(&str, i32)]) -> String {
+    let mut cart: Option<String> = None;
+    for (product, quantity) in lines {
+        let added = add_to_cart(app, product, *quantity, cart.as_deref()).await;
+        cart = Some(
+            added["data"]["addToCart"]["cart"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a cart: {added}"))
+                .to_owned(),
+        );
+    }
+    let placed = checkout(app, cart.as_deref().unwrap_or_default()).await;
+    let order = &placed["data"]["checkout"]["order"];
+    let paid = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { markOrderPaid(input: { orderId: $id }) { order { status } } }",
+            json!({ "id": order["id"] }),
+        )
+        .await;
+    assert_eq!(
+        paid["data"]["markOrderPaid"]["order"]["status"], "PAID",
+        "{paid}"
+    );
+    order["positions"][0]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a ticket: {placed}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn door_checks_admit_holders_of_the_product_and_nobody_else() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "tutorials", &["Seat"]).await;
+    let tutorial = product_of_kind(&venue, "Rust tutorial", "ADDON").await;
+    let room = venue
+        .list(json!({ "name": "Tutorial room", "productIds": [tutorial], "allowEntryAfterExit": false }))
+        .await;
+    let (_, door) = venue.scanner(&app, "Room 2").await;
+    let holder = paid_order(&app, &venue, &[(&venue.products[0], 1), (&tutorial, 1)]).await;
+    let (others, _) = venue.tickets(&app, &venue.products[0], 1, true).await;
+
+    // The holder's ticket opens the tutorial door through the add-on bought with it.
+    let admitted = scan(&door, json!({ "secret": holder, "listIds": [room] })).await;
+    assert_eq!(outcome(&admitted), accepted(), "{admitted}");
+    assert_eq!(
+        admitted["data"]["redeemTicket"]["ticket"]["productName"],
+        "Rust tutorial"
+    );
+    assert_eq!(
+        admitted["data"]["redeemTicket"]["checkin"]["gate"],
+        "Room 2"
+    );
+    let again = scan(&door, json!({ "secret": holder, "listIds": [room] })).await;
+    assert_eq!(outcome(&again), rejected("ALREADY_REDEEMED"), "{again}");
+    // A holder without the add-on is refused for the product.
+    let refused = scan(&door, json!({ "secret": others[0], "listIds": [room] })).await;
+    assert_eq!(outcome(&refused), rejected("PRODUCT"), "{refused}");
+    let figures = status(&venue.shop.admin, &venue, &room).await;
+    assert_eq!(
+        figures["products"],
+        json!([{ "productId": tutorial, "positions": 1, "checkedIn": 1, "inside": 1 }]),
+        "{figures}"
+    );
+}
+
+#[tokio::test]
+async fn an_order_line_is_redeemed_at_most_its_quantity_and_the_last_unit_once() {
+    let app = Arc::new(spawn_app().await);
+    let venue = Venue::open(&app, "meals", &["Seat"]).await;
+    let meal = product_of_kind(&venue, "Lunch", "MERCHANDISE").await;
+    let counter = venue
+        .list(
+            json!({ "name": "Lunch counter", "productIds": [meal], "allowEntryAfterExit": false }),
+        )
+        .await;
+    let badge = paid_order(&app, &venue, &[(&venue.products[0], 1), (&meal, 3)]).await;
+    let (_, left) = venue.scanner(&app, "Counter A").await;
+    let (_, right) = venue.scanner(&app, "Counter B").await;
+    let redeem = json!({ "secret": badge, "listIds": [counter] });
+
+    let first = scan(&left, redeem.clone()).await;
+    assert_eq!(outcome(&first), accepted(), "{first}");
+    assert_eq!(first["data"]["redeemTicket"]["remaining"], 2, "{first}");
+    let second = scan(&right, redeem.clone()).await;
+    assert_eq!(second["data"]["redeemTicket"]["remaining"], 1, "{second}");
+
+    // Six scans race for the last unit: one gets it.
+    let counters = Arc::new([left, right]);
+    let racing = (0..6).map(|i| {
+        let (counters, redeem) = (Arc::clone(&counters), redeem.clone());
+        tokio::spawn(async move { scan(&counters[i % 2], redeem).await })
+    });
+    let mut won = 0;
+    for handle in racing {
+        let body = handle.await.expect("the scan finishes");
+        match outcome(&body) {
+            r if r == accepted() => won += 1,
+            r => assert_eq!(r, rejected("ALREADY_REDEEMED"), "{body}"),
+        }
+        assert_eq!(body["data"]["redeemTicket"]["remaining"], 0, "{body}");
+    }
+    assert_eq!(won, 1, "the last unit is handed out once");
+    let figures = status(&venue.shop.admin, &venue, &counter).await;
+    assert_eq!(figures["checkedIn"], 3, "{figures}");
 }
