@@ -12,6 +12,7 @@ pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod charging;
+pub mod checkin;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -28,6 +28,7 @@ pub struct ServiceContext {
     pub clock: Arc<dyn Clock>,
     pub outbox: Arc<dyn Outbox>,
     pub reservations: crate::charging::settings::ReservationSettings,
+    pub checkin: crate::checkin::settings::CheckinSettings,
 }
 
 impl ServiceContext {
@@ -48,6 +49,7 @@ impl ServiceContext {
             clock: Arc::new(SystemClock),
             outbox: Arc::new(LogOutbox),
             reservations: crate::charging::settings::ReservationSettings::default(),
+            checkin: crate::checkin::settings::CheckinSettings::default(),
         }
     }
 

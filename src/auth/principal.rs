@@ -59,6 +59,8 @@ pub struct Kiosk {
 pub struct Scanner {
     pub event_id: i32,
     pub gate: String,
+    /// The stored scanner device behind the token, if any.
+    pub device_id: Option<i32>,
     pub expires_at: i64,
 }
 
@@ -284,9 +286,14 @@ pub async fn authenticate(
                 expires_at,
             }))
         }
-        Some(Credential::Scanner { event, gate }) => Ok(Principal::Scanner(Scanner {
+        Some(Credential::Scanner {
+            event,
+            gate,
+            device,
+        }) => Ok(Principal::Scanner(Scanner {
             event_id: event,
             gate,
+            device_id: device,
             expires_at,
         })),
         Some(Credential::Team {
@@ -488,6 +495,7 @@ pub mod tests {
         let scanner = Principal::Scanner(Scanner {
             event_id: 9,
             gate: "north".into(),
+            device_id: None,
             expires_at: i64::MAX,
         });
         assert_eq!(scanner.events(), Scope::one(9));

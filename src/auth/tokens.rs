@@ -38,8 +38,15 @@ pub struct AccessClaims {
 pub enum Credential {
     /// A cabinet's kiosk.
     Kiosk { cabinet: i32 },
-    /// A door scanner of an event, at a gate.
-    Scanner { event: i32, gate: String },
+    /// A door scanner of an event, at a gate; `device` is the stored scanner
+    /// device it was exchanged for (checked on every scan, so revoking it
+    /// stops it at once).
+    Scanner {
+        event: i32,
+        gate: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<i32>,
+    },
     /// An organizer team's API token; `events: None` means all the team's events.
     Team {
         team: i32,
@@ -54,7 +61,7 @@ impl Credential {
     fn subject(&self) -> String {
         match self {
             Self::Kiosk { cabinet } => format!("kiosk:{cabinet}"),
-            Self::Scanner { event, gate } => format!("scanner:{event}:{gate}"),
+            Self::Scanner { event, gate, .. } => format!("scanner:{event}:{gate}"),
             Self::Team { team, .. } => format!("team:{team}"),
         }
     }

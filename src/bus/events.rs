@@ -20,6 +20,7 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub enum DomainEvent {
     BayStatusChanged(BayStatusChanged),
     AlertChanged(AlertChanged),
+    CheckinRecorded(crate::checkin::live::CheckinRecorded),
 }
 
 impl DomainEvent {
@@ -35,6 +36,8 @@ impl DomainEvent {
             // One stream for every alert: subscribers filter by station and
             // severity, and by what their principal supervises.
             Self::AlertChanged(_) => vec![Topic::Alerts],
+            // One stream per event: dashboards filter by list.
+            Self::CheckinRecorded(e) => vec![Topic::Checkin(e.checkin.event_id)],
         }
     }
 
@@ -42,6 +45,7 @@ impl DomainEvent {
         match self {
             Self::BayStatusChanged(_) => "bay_status_changed",
             Self::AlertChanged(_) => "alert_changed",
+            Self::CheckinRecorded(_) => "checkin_recorded",
         }
     }
 }

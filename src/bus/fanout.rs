@@ -26,6 +26,8 @@ pub enum Topic {
     Bay(i32),
     /// Every alert change.
     Alerts,
+    /// Every scan at one event's doors.
+    Checkin(i32),
 }
 
 impl Topic {
@@ -36,6 +38,7 @@ impl Topic {
             Self::Alerts => "alerts".to_owned(),
             Self::StationBays(id) => format!("s{id}"),
             Self::Bay(id) => format!("b{id}"),
+            Self::Checkin(id) => format!("c{id}"),
         }
     }
 
@@ -49,6 +52,7 @@ impl Topic {
         match key.split_at_checked(1)? {
             ("s", digits) => id(digits).map(Self::StationBays),
             ("b", digits) => id(digits).map(Self::Bay),
+            ("c", digits) => id(digits).map(Self::Checkin),
             _ => None,
         }
     }
@@ -147,6 +151,7 @@ mod tests {
             Topic::StationBays(3),
             Topic::Bay(12),
             Topic::Alerts,
+            Topic::Checkin(4),
         ] {
             assert_eq!(Topic::from_key(&topic.key()), Some(topic));
         }

@@ -32,6 +32,7 @@ pub struct Query(
     crate::supervision::graphql::AlertQuery,
     crate::ticketing::graphql::ShopQuery,
     crate::charging::reservations_graphql::ReservationQuery,
+    crate::checkin::graphql::CheckinQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -46,12 +47,14 @@ pub struct Mutation(
     crate::ticketing::graphql::VoucherMutation,
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
+    crate::checkin::graphql::CheckinMutation,
 );
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(
     BaySubscription,
     crate::supervision::graphql::AlertSubscription,
+    crate::checkin::graphql::CheckinSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -30,9 +30,12 @@ enum Access {
     /// organizer at hand, and team API tokens holding it (staff pass); the
     /// matrix of each operation is in `ticketing_permissions.rs`.
     Team,
+    /// Door work: the event's scanners, and what `Team` allows with the
+    /// check-in permission (the matrix is in `checkin.rs`).
+    Door,
 }
 
-use Access::{Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervisors, Team};
+use Access::{Door, Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervisors, Team};
 
 /// Every root field, who may use it, and a valid operation calling it.
 fn operations() -> Vec<(&'static str, Access, String)> {
@@ -118,6 +121,16 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("markOrderPaid", Team, format!("mutation {{ markOrderPaid(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
         ("cancelOrder", Team, format!("mutation {{ cancelOrder(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
         ("createVouchers", Team, format!("mutation {{ createVouchers(input: {{ eventId: \"{}\", codes: [\"A\"] }}) {{ vouchers {{ id }} }} }}", global_id("Event", 1))),
+        ("scannerSession", Public, "mutation { scannerSession(input: { credential: \"vgs_x\" }) { accessToken } }".into()),
+        ("checkinLists", Door, format!("{{ checkinLists(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
+        ("redeemTicket", Door, format!("mutation {{ redeemTicket(input: {{ secret: \"x\", listIds: [\"{}\"] }}) {{ __typename }} }}", global_id("CheckinList", 1))),
+        ("checkinActivity", Door, format!("subscription {{ checkinActivity(eventId: \"{}\") {{ cursor }} }}", global_id("Event", 1))),
+        ("scannerDevices", Team, format!("{{ scannerDevices(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
+        ("createCheckinList", Team, format!("mutation {{ createCheckinList(input: {{ eventId: \"{}\", name: \"L\" }}) {{ list {{ id }} }} }}", global_id("Event", 1))),
+        ("updateCheckinList", Team, format!("mutation {{ updateCheckinList(input: {{ listId: \"{}\", name: \"L\" }}) {{ list {{ id }} }} }}", global_id("CheckinList", 1))),
+        ("deleteCheckinList", Team, format!("mutation {{ deleteCheckinList(input: {{ listId: \"{}\" }}) {{ ok }} }}", global_id("CheckinList", 1))),
+        ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
+        ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
     ]
 }
 
@@ -326,6 +339,19 @@ async fn each_class_of_operation_is_refused_to_everyone_outside_it() {
                 assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
                 for (who, answer) in as_people.iter().chain(&as_devices) {
                     assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                }
+            }
+            Door => {
+                // The scanner is one of event 1's; nobody else here works its doors.
+                assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
+                assert_eq!(as_customer, "FORBIDDEN", "{field} as a customer");
+                assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+                for (who, answer) in as_people.iter().chain(&as_devices) {
+                    if *who == "a door scanner" {
+                        assert_ne!(answer, "FORBIDDEN", "{field} as {who}");
+                    } else {
+                        assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                    }
                 }
             }
             Staff => {

@@ -106,6 +106,7 @@ impl TestUser {
             Credential::Scanner {
                 event,
                 gate: gate.to_owned(),
+                device: None,
             },
         )
     }

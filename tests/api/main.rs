@@ -10,6 +10,7 @@ mod accounts;
 mod administration;
 mod authorization;
 mod bus_recovery;
+mod checkin;
 mod device_security;
 mod errors;
 mod health;

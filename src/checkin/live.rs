@@ -1,0 +1,98 @@
+//! What door dashboards watch: every recorded scan, with the list's figures
+//! for the ticket's product right after it, published on the event's
+//! check-in topic once the scan's transaction has committed.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde::{Deserialize, Serialize};
+
+use super::redeem::Redeemed;
+use crate::entities::{checkin, checkin_state};
+use crate::error::AppError;
+use crate::services::ServiceContext;
+
+/// A scan was recorded (accepted, rejected or forced).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckinRecorded {
+    pub checkin: checkin::Model,
+    pub product_id: Option<i32>,
+    pub product_name: Option<String>,
+    pub attendee_name: Option<String>,
+    /// The list's figures for the ticket's product after this scan.
+    pub counts: Option<ProductCounts>,
+}
+
+/// How many tickets of one product entered a list, and how many are inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductCounts {
+    pub product_id: i32,
+    pub checked_in: i64,
+    pub inside: i64,
+}
+
+/// The figures of `product_id` on `list_id`.
+///
+/// # Errors
+/// On database errors.
+pub async fn counts(
+    db: &impl ConnectionTrait,
+    list_id: i32,
+    product_id: i32,
+) -> Result<ProductCounts, AppError> {
+    let (checked_in, inside): (Option<i64>, Option<i64>) = checkin_state::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::cust("SUM(CASE WHEN entries > 0 THEN 1 ELSE 0 END)"),
+            "checked_in",
+        )
+        .column_as(
+            Expr::cust("SUM(CASE WHEN inside THEN 1 ELSE 0 END)"),
+            "inside",
+        )
+        .filter(checkin_state::Column::ListId.eq(list_id))
+        .filter(checkin_state::Column::ProductId.eq(product_id))
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or_default();
+    Ok(ProductCounts {
+        product_id,
+        checked_in: checked_in.unwrap_or(0),
+        inside: inside.unwrap_or(0),
+    })
+}
+
+/// Announces a scan that is already stored; a replayed nonce announces
+/// nothing. A bus failure is logged: the scan stands.
+pub async fn publish(services: &ServiceContext, redeemed: &Redeemed) {
+    if !redeemed.fresh {
+        return;
+    }
+    let Some(checkin) = redeemed.outcome.checkin() else {
+        return;
+    };
+    let ticket = redeemed.outcome.ticket();
+    let counts = match ticket {
+        Some(t) => match counts(&services.db, checkin.list_id, t.position.product_id).await {
+            Ok(c) => Some(c),
+            Err(err) => {
+                tracing::warn!(error = ?err, "check-in counts unavailable");
+                None
+            }
+        },
+        None => None,
+    };
+    let event = crate::bus::DomainEvent::CheckinRecorded(CheckinRecorded {
+        checkin: checkin.clone(),
+        product_id: ticket.map(|t| t.product.id),
+        product_name: ticket.map(|t| t.product.name.clone()),
+        attendee_name: ticket.and_then(|t| t.position.attendee_name.clone()),
+        counts,
+    });
+    if let Err(err) = services.bus.publish(event).await {
+        tracing::error!(
+            error = format!("{err:#}"),
+            "check-in stored but not published"
+        );
+    }
+}

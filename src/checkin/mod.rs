@@ -1,0 +1,35 @@
+//! Check-in at the door (seed 003 pretix `CheckinList`/`Checkin`, seed 004
+//! django-program `CheckIn`, seed 000 the olympic ticket's key): lists of
+//! what a door admits, scanner devices, and redeeming tickets.
+//!
+//! - `lists`: check-in lists (CRUD by the check-in permission), their status
+//!   and history;
+//! - `scanners`: scanner devices issued per event and gate, their credential
+//!   exchanged for short-lived scanner access tokens;
+//! - `access`: who works the doors (scanners of the event, teams with the
+//!   check-in permission);
+//! - `redeem`: one scan, its outcome and its record;
+//! - `live`: the bus event every recorded scan publishes;
+//! - `settings`: token lifetime and scan rate limit;
+//! - `graphql`: the API.
+//!
+//! Invariants:
+//! - An entry changes a ticket's `checkin_states` row only by an insert that
+//!   does nothing on conflict or a conditional `UPDATE` carrying the list's
+//!   re-entry rule, in the transaction that records the scan: two scanners
+//!   scanning one ticket at once admit it once, on SQLite and PostgreSQL.
+//! - Every scan that reaches a list is recorded, rejected ones too; a scan
+//!   that needs answers records nothing until answered.
+//! - A nonce is unique per scanner (`checkins (nonce_scope, nonce)`): a repeat
+//!   records nothing and gets the first answer.
+//! - Scanner credentials are stored as SHA-256 only and shown once; a revoked
+//!   device is refused on its next call.
+//! - Scans are published after their commit, never before.
+
+pub mod access;
+pub mod graphql;
+pub mod lists;
+pub mod live;
+pub mod redeem;
+pub mod scanners;
+pub mod settings;

@@ -1,0 +1,877 @@
+//! Redeeming a ticket at a door: one scan, its outcome, and its record.
+//!
+//! The outcome is decided in two steps. First the ticket is judged against the
+//! list by what it is ([`judge`]: its event, order, date and product), which
+//! needs no lock. Then an entry is admitted by the database alone: the
+//! ticket's `checkin_states` row for the list is inserted (`ON CONFLICT DO
+//! NOTHING`) or, when it exists, changed by a conditional `UPDATE` whose
+//! condition is the list's re-entry rule. Exactly one of two racing scans
+//! inserts the row or matches the condition, on SQLite and PostgreSQL, with
+//! any number of replicas; the other is `ALREADY_REDEEMED`.
+//!
+//! Every scan is recorded in the same transaction as the state it changed,
+//! rejected ones too. A scan with a nonce is recorded under its scanner's
+//! nonce scope, unique in the table: a repeated nonce finds the first record
+//! and answers as it did, and a concurrent repeat loses the insert, rolls its
+//! transaction back and does the same.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    TryInsertResult,
+};
+
+use super::access::{self, Operator};
+use super::lists;
+use super::settings::CheckinSettings;
+use crate::auth::Principal;
+use crate::auth::rate_limit::RateLimiter;
+use crate::entities::checkin::{CheckinKind, RejectReason};
+use crate::entities::order::OrderStatus;
+use crate::entities::{checkin, checkin_list, checkin_state, order, order_position, product};
+use crate::error::AppError;
+
+/// Most lists one scan may name.
+const MAX_LISTS: usize = 10;
+/// How far ahead of the server's clock a scan time may be.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// A scan, as a door sends it.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// What the QR code holds: a ticket's secret, or its olympic ticket key.
+    pub secret: String,
+    pub list_ids: Vec<i32>,
+    pub kind: Option<CheckinKind>,
+    /// Where a person or team token scans; a scanner scans at its own gate.
+    pub gate: Option<String>,
+    /// When the scan happened (an upload's); now when not given.
+    pub scanned_at: Option<DateTime<Utc>>,
+    pub nonce: Option<String>,
+    /// Record a scan that already happened, even where it would be rejected.
+    pub force: bool,
+    pub answers: BTreeMap<String, String>,
+    pub note: Option<String>,
+}
+
+/// The ticket a scan found, with what a door shows.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub position: order_position::Model,
+    pub order: order::Model,
+    pub product: product::Model,
+}
+
+/// What a scan came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Accepted {
+        checkin: checkin::Model,
+        ticket: Ticket,
+    },
+    /// Nothing was recorded: scan again with answers to these questions.
+    NeedsAnswers {
+        questions: Vec<String>,
+        ticket: Ticket,
+    },
+    Rejected {
+        reason: RejectReason,
+        /// `None` when nothing could be recorded (no list matched the event).
+        checkin: Option<checkin::Model>,
+        ticket: Option<Ticket>,
+    },
+}
+
+impl Outcome {
+    /// The record a subscription announces, if one was written.
+    pub fn checkin(&self) -> Option<&checkin::Model> {
+        match self {
+            Self::Accepted { checkin, .. } => Some(checkin),
+            Self::Rejected { checkin, .. } => checkin.as_ref(),
+            Self::NeedsAnswers { .. } => None,
+        }
+    }
+
+    pub fn ticket(&self) -> Option<&Ticket> {
+        match self {
+            Self::Accepted { ticket, .. } | Self::NeedsAnswers { ticket, .. } => Some(ticket),
+            Self::Rejected { ticket, .. } => ticket.as_ref(),
+        }
+    }
+}
+
+/// A scan's outcome and whether it was recorded just now (a replayed nonce
+/// was not: nothing is announced for it).
+#[derive(Debug, Clone)]
+pub struct Redeemed {
+    pub outcome: Outcome,
+    pub fresh: bool,
+}
+
+/// Judges `ticket` on `list` by what it is; re-entry is decided later, by
+/// the database.
+///
+/// # Errors
+/// The reason the list does not admit the ticket.
+pub fn judge(
+    list: &checkin_list::Model,
+    admitted: &[i32],
+    ticket: &Ticket,
+) -> Result<(), RejectReason> {
+    if ticket.order.event_id != list.event_id {
+        return Err(RejectReason::Invalid);
+    }
+    if ticket.position.canceled
+        || matches!(
+            ticket.order.status,
+            OrderStatus::Canceled | OrderStatus::Expired
+        )
+    {
+        return Err(RejectReason::Canceled);
+    }
+    if list
+        .sub_event_id
+        .is_some_and(|date| ticket.position.sub_event_id != Some(date))
+    {
+        return Err(RejectReason::InvalidTime);
+    }
+    if !list.all_products && !admitted.contains(&ticket.position.product_id) {
+        return Err(RejectReason::Product);
+    }
+    if ticket.order.status == OrderStatus::Pending && !list.include_pending {
+        return Err(RejectReason::Unpaid);
+    }
+    Ok(())
+}
+
+/// Whether a reason means the ticket is not for this list at all (rather than
+/// for it, but refused now): a scan naming several lists picks the one that
+/// covers the ticket.
+fn covers(verdict: Result<(), RejectReason>) -> bool {
+    !matches!(
+        verdict,
+        Err(RejectReason::Invalid | RejectReason::InvalidTime | RejectReason::Product)
+    )
+}
+
+/// The shape of what a scanner may send as a secret: a ticket key (64
+/// hexadecimal digits) or a secret (URL-safe base64 characters).
+enum Code<'a> {
+    TicketKey(&'a str),
+    Secret(&'a str),
+    Malformed,
+}
+
+fn classify(secret: &str) -> Code<'_> {
+    let secret = secret.trim();
+    if secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Code::TicketKey(secret)
+    } else if (16..=200).contains(&secret.len())
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Code::Secret(secret)
+    } else {
+        Code::Malformed
+    }
+}
+
+/// Scans a ticket at `scan.list_ids` (lists of one event).
+///
+/// # Errors
+/// `BAD_USER_INPUT` on no or unknown lists, lists of several events, a scan
+/// time in the future, or an overlong nonce, gate or note; `RATE_LIMITED`
+/// beyond the scanner's scans per minute; as [`access::door`]. A ticket that
+/// is not admitted is an [`Outcome::Rejected`], not an error.
+pub async fn redeem(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    settings: &CheckinSettings,
+    limiter: &RateLimiter,
+    now: DateTime<Utc>,
+    scan: Scan,
+) -> Result<Redeemed, AppError> {
+    if scan.list_ids.is_empty() || scan.list_ids.len() > MAX_LISTS {
+        return Err(AppError::bad_input(
+            "listIds",
+            format!("name 1 to {MAX_LISTS} check-in lists"),
+        ));
+    }
+    let lists = checkin_list::Entity::find()
+        .filter(checkin_list::Column::Id.is_in(scan.list_ids.clone()))
+        .all(db)
+        .await?;
+    // Without a known list, a scanner is checked against its own event and
+    // anyone else against none, so the refusal tells nothing about ids.
+    let event_id = lists.first().map_or_else(
+        || match principal {
+            Principal::Scanner(scanner) => scanner.event_id,
+            _ => 0,
+        },
+        |l| l.event_id,
+    );
+    // Who scans is checked before anything about the lists is told.
+    let (_, operator) = access::door(db, principal, event_id).await?;
+    let mut wanted = scan.list_ids.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if lists.len() != wanted.len() || lists.iter().any(|l| l.event_id != event_id) {
+        return Err(AppError::bad_input(
+            "listIds",
+            "every list must exist and belong to one event",
+        ));
+    }
+    let scope = operator.scope();
+    limiter.hit(&format!("checkin:{scope}"), settings.scan_limit())?;
+    let nonce = match scan.nonce.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(n) if n.len() <= 100 => Some(n.to_owned()),
+        Some(_) => return Err(AppError::bad_input("nonce", "use at most 100 characters")),
+    };
+    if let Some(nonce) = &nonce
+        && let Some(first) = by_nonce(db, &scope, nonce).await?
+    {
+        return Ok(Redeemed {
+            outcome: replay(db, first).await?,
+            fresh: false,
+        });
+    }
+    let scanned_at = scan.scanned_at.unwrap_or(now);
+    if scanned_at > now + CLOCK_SKEW {
+        return Err(AppError::bad_input(
+            "scannedAt",
+            "the scan time is in the future",
+        ));
+    }
+    let gate = match operator.gate() {
+        Some(gate) => gate.to_owned(),
+        None => super::scanners::parse_gate(scan.gate.as_deref().unwrap_or("main"))?,
+    };
+    let note = scan
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
+        return Err(AppError::bad_input("note", "use at most 500 characters"));
+    }
+    if scan.answers.len() > 20
+        || scan
+            .answers
+            .iter()
+            .any(|(q, a)| q.chars().count() > 200 || a.chars().count() > 1000)
+    {
+        return Err(AppError::bad_input(
+            "answers",
+            "up to 20 answers of at most 1000 characters",
+        ));
+    }
+    let record = Record {
+        kind: scan.kind.unwrap_or(CheckinKind::Entry),
+        operator,
+        scope,
+        nonce,
+        gate,
+        note,
+        answers: serde_json::to_string(&scan.answers).unwrap_or_else(|_| "{}".to_owned()),
+        scanned_at,
+        now,
+        force: scan.force,
+    };
+
+    // Lists in the order given: the first is where an unknown secret is recorded.
+    let mut ordered = Vec::with_capacity(wanted.len());
+    for id in &scan.list_ids {
+        if let Some(list) = lists.iter().find(|l| l.id == *id)
+            && !ordered.iter().any(|l: &checkin_list::Model| l.id == *id)
+        {
+            ordered.push(list.clone());
+        }
+    }
+    let Some(ticket) = find_ticket(db, &scan.secret).await? else {
+        return record
+            .rejected(db, &ordered[0], None, RejectReason::Invalid)
+            .await;
+    };
+    let mut verdicts = Vec::with_capacity(ordered.len());
+    for list in &ordered {
+        let admitted = lists::products_of(db, list.id).await?;
+        let mut verdict = judge(list, &admitted, &ticket);
+        let mut units = Vec::new();
+        // A door for other products (an add-on, a meal) admits the holder
+        // through a unit of one of them bought in the same order.
+        if verdict == Err(RejectReason::Product) {
+            units = units_in_order(db, list, &admitted, &ticket).await?;
+            if let Some(unit) = units.first() {
+                verdict = judge(list, &admitted, unit);
+            }
+        }
+        verdicts.push((list, verdict, units));
+    }
+    let covering: Vec<_> = verdicts.iter().filter(|(_, v, _)| covers(*v)).collect();
+    let (list, verdict, units) = match covering.as_slice() {
+        [] => verdicts.swap_remove(0),
+        [one] => (one.0, one.1, one.2.clone()),
+        _ => {
+            return record
+                .rejected(db, &ordered[0], Some(ticket), RejectReason::Ambiguous)
+                .await;
+        }
+    };
+    // A ticket of another event is unknown here, and stays so even forced.
+    if verdict == Err(RejectReason::Invalid) {
+        return record.rejected(db, list, None, RejectReason::Invalid).await;
+    }
+    if let Err(reason) = verdict
+        && !record.force
+    {
+        return record.rejected(db, list, Some(ticket), reason).await;
+    }
+    if record.kind == CheckinKind::Entry && !record.force {
+        let missing: Vec<String> = list
+            .question_list()
+            .into_iter()
+            .filter(|q| scan.answers.get(q).is_none_or(|a| a.trim().is_empty()))
+            .collect();
+        if !missing.is_empty() {
+            return Ok(Redeemed {
+                outcome: Outcome::NeedsAnswers {
+                    questions: missing,
+                    ticket,
+                },
+                fresh: false,
+            });
+        }
+    }
+    let candidates = if units.is_empty() {
+        vec![ticket]
+    } else {
+        units
+    };
+    record.admit(db, list, candidates).await
+}
+
+/// What every record of one scan shares.
+struct Record {
+    kind: CheckinKind,
+    operator: Operator,
+    scope: String,
+    nonce: Option<String>,
+    gate: String,
+    note: Option<String>,
+    answers: String,
+    scanned_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    force: bool,
+}
+
+impl Record {
+    fn row(
+        &self,
+        list: &checkin_list::Model,
+        position_id: Option<i32>,
+        reason: Option<RejectReason>,
+        forced: bool,
+    ) -> checkin::ActiveModel {
+        checkin::ActiveModel {
+            event_id: Set(list.event_id),
+            list_id: Set(list.id),
+            position_id: Set(position_id),
+            kind: Set(self.kind),
+            successful: Set(reason.is_none()),
+            reason: Set(reason),
+            forced: Set(forced),
+            scanner_id: Set(self.operator.scanner_id()),
+            user_id: Set(self.operator.user_id()),
+            team_api_token_id: Set(self.operator.token_id()),
+            gate: Set(self.gate.clone()),
+            note: Set(self.note.clone()),
+            answers: Set(self.answers.clone()),
+            nonce_scope: Set(self.nonce.as_ref().map(|_| self.scope.clone())),
+            nonce: Set(self.nonce.clone()),
+            datetime: Set(self.scanned_at),
+            created_at: Set(self.now),
+            ..Default::default()
+        }
+    }
+
+    /// Records a rejected scan.
+    async fn rejected(
+        &self,
+        db: &DatabaseConnection,
+        list: &checkin_list::Model,
+        ticket: Option<Ticket>,
+        reason: RejectReason,
+    ) -> Result<Redeemed, AppError> {
+        let row = self.row(
+            list,
+            ticket.as_ref().map(|t| t.position.id),
+            Some(reason),
+            false,
+        );
+        match row.insert(db).await {
+            Ok(checkin) => Ok(Redeemed {
+                outcome: Outcome::Rejected {
+                    reason,
+                    checkin: Some(checkin),
+                    ticket,
+                },
+                fresh: true,
+            }),
+            Err(err) => self.lost_race(db, err).await,
+        }
+    }
+
+    /// Changes a ticket's state on `list` and records the scan, in one
+    /// transaction: an entry admits the first of `candidates` (units of one
+    /// order line, or the scanned ticket alone) the list's rule lets in, and
+    /// is `ALREADY_REDEEMED` when none is left.
+    async fn admit(
+        &self,
+        db: &DatabaseConnection,
+        list: &checkin_list::Model,
+        candidates: Vec<Ticket>,
+    ) -> Result<Redeemed, AppError> {
+        let txn = db.begin().await?;
+        let mut chosen = None;
+        for (index, ticket) in candidates.iter().enumerate() {
+            let admitted = match self.kind {
+                CheckinKind::Entry => self.enter(&txn, list, ticket).await?,
+                CheckinKind::Exit => {
+                    self.exit(&txn, list, ticket).await?;
+                    true
+                }
+            };
+            if admitted {
+                chosen = Some(index);
+                break;
+            }
+        }
+        // A forced entry's `UPDATE` has no condition, so it is always admitted.
+        let reason = chosen.is_none().then_some(RejectReason::AlreadyRedeemed);
+        let ticket = candidates
+            .into_iter()
+            .nth(chosen.unwrap_or(0))
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no ticket to admit")))?;
+        let inserted = self
+            .row(list, Some(ticket.position.id), reason, self.force)
+            .insert(&txn)
+            .await;
+        let checkin = match inserted {
+            Ok(checkin) => checkin,
+            Err(err) => {
+                drop(txn);
+                return self.lost_race(db, err).await;
+            }
+        };
+        txn.commit().await?;
+        let outcome = match reason {
+            None => Outcome::Accepted { checkin, ticket },
+            Some(reason) => Outcome::Rejected {
+                reason,
+                checkin: Some(checkin),
+                ticket: Some(ticket),
+            },
+        };
+        Ok(Redeemed {
+            outcome,
+            fresh: true,
+        })
+    }
+
+    /// Admits an entry if the list's rule allows it (always when forced).
+    async fn enter(
+        &self,
+        db: &impl ConnectionTrait,
+        list: &checkin_list::Model,
+        ticket: &Ticket,
+    ) -> Result<bool, AppError> {
+        let first = checkin_state::ActiveModel {
+            list_id: Set(list.id),
+            position_id: Set(ticket.position.id),
+            product_id: Set(ticket.position.product_id),
+            inside: Set(true),
+            entries: Set(1),
+            last_entry_at: Set(Some(self.scanned_at)),
+            updated_at: Set(self.now),
+        };
+        if inserted(
+            checkin_state::Entity::insert(first)
+                .on_conflict_do_nothing()
+                .exec_without_returning(db)
+                .await?,
+        ) {
+            return Ok(true);
+        }
+        let mut again = checkin_state::Entity::update_many()
+            .col_expr(checkin_state::Column::Inside, Expr::value(true))
+            .col_expr(
+                checkin_state::Column::Entries,
+                Expr::col(checkin_state::Column::Entries).add(1),
+            )
+            .col_expr(
+                checkin_state::Column::LastEntryAt,
+                Expr::value(Some(self.scanned_at)),
+            )
+            .col_expr(checkin_state::Column::UpdatedAt, Expr::value(self.now))
+            .filter(checkin_state::Column::ListId.eq(list.id))
+            .filter(checkin_state::Column::PositionId.eq(ticket.position.id));
+        if !self.force && !list.allow_multiple_entries {
+            again = if list.allow_entry_after_exit {
+                again.filter(checkin_state::Column::Inside.eq(false))
+            } else {
+                again.filter(checkin_state::Column::Entries.eq(0))
+            };
+        }
+        Ok(again.exec(db).await?.rows_affected == 1)
+    }
+
+    /// Records that the holder left (an exit is always accepted).
+    async fn exit(
+        &self,
+        db: &impl ConnectionTrait,
+        list: &checkin_list::Model,
+        ticket: &Ticket,
+    ) -> Result<(), AppError> {
+        let outside = checkin_state::ActiveModel {
+            list_id: Set(list.id),
+            position_id: Set(ticket.position.id),
+            product_id: Set(ticket.position.product_id),
+            inside: Set(false),
+            entries: Set(0),
+            last_entry_at: Set(None),
+            updated_at: Set(self.now),
+        };
+        if !inserted(
+            checkin_state::Entity::insert(outside)
+                .on_conflict_do_nothing()
+                .exec_without_returning(db)
+                .await?,
+        ) {
+            checkin_state::Entity::update_many()
+                .col_expr(checkin_state::Column::Inside, Expr::value(false))
+                .col_expr(checkin_state::Column::UpdatedAt, Expr::value(self.now))
+                .filter(checkin_state::Column::ListId.eq(list.id))
+                .filter(checkin_state::Column::PositionId.eq(ticket.position.id))
+                .exec(db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A concurrent scan with the same nonce stored its record first: answer
+    /// as it did. Any other error stands.
+    async fn lost_race(&self, db: &DatabaseConnection, err: DbErr) -> Result<Redeemed, AppError> {
+        let duplicate = matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)));
+        if let (true, Some(nonce)) = (duplicate, &self.nonce)
+            && let Some(first) = by_nonce(db, &self.scope, nonce).await?
+        {
+            return Ok(Redeemed {
+                outcome: replay(db, first).await?,
+                fresh: false,
+            });
+        }
+        Err(err.into())
+    }
+}
+
+fn inserted(result: TryInsertResult<u64>) -> bool {
+    matches!(result, TryInsertResult::Inserted(1))
+}
+
+/// The live units of `list`'s products in `ticket`'s order, for its date:
+/// the holder's own first (same attendee name), then the others.
+async fn units_in_order(
+    db: &impl ConnectionTrait,
+    list: &checkin_list::Model,
+    admitted: &[i32],
+    ticket: &Ticket,
+) -> Result<Vec<Ticket>, AppError> {
+    if list.all_products || admitted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = order_position::Entity::find()
+        .filter(order_position::Column::OrderId.eq(ticket.order.id))
+        .filter(order_position::Column::ProductId.is_in(admitted.to_vec()))
+        .filter(order_position::Column::Canceled.eq(false))
+        .order_by_asc(order_position::Column::Id);
+    if let Some(date) = list.sub_event_id {
+        query = query.filter(order_position::Column::SubEventId.eq(date));
+    }
+    let mut positions = query.all(db).await?;
+    positions.sort_by_key(|p| {
+        p.attendee_name.is_none() || p.attendee_name != ticket.position.attendee_name
+    });
+    let mut units = Vec::with_capacity(positions.len());
+    for position in positions {
+        let product = product::Entity::find_by_id(position.product_id)
+            .one(db)
+            .await?
+            .ok_or(AppError::not_found("product"))?;
+        units.push(Ticket {
+            position,
+            order: ticket.order.clone(),
+            product,
+        });
+    }
+    Ok(units)
+}
+
+/// How many units of `ticket`'s order line (its product in its order) have
+/// not entered `list_id` yet.
+///
+/// # Errors
+/// On database errors.
+pub async fn remaining(
+    db: &impl ConnectionTrait,
+    list_id: i32,
+    ticket: &Ticket,
+) -> Result<i64, AppError> {
+    let units: Vec<i32> = order_position::Entity::find()
+        .select_only()
+        .column(order_position::Column::Id)
+        .filter(order_position::Column::OrderId.eq(ticket.order.id))
+        .filter(order_position::Column::ProductId.eq(ticket.position.product_id))
+        .filter(order_position::Column::Canceled.eq(false))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let used = checkin_state::Entity::find()
+        .filter(checkin_state::Column::ListId.eq(list_id))
+        .filter(checkin_state::Column::PositionId.is_in(units.clone()))
+        .filter(checkin_state::Column::Entries.gt(0))
+        .count(db)
+        .await?;
+    Ok(i64::try_from(units.len()).unwrap_or(i64::MAX) - i64::try_from(used).unwrap_or(0))
+}
+
+async fn by_nonce(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    nonce: &str,
+) -> Result<Option<checkin::Model>, AppError> {
+    Ok(checkin::Entity::find()
+        .filter(checkin::Column::NonceScope.eq(scope))
+        .filter(checkin::Column::Nonce.eq(nonce))
+        .one(db)
+        .await?)
+}
+
+/// The first answer to a nonce, rebuilt from its record.
+async fn replay(db: &impl ConnectionTrait, first: checkin::Model) -> Result<Outcome, AppError> {
+    let ticket = match first.position_id {
+        Some(id) => ticket_of(db, id).await?,
+        None => None,
+    };
+    Ok(match (first.successful, ticket) {
+        (true, Some(ticket)) => Outcome::Accepted {
+            checkin: first,
+            ticket,
+        },
+        (_, ticket) => Outcome::Rejected {
+            reason: first.reason.unwrap_or(RejectReason::Error),
+            checkin: Some(first),
+            ticket,
+        },
+    })
+}
+
+/// The ticket a scanned code stands for: one indexed lookup by its shape
+/// (secret or ticket key); a malformed code is not looked up at all.
+async fn find_ticket(db: &impl ConnectionTrait, code: &str) -> Result<Option<Ticket>, AppError> {
+    let column = match classify(code) {
+        Code::TicketKey(key) => order_position::Column::TicketKey.eq(key.to_ascii_lowercase()),
+        Code::Secret(secret) => order_position::Column::Secret.eq(secret),
+        Code::Malformed => return Ok(None),
+    };
+    let Some(position) = order_position::Entity::find()
+        .filter(column)
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    complete(db, position).await
+}
+
+/// The ticket of position `id`.
+///
+/// # Errors
+/// On database errors.
+pub async fn ticket_of(db: &impl ConnectionTrait, id: i32) -> Result<Option<Ticket>, AppError> {
+    match order_position::Entity::find_by_id(id).one(db).await? {
+        Some(position) => complete(db, position).await,
+        None => Ok(None),
+    }
+}
+
+async fn complete(
+    db: &impl ConnectionTrait,
+    position: order_position::Model,
+) -> Result<Option<Ticket>, AppError> {
+    let order = order::Entity::find_by_id(position.order_id).one(db).await?;
+    let product = product::Entity::find_by_id(position.product_id)
+        .one(db)
+        .await?;
+    Ok(order.zip(product).map(|(order, product)| Ticket {
+        position,
+        order,
+        product,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> checkin_list::Model {
+        let at = DateTime::<Utc>::default();
+        checkin_list::Model {
+            id: 1,
+            event_id: 7,
+            sub_event_id: None,
+            name: "Main".into(),
+            all_products: true,
+            include_pending: false,
+            allow_multiple_entries: false,
+            allow_entry_after_exit: true,
+            questions: "[]".into(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn ticket(status: OrderStatus) -> Ticket {
+        let at = DateTime::<Utc>::default();
+        Ticket {
+            position: order_position::Model {
+                id: 3,
+                order_id: 2,
+                positionid: 1,
+                product_id: 5,
+                variation_id: None,
+                sub_event_id: Some(11),
+                price_minor: 100,
+                tax_rate_bp: 0,
+                tax_value_minor: 0,
+                secret: "s".repeat(43),
+                ticket_key: None,
+                canceled: false,
+                attendee_name: None,
+                attendee_email: None,
+                quota_ids: String::new(),
+                created_at: at,
+                voucher_id: None,
+            },
+            order: order::Model {
+                id: 2,
+                event_id: 7,
+                code: "ABCDEF".into(),
+                secret: "x".into(),
+                status,
+                user_id: None,
+                email: "a@example.com".into(),
+                total_minor: 100,
+                testmode: false,
+                sales_channel: "web".into(),
+                datetime: at,
+                expires: at,
+                updated_at: at,
+            },
+            product: product::Model {
+                id: 5,
+                event_id: 7,
+                category_id: None,
+                name: "Seat".into(),
+                description: String::new(),
+                kind: crate::entities::product::ProductKind::Admission,
+                active: true,
+                admission: true,
+                price_minor: 100,
+                tax_rate_bp: 0,
+                available_from: None,
+                available_until: None,
+                min_per_order: None,
+                max_per_order: None,
+                limit_per_user: None,
+                require_voucher: false,
+                hide_without_voucher: false,
+                require_approval: false,
+                personalized: false,
+                checkin_attention: false,
+                position: 0,
+                created_at: at,
+                updated_at: at,
+            },
+        }
+    }
+
+    #[test]
+    fn a_paid_ticket_of_the_event_passes_and_others_say_why_not() {
+        let paid = ticket(OrderStatus::Paid);
+        assert_eq!(judge(&list(), &[], &paid), Ok(()));
+        let other_event = checkin_list::Model {
+            event_id: 8,
+            ..list()
+        };
+        assert_eq!(judge(&other_event, &[], &paid), Err(RejectReason::Invalid));
+        assert_eq!(
+            judge(&list(), &[], &ticket(OrderStatus::Pending)),
+            Err(RejectReason::Unpaid)
+        );
+        let pending_ok = checkin_list::Model {
+            include_pending: true,
+            ..list()
+        };
+        assert_eq!(
+            judge(&pending_ok, &[], &ticket(OrderStatus::Pending)),
+            Ok(())
+        );
+        assert_eq!(
+            judge(&list(), &[], &ticket(OrderStatus::Expired)),
+            Err(RejectReason::Canceled)
+        );
+        let mut canceled = paid.clone();
+        canceled.position.canceled = true;
+        assert_eq!(judge(&list(), &[], &canceled), Err(RejectReason::Canceled));
+        let some_products = checkin_list::Model {
+            all_products: false,
+            ..list()
+        };
+        assert_eq!(
+            judge(&some_products, &[6], &paid),
+            Err(RejectReason::Product)
+        );
+        assert_eq!(judge(&some_products, &[5, 6], &paid), Ok(()));
+        let other_date = checkin_list::Model {
+            sub_event_id: Some(12),
+            ..list()
+        };
+        assert_eq!(
+            judge(&other_date, &[], &paid),
+            Err(RejectReason::InvalidTime)
+        );
+    }
+
+    #[test]
+    fn only_well_formed_codes_are_looked_up() {
+        assert!(matches!(classify(&"a".repeat(64)), Code::TicketKey(_)));
+        assert!(matches!(
+            classify("Zm9vYmFyYmF6cXV4LWZvb2Jhcl9iYXpxdXg"),
+            Code::Secret(_)
+        ));
+        for bad in [
+            "",
+            "short",
+            "has space in it!!",
+            "' OR 1=1 --xxxxxxxxxx",
+            &"a".repeat(201),
+        ] {
+            assert!(matches!(classify(bad), Code::Malformed), "{bad}");
+        }
+    }
+}

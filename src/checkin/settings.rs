@@ -1,0 +1,46 @@
+//! Check-in rules that are configuration, not code.
+
+use clap::Args;
+
+/// Settings of check-in (flags and environment variables of `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct CheckinSettings {
+    /// Minutes a scanner access token lasts; the scanner exchanges its
+    /// credential again after that.
+    #[arg(
+        long = "checkin-scanner-token-minutes",
+        env = "VOLTGATE_CHECKIN_SCANNER_TOKEN_MINUTES",
+        default_value_t = 15
+    )]
+    pub scanner_token_minutes: i64,
+
+    /// Scans one scanner (or one person or team token) may make per minute.
+    #[arg(
+        long = "checkin-scans-per-minute",
+        env = "VOLTGATE_CHECKIN_SCANS_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub scans_per_minute: u32,
+}
+
+impl Default for CheckinSettings {
+    fn default() -> Self {
+        Self {
+            scanner_token_minutes: 15,
+            scans_per_minute: 600,
+        }
+    }
+}
+
+impl CheckinSettings {
+    pub fn scanner_token_ttl(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(self.scanner_token_minutes.clamp(1, 24 * 60))
+    }
+
+    pub fn scan_limit(&self) -> crate::auth::rate_limit::Limit {
+        crate::auth::rate_limit::Limit {
+            max: self.scans_per_minute.max(1),
+            window: std::time::Duration::from_secs(60),
+        }
+    }
+}

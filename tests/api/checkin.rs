@@ -1,0 +1,1005 @@
+//! Check-in at the door: lists, scanner devices, redeeming tickets with
+//! re-entry rules, nonces and forced uploads, and the live activity stream.
+//! The concurrency tests run on SQLite by default and on PostgreSQL with
+//! `DATABASE_URL`.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::client::TestUser;
+use crate::helpers::{Subscription, TestApp, spawn_app};
+use crate::ticketing::{CREATE_PRODUCT, Shop, add_to_cart, checkout, code};
+
+pub const REDEEM: &str = "mutation($input: RedeemTicketInput!) { redeemTicket(input: $input) {
+    __typename
+    ... on CheckinAccepted { requiresAttention remaining checkin { id type forced gate successful } ticket { orderCode productName attendeeName requiresAttention } }
+    ... on CheckinNeedsAnswers { questions ticket { orderCode } }
+    ... on CheckinRejected { reason remaining checkin { id successful reason } ticket { orderCode productName } }
+} }";
+
+const CREATE_LIST: &str = "mutation($input: CheckinListInput!) { createCheckinList(input: $input) { list { id name allProducts productIds includePending allowMultipleEntries allowEntryAfterExit questions } } }";
+
+const LISTS: &str = "query($e: ID!) { checkinLists(eventId: $e) { id status { positions checkedIn inside products { productId positions checkedIn inside } } checkins(first: 100) { totalCount nodes { type successful reason gate scannerId forced datetime } } } }";
+
+/// An event with products and paid tickets, and its door staff.
+pub struct Venue {
+    pub shop: Shop,
+    pub products: Vec<String>,
+}
+
+impl Venue {
+    pub async fn open(app: &TestApp, slug: &str, products: &[&str]) -> Self {
+        let shop = Shop::open(app, slug).await;
+        let mut ids = Vec::new();
+        for name in products {
+            ids.push(shop.product(name, "10.00", 1000).await);
+        }
+        Self {
+            shop,
+            products: ids,
+        }
+    }
+
+    /// `quantity` tickets of `product` in one order, paid when `paid`:
+    /// their secrets and the order's id.
+    pub async fn tickets(
+        &self,
+        app: &TestApp,
+        product: &str,
+        quantity: i32,
+        paid: bool,
+    ) -> (Vec<String>, String) {
+        let added = add_to_cart(app, product, quantity, None).await;
+        let cart = added["data"]["addToCart"]["cart"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a cart: {added}"))
+            .to_owned();
+        let placed = checkout(app, &cart).await;
+        let order = &placed["data"]["checkout"]["order"];
+        let order_id = order["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an order: {placed}"))
+            .to_owned();
+        if paid {
+            let body = self
+                .shop
+                .admin
+                .gql(
+                    "mutation($id: ID!) { markOrderPaid(input: { orderId: $id }) { order { status } } }",
+                    json!({ "id": order_id }),
+                )
+                .await;
+            assert_eq!(
+                body["data"]["markOrderPaid"]["order"]["status"], "PAID",
+                "{body}"
+            );
+        }
+        let secrets = order["positions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("positions: {placed}"))
+            .iter()
+            .map(|p| p["secret"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (secrets, order_id)
+    }
+
+    /// A list with `settings` (merged into the input).
+    pub async fn list(&self, settings: Value) -> String {
+        let mut input = json!({ "eventId": self.shop.event, "name": "Main entrance" });
+        if let (Some(input), Some(extra)) = (input.as_object_mut(), settings.as_object()) {
+            input.extend(extra.clone());
+        }
+        let body = self
+            .shop
+            .admin
+            .gql(CREATE_LIST, json!({ "input": input }))
+            .await;
+        body["data"]["createCheckinList"]["list"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a list: {body}"))
+            .to_owned()
+    }
+
+    /// A scanner device of the event at `gate`, signed in: its id and its user.
+    pub async fn scanner(&self, app: &TestApp, gate: &str) -> (String, TestUser) {
+        let issued = self
+            .shop
+            .admin
+            .gql(
+                "mutation($input: IssueScannerInput!) { issueScanner(input: $input) { credential scanner { id gate active } } }",
+                json!({ "input": { "eventId": self.shop.event, "name": format!("Scanner {gate}"), "gate": gate } }),
+            )
+            .await;
+        let credential = issued["data"]["issueScanner"]["credential"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a credential: {issued}"))
+            .to_owned();
+        let session = session(app, &credential).await;
+        let token = session["data"]["scannerSession"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a session: {session}"))
+            .to_owned();
+        (
+            issued["data"]["issueScanner"]["scanner"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            TestUser::bearer(app, &token),
+        )
+    }
+}
+
+pub async fn session(app: &TestApp, credential: &str) -> Value {
+    app.graphql(
+        "mutation($c: String!) { scannerSession(input: { credential: $c }) { accessToken expiresAt scanner { gate } } }",
+        json!({ "c": credential }),
+    )
+    .await
+}
+
+pub async fn scan(user: &TestUser, input: Value) -> Value {
+    user.gql(REDEEM, json!({ "input": input })).await
+}
+
+pub fn outcome(body: &Value) -> (String, String) {
+    let result = &body["data"]["redeemTicket"];
+    (
+        result["__typename"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a result: {body}"))
+            .to_owned(),
+        result["reason"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// The database id inside a global id.
+fn decode_id(id: &str) -> i32 {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    text.rsplit(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a global id: {id}"))
+}
+
+fn accepted() -> (String, String) {
+    ("CheckinAccepted".to_owned(), String::new())
+}
+
+fn rejected(reason: &str) -> (String, String) {
+    ("CheckinRejected".to_owned(), reason.to_owned())
+}
+
+/// A list as `user` reads it (its status and history).
+async fn list_of(user: &TestUser, venue: &Venue, list: &str) -> Value {
+    let body = user.gql(LISTS, json!({ "e": venue.shop.event })).await;
+    body["data"]["checkinLists"]
+        .as_array()
+        .and_then(|lists| lists.iter().find(|l| l["id"] == list))
+        .cloned()
+        .unwrap_or_else(|| panic!("list {list} in {body}"))
+}
+
+async fn status(user: &TestUser, venue: &Venue, list: &str) -> Value {
+    list_of(user, venue, list).await["status"].clone()
+}
+
+async fn history(user: &TestUser, venue: &Venue, list: &str) -> Value {
+    list_of(user, venue, list).await["checkins"].clone()
+}
+
+#[tokio::test]
+async fn team_members_with_the_check_in_permission_manage_lists() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "lists", &["Seat", "Workshop"]).await;
+    let (seat, workshop) = (&venue.products[0], &venue.products[1]);
+    let created = venue
+        .shop
+        .admin
+        .gql(
+            CREATE_LIST,
+            json!({ "input": { "eventId": venue.shop.event, "name": "Workshops", "productIds": [workshop], "questions": ["ID checked?"] } }),
+        )
+        .await;
+    let list = &created["data"]["createCheckinList"]["list"];
+    assert_eq!(list["allProducts"], false, "{created}");
+    assert_eq!(list["productIds"], json!([workshop]));
+    assert_eq!(list["allowEntryAfterExit"], true);
+    assert_eq!(list["allowMultipleEntries"], false);
+    assert_eq!(list["questions"], json!(["ID checked?"]));
+    let list_id = list["id"].as_str().unwrap_or_default().to_owned();
+
+    let updated = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($input: UpdateCheckinListInput!) { updateCheckinList(input: $input) { list { name allProducts productIds includePending questions } } }",
+            json!({ "input": { "listId": list_id, "name": "Everything", "productIds": [], "includePending": true, "questions": [] } }),
+        )
+        .await;
+    assert_eq!(
+        updated["data"]["updateCheckinList"]["list"],
+        json!({ "name": "Everything", "allProducts": true, "productIds": [], "includePending": true, "questions": [] }),
+        "{updated}"
+    );
+
+    // Paid and pending tickets show in the status, per product.
+    venue.tickets(&app, seat, 2, true).await;
+    venue.tickets(&app, workshop, 1, false).await;
+    let figures = status(&venue.shop.admin, &venue, &list_id).await;
+    assert_eq!(figures["positions"], 3, "{figures}");
+    assert_eq!(figures["checkedIn"], 0);
+    assert_eq!(figures["products"][0]["productId"], json!(seat));
+    assert_eq!(figures["products"][0]["positions"], 2);
+
+    // Bad input is precise and changes nothing.
+    let other = Venue::open(&app, "elsewhere", &["Other"]).await;
+    for (input, field) in [
+        (
+            json!({ "eventId": venue.shop.event, "name": "X", "productIds": [other.products[0]] }),
+            "productIds",
+        ),
+        (json!({ "eventId": venue.shop.event, "name": "" }), "name"),
+        (
+            json!({ "eventId": venue.shop.event, "name": "X", "questions": [""] }),
+            "questions",
+        ),
+        (
+            json!({ "eventId": venue.shop.organizer, "name": "X" }),
+            "eventId",
+        ),
+    ] {
+        let body = venue
+            .shop
+            .admin
+            .gql(CREATE_LIST, json!({ "input": input }))
+            .await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    let lists = venue
+        .shop
+        .admin
+        .gql(
+            "query($e: ID!) { checkinLists(eventId: $e) { id } }",
+            json!({ "e": venue.shop.event }),
+        )
+        .await;
+    assert_eq!(
+        lists["data"]["checkinLists"].as_array().map(Vec::len),
+        Some(1),
+        "{lists}"
+    );
+
+    // The other organizer's administrator cannot touch this list.
+    let foreign = other
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { deleteCheckinList(input: { listId: $id }) { ok } }",
+            json!({ "id": list_id }),
+        )
+        .await;
+    assert_eq!(code(&foreign), "FORBIDDEN", "{foreign}");
+    let deleted = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { deleteCheckinList(input: { listId: $id }) { ok } }",
+            json!({ "id": list_id }),
+        )
+        .await;
+    assert_eq!(
+        deleted["data"]["deleteCheckinList"]["ok"], true,
+        "{deleted}"
+    );
+
+    // Each change is in the audit log.
+    let log = venue
+        .shop
+        .admin
+        .gql(
+            "query { event(organizerSlug: \"lists\", slug: \"finals\") { logEntries { actionType } } }",
+            json!({}),
+        )
+        .await;
+    let actions = log["data"]["event"]["logEntries"].to_string();
+    for action in [
+        "voltgate.checkinlist.added",
+        "voltgate.checkinlist.changed",
+        "voltgate.checkinlist.deleted",
+    ] {
+        assert!(actions.contains(action), "{action} in {actions}");
+    }
+}
+
+#[tokio::test]
+async fn scanners_are_issued_once_scan_only_their_event_and_can_be_revoked() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "devices", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 2, true).await;
+    let issued = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($input: IssueScannerInput!) { issueScanner(input: $input) { credential scanner { id gate active } } }",
+            json!({ "input": { "eventId": venue.shop.event, "name": "North 1", "gate": "North" } }),
+        )
+        .await;
+    let credential = issued["data"]["issueScanner"]["credential"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a credential: {issued}"))
+        .to_owned();
+    let scanner_id = issued["data"]["issueScanner"]["scanner"]["id"].clone();
+    // Shown once: the device list never shows it again.
+    let devices = venue
+        .shop
+        .admin
+        .gql(
+            "query($e: ID!) { scannerDevices(eventId: $e) { id gate active } }",
+            json!({ "e": venue.shop.event }),
+        )
+        .await;
+    assert_eq!(
+        devices["data"]["scannerDevices"],
+        json!([{ "id": scanner_id, "gate": "North", "active": true }])
+    );
+    assert!(!devices.to_string().contains(&credential));
+
+    let started = session(&app, &credential).await;
+    assert_eq!(
+        started["data"]["scannerSession"]["scanner"]["gate"], "North",
+        "{started}"
+    );
+    let token = started["data"]["scannerSession"]["accessToken"]
+        .as_str()
+        .unwrap_or_default();
+    let scanner = TestUser::bearer(&app, token);
+
+    // It scans at its own gate and reads its lists...
+    let body = scan(
+        &scanner,
+        json!({ "secret": tickets[0], "listIds": [list], "gate": "elsewhere" }),
+    )
+    .await;
+    assert_eq!(outcome(&body), accepted(), "{body}");
+    assert_eq!(body["data"]["redeemTicket"]["checkin"]["gate"], "North");
+    assert_eq!(status(&scanner, &venue, &list).await["checkedIn"], 1);
+    // ...and nothing else.
+    for document in [
+        format!(
+            "mutation {{ createCheckinList(input: {{ eventId: \"{}\", name: \"X\" }}) {{ list {{ id }} }} }}",
+            venue.shop.event
+        ),
+        format!(
+            "query {{ scannerDevices(eventId: \"{}\") {{ id }} }}",
+            venue.shop.event
+        ),
+        format!(
+            "mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"X\", gate: \"X\" }}) {{ credential }} }}",
+            venue.shop.event
+        ),
+        format!(
+            "mutation {{ markOrderPaid(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}",
+            crate::helpers::global_id("Order", 1)
+        ),
+        "{ me { id } }".to_owned(),
+    ] {
+        let body = scanner.gql(&document, json!({})).await;
+        assert_eq!(code(&body), "FORBIDDEN", "{document}: {body}");
+    }
+    // Another event's lists are not its own.
+    let other = Venue::open(&app, "other-devices", &["Seat"]).await;
+    let other_list = other.list(json!({})).await;
+    let body = scan(
+        &scanner,
+        json!({ "secret": tickets[1], "listIds": [other_list] }),
+    )
+    .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+
+    // Revoked: its token stops at once, and the credential exchanges no more.
+    let revoked = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { revokeScanner(input: { scannerId: $id }) { scanner { active revokedAt } } }",
+            json!({ "id": scanner_id }),
+        )
+        .await;
+    assert_eq!(
+        revoked["data"]["revokeScanner"]["scanner"]["active"], false,
+        "{revoked}"
+    );
+    let body = scan(&scanner, json!({ "secret": tickets[1], "listIds": [list] })).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    let again = session(&app, &credential).await;
+    assert_eq!(code(&again), "UNAUTHENTICATED", "{again}");
+    let unknown = session(&app, "vgs_not-a-credential").await;
+    assert_eq!(code(&unknown), "UNAUTHENTICATED", "{unknown}");
+}
+
+#[tokio::test]
+async fn entries_and_exits_follow_the_list_rules_and_every_scan_is_recorded() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "doors", &["Seat", "Parking"]).await;
+    let (seat, parking) = (&venue.products[0], &venue.products[1]);
+    let reentry = venue.list(json!({ "productIds": [seat] })).await;
+    let once = venue
+        .list(json!({ "name": "Once", "allowEntryAfterExit": false }))
+        .await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let (paid, paid_order) = venue.tickets(&app, seat, 2, true).await;
+    let (pending, _) = venue.tickets(&app, seat, 1, false).await;
+    let (parked, _) = venue.tickets(&app, parking, 1, true).await;
+    let entry = |secret: &str, list: &str| json!({ "secret": secret, "listIds": [list] });
+    let exit =
+        |secret: &str, list: &str| json!({ "secret": secret, "listIds": [list], "type": "EXIT" });
+
+    // Enter, refused while inside, leave, enter again.
+    let first = scan(&door, entry(&paid[0], &reentry)).await;
+    assert_eq!(outcome(&first), accepted(), "{first}");
+    assert_eq!(
+        first["data"]["redeemTicket"]["ticket"]["productName"],
+        "Seat"
+    );
+    let twice = scan(&door, entry(&paid[0], &reentry)).await;
+    assert_eq!(outcome(&twice), rejected("ALREADY_REDEEMED"), "{twice}");
+    assert_eq!(
+        twice["data"]["redeemTicket"]["checkin"]["successful"],
+        false
+    );
+    assert_eq!(
+        outcome(&scan(&door, exit(&paid[0], &reentry)).await),
+        accepted()
+    );
+    assert_eq!(
+        outcome(&scan(&door, entry(&paid[0], &reentry)).await),
+        accepted()
+    );
+    // On a list without re-entry, an exit does not open the door again.
+    assert_eq!(
+        outcome(&scan(&door, entry(&paid[0], &once)).await),
+        accepted()
+    );
+    assert_eq!(
+        outcome(&scan(&door, exit(&paid[0], &once)).await),
+        accepted()
+    );
+    assert_eq!(
+        outcome(&scan(&door, entry(&paid[0], &once)).await),
+        rejected("ALREADY_REDEEMED")
+    );
+
+    // Every other refusal, with its reason.
+    assert_eq!(
+        outcome(&scan(&door, entry(&pending[0], &reentry)).await),
+        rejected("UNPAID")
+    );
+    assert_eq!(
+        outcome(&scan(&door, entry(&parked[0], &reentry)).await),
+        rejected("PRODUCT")
+    );
+    // A ticket valid on both lists scanned for at once is ambiguous.
+    let both = json!({ "secret": paid[1], "listIds": [once, reentry] });
+    assert_eq!(outcome(&scan(&door, both).await), rejected("AMBIGUOUS"));
+    let unknown = scan(
+        &door,
+        entry("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &reentry),
+    )
+    .await;
+    assert_eq!(outcome(&unknown), rejected("INVALID"), "{unknown}");
+    assert!(unknown["data"]["redeemTicket"]["ticket"].is_null());
+    for malformed in ["", "x", "' OR 1=1 --", &"z".repeat(5000)] {
+        let body = scan(&door, entry(malformed, &reentry)).await;
+        assert_eq!(outcome(&body), rejected("INVALID"), "{body}");
+    }
+    let canceled = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { cancelOrder(input: { orderId: $id }) { order { status } } }",
+            json!({ "id": paid_order }),
+        )
+        .await;
+    assert_eq!(
+        canceled["data"]["cancelOrder"]["order"]["status"], "CANCELED",
+        "{canceled}"
+    );
+    assert_eq!(
+        outcome(&scan(&door, entry(&paid[1], &reentry)).await),
+        rejected("CANCELED")
+    );
+
+    // The history holds every scan, rejected ones too, with where and who.
+    let checkins = &history(&venue.shop.admin, &venue, &reentry).await;
+    let history = checkins;
+    // 4 on the first ticket, unpaid, product, 5 invalid, canceled (the
+    // ambiguous scan is recorded on the first list it named).
+    assert_eq!(checkins["totalCount"], 12, "{history}");
+    assert_eq!(
+        checkins["nodes"][1],
+        json!({ "type": "ENTRY", "successful": false, "reason": "ALREADY_REDEEMED", "gate": "Main", "scannerId": checkins["nodes"][0]["scannerId"], "forced": false, "datetime": checkins["nodes"][1]["datetime"] })
+    );
+    assert!(checkins["nodes"][0]["scannerId"].is_string());
+
+    // The first ticket is inside on the re-entry list, and counted per product.
+    let figures = status(&venue.shop.admin, &venue, &reentry).await;
+    assert_eq!(figures["checkedIn"], 1, "{figures}");
+    assert_eq!(figures["inside"], 1, "{figures}");
+    assert_eq!(
+        figures["products"].as_array().map(Vec::len),
+        Some(1),
+        "only seats: {figures}"
+    );
+    let figures = status(&venue.shop.admin, &venue, &once).await;
+    assert_eq!(
+        (figures["checkedIn"].clone(), figures["inside"].clone()),
+        (json!(1), json!(0))
+    );
+}
+
+#[tokio::test]
+async fn two_scanners_scanning_one_ticket_at_the_same_instant_admit_it_once() {
+    let app = Arc::new(spawn_app().await);
+    let venue = Venue::open(&app, "race", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 5, true).await;
+    let (_, north) = venue.scanner(&app, "North").await;
+    let (_, south) = venue.scanner(&app, "South").await;
+    let scanners = Arc::new([north, south]);
+    for ticket in &tickets {
+        let scans = (0..8).map(|i| {
+            let (scanners, ticket, list) = (Arc::clone(&scanners), ticket.clone(), list.clone());
+            tokio::spawn(async move {
+                let body = scan(
+                    &scanners[i % 2],
+                    json!({ "secret": ticket, "listIds": [list] }),
+                )
+                .await;
+                outcome(&body)
+            })
+        });
+        let mut results = Vec::new();
+        for handle in scans {
+            results.push(handle.await.expect("the scan finishes"));
+        }
+        let admitted = results.iter().filter(|r| **r == accepted()).count();
+        assert_eq!(admitted, 1, "one admission: {results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| *r == accepted() || *r == rejected("ALREADY_REDEEMED")),
+            "{results:?}"
+        );
+    }
+    let figures = status(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(
+        (figures["checkedIn"].clone(), figures["inside"].clone()),
+        (json!(5), json!(5)),
+        "{figures}"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_nonce_gets_the_first_answer_and_records_nothing_new() {
+    let app = Arc::new(spawn_app().await);
+    let venue = Venue::open(&app, "nonces", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 2, true).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let door = Arc::new(door);
+    let input = json!({ "secret": tickets[0], "listIds": [list], "nonce": "scan-0001" });
+    let first = scan(&door, input.clone()).await;
+    assert_eq!(outcome(&first), accepted(), "{first}");
+    let again = scan(&door, input.clone()).await;
+    assert_eq!(
+        outcome(&again),
+        accepted(),
+        "the first answer, not ALREADY_REDEEMED: {again}"
+    );
+    assert_eq!(
+        again["data"]["redeemTicket"]["checkin"]["id"],
+        first["data"]["redeemTicket"]["checkin"]["id"]
+    );
+    // A person scanning with the same nonce is another scanner.
+    let other = scan(&venue.shop.admin, input).await;
+    assert_eq!(outcome(&other), rejected("ALREADY_REDEEMED"), "{other}");
+
+    // Concurrent repeats of one nonce: one record, one answer for all.
+    let repeats = (0..6).map(|_| {
+        let (door, ticket, list) = (Arc::clone(&door), tickets[1].clone(), list.clone());
+        tokio::spawn(async move {
+            scan(
+                &door,
+                json!({ "secret": ticket, "listIds": [list], "nonce": "scan-0002" }),
+            )
+            .await
+        })
+    });
+    let mut ids = Vec::new();
+    for handle in repeats {
+        let body = handle.await.expect("the scan finishes");
+        assert_eq!(outcome(&body), accepted(), "{body}");
+        ids.push(body["data"]["redeemTicket"]["checkin"]["id"].clone());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one record: {ids:?}");
+    let history = history(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(history["totalCount"], 3, "{history}");
+}
+
+#[tokio::test]
+async fn forced_scans_record_what_happened_offline() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "forced", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 1, true).await;
+    let (pending, _) = venue.tickets(&app, &venue.products[0], 1, false).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let earlier = (chrono::Utc::now() - chrono::TimeDelta::minutes(20)).to_rfc3339();
+    let entry = scan(&door, json!({ "secret": tickets[0], "listIds": [list] })).await;
+    assert_eq!(outcome(&entry), accepted());
+    let forced = scan(
+        &door,
+        json!({ "secret": tickets[0], "listIds": [list], "force": true, "scannedAt": earlier, "nonce": "offline-1" }),
+    )
+    .await;
+    assert_eq!(outcome(&forced), accepted(), "{forced}");
+    assert_eq!(forced["data"]["redeemTicket"]["checkin"]["forced"], true);
+    let unpaid = scan(
+        &door,
+        json!({ "secret": pending[0], "listIds": [list], "force": true }),
+    )
+    .await;
+    assert_eq!(outcome(&unpaid), accepted(), "{unpaid}");
+    // Unknown tickets stay unknown, forced or not.
+    let unknown = scan(&door, json!({ "secret": "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", "listIds": [list], "force": true })).await;
+    assert_eq!(outcome(&unknown), rejected("INVALID"));
+    let history = history(&venue.shop.admin, &venue, &list).await;
+    let nodes = &history["nodes"];
+    assert_eq!(nodes[0]["forced"], false, "{history}");
+    assert_eq!(nodes[1]["forced"], true);
+    let recorded: chrono::DateTime<chrono::Utc> = nodes[1]["datetime"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("a time: {history}"));
+    assert!(
+        recorded < chrono::Utc::now() - chrono::TimeDelta::minutes(19),
+        "the scan's own time"
+    );
+    let future = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let body = scan(
+        &door,
+        json!({ "secret": tickets[0], "listIds": [list], "scannedAt": future }),
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "scannedAt",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_list_with_questions_asks_them_before_admitting() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "questions", &["Seat"]).await;
+    let list = venue
+        .list(json!({ "questions": ["Wristband number?"] }))
+        .await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 1, true).await;
+    let asked = scan(
+        &venue.shop.admin,
+        json!({ "secret": tickets[0], "listIds": [list] }),
+    )
+    .await;
+    assert_eq!(outcome(&asked).0, "CheckinNeedsAnswers", "{asked}");
+    assert_eq!(
+        asked["data"]["redeemTicket"]["questions"],
+        json!(["Wristband number?"])
+    );
+    let answered = scan(
+        &venue.shop.admin,
+        json!({ "secret": tickets[0], "listIds": [list], "gate": "Side", "answers": [{ "question": "Wristband number?", "answer": "042" }] }),
+    )
+    .await;
+    assert_eq!(outcome(&answered), accepted(), "{answered}");
+    assert_eq!(answered["data"]["redeemTicket"]["checkin"]["gate"], "Side");
+    let history = history(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(history["totalCount"], 1, "asking records nothing");
+}
+
+#[tokio::test]
+async fn scanning_is_rate_limited_per_scanner() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "limits", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let principal =
+        voltgate::auth::principal::authenticate(&app.db, &crate::client::keys(), &door.token)
+            .await
+            .expect("a scanner");
+    let settings = voltgate::checkin::settings::CheckinSettings {
+        scans_per_minute: 3,
+        ..Default::default()
+    };
+    let limiter = voltgate::auth::rate_limit::RateLimiter::default();
+    let list_id = decode_id(&list);
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let scan = voltgate::checkin::redeem::Scan {
+            secret: "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC".to_owned(),
+            list_ids: vec![list_id],
+            ..Default::default()
+        };
+        let result = voltgate::checkin::redeem::redeem(
+            &app.db,
+            &principal,
+            &settings,
+            &limiter,
+            chrono::Utc::now(),
+            scan,
+        )
+        .await;
+        answers.push(matches!(
+            result,
+            Err(voltgate::error::AppError::RateLimited)
+        ));
+    }
+    assert_eq!(answers, [false, false, false, true, true]);
+    // Another scanner has its own allowance.
+    let (_, other) = venue.scanner(&app, "Side").await;
+    let principal =
+        voltgate::auth::principal::authenticate(&app.db, &crate::client::keys(), &other.token)
+            .await
+            .expect("a scanner");
+    let scan = voltgate::checkin::redeem::Scan {
+        secret: "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC".to_owned(),
+        list_ids: vec![list_id],
+        ..Default::default()
+    };
+    assert!(
+        voltgate::checkin::redeem::redeem(
+            &app.db,
+            &principal,
+            &settings,
+            &limiter,
+            chrono::Utc::now(),
+            scan
+        )
+        .await
+        .is_ok()
+    );
+}
+
+const ACTIVITY: &str = "subscription($e: ID!, $l: ID, $after: String) {
+    checkinActivity(eventId: $e, listId: $l, after: $after) {
+        cursor productName checkin { type successful reason } counts { checkedIn inside }
+    }
+}";
+
+#[tokio::test]
+async fn door_dashboards_follow_scans_live_and_resume_from_a_cursor() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "live", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let other_list = venue.list(json!({ "name": "Other" })).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 3, true).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let mut stream = Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {}", door.token) }),
+        ACTIVITY,
+        json!({ "e": venue.shop.event, "l": list }),
+    )
+    .await;
+    // A subscription has no ready signal: exit scans (always accepted) until one is seen.
+    let mut first = None;
+    for _ in 0..50 {
+        scan(
+            &door,
+            json!({ "secret": tickets[2], "listIds": [list], "type": "EXIT" }),
+        )
+        .await;
+        if let Some(message) = stream.try_next(std::time::Duration::from_millis(200)).await {
+            first = Some(message);
+            break;
+        }
+    }
+    let first = first.expect("the stream delivers scans");
+    assert_eq!(
+        first["payload"]["data"]["checkinActivity"]["checkin"]["type"], "EXIT",
+        "{first}"
+    );
+    while stream
+        .try_next(std::time::Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
+
+    // Scans on another list are not this dashboard's.
+    scan(
+        &door,
+        json!({ "secret": tickets[0], "listIds": [other_list] }),
+    )
+    .await;
+    let admitted = scan(&door, json!({ "secret": tickets[0], "listIds": [list] })).await;
+    assert_eq!(outcome(&admitted), accepted());
+    let event = stream.next_event().await["data"]["checkinActivity"].clone();
+    assert_eq!(
+        event["checkin"],
+        json!({ "type": "ENTRY", "successful": true, "reason": null }),
+        "{event}"
+    );
+    assert_eq!(event["productName"], "Seat");
+    assert_eq!(event["counts"], json!({ "checkedIn": 1, "inside": 1 }));
+    let cursor = event["cursor"].as_str().unwrap_or_default().to_owned();
+
+    // Resuming after that cursor delivers the scans missed since, in order.
+    scan(&door, json!({ "secret": tickets[0], "listIds": [list] })).await;
+    scan(&door, json!({ "secret": tickets[1], "listIds": [list] })).await;
+    let mut resumed = Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {}", venue.shop.admin.token) }),
+        ACTIVITY,
+        json!({ "e": venue.shop.event, "l": list, "after": cursor }),
+    )
+    .await;
+    let missed = resumed.next_event().await["data"]["checkinActivity"].clone();
+    assert_eq!(missed["checkin"]["reason"], "ALREADY_REDEEMED", "{missed}");
+    let missed = resumed.next_event().await["data"]["checkinActivity"].clone();
+    assert_eq!(
+        missed["counts"],
+        json!({ "checkedIn": 2, "inside": 2 }),
+        "{missed}"
+    );
+
+    // Nobody else watches the doors.
+    let (customer, _) = app.register("nosy").await;
+    let mut refused = Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {customer}") }),
+        ACTIVITY,
+        json!({ "e": venue.shop.event }),
+    )
+    .await;
+    let message = refused.next_message().await;
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{message}"
+    );
+}
+
+/// A product of `kind` with plenty of stock.
+async fn product_of_kind(venue: &Venue, name: &str, kind: &str) -> String {
+    let body = venue
+        .shop
+        .admin
+        .gql(
+            CREATE_PRODUCT,
+            json!({ "input": { "eventId": venue.shop.event, "name": name, "kind": kind, "price": "5", "totalQuantity": 1000 } }),
+        )
+        .await;
+    body["data"]["createProduct"]["product"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a product: {body}"))
+        .to_owned()
+}
+
+/// One paid order of `lines` (product, quantity): the secret of its first position.
+async fn paid_order(app: &TestApp, venue: &Venue, lines: &[(&str, i32)]) -> String {
+    let mut cart: Option<String> = None;
+    for (product, quantity) in lines {
+        let added = add_to_cart(app, product, *quantity, cart.as_deref()).await;
+        cart = Some(
+            added["data"]["addToCart"]["cart"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a cart: {added}"))
+                .to_owned(),
+        );
+    }
+    let placed = checkout(app, cart.as_deref().unwrap_or_default()).await;
+    let order = &placed["data"]["checkout"]["order"];
+    let paid = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { markOrderPaid(input: { orderId: $id }) { order { status } } }",
+            json!({ "id": order["id"] }),
+        )
+        .await;
+    assert_eq!(
+        paid["data"]["markOrderPaid"]["order"]["status"], "PAID",
+        "{paid}"
+    );
+    order["positions"][0]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a ticket: {placed}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn door_checks_admit_holders_of_the_product_and_nobody_else() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "tutorials", &["Seat"]).await;
+    let tutorial = product_of_kind(&venue, "Rust tutorial", "ADDON").await;
+    let room = venue
+        .list(json!({ "name": "Tutorial room", "productIds": [tutorial], "allowEntryAfterExit": false }))
+        .await;
+    let (_, door) = venue.scanner(&app, "Room 2").await;
+    let holder = paid_order(&app, &venue, &[(&venue.products[0], 1), (&tutorial, 1)]).await;
+    let (others, _) = venue.tickets(&app, &venue.products[0], 1, true).await;
+
+    // The holder's ticket opens the tutorial door through the add-on bought with it.
+    let admitted = scan(&door, json!({ "secret": holder, "listIds": [room] })).await;
+    assert_eq!(outcome(&admitted), accepted(), "{admitted}");
+    assert_eq!(
+        admitted["data"]["redeemTicket"]["ticket"]["productName"],
+        "Rust tutorial"
+    );
+    assert_eq!(
+        admitted["data"]["redeemTicket"]["checkin"]["gate"],
+        "Room 2"
+    );
+    let again = scan(&door, json!({ "secret": holder, "listIds": [room] })).await;
+    assert_eq!(outcome(&again), rejected("ALREADY_REDEEMED"), "{again}");
+    // A holder without the add-on is refused for the product.
+    let refused = scan(&door, json!({ "secret": others[0], "listIds": [room] })).await;
+    assert_eq!(outcome(&refused), rejected("PRODUCT"), "{refused}");
+    let figures = status(&venue.shop.admin, &venue, &room).await;
+    assert_eq!(
+        figures["products"],
+        json!([{ "productId": tutorial, "positions": 1, "checkedIn": 1, "inside": 1 }]),
+        "{figures}"
+    );
+}
+
+#[tokio::test]
+async fn an_order_line_is_redeemed_at_most_its_quantity_and_the_last_unit_once() {
+    let app = Arc::new(spawn_app().await);
+    let venue = Venue::open(&app, "meals", &["Seat"]).await;
+    let meal = product_of_kind(&venue, "Lunch", "MERCHANDISE").await;
+    let counter = venue
+        .list(
+            json!({ "name": "Lunch counter", "productIds": [meal], "allowEntryAfterExit": false }),
+        )
+        .await;
+    let badge = paid_order(&app, &venue, &[(&venue.products[0], 1), (&meal, 3)]).await;
+    let (_, left) = venue.scanner(&app, "Counter A").await;
+    let (_, right) = venue.scanner(&app, "Counter B").await;
+    let redeem = json!({ "secret": badge, "listIds": [counter] });
+
+    let first = scan(&left, redeem.clone()).await;
+    assert_eq!(outcome(&first), accepted(), "{first}");
+    assert_eq!(first["data"]["redeemTicket"]["remaining"], 2, "{first}");
+    let second = scan(&right, redeem.clone()).await;
+    assert_eq!(second["data"]["redeemTicket"]["remaining"], 1, "{second}");
+
+    // Six scans race for the last unit: one gets it.
+    let counters = Arc::new([left, right]);
+    let racing = (0..6).map(|i| {
+        let (counters, redeem) = (Arc::clone(&counters), redeem.clone());
+        tokio::spawn(async move { scan(&counters[i % 2], redeem).await })
+    });
+    let mut won = 0;
+    for handle in racing {
+        let body = handle.await.expect("the scan finishes");
+        match outcome(&body) {
+            r if r == accepted() => won += 1,
+            r => assert_eq!(r, rejected("ALREADY_REDEEMED"), "{body}"),
+        }
+        assert_eq!(body["data"]["redeemTicket"]["remaining"], 0, "{body}");
+    }
+    assert_eq!(won, 1, "the last unit is handed out once");
+    let figures = status(&venue.shop.admin, &venue, &counter).await;
+    assert_eq!(figures["checkedIn"], 3, "{figures}");
+}
