@@ -72,10 +72,14 @@ pub enum Reason {
     SlugTaken,
     /// The product, event or date is not on sale now (`CONFLICT`).
     NotOnSale,
+    /// The bay has a device registered already (`CONFLICT`).
+    BayHasDevice,
+    /// Another device is registered with this MAC address (`CONFLICT`).
+    MacTaken,
 }
 
 impl Reason {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -90,6 +94,8 @@ impl Reason {
         Self::CursorExpired,
         Self::SlugTaken,
         Self::NotOnSale,
+        Self::BayHasDevice,
+        Self::MacTaken,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -108,6 +114,8 @@ impl Reason {
             Self::CursorExpired => "CURSOR_EXPIRED",
             Self::SlugTaken => "SLUG_TAKEN",
             Self::NotOnSale => "NOT_ON_SALE",
+            Self::BayHasDevice => "BAY_HAS_DEVICE",
+            Self::MacTaken => "MAC_TAKEN",
         }
     }
 
@@ -127,7 +135,9 @@ impl Reason {
             | Self::InvalidTransition
             | Self::CursorExpired
             | Self::SlugTaken
-            | Self::NotOnSale => ErrorCode::Conflict,
+            | Self::NotOnSale
+            | Self::BayHasDevice
+            | Self::MacTaken => ErrorCode::Conflict,
         }
     }
 }

@@ -28,6 +28,7 @@ pub struct ServiceContext {
     pub clock: Arc<dyn Clock>,
     pub outbox: Arc<dyn Outbox>,
     pub reservations: crate::charging::settings::ReservationSettings,
+    pub supervision: crate::supervision::settings::SupervisionSettings,
 }
 
 impl ServiceContext {
@@ -48,6 +49,7 @@ impl ServiceContext {
             clock: Arc::new(SystemClock),
             outbox: Arc::new(LogOutbox),
             reservations: crate::charging::settings::ReservationSettings::default(),
+            supervision: crate::supervision::settings::SupervisionSettings::default(),
         }
     }
 

@@ -16,6 +16,7 @@ mod m20261202_080000_reservations;
 mod m20261202_080000_sensors_and_alerts;
 mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
+mod m20261203_020000_device_inventory;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_080000_sensors_and_alerts::Migration),
             Box::new(m20261202_100000_ticketing_organizers::Migration),
             Box::new(m20261202_100001_ticketing_sales::Migration),
+            Box::new(m20261203_020000_device_inventory::Migration),
         ]
     }
 }

@@ -101,6 +101,8 @@ pub async fn find_bay(
         .filter(cabinet::Column::MqttPrefix.eq(prefix))
         .filter(bay::Column::Number.eq(number))
         .find_also_related(device::Entity)
+        // A retired device's messages are refused as if the bay had none.
+        .filter(device::Column::RetiredAt.is_null())
         .one(db)
         .await?;
     match found {
@@ -177,6 +179,7 @@ pub async fn apply_state_report_in(
         .col_expr(device::Column::Status, Expr::value(report.status))
         .col_expr(device::Column::HardwareMac, Expr::value(report.mac.clone()))
         .col_expr(device::Column::LastSeen, Expr::value(order_at))
+        .col_expr(device::Column::LastHeardAt, Expr::value(received_at))
         .col_expr(device::Column::StateOrderUs, Expr::value(order_us))
         .col_expr(device::Column::StateSeq, Expr::value(seq));
     if let Some(fw) = &report.fw {

@@ -32,6 +32,7 @@ pub struct Query(
     crate::supervision::graphql::AlertQuery,
     crate::ticketing::graphql::ShopQuery,
     crate::charging::reservations_graphql::ReservationQuery,
+    crate::devices::inventory_graphql::DeviceInventoryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -45,6 +46,7 @@ pub struct Mutation(
     crate::ticketing::graphql::ShopMutation,
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
+    crate::devices::inventory_graphql::DeviceInventoryMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -12,6 +12,7 @@ mod authorization;
 mod bus_recovery;
 mod device_security;
 mod errors;
+mod fleet;
 mod health;
 mod hostile_http;
 mod ingest;
