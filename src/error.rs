@@ -76,10 +76,19 @@ pub enum Reason {
     BayHasDevice,
     /// Another device is registered with this MAC address (`CONFLICT`).
     MacTaken,
+    /// The account has a technician profile already (`CONFLICT`).
+    TechnicianExists,
+    /// The technician is assigned to the station already (`CONFLICT`).
+    AlreadyAssigned,
+    /// The technician only observes the station: they see it, they do not act on it (`FORBIDDEN`).
+    ObserverOnly,
+    /// The station assignment a live subscription relied on was removed or
+    /// deactivated; the subscription ends (`FORBIDDEN`).
+    AssignmentRevoked,
 }
 
 impl Reason {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 20] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -96,6 +105,10 @@ impl Reason {
         Self::NotOnSale,
         Self::BayHasDevice,
         Self::MacTaken,
+        Self::TechnicianExists,
+        Self::AlreadyAssigned,
+        Self::ObserverOnly,
+        Self::AssignmentRevoked,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -116,13 +129,19 @@ impl Reason {
             Self::NotOnSale => "NOT_ON_SALE",
             Self::BayHasDevice => "BAY_HAS_DEVICE",
             Self::MacTaken => "MAC_TAKEN",
+            Self::TechnicianExists => "TECHNICIAN_EXISTS",
+            Self::AlreadyAssigned => "ALREADY_ASSIGNED",
+            Self::ObserverOnly => "OBSERVER_ONLY",
+            Self::AssignmentRevoked => "ASSIGNMENT_REVOKED",
         }
     }
 
     /// The `extensions.code` a refusal for this reason carries.
     pub const fn code(self) -> ErrorCode {
         match self {
-            Self::PasswordChangeRequired => ErrorCode::Forbidden,
+            Self::PasswordChangeRequired | Self::ObserverOnly | Self::AssignmentRevoked => {
+                ErrorCode::Forbidden
+            }
             Self::SubscriberLagging => ErrorCode::RateLimited,
             Self::UsernameTaken
             | Self::EmailTaken
@@ -137,7 +156,9 @@ impl Reason {
             | Self::SlugTaken
             | Self::NotOnSale
             | Self::BayHasDevice
-            | Self::MacTaken => ErrorCode::Conflict,
+            | Self::MacTaken
+            | Self::TechnicianExists
+            | Self::AlreadyAssigned => ErrorCode::Conflict,
         }
     }
 }

@@ -20,6 +20,7 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub enum DomainEvent {
     BayStatusChanged(BayStatusChanged),
     AlertChanged(AlertChanged),
+    AssignmentChanged(AssignmentChanged),
 }
 
 impl DomainEvent {
@@ -35,6 +36,9 @@ impl DomainEvent {
             // One stream for every alert: subscribers filter by station and
             // severity, and by what their principal supervises.
             Self::AlertChanged(_) => vec![Topic::Alerts],
+            // In the alerts' stream, so a technician's alert subscription
+            // sees a revocation before any later alert of that station.
+            Self::AssignmentChanged(_) => vec![Topic::Alerts],
         }
     }
 
@@ -42,6 +46,7 @@ impl DomainEvent {
         match self {
             Self::BayStatusChanged(_) => "bay_status_changed",
             Self::AlertChanged(_) => "alert_changed",
+            Self::AssignmentChanged(_) => "assignment_changed",
         }
     }
 }
@@ -62,6 +67,16 @@ pub struct BayStatusChanged {
 pub struct AlertChanged {
     pub alert: alert::Model,
     pub change: AlertChange,
+}
+
+/// A technician's station assignment changed. `revoked`: it no longer gives
+/// them the station (removed or deactivated), so their live subscriptions
+/// scoped to it end. Carries ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentChanged {
+    pub user_id: i32,
+    pub station_id: i32,
+    pub revoked: bool,
 }
 
 /// What happened to an alert.

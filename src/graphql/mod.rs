@@ -33,6 +33,7 @@ pub struct Query(
     crate::ticketing::graphql::ShopQuery,
     crate::charging::reservations_graphql::ReservationQuery,
     crate::devices::inventory_graphql::DeviceInventoryQuery,
+    crate::supervision::technicians_graphql::TechnicianQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +48,7 @@ pub struct Mutation(
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
     crate::devices::inventory_graphql::DeviceInventoryMutation,
+    crate::supervision::technicians_graphql::TechnicianMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -22,3 +22,5 @@ pub mod heartbeat;
 pub mod rules;
 pub mod sensors;
 pub mod settings;
+pub mod technicians;
+pub mod technicians_graphql;

@@ -30,6 +30,7 @@ mod startup;
 mod stations;
 mod subscription_groups;
 mod supervision;
+mod technicians;
 mod ticketing;
 mod ticketing_permissions;
 mod websocket_protocol;
