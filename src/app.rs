@@ -95,6 +95,7 @@ impl App {
         let mut services = ServiceContext::new(db.clone(), bus.clone(), keys.clone(), limiter);
         services.reservations = settings.reservations.clone();
         services.checkin = settings.checkin.clone();
+        services.supervision = settings.supervision.clone();
         if let Some(mqtt) = &mqtt {
             services.devices = Arc::new(MqttCommands(mqtt.clone()));
         }

@@ -136,6 +136,9 @@ pub struct ServeSettings {
     #[command(flatten)]
     pub checkin: crate::checkin::settings::CheckinSettings,
 
+    #[command(flatten)]
+    pub supervision: crate::supervision::settings::SupervisionSettings,
+
     /// HMAC secret (32 bytes or more) signing access tokens; unset generates one per
     /// process, so tokens die with it and replicas do not accept each other's.
     #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]

@@ -74,10 +74,23 @@ pub enum Reason {
     NotOnSale,
     /// The voucher code is used already in this event (`CONFLICT`).
     CodeTaken,
+    /// The bay has a device registered already (`CONFLICT`).
+    BayHasDevice,
+    /// Another device is registered with this MAC address (`CONFLICT`).
+    MacTaken,
+    /// The account has a technician profile already (`CONFLICT`).
+    TechnicianExists,
+    /// The technician is assigned to the station already (`CONFLICT`).
+    AlreadyAssigned,
+    /// The technician only observes the station: they see it, they do not act on it (`FORBIDDEN`).
+    ObserverOnly,
+    /// The station assignment a live subscription relied on was removed or
+    /// deactivated; the subscription ends (`FORBIDDEN`).
+    AssignmentRevoked,
 }
 
 impl Reason {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 21] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -93,6 +106,12 @@ impl Reason {
         Self::SlugTaken,
         Self::NotOnSale,
         Self::CodeTaken,
+        Self::BayHasDevice,
+        Self::MacTaken,
+        Self::TechnicianExists,
+        Self::AlreadyAssigned,
+        Self::ObserverOnly,
+        Self::AssignmentRevoked,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -112,13 +131,21 @@ impl Reason {
             Self::SlugTaken => "SLUG_TAKEN",
             Self::NotOnSale => "NOT_ON_SALE",
             Self::CodeTaken => "CODE_TAKEN",
+            Self::BayHasDevice => "BAY_HAS_DEVICE",
+            Self::MacTaken => "MAC_TAKEN",
+            Self::TechnicianExists => "TECHNICIAN_EXISTS",
+            Self::AlreadyAssigned => "ALREADY_ASSIGNED",
+            Self::ObserverOnly => "OBSERVER_ONLY",
+            Self::AssignmentRevoked => "ASSIGNMENT_REVOKED",
         }
     }
 
     /// The `extensions.code` a refusal for this reason carries.
     pub const fn code(self) -> ErrorCode {
         match self {
-            Self::PasswordChangeRequired => ErrorCode::Forbidden,
+            Self::PasswordChangeRequired | Self::ObserverOnly | Self::AssignmentRevoked => {
+                ErrorCode::Forbidden
+            }
             Self::SubscriberLagging => ErrorCode::RateLimited,
             Self::UsernameTaken
             | Self::EmailTaken
@@ -132,7 +159,11 @@ impl Reason {
             | Self::CursorExpired
             | Self::SlugTaken
             | Self::NotOnSale
-            | Self::CodeTaken => ErrorCode::Conflict,
+            | Self::CodeTaken
+            | Self::BayHasDevice
+            | Self::MacTaken
+            | Self::TechnicianExists
+            | Self::AlreadyAssigned => ErrorCode::Conflict,
         }
     }
 }

@@ -16,6 +16,8 @@ mod m20261202_080000_reservations;
 mod m20261202_080000_sensors_and_alerts;
 mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
+mod m20261203_020000_device_inventory;
+mod m20261203_020001_technicians;
 mod m20261203_030000_vouchers;
 mod m20261203_040000_checkin;
 
@@ -36,6 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_100001_ticketing_sales::Migration),
             Box::new(m20261203_030000_vouchers::Migration),
             Box::new(m20261203_040000_checkin::Migration),
+            Box::new(m20261203_020000_device_inventory::Migration),
+            Box::new(m20261203_020001_technicians::Migration),
         ]
     }
 }

@@ -24,8 +24,11 @@ pub struct Person {
     pub is_staff: bool,
     pub is_superuser: bool,
     pub roles: Vec<RoleName>,
-    /// The stations assigned to a technician (empty for everyone else).
+    /// The stations of a technician's active assignments (empty for everyone else).
     pub stations: Vec<i32>,
+    /// Those of `stations` the technician only observes: they see them but
+    /// do not act on them.
+    pub observed: Vec<i32>,
     /// Unix time the access token expires; live subscriptions end then.
     pub expires_at: i64,
     /// The account's `token_version` the token was issued under.
@@ -220,6 +223,20 @@ impl Principal {
         }
     }
 
+    /// The stations whose operation the principal may act on (take alerts in
+    /// charge, resolve them): [`Principal::stations`] without the ones a
+    /// technician only observes.
+    pub fn acting_stations(&self) -> Scope {
+        match (self, self.stations()) {
+            (Self::Person(p), Scope::Only(ids)) => Scope::Only(
+                ids.into_iter()
+                    .filter(|id| !p.observed.contains(id))
+                    .collect(),
+            ),
+            (_, scope) => scope,
+        }
+    }
+
     /// The events the principal may work on: all for staff, the team's for a
     /// team token, its own for a scanner, none otherwise. (A person's teams
     /// arrive with ticketing.)
@@ -329,17 +346,24 @@ async fn person(
         .await?
         .remove(&id)
         .unwrap_or_default();
-    let stations = if roles.contains(&RoleName::Technician) {
+    let assigned = if roles.contains(&RoleName::Technician) {
         station_assignment::stations_of(db, id).await?
     } else {
         Vec::new()
     };
+    let stations = assigned.iter().map(|(station, _)| *station).collect();
+    let observed = assigned
+        .iter()
+        .filter(|(_, observer)| *observer)
+        .map(|(station, _)| *station)
+        .collect();
     Ok(Person {
         id,
         is_staff: account.is_staff,
         is_superuser: account.is_superuser,
         roles,
         stations,
+        observed,
         expires_at,
         token_version,
         password_change_required: account.needs_password_change,
@@ -401,6 +425,29 @@ pub async fn still_valid(
     }
 }
 
+/// Whether a technician still holds every station their principal was built
+/// with, as they held it: no assignment removed, deactivated or made an
+/// observer's since. True for everyone else.
+///
+/// # Errors
+/// On database errors.
+pub async fn stations_still_held(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+) -> Result<bool, AppError> {
+    let Principal::Person(person) = principal else {
+        return Ok(true);
+    };
+    if person.stations.is_empty() || person.is_staff_member() {
+        return Ok(true);
+    }
+    let now = station_assignment::stations_of(db, person.id).await?;
+    Ok(person.stations.iter().all(|station| {
+        now.iter()
+            .any(|(s, observer)| s == station && (!observer || person.observed.contains(station)))
+    }))
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -413,6 +460,7 @@ pub mod tests {
             is_superuser: false,
             roles: roles.to_vec(),
             stations: stations.to_vec(),
+            observed: Vec::new(),
             expires_at: i64::MAX,
             token_version: 0,
             password_change_required: false,
@@ -487,11 +535,17 @@ pub mod tests {
         assert_eq!(technician.stations(), Scope::Only(vec![4, 5]));
         assert_eq!(technician.accounts(), Scope::one(1));
         assert_eq!(technician.events(), Scope::NONE);
+        let mut observer = person(2, &[RoleName::Technician], &[4, 5]);
+        observer.observed = vec![5];
+        let observer = Principal::Person(observer);
+        assert_eq!(observer.stations(), Scope::Only(vec![4, 5]));
+        assert_eq!(observer.acting_stations(), Scope::Only(vec![4]));
         // Assignments without the role give no scope.
         let former = Principal::Person(person(1, &[RoleName::Customer], &[4, 5]));
         assert_eq!(former.stations(), Scope::NONE);
         let staff = Principal::Person(person(3, &[RoleName::Administrator], &[]));
         assert_eq!(staff.stations(), Scope::All);
+        assert_eq!(staff.acting_stations(), Scope::All);
         let scanner = Principal::Scanner(Scanner {
             event_id: 9,
             gate: "north".into(),

@@ -21,6 +21,7 @@ pub enum DomainEvent {
     BayStatusChanged(BayStatusChanged),
     AlertChanged(AlertChanged),
     CheckinRecorded(crate::checkin::live::CheckinRecorded),
+    AssignmentChanged(AssignmentChanged),
 }
 
 impl DomainEvent {
@@ -38,6 +39,9 @@ impl DomainEvent {
             Self::AlertChanged(_) => vec![Topic::Alerts],
             // One stream per event: dashboards filter by list.
             Self::CheckinRecorded(e) => vec![Topic::Checkin(e.checkin.event_id)],
+            // In the alerts' stream, so a technician's alert subscription
+            // sees a revocation before any later alert of that station.
+            Self::AssignmentChanged(_) => vec![Topic::Alerts],
         }
     }
 
@@ -46,6 +50,7 @@ impl DomainEvent {
             Self::BayStatusChanged(_) => "bay_status_changed",
             Self::AlertChanged(_) => "alert_changed",
             Self::CheckinRecorded(_) => "checkin_recorded",
+            Self::AssignmentChanged(_) => "assignment_changed",
         }
     }
 }
@@ -66,6 +71,16 @@ pub struct BayStatusChanged {
 pub struct AlertChanged {
     pub alert: alert::Model,
     pub change: AlertChange,
+}
+
+/// A technician's station assignment changed. `revoked`: it no longer gives
+/// them the station (removed or deactivated), so their live subscriptions
+/// scoped to it end. Carries ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentChanged {
+    pub user_id: i32,
+    pub station_id: i32,
+    pub revoked: bool,
 }
 
 /// What happened to an alert.

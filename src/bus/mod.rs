@@ -28,7 +28,9 @@ use futures_util::{StreamExt as _, stream};
 use crate::telemetry::names;
 
 pub use cursor::{Cursor, CursorError, Position};
-pub use events::{AlertChange, AlertChanged, BayStatusChanged, DomainEvent, Envelope};
+pub use events::{
+    AlertChange, AlertChanged, AssignmentChanged, BayStatusChanged, DomainEvent, Envelope,
+};
 pub use fanout::{Fanout, Topic};
 pub use history::Retention;
 

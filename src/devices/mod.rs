@@ -6,8 +6,9 @@
 //! in a few statements; `commands` names what a device can
 //! be asked and is how services send it (a trait the MQTT edge implements);
 //! `credentials` issues, rotates, revokes and checks each device's broker login
-//! and command key (`credentials_graphql` is its staff API); `figures` counts
-//! devices; `graphql` exposes devices (their part of `Bay`) and the
+//! and command key (`credentials_graphql` is its staff API); `inventory` registers, edits, retires and lists
+//! devices with where they are installed (`inventory_graphql` is its API);
+//! `figures` counts devices; `graphql` exposes devices (their part of `Bay`) and the
 //! `bayStatusChanged` subscription; `loaders` batches a bay's device.
 //!
 //! Invariant: a device's state is only ever replaced by a newer report (device
@@ -19,6 +20,8 @@ pub mod credentials;
 pub mod credentials_graphql;
 pub mod figures;
 pub mod graphql;
+pub mod inventory;
+pub mod inventory_graphql;
 pub mod loaders;
 pub mod reports;
 pub mod state_batch;

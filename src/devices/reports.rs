@@ -100,6 +100,8 @@ pub async fn find_bay(
         .filter(cabinet::Column::MqttPrefix.eq(prefix))
         .filter(bay::Column::Number.eq(number))
         .find_also_related(device::Entity)
+        // A retired device's messages are refused as if the bay had none.
+        .filter(device::Column::RetiredAt.is_null())
         .one(db)
         .await?;
     match found {

@@ -160,6 +160,7 @@ pub async fn apply_state_reports_in(
 struct Pending<'a> {
     index: usize,
     report: &'a StateReport,
+    received_at: DateTime<Utc>,
     device_id: i32,
     bay_id: i32,
     /// The instant the report is ordered by.
@@ -189,6 +190,7 @@ impl<'a> Pending<'a> {
         Self {
             index,
             report: input.report,
+            received_at: input.received_at,
             device_id,
             bay_id,
             order_at,
@@ -235,6 +237,8 @@ async fn find_bays<'a>(
         .find_also_related(cabinet::Entity)
         .find_also_related(device::Entity)
         .filter(wanted)
+        // A retired device's messages are refused as if the bay had none.
+        .filter(device::Column::RetiredAt.is_null())
         .all(txn)
         .await?;
     Ok(rows
@@ -302,6 +306,14 @@ async fn update_devices(
         .col_expr(
             device::Column::LastSeen,
             column(&|p| Some(p.order_at.into()), kept(device::Column::LastSeen)),
+        )
+        // When this server heard it: what the heartbeat timeout measures.
+        .col_expr(
+            device::Column::LastHeardAt,
+            column(
+                &|p| Some(p.received_at.into()),
+                kept(device::Column::LastHeardAt),
+            ),
         )
         .col_expr(
             device::Column::FirmwareVersion,

@@ -50,6 +50,11 @@ pub struct Model {
     pub mqtt_key_generation: i32,
     pub mqtt_credentials_issued_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// When staff took the device out of service; its messages are refused since.
+    pub retired_at: Option<DateTimeUtc>,
+    /// When this server last applied a report of the device (server clock):
+    /// what the heartbeat timeout reads.
+    pub last_heard_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -70,3 +75,14 @@ impl Related<super::bay::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// The devices of the stations `principal` may see operated, through
+    /// their bay (see `station::Entity::visible_to`).
+    pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
+        use sea_orm::{JoinType, QuerySelect as _};
+        Self::find()
+            .join(JoinType::InnerJoin, Relation::Bay.def())
+            .filter(principal.stations().on(super::bay::Column::StationId))
+    }
+}

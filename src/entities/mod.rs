@@ -49,6 +49,7 @@ pub mod team;
 pub mod team_api_token;
 pub mod team_event;
 pub mod team_member;
+pub mod technician;
 pub mod ticketing_log;
 pub mod user;
 pub mod user_role;

@@ -4,8 +4,10 @@
 //! otherwise outlive the account's suspension or a password change. Every
 //! stream of a signed-in connection ends with an `UNAUTHENTICATED` error at the
 //! token's expiry, and is re-checked against the account every
-//! [`RECHECK_EVERY`]. Queries and mutations sent over the WebSocket are checked
-//! before they run. Anonymous operations (public data) are left alone.
+//! [`RECHECK_EVERY`]; a technician's subscriptions also end (`FORBIDDEN`,
+//! `ASSIGNMENT_REVOKED`) once a station assignment they were built with is
+//! removed, deactivated or made an observer's. Queries and mutations sent over
+//! the WebSocket are checked before they run. Anonymous operations (public data) are left alone.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -90,27 +92,43 @@ impl Extension for LiveSessionExtension {
             let mut recheck = tokio::time::interval(RECHECK_EVERY);
             loop {
                 tokio::select! {
-                    () = &mut expiry => return "the access token expired",
+                    () = &mut expiry => return unauthenticated("the access token expired"),
                     _ = recheck.tick() => {
                         // A session that cannot be checked (database away) ends too.
                         if !principal::still_valid(&db, &principal).await.unwrap_or(false) {
-                            return "the session was revoked";
+                            return unauthenticated("the session was revoked");
+                        }
+                        // A technician who lost a station stops hearing of it.
+                        if !principal::stations_still_held(&db, &principal).await.unwrap_or(false) {
+                            return assignment_revoked();
                         }
                     }
                 }
             }
         };
-        let ended: Pin<Box<dyn Future<Output = &'static str> + Send>> = Box::pin(ended);
+        let ended: Pin<Box<dyn Future<Output = Response> + Send>> = Box::pin(ended);
         // Yields the subscription's events until the session ends, then one error, then stops.
         futures_util::stream::unfold((stream, Some(ended)), |(mut stream, ended)| async move {
             let mut ended = ended?;
             tokio::select! {
                 item = stream.next() => item.map(|response| (response, (stream, Some(ended)))),
-                reason = &mut ended => Some((unauthenticated(reason), (stream, None))),
+                ending = &mut ended => Some((ending, (stream, None))),
             }
         })
         .boxed()
     }
+}
+
+fn assignment_revoked() -> Response {
+    let reason = crate::error::Reason::AssignmentRevoked;
+    let mut error = ServerError::new(
+        "a station assignment this subscription relied on was removed; subscribe again",
+        None,
+    );
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", reason.code().as_str());
+    extensions.set("reason", reason.as_str());
+    Response::from_errors(vec![error])
 }
 
 fn unauthenticated(reason: &str) -> Response {

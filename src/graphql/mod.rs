@@ -33,6 +33,8 @@ pub struct Query(
     crate::ticketing::graphql::ShopQuery,
     crate::charging::reservations_graphql::ReservationQuery,
     crate::checkin::graphql::CheckinQuery,
+    crate::devices::inventory_graphql::DeviceInventoryQuery,
+    crate::supervision::technicians_graphql::TechnicianQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -48,6 +50,8 @@ pub struct Mutation(
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
     crate::checkin::graphql::CheckinMutation,
+    crate::devices::inventory_graphql::DeviceInventoryMutation,
+    crate::supervision::technicians_graphql::TechnicianMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -634,16 +634,38 @@ async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
     };
     let outcomes = batcher::apply(&ingest.db, &writer, &writes).await;
     let mut events = Vec::new();
+    let mut impostors = Vec::new();
     for (write, outcome) in writes.iter().zip(outcomes) {
         let label = write.report.label();
         match outcome {
             Ok(Ok(produced)) => events.extend(produced),
             Ok(Err(refused)) => {
+                if let ReportError::MacMismatch { reported, .. } = &refused {
+                    impostors.push((write, reported.clone()));
+                }
                 handled[write.index] = Err((label, report_error(&write.topic, refused)))
             }
             Err(err) => {
                 tracing::error!(topic = %write.topic, error = %err, "cannot apply a device report");
                 handled[write.index] = Err((label, DropReason::Internal));
+            }
+        }
+    }
+    // Rejected messages store nothing; their security alert is one statement
+    // of its own, outside the batch.
+    for (write, reported) in impostors {
+        match sensors::mac_mismatch(
+            &ingest.db,
+            &write.prefix,
+            write.bay,
+            &reported,
+            write.received_at,
+        )
+        .await
+        {
+            Ok(raised) => events.extend(raised.map(alert_event)),
+            Err(err) => {
+                tracing::error!(topic = %write.topic, error = %err, "cannot raise a MAC mismatch alert");
             }
         }
     }

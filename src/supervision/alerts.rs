@@ -191,11 +191,24 @@ pub async fn get(
         .await
 }
 
+/// Refuses an observer of the alert's station.
+fn may_act(principal: &Principal, alert: &alert::Model) -> AppResult<()> {
+    if principal.acting_stations().allows(alert.station_id) {
+        Ok(())
+    } else {
+        Err(AppError::refused(
+            Reason::ObserverOnly,
+            "you observe this station: you cannot act on its alerts",
+        ))
+    }
+}
+
 /// A person takes an open alert in charge: `IN_PROGRESS`, acknowledged by
 /// them, assigned to them unless it was assigned already.
 ///
 /// # Errors
-/// `NOT_FOUND` outside their stations; `INVALID_TRANSITION` unless it is `NEW` or `ACTIVE`.
+/// `NOT_FOUND` outside their stations; `FORBIDDEN` (`OBSERVER_ONLY`) where
+/// they only observe; `INVALID_TRANSITION` unless it is `NEW` or `ACTIVE`.
 pub async fn acknowledge(
     db: &impl ConnectionTrait,
     principal: &Principal,
@@ -204,6 +217,7 @@ pub async fn acknowledge(
     at: DateTime<Utc>,
 ) -> AppResult<alert::Model> {
     let current = get(db, principal, id).await?;
+    may_act(principal, &current)?;
     let taken = alert::Entity::update_many()
         .col_expr(alert::Column::Status, Expr::value(AlertStatus::InProgress))
         .col_expr(alert::Column::AcknowledgedById, Expr::value(by))
@@ -228,7 +242,8 @@ pub async fn acknowledge(
 /// A person resolves an open alert, with a note of what was done.
 ///
 /// # Errors
-/// `NOT_FOUND` outside their stations; `INVALID_TRANSITION` when it is not open.
+/// `NOT_FOUND` outside their stations; `FORBIDDEN` (`OBSERVER_ONLY`) where
+/// they only observe; `INVALID_TRANSITION` when it is not open.
 pub async fn resolve(
     db: &impl ConnectionTrait,
     principal: &Principal,
@@ -237,7 +252,8 @@ pub async fn resolve(
     note: Option<String>,
     at: DateTime<Utc>,
 ) -> AppResult<alert::Model> {
-    get(db, principal, id).await?;
+    let current = get(db, principal, id).await?;
+    may_act(principal, &current)?;
     let resolved = alert::Entity::update_many()
         .col_expr(alert::Column::Status, Expr::value(AlertStatus::Resolved))
         .col_expr(alert::Column::ResolvedById, Expr::value(by))

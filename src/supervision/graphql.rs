@@ -10,9 +10,11 @@ use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use futures_util::{Stream, StreamExt as _};
 
 use super::alerts::{self, AlertFilter};
+use crate::auth::Scope;
 use crate::auth::guards::principal;
 use crate::bus::{AlertChange, DomainEvent, Topic};
 use crate::entities::{self, RoleName, alert};
+use crate::error::{AppError, Reason};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::graphql::scalars::DateTime;
@@ -291,7 +293,7 @@ impl AlertSubscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<AlertChangeEvent>> + use<>> {
         let principal = principal(ctx);
-        principal.require(RoleName::Technician)?;
+        let person = principal.require(RoleName::Technician)?.id;
         let scope = principal.stations();
         let wanted: Option<Vec<i32>> = station_ids
             .map(|ids| {
@@ -320,10 +322,31 @@ impl AlertSubscription {
                             cursor: step.cursor,
                         }))
                     }
+                    // Staff see every station whatever their assignments.
+                    DomainEvent::AssignmentChanged(changed)
+                        if changed.revoked
+                            && changed.user_id == person
+                            && scope != Scope::All
+                            && scope.allows(changed.station_id) =>
+                    {
+                        Some(Err(AppError::refused(
+                            Reason::AssignmentRevoked,
+                            "your assignment to a station of this subscription was removed; subscribe again",
+                        )
+                        .into()))
+                    }
                     _ => None,
                 },
             };
             async move { item }
+        })
+        // A revocation is the stream's last item.
+        .scan(false, |ended, item| {
+            let next = (!*ended).then(|| {
+                *ended = item.is_err();
+                item
+            });
+            async move { next }
         }))
     }
 }

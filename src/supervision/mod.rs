@@ -11,8 +11,16 @@
 //! `IN_PROGRESS` when a technician takes it in charge, `RESOLVED` (by a
 //! technician, or by itself where the rule says recovery ends it), `CLOSED`
 //! by staff.
+//!
+//! A device is offline when its state says so (its Last Will included) or
+//! when it stays silent past the heartbeat timeout (`heartbeat`, a job);
+//! `settings` holds the timeout.
 
 pub mod alerts;
 pub mod graphql;
+pub mod heartbeat;
 pub mod rules;
 pub mod sensors;
+pub mod settings;
+pub mod technicians;
+pub mod technicians_graphql;

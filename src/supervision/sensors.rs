@@ -194,3 +194,39 @@ fn offline_condition(bay: &bay::Model, device_id: i32) -> Condition {
         reading_id: None,
     }
 }
+
+/// Raises the `MAC_MISMATCH` security alert of the device registered on bay
+/// `number` under `prefix` after a message from another MAC was rejected
+/// there; a repeat refreshes the open alert (one per device) instead of
+/// opening another. `None` when the bay has no device in service.
+///
+/// # Errors
+/// Database failures.
+pub async fn mac_mismatch(
+    db: &impl ConnectionTrait,
+    prefix: &str,
+    number: i32,
+    reported: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<(alert::Model, Change)>, sea_orm::DbErr> {
+    let (bay, device) = match crate::devices::reports::find_bay(db, prefix, number).await {
+        Ok(found) => found,
+        Err(crate::devices::reports::ReportError::Database(err)) => return Err(err),
+        Err(_) => return Ok(None),
+    };
+    // The reported MAC is the sender's own claim: kept short in the message.
+    let reported: String = reported.chars().take(32).collect();
+    let condition = Condition {
+        kind: crate::entities::AlertKind::MacMismatch,
+        severity: crate::entities::AlertSeverity::Critical,
+        message: format!(
+            "a device reporting MAC {reported} published on bay {} registered to {}",
+            bay.number, device.mac_address
+        ),
+        station_id: bay.station_id,
+        bay_id: Some(bay.id),
+        device_id: Some(device.id),
+        reading_id: None,
+    };
+    alerts::raise(db, &condition, at).await.map(Some)
+}

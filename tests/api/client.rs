@@ -81,6 +81,7 @@ impl TestUser {
                 user_id: Set(id),
                 station_id: Set(*station),
                 assigned_at: Set(chrono::Utc::now()),
+                ..Default::default()
             }
             .insert(&app.db)
             .await
