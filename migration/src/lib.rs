@@ -17,6 +17,7 @@ mod m20261202_080000_sensors_and_alerts;
 mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
 mod m20261203_030000_vouchers;
+mod m20261203_030001_payments;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_100000_ticketing_organizers::Migration),
             Box::new(m20261202_100001_ticketing_sales::Migration),
             Box::new(m20261203_030000_vouchers::Migration),
+            Box::new(m20261203_030001_payments::Migration),
         ]
     }
 }

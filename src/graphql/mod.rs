@@ -44,6 +44,7 @@ pub struct Mutation(
     crate::ticketing::graphql::BackOfficeMutation,
     crate::ticketing::graphql::ShopMutation,
     crate::ticketing::graphql::VoucherMutation,
+    crate::ticketing::graphql::PaymentMutation,
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
 );

@@ -117,6 +117,10 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("createQuota", Team, format!("mutation {{ createQuota(input: {{ eventId: \"{}\", name: \"Q\", size: 1, productIds: [] }}) {{ quota {{ id }} }} }}", global_id("Event", 1))),
         ("markOrderPaid", Team, format!("mutation {{ markOrderPaid(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
         ("cancelOrder", Team, format!("mutation {{ cancelOrder(input: {{ orderId: \"{}\" }}) {{ order {{ id }} }} }}", global_id("Order", 1))),
+        ("createOrderPayment", Team, format!("mutation {{ createOrderPayment(input: {{ orderId: \"{}\", method: MANUAL }}) {{ payment {{ id }} }} }}", global_id("Order", 1))),
+        ("confirmOrderPayment", Team, format!("mutation {{ confirmOrderPayment(input: {{ paymentId: \"{}\" }}) {{ payment {{ id }} }} }}", global_id("OrderPayment", 1))),
+        ("failOrderPayment", Team, format!("mutation {{ failOrderPayment(input: {{ paymentId: \"{}\" }}) {{ payment {{ id }} }} }}", global_id("OrderPayment", 1))),
+        ("cancelOrderPayment", Team, format!("mutation {{ cancelOrderPayment(input: {{ paymentId: \"{}\" }}) {{ payment {{ id }} }} }}", global_id("OrderPayment", 1))),
         ("createVouchers", Team, format!("mutation {{ createVouchers(input: {{ eventId: \"{}\", codes: [\"A\"] }}) {{ vouchers {{ id }} }} }}", global_id("Event", 1))),
     ]
 }

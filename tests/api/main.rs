@@ -30,6 +30,7 @@ mod stations;
 mod subscription_groups;
 mod supervision;
 mod ticketing;
+mod ticketing_payments;
 mod ticketing_permissions;
 mod ticketing_vouchers;
 mod websocket_protocol;
