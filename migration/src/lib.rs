@@ -19,6 +19,7 @@ mod m20261202_100001_ticketing_sales;
 mod m20261203_020000_device_inventory;
 mod m20261203_020001_technicians;
 mod m20261203_030000_vouchers;
+mod m20261203_030001_payments;
 mod m20261203_040000_checkin;
 
 pub struct Migrator;
@@ -36,10 +37,11 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_080000_sensors_and_alerts::Migration),
             Box::new(m20261202_100000_ticketing_organizers::Migration),
             Box::new(m20261202_100001_ticketing_sales::Migration),
-            Box::new(m20261203_030000_vouchers::Migration),
-            Box::new(m20261203_040000_checkin::Migration),
             Box::new(m20261203_020000_device_inventory::Migration),
             Box::new(m20261203_020001_technicians::Migration),
+            Box::new(m20261203_030000_vouchers::Migration),
+            Box::new(m20261203_030001_payments::Migration),
+            Box::new(m20261203_040000_checkin::Migration),
         ]
     }
 }

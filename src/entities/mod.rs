@@ -57,5 +57,7 @@ pub mod user_role;
 pub use enums::*;
 pub use role::RoleName;
 pub mod checkout_key;
+pub mod order_fee;
+pub mod order_payment;
 pub mod voucher;
 pub mod voucher_product;

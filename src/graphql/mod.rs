@@ -47,6 +47,7 @@ pub struct Mutation(
     crate::ticketing::graphql::BackOfficeMutation,
     crate::ticketing::graphql::ShopMutation,
     crate::ticketing::graphql::VoucherMutation,
+    crate::ticketing::graphql::PaymentMutation,
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
     crate::checkin::graphql::CheckinMutation,

@@ -3,7 +3,7 @@
 use sea_orm::{EntityTrait as _, QueryOrder as _};
 
 use super::catalog;
-use crate::entities::{order_position, product, quota, voucher_product};
+use crate::entities::{order_fee, order_payment, order_position, product, quota, voucher_product};
 use crate::graphql::loaders::{DbLoader, LoadResult, many_per_key, one_per_key};
 
 one_per_key!(ProductById: product by Id => id);
@@ -16,6 +16,16 @@ many_per_key!(
     /// The products a voucher applies to.
     ProductsOfVoucher: voucher_product by VoucherId => voucher_id,
     voucher_product::Entity::find().order_by_asc(voucher_product::Column::ProductId)
+);
+many_per_key!(
+    /// An order's payments, by number.
+    PaymentsOfOrder: order_payment by OrderId => order_id,
+    order_payment::Entity::find().order_by_asc(order_payment::Column::LocalId)
+);
+many_per_key!(
+    /// An order's fees.
+    FeesOfOrder: order_fee by OrderId => order_id,
+    order_fee::Entity::find().order_by_asc(order_fee::Column::Id)
 );
 
 /// The quotas counting a product.

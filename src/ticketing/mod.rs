@@ -7,6 +7,8 @@
 //! - `carts`, `quotas`, `orders`: buying without overselling; checkout
 //!   retried with an idempotency key places one order;
 //! - `vouchers`: vouchers, the prices they make, their redemption;
+//! - `payments`: payments and their fees; enough confirmed payment marks an
+//!   order paid;
 //! - `access`: pretix's team permissions for the event at hand;
 //! - `audit`: the audit log, written in each change's transaction;
 //! - `money`: exact amounts (minor units, decimal strings);
@@ -37,5 +39,6 @@ pub mod loaders;
 pub mod money;
 pub mod orders;
 pub mod organizers;
+pub mod payments;
 pub mod quotas;
 pub mod vouchers;

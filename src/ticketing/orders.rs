@@ -95,11 +95,7 @@ async fn checked_out(
         return Ok(None);
     };
     let order = reload(db, stored.order_id.unwrap_or(0)).await?;
-    let positions = order_position::Entity::find()
-        .filter(order_position::Column::OrderId.eq(order.id))
-        .order_by_asc(order_position::Column::Positionid)
-        .all(db)
-        .await?;
+    let positions = positions_of(db, order.id).await?;
     Ok(Some((order, positions)))
 }
 
@@ -370,7 +366,7 @@ async fn check_limits(
 }
 
 /// Opens a change of `order_id` (team permission `ChangeOrders` on its event).
-async fn order_for_change(
+pub(super) async fn order_for_change(
     db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
@@ -426,20 +422,36 @@ pub async fn mark_paid(
 ) -> Result<order::Model, AppError> {
     let (change, order, event) = order_for_change(db, principal, now, order_id).await?;
     let txn = change.txn();
-    if !transition(txn, &order, &[OrderStatus::Pending], OrderStatus::Paid, now).await? {
+    if !settle(txn, &order, now).await? {
         return Err(AppError::refused(
             Reason::InvalidTransition,
             "only a pending order can be marked paid",
         ));
     }
-    let positions = live_positions(txn, order.id).await?;
-    let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
-    quotas::shift(txn, &units, Counter::Pending, Counter::Paid).await?;
     let stored = reload(txn, order.id).await?;
     change
         .commit(order_changed(&event, &order, "voltgate.order.paid"))
         .await?;
     Ok(stored)
+}
+
+/// Marks a pending order paid in the caller's transaction and moves its quota
+/// units from pending to paid; `false` when it was not pending.
+///
+/// # Errors
+/// On database errors.
+pub(super) async fn settle(
+    txn: &impl ConnectionTrait,
+    order: &order::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    if !transition(txn, order, &[OrderStatus::Pending], OrderStatus::Paid, now).await? {
+        return Ok(false);
+    }
+    let positions = live_positions(txn, order.id).await?;
+    let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
+    quotas::shift(txn, &units, Counter::Pending, Counter::Paid).await?;
+    Ok(true)
 }
 
 /// Cancels a pending or paid order (team permission `ChangeOrders`): its
@@ -537,17 +549,19 @@ pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
 }
 
 /// The entry of a status change of `order` (as it was before).
-fn order_changed<'a>(event: &event::Model, order: &order::Model, action: &'a str) -> Change<'a> {
-    Change::on_event(
-        event,
-        action,
-        "order",
-        order.id,
-        json!({ "code": order.code, "from": order.status }),
-    )
+pub(super) fn order_changed<'a>(
+    event: &event::Model,
+    order: &order::Model,
+    action: &'a str,
+) -> Change<'a> {
+    let data = json!({ "code": order.code, "from": order.status });
+    Change::on_event(event, action, "order", order.id, data)
 }
 
-async fn reload(db: &impl ConnectionTrait, order_id: i32) -> Result<order::Model, AppError> {
+pub(super) async fn reload(
+    db: &impl ConnectionTrait,
+    order_id: i32,
+) -> Result<order::Model, AppError> {
     order::Entity::find_by_id(order_id)
         .one(db)
         .await?

@@ -33,6 +33,7 @@ mod subscription_groups;
 mod supervision;
 mod technicians;
 mod ticketing;
+mod ticketing_payments;
 mod ticketing_permissions;
 mod ticketing_vouchers;
 mod websocket_protocol;

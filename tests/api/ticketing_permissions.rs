@@ -85,6 +85,24 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         .unwrap_or_else(|| panic!("an order: {placed}"))
         .to_owned();
 
+    let mut payments = Vec::new();
+    for _ in 0..3 {
+        let created = shop
+            .admin
+            .gql(
+                "mutation($o: ID!) { createOrderPayment(input: { orderId: $o, method: MANUAL, amount: \"1.00\" }) { payment { id } } }",
+                json!({ "o": order }),
+            )
+            .await;
+        payments.push(
+            created["data"]["createOrderPayment"]["payment"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a payment: {created}"))
+                .to_owned(),
+        );
+    }
+    let [failing, canceling, confirming] = [&payments[0], &payments[1], &payments[2]];
+
     let customer = person(&app, "carla").await;
     let customer_id = global_id("User", customer.id.unwrap_or_default());
     // Mallory is on a team of this organizer without permissions, and on a
@@ -220,6 +238,34 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
             "VIEW_VOUCHERS",
             "{ event(organizerSlug: \"perms\", slug: \"finals\") { vouchers { totalCount } } }"
                 .to_owned(),
+        ),
+        (
+            "createOrderPayment",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ createOrderPayment(input: {{ orderId: \"{order}\", method: MANUAL, amount: \"1.00\" }}) {{ payment {{ id }} }} }}"
+            ),
+        ),
+        (
+            "failOrderPayment",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ failOrderPayment(input: {{ paymentId: \"{failing}\" }}) {{ payment {{ id }} }} }}"
+            ),
+        ),
+        (
+            "cancelOrderPayment",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ cancelOrderPayment(input: {{ paymentId: \"{canceling}\" }}) {{ payment {{ id }} }} }}"
+            ),
+        ),
+        (
+            "confirmOrderPayment",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ confirmOrderPayment(input: {{ paymentId: \"{confirming}\" }}) {{ payment {{ id }} }} }}"
+            ),
         ),
         (
             "markOrderPaid",

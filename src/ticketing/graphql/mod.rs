@@ -4,6 +4,7 @@
 //! of the shared `User` type (`UserTicketingPart`: one's own orders).
 
 pub mod back_office;
+pub mod payments;
 pub mod shop;
 pub mod types;
 pub mod vouchers;
@@ -17,6 +18,7 @@ use crate::services::services;
 use types::Order;
 
 pub use back_office::BackOfficeMutation;
+pub use payments::PaymentMutation;
 pub use shop::{ShopMutation, ShopQuery};
 pub use vouchers::VoucherMutation;
 

@@ -616,6 +616,30 @@ impl Order {
             })
             .collect())
     }
+    /// Its payments, by number.
+    async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::OrderPayment>> {
+        let rows = loader(ctx)?
+            .load_one(crate::ticketing::loaders::PaymentsOfOrder(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let event = event_row(ctx, self.0.event_id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| super::payments::OrderPayment(row, event.currency.clone()))
+            .collect())
+    }
+    /// Its fees (a payment's fee is one); canceled ones do not count in the total.
+    async fn fees(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::OrderFee>> {
+        let rows = loader(ctx)?
+            .load_one(crate::ticketing::loaders::FeesOfOrder(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let event = event_row(ctx, self.0.event_id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| super::payments::OrderFee(row, event.currency.clone()))
+            .collect())
+    }
 }
 
 /// A position of an order; an admission position is a ticket.
