@@ -72,10 +72,12 @@ pub enum Reason {
     SlugTaken,
     /// The product, event or date is not on sale now (`CONFLICT`).
     NotOnSale,
+    /// The bay's device has no link or refused the command's transport (`CONFLICT`).
+    DeviceUnreachable,
 }
 
 impl Reason {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -90,6 +92,7 @@ impl Reason {
         Self::CursorExpired,
         Self::SlugTaken,
         Self::NotOnSale,
+        Self::DeviceUnreachable,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -108,6 +111,7 @@ impl Reason {
             Self::CursorExpired => "CURSOR_EXPIRED",
             Self::SlugTaken => "SLUG_TAKEN",
             Self::NotOnSale => "NOT_ON_SALE",
+            Self::DeviceUnreachable => "DEVICE_UNREACHABLE",
         }
     }
 
@@ -127,7 +131,8 @@ impl Reason {
             | Self::InvalidTransition
             | Self::CursorExpired
             | Self::SlugTaken
-            | Self::NotOnSale => ErrorCode::Conflict,
+            | Self::NotOnSale
+            | Self::DeviceUnreachable => ErrorCode::Conflict,
         }
     }
 }

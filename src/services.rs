@@ -28,6 +28,8 @@ pub struct ServiceContext {
     pub clock: Arc<dyn Clock>,
     pub outbox: Arc<dyn Outbox>,
     pub reservations: crate::charging::settings::ReservationSettings,
+    pub commands: crate::devices::commands_log::CommandSettings,
+    pub kiosks: crate::charging::settings::KioskSettings,
 }
 
 impl ServiceContext {
@@ -48,6 +50,8 @@ impl ServiceContext {
             clock: Arc::new(SystemClock),
             outbox: Arc::new(LogOutbox),
             reservations: crate::charging::settings::ReservationSettings::default(),
+            commands: crate::devices::commands_log::CommandSettings::default(),
+            kiosks: crate::charging::settings::KioskSettings::default(),
         }
     }
 

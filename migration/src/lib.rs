@@ -16,6 +16,8 @@ mod m20261202_080000_reservations;
 mod m20261202_080000_sensors_and_alerts;
 mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
+mod m20261203_010000_device_commands;
+mod m20261203_010001_kiosk_credentials;
 
 pub struct Migrator;
 
@@ -32,6 +34,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_080000_sensors_and_alerts::Migration),
             Box::new(m20261202_100000_ticketing_organizers::Migration),
             Box::new(m20261202_100001_ticketing_sales::Migration),
+            Box::new(m20261203_010000_device_commands::Migration),
+            Box::new(m20261203_010001_kiosk_credentials::Migration),
         ]
     }
 }

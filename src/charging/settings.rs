@@ -52,3 +52,40 @@ impl ReservationSettings {
         chrono::TimeDelta::minutes(self.access_margin_minutes)
     }
 }
+
+/// Settings of kiosks (flags and environment variables of `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct KioskSettings {
+    /// Seconds a kiosk's access token lives; a revoked kiosk credential stops
+    /// new sign-ins at once and its tokens within this time.
+    #[arg(
+        long = "kiosk-token-ttl-secs",
+        env = "VOLTGATE_KIOSK_TOKEN_TTL_SECS",
+        default_value_t = 900
+    )]
+    pub token_ttl_secs: i64,
+
+    /// Sign-in attempts with a kiosk credential per client address and minute.
+    #[arg(
+        long = "kiosk-sign-in-per-minute",
+        env = "VOLTGATE_KIOSK_SIGN_IN_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub sign_in_per_minute: u32,
+}
+
+impl Default for KioskSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 900,
+            sign_in_per_minute: 30,
+        }
+    }
+}
+
+impl KioskSettings {
+    /// At least a minute, at most a day: a kiosk renews its token with its credential.
+    pub fn token_ttl(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(self.token_ttl_secs.clamp(60, 86_400))
+    }
+}

@@ -4,6 +4,9 @@
 //! `reports` applies device reports to storage (domain types in, no MQTT
 //! types: `mqtt/` converts its wire structs); `commands` names what a device can
 //! be asked and is how services send it (a trait the MQTT edge implements);
+//! `commands_log` is the command path every domain sends through (logged,
+//! acknowledged by `command_id`, timed out by a job, the owning step told),
+//! `commands_owners` lists those steps and `commands_graphql` is its staff API;
 //! `credentials` issues, rotates, revokes and checks each device's broker login
 //! and command key (`credentials_graphql` is its staff API); `figures` counts
 //! devices; `graphql` exposes devices (their part of `Bay`) and the
@@ -14,6 +17,9 @@
 //! ingesting one device's messages out of order converge on its latest state.
 
 pub mod commands;
+pub mod commands_graphql;
+pub mod commands_log;
+pub mod commands_owners;
 pub mod credentials;
 pub mod credentials_graphql;
 pub mod figures;

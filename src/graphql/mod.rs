@@ -32,6 +32,8 @@ pub struct Query(
     crate::supervision::graphql::AlertQuery,
     crate::ticketing::graphql::ShopQuery,
     crate::charging::reservations_graphql::ReservationQuery,
+    crate::devices::commands_graphql::DeviceCommandQuery,
+    crate::charging::kiosks_graphql::KioskQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -45,6 +47,8 @@ pub struct Mutation(
     crate::ticketing::graphql::ShopMutation,
     crate::charging::admin_graphql::NetworkMutation,
     crate::charging::reservations_graphql::ReservationMutation,
+    crate::devices::commands_graphql::DeviceCommandMutation,
+    crate::charging::kiosks_graphql::KioskMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -48,6 +48,7 @@ pub fn registry() -> Vec<Arc<dyn Job>> {
         Arc::new(crate::ticketing::jobs::ExpireHolds),
         Arc::new(crate::charging::bay_status::RefreshBayStatuses),
         Arc::new(crate::charging::outbox::DeliverNotifications),
+        Arc::new(crate::devices::commands_log::TimeOutCommands),
     ]
 }
 
