@@ -74,10 +74,12 @@ pub enum Reason {
     NotOnSale,
     /// The bay's device has no link or refused the command's transport (`CONFLICT`).
     DeviceUnreachable,
+    /// The credential presented at a kiosk opens no reservation of that bay now (`FORBIDDEN`).
+    InvalidCredential,
 }
 
 impl Reason {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -93,6 +95,7 @@ impl Reason {
         Self::SlugTaken,
         Self::NotOnSale,
         Self::DeviceUnreachable,
+        Self::InvalidCredential,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -112,13 +115,14 @@ impl Reason {
             Self::SlugTaken => "SLUG_TAKEN",
             Self::NotOnSale => "NOT_ON_SALE",
             Self::DeviceUnreachable => "DEVICE_UNREACHABLE",
+            Self::InvalidCredential => "INVALID_CREDENTIAL",
         }
     }
 
     /// The `extensions.code` a refusal for this reason carries.
     pub const fn code(self) -> ErrorCode {
         match self {
-            Self::PasswordChangeRequired => ErrorCode::Forbidden,
+            Self::PasswordChangeRequired | Self::InvalidCredential => ErrorCode::Forbidden,
             Self::SubscriberLagging => ErrorCode::RateLimited,
             Self::UsernameTaken
             | Self::EmailTaken

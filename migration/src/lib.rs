@@ -18,6 +18,7 @@ mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
 mod m20261203_010000_device_commands;
 mod m20261203_010001_kiosk_credentials;
+mod m20261203_010002_charging_sessions;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_100001_ticketing_sales::Migration),
             Box::new(m20261203_010000_device_commands::Migration),
             Box::new(m20261203_010001_kiosk_credentials::Migration),
+            Box::new(m20261203_010002_charging_sessions::Migration),
         ]
     }
 }

@@ -27,5 +27,8 @@ pub mod network;
 pub mod outbox;
 pub mod reservations;
 pub mod reservations_graphql;
+pub mod session_state;
+pub mod sessions;
+pub mod sessions_graphql;
 pub mod settings;
 pub mod stations;

@@ -6,5 +6,5 @@ use std::sync::Arc;
 use super::commands_log::CommandOwner;
 
 pub fn owners() -> Vec<Arc<dyn CommandOwner>> {
-    vec![]
+    vec![Arc::new(crate::charging::sessions::SessionCommands)]
 }

@@ -15,6 +15,8 @@ pub mod bay;
 pub mod bay_maintenance;
 pub mod cabinet;
 pub mod cart_position;
+pub mod charging_auth_attempt;
+pub mod charging_session;
 pub mod consent;
 pub mod device;
 pub mod device_command;

@@ -34,6 +34,7 @@ pub struct Query(
     crate::charging::reservations_graphql::ReservationQuery,
     crate::devices::commands_graphql::DeviceCommandQuery,
     crate::charging::kiosks_graphql::KioskQuery,
+    crate::charging::sessions_graphql::SessionQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -49,6 +50,7 @@ pub struct Mutation(
     crate::charging::reservations_graphql::ReservationMutation,
     crate::devices::commands_graphql::DeviceCommandMutation,
     crate::charging::kiosks_graphql::KioskMutation,
+    crate::charging::sessions_graphql::SessionMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -10,6 +10,7 @@ mod accounts;
 mod administration;
 mod authorization;
 mod bus_recovery;
+mod charging_sessions;
 mod device_commands;
 mod device_security;
 mod errors;
