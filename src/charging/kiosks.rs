@@ -40,7 +40,7 @@ pub async fn issue(
     db: &DatabaseConnection,
     cabinet_id: i32,
     label: &str,
-    issued_by: i32,
+    issued_by: Option<i32>,
     now: DateTime<Utc>,
 ) -> AppResult<Issued> {
     let label = label.trim();
@@ -63,7 +63,7 @@ pub async fn issue(
         secret_hash: Set(sha256_hex(&secret)),
         hint: Set(secret.chars().take(8).collect()),
         label: Set(label.to_owned()),
-        created_by: Set(Some(issued_by)),
+        created_by: Set(issued_by),
         created_at: Set(now),
         last_used_at: Set(None),
         revoked_at: Set(None),

@@ -169,8 +169,14 @@ impl KioskMutation {
         let staff = principal(ctx).staff()?.id;
         let cabinet = ids::decode(&input.cabinet_id, Kind::CABINET, "cabinetId")?;
         let services = services(ctx)?;
-        let issued =
-            kiosks::issue(&services.db, cabinet, &input.label, staff, services.now()).await?;
+        let issued = kiosks::issue(
+            &services.db,
+            cabinet,
+            &input.label,
+            Some(staff),
+            services.now(),
+        )
+        .await?;
         tracing::info!(
             cabinet,
             staff,

@@ -299,3 +299,18 @@ async fn issue_raw(staff: &TestUser, cabinet: i32) -> Value {
         )
         .await
 }
+
+#[tokio::test]
+async fn the_demo_kiosk_credential_signs_in() {
+    let app = spawn_app().await;
+    app.seed(1, 1, 1).await;
+    let (cabinet, secret) = voltgate::seed::demo_kiosk_credential(&app.db)
+        .await
+        .expect("issued");
+    let signed_in = app.graphql(SIGN_IN, json!({ "secret": secret })).await;
+    assert_eq!(
+        signed_in["data"]["kioskSignIn"]["cabinetId"],
+        global_id("Cabinet", cabinet),
+        "{signed_in}"
+    );
+}
