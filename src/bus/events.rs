@@ -20,6 +20,7 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub enum DomainEvent {
     BayStatusChanged(BayStatusChanged),
     AlertChanged(AlertChanged),
+    ChargeStateChanged(ChargeStateChanged),
 }
 
 impl DomainEvent {
@@ -35,6 +36,11 @@ impl DomainEvent {
             // One stream for every alert: subscribers filter by station and
             // severity, and by what their principal supervises.
             Self::AlertChanged(_) => vec![Topic::Alerts],
+            Self::ChargeStateChanged(e) => vec![
+                Topic::ChargeSessions,
+                Topic::ChargeSession(e.session_id),
+                Topic::ChargeBay(e.bay_id),
+            ],
         }
     }
 
@@ -42,6 +48,7 @@ impl DomainEvent {
         match self {
             Self::BayStatusChanged(_) => "bay_status_changed",
             Self::AlertChanged(_) => "alert_changed",
+            Self::ChargeStateChanged(_) => "charge_state_changed",
         }
     }
 }
@@ -62,6 +69,21 @@ pub struct BayStatusChanged {
 pub struct AlertChanged {
     pub alert: alert::Model,
     pub change: AlertChange,
+}
+
+/// A charging session changed state. Not public: `chargeStateChanged` delivers
+/// it only to the session's customer, staff and the station's technicians.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeStateChanged {
+    pub session_id: i32,
+    pub bay_id: i32,
+    pub station_id: i32,
+    pub user_id: i32,
+    pub state: crate::entities::charging_session::SessionState,
+    pub energy_kwh: Option<f64>,
+    pub current_a: Option<f64>,
+    pub voltage_v: Option<f64>,
+    pub at: DateTime<Utc>,
 }
 
 /// What happened to an alert.

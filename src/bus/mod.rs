@@ -28,7 +28,9 @@ use futures_util::{StreamExt as _, stream};
 use crate::telemetry::names;
 
 pub use cursor::{Cursor, CursorError, Position};
-pub use events::{AlertChange, AlertChanged, BayStatusChanged, DomainEvent, Envelope};
+pub use events::{
+    AlertChange, AlertChanged, BayStatusChanged, ChargeStateChanged, DomainEvent, Envelope,
+};
 pub use fanout::{Fanout, Topic};
 pub use history::Retention;
 
@@ -235,7 +237,9 @@ mod tests {
         match item {
             Followed::Event(event, _) => match &event.envelope.event {
                 DomainEvent::BayStatusChanged(change) => change.bay.number,
-                DomainEvent::AlertChanged(_) => panic!("a bay change"),
+                DomainEvent::AlertChanged(_) | DomainEvent::ChargeStateChanged(_) => {
+                    panic!("a bay change")
+                }
             },
             Followed::Lagged(_) => panic!("an event, not a lag notice"),
         }

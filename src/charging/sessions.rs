@@ -27,7 +27,7 @@ use super::bay_status;
 use super::reservations::access_hash;
 use super::session_state::{self, InvalidTransition, SessionEvent, SessionState};
 use crate::auth::tokens::sha256_hex;
-use crate::bus::DomainEvent;
+use crate::bus::{ChargeStateChanged, DomainEvent};
 use crate::devices::commands::CommandAction;
 use crate::devices::commands_log::{self, CommandOwner, Owner, SendOptions};
 use crate::entities::reservation::{AccessMode, ReservationStatus};
@@ -115,7 +115,7 @@ async fn apply(
         .one(db)
         .await?
         .ok_or(DbErr::RecordNotFound("charging session".into()))?;
-    let mut events = Vec::new();
+    let mut events = vec![charge_event(db, &updated).await?];
     if to.is_final() {
         let after =
             if event == SessionEvent::Failed && session.state == SessionState::AccessValidated {
@@ -123,9 +123,32 @@ async fn apply(
             } else {
                 AfterEnd::Completed
             };
-        events = end_reservation(db, &updated, after, now).await?;
+        events.extend(end_reservation(db, &updated, after, now).await?);
     }
     Ok(Ok((updated, events)))
+}
+
+/// The event subscribers of `chargeStateChanged` see for the session as it now is.
+async fn charge_event(
+    db: &impl ConnectionTrait,
+    session: &charging_session::Model,
+) -> Result<DomainEvent, DbErr> {
+    let station_id = bay::Entity::find_by_id(session.bay_id)
+        .one(db)
+        .await?
+        .map_or(0, |b| b.station_id);
+    Ok(DomainEvent::ChargeStateChanged(ChargeStateChanged {
+        session_id: session.id,
+        bay_id: session.bay_id,
+        station_id,
+        user_id: session.user_id,
+        state: session.state,
+        energy_kwh: session.energy_kwh,
+        // Live current and voltage come with stored telemetry.
+        current_a: None,
+        voltage_v: None,
+        at: session.state_changed_at,
+    }))
 }
 
 async fn end_reservation(
@@ -378,6 +401,7 @@ pub async fn authenticate(
         .insert(&txn)
         .await?;
     let mut events = bay_status::refresh(&txn, &[bay.id], now).await?;
+    events.push(charge_event(&txn, &session).await?);
     txn.commit().await?;
     bay_status::publish(services, std::mem::take(&mut events)).await;
     tracing::info!(
@@ -467,12 +491,13 @@ pub async fn stop(
         None,
     )
     .await?;
-    let (stopping, _) = applied.map_err(|invalid| {
+    let (stopping, events) = applied.map_err(|invalid| {
         AppError::refused(
             Reason::InvalidTransition,
             format!("a session {:?} cannot be stopped", invalid.from).to_lowercase(),
         )
     })?;
+    bay_status::publish(services, events).await;
     let sent = commands_log::send(
         services,
         session.bay_id,

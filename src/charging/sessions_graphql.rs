@@ -2,7 +2,8 @@
 //! `terminalStopSession`, the customer's `stopChargingSession`, and reading one
 //! session (`chargingSession`).
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, Subscription};
+use futures_util::{Stream, StreamExt};
 
 use super::reservations_graphql::AccessMode;
 use super::sessions::{self, Attempt, Stopper};
@@ -191,5 +192,82 @@ impl SessionMutation {
         Ok(TerminalSessionPayload {
             session: ChargingSession(session),
         })
+    }
+}
+
+/// A change of a charging session, as `chargeStateChanged` delivers it.
+#[derive(SimpleObject)]
+pub struct ChargeStateEvent {
+    pub session_id: ID,
+    pub bay_id: ID,
+    pub state: ChargingSessionState,
+    /// The meter total for the session, when known.
+    pub energy_kwh: Option<f64>,
+    pub current_a: Option<f64>,
+    pub voltage_v: Option<f64>,
+    /// When the session entered this state.
+    pub at: DateTime,
+    /// Give it as `after` to resume after this event.
+    pub cursor: String,
+}
+
+#[derive(Default)]
+pub struct SessionSubscription;
+
+#[Subscription]
+impl SessionSubscription {
+    /// Charging sessions' state changes, live: one's own sessions, any for
+    /// staff, those of their stations for technicians; narrowed to one session
+    /// or one bay. With `after` (the last `cursor` received), the changes
+    /// missed since come first.
+    async fn charge_state_changed(
+        &self,
+        ctx: &Context<'_>,
+        session_id: Option<ID>,
+        bay_id: Option<ID>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<ChargeStateEvent>> + use<>> {
+        let who = principal(ctx);
+        let me = who.person()?.id;
+        let scope = who.stations();
+        let topic = match (session_id, bay_id) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    AppError::bad_input("bayId", "give a session or a bay, not both").into(),
+                );
+            }
+            (Some(id), None) => {
+                let id = ids::decode(&id, Kind::CHARGING_SESSION, "sessionId")?;
+                crate::bus::Topic::ChargeSession(id)
+            }
+            (None, Some(id)) => crate::bus::Topic::ChargeBay(ids::decode(&id, Kind::BAY, "bayId")?),
+            (None, None) => crate::bus::Topic::ChargeSessions,
+        };
+        let steps =
+            crate::realtime::follow::follow(services(ctx)?.bus.as_ref(), topic, after.as_deref())
+                .await?;
+        Ok(steps.filter_map(move |step| {
+            let item = match step {
+                Err(lagging) => Some(Err(lagging.into())),
+                Ok(step) => match &step.event.envelope.event {
+                    crate::bus::DomainEvent::ChargeStateChanged(changed)
+                        if changed.user_id == me || scope.allows(changed.station_id) =>
+                    {
+                        Some(Ok(ChargeStateEvent {
+                            session_id: ids::encode(Kind::CHARGING_SESSION, changed.session_id),
+                            bay_id: ids::encode(Kind::BAY, changed.bay_id),
+                            state: changed.state.into(),
+                            energy_kwh: changed.energy_kwh,
+                            current_a: changed.current_a,
+                            voltage_v: changed.voltage_v,
+                            at: changed.at.into(),
+                            cursor: step.cursor,
+                        }))
+                    }
+                    _ => None,
+                },
+            };
+            async move { item }
+        }))
     }
 }

@@ -198,7 +198,7 @@ impl BaySubscription {
                         Some(Ok(BayStatusChange(change.clone(), step.cursor)))
                     }
                     // Bay topics carry bay changes only.
-                    DomainEvent::AlertChanged(_) => None,
+                    DomainEvent::AlertChanged(_) | DomainEvent::ChargeStateChanged(_) => None,
                 },
             }
         }))

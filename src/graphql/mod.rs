@@ -57,6 +57,7 @@ pub struct Mutation(
 pub struct Subscription(
     BaySubscription,
     crate::supervision::graphql::AlertSubscription,
+    crate::charging::sessions_graphql::SessionSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

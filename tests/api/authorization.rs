@@ -90,6 +90,7 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("terminal", Kiosks, "{ terminal { cabinet { id } } }".into()),
         ("terminalAuthenticate", Kiosks, format!("mutation {{ terminalAuthenticate(input: {{ bay: \"{}\", method: CODE, credential: \"12345678\" }}) {{ session {{ id }} }} }}", global_id("Bay", 999_999))),
         ("terminalStopSession", Kiosks, format!("mutation {{ terminalStopSession(input: {{ session: \"{}\" }}) {{ session {{ id }} }} }}", global_id("ChargingSession", 999_999))),
+        ("chargeStateChanged", SignedIn, "subscription { chargeStateChanged { state cursor } }".into()),
         ("chargingSession", SignedIn, format!("{{ chargingSession(id: \"{}\") {{ id }} }}", global_id("ChargingSession", 1))),
         ("stopChargingSession", SignedIn, format!("mutation {{ stopChargingSession(input: {{ session: \"{}\" }}) {{ session {{ id }} }} }}", global_id("ChargingSession", 1))),
         ("revokeDeviceCredentials", Staff, format!("mutation {{ revokeDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ device {{ id }} }} }}", global_id("Device", 1))),

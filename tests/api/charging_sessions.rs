@@ -177,6 +177,26 @@ async fn a_session_runs_from_the_kiosk_to_stopped_with_the_device_over_mqtt() {
     let customer = TestUser::customer(&app, "cleo").await;
     let (_, code) = reserve(&customer, bay, "CODE").await;
     let device = listening_device(&app, bay).await;
+    // The customer follows the bay's sessions; a stranger following it sees none of theirs.
+    let follow =
+        "subscription($bay: ID) { chargeStateChanged(bayId: $bay) { sessionId state at cursor } }";
+    let mut mine = crate::helpers::Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {}", customer.token) }),
+        follow,
+        json!({ "bay": global_id("Bay", bay.bay_id) }),
+    )
+    .await;
+    let stranger = TestUser::customer(&app, "mallory").await;
+    let mut strangers = crate::helpers::Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {}", stranger.token) }),
+        follow,
+        json!({ "bay": global_id("Bay", bay.bay_id) }),
+    )
+    .await;
 
     let wrong = if code == "00000000" {
         "11111111"
@@ -238,7 +258,6 @@ async fn a_session_runs_from_the_kiosk_to_stopped_with_the_device_over_mqtt() {
     assert!(charging["chargingSince"].is_string());
 
     // Someone else's stop is NOT_FOUND; the customer's own goes through.
-    let stranger = TestUser::customer(&app, "mallory").await;
     let theirs = stranger
         .gql("mutation($s: ID!) { stopChargingSession(input: { session: $s }) { session { state } } }", json!({ "s": id }))
         .await;
@@ -261,6 +280,54 @@ async fn a_session_runs_from_the_kiosk_to_stopped_with_the_device_over_mqtt() {
         bay_status(&app, bay).await,
         voltgate::entities::BayStatus::Available
     );
+
+    // The subscription saw the session through, in order, each change with a
+    // cursor (the first may precede the subscription's start: it has no ready signal).
+    let mut states = Vec::new();
+    let mut cursors = Vec::new();
+    while states.last().is_none_or(|s| s != "STOPPED") {
+        let event = mine.next_event().await;
+        let change = &event["data"]["chargeStateChanged"];
+        assert_eq!(change["sessionId"], id, "{event}");
+        states.push(change["state"].as_str().expect("a state").to_owned());
+        cursors.push(change["cursor"].as_str().expect("a cursor").to_owned());
+    }
+    let tail: Vec<&str> = states
+        .iter()
+        .map(String::as_str)
+        .skip_while(|s| *s == "ACCESS_VALIDATED")
+        .collect();
+    assert_eq!(
+        tail,
+        ["WAITING_PLUG", "CHARGING", "STOPPING", "STOPPED"],
+        "{states:?}"
+    );
+    assert!(
+        strangers
+            .try_next(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "another customer's subscription sees nothing of this session"
+    );
+    // Resuming after the WAITING_PLUG change replays what came after it.
+    let waiting_at = states
+        .iter()
+        .position(|s| s == "WAITING_PLUG")
+        .expect("seen");
+    let mut resumed = crate::helpers::Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {}", customer.token) }),
+        "subscription($bay: ID, $after: String) { chargeStateChanged(bayId: $bay, after: $after) { state } }",
+        json!({ "bay": global_id("Bay", bay.bay_id), "after": cursors[waiting_at] }),
+    )
+    .await;
+    for expected in ["CHARGING", "STOPPING", "STOPPED"] {
+        assert_eq!(
+            resumed.next_event().await["data"]["chargeStateChanged"]["state"],
+            expected
+        );
+    }
 
     // A stopped session cannot be stopped again.
     let again = kiosk
@@ -443,4 +510,55 @@ async fn concurrent_authentications_of_one_reservation_open_one_session() {
         .await
         .expect("rows");
     assert_eq!(open.len(), 1);
+}
+
+#[tokio::test]
+async fn technicians_follow_the_sessions_of_their_stations_only() {
+    let app = spawn_app().await;
+    let bays = app.seed(2, 1, 1).await;
+    let bay = &bays[0];
+    let own = TestUser::technician(&app, "tom", &[bay.station_id]).await;
+    let other = TestUser::technician(&app, "tim", &[bays[1].station_id]).await;
+    let staff = TestUser::staff(&app, "warden").await;
+    let follow = |user: &TestUser| {
+        crate::helpers::Subscription::start_with(
+            app.addr,
+            "graphql-transport-ws",
+            json!({ "authorization": format!("Bearer {}", user.token) }),
+            "subscription { chargeStateChanged { state bayId } }",
+            json!({}),
+        )
+    };
+    let mut own_sub = follow(&own).await;
+    let mut other_sub = follow(&other).await;
+    let mut staff_sub = follow(&staff).await;
+
+    let customer = TestUser::customer(&app, "cleo").await;
+    let (_, code) = reserve(&customer, bay, "CODE").await;
+    let device = listening_device(&app, bay).await;
+    let kiosk = kiosk_for(&app, bay).await;
+    kiosk
+        .gql(
+            AUTHENTICATE,
+            json!({ "bay": global_id("Bay", bay.bay_id), "method": "CODE", "credential": code }),
+        )
+        .await;
+    answer(&device, "unlock", "done").await;
+    for subscription in [&mut own_sub, &mut staff_sub] {
+        loop {
+            let event = subscription.next_event().await;
+            let change = &event["data"]["chargeStateChanged"];
+            assert_eq!(change["bayId"], global_id("Bay", bay.bay_id), "{event}");
+            if change["state"] == "WAITING_PLUG" {
+                break;
+            }
+        }
+    }
+    assert!(
+        other_sub
+            .try_next(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "another station's technician sees nothing"
+    );
 }
