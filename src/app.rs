@@ -96,6 +96,8 @@ impl App {
         services.reservations = settings.reservations.clone();
         services.checkin = settings.checkin.clone();
         services.supervision = settings.supervision.clone();
+        services.commands = settings.device_commands.clone();
+        services.kiosks = settings.kiosks.clone();
         if let Some(mqtt) = &mqtt {
             services.devices = Arc::new(MqttCommands(mqtt.clone()));
         }
@@ -243,11 +245,12 @@ impl DeviceCommands for MqttCommands {
     async fn send(
         &self,
         bay: &BayAddress,
+        command_id: uuid::Uuid,
         action: CommandAction,
         params: serde_json::Map<String, serde_json::Value>,
-    ) -> anyhow::Result<uuid::Uuid> {
+    ) -> anyhow::Result<()> {
         self.0
-            .send_command(&bay.prefix, bay.number, action, params)
+            .send_command_as(&bay.prefix, bay.number, command_id, action, params)
             .await
     }
 }

@@ -216,6 +216,12 @@ pub async fn run() -> anyhow::Result<()> {
             };
             let created = seed::demo(&db, &size, &mqtt_topic_root).await?;
             println!("{created} demo stations created");
+            if created > 0 {
+                let (cabinet, secret) = seed::demo_kiosk_credential(&db).await?;
+                println!(
+                    "kiosk credential of cabinet {cabinet} (shown once; sign in with kioskSignIn): {secret}"
+                );
+            }
             let issued = seed::provision_demo_credentials(&db, &credentials_file.path).await?;
             if issued > 0 {
                 println!(

@@ -139,6 +139,12 @@ pub struct ServeSettings {
     #[command(flatten)]
     pub supervision: crate::supervision::settings::SupervisionSettings,
 
+    #[command(flatten)]
+    pub device_commands: crate::devices::commands_log::CommandSettings,
+
+    #[command(flatten)]
+    pub kiosks: crate::charging::settings::KioskSettings,
+
     /// HMAC secret (32 bytes or more) signing access tokens; unset generates one per
     /// process, so tokens die with it and replicas do not accept each other's.
     #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]

@@ -87,10 +87,14 @@ pub enum Reason {
     /// The station assignment a live subscription relied on was removed or
     /// deactivated; the subscription ends (`FORBIDDEN`).
     AssignmentRevoked,
+    /// The bay's device has no link or refused the command's transport (`CONFLICT`).
+    DeviceUnreachable,
+    /// The credential presented at a kiosk opens no reservation of that bay now (`FORBIDDEN`).
+    InvalidCredential,
 }
 
 impl Reason {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 23] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -112,6 +116,8 @@ impl Reason {
         Self::AlreadyAssigned,
         Self::ObserverOnly,
         Self::AssignmentRevoked,
+        Self::DeviceUnreachable,
+        Self::InvalidCredential,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -137,15 +143,18 @@ impl Reason {
             Self::AlreadyAssigned => "ALREADY_ASSIGNED",
             Self::ObserverOnly => "OBSERVER_ONLY",
             Self::AssignmentRevoked => "ASSIGNMENT_REVOKED",
+            Self::DeviceUnreachable => "DEVICE_UNREACHABLE",
+            Self::InvalidCredential => "INVALID_CREDENTIAL",
         }
     }
 
     /// The `extensions.code` a refusal for this reason carries.
     pub const fn code(self) -> ErrorCode {
         match self {
-            Self::PasswordChangeRequired | Self::ObserverOnly | Self::AssignmentRevoked => {
-                ErrorCode::Forbidden
-            }
+            Self::PasswordChangeRequired
+            | Self::ObserverOnly
+            | Self::AssignmentRevoked
+            | Self::InvalidCredential => ErrorCode::Forbidden,
             Self::SubscriberLagging => ErrorCode::RateLimited,
             Self::UsernameTaken
             | Self::EmailTaken
@@ -163,7 +172,8 @@ impl Reason {
             | Self::BayHasDevice
             | Self::MacTaken
             | Self::TechnicianExists
-            | Self::AlreadyAssigned => ErrorCode::Conflict,
+            | Self::AlreadyAssigned
+            | Self::DeviceUnreachable => ErrorCode::Conflict,
         }
     }
 }

@@ -271,6 +271,24 @@ pub async fn add_bay(
     Ok((bay, device))
 }
 
+/// Issues the kiosk credential of the first cabinet; returns the cabinet's id
+/// and the secret, which only the caller sees (it is stored hashed).
+///
+/// # Errors
+/// When there is no cabinet, or the database fails.
+pub async fn demo_kiosk_credential(db: &DatabaseConnection) -> anyhow::Result<(i32, String)> {
+    use sea_orm::QueryOrder as _;
+    let first = cabinet::Entity::find()
+        .order_by_asc(cabinet::Column::Id)
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no cabinet"))?;
+    let issued = crate::charging::kiosks::issue(db, first.id, "demo", None, chrono::Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    Ok((first.id, issued.secret))
+}
+
 #[cfg(test)]
 mod tests {
     use super::demo_mac;

@@ -30,6 +30,8 @@ pub struct ServiceContext {
     pub reservations: crate::charging::settings::ReservationSettings,
     pub checkin: crate::checkin::settings::CheckinSettings,
     pub supervision: crate::supervision::settings::SupervisionSettings,
+    pub commands: crate::devices::commands_log::CommandSettings,
+    pub kiosks: crate::charging::settings::KioskSettings,
 }
 
 impl ServiceContext {
@@ -52,6 +54,8 @@ impl ServiceContext {
             reservations: crate::charging::settings::ReservationSettings::default(),
             checkin: crate::checkin::settings::CheckinSettings::default(),
             supervision: crate::supervision::settings::SupervisionSettings::default(),
+            commands: crate::devices::commands_log::CommandSettings::default(),
+            kiosks: crate::charging::settings::KioskSettings::default(),
         }
     }
 

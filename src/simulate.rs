@@ -45,6 +45,9 @@ struct Sim {
     lock: LockState,
     plugged: bool,
     energy_kwh: f64,
+    /// A charging session drives the bay (from `unlock` to `stop_charge`): its
+    /// state follows the commands, not the random walk.
+    in_session: bool,
 }
 
 impl Sim {
@@ -67,8 +70,42 @@ impl Sim {
         }
     }
 
-    /// Moves to a plausible next state: arrive, plug, charge, finish, leave.
+    /// Plays a command the way a bay and its driver do in a charging session:
+    /// `unlock` opens the bay and the driver plugs in at once, `start_charge`
+    /// charges, `stop_charge` ends it (unplugged, locked again).
+    fn apply(&mut self, action: CommandAction) {
+        match action {
+            CommandAction::Unlock => {
+                self.in_session = true;
+                self.lock = LockState::Unlocked;
+                self.status = DeviceStatus::Online;
+                self.plugged = true;
+                self.energy_kwh = 0.0;
+            }
+            CommandAction::Lock => self.lock = LockState::Locked,
+            CommandAction::StartCharge => {
+                self.status = DeviceStatus::Charging;
+                self.lock = LockState::Locked;
+            }
+            CommandAction::StopCharge => {
+                self.in_session = false;
+                self.status = DeviceStatus::Idle;
+                self.lock = LockState::Locked;
+                self.plugged = false;
+            }
+            CommandAction::OtaUpdate | CommandAction::Reboot => self.status = DeviceStatus::Online,
+        }
+    }
+
+    /// Moves to a plausible next state: arrive, plug, charge, finish, leave;
+    /// in a session only the meter moves.
     fn step(&mut self, roll: u64) {
+        if self.in_session {
+            if self.status == DeviceStatus::Charging {
+                self.energy_kwh += 0.05;
+            }
+            return;
+        }
         (self.status, self.lock, self.plugged) = match (self.status, roll % 10) {
             (DeviceStatus::Idle | DeviceStatus::Online, 0..=5) => {
                 (DeviceStatus::Charging, LockState::Locked, true)
@@ -135,6 +172,7 @@ pub async fn run(
             lock: bay.lock_state,
             plugged: false,
             energy_kwh: 0.0,
+            in_session: false,
         });
     }
     if without_credentials > 0 {
@@ -356,13 +394,7 @@ async fn reject(
 async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {
     let (ack_topic, state_topic, report) = {
         let mut sim = device.lock().unwrap_or_else(PoisonError::into_inner);
-        match command.action {
-            CommandAction::Unlock => sim.lock = LockState::Unlocked,
-            CommandAction::Lock => sim.lock = LockState::Locked,
-            CommandAction::StartCharge => sim.status = DeviceStatus::Charging,
-            CommandAction::StopCharge => sim.status = DeviceStatus::Idle,
-            CommandAction::OtaUpdate | CommandAction::Reboot => sim.status = DeviceStatus::Online,
-        }
+        sim.apply(command.action);
         (
             format!("{}/bays/{}/ack", sim.prefix, sim.number),
             topic::state_topic(&sim.prefix, sim.number),
@@ -388,5 +420,58 @@ async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Co
         let _ = client
             .publish(state_topic, QoS::AtLeastOnce, true, bytes)
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim() -> Sim {
+        Sim {
+            prefix: "voltgate/1/1".to_owned(),
+            number: 1,
+            mac: "AA:BB:CC:DD:EE:01".to_owned(),
+            secrets: DeviceSecrets {
+                username: "u".to_owned(),
+                password: "p".to_owned(),
+                command_key: String::new(),
+            },
+            status: DeviceStatus::Online,
+            lock: LockState::Locked,
+            plugged: false,
+            energy_kwh: 0.0,
+            in_session: false,
+        }
+    }
+
+    #[test]
+    fn a_session_follows_its_commands_and_not_the_random_walk() {
+        let mut sim = sim();
+        sim.apply(CommandAction::Unlock);
+        assert_eq!((sim.lock, sim.plugged), (LockState::Unlocked, true));
+        // Rolls that would otherwise unplug it or raise an error change nothing.
+        for roll in 0..50 {
+            sim.step(roll);
+            assert!(
+                sim.plugged && sim.status == DeviceStatus::Online,
+                "roll {roll}"
+            );
+        }
+        sim.apply(CommandAction::StartCharge);
+        sim.step(9);
+        assert_eq!(sim.status, DeviceStatus::Charging);
+        assert!(sim.energy_kwh > 0.0, "the meter runs while charging");
+        sim.apply(CommandAction::StopCharge);
+        assert_eq!(
+            (sim.status, sim.lock, sim.plugged, sim.in_session),
+            (DeviceStatus::Idle, LockState::Locked, false, false)
+        );
+        sim.step(0);
+        assert_eq!(
+            sim.status,
+            DeviceStatus::Charging,
+            "back to the random walk"
+        );
     }
 }

@@ -105,4 +105,6 @@ pub mod names {
     pub const SUBSCRIPTION_CURSOR_EXPIRED: &str = "voltgate_subscription_cursor_expired_total";
     pub const JOB_RUNS: &str = "voltgate_job_runs_total";
     pub const JOB_FAILURES: &str = "voltgate_job_failures_total";
+    /// Device commands by outcome (`sent`, `unsent`, `done`, `failed`, `rejected`, `timed_out`).
+    pub const DEVICE_COMMANDS: &str = "voltgate_device_commands_total";
 }

@@ -16,6 +16,9 @@ mod m20261202_080000_reservations;
 mod m20261202_080000_sensors_and_alerts;
 mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
+mod m20261203_010000_device_commands;
+mod m20261203_010001_kiosk_credentials;
+mod m20261203_010002_charging_sessions;
 mod m20261203_020000_device_inventory;
 mod m20261203_020001_technicians;
 mod m20261203_030000_vouchers;
@@ -42,6 +45,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_030000_vouchers::Migration),
             Box::new(m20261203_030001_payments::Migration),
             Box::new(m20261203_040000_checkin::Migration),
+            Box::new(m20261203_010000_device_commands::Migration),
+            Box::new(m20261203_010001_kiosk_credentials::Migration),
+            Box::new(m20261203_010002_charging_sessions::Migration),
         ]
     }
 }

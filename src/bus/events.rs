@@ -22,6 +22,7 @@ pub enum DomainEvent {
     AlertChanged(AlertChanged),
     CheckinRecorded(crate::checkin::live::CheckinRecorded),
     AssignmentChanged(AssignmentChanged),
+    ChargeStateChanged(ChargeStateChanged),
 }
 
 impl DomainEvent {
@@ -42,6 +43,11 @@ impl DomainEvent {
             // In the alerts' stream, so a technician's alert subscription
             // sees a revocation before any later alert of that station.
             Self::AssignmentChanged(_) => vec![Topic::Alerts],
+            Self::ChargeStateChanged(e) => vec![
+                Topic::ChargeSessions,
+                Topic::ChargeSession(e.session_id),
+                Topic::ChargeBay(e.bay_id),
+            ],
         }
     }
 
@@ -51,6 +57,7 @@ impl DomainEvent {
             Self::AlertChanged(_) => "alert_changed",
             Self::CheckinRecorded(_) => "checkin_recorded",
             Self::AssignmentChanged(_) => "assignment_changed",
+            Self::ChargeStateChanged(_) => "charge_state_changed",
         }
     }
 }
@@ -81,6 +88,21 @@ pub struct AssignmentChanged {
     pub user_id: i32,
     pub station_id: i32,
     pub revoked: bool,
+}
+
+/// A charging session changed state. Not public: `chargeStateChanged` delivers
+/// it only to the session's customer, staff and the station's technicians.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeStateChanged {
+    pub session_id: i32,
+    pub bay_id: i32,
+    pub station_id: i32,
+    pub user_id: i32,
+    pub state: crate::entities::charging_session::SessionState,
+    pub energy_kwh: Option<f64>,
+    pub current_a: Option<f64>,
+    pub voltage_v: Option<f64>,
+    pub at: DateTime<Utc>,
 }
 
 /// What happened to an alert.

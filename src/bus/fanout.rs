@@ -28,6 +28,12 @@ pub enum Topic {
     Alerts,
     /// Every scan at one event's doors.
     Checkin(i32),
+    /// Every charging session's changes.
+    ChargeSessions,
+    /// One charging session's changes.
+    ChargeSession(i32),
+    /// The changes of the charging sessions at one bay.
+    ChargeBay(i32),
 }
 
 impl Topic {
@@ -36,9 +42,12 @@ impl Topic {
         match self {
             Self::AllBays => "all".to_owned(),
             Self::Alerts => "alerts".to_owned(),
+            Self::ChargeSessions => "sessions".to_owned(),
+            Self::ChargeSession(id) => format!("c{id}"),
+            Self::ChargeBay(id) => format!("k{id}"),
             Self::StationBays(id) => format!("s{id}"),
             Self::Bay(id) => format!("b{id}"),
-            Self::Checkin(id) => format!("c{id}"),
+            Self::Checkin(id) => format!("d{id}"),
         }
     }
 
@@ -46,13 +55,16 @@ impl Topic {
         match key {
             "all" => return Some(Self::AllBays),
             "alerts" => return Some(Self::Alerts),
+            "sessions" => return Some(Self::ChargeSessions),
             _ => {}
         }
         let id = |digits: &str| digits.parse::<i32>().ok().filter(|id| *id > 0);
         match key.split_at_checked(1)? {
             ("s", digits) => id(digits).map(Self::StationBays),
             ("b", digits) => id(digits).map(Self::Bay),
-            ("c", digits) => id(digits).map(Self::Checkin),
+            ("d", digits) => id(digits).map(Self::Checkin),
+            ("c", digits) => id(digits).map(Self::ChargeSession),
+            ("k", digits) => id(digits).map(Self::ChargeBay),
             _ => None,
         }
     }
@@ -152,10 +164,24 @@ mod tests {
             Topic::Bay(12),
             Topic::Alerts,
             Topic::Checkin(4),
+            Topic::ChargeSessions,
+            Topic::ChargeSession(7),
+            Topic::ChargeBay(12),
         ] {
             assert_eq!(Topic::from_key(&topic.key()), Some(topic));
         }
-        for key in ["", "s", "s0", "s-1", "x1", "b1x", "s99999999999"] {
+        for key in [
+            "",
+            "s",
+            "s0",
+            "s-1",
+            "x1",
+            "b1x",
+            "s99999999999",
+            "c",
+            "k0",
+            "cb1",
+        ] {
             assert_eq!(Topic::from_key(key), None, "{key:?}");
         }
     }

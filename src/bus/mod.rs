@@ -29,7 +29,8 @@ use crate::telemetry::names;
 
 pub use cursor::{Cursor, CursorError, Position};
 pub use events::{
-    AlertChange, AlertChanged, AssignmentChanged, BayStatusChanged, DomainEvent, Envelope,
+    AlertChange, AlertChanged, AssignmentChanged, BayStatusChanged, ChargeStateChanged,
+    DomainEvent, Envelope,
 };
 pub use fanout::{Fanout, Topic};
 pub use history::Retention;

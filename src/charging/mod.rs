@@ -6,10 +6,11 @@
 //! `reservations` (create without double booking, list, cancel, access),
 //! `bay_status` (a bay's status from its maintenance and reservations, and
 //! the job that keeps it current), `outbox` (the notification outbox and its
-//! delivery job), `settings` (reservation rules from configuration).
+//! delivery job), `kiosks` (cabinet kiosk credentials and the kiosk's sign-in),
+//! `settings` (reservation and kiosk rules from configuration).
 //! GraphQL: `graphql` (charging's parts of `Station` and `Bay`, `Cabinet`),
 //! `admin_graphql` (staff mutations), `reservations_graphql` (catalog and
-//! reservations); `loaders` batches the relations.
+//! reservations), `kiosks_graphql` (kiosk credentials, `kioskSignIn`, `terminal`); `loaders` batches the relations.
 //!
 //! Invariants: a bay's `station_id` always equals its cabinet's; two holding
 //! reservations of one bay never overlap; bay status changes are published
@@ -19,10 +20,15 @@ pub mod admin_graphql;
 pub mod bay_status;
 pub mod catalog;
 pub mod graphql;
+pub mod kiosks;
+pub mod kiosks_graphql;
 pub mod loaders;
 pub mod network;
 pub mod outbox;
 pub mod reservations;
 pub mod reservations_graphql;
+pub mod session_state;
+pub mod sessions;
+pub mod sessions_graphql;
 pub mod settings;
 pub mod stations;

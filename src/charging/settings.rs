@@ -52,3 +52,88 @@ impl ReservationSettings {
         chrono::TimeDelta::minutes(self.access_margin_minutes)
     }
 }
+
+/// Settings of kiosks (flags and environment variables of `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct KioskSettings {
+    /// Seconds a kiosk's access token lives; a revoked kiosk credential stops
+    /// new sign-ins at once and its tokens within this time.
+    #[arg(
+        long = "kiosk-token-ttl-secs",
+        env = "VOLTGATE_KIOSK_TOKEN_TTL_SECS",
+        default_value_t = 900
+    )]
+    pub token_ttl_secs: i64,
+
+    /// Sign-in attempts with a kiosk credential per client address and minute.
+    #[arg(
+        long = "kiosk-sign-in-per-minute",
+        env = "VOLTGATE_KIOSK_SIGN_IN_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub sign_in_per_minute: u32,
+
+    /// Seconds a session waits for the vehicle to be plugged in after the bay
+    /// unlocked; then it ends in error and the bay is free again.
+    #[arg(
+        long = "session-plug-timeout-secs",
+        env = "VOLTGATE_SESSION_PLUG_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub plug_timeout_secs: i64,
+
+    /// Failed credentials at one kiosk, within the failure window, after which
+    /// its authentications are refused (`RATE_LIMITED`) until the window passes.
+    #[arg(
+        long = "terminal-failures-per-kiosk",
+        env = "VOLTGATE_TERMINAL_FAILURES_PER_KIOSK",
+        default_value_t = 20
+    )]
+    pub failures_per_kiosk: u32,
+
+    /// Failed credentials at one bay (so against the reservation it holds),
+    /// within the failure window, after which they are refused: an 8-digit
+    /// code cannot be found by trying.
+    #[arg(
+        long = "terminal-failures-per-reservation",
+        env = "VOLTGATE_TERMINAL_FAILURES_PER_RESERVATION",
+        default_value_t = 5
+    )]
+    pub failures_per_reservation: u32,
+
+    /// Minutes failed kiosk authentications are counted over.
+    #[arg(
+        long = "terminal-failure-window-minutes",
+        env = "VOLTGATE_TERMINAL_FAILURE_WINDOW_MINUTES",
+        default_value_t = 15
+    )]
+    pub failure_window_minutes: i64,
+}
+
+impl Default for KioskSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 900,
+            sign_in_per_minute: 30,
+            plug_timeout_secs: 300,
+            failures_per_kiosk: 20,
+            failures_per_reservation: 5,
+            failure_window_minutes: 15,
+        }
+    }
+}
+
+impl KioskSettings {
+    pub fn plug_timeout(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(self.plug_timeout_secs.max(1))
+    }
+
+    pub fn failure_window(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(self.failure_window_minutes.max(1))
+    }
+
+    /// At least a minute, at most a day: a kiosk renews its token with its credential.
+    pub fn token_ttl(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(self.token_ttl_secs.clamp(60, 86_400))
+    }
+}

@@ -3,8 +3,9 @@
 //!
 //! These are domain words; their lowercase spelling is also the protocol's, which
 //! is why they derive serde: `mqtt::payload` uses them in its wire structs.
-//! Services send commands through [`DeviceCommands`], which the MQTT edge
-//! implements (`<prefix>/bays/<n>/cmd`) and the service context carries.
+//! Services send commands through `commands_log::send`, which logs them and
+//! hands them to [`DeviceCommands`], which the MQTT edge implements
+//! (`<prefix>/bays/<n>/cmd`) and the service context carries.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -72,14 +73,18 @@ pub struct BayAddress {
 /// Sends commands to devices; the answer is the command id the device will acknowledge.
 #[async_trait]
 pub trait DeviceCommands: Send + Sync + 'static {
+    /// Sends the command under `command_id`, which the caller logged first
+    /// (`commands_log::send`), so no acknowledgement can outrun the log.
+    ///
     /// # Errors
     /// When the command cannot be handed to the transport.
     async fn send(
         &self,
         bay: &BayAddress,
+        command_id: Uuid,
         action: CommandAction,
         params: serde_json::Map<String, serde_json::Value>,
-    ) -> anyhow::Result<Uuid>;
+    ) -> anyhow::Result<()>;
 }
 
 /// No device link (MQTT disabled): every command fails.
@@ -90,9 +95,10 @@ impl DeviceCommands for Unavailable {
     async fn send(
         &self,
         _bay: &BayAddress,
+        _command_id: Uuid,
         action: CommandAction,
         _params: serde_json::Map<String, serde_json::Value>,
-    ) -> anyhow::Result<Uuid> {
+    ) -> anyhow::Result<()> {
         anyhow::bail!("cannot send {}: MQTT is disabled", action.as_str())
     }
 }

@@ -10,8 +10,10 @@ use sea_orm::{
 use sea_orm::{DbErr, JoinType};
 
 use super::commands::{AckStatus, CommandAction};
+use super::commands_log::{self, AckOutcome};
 use super::state_batch::{StateInput, apply_state_reports_in};
 use crate::bus::BayStatusChanged;
+use crate::entities::device_command::CommandStatus;
 use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
 
 /// A device's report of its state, as the domain sees it (the MAC normalized).
@@ -164,7 +166,10 @@ pub async fn apply_state_report_in(
     batch.results.pop().expect("one result per report")
 }
 
-/// Records a command acknowledgement on the device's last-command fields.
+/// Records a command acknowledgement in the command log
+/// ([`super::commands_log::record_ack`]) and on the device's last-command fields;
+/// returns what it did to the logged command (a settled command is for the
+/// caller to hand to [`super::commands_log::dispatch`] in the same transaction).
 ///
 /// Idempotent: a redelivered or late `accepted` never replaces a final status of
 /// the same command, and a late acknowledgement of an older command (by the
@@ -180,20 +185,22 @@ pub async fn apply_command_ack(
     ack: &CommandAck,
     received_at: DateTime<Utc>,
     skew: ClockSkew,
-) -> Result<(), ReportError> {
+) -> Result<AckOutcome, ReportError> {
     if ack.ts > skew.latest_accepted(received_at) {
         return Err(ReportError::FromTheFuture { ts: ack.ts });
     }
     let (_, registered) = find_bay(db, prefix, number).await?;
+    let outcome = commands_log::record_ack(db, registered.id, ack, received_at).await?;
     let command_id = ack.command_id.to_string();
     let same_command = registered.last_command_id.as_deref() == Some(command_id.as_str());
+    // `pending` (set when the command was sent) is open like `accepted`.
     let stored_is_final = registered
         .last_command_status
         .as_deref()
-        .is_some_and(|s| s != AckStatus::Accepted.as_str());
+        .is_some_and(|s| s != AckStatus::Accepted.as_str() && s != CommandStatus::Pending.as_str());
     let stored_is_newer = registered.last_command_at.is_some_and(|at| at > ack.ts);
     if (same_command && stored_is_final) || (!same_command && stored_is_newer) {
-        return Ok(());
+        return Ok(outcome);
     }
     let mut active: device::ActiveModel = registered.into();
     active.last_command_id = Set(Some(command_id));
@@ -202,5 +209,5 @@ pub async fn apply_command_ack(
     active.last_command_message = Set(ack.message.clone());
     active.last_command_at = Set(Some(ack.ts));
     active.update(db).await?;
-    Ok(())
+    Ok(outcome)
 }

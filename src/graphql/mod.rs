@@ -35,6 +35,9 @@ pub struct Query(
     crate::checkin::graphql::CheckinQuery,
     crate::devices::inventory_graphql::DeviceInventoryQuery,
     crate::supervision::technicians_graphql::TechnicianQuery,
+    crate::devices::commands_graphql::DeviceCommandQuery,
+    crate::charging::kiosks_graphql::KioskQuery,
+    crate::charging::sessions_graphql::SessionQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -53,6 +56,9 @@ pub struct Mutation(
     crate::checkin::graphql::CheckinMutation,
     crate::devices::inventory_graphql::DeviceInventoryMutation,
     crate::supervision::technicians_graphql::TechnicianMutation,
+    crate::devices::commands_graphql::DeviceCommandMutation,
+    crate::charging::kiosks_graphql::KioskMutation,
+    crate::charging::sessions_graphql::SessionMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -60,6 +66,7 @@ pub struct Subscription(
     BaySubscription,
     crate::supervision::graphql::AlertSubscription,
     crate::checkin::graphql::CheckinSubscription,
+    crate::charging::sessions_graphql::SessionSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

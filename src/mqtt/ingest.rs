@@ -32,6 +32,7 @@ use super::command_auth::{self, CommandKey};
 use super::payload::{self, CommandAction};
 use super::topic::{self, Channel};
 use crate::bus::{AlertChanged, DomainEvent, SharedBus};
+use crate::devices::commands_log::{self, AckOutcome};
 use crate::devices::credentials;
 use crate::devices::reports::{self, ClockSkew, ReportError, StateOutcome};
 use crate::devices::state_batch::{self, StateInput};
@@ -119,6 +120,24 @@ impl MqttHandle {
         action: CommandAction,
         params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<uuid::Uuid> {
+        let command_id = uuid::Uuid::new_v4();
+        self.send_command_as(prefix, bay, command_id, action, params)
+            .await?;
+        Ok(command_id)
+    }
+
+    /// Sends a signed command under an id the caller chose (and logged first).
+    ///
+    /// # Errors
+    /// As [`Self::send_command`].
+    pub async fn send_command_as(
+        &self,
+        prefix: &str,
+        bay: i32,
+        command_id: uuid::Uuid,
+        action: CommandAction,
+        params: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<()> {
         let key = credentials::command_key_for_bay(&self.db, prefix, bay)
             .await?
             .map(CommandKey)
@@ -129,7 +148,7 @@ impl MqttHandle {
         let mut command = payload::Command {
             v: payload::PROTOCOL_VERSION,
             ts: now,
-            command_id: uuid::Uuid::new_v4(),
+            command_id,
             action,
             params,
             expires_at: (now + COMMAND_TTL).timestamp(),
@@ -146,7 +165,7 @@ impl MqttHandle {
             )
             .await?;
         metrics::counter!(names::MQTT_OUT, "channel" => "cmd").increment(1);
-        Ok(command.command_id)
+        Ok(())
     }
 
     /// Leaves the broker cleanly (the persistent session stays for the next start).
@@ -487,9 +506,14 @@ impl batcher::Apply for Writer {
                     return Ok(outcomes.pop().expect("one outcome per report"));
                 }
                 Report::Ack(ack) => {
-                    reports::apply_command_ack(txn, prefix, bay, ack, at, self.skew)
-                        .await
-                        .map(|()| Vec::new())
+                    match reports::apply_command_ack(txn, prefix, bay, ack, at, self.skew).await {
+                        // The step that sent it learns the outcome in this transaction.
+                        Ok(AckOutcome::Settled(command)) => {
+                            Ok(commands_log::dispatch(txn, &command).await?)
+                        }
+                        Ok(_) => Ok(Vec::new()),
+                        Err(err) => Err(err),
+                    }
                 }
                 Report::Sensor(reading) => {
                     if reading.ts > self.skew.latest_accepted(at) {

@@ -33,9 +33,13 @@ enum Access {
     /// Door work: the event's scanners, and what `Team` allows with the
     /// check-in permission (the matrix is in `checkin.rs`).
     Door,
+    /// A cabinet's kiosk, for its own cabinet only (`kiosks.rs`).
+    Kiosks,
 }
 
-use Access::{Door, Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervisors, Team};
+use Access::{
+    Door, Kiosks, Public, SignedIn, SignedInEvenWithTemporaryPassword, Staff, Supervisors, Team,
+};
 
 /// Every root field, who may use it, and a valid operation calling it.
 fn operations() -> Vec<(&'static str, Access, String)> {
@@ -94,6 +98,18 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("revokeUserRole", Staff, format!("mutation {{ revokeUserRole(input: {{ userId: \"{user}\", role: CUSTOMER }}) {{ user {{ id }} }} }}")),
         ("registerUserBadge", Staff, format!("mutation {{ registerUserBadge(input: {{ userId: \"{user}\", uid: \"AABBCCDD\" }}) {{ authMethod {{ id }} }} }}")),
         ("issueDeviceCredentials", Staff, format!("mutation {{ issueDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ username }} }}", global_id("Device", 1))),
+        ("deviceCommands", Staff, format!("{{ deviceCommands(bayId: \"{}\") {{ commandId }} }}", global_id("Bay", 1))),
+        ("sendDeviceCommand", Staff, format!("mutation {{ sendDeviceCommand(input: {{ bayId: \"{}\", action: LOCK }}) {{ command {{ commandId }} }} }}", global_id("Bay", 1))),
+        ("kioskCredentials", Staff, format!("{{ kioskCredentials(cabinetId: \"{}\") {{ id }} }}", global_id("Cabinet", 1))),
+        ("issueKioskCredential", Staff, format!("mutation {{ issueKioskCredential(input: {{ cabinetId: \"{}\" }}) {{ secret }} }}", global_id("Cabinet", 1))),
+        ("revokeKioskCredential", Staff, format!("mutation {{ revokeKioskCredential(input: {{ id: \"{}\" }}) {{ credential {{ id }} }} }}", global_id("KioskCredential", 1))),
+        ("kioskSignIn", Public, "mutation { kioskSignIn(input: { credential: \"vgk_wrong\" }) { accessToken } }".into()),
+        ("terminal", Kiosks, "{ terminal { cabinet { id } } }".into()),
+        ("terminalAuthenticate", Kiosks, format!("mutation {{ terminalAuthenticate(input: {{ bay: \"{}\", method: CODE, credential: \"12345678\" }}) {{ session {{ id }} }} }}", global_id("Bay", 999_999))),
+        ("terminalStopSession", Kiosks, format!("mutation {{ terminalStopSession(input: {{ session: \"{}\" }}) {{ session {{ id }} }} }}", global_id("ChargingSession", 999_999))),
+        ("chargeStateChanged", SignedIn, "subscription { chargeStateChanged { state cursor } }".into()),
+        ("chargingSession", SignedIn, format!("{{ chargingSession(id: \"{}\") {{ id }} }}", global_id("ChargingSession", 1))),
+        ("stopChargingSession", SignedIn, format!("mutation {{ stopChargingSession(input: {{ session: \"{}\" }}) {{ session {{ id }} }} }}", global_id("ChargingSession", 1))),
         ("revokeDeviceCredentials", Staff, format!("mutation {{ revokeDeviceCredentials(input: {{ deviceId: \"{}\" }}) {{ device {{ id }} }} }}", global_id("Device", 1))),
         ("nearestStations", Public, "{ nearestStations(latitude: 48.8, longitude: 2.3) { distanceKm } }".into()),
         ("bayAvailability", Public, format!("{{ bayAvailability(stationId: \"{}\", startsAt: \"{slot}\", durationMinutes: 30) {{ available }} }}", global_id("Station", 1))),
@@ -366,6 +382,18 @@ async fn each_class_of_operation_is_refused_to_everyone_outside_it() {
                 assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
                 for (who, answer) in as_people.iter().chain(&as_devices) {
                     if *who == "a door scanner" {
+                        assert_ne!(answer, "FORBIDDEN", "{field} as {who}");
+                    } else {
+                        assert_eq!(answer, "FORBIDDEN", "{field} as {who}");
+                    }
+                }
+            }
+            Kiosks => {
+                assert_eq!(anonymous, "UNAUTHENTICATED", "{field} anonymously");
+                assert_eq!(as_customer, "FORBIDDEN", "{field} as a customer");
+                assert_eq!(as_pending, "FORBIDDEN", "{field} with a temporary password");
+                for (who, answer) in as_people.iter().chain(&as_devices) {
+                    if *who == "a kiosk" {
                         assert_ne!(answer, "FORBIDDEN", "{field} as {who}");
                     } else {
                         assert_eq!(answer, "FORBIDDEN", "{field} as {who}");

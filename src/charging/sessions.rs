@@ -1,0 +1,717 @@
+//! Charging sessions: a kiosk validates a reservation's credential
+//! ([`authenticate`]), which opens a session and sends `unlock`; the device's
+//! acknowledgements (through [`SessionCommands`], the session's command owner)
+//! and the [`AdvanceSessions`] job (plugged in → `start_charge`; not plugged in
+//! time → `ERROR`) move it on; [`stop`] sends `stop_charge`.
+//!
+//! Every change goes through [`apply`]: the pure state machine
+//! (`session_state::next`) decides, and one `UPDATE` conditional on the state
+//! read stores it, so two replicas can never both move a session from the same
+//! state. An invalid transition is logged and never applied. When a session
+//! ends its reservation is `COMPLETED` and the bay's status follows.
+//!
+//! Failed credentials are stored as authentication attempts and counted per
+//! kiosk and per bay over a window (`VOLTGATE_TERMINAL_*`), in the database so
+//! every replica sees the same count; the answer never says which part of the
+//! credential was wrong.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+};
+
+use super::bay_status;
+use super::reservations::access_hash;
+use super::session_state::{self, InvalidTransition, SessionEvent, SessionState};
+use crate::auth::tokens::sha256_hex;
+use crate::bus::{ChargeStateChanged, DomainEvent};
+use crate::devices::commands::CommandAction;
+use crate::devices::commands_log::{self, CommandOwner, Owner, SendOptions};
+use crate::entities::reservation::{AccessMode, ReservationStatus};
+use crate::entities::{
+    auth_method, bay, charging_auth_attempt, charging_session, device, device_command, reservation,
+};
+use crate::error::{AppError, AppResult, Reason};
+use crate::services::ServiceContext;
+
+/// The command owner kind of charging sessions.
+pub const OWNER_KIND: &str = "charging_session";
+
+fn owner(session_id: i32) -> Owner {
+    Owner {
+        kind: OWNER_KIND,
+        id: i64::from(session_id),
+    }
+}
+
+/// Where the reservation goes when a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterEnd {
+    /// The session ran: the reservation is used up.
+    Completed,
+    /// Nothing happened at the bay (the device could not be reached): the
+    /// customer may try again within the slot.
+    Reopened,
+}
+
+/// Applies `event` to `session`: the state machine decides, one conditional
+/// `UPDATE` stores it. Returns the new row and the events to publish after the
+/// commit, or the refused transition (logged), with nothing changed.
+///
+/// # Errors
+/// On database errors.
+async fn apply(
+    db: &impl ConnectionTrait,
+    session: &charging_session::Model,
+    event: SessionEvent,
+    now: DateTime<Utc>,
+    error: Option<&str>,
+) -> Result<Result<(charging_session::Model, Vec<DomainEvent>), InvalidTransition>, DbErr> {
+    let to = match session_state::next(session.state, event) {
+        Ok(to) => to,
+        Err(invalid) => {
+            tracing::warn!(session = session.id, from = ?invalid.from, event = ?invalid.event, "invalid session transition refused");
+            return Ok(Err(invalid));
+        }
+    };
+    let mut update = charging_session::Entity::update_many()
+        .col_expr(charging_session::Column::State, Expr::value(to))
+        .col_expr(charging_session::Column::StateChangedAt, Expr::value(now))
+        .filter(charging_session::Column::Id.eq(session.id))
+        .filter(charging_session::Column::State.eq(session.state));
+    if to == SessionState::WaitingPlug {
+        let timeout = chrono::TimeDelta::seconds(i64::from(session.plug_timeout_secs.max(1)));
+        update = update.col_expr(
+            charging_session::Column::PlugDeadlineUs,
+            Expr::value((now + timeout).timestamp_micros()),
+        );
+    }
+    if to == SessionState::Charging {
+        update = update.col_expr(charging_session::Column::ChargingSince, Expr::value(now));
+    }
+    if to.is_final() {
+        update = update.col_expr(charging_session::Column::EndedAt, Expr::value(now));
+    }
+    if let Some(error) = error {
+        let error: String = error.chars().take(255).collect();
+        update = update.col_expr(charging_session::Column::Error, Expr::value(error));
+    }
+    if update.exec(db).await?.rows_affected != 1 {
+        // Another replica moved it first; this event came too late for the state it saw.
+        let current = charging_session::Entity::find_by_id(session.id)
+            .one(db)
+            .await?
+            .map_or(session.state, |s| s.state);
+        tracing::warn!(session = session.id, from = ?current, ?event, "session moved concurrently; event refused");
+        return Ok(Err(InvalidTransition {
+            from: current,
+            event,
+        }));
+    }
+    let updated = charging_session::Entity::find_by_id(session.id)
+        .one(db)
+        .await?
+        .ok_or(DbErr::RecordNotFound("charging session".into()))?;
+    let mut events = vec![charge_event(db, &updated).await?];
+    if to.is_final() {
+        let after =
+            if event == SessionEvent::Failed && session.state == SessionState::AccessValidated {
+                AfterEnd::Reopened
+            } else {
+                AfterEnd::Completed
+            };
+        events.extend(end_reservation(db, &updated, after, now).await?);
+    }
+    Ok(Ok((updated, events)))
+}
+
+/// The event subscribers of `chargeStateChanged` see for the session as it now is.
+async fn charge_event(
+    db: &impl ConnectionTrait,
+    session: &charging_session::Model,
+) -> Result<DomainEvent, DbErr> {
+    let station_id = bay::Entity::find_by_id(session.bay_id)
+        .one(db)
+        .await?
+        .map_or(0, |b| b.station_id);
+    Ok(DomainEvent::ChargeStateChanged(ChargeStateChanged {
+        session_id: session.id,
+        bay_id: session.bay_id,
+        station_id,
+        user_id: session.user_id,
+        state: session.state,
+        energy_kwh: session.energy_kwh,
+        // Live current and voltage come with stored telemetry.
+        current_a: None,
+        voltage_v: None,
+        at: session.state_changed_at,
+    }))
+}
+
+async fn end_reservation(
+    db: &impl ConnectionTrait,
+    session: &charging_session::Model,
+    after: AfterEnd,
+    now: DateTime<Utc>,
+) -> Result<Vec<DomainEvent>, DbErr> {
+    let status = match after {
+        AfterEnd::Completed => ReservationStatus::Completed,
+        AfterEnd::Reopened => ReservationStatus::Confirmed,
+    };
+    reservation::Entity::update_many()
+        .col_expr(reservation::Column::Status, Expr::value(status))
+        .filter(reservation::Column::Id.eq(session.reservation_id))
+        .filter(reservation::Column::Status.eq(ReservationStatus::Active))
+        .exec(db)
+        .await?;
+    bay_status::refresh(db, &[session.bay_id], now)
+        .await
+        .map_err(|err| DbErr::Custom(err.message()))
+}
+
+/// Counts of failed attempts that refuse further ones.
+async fn check_limits(
+    services: &ServiceContext,
+    cabinet_id: i32,
+    bay_id: i32,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let settings = &services.kiosks;
+    let since = (now - settings.failure_window()).timestamp_micros();
+    let failed = || {
+        charging_auth_attempt::Entity::find()
+            .filter(charging_auth_attempt::Column::Succeeded.eq(false))
+            .filter(charging_auth_attempt::Column::CreatedAtUs.gt(since))
+    };
+    let per_kiosk = failed()
+        .filter(charging_auth_attempt::Column::CabinetId.eq(cabinet_id))
+        .count(&services.db)
+        .await?;
+    let per_bay = failed()
+        .filter(charging_auth_attempt::Column::BayId.eq(bay_id))
+        .count(&services.db)
+        .await?;
+    if per_kiosk >= u64::from(settings.failures_per_kiosk)
+        || per_bay >= u64::from(settings.failures_per_reservation)
+    {
+        tracing::warn!(
+            cabinet = cabinet_id,
+            bay = bay_id,
+            security = true,
+            "kiosk authentication rate-limited"
+        );
+        return Err(AppError::RateLimited);
+    }
+    Ok(())
+}
+
+/// The reservations of `bay_id` a credential may open now: holding (an active
+/// one matches too, to answer that it is in use rather than that the credential
+/// is wrong), of that access mode, with `now` inside the slot widened by the
+/// access margin.
+async fn candidates(
+    services: &ServiceContext,
+    bay_id: i32,
+    method: AccessMode,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<reservation::Model>> {
+    let margin = services.reservations.access_margin();
+    Ok(reservation::Entity::find()
+        .filter(reservation::Column::BayId.eq(bay_id))
+        .filter(reservation::Column::AuthChoice.eq(method))
+        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
+        .filter(reservation::Column::StartsAtUs.lte((now + margin).timestamp_micros()))
+        .filter(reservation::Column::EndsAtUs.gt((now - margin).timestamp_micros()))
+        .order_by_asc(reservation::Column::StartsAtUs)
+        .all(&services.db)
+        .await?)
+}
+
+/// Whether `credential` opens `row` with `method` (its stored hash, active and unexpired).
+fn matches(
+    row: &reservation::Model,
+    method: &auth_method::Model,
+    credential: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    if !method.is_active
+        || method.revoked_at.is_some()
+        || method.expires_at.is_some_and(|at| at < now)
+    {
+        return false;
+    }
+    let expected = match row.auth_choice {
+        AccessMode::Rfid => match crate::accounts::badges::normalize_uid(credential) {
+            Ok(uid) => sha256_hex(&uid),
+            Err(_) => return false,
+        },
+        AccessMode::Qr => {
+            let Some(rest) = credential.strip_prefix("voltgate:reservation:") else {
+                return false;
+            };
+            match rest.split_once(':') {
+                Some((reference, secret)) if reference == row.reference_code => {
+                    access_hash(reference, secret)
+                }
+                _ => return false,
+            }
+        }
+        AccessMode::Code => access_hash(&row.reference_code, credential),
+    };
+    expected == method.value_hash
+}
+
+/// A kiosk's authentication of a customer at one of its bays.
+pub struct Attempt<'a> {
+    pub cabinet_id: i32,
+    pub bay_id: i32,
+    pub method: AccessMode,
+    pub credential: &'a str,
+}
+
+/// Checks the credential against the bay's reservation for now, opens a
+/// session in `ACCESS_VALIDATED` (the reservation becomes `ACTIVE`, the bay
+/// `OCCUPIED`) and sends `unlock`.
+///
+/// # Errors
+/// `NOT_FOUND` bay; `FORBIDDEN` when the bay is not the kiosk's cabinet's;
+/// `BAD_USER_INPUT` on an empty or oversized credential; `RATE_LIMITED` after
+/// too many failures at this kiosk or bay; `FORBIDDEN` with
+/// `INVALID_CREDENTIAL` when nothing matches (whatever was wrong);
+/// `CONFLICT` with `BAY_UNAVAILABLE` when the bay has an open session;
+/// `DEVICE_UNREACHABLE` when `unlock` cannot be sent (the session then ends in
+/// `ERROR` and the reservation can be used again).
+pub async fn authenticate(
+    services: &ServiceContext,
+    attempt: Attempt<'_>,
+) -> AppResult<(charging_session::Model, Vec<DomainEvent>)> {
+    let now = services.now();
+    let db = &services.db;
+    let credential = attempt.credential.trim();
+    if credential.is_empty() || credential.len() > 256 {
+        return Err(AppError::bad_input("credential", "1 to 256 characters"));
+    }
+    let bay = bay::Entity::find_by_id(attempt.bay_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("bay"))?;
+    if bay.cabinet_id != attempt.cabinet_id {
+        return Err(AppError::Forbidden);
+    }
+    check_limits(services, attempt.cabinet_id, bay.id, now).await?;
+
+    let mut found = None;
+    for row in candidates(services, bay.id, attempt.method, now).await? {
+        let Some(method_id) = row.auth_method_id else {
+            continue;
+        };
+        let Some(method) = auth_method::Entity::find_by_id(method_id).one(db).await? else {
+            continue;
+        };
+        if matches(&row, &method, credential, now) {
+            found = Some(row);
+            break;
+        }
+    }
+    let record = |succeeded: bool, row: Option<&reservation::Model>, session: Option<i32>| {
+        charging_auth_attempt::ActiveModel {
+            cabinet_id: Set(attempt.cabinet_id),
+            bay_id: Set(bay.id),
+            reservation_id: Set(row.map(|r| r.id)),
+            user_id: Set(row.map(|r| r.user_id)),
+            session_id: Set(session),
+            method: Set(attempt.method),
+            succeeded: Set(succeeded),
+            created_at: Set(now),
+            created_at_us: Set(now.timestamp_micros()),
+            ..Default::default()
+        }
+    };
+    let Some(row) = found else {
+        record(false, None, None).insert(db).await?;
+        tracing::info!(
+            cabinet = attempt.cabinet_id,
+            bay = bay.id,
+            security = true,
+            "kiosk authentication failed"
+        );
+        return Err(AppError::refused(
+            Reason::InvalidCredential,
+            "this credential does not open this bay now",
+        ));
+    };
+
+    let txn = db.begin().await?;
+    let activated = reservation::Entity::update_many()
+        .col_expr(
+            reservation::Column::Status,
+            Expr::value(ReservationStatus::Active),
+        )
+        .filter(reservation::Column::Id.eq(row.id))
+        .filter(
+            reservation::Column::Status
+                .is_in([ReservationStatus::Pending, ReservationStatus::Confirmed]),
+        )
+        .exec(&txn)
+        .await?;
+    if activated.rows_affected != 1 {
+        return Err(AppError::refused(
+            Reason::BayUnavailable,
+            "the reservation is in use already",
+        ));
+    }
+    let opened = session_state::next(SessionState::Reserved, SessionEvent::AccessValidated)
+        .map_err(|_| AppError::internal(anyhow::anyhow!("the session cannot open")))?;
+    let inserted = charging_session::ActiveModel {
+        reservation_id: Set(row.id),
+        user_id: Set(row.user_id),
+        bay_id: Set(bay.id),
+        cabinet_id: Set(bay.cabinet_id),
+        state: Set(opened),
+        method: Set(attempt.method),
+        opened_at: Set(now),
+        state_changed_at: Set(now),
+        plug_timeout_secs: Set(
+            i32::try_from(services.kiosks.plug_timeout().num_seconds()).unwrap_or(i32::MAX)
+        ),
+        plug_deadline_us: Set(None),
+        start_command_id: Set(None),
+        charging_since: Set(None),
+        ended_at: Set(None),
+        energy_kwh: Set(None),
+        error: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await;
+    let session = match inserted {
+        Ok(session) => session,
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Err(AppError::refused(
+                Reason::BayUnavailable,
+                "a charging session is open at this bay",
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    record(true, Some(&row), Some(session.id))
+        .insert(&txn)
+        .await?;
+    let mut events = bay_status::refresh(&txn, &[bay.id], now).await?;
+    events.push(charge_event(&txn, &session).await?);
+    txn.commit().await?;
+    bay_status::publish(services, std::mem::take(&mut events)).await;
+    tracing::info!(
+        session = session.id,
+        reservation = row.id,
+        bay = bay.id,
+        "charging session opened"
+    );
+
+    let unlock = commands_log::send(
+        services,
+        bay.id,
+        CommandAction::Unlock,
+        serde_json::Map::new(),
+        SendOptions {
+            owner: Some(owner(session.id)),
+            timeout: None,
+        },
+    )
+    .await;
+    if let Err(err) = unlock {
+        fail(services, &session, "the bay's device cannot be reached").await?;
+        return Err(err);
+    }
+    Ok((session, events))
+}
+
+/// Ends `session` in `ERROR` with `why`, publishing what changed.
+async fn fail(
+    services: &ServiceContext,
+    session: &charging_session::Model,
+    why: &str,
+) -> AppResult<()> {
+    let txn = services.db.begin().await?;
+    let applied = apply(
+        &txn,
+        session,
+        SessionEvent::Failed,
+        services.now(),
+        Some(why),
+    )
+    .await?;
+    txn.commit().await?;
+    if let Ok((_, events)) = applied {
+        bay_status::publish(services, events).await;
+    }
+    Ok(())
+}
+
+/// Who asks to stop a session.
+pub enum Stopper {
+    /// The kiosk of a cabinet.
+    Kiosk(i32),
+    /// The customer (their account id).
+    Customer(i32),
+    Staff,
+}
+
+/// Asks the device to stop: the session goes `STOPPING` and `stop_charge` is
+/// sent; its acknowledgement ends the session (`STOPPED`, the reservation
+/// `COMPLETED`).
+///
+/// # Errors
+/// `NOT_FOUND` when there is no such session or it is not the caller's (a kiosk
+/// sees its cabinet's, a customer their own); `CONFLICT` with
+/// `INVALID_TRANSITION` when it cannot stop now; `DEVICE_UNREACHABLE` when
+/// `stop_charge` cannot be sent (the session then ends in `ERROR`).
+pub async fn stop(
+    services: &ServiceContext,
+    session_id: i32,
+    by: Stopper,
+) -> AppResult<charging_session::Model> {
+    let session = charging_session::Entity::find_by_id(session_id)
+        .one(&services.db)
+        .await?
+        .filter(|s| match by {
+            Stopper::Kiosk(cabinet) => s.cabinet_id == cabinet,
+            Stopper::Customer(user) => s.user_id == user,
+            Stopper::Staff => true,
+        })
+        .ok_or(AppError::not_found("charging session"))?;
+    let applied = apply(
+        &services.db,
+        &session,
+        SessionEvent::StopRequested,
+        services.now(),
+        None,
+    )
+    .await?;
+    let (stopping, events) = applied.map_err(|invalid| {
+        AppError::refused(
+            Reason::InvalidTransition,
+            format!("a session {:?} cannot be stopped", invalid.from).to_lowercase(),
+        )
+    })?;
+    bay_status::publish(services, events).await;
+    let sent = commands_log::send(
+        services,
+        session.bay_id,
+        CommandAction::StopCharge,
+        serde_json::Map::new(),
+        SendOptions {
+            owner: Some(owner(session.id)),
+            timeout: None,
+        },
+    )
+    .await;
+    if let Err(err) = sent {
+        fail(services, &stopping, "the bay's device cannot be reached").await?;
+        return Err(err);
+    }
+    Ok(stopping)
+}
+
+/// Sessions learn the outcome of their commands: `unlock` done → `WAITING_PLUG`,
+/// `start_charge` done → `CHARGING`, `stop_charge` done → `STOPPED`; any
+/// failure, rejection or timeout → `ERROR`.
+pub struct SessionCommands;
+
+#[async_trait]
+impl CommandOwner for SessionCommands {
+    fn kind(&self) -> &'static str {
+        OWNER_KIND
+    }
+
+    async fn settled(
+        &self,
+        txn: &DatabaseTransaction,
+        id: i64,
+        command: &device_command::Model,
+    ) -> Result<Vec<DomainEvent>, DbErr> {
+        let Ok(id) = i32::try_from(id) else {
+            return Ok(Vec::new());
+        };
+        let Some(session) = charging_session::Entity::find_by_id(id).one(txn).await? else {
+            return Ok(Vec::new());
+        };
+        let event = match (command.action.as_str(), command.status.succeeded()) {
+            (_, false) => SessionEvent::Failed,
+            ("unlock", true) => SessionEvent::Unlocked,
+            ("start_charge", true) => SessionEvent::ChargeStarted,
+            ("stop_charge", true) => SessionEvent::Stopped,
+            _ => return Ok(Vec::new()),
+        };
+        let why = (event == SessionEvent::Failed).then(|| {
+            format!(
+                "{} {}: {}",
+                command.action,
+                command.status.as_str(),
+                command.error.as_deref().unwrap_or("no message")
+            )
+        });
+        let now = command.acked_at.unwrap_or_else(Utc::now);
+        Ok(
+            match apply(txn, &session, event, now, why.as_deref()).await? {
+                Ok((_, events)) => events,
+                Err(_) => Vec::new(),
+            },
+        )
+    }
+}
+
+/// Moves waiting sessions on: a vehicle plugged in gets `start_charge` (sent
+/// once per session), a session not plugged in before its deadline ends in
+/// `ERROR` and frees the bay. Each run is claimed by one replica; each session
+/// moves by a conditional `UPDATE`, so overlapping runs never act twice.
+pub struct AdvanceSessions;
+
+/// How many sessions one run handles per kind of step.
+const ADVANCE_BATCH: u64 = 100;
+
+#[async_trait]
+impl crate::jobs::Job for AdvanceSessions {
+    fn name(&self) -> &'static str {
+        "advance_charging_sessions"
+    }
+
+    fn every(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(1)
+    }
+
+    async fn run(&self, services: &ServiceContext) -> anyhow::Result<()> {
+        time_out_plugs(services).await?;
+        start_plugged(services).await?;
+        Ok(())
+    }
+}
+
+async fn time_out_plugs(services: &ServiceContext) -> anyhow::Result<()> {
+    let now = services.now();
+    let txn = services.db.begin().await?;
+    let overdue = crate::jobs::claim_batch(
+        &txn,
+        charging_session::Entity::find()
+            .filter(charging_session::Column::State.eq(SessionState::WaitingPlug))
+            .filter(charging_session::Column::PlugDeadlineUs.lte(now.timestamp_micros())),
+        ADVANCE_BATCH,
+    )
+    .await?;
+    let mut events = Vec::new();
+    for session in overdue {
+        if let Ok((_, changed)) = apply(
+            &txn,
+            &session,
+            SessionEvent::PlugTimeout,
+            now,
+            Some("no vehicle was plugged in in time"),
+        )
+        .await?
+        {
+            tracing::info!(
+                session = session.id,
+                "charging session ended: not plugged in in time"
+            );
+            events.extend(changed);
+        }
+    }
+    txn.commit().await?;
+    bay_status::publish(services, events).await;
+    Ok(())
+}
+
+/// What `start_command_id` holds while this replica sends `start_charge`.
+const SENDING: &str = "sending";
+
+async fn start_plugged(services: &ServiceContext) -> anyhow::Result<()> {
+    let waiting = charging_session::Entity::find()
+        .filter(charging_session::Column::State.eq(SessionState::WaitingPlug))
+        .filter(charging_session::Column::StartCommandId.is_null())
+        .order_by_asc(charging_session::Column::Id)
+        .paginate(&services.db, ADVANCE_BATCH)
+        .fetch_page(0)
+        .await?;
+    for session in waiting {
+        let plugged = device::Entity::find()
+            .filter(device::Column::BayId.eq(session.bay_id))
+            .filter(device::Column::Plugged.eq(true))
+            .count(&services.db)
+            .await?
+            > 0;
+        if !plugged {
+            continue;
+        }
+        // Claimed first, so `start_charge` leaves once even if runs overlap.
+        let claimed = charging_session::Entity::update_many()
+            .col_expr(
+                charging_session::Column::StartCommandId,
+                Expr::value(SENDING),
+            )
+            .filter(charging_session::Column::Id.eq(session.id))
+            .filter(charging_session::Column::State.eq(SessionState::WaitingPlug))
+            .filter(charging_session::Column::StartCommandId.is_null())
+            .exec(&services.db)
+            .await?;
+        if claimed.rows_affected != 1 {
+            continue;
+        }
+        let sent = commands_log::send(
+            services,
+            session.bay_id,
+            CommandAction::StartCharge,
+            serde_json::Map::from_iter([(
+                "session".to_owned(),
+                serde_json::Value::from(session.id),
+            )]),
+            SendOptions {
+                owner: Some(owner(session.id)),
+                timeout: None,
+            },
+        )
+        .await;
+        match sent {
+            Ok(command) => {
+                charging_session::Entity::update_many()
+                    .col_expr(
+                        charging_session::Column::StartCommandId,
+                        Expr::value(command.command_id),
+                    )
+                    .filter(charging_session::Column::Id.eq(session.id))
+                    .exec(&services.db)
+                    .await?;
+            }
+            Err(_) => {
+                let session = charging_session::Entity::find_by_id(session.id)
+                    .one(&services.db)
+                    .await?;
+                if let Some(session) = session {
+                    fail(services, &session, "the bay's device cannot be reached")
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.message()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A session, for whoever may see it: its customer, staff, or the kiosk of its cabinet.
+///
+/// # Errors
+/// `NOT_FOUND` when there is none the caller may see.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    principal: &crate::auth::Principal,
+    id: i32,
+) -> AppResult<charging_session::Model> {
+    let row = charging_session::Entity::find_by_id(id).one(db).await?;
+    row.filter(|s| match principal {
+        crate::auth::Principal::Kiosk(kiosk) => kiosk.cabinet_id == s.cabinet_id,
+        _ => principal.is_staff() || principal.person().is_ok_and(|p| p.id == s.user_id),
+    })
+    .ok_or(AppError::not_found("charging session"))
+}
