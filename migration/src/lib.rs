@@ -18,6 +18,7 @@ mod m20261202_100000_ticketing_organizers;
 mod m20261202_100001_ticketing_sales;
 mod m20261203_020000_device_inventory;
 mod m20261203_020001_technicians;
+mod m20261203_020002_maintenances;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_100001_ticketing_sales::Migration),
             Box::new(m20261203_020000_device_inventory::Migration),
             Box::new(m20261203_020001_technicians::Migration),
+            Box::new(m20261203_020002_maintenances::Migration),
         ]
     }
 }

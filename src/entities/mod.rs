@@ -19,6 +19,7 @@ pub mod consent;
 pub mod device;
 pub mod enums;
 pub mod event;
+pub mod maintenance;
 pub mod notification_outbox;
 pub mod order;
 pub mod order_position;

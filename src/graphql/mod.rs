@@ -34,6 +34,7 @@ pub struct Query(
     crate::charging::reservations_graphql::ReservationQuery,
     crate::devices::inventory_graphql::DeviceInventoryQuery,
     crate::supervision::technicians_graphql::TechnicianQuery,
+    crate::supervision::maintenance_graphql::MaintenanceQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -49,6 +50,7 @@ pub struct Mutation(
     crate::charging::reservations_graphql::ReservationMutation,
     crate::devices::inventory_graphql::DeviceInventoryMutation,
     crate::supervision::technicians_graphql::TechnicianMutation,
+    crate::supervision::maintenance_graphql::MaintenanceMutation,
 );
 
 #[derive(MergedSubscription, Default)]
