@@ -90,6 +90,13 @@ enum Command {
         /// Stop after this many seconds (default: until Ctrl-C).
         #[arg(long)]
         duration: Option<u64>,
+        /// Faults to inject, in turn, each on a random device (repeat the
+        /// flag or separate with commas): overheat, smoke, offline, wrong-mac.
+        #[arg(long = "fault", value_enum, value_delimiter = ',')]
+        faults: Vec<simulate::Fault>,
+        /// Seconds between two injected faults.
+        #[arg(long, default_value_t = 10)]
+        fault_every_secs: u64,
         /// Broker to publish to; defaults to the embedded broker's address.
         #[arg(long, env = "MQTT_URL", hide_env_values = true)]
         mqtt_url: Option<String>,
@@ -327,6 +334,8 @@ pub async fn run() -> anyhow::Result<()> {
             bays,
             rate,
             duration,
+            faults,
+            fault_every_secs,
             mqtt_url,
             embedded_mqtt_addr,
             credentials_file,
@@ -358,6 +367,8 @@ pub async fn run() -> anyhow::Result<()> {
                 host,
                 port,
                 credentials: seed::CredentialsFile::read(&credentials_file.path)?,
+                faults,
+                fault_every: Duration::from_secs(fault_every_secs.max(1)),
             };
             simulate::run(&db, options, app::shutdown_signal()).await?;
             Ok(())

@@ -6,7 +6,9 @@
 //! ones registered in the database, so the server accepts their MACs; each logs in
 //! with the credentials `seed --demo` wrote, and checks every command's signature,
 //! expiry and id as firmware must (`mqtt::command_auth`), answering `rejected`
-//! to a command it refuses.
+//! to a command it refuses. With `--fault`, it injects faults on request
+//! (overheating, smoke, a device going offline, a wrong MAC) so every alert
+//! rule can be seen live.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -33,6 +35,66 @@ pub struct SimulateOptions {
     pub port: u16,
     /// The devices' logins and command keys.
     pub credentials: CredentialsFile,
+    /// Faults to inject, one at a time, each on a device picked at random.
+    pub faults: Vec<Fault>,
+    /// Time between two injected faults.
+    pub fault_every: Duration,
+}
+
+/// A fault `simulate` can inject, so each alert rule can be seen live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// A temperature reading far above the limit (`OVER_TEMPERATURE`).
+    Overheat,
+    /// A smoke reading (`SMOKE`).
+    Smoke,
+    /// The device reports itself offline and then stays silent (`DEVICE_OFFLINE`).
+    Offline,
+    /// A state report from a MAC that is not the bay's device's (`MAC_MISMATCH`).
+    WrongMac,
+}
+
+impl Fault {
+    /// The messages that play this fault on `sim`'s bay: topic, payload, retained.
+    fn messages(self, sim: &Sim) -> anyhow::Result<Vec<(String, Vec<u8>, bool)>> {
+        let base = format!("{}/bays/{}", sim.prefix, sim.number);
+        let reading = |kind: &str, value: f64, unit: &str| -> anyhow::Result<_> {
+            let reading = payload::SensorReading {
+                v: payload::PROTOCOL_VERSION,
+                ts: Utc::now(),
+                value,
+                unit: unit.to_owned(),
+            };
+            Ok((
+                format!("{base}/sensors/{kind}"),
+                serde_json::to_vec(&reading)?,
+                false,
+            ))
+        };
+        Ok(match self {
+            Self::Overheat => vec![reading("temperature", 85.0, "C")?],
+            Self::Smoke => vec![reading("smoke", 1.0, "")?],
+            Self::Offline => {
+                let mut report = sim.report();
+                report.status = DeviceStatus::Offline;
+                vec![(
+                    topic::state_topic(&sim.prefix, sim.number),
+                    serde_json::to_vec(&report)?,
+                    true,
+                )]
+            }
+            Self::WrongMac => {
+                let mut report = sim.report();
+                // A locally administered address no registered device has.
+                report.mac = "02:BA:D0:00:00:01".to_owned();
+                vec![(
+                    topic::state_topic(&sim.prefix, sim.number),
+                    serde_json::to_vec(&report)?,
+                    false,
+                )]
+            }
+        })
+    }
 }
 
 /// One simulated device's state.
@@ -48,6 +110,8 @@ struct Sim {
     /// A charging session drives the bay (from `unlock` to `stop_charge`): its
     /// state follows the commands, not the random walk.
     in_session: bool,
+    /// Gone offline by an injected fault: sends nothing more.
+    silent: bool,
 }
 
 impl Sim {
@@ -173,6 +237,7 @@ pub async fn run(
             plugged: false,
             energy_kwh: 0.0,
             in_session: false,
+            silent: false,
         });
     }
     if without_credentials > 0 {
@@ -205,18 +270,48 @@ pub async fn run(
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate.max(0.01)));
     let mut sent = 0_u64;
     let mut last_report = Instant::now();
+    let mut faults = tokio::time::interval_at(
+        tokio::time::Instant::now() + options.fault_every,
+        options.fault_every.max(Duration::from_millis(100)),
+    );
+    let mut next_fault = 0_usize;
     tokio::pin!(stop);
     loop {
-        tokio::select! {
+        let fault_due = tokio::select! {
             () = &mut stop => break,
-            _ = ticker.tick() => {}
-        }
+            _ = ticker.tick() => false,
+            _ = faults.tick(), if !options.faults.is_empty() => true,
+        };
         if options.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
         let (client, sim) = &devices[(random.next() % devices.len() as u64) as usize];
+        if fault_due {
+            let fault = options.faults[next_fault % options.faults.len()];
+            next_fault += 1;
+            let (messages, bay) = {
+                let mut sim = sim.lock().unwrap_or_else(PoisonError::into_inner);
+                if fault == Fault::Offline {
+                    sim.silent = true;
+                }
+                (
+                    fault.messages(&sim)?,
+                    format!("{}/bays/{}", sim.prefix, sim.number),
+                )
+            };
+            for (topic, bytes, retain) in messages {
+                client
+                    .publish(topic, QoS::AtLeastOnce, retain, bytes)
+                    .await?;
+            }
+            println!("fault {fault:?} injected on {bay}");
+            continue;
+        }
         let (state_topic, report, telemetry) = {
             let mut sim = sim.lock().unwrap_or_else(PoisonError::into_inner);
+            if sim.silent {
+                continue;
+            }
             sim.step(random.next());
             let telemetry = (sim.status == DeviceStatus::Charging).then(|| Telemetry {
                 v: payload::PROTOCOL_VERSION,
@@ -429,25 +524,29 @@ mod tests {
 
     fn sim() -> Sim {
         Sim {
-            prefix: "voltgate/1/1".to_owned(),
-            number: 1,
-            mac: "AA:BB:CC:DD:EE:01".to_owned(),
+            prefix: "voltgate/1/1".into(),
+            number: 2,
+            mac: "02:56:47:00:00:01".into(),
             secrets: DeviceSecrets {
-                username: "u".to_owned(),
-                password: "p".to_owned(),
-                command_key: String::new(),
+                username: "dev".into(),
+                password: "pw".into(),
+                command_key: "00".repeat(32),
             },
-            status: DeviceStatus::Online,
+            status: DeviceStatus::Idle,
             lock: LockState::Locked,
             plugged: false,
             energy_kwh: 0.0,
             in_session: false,
+            silent: false,
         }
     }
 
     #[test]
     fn a_session_follows_its_commands_and_not_the_random_walk() {
-        let mut sim = sim();
+        let mut sim = Sim {
+            status: DeviceStatus::Online,
+            ..sim()
+        };
         sim.apply(CommandAction::Unlock);
         assert_eq!((sim.lock, sim.plugged), (LockState::Unlocked, true));
         // Rolls that would otherwise unplug it or raise an error change nothing.
@@ -473,5 +572,29 @@ mod tests {
             DeviceStatus::Charging,
             "back to the random walk"
         );
+    }
+
+    #[test]
+    fn each_fault_speaks_the_device_protocol_on_its_bay() {
+        let sim = sim();
+        let one = |fault: Fault| {
+            let mut messages = fault.messages(&sim).unwrap_or_default();
+            assert_eq!(messages.len(), 1, "{fault:?}");
+            messages.remove(0)
+        };
+        let (topic, bytes, _) = one(Fault::Overheat);
+        assert_eq!(topic, "voltgate/1/1/bays/2/sensors/temperature");
+        let reading = payload::decode_sensor(&bytes, 4096).map(|r| r.value).ok();
+        assert_eq!(reading, Some(85.0));
+        let (topic, _, _) = one(Fault::Smoke);
+        assert_eq!(topic, "voltgate/1/1/bays/2/sensors/smoke");
+        let (topic, bytes, retained) = one(Fault::Offline);
+        assert_eq!(topic, "voltgate/1/1/bays/2/state");
+        assert!(retained, "the offline state stays, as a Last Will's would");
+        let offline = payload::decode_state(&bytes, 4096).map(|r| r.status).ok();
+        assert_eq!(offline, Some(DeviceStatus::Offline));
+        let (_, bytes, _) = one(Fault::WrongMac);
+        let mac = payload::decode_state(&bytes, 4096).map(|r| r.mac).ok();
+        assert_eq!(mac.as_deref(), Some("02:BA:D0:00:00:01"));
     }
 }

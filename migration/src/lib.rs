@@ -21,6 +21,7 @@ mod m20261203_010001_kiosk_credentials;
 mod m20261203_010002_charging_sessions;
 mod m20261203_020000_device_inventory;
 mod m20261203_020001_technicians;
+mod m20261203_020002_maintenances;
 mod m20261203_030000_vouchers;
 mod m20261203_030001_payments;
 mod m20261203_040000_checkin;
@@ -40,14 +41,15 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_080000_sensors_and_alerts::Migration),
             Box::new(m20261202_100000_ticketing_organizers::Migration),
             Box::new(m20261202_100001_ticketing_sales::Migration),
-            Box::new(m20261203_020000_device_inventory::Migration),
-            Box::new(m20261203_020001_technicians::Migration),
-            Box::new(m20261203_030000_vouchers::Migration),
-            Box::new(m20261203_030001_payments::Migration),
-            Box::new(m20261203_040000_checkin::Migration),
             Box::new(m20261203_010000_device_commands::Migration),
             Box::new(m20261203_010001_kiosk_credentials::Migration),
             Box::new(m20261203_010002_charging_sessions::Migration),
+            Box::new(m20261203_020000_device_inventory::Migration),
+            Box::new(m20261203_020001_technicians::Migration),
+            Box::new(m20261203_020002_maintenances::Migration),
+            Box::new(m20261203_030000_vouchers::Migration),
+            Box::new(m20261203_030001_payments::Migration),
+            Box::new(m20261203_040000_checkin::Migration),
         ]
     }
 }

@@ -27,6 +27,7 @@ pub mod device_command;
 pub mod enums;
 pub mod event;
 pub mod kiosk_credential;
+pub mod maintenance;
 pub mod notification_outbox;
 pub mod order;
 pub mod order_position;

@@ -38,6 +38,7 @@ pub struct Query(
     crate::devices::commands_graphql::DeviceCommandQuery,
     crate::charging::kiosks_graphql::KioskQuery,
     crate::charging::sessions_graphql::SessionQuery,
+    crate::supervision::maintenance_graphql::MaintenanceQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -59,6 +60,7 @@ pub struct Mutation(
     crate::devices::commands_graphql::DeviceCommandMutation,
     crate::charging::kiosks_graphql::KioskMutation,
     crate::charging::sessions_graphql::SessionMutation,
+    crate::supervision::maintenance_graphql::MaintenanceMutation,
 );
 
 #[derive(MergedSubscription, Default)]

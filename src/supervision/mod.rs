@@ -19,6 +19,8 @@
 pub mod alerts;
 pub mod graphql;
 pub mod heartbeat;
+pub mod maintenance;
+pub mod maintenance_graphql;
 pub mod rules;
 pub mod sensors;
 pub mod settings;

@@ -405,3 +405,98 @@ async fn a_technician_hears_nothing_of_other_stations_and_loses_a_station_at_onc
         "{seen}"
     );
 }
+
+const CREATE_MAINTENANCE: &str = "mutation($input: CreateMaintenanceInput!) {
+    createMaintenance(input: $input) { maintenance { id stationId technicianId kind description status plannedAt doneAt } }
+}";
+
+#[tokio::test]
+async fn staff_plan_maintenance_and_technicians_list_their_own_interventions() {
+    let app = spawn_app().await;
+    let bays = app.seed(2, 1, 1).await;
+    let (a, b) = (bays[0].station_id, bays[1].station_id);
+    let staff = TestUser::staff(&app, "warden").await;
+    let (tom, tom_id) = technician(&app, &staff, "tom").await;
+    let (_, ada_id) = technician(&app, &staff, "ada").await;
+    assign(&staff, &tom_id, a, "CONTRIBUTOR").await;
+    let planned_at = "2026-12-24T08:00:00Z";
+
+    let plan = |station: i32, technician: &Value, kind: &str| {
+        json!({ "input": {
+            "stationId": global_id("Station", station), "technicianId": technician,
+            "kind": kind, "description": "check the cabinet fans", "plannedAt": planned_at,
+        } })
+    };
+    let created = staff
+        .gql(CREATE_MAINTENANCE, plan(a, &tom_id, "preventive"))
+        .await;
+    let node = &created["data"]["createMaintenance"]["maintenance"];
+    assert_eq!(node["status"], "PLANNED", "{created}");
+    assert_eq!(node["technicianId"], tom_id);
+    assert_eq!(node["plannedAt"], "2026-12-24T08:00:00.000000Z");
+    assert_eq!(node["doneAt"], Value::Null);
+    let id = node["id"].clone();
+    staff
+        .gql(CREATE_MAINTENANCE, plan(a, &ada_id, "corrective"))
+        .await;
+    // Tom's, but at a station he is not assigned to: not in his list.
+    staff
+        .gql(CREATE_MAINTENANCE, plan(b, &tom_id, "corrective"))
+        .await;
+    let blank = staff.gql(CREATE_MAINTENANCE, plan(a, &tom_id, " ")).await;
+    assert_eq!(error(&blank), ("BAD_USER_INPUT", "none", "kind"), "{blank}");
+    let refused = tom.gql(CREATE_MAINTENANCE, plan(a, &tom_id, "x")).await;
+    assert_eq!(error(&refused).0, "FORBIDDEN", "{refused}");
+
+    let mine = "{ myMaintenances { totalCount edges { node { id kind status } } } }";
+    let list = tom.gql(mine, json!({})).await;
+    assert_eq!(list["data"]["myMaintenances"]["totalCount"], 1, "{list}");
+    assert_eq!(list["data"]["myMaintenances"]["edges"][0]["node"]["id"], id);
+    let everything = staff
+        .gql("{ maintenances { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        everything["data"]["maintenances"]["totalCount"], 3,
+        "{everything}"
+    );
+    let of_a = staff
+        .gql(
+            "query($s: ID) { maintenances(filter: { stationId: $s, statuses: [PLANNED] }) { totalCount } }",
+            json!({ "s": global_id("Station", a) }),
+        )
+        .await;
+    assert_eq!(of_a["data"]["maintenances"]["totalCount"], 2, "{of_a}");
+
+    // Done: dated now when no date is given.
+    let done = staff
+        .gql(
+            "mutation($input: UpdateMaintenanceInput!) { updateMaintenance(input: $input) { maintenance { status doneAt } } }",
+            json!({ "input": { "maintenanceId": id, "status": "DONE" } }),
+        )
+        .await;
+    let node = &done["data"]["updateMaintenance"]["maintenance"];
+    assert_eq!(node["status"], "DONE", "{done}");
+    assert!(node["doneAt"].is_string(), "{done}");
+
+    let deleted = staff
+        .gql(
+            "mutation($id: ID!) { deleteMaintenance(input: { maintenanceId: $id }) { ok } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        deleted["data"]["deleteMaintenance"]["ok"], true,
+        "{deleted}"
+    );
+    let again = staff
+        .gql(
+            "mutation($id: ID!) { deleteMaintenance(input: { maintenanceId: $id }) { ok } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error(&again).0, "NOT_FOUND", "{again}");
+    assert_eq!(
+        tom.gql(mine, json!({})).await["data"]["myMaintenances"]["totalCount"],
+        0
+    );
+}
