@@ -95,6 +95,9 @@ impl App {
         let mut services = ServiceContext::new(db.clone(), bus.clone(), keys.clone(), limiter);
         services.reservations = settings.reservations.clone();
         services.checkin = settings.checkin.clone();
+        services.signer = Arc::new(crate::signing::SignerCell::new(
+            settings.signing_key.as_deref(),
+        )?);
         if let Some(mqtt) = &mqtt {
             services.devices = Arc::new(MqttCommands(mqtt.clone()));
         }

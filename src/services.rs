@@ -29,6 +29,7 @@ pub struct ServiceContext {
     pub outbox: Arc<dyn Outbox>,
     pub reservations: crate::charging::settings::ReservationSettings,
     pub checkin: crate::checkin::settings::CheckinSettings,
+    pub signer: Arc<crate::signing::SignerCell>,
 }
 
 impl ServiceContext {
@@ -50,6 +51,7 @@ impl ServiceContext {
             outbox: Arc::new(LogOutbox),
             reservations: crate::charging::settings::ReservationSettings::default(),
             checkin: crate::checkin::settings::CheckinSettings::default(),
+            signer: Arc::default(),
         }
     }
 

@@ -30,6 +30,7 @@ pub mod access;
 pub mod graphql;
 pub mod lists;
 pub mod live;
+pub mod offline;
 pub mod redeem;
 pub mod scanners;
 pub mod settings;
