@@ -216,6 +216,12 @@ pub async fn run() -> anyhow::Result<()> {
             };
             let created = seed::demo(&db, &size, &mqtt_topic_root).await?;
             println!("{created} demo stations created");
+            if let Some(door) = crate::checkin::demo::seed(&db).await? {
+                println!(
+                    "check-in list \"Main entrance\" and a scanner at gate {} added to {}; scanner credential (shown once): {}",
+                    door.gate, door.event_name, door.credential
+                );
+            }
             let issued = seed::provision_demo_credentials(&db, &credentials_file.path).await?;
             if issued > 0 {
                 println!(

@@ -27,6 +27,7 @@
 //! - Scans are published after their commit, never before.
 
 pub mod access;
+pub mod demo;
 pub mod graphql;
 pub mod lists;
 pub mod live;

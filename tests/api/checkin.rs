@@ -1203,3 +1203,43 @@ async fn offline_scanners_verify_downloads_follow_deltas_and_upload_their_scans(
         "{missing}"
     );
 }
+
+#[tokio::test]
+async fn the_demo_adds_a_list_and_a_working_scanner_to_the_first_event_once() {
+    let app = spawn_app().await;
+    assert!(
+        voltgate::checkin::demo::seed(&app.db)
+            .await
+            .expect("the demo runs")
+            .is_none(),
+        "nothing without an event"
+    );
+    let venue = Venue::open(&app, "demo", &["Seat"]).await;
+    let door = voltgate::checkin::demo::seed(&app.db)
+        .await
+        .expect("the demo runs")
+        .expect("a list and a scanner");
+    let started = session(&app, &door.credential).await;
+    let token = started["data"]["scannerSession"]["accessToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a session: {started}"));
+    let scanner = TestUser::bearer(&app, token);
+    let lists = scanner
+        .gql(
+            "query($e: ID!) { checkinLists(eventId: $e) { name allProducts } }",
+            json!({ "e": venue.shop.event }),
+        )
+        .await;
+    assert_eq!(
+        lists["data"]["checkinLists"],
+        json!([{ "name": "Main entrance", "allProducts": true }]),
+        "{lists}"
+    );
+    assert!(
+        voltgate::checkin::demo::seed(&app.db)
+            .await
+            .expect("the demo runs")
+            .is_none(),
+        "a second run adds nothing"
+    );
+}
