@@ -98,6 +98,9 @@ impl App {
         services.supervision = settings.supervision.clone();
         services.commands = settings.device_commands.clone();
         services.kiosks = settings.kiosks.clone();
+        services.signer = Arc::new(crate::signing::SignerCell::new(
+            settings.signing_key.as_deref(),
+        )?);
         if let Some(mqtt) = &mqtt {
             services.devices = Arc::new(MqttCommands(mqtt.clone()));
         }

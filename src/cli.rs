@@ -229,6 +229,12 @@ pub async fn run() -> anyhow::Result<()> {
                     "kiosk credential of cabinet {cabinet} (shown once; sign in with kioskSignIn): {secret}"
                 );
             }
+            if let Some(door) = crate::checkin::demo::seed(&db).await? {
+                println!(
+                    "check-in list \"Main entrance\" and a scanner at gate {} added to {}; scanner credential (shown once): {}",
+                    door.gate, door.event_name, door.credential
+                );
+            }
             let issued = seed::provision_demo_credentials(&db, &credentials_file.path).await?;
             if issued > 0 {
                 println!(

@@ -150,6 +150,11 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Ed25519 key (32 bytes, base64url) signing documents devices verify
+    /// offline; unset generates one once and stores it in the database.
+    #[arg(long, env = "VOLTGATE_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+
     /// Earlier signing secrets still accepted while their tokens expire (key rotation), comma-separated.
     #[arg(
         long,

@@ -27,6 +27,7 @@ pub mod pagination;
 pub mod realtime;
 pub mod seed;
 pub mod services;
+pub mod signing;
 pub mod simulate;
 pub mod supervision;
 pub mod telemetry;

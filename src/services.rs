@@ -32,6 +32,7 @@ pub struct ServiceContext {
     pub supervision: crate::supervision::settings::SupervisionSettings,
     pub commands: crate::devices::commands_log::CommandSettings,
     pub kiosks: crate::charging::settings::KioskSettings,
+    pub signer: Arc<crate::signing::SignerCell>,
 }
 
 impl ServiceContext {
@@ -56,6 +57,7 @@ impl ServiceContext {
             supervision: crate::supervision::settings::SupervisionSettings::default(),
             commands: crate::devices::commands_log::CommandSettings::default(),
             kiosks: crate::charging::settings::KioskSettings::default(),
+            signer: Arc::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use async_graphql::{
 use futures_util::{Stream, StreamExt as _};
 
 use super::redeem::{Outcome, Scan, Ticket};
-use super::{lists, live, redeem, scanners};
+use super::{lists, live, offline, redeem, scanners};
 use crate::auth::guards::principal;
 use crate::bus::{DomainEvent, Topic};
 use crate::entities::{checkin, checkin_list, scanner_device};
@@ -339,6 +339,18 @@ impl ScannerDevice {
     }
 }
 
+/// A signed download of a list's tickets.
+#[derive(SimpleObject)]
+pub struct CheckinDownload {
+    /// The JSON document, exactly as signed: verify, then parse.
+    pub document: String,
+    /// Ed25519 over the document's UTF-8 bytes, base64url without padding.
+    pub signature: String,
+    /// The signing public key, base64url (compare with the one kept from `scannerSession`).
+    pub public_key: String,
+    pub key_id: String,
+}
+
 #[derive(Default)]
 pub struct CheckinQuery;
 
@@ -350,6 +362,37 @@ impl CheckinQuery {
         let event_id = ids::decode(&event_id, Kind::EVENT, "eventId")?;
         let rows = lists::of_event(&services(ctx)?.db, principal(ctx), event_id).await?;
         Ok(rows.into_iter().map(CheckinList).collect())
+    }
+
+    /// A list's valid tickets for scanning offline, signed (see `docs/checkin.md`):
+    /// complete, or with `since` (the previous download's `cursor`) what changed.
+    async fn checkin_download(
+        &self,
+        ctx: &Context<'_>,
+        list_id: ID,
+        since: Option<String>,
+    ) -> Result<CheckinDownload> {
+        let services = services(ctx)?;
+        let list_id = ids::decode(&list_id, Kind::CHECKIN_LIST, "listId")?;
+        let principal = principal(ctx);
+        // Who asks is checked before the signing key is read.
+        lists::get(&services.db, principal, list_id).await?;
+        let signer = services.signer.get(&services.db).await?;
+        let download = offline::download(
+            &services.db,
+            principal,
+            &signer,
+            services.now(),
+            list_id,
+            since.as_deref(),
+        )
+        .await?;
+        Ok(CheckinDownload {
+            document: download.document,
+            signature: download.signature,
+            public_key: download.public_key,
+            key_id: download.key_id,
+        })
     }
 
     /// Team permission `CHECK_IN`: the scanner devices of an event.
@@ -446,6 +489,10 @@ pub struct ScannerSessionPayload {
     pub access_token: String,
     pub expires_at: DateTime,
     pub scanner: ScannerDevice,
+    /// The Ed25519 public key (base64url) that signs `checkinDownload`:
+    /// keep it to verify downloads offline.
+    pub signing_key: String,
+    pub signing_key_id: String,
 }
 
 #[derive(InputObject)]
@@ -474,6 +521,42 @@ pub struct RedeemTicketInput {
     #[graphql(default)]
     pub answers: Vec<CheckinAnswerInput>,
     pub note: Option<String>,
+}
+
+/// A scan made offline.
+#[derive(InputObject)]
+pub struct OfflineScanInput {
+    pub secret: String,
+    #[graphql(name = "type", default_with = "CheckinType::Entry")]
+    pub kind: CheckinType,
+    pub scanned_at: DateTime,
+    /// Required: a retried upload is recognized by it.
+    pub nonce: String,
+    /// It already happened: recorded even where it would be rejected now.
+    #[graphql(default = true)]
+    pub force: bool,
+    #[graphql(default)]
+    pub answers: Vec<CheckinAnswerInput>,
+    pub note: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UploadCheckinsInput {
+    pub list_ids: Vec<ID>,
+    pub scans: Vec<OfflineScanInput>,
+}
+
+/// One uploaded scan's outcome.
+#[derive(SimpleObject)]
+pub struct UploadedCheckin {
+    pub nonce: String,
+    pub result: RedeemResult,
+}
+
+#[derive(SimpleObject)]
+pub struct UploadCheckinsPayload {
+    /// In the order sent.
+    pub results: Vec<UploadedCheckin>,
 }
 
 fn id_list(ids: &[ID], kind: Kind, field: &'static str) -> Result<Vec<i32>> {
@@ -634,11 +717,70 @@ impl CheckinMutation {
             &input.credential,
         )
         .await?;
+        let signer = services.signer.get(&services.db).await?;
         Ok(ScannerSessionPayload {
             access_token: token,
             expires_at: DateTime(expires),
             scanner: ScannerDevice(device),
+            signing_key: signer.public_key(),
+            signing_key_id: signer.key_id(),
         })
+    }
+
+    /// Uploads scans made offline (the event's scanners, and team members
+    /// with the check-in permission): each is redeemed as `redeemTicket` would,
+    /// idempotent by nonce, and gets its outcome.
+    async fn upload_checkins(
+        &self,
+        ctx: &Context<'_>,
+        input: UploadCheckinsInput,
+    ) -> Result<UploadCheckinsPayload> {
+        let services = services(ctx)?;
+        let list_ids = id_list(&input.list_ids, Kind::CHECKIN_LIST, "listIds")?;
+        let scans = input
+            .scans
+            .into_iter()
+            .map(|s| Scan {
+                secret: s.secret,
+                list_ids: list_ids.clone(),
+                kind: Some(s.kind.into()),
+                gate: None,
+                scanned_at: Some(s.scanned_at.0),
+                nonce: Some(s.nonce),
+                force: s.force,
+                answers: s
+                    .answers
+                    .into_iter()
+                    .map(|a| (a.question, a.answer))
+                    .collect(),
+                note: s.note,
+                counted_already: true,
+            })
+            .collect();
+        let uploaded = offline::upload(
+            &services.db,
+            principal(ctx),
+            &services.checkin,
+            &services.limiter,
+            services.now(),
+            scans,
+        )
+        .await?;
+        let mut results = Vec::with_capacity(uploaded.len());
+        for (nonce, redeemed) in uploaded {
+            live::publish(services, &redeemed).await;
+            let remaining = match (redeemed.outcome.checkin(), redeemed.outcome.ticket()) {
+                (Some(checkin), Some(ticket)) => {
+                    Some(redeem::remaining(&services.db, checkin.list_id, ticket).await?)
+                }
+                _ => None,
+            };
+            results.push(UploadedCheckin {
+                nonce,
+                result: RedeemResult::new(redeemed.outcome, remaining),
+            });
+        }
+        Ok(UploadCheckinsPayload { results })
     }
 
     /// Scans a ticket at a door (the event's scanners, and team members with
@@ -665,6 +807,7 @@ impl CheckinMutation {
                 .map(|a| (a.question, a.answer))
                 .collect(),
             note: input.note,
+            counted_already: false,
         };
         let redeemed = redeem::redeem(
             &services.db,

@@ -204,10 +204,16 @@ pub async fn get(
     principal: &Principal,
     list_id: i32,
 ) -> Result<checkin_list::Model, AppError> {
-    let list = checkin_list::Entity::find_by_id(list_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::not_found("check-in list"))?;
+    let Some(list) = checkin_list::Entity::find_by_id(list_id).one(db).await? else {
+        // Refused as anyone would be who may not work a door, before saying
+        // that the list does not exist.
+        let event_id = match principal {
+            Principal::Scanner(scanner) => scanner.event_id,
+            _ => 0,
+        };
+        access::door(db, principal, event_id).await?;
+        return Err(AppError::not_found("check-in list"));
+    };
     match access::door(db, principal, list.event_id).await {
         Ok(_) => Ok(list),
         Err(AppError::Forbidden) => Err(AppError::not_found("check-in list")),

@@ -27,9 +27,11 @@
 //! - Scans are published after their commit, never before.
 
 pub mod access;
+pub mod demo;
 pub mod graphql;
 pub mod lists;
 pub mod live;
+pub mod offline;
 pub mod redeem;
 pub mod scanners;
 pub mod settings;

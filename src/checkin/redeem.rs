@@ -56,6 +56,8 @@ pub struct Scan {
     pub force: bool,
     pub answers: BTreeMap<String, String>,
     pub note: Option<String>,
+    /// Part of an upload, which counted against the rate limit as a whole.
+    pub counted_already: bool,
 }
 
 /// The ticket a scan found, with what a door shows.
@@ -227,7 +229,9 @@ pub async fn redeem(
         ));
     }
     let scope = operator.scope();
-    limiter.hit(&format!("checkin:{scope}"), settings.scan_limit())?;
+    if !scan.counted_already {
+        limiter.hit(&format!("checkin:{scope}"), settings.scan_limit())?;
+    }
     let nonce = match scan.nonce.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(n) if n.len() <= 100 => Some(n.to_owned()),

@@ -21,6 +21,22 @@ pub struct CheckinSettings {
         default_value_t = 600
     )]
     pub scans_per_minute: u32,
+
+    /// Most scans one offline upload may carry.
+    #[arg(
+        long = "checkin-upload-max",
+        env = "VOLTGATE_CHECKIN_UPLOAD_MAX",
+        default_value_t = 500
+    )]
+    pub upload_max: usize,
+
+    /// Uploads one scanner may send per minute.
+    #[arg(
+        long = "checkin-uploads-per-minute",
+        env = "VOLTGATE_CHECKIN_UPLOADS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub uploads_per_minute: u32,
 }
 
 impl Default for CheckinSettings {
@@ -28,6 +44,8 @@ impl Default for CheckinSettings {
         Self {
             scanner_token_minutes: 15,
             scans_per_minute: 600,
+            upload_max: 500,
+            uploads_per_minute: 30,
         }
     }
 }
@@ -35,6 +53,13 @@ impl Default for CheckinSettings {
 impl CheckinSettings {
     pub fn scanner_token_ttl(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::minutes(self.scanner_token_minutes.clamp(1, 24 * 60))
+    }
+
+    pub fn upload_limit(&self) -> crate::auth::rate_limit::Limit {
+        crate::auth::rate_limit::Limit {
+            max: self.uploads_per_minute.max(1),
+            window: std::time::Duration::from_secs(60),
+        }
     }
 
     pub fn scan_limit(&self) -> crate::auth::rate_limit::Limit {

@@ -164,6 +164,8 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("checkinLists", Door, format!("{{ checkinLists(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
         ("redeemTicket", Door, format!("mutation {{ redeemTicket(input: {{ secret: \"x\", listIds: [\"{}\"] }}) {{ __typename }} }}", global_id("CheckinList", 1))),
         ("checkinActivity", Door, format!("subscription {{ checkinActivity(eventId: \"{}\") {{ cursor }} }}", global_id("Event", 1))),
+        ("checkinDownload", Door, format!("{{ checkinDownload(listId: \"{}\") {{ signature }} }}", global_id("CheckinList", 1))),
+        ("uploadCheckins", Door, format!("mutation {{ uploadCheckins(input: {{ listIds: [\"{}\"], scans: [{{ secret: \"x\", scannedAt: \"2026-01-01T00:00:00Z\", nonce: \"n\" }}] }}) {{ results {{ nonce }} }} }}", global_id("CheckinList", 1))),
         ("scannerDevices", Team, format!("{{ scannerDevices(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
         ("createCheckinList", Team, format!("mutation {{ createCheckinList(input: {{ eventId: \"{}\", name: \"L\" }}) {{ list {{ id }} }} }}", global_id("Event", 1))),
         ("updateCheckinList", Team, format!("mutation {{ updateCheckinList(input: {{ listId: \"{}\", name: \"L\" }}) {{ list {{ id }} }} }}", global_id("CheckinList", 1))),

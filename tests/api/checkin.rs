@@ -1003,3 +1003,243 @@ async fn an_order_line_is_redeemed_at_most_its_quantity_and_the_last_unit_once()
     let figures = status(&venue.shop.admin, &venue, &counter).await;
     assert_eq!(figures["checkedIn"], 3, "{figures}");
 }
+
+const DOWNLOAD: &str = "query($l: ID!, $since: String) { checkinDownload(listId: $l, since: $since) { document signature publicKey keyId } }";
+
+const UPLOAD: &str = "mutation($input: UploadCheckinsInput!) { uploadCheckins(input: $input) { results { nonce result {
+    __typename
+    ... on CheckinAccepted { checkin { id type forced datetime } }
+    ... on CheckinRejected { reason checkin { id } }
+} } } }";
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Verifies a download with nothing but the public key, as a scanner does, and parses it.
+fn verified(public_key: &str, download: &Value) -> Value {
+    use base64::Engine as _;
+    use ed25519_dalek::Verifier as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let key: [u8; 32] = engine
+        .decode(public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .expect("a 32-byte key");
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key).expect("a public key");
+    let signature: [u8; 64] = engine
+        .decode(download["signature"].as_str().unwrap_or_default())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .expect("a 64-byte signature");
+    let document = download["document"].as_str().unwrap_or_default();
+    key.verify(
+        document.as_bytes(),
+        &ed25519_dalek::Signature::from_bytes(&signature),
+    )
+    .expect("the download is signed by the key");
+    let tampered = document.replacen("\"v\":1", "\"v\":2", 1);
+    assert!(
+        key.verify(
+            tampered.as_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&signature)
+        )
+        .is_err(),
+        "a changed document does not verify"
+    );
+    serde_json::from_str(document).expect("a JSON document")
+}
+
+#[tokio::test]
+async fn offline_scanners_verify_downloads_follow_deltas_and_upload_their_scans() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "offline", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (kept, _) = venue.tickets(&app, &venue.products[0], 2, true).await;
+    let (dropped, dropped_order) = venue.tickets(&app, &venue.products[0], 1, true).await;
+    let issued = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($e: ID!) { issueScanner(input: { eventId: $e, name: \"Handheld\", gate: \"Field\" }) { credential } }",
+            json!({ "e": venue.shop.event }),
+        )
+        .await;
+    let credential = issued["data"]["issueScanner"]["credential"]
+        .as_str()
+        .unwrap_or_default();
+    let started = app
+        .graphql(
+            "mutation($c: String!) { scannerSession(input: { credential: $c }) { accessToken signingKey signingKeyId } }",
+            json!({ "c": credential }),
+        )
+        .await;
+    let session = &started["data"]["scannerSession"];
+    let public_key = session["signingKey"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a key: {started}"));
+    let door = TestUser::bearer(&app, session["accessToken"].as_str().unwrap_or_default());
+
+    // The complete download: every valid ticket by hash, never by its code.
+    let body = door.gql(DOWNLOAD, json!({ "l": list })).await;
+    let download = &body["data"]["checkinDownload"];
+    assert_eq!(download["keyId"], session["signingKeyId"], "{body}");
+    let document = verified(public_key, download);
+    assert_eq!(document["complete"], true);
+    let hashes: Vec<String> = document["tickets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tickets: {document}"))
+        .iter()
+        .map(|t| t["secret_hash"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for secret in kept.iter().chain(&dropped) {
+        assert!(
+            hashes.contains(&sha256_hex(secret)),
+            "{secret} in {hashes:?}"
+        );
+        assert!(
+            !download["document"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(secret.as_str())
+        );
+    }
+    let cursor = document["cursor"].as_str().unwrap_or_default().to_owned();
+
+    // A cancellation: the next delta revokes its ticket.
+    let canceled = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { cancelOrder(input: { orderId: $id }) { order { status } } }",
+            json!({ "id": dropped_order }),
+        )
+        .await;
+    assert_eq!(
+        canceled["data"]["cancelOrder"]["order"]["status"], "CANCELED",
+        "{canceled}"
+    );
+    let body = door
+        .gql(DOWNLOAD, json!({ "l": list, "since": cursor }))
+        .await;
+    let delta = verified(public_key, &body["data"]["checkinDownload"]);
+    assert_eq!(delta["complete"], false, "{delta}");
+    assert_eq!(delta["since"], json!(cursor));
+    assert!(
+        delta["revoked"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!(sha256_hex(&dropped[0])))),
+        "{delta}"
+    );
+    assert!(
+        !delta["tickets"]
+            .to_string()
+            .contains(&sha256_hex(&dropped[0]))
+    );
+    let bad = door
+        .gql(DOWNLOAD, json!({ "l": list, "since": "yesterday" }))
+        .await;
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "since", "{bad}");
+
+    // The scans made meanwhile, uploaded twice: one record each, one answer each.
+    let at = |minutes: i64| (chrono::Utc::now() - chrono::TimeDelta::minutes(minutes)).to_rfc3339();
+    let scans = json!({ "input": { "listIds": [list], "scans": [
+        { "secret": kept[0], "scannedAt": at(30), "nonce": "field-1", "force": false },
+        { "secret": kept[0], "type": "EXIT", "scannedAt": at(20), "nonce": "field-2" },
+        { "secret": dropped[0], "scannedAt": at(10), "nonce": "field-3" },
+        { "secret": "DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD", "scannedAt": at(5), "nonce": "field-4" },
+    ] } });
+    let first = door.gql(UPLOAD, scans.clone()).await;
+    let results = first["data"]["uploadCheckins"]["results"].clone();
+    let kinds: Vec<(Value, Value)> = results
+        .as_array()
+        .unwrap_or_else(|| panic!("results: {first}"))
+        .iter()
+        .map(|r| (r["nonce"].clone(), r["result"]["__typename"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (json!("field-1"), json!("CheckinAccepted")),
+            (json!("field-2"), json!("CheckinAccepted")),
+            (json!("field-3"), json!("CheckinAccepted")),
+            (json!("field-4"), json!("CheckinRejected")),
+        ],
+        "{first}"
+    );
+    assert_eq!(results[0]["result"]["checkin"]["forced"], false);
+    assert_eq!(
+        results[2]["result"]["checkin"]["forced"], true,
+        "the canceled ticket's scan happened"
+    );
+    assert_eq!(results[3]["result"]["reason"], "INVALID");
+    let again = door.gql(UPLOAD, scans).await;
+    assert_eq!(
+        again["data"]["uploadCheckins"]["results"], results,
+        "a retried upload answers alike"
+    );
+    let recorded = history(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(recorded["totalCount"], 4, "{recorded}");
+    // The first ticket came and left; the canceled one's forced entry counts.
+    let figures = status(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(
+        (figures["checkedIn"].clone(), figures["inside"].clone()),
+        (json!(2), json!(1)),
+        "{figures}"
+    );
+
+    let missing = door
+        .gql(
+            UPLOAD,
+            json!({ "input": { "listIds": [list], "scans": [{ "secret": kept[1], "scannedAt": at(1), "nonce": " " }] } }),
+        )
+        .await;
+    assert_eq!(
+        missing["errors"][0]["extensions"]["field"], "scans",
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_adds_a_list_and_a_working_scanner_to_the_first_event_once() {
+    let app = spawn_app().await;
+    assert!(
+        voltgate::checkin::demo::seed(&app.db)
+            .await
+            .expect("the demo runs")
+            .is_none(),
+        "nothing without an event"
+    );
+    let venue = Venue::open(&app, "demo", &["Seat"]).await;
+    let door = voltgate::checkin::demo::seed(&app.db)
+        .await
+        .expect("the demo runs")
+        .expect("a list and a scanner");
+    let started = session(&app, &door.credential).await;
+    let token = started["data"]["scannerSession"]["accessToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a session: {started}"));
+    let scanner = TestUser::bearer(&app, token);
+    let lists = scanner
+        .gql(
+            "query($e: ID!) { checkinLists(eventId: $e) { name allProducts } }",
+            json!({ "e": venue.shop.event }),
+        )
+        .await;
+    assert_eq!(
+        lists["data"]["checkinLists"],
+        json!([{ "name": "Main entrance", "allProducts": true }]),
+        "{lists}"
+    );
+    assert!(
+        voltgate::checkin::demo::seed(&app.db)
+            .await
+            .expect("the demo runs")
+            .is_none(),
+        "a second run adds nothing"
+    );
+}
