@@ -173,7 +173,7 @@ impl Groups {
             received_any: false,
             last_cursor: None,
             groups: Arc::clone(self),
-            fallback: Some((request, data)),
+            fallback: Some((unparsed(request), data)),
         };
         futures_util::stream::unfold(member, Member::next).boxed()
     }
@@ -376,6 +376,18 @@ fn copy_of(request: &mut Request) -> Request {
         copy = copy.data(DocumentChecked);
     }
     copy
+}
+
+/// `request` without its kept parse: a member holds its request only in case
+/// it must run alone, and a parsed document per idle subscriber would cost
+/// more memory than the subscriber itself.
+fn unparsed(request: Request) -> Request {
+    let mut plain = Request::new(request.query).variables(request.variables);
+    if let Some(name) = request.operation_name {
+        plain = plain.operation_name(name);
+    }
+    plain.data = request.data;
+    plain
 }
 
 /// Whether identical subscribers may share the request's execution: it is a

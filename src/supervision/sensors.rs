@@ -43,7 +43,7 @@ pub async fn record(
     received_at: DateTime<Utc>,
     thresholds: &Thresholds,
 ) -> Result<Recorded, sea_orm::DbErr> {
-    let sensor_id = sensor_of(db, device.id, reading).await?;
+    let sensor_id = sensor_of(db, device.id, reading, received_at).await?;
     // One statement on the hot path: the id of a new row, or nothing for a redelivery.
     let inserted = sensor_reading::Entity::insert(sensor_reading::ActiveModel {
         id: NotSet,
@@ -101,11 +101,13 @@ pub async fn record(
     Ok(recorded)
 }
 
-/// The id of `device`'s sensor of the reading's kind, created if need be.
+/// The id of `device`'s sensor of the reading's kind, created (as first seen
+/// at `first_seen`) if need be.
 async fn sensor_of(
     db: &impl ConnectionTrait,
     device_id: i32,
     reading: &Reading,
+    first_seen: DateTime<Utc>,
 ) -> Result<i32, sea_orm::DbErr> {
     let find = || {
         sensor::Entity::find()
@@ -120,7 +122,7 @@ async fn sensor_of(
         device_id: Set(device_id),
         kind: Set(reading.kind.clone()),
         unit: Set(reading.unit.chars().take(16).collect()),
-        created_at: Set(Utc::now()),
+        created_at: Set(first_seen),
     })
     .on_conflict(
         OnConflict::columns([sensor::Column::DeviceId, sensor::Column::Kind])
