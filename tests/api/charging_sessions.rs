@@ -2,7 +2,6 @@
 //! reservation, the bay's device (played here over MQTT) is unlocked, plugged
 //! in, charges and stops; timeouts, wrong credentials and races.
 
-use rumqttc::{Packet, QoS};
 use sea_orm::{ColumnTrait, EntityTrait as _, QueryFilter};
 use serde_json::{Value, json};
 
@@ -19,41 +18,9 @@ const AUTHENTICATE: &str = "mutation($bay: ID!, $method: AccessMode!, $credentia
     session { id state bayId reservationId method } } }";
 const SESSION: &str = "query($id: ID!) { chargingSession(id: $id) { id state error plugDeadline chargingSince endedAt } }";
 
-/// A device that listens to its own command topic.
-async fn listening_device(app: &TestApp, bay: &SeededBay) -> TestDevice {
-    let device = app.device(bay).await;
-    device
-        .client
-        .subscribe(
-            format!("{}/bays/{}/cmd", bay.prefix, bay.number),
-            QoS::AtLeastOnce,
-        )
-        .await
-        .expect("queued");
-    loop {
-        match device.next_incoming(PATIENCE).await {
-            Some(Ok(Packet::SubAck(_))) => return device,
-            Some(Ok(_)) => {}
-            other => panic!("no SUBACK: {other:?}"),
-        }
-    }
-}
-
-async fn next_command(device: &TestDevice) -> Value {
-    loop {
-        match device.next_incoming(PATIENCE).await {
-            Some(Ok(Packet::Publish(publish))) => {
-                return serde_json::from_slice(&publish.payload).expect("a JSON command");
-            }
-            Some(Ok(_)) => {}
-            other => panic!("no command came: {other:?}"),
-        }
-    }
-}
-
 /// Receives the next command, checks its action, and acknowledges it with `status`.
 async fn answer(device: &TestDevice, action: &str, status: &str) {
-    let command = next_command(device).await;
+    let command = device.next_command().await;
     assert_eq!(command["action"], action, "{command}");
     let topic = format!("{}/bays/{}/ack", device.bay.prefix, device.bay.number);
     let ack = json!({ "v": 1, "ts": chrono::Utc::now().to_rfc3339(), "command_id": command["command_id"],
@@ -176,7 +143,7 @@ async fn a_session_runs_from_the_kiosk_to_stopped_with_the_device_over_mqtt() {
 
     let customer = TestUser::customer(&app, "cleo").await;
     let (_, code) = reserve(&customer, bay, "CODE").await;
-    let device = listening_device(&app, bay).await;
+    let device = app.listening_device(bay).await;
     // The customer follows the bay's sessions; a stranger following it sees none of theirs.
     let follow =
         "subscription($bay: ID) { chargeStateChanged(bayId: $bay) { sessionId state at cursor } }";
@@ -352,7 +319,7 @@ async fn a_session_nobody_plugs_in_ends_and_frees_the_bay() {
     let bay = &bays[0];
     let customer = TestUser::customer(&app, "cleo").await;
     let (_, code) = reserve(&customer, bay, "CODE").await;
-    let device = listening_device(&app, bay).await;
+    let device = app.listening_device(bay).await;
     let kiosk = kiosk_for(&app, bay).await;
     let opened = kiosk
         .gql(
@@ -407,7 +374,7 @@ async fn an_unlock_the_device_never_answers_fails_the_session_and_the_reservatio
         voltgate::entities::reservation::ReservationStatus::Confirmed
     );
     // The customer tries again, and this time the device answers.
-    let device = listening_device(&app, bay).await;
+    let device = app.listening_device(bay).await;
     let retried = kiosk
         .gql(
             AUTHENTICATE,
@@ -487,7 +454,7 @@ async fn concurrent_authentications_of_one_reservation_open_one_session() {
     let bay = &bays[0];
     let customer = TestUser::customer(&app, "cleo").await;
     let (_, code) = reserve(&customer, bay, "CODE").await;
-    let _device = listening_device(&app, bay).await;
+    let _device = app.listening_device(bay).await;
     let kiosk = kiosk_for(&app, bay).await;
     let answers = futures_util::future::join_all((0..10).map(|_| {
         kiosk.gql(
@@ -535,7 +502,7 @@ async fn technicians_follow_the_sessions_of_their_stations_only() {
 
     let customer = TestUser::customer(&app, "cleo").await;
     let (_, code) = reserve(&customer, bay, "CODE").await;
-    let device = listening_device(&app, bay).await;
+    let device = app.listening_device(bay).await;
     let kiosk = kiosk_for(&app, bay).await;
     kiosk
         .gql(

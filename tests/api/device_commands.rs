@@ -3,7 +3,6 @@
 //! harmless), timeouts failing a command visibly, the device's
 //! `last_command_*` kept current.
 
-use rumqttc::{Packet, QoS};
 use sea_orm::EntityTrait as _;
 use serde_json::{Value, json};
 
@@ -14,44 +13,6 @@ use crate::helpers::{
 
 const COMMANDS: &str = "query($bay: ID!) { deviceCommands(bayId: $bay) { commandId action status error ignoredAcks owner acknowledged: ackedAt } }";
 const SEND: &str = "mutation($bay: ID!, $action: ManualDeviceAction!) { sendDeviceCommand(input: { bayId: $bay, action: $action }) { command { commandId action status deadline } } }";
-
-/// A device that listens to its own command topic.
-async fn listening_device(app: &TestApp, bay: &SeededBay) -> TestDevice {
-    let device = app.device(bay).await;
-    device
-        .client
-        .subscribe(
-            format!("{}/bays/{}/cmd", bay.prefix, bay.number),
-            QoS::AtLeastOnce,
-        )
-        .await
-        .expect("queued");
-    loop {
-        match device.next_incoming(PATIENCE).await {
-            Some(Ok(Packet::SubAck(_))) => return device,
-            Some(Ok(_)) => {}
-            other => panic!("no SUBACK: {other:?}"),
-        }
-    }
-}
-
-/// The next command the device receives, decoded.
-async fn next_command(device: &TestDevice) -> Value {
-    loop {
-        match device.next_incoming(PATIENCE).await {
-            Some(Ok(Packet::Publish(publish))) => {
-                assert_eq!(
-                    publish.qos,
-                    QoS::AtLeastOnce,
-                    "commands are sent with QoS 1"
-                );
-                return serde_json::from_slice(&publish.payload).expect("a JSON command");
-            }
-            Some(Ok(_)) => {}
-            other => panic!("no command came: {other:?}"),
-        }
-    }
-}
 
 async fn ack(device: &TestDevice, command_id: &str, action: &str, status: &str) {
     let topic = format!("{}/bays/{}/ack", device.bay.prefix, device.bay.number);
@@ -100,7 +61,7 @@ async fn a_command_is_logged_sent_acknowledged_and_later_acks_change_nothing() {
     let app = spawn_app().await;
     let bays = app.seed(1, 1, 1).await;
     let staff = TestUser::staff(&app, "warden").await;
-    let device = listening_device(&app, &bays[0]).await;
+    let device = app.listening_device(&bays[0]).await;
 
     let sent = staff
         .gql(
@@ -115,7 +76,7 @@ async fn a_command_is_logged_sent_acknowledged_and_later_acks_change_nothing() {
     let command_id = command["commandId"].as_str().expect("an id").to_owned();
     assert!(uuid::Uuid::parse_str(&command_id).is_ok());
 
-    let received = next_command(&device).await;
+    let received = device.next_command().await;
     assert_eq!(received["command_id"], command_id.as_str());
     assert_eq!(received["action"], "unlock");
     let stored = stored_device(&app, &bays[0]).await;
@@ -143,14 +104,14 @@ async fn a_failure_is_recorded_with_the_device_message() {
     let app = spawn_app().await;
     let bays = app.seed(1, 1, 1).await;
     let staff = TestUser::staff(&app, "warden").await;
-    let device = listening_device(&app, &bays[0]).await;
+    let device = app.listening_device(&bays[0]).await;
     staff
         .gql(
             SEND,
             json!({ "bay": global_id("Bay", bays[0].bay_id), "action": "LOCK" }),
         )
         .await;
-    let received = next_command(&device).await;
+    let received = device.next_command().await;
     let id = received["command_id"].as_str().expect("an id");
     ack(&device, id, "lock", "failed").await;
     let failed = wait_for_command(&staff, &bays[0], |c| c["status"] == "FAILED").await;
@@ -162,14 +123,14 @@ async fn a_command_nobody_answers_times_out_visibly_and_a_late_answer_is_ignored
     let app = spawn_app_with(&["--device-command-timeout-secs", "1"]).await;
     let bays = app.seed(1, 1, 1).await;
     let staff = TestUser::staff(&app, "warden").await;
-    let device = listening_device(&app, &bays[0]).await;
+    let device = app.listening_device(&bays[0]).await;
     staff
         .gql(
             SEND,
             json!({ "bay": global_id("Bay", bays[0].bay_id), "action": "REBOOT" }),
         )
         .await;
-    let received = next_command(&device).await;
+    let received = device.next_command().await;
     let id = received["command_id"].as_str().expect("an id").to_owned();
 
     let timed_out = wait_for_command(&staff, &bays[0], |c| c["status"] == "TIMED_OUT").await;
@@ -194,7 +155,7 @@ async fn another_device_cannot_acknowledge_a_command() {
     let app = spawn_app().await;
     let bays = app.seed(1, 1, 2).await;
     let staff = TestUser::staff(&app, "warden").await;
-    let device = listening_device(&app, &bays[0]).await;
+    let device = app.listening_device(&bays[0]).await;
     let other = app.device(&bays[1]).await;
     staff
         .gql(
@@ -202,7 +163,7 @@ async fn another_device_cannot_acknowledge_a_command() {
             json!({ "bay": global_id("Bay", bays[0].bay_id), "action": "UNLOCK" }),
         )
         .await;
-    let id = next_command(&device).await["command_id"]
+    let id = device.next_command().await["command_id"]
         .as_str()
         .expect("an id")
         .to_owned();

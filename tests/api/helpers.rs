@@ -249,6 +249,26 @@ impl TestApp {
         TestDevice::connect(&self.broker, bay).await
     }
 
+    /// The bay's device, subscribed to its own command topic.
+    pub async fn listening_device(&self, bay: &SeededBay) -> TestDevice {
+        let device = self.device(bay).await;
+        device
+            .client
+            .subscribe(
+                format!("{}/bays/{}/cmd", bay.prefix, bay.number),
+                QoS::AtLeastOnce,
+            )
+            .await
+            .expect("queued");
+        loop {
+            match device.next_incoming(PATIENCE).await {
+                Some(Ok(Packet::SubAck(_))) => return device,
+                Some(Ok(_)) => {}
+                other => panic!("no SUBACK: {other:?}"),
+            }
+        }
+    }
+
     pub async fn subscribe(&self, protocol: &str, query: &str, variables: Value) -> Subscription {
         Subscription::start(self.addr, protocol, query, variables).await
     }
@@ -340,6 +360,24 @@ pub struct TestDevice {
 }
 
 impl TestDevice {
+    /// The next command the device receives (sent with QoS 1), decoded.
+    pub async fn next_command(&self) -> Value {
+        loop {
+            match self.next_incoming(PATIENCE).await {
+                Some(Ok(Packet::Publish(publish))) => {
+                    assert_eq!(
+                        publish.qos,
+                        QoS::AtLeastOnce,
+                        "commands are sent with QoS 1"
+                    );
+                    return serde_json::from_slice(&publish.payload).expect("a JSON command");
+                }
+                Some(Ok(_)) => {}
+                other => panic!("no command came: {other:?}"),
+            }
+        }
+    }
+
     /// Connects as the bay's device, with its credentials when it has some.
     pub async fn connect(broker: &(String, u16), bay: &SeededBay) -> Self {
         let login = bay
