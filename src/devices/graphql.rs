@@ -162,12 +162,8 @@ impl BaySubscription {
     ) -> Result<impl Stream<Item = Result<BayStatusChange>> + use<>> {
         let services = services(ctx)?;
         let (db, bus) = (&services.db, &services.bus);
-        let station_id = station_id
-            .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
-            .transpose()?;
-        let bay_id = bay_id
-            .map(|id| ids::decode(&id, Kind::BAY, "bayId"))
-            .transpose()?;
+        let station_id = ids::decode_opt(station_id.as_ref(), Kind::STATION, "stationId")?;
+        let bay_id = ids::decode_opt(bay_id.as_ref(), Kind::BAY, "bayId")?;
 
         let topic = match (station_id, bay_id) {
             (_, Some(bay_id)) => {

@@ -140,14 +140,8 @@ impl DeviceInventoryQuery {
         let page = page_request(first, after.as_deref())?;
         let input = filter.unwrap_or_default();
         let filter = DeviceFilter {
-            station_id: input
-                .station_id
-                .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
-                .transpose()?,
-            cabinet_id: input
-                .cabinet_id
-                .map(|id| ids::decode(&id, Kind::CABINET, "cabinetId"))
-                .transpose()?,
+            station_id: ids::decode_opt(input.station_id.as_ref(), Kind::STATION, "stationId")?,
+            cabinet_id: ids::decode_opt(input.cabinet_id.as_ref(), Kind::CABINET, "cabinetId")?,
             statuses: input
                 .statuses
                 .unwrap_or_default()

@@ -29,6 +29,18 @@ pub fn encode(kind: Kind, id: i32) -> ID {
     ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name())))
 }
 
+/// [`decode`] for an optional argument: `None` stays `None`.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_opt(
+    id: Option<&ID>,
+    kind: Kind,
+    field: &'static str,
+) -> Result<Option<i32>, AppError> {
+    id.map(|id| decode(id, kind, field)).transpose()
+}
+
 /// Decodes an ID that must name an object of `kind`.
 ///
 /// # Errors

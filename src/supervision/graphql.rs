@@ -184,9 +184,7 @@ impl AlertQuery {
         principal.require(RoleName::Technician)?;
         let page = page_request(first, after.as_deref())?;
         let filter = AlertFilter {
-            station_id: station_id
-                .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
-                .transpose()?,
+            station_id: ids::decode_opt(station_id.as_ref(), Kind::STATION, "stationId")?,
             statuses: statuses
                 .unwrap_or_default()
                 .into_iter()

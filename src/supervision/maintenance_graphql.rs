@@ -89,14 +89,12 @@ impl MaintenanceQuery {
         let page = page_request(first, after.as_deref())?;
         let input = filter.unwrap_or_default();
         let filter = Filter {
-            station_id: input
-                .station_id
-                .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
-                .transpose()?,
-            technician_id: input
-                .technician_id
-                .map(|id| ids::decode(&id, Kind::TECHNICIAN, "technicianId"))
-                .transpose()?,
+            station_id: ids::decode_opt(input.station_id.as_ref(), Kind::STATION, "stationId")?,
+            technician_id: ids::decode_opt(
+                input.technician_id.as_ref(),
+                Kind::TECHNICIAN,
+                "technicianId",
+            )?,
             statuses: input
                 .statuses
                 .unwrap_or_default()
@@ -235,10 +233,7 @@ impl MaintenanceMutation {
                 .transpose()?
         };
         let fields = Fields {
-            station_id: input
-                .station_id
-                .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
-                .transpose()?,
+            station_id: ids::decode_opt(input.station_id.as_ref(), Kind::STATION, "stationId")?,
             technician_id,
             kind: input.kind.as_deref().map(maintenance::kind).transpose()?,
             description: input.description,

@@ -129,12 +129,9 @@ impl TechnicianQuery {
         station_id: Option<ID>,
     ) -> Result<Vec<TechnicianStationAssignment>> {
         principal(ctx).staff()?;
-        let technician_id = technician_id
-            .map(|id| ids::decode(&id, Kind::TECHNICIAN, "technicianId"))
-            .transpose()?;
-        let station_id = station_id
-            .map(|id| ids::decode(&id, Kind::STATION, "stationId"))
-            .transpose()?;
+        let technician_id =
+            ids::decode_opt(technician_id.as_ref(), Kind::TECHNICIAN, "technicianId")?;
+        let station_id = ids::decode_opt(station_id.as_ref(), Kind::STATION, "stationId")?;
         let rows = technicians::assignments(&services(ctx)?.db, technician_id, station_id).await?;
         Ok(rows.into_iter().map(TechnicianStationAssignment).collect())
     }

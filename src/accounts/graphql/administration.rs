@@ -155,10 +155,7 @@ impl AdminQuery {
         let page = page_request(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = JournalFilter {
-            user_id: filter
-                .user_id
-                .map(|id| ids::decode(&id, Kind::USER, "filter.userId"))
-                .transpose()?,
+            user_id: ids::decode_opt(filter.user_id.as_ref(), Kind::USER, "filter.userId")?,
             action: filter.action,
             status: filter.status.map(Into::into),
             ip: filter.ip,
