@@ -24,6 +24,7 @@ pub mod http;
 pub mod jobs;
 pub mod mqtt;
 pub mod pagination;
+pub mod qr;
 pub mod realtime;
 pub mod seed;
 pub mod services;
