@@ -33,6 +33,8 @@ pub struct ServiceContext {
     pub commands: crate::devices::commands_log::CommandSettings,
     pub kiosks: crate::charging::settings::KioskSettings,
     pub signer: Arc<crate::signing::SignerCell>,
+    /// Ticketing's per-event lanes that batch holds and checkouts.
+    pub ticketing_lanes: Arc<crate::ticketing::rush::Lanes>,
 }
 
 impl ServiceContext {
@@ -58,6 +60,7 @@ impl ServiceContext {
             commands: crate::devices::commands_log::CommandSettings::default(),
             kiosks: crate::charging::settings::KioskSettings::default(),
             signer: Arc::default(),
+            ticketing_lanes: Arc::default(),
         }
     }
 

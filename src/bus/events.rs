@@ -23,6 +23,7 @@ pub enum DomainEvent {
     CheckinRecorded(crate::checkin::live::CheckinRecorded),
     AssignmentChanged(AssignmentChanged),
     ChargeStateChanged(ChargeStateChanged),
+    AvailabilityChanged(crate::ticketing::live::AvailabilityChanged),
 }
 
 impl DomainEvent {
@@ -48,6 +49,8 @@ impl DomainEvent {
                 Topic::ChargeSession(e.session_id),
                 Topic::ChargeBay(e.bay_id),
             ],
+            // One stream per event: storefronts filter by date.
+            Self::AvailabilityChanged(e) => vec![Topic::Availability(e.event_id)],
         }
     }
 
@@ -58,6 +61,7 @@ impl DomainEvent {
             Self::CheckinRecorded(_) => "checkin_recorded",
             Self::AssignmentChanged(_) => "assignment_changed",
             Self::ChargeStateChanged(_) => "charge_state_changed",
+            Self::AvailabilityChanged(_) => "availability_changed",
         }
     }
 }

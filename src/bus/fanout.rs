@@ -34,6 +34,8 @@ pub enum Topic {
     ChargeSession(i32),
     /// The changes of the charging sessions at one bay.
     ChargeBay(i32),
+    /// The quotas of one ticketing event.
+    Availability(i32),
 }
 
 impl Topic {
@@ -48,6 +50,7 @@ impl Topic {
             Self::StationBays(id) => format!("s{id}"),
             Self::Bay(id) => format!("b{id}"),
             Self::Checkin(id) => format!("d{id}"),
+            Self::Availability(id) => format!("q{id}"),
         }
     }
 
@@ -65,6 +68,7 @@ impl Topic {
             ("d", digits) => id(digits).map(Self::Checkin),
             ("c", digits) => id(digits).map(Self::ChargeSession),
             ("k", digits) => id(digits).map(Self::ChargeBay),
+            ("q", digits) => id(digits).map(Self::Availability),
             _ => None,
         }
     }
@@ -167,6 +171,7 @@ mod tests {
             Topic::ChargeSessions,
             Topic::ChargeSession(7),
             Topic::ChargeBay(12),
+            Topic::Availability(5),
         ] {
             assert_eq!(Topic::from_key(&topic.key()), Some(topic));
         }

@@ -69,6 +69,7 @@ pub struct Subscription(
     crate::supervision::graphql::AlertSubscription,
     crate::checkin::graphql::CheckinSubscription,
     crate::charging::sessions_graphql::SessionSubscription,
+    crate::ticketing::graphql::ShopSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

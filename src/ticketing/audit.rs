@@ -77,7 +77,7 @@ impl Audited {
     /// # Errors
     /// On database errors.
     pub async fn begin(
-        db: &DatabaseConnection,
+        db: &impl TransactionTrait<Transaction = DatabaseTransaction>,
         actor: Option<Actor>,
         now: DateTime<Utc>,
     ) -> Result<Self, AppError> {

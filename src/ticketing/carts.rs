@@ -8,13 +8,16 @@
 //! `DELETE` removed the row moves its units on, so checkout and the expiry job
 //! never both act on one position, on any replica.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 
 use super::quotas::{self, Counter, Units};
+use super::rush::Lanes;
 use super::vouchers;
 use crate::auth::Principal;
 use crate::auth::tokens::random_token;
@@ -64,7 +67,7 @@ pub fn parse_cart_id(cart_id: &str) -> Result<String, AppError> {
 /// that needs a voucher; `BAD_USER_INPUT` on a bad quantity, variation, date or
 /// cart; `SOLD_OUT` when a quota has less left than asked.
 pub async fn add(
-    db: &sea_orm::DatabaseConnection,
+    db: &impl TransactionTrait<Transaction = DatabaseTransaction>,
     principal: &Principal,
     now: DateTime<Utc>,
     input: CartAdd,
@@ -237,6 +240,31 @@ pub async fn add(
     Ok((cart_id, added))
 }
 
+/// [`add`] in the lane of the product's event, batched with the event's other
+/// holds and checkouts (see `rush`).
+///
+/// # Errors
+/// As [`add`].
+pub async fn add_in_lane(
+    lanes: &Lanes,
+    db: &sea_orm::DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    input: CartAdd,
+) -> Result<(String, Vec<cart_position::Model>), AppError> {
+    let event_id = product::Entity::find_by_id(input.product_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("product"))?
+        .event_id;
+    let principal = principal.clone();
+    lanes
+        .run(db, event_id, move |txn| {
+            Box::pin(async move { add(txn, &principal, now, input).await })
+        })
+        .await
+}
+
 /// The quotas counting a product (for one date of a series, its quotas).
 async fn quotas_for(
     db: &impl ConnectionTrait,
@@ -297,12 +325,15 @@ pub async fn take_live(
 pub const EXPIRY_BATCH: u64 = 200;
 
 /// Releases expired cart positions: each is deleted and its units returned
-/// in one transaction. Returns how many were released.
+/// in one transaction. Returns the events whose quotas got units back.
 ///
 /// # Errors
 /// On database errors.
-pub async fn expire(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> Result<u64, AppError> {
-    let mut released = 0;
+pub async fn expire(
+    db: &sea_orm::DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<BTreeSet<i32>, AppError> {
+    let mut events = BTreeSet::new();
     loop {
         let txn = db.begin().await?;
         let batch = crate::jobs::claim_batch(
@@ -314,7 +345,7 @@ pub async fn expire(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> Res
         )
         .await?;
         if batch.is_empty() {
-            return Ok(released);
+            return Ok(events);
         }
         let mut gone = Vec::new();
         for position in &batch {
@@ -325,13 +356,13 @@ pub async fn expire(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> Res
                 .await?;
             if removed.rows_affected == 1 {
                 gone.push(position.quota_ids.as_str());
+                events.insert(position.event_id);
             }
         }
         quotas::release(&txn, &quotas::units(gone.iter().copied()), Counter::InCarts).await?;
         txn.commit().await?;
-        released += batch.len() as u64;
         if (batch.len() as u64) < EXPIRY_BATCH {
-            return Ok(released);
+            return Ok(events);
         }
     }
 }

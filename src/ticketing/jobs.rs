@@ -33,7 +33,8 @@ impl Job for ExpireHolds {
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))
             .context("expiring unpaid orders")?;
-        tracing::debug!(carts, orders, "ticketing holds expired");
+        tracing::debug!(?carts, ?orders, "ticketing holds expired in these events");
+        super::live::announce(services, carts.union(&orders).copied()).await;
         Ok(())
     }
 }

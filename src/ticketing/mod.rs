@@ -13,6 +13,9 @@
 //! - `audit`: the audit log, written in each change's transaction;
 //! - `money`: exact amounts (minor units, decimal strings);
 //! - `jobs`: expiry of cart holds and unpaid orders;
+//! - `rush`: holds and checkouts of one event share transactions (one
+//!   flush of a quota's row per batch, not per buyer);
+//! - `live`: quota counters announced to storefronts after each change;
 //! - `graphql`, `loaders`: the API.
 //!
 //! Invariants:
@@ -35,10 +38,12 @@ pub mod carts;
 pub mod catalog;
 pub mod graphql;
 pub mod jobs;
+pub mod live;
 pub mod loaders;
 pub mod money;
 pub mod orders;
 pub mod organizers;
 pub mod payments;
 pub mod quotas;
+pub mod rush;
 pub mod vouchers;

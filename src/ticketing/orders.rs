@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -24,12 +24,13 @@ use super::audit::{Audited, Change};
 use super::carts;
 use super::money::included_tax;
 use super::quotas::{self, Counter};
+use super::rush::Lanes;
 use super::vouchers;
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
 use crate::db::page_by_id;
 use crate::entities::order::OrderStatus;
-use crate::entities::{checkout_key, event, order, order_position, product};
+use crate::entities::{cart_position, checkout_key, event, order, order_position, product};
 use crate::error::{AppError, Reason};
 use crate::pagination::{Page, PageRequest};
 
@@ -114,7 +115,7 @@ async fn checked_out(
 /// product limited per account; `CONFLICT` (no reason) beyond that limit;
 /// `EXPIRED` when a position's hold has expired.
 pub async fn checkout(
-    db: &DatabaseConnection,
+    db: &(impl ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>),
     principal: &Principal,
     now: DateTime<Utc>,
     cart_id: &str,
@@ -143,6 +144,40 @@ pub async fn checkout(
     }
 }
 
+/// [`checkout`] in the lane of the cart's event, batched with the event's
+/// other holds and checkouts (see `rush`). A cart with no positions left (a
+/// retry of a checkout that succeeded, or an empty cart) goes straight to
+/// [`checkout`], which finds the first order or refuses.
+///
+/// # Errors
+/// As [`checkout`].
+pub async fn checkout_in_lane(
+    lanes: &Lanes,
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    cart_id: &str,
+    email: &str,
+    idempotency_key: Option<&str>,
+) -> Result<(order::Model, Vec<order_position::Model>), AppError> {
+    let first = cart_position::Entity::find()
+        .filter(cart_position::Column::CartId.eq(carts::parse_cart_id(cart_id)?))
+        .one(db)
+        .await?;
+    let Some(first) = first else {
+        return checkout(db, principal, now, cart_id, email, idempotency_key).await;
+    };
+    let (principal, cart_id, email) = (principal.clone(), cart_id.to_owned(), email.to_owned());
+    let key = idempotency_key.map(str::to_owned);
+    lanes
+        .run(db, first.event_id, move |txn| {
+            Box::pin(async move {
+                checkout(txn, &principal, now, &cart_id, &email, key.as_deref()).await
+            })
+        })
+        .await
+}
+
 enum Placed {
     Order(order::Model, Vec<order_position::Model>),
     /// Another checkout holds the idempotency key.
@@ -150,7 +185,7 @@ enum Placed {
 }
 
 async fn place(
-    db: &DatabaseConnection,
+    db: &impl TransactionTrait<Transaction = DatabaseTransaction>,
     principal: &Principal,
     now: DateTime<Utc>,
     cart_id: &str,
@@ -499,19 +534,23 @@ pub async fn cancel(
 }
 
 /// Expires pending orders past their payment deadline and releases their
-/// quota units; returns how many expired. Each order changes by a conditional
-/// `UPDATE`, so replicas running this at once expire each order once.
+/// quota units; returns the events whose orders expired. Each order changes
+/// by a conditional `UPDATE`, so replicas running this at once expire each
+/// order once.
 ///
 /// # Errors
 /// On database errors.
-pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, AppError> {
+pub async fn expire_unpaid(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<std::collections::BTreeSet<i32>, AppError> {
     let due = order::Entity::find()
         .filter(order::Column::Status.eq(OrderStatus::Pending))
         .filter(order::Column::Expires.lte(now))
         .order_by_asc(order::Column::Id)
         .all(db)
         .await?;
-    let mut expired = 0;
+    let mut expired = std::collections::BTreeSet::new();
     for order in due {
         let change = Audited::begin(db, None, now).await?;
         let txn = change.txn();
@@ -543,7 +582,7 @@ pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
                 json!({ "code": order.code }),
             ))
             .await?;
-        expired += 1;
+        expired.insert(order.event_id);
     }
     Ok(expired)
 }

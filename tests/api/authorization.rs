@@ -172,6 +172,7 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("deleteCheckinList", Team, format!("mutation {{ deleteCheckinList(input: {{ listId: \"{}\" }}) {{ ok }} }}", global_id("CheckinList", 1))),
         ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
         ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
+        ("availabilityChanged", Public, format!("subscription {{ availabilityChanged(eventId: \"{}\") {{ cursor }} }}", global_id("Event", 1))),
     ]
 }
 

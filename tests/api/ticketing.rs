@@ -271,12 +271,12 @@ async fn an_organizer_sells_tickets_from_cart_to_paid_order() {
 }
 
 #[tokio::test]
-async fn fifty_buyers_racing_for_ten_seats_get_exactly_ten_orders() {
+async fn two_hundred_buyers_racing_for_the_last_ten_seats_get_exactly_ten_orders() {
     let app = Arc::new(spawn_app().await);
     let shop = Shop::open(&app, "rush").await;
     let product = shop.product("Last seats", "10.00", 10).await;
 
-    let buyers = (0..50).map(|_| {
+    let buyers = (0..200).map(|_| {
         let (app, product) = (Arc::clone(&app), product.clone());
         tokio::spawn(async move {
             let added = add_to_cart(&app, &product, 1, None).await;
@@ -546,5 +546,146 @@ async fn bad_ticketing_input_gets_precise_errors() {
     assert!(
         !body.to_string().to_lowercase().contains("sql"),
         "no SQL leaks: {body}"
+    );
+}
+
+const AVAILABILITY_CHANGED: &str = "subscription($e: ID!) {
+    availabilityChanged(eventId: $e) { eventId cursor quotas { quotaId availability { state remainingQuantity isAvailable } } }
+}";
+
+/// The availability of the event's only quota in a change.
+fn only_quota(change: &Value) -> Value {
+    change["data"]["availabilityChanged"]["quotas"][0]["availability"].clone()
+}
+
+#[tokio::test]
+async fn storefronts_see_carts_orders_cancellations_and_expiries_take_and_release_quota_live() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "live-shop").await;
+    let product = shop.product("Seat", "20.00", 100).await;
+    let mut storefront = crate::helpers::Subscription::start(
+        app.addr,
+        "graphql-transport-ws",
+        AVAILABILITY_CHANGED,
+        json!({ "e": shop.event }),
+    )
+    .await;
+
+    // A subscription has no ready signal: add seats to one cart until a change is seen.
+    let mut cart = None;
+    let mut seen = None;
+    for _ in 0..50 {
+        let added = add_to_cart(&app, &product, 1, cart.as_deref()).await;
+        cart = added["data"]["addToCart"]["cart"]["id"]
+            .as_str()
+            .map(str::to_owned);
+        if let Some(message) = storefront
+            .try_next(std::time::Duration::from_millis(200))
+            .await
+        {
+            seen = Some(message);
+            break;
+        }
+    }
+    let cart = cart.expect("a cart");
+    let first = seen.expect("the storefront sees the hold");
+    assert_eq!(
+        first["payload"]["data"]["availabilityChanged"]["eventId"],
+        shop.event
+    );
+    while storefront
+        .try_next(std::time::Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
+    let in_cart =
+        add_to_cart(&app, &product, 1, Some(&cart)).await["data"]["addToCart"]["cart"]["positions"]
+            .as_array()
+            .map_or(0, Vec::len);
+    let left = 100 - i64::try_from(in_cart).unwrap_or(100);
+    assert_eq!(
+        only_quota(&storefront.next_event().await),
+        json!({ "state": "OK", "remainingQuantity": left, "isAvailable": true })
+    );
+
+    // The checkout moves the holds to a pending order: what is left stays.
+    let placed = checkout(&app, &cart).await;
+    let order = placed["data"]["checkout"]["order"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an order: {placed}"))
+        .to_owned();
+    assert_eq!(
+        only_quota(&storefront.next_event().await)["remainingQuantity"],
+        left
+    );
+
+    // Canceling the order gives every seat back.
+    let canceled = shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { cancelOrder(input: { orderId: $id }) { order { status } } }",
+            json!({ "id": order }),
+        )
+        .await;
+    assert_eq!(
+        canceled["data"]["cancelOrder"]["order"]["status"], "CANCELED",
+        "{canceled}"
+    );
+    assert_eq!(
+        only_quota(&storefront.next_event().await)["remainingQuantity"],
+        100
+    );
+
+    // Selling the last seats shows the quota reserved; their expiry frees them.
+    let held = add_to_cart(&app, &product, 100, None).await;
+    assert!(
+        held["data"]["addToCart"]["cart"]["id"].is_string(),
+        "{held}"
+    );
+    assert_eq!(
+        only_quota(&storefront.next_event().await),
+        json!({ "state": "RESERVED", "remainingQuantity": 0, "isAvailable": false })
+    );
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+    let mut services = ServiceContext::new(
+        app.db.clone(),
+        app.bus.clone(),
+        Arc::new(keys()),
+        Arc::new(RateLimiter::disabled()),
+    );
+    services.clock = clock.clone();
+    clock.advance(chrono::TimeDelta::minutes(31));
+    voltgate::ticketing::jobs::ExpireHolds
+        .run(&services)
+        .await
+        .expect("the holds expire");
+    assert_eq!(
+        only_quota(&storefront.next_event().await),
+        json!({ "state": "OK", "remainingQuantity": 100, "isAvailable": true })
+    );
+
+    // An event that is not live is not watched by strangers.
+    let draft = shop
+        .admin
+        .gql(
+            "mutation($input: CreateEventInput!) { createEvent(input: $input) { event { id } } }",
+            json!({ "input": {
+                "organizerId": shop.organizer, "name": "Draft", "slug": "draft", "currency": "EUR",
+                "dateFrom": "2027-06-01T18:00:00Z",
+            } }),
+        )
+        .await;
+    let draft = draft["data"]["createEvent"]["event"]["id"].clone();
+    let mut stranger = crate::helpers::Subscription::start(
+        app.addr,
+        "graphql-transport-ws",
+        AVAILABILITY_CHANGED,
+        json!({ "e": draft }),
+    )
+    .await;
+    let refused = stranger.next_message().await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{refused}"
     );
 }

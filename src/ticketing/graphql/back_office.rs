@@ -638,6 +638,7 @@ impl BackOfficeMutation {
         let order_id = ids::decode(&input.order_id, Kind::ORDER, "orderId")?;
         let order =
             orders::mark_paid(&services.db, principal(ctx), services.now(), order_id).await?;
+        crate::ticketing::live::announce(services, [order.event_id]).await;
         Ok(OrderPayload {
             order: Order(order),
         })
@@ -652,6 +653,7 @@ impl BackOfficeMutation {
         let services = services(ctx)?;
         let order_id = ids::decode(&input.order_id, Kind::ORDER, "orderId")?;
         let order = orders::cancel(&services.db, principal(ctx), services.now(), order_id).await?;
+        crate::ticketing::live::announce(services, [order.event_id]).await;
         Ok(OrderPayload {
             order: Order(order),
         })

@@ -19,7 +19,7 @@ use types::Order;
 
 pub use back_office::BackOfficeMutation;
 pub use payments::PaymentMutation;
-pub use shop::{ShopMutation, ShopQuery};
+pub use shop::{ShopMutation, ShopQuery, ShopSubscription};
 pub use vouchers::VoucherMutation;
 
 impl Kind {

@@ -1,17 +1,20 @@
 //! The shop: anyone may look at a live event, fill a cart and check out; a
 //! buyer without an account reaches their order with its code and secret.
 
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Subscription};
+use futures_util::{Stream, StreamExt as _};
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 
-use super::types::{CartPosition, Event, Order, Organizer};
+use super::types::{CartPosition, Event, Order, Organizer, ProductAvailability};
 use crate::auth::guards::principal;
+use crate::bus::{DomainEvent, Topic};
 use crate::entities::organizer;
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::scalars::DateTime;
+use crate::realtime::follow::follow;
 use crate::services::services;
-use crate::ticketing::{carts, orders, organizers};
+use crate::ticketing::{carts, live, orders, organizers};
 
 /// A cart: its id is the secret that reaches it.
 pub struct Cart {
@@ -147,7 +150,8 @@ impl ShopMutation {
             .as_ref()
             .map(|id| ids::decode(id, Kind::SUB_EVENT, "subEventId"))
             .transpose()?;
-        let (cart_id, _) = carts::add(
+        let (cart_id, _) = carts::add_in_lane(
+            &services.ticketing_lanes,
             &services.db,
             principal(ctx),
             services.now(),
@@ -162,6 +166,7 @@ impl ShopMutation {
         )
         .await?;
         let positions = carts::positions(&services.db, &cart_id).await?;
+        live::announce(services, positions.first().map(|p| p.event_id)).await;
         Ok(AddToCartPayload {
             cart: Cart {
                 id: cart_id,
@@ -174,7 +179,8 @@ impl ShopMutation {
     /// buyer's order is theirs.
     async fn checkout(&self, ctx: &Context<'_>, input: CheckoutInput) -> Result<CheckoutPayload> {
         let services = services(ctx)?;
-        let (order, _) = orders::checkout(
+        let (order, _) = orders::checkout_in_lane(
+            &services.ticketing_lanes,
             &services.db,
             principal(ctx),
             services.now(),
@@ -183,10 +189,101 @@ impl ShopMutation {
             input.idempotency_key.as_deref(),
         )
         .await?;
+        live::announce(services, [order.event_id]).await;
         let secret = order.secret.clone();
         Ok(CheckoutPayload {
             order: Order(order),
             secret,
         })
+    }
+}
+
+/// A change of an event's availability: each quota's state and what is left.
+pub struct AvailabilityChange {
+    event: live::AvailabilityChanged,
+    cursor: String,
+}
+
+#[Object]
+impl AvailabilityChange {
+    async fn event_id(&self) -> ID {
+        ids::encode(Kind::EVENT, self.event.event_id)
+    }
+    async fn quotas(&self) -> Vec<QuotaAvailability> {
+        self.event
+            .quotas
+            .iter()
+            .map(|q| QuotaAvailability {
+                counters: *q,
+                event_id: self.event.event_id,
+            })
+            .collect()
+    }
+    /// Pass as `after` to resume from this change.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+}
+
+/// A quota as storefronts see it: its state and what is left, not who holds it.
+pub struct QuotaAvailability {
+    counters: live::QuotaCounters,
+    event_id: i32,
+}
+
+#[Object]
+impl QuotaAvailability {
+    async fn quota_id(&self) -> ID {
+        ids::encode(Kind::QUOTA, self.counters.id)
+    }
+    async fn sub_event_id(&self) -> Option<ID> {
+        self.counters
+            .sub_event_id
+            .map(|id| ids::encode(Kind::SUB_EVENT, id))
+    }
+    async fn availability(&self) -> ProductAvailability {
+        let quota = self.counters.quota(self.event_id);
+        ProductAvailability::of(quota.availability(), quota.remaining())
+    }
+}
+
+#[derive(Default)]
+pub struct ShopSubscription;
+
+#[Subscription]
+impl ShopSubscription {
+    /// Public for a live event (teams with `CHANGE_EVENTS` before): its
+    /// quotas' states and remaining counts, live, after every change that
+    /// takes or releases units (carts, checkouts, payments, cancellations,
+    /// expiries). With `after` (the last `cursor` received), the changes
+    /// missed since come first.
+    async fn availability_changed(
+        &self,
+        ctx: &Context<'_>,
+        event_id: ID,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<AvailabilityChange>> + use<>> {
+        let services = services(ctx)?;
+        let event_id = ids::decode(&event_id, Kind::EVENT, "eventId")?;
+        live::watchable_event(&services.db, principal(ctx), event_id).await?;
+        let steps = follow(
+            services.bus.as_ref(),
+            Topic::Availability(event_id),
+            after.as_deref(),
+        )
+        .await?;
+        Ok(steps.filter_map(|step| {
+            let item = match step {
+                Err(lagging) => Some(Err(lagging.into())),
+                Ok(step) => match &step.event.envelope.event {
+                    DomainEvent::AvailabilityChanged(changed) => Some(Ok(AvailabilityChange {
+                        event: changed.clone(),
+                        cursor: step.cursor,
+                    })),
+                    _ => None,
+                },
+            };
+            async move { item }
+        }))
     }
 }

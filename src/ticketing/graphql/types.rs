@@ -97,7 +97,7 @@ pub struct ProductAvailability {
 }
 
 impl ProductAvailability {
-    fn of(state: entities::quota::Availability, remaining: Option<i32>) -> Self {
+    pub(crate) fn of(state: entities::quota::Availability, remaining: Option<i32>) -> Self {
         Self {
             state: state.into(),
             remaining_quantity: remaining,
