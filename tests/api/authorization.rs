@@ -171,7 +171,9 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("updateCheckinList", Team, format!("mutation {{ updateCheckinList(input: {{ listId: \"{}\", name: \"L\" }}) {{ list {{ id }} }} }}", global_id("CheckinList", 1))),
         ("deleteCheckinList", Team, format!("mutation {{ deleteCheckinList(input: {{ listId: \"{}\" }}) {{ ok }} }}", global_id("CheckinList", 1))),
         ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
-        ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
+        ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),        ("blockTicket", Team, format!("mutation {{ blockTicket(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
+        ("unblockTicket", Team, format!("mutation {{ unblockTicket(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
+        ("regenerateTicketSecret", Team, format!("mutation {{ regenerateTicketSecret(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
     ]
 }
 
