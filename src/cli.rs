@@ -229,6 +229,18 @@ pub async fn run() -> anyhow::Result<()> {
                     "kiosk credential of cabinet {cabinet} (shown once; sign in with kioskSignIn): {secret}"
                 );
             }
+            if let Some(sales) = crate::ticketing::demo::seed(&db).await? {
+                println!(
+                    "{} on sale with {} orders; vouchers {}; accounts (passwords shown once): {} {} (staff, organizer admin), {} {} (door staff)",
+                    sales.event_name,
+                    sales.orders,
+                    sales.voucher_codes.join(", "),
+                    sales.admin.username,
+                    sales.admin.password,
+                    sales.door_staff.username,
+                    sales.door_staff.password,
+                );
+            }
             if let Some(door) = crate::checkin::demo::seed(&db).await? {
                 println!(
                     "check-in list \"Main entrance\" and a scanner at gate {} added to {}; scanner credential (shown once): {}",

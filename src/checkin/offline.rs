@@ -40,6 +40,7 @@ use crate::entities::{checkin_state, order, order_position, product};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::signing::Signer;
+use crate::ticketing::tickets;
 
 /// How far before `since` a delta looks, for changes committed late.
 const OVERLAP: TimeDelta = TimeDelta::minutes(1);
@@ -95,6 +96,19 @@ struct Entry {
     requires_attention: bool,
     /// Admitted while pending (the list admits pending orders).
     pending: bool,
+    entries: i32,
+    inside: bool,
+    /// When the ticket's own product is not on the list: the units of listed
+    /// products in its order it enters through, in the order a scan tries
+    /// them (the holder's own first). Empty otherwise.
+    units: Vec<UnitEntry>,
+}
+
+#[derive(Serialize)]
+struct UnitEntry {
+    position_id: String,
+    product_id: String,
+    product_name: String,
     entries: i32,
     inside: bool,
 }
@@ -162,23 +176,48 @@ pub async fn download(
         .into_iter()
         .map(|s| (s.position_id, s))
         .collect();
+    let blocked = tickets::blocked_of_event(db, list.event_id).await?;
+    let all: Vec<Ticket> = positions
+        .into_iter()
+        .filter_map(|position| {
+            let order = order_rows.get(&position.order_id)?;
+            let product = products.get(&position.product_id)?;
+            Some(Ticket {
+                blocked: blocked.contains(&position.id),
+                position,
+                order: order.clone(),
+                product: product.clone(),
+            })
+        })
+        .collect();
+    let mut by_order: HashMap<i32, Vec<&Ticket>> = HashMap::new();
+    for ticket in &all {
+        by_order.entry(ticket.order.id).or_default().push(ticket);
+    }
     let mut tickets = Vec::new();
-    let mut revoked = Vec::new();
-    for position in positions {
-        let (Some(order), Some(product)) = (
-            order_rows.get(&position.order_id),
-            products.get(&position.product_id),
-        ) else {
-            continue;
-        };
-        let secret_hash = sha256_hex(&position.secret);
-        let ticket_key_hash = position.ticket_key.as_deref().map(sha256_hex);
-        let ticket = Ticket {
-            position,
-            order: order.clone(),
-            product: product.clone(),
-        };
-        if judge(&list, &admitted, &ticket).is_err() {
+    let mut revoked: Vec<String> = tickets::revoked_since(
+        db,
+        list.event_id,
+        since_at.filter(|_| !complete).map(|at| at - OVERLAP),
+    )
+    .await?
+    .iter()
+    .map(|secret| sha256_hex(secret))
+    .collect();
+    for ticket in &all {
+        let secret_hash = sha256_hex(&ticket.position.secret);
+        let ticket_key_hash = ticket.position.ticket_key.as_deref().map(sha256_hex);
+        let mut verdict = judge(&list, &admitted, ticket);
+        let mut units = Vec::new();
+        // As at the door: a ticket whose product is not listed enters
+        // through a unit of a listed product in its order.
+        if verdict == Err(RejectReason::Product) {
+            units = units_in_order(&list, &admitted, ticket, &by_order);
+            if let Some(unit) = units.first() {
+                verdict = judge(&list, &admitted, unit);
+            }
+        }
+        if verdict.is_err() {
             if !complete {
                 revoked.push(secret_hash);
                 revoked.extend(ticket_key_hash);
@@ -186,6 +225,19 @@ pub async fn download(
             continue;
         }
         let state = states.get(&ticket.position.id);
+        let units = units
+            .iter()
+            .map(|unit| {
+                let state = states.get(&unit.position.id);
+                UnitEntry {
+                    position_id: ids::encode(Kind::ORDER_POSITION, unit.position.id).to_string(),
+                    product_id: ids::encode(Kind::PRODUCT, unit.product.id).to_string(),
+                    product_name: unit.product.name.clone(),
+                    entries: state.map_or(0, |s| s.entries),
+                    inside: state.is_some_and(|s| s.inside),
+                }
+            })
+            .collect();
         tickets.push(Entry {
             secret_hash,
             ticket_key_hash,
@@ -198,6 +250,7 @@ pub async fn download(
             pending: ticket.order.status == order::OrderStatus::Pending,
             entries: state.map_or(0, |s| s.entries),
             inside: state.is_some_and(|s| s.inside),
+            units,
         });
     }
     let document = Document {
@@ -225,6 +278,40 @@ pub async fn download(
         key_id: signer.key_id(),
         document,
     })
+}
+
+/// The live units of `list`'s products in `ticket`'s order, for its date, the
+/// holder's own first: what `redeem` tries, from rows already loaded.
+fn units_in_order<'a>(
+    list: &checkin_list::Model,
+    admitted: &[i32],
+    ticket: &Ticket,
+    by_order: &HashMap<i32, Vec<&'a Ticket>>,
+) -> Vec<&'a Ticket> {
+    if list.all_products || admitted.is_empty() {
+        return Vec::new();
+    }
+    let mut units: Vec<&Ticket> = by_order
+        .get(&ticket.order.id)
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|unit| {
+            admitted.contains(&unit.position.product_id)
+                && !unit.position.canceled
+                && list
+                    .sub_event_id
+                    .is_none_or(|date| unit.position.sub_event_id == Some(date))
+        })
+        .collect();
+    units.sort_by_key(|unit| {
+        (
+            unit.position.attendee_name.is_none()
+                || unit.position.attendee_name != ticket.position.attendee_name,
+            unit.position.id,
+        )
+    });
+    units
 }
 
 fn dedup(mut ids: Vec<i32>) -> Vec<i32> {

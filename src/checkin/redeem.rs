@@ -34,6 +34,7 @@ use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::order::OrderStatus;
 use crate::entities::{checkin, checkin_list, checkin_state, order, order_position, product};
 use crate::error::AppError;
+use crate::ticketing::tickets;
 
 /// Most lists one scan may name.
 const MAX_LISTS: usize = 10;
@@ -66,6 +67,8 @@ pub struct Ticket {
     pub position: order_position::Model,
     pub order: order::Model,
     pub product: product::Model,
+    /// Blocked by the organizer (`ticketing::tickets`).
+    pub blocked: bool,
 }
 
 /// What a scan came to.
@@ -134,6 +137,9 @@ pub fn judge(
         )
     {
         return Err(RejectReason::Canceled);
+    }
+    if ticket.blocked {
+        return Err(RejectReason::Blocked);
     }
     if list
         .sub_event_id
@@ -296,11 +302,22 @@ pub async fn redeem(
             ordered.push(list.clone());
         }
     }
-    let Some(ticket) = find_ticket(db, &scan.secret).await? else {
+    let Some((ticket, revoked)) = find_ticket(db, &scan.secret).await? else {
         return record
             .rejected(db, &ordered[0], None, RejectReason::Invalid)
             .await;
     };
+    if revoked && !record.force {
+        // Only a ticket of the lists' event is told apart from an unknown code.
+        let list = &ordered[0];
+        let reason = if ticket.order.event_id == list.event_id {
+            RejectReason::Revoked
+        } else {
+            RejectReason::Invalid
+        };
+        let ticket = (reason == RejectReason::Revoked).then_some(ticket);
+        return record.rejected(db, list, ticket, reason).await;
+    }
     let mut verdicts = Vec::with_capacity(ordered.len());
     for list in &ordered {
         let admitted = lists::products_of(db, list.id).await?;
@@ -610,6 +627,8 @@ async fn units_in_order(
     positions.sort_by_key(|p| {
         p.attendee_name.is_none() || p.attendee_name != ticket.position.attendee_name
     });
+    let ids: Vec<i32> = positions.iter().map(|p| p.id).collect();
+    let blocked = tickets::blocked_among(db, &ids).await?;
     let mut units = Vec::with_capacity(positions.len());
     for position in positions {
         let product = product::Entity::find_by_id(position.product_id)
@@ -617,6 +636,7 @@ async fn units_in_order(
             .await?
             .ok_or(AppError::not_found("product"))?;
         units.push(Ticket {
+            blocked: blocked.contains(&position.id),
             position,
             order: ticket.order.clone(),
             product,
@@ -684,22 +704,36 @@ async fn replay(db: &impl ConnectionTrait, first: checkin::Model) -> Result<Outc
     })
 }
 
-/// The ticket a scanned code stands for: one indexed lookup by its shape
-/// (secret or ticket key); a malformed code is not looked up at all.
-async fn find_ticket(db: &impl ConnectionTrait, code: &str) -> Result<Option<Ticket>, AppError> {
-    let column = match classify(code) {
-        Code::TicketKey(key) => order_position::Column::TicketKey.eq(key.to_ascii_lowercase()),
-        Code::Secret(secret) => order_position::Column::Secret.eq(secret),
+/// The ticket a scanned code stands for, and whether the code is a secret
+/// the ticket no longer has: one indexed lookup by its shape (secret or
+/// ticket key), then one among revoked secrets; a malformed code is not
+/// looked up at all.
+async fn find_ticket(
+    db: &impl ConnectionTrait,
+    code: &str,
+) -> Result<Option<(Ticket, bool)>, AppError> {
+    let (column, secret) = match classify(code) {
+        Code::TicketKey(key) => (
+            order_position::Column::TicketKey.eq(key.to_ascii_lowercase()),
+            None,
+        ),
+        Code::Secret(secret) => (order_position::Column::Secret.eq(secret), Some(secret)),
         Code::Malformed => return Ok(None),
     };
-    let Some(position) = order_position::Entity::find()
+    if let Some(position) = order_position::Entity::find()
         .filter(column)
         .one(db)
         .await?
-    else {
+    {
+        return Ok(complete(db, position).await?.map(|t| (t, false)));
+    }
+    let Some(secret) = secret else {
         return Ok(None);
     };
-    complete(db, position).await
+    match tickets::revoked_owner(db, secret).await? {
+        Some(position_id) => Ok(ticket_of(db, position_id).await?.map(|t| (t, true))),
+        None => Ok(None),
+    }
 }
 
 /// The ticket of position `id`.
@@ -721,10 +755,12 @@ async fn complete(
     let product = product::Entity::find_by_id(position.product_id)
         .one(db)
         .await?;
+    let blocked = !tickets::blocked_among(db, &[position.id]).await?.is_empty();
     Ok(order.zip(product).map(|(order, product)| Ticket {
         position,
         order,
         product,
+        blocked,
     }))
 }
 
@@ -811,6 +847,7 @@ mod tests {
                 created_at: at,
                 updated_at: at,
             },
+            blocked: false,
         }
     }
 
@@ -842,6 +879,11 @@ mod tests {
         let mut canceled = paid.clone();
         canceled.position.canceled = true;
         assert_eq!(judge(&list(), &[], &canceled), Err(RejectReason::Canceled));
+        let mut blocked = paid.clone();
+        blocked.blocked = true;
+        assert_eq!(judge(&list(), &[], &blocked), Err(RejectReason::Blocked));
+        blocked.position.canceled = true;
+        assert_eq!(judge(&list(), &[], &blocked), Err(RejectReason::Canceled));
         let some_products = checkin_list::Model {
             all_products: false,
             ..list()

@@ -64,5 +64,7 @@ pub use role::RoleName;
 pub mod checkout_key;
 pub mod order_fee;
 pub mod order_payment;
+pub mod revoked_ticket_secret;
+pub mod ticket_block;
 pub mod voucher;
 pub mod voucher_product;

@@ -61,6 +61,7 @@ pub struct Mutation(
     crate::charging::kiosks_graphql::KioskMutation,
     crate::charging::sessions_graphql::SessionMutation,
     crate::supervision::maintenance_graphql::MaintenanceMutation,
+    crate::ticketing::graphql::TicketMutation,
 );
 
 #[derive(MergedSubscription, Default)]

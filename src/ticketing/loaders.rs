@@ -3,7 +3,9 @@
 use sea_orm::{EntityTrait as _, QueryOrder as _};
 
 use super::catalog;
-use crate::entities::{order_fee, order_payment, order_position, product, quota, voucher_product};
+use crate::entities::{
+    order_fee, order_payment, order_position, product, quota, ticket_block, voucher_product,
+};
 use crate::graphql::loaders::{DbLoader, LoadResult, many_per_key, one_per_key};
 
 one_per_key!(ProductById: product by Id => id);
@@ -48,3 +50,8 @@ impl async_graphql::dataloader::Loader<QuotasOfProduct> for DbLoader {
             .collect())
     }
 }
+
+one_per_key!(
+    /// A ticket's block, if it was ever blocked.
+    BlockOfTicket: ticket_block by PositionId => position_id
+);

@@ -9,9 +9,11 @@
 //! - `vouchers`: vouchers, the prices they make, their redemption;
 //! - `payments`: payments and their fees; enough confirmed payment marks an
 //!   order paid;
+//! - `tickets`: blocking a ticket, reissuing its secret, its QR code;
 //! - `access`: pretix's team permissions for the event at hand;
 //! - `audit`: the audit log, written in each change's transaction;
 //! - `money`: exact amounts (minor units, decimal strings);
+//! - `demo`: demo data for `seed --demo`, made through the services;
 //! - `jobs`: expiry of cart holds and unpaid orders;
 //! - `rush`: holds and checkouts of one event share transactions (one
 //!   flush of a quota's row per batch, not per buyer);
@@ -36,6 +38,7 @@ pub mod access;
 pub mod audit;
 pub mod carts;
 pub mod catalog;
+pub mod demo;
 pub mod graphql;
 pub mod jobs;
 pub mod live;
@@ -46,4 +49,5 @@ pub mod organizers;
 pub mod payments;
 pub mod quotas;
 pub mod rush;
+pub mod tickets;
 pub mod vouchers;

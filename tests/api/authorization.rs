@@ -173,6 +173,9 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
         ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
         ("availabilityChanged", Public, format!("subscription {{ availabilityChanged(eventId: \"{}\") {{ cursor }} }}", global_id("Event", 1))),
+        ("blockTicket", Team, format!("mutation {{ blockTicket(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
+        ("unblockTicket", Team, format!("mutation {{ unblockTicket(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
+        ("regenerateTicketSecret", Team, format!("mutation {{ regenerateTicketSecret(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
     ]
 }
 

@@ -1243,3 +1243,328 @@ async fn the_demo_adds_a_list_and_a_working_scanner_to_the_first_event_once() {
         "a second run adds nothing"
     );
 }
+
+const BUY: &str = "mutation($input: CheckoutInput!) { checkout(input: $input) { secret order { id code positions { id secret } } } }";
+const BLOCK: &str = "mutation($id: ID!) { blockTicket(input: { positionId: $id }) { ticket { id blocked valid } } }";
+const UNBLOCK: &str =
+    "mutation($id: ID!) { unblockTicket(input: { positionId: $id }) { ticket { id blocked } } }";
+const REGENERATE: &str = "mutation($id: ID!) { regenerateTicketSecret(input: { positionId: $id }) { ticket { id secret } } }";
+
+/// A paid order of `quantity` tickets of `product`: its code, its secret and
+/// the (position id, ticket secret) of each ticket.
+async fn bought(
+    app: &TestApp,
+    venue: &Venue,
+    product: &str,
+    quantity: i32,
+) -> (String, String, Vec<(String, String)>) {
+    let added = add_to_cart(app, product, quantity, None).await;
+    let cart = added["data"]["addToCart"]["cart"]["id"].clone();
+    let placed = app
+        .graphql(
+            BUY,
+            json!({ "input": { "cartId": cart, "email": "holder@example.com" } }),
+        )
+        .await;
+    let order = &placed["data"]["checkout"]["order"];
+    let paid = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { markOrderPaid(input: { orderId: $id }) { order { status } } }",
+            json!({ "id": order["id"] }),
+        )
+        .await;
+    assert_eq!(
+        paid["data"]["markOrderPaid"]["order"]["status"], "PAID",
+        "{paid}"
+    );
+    let tickets = order["positions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("positions: {placed}"))
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap_or_default().to_owned(),
+                p["secret"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    (
+        order["code"].as_str().unwrap_or_default().to_owned(),
+        placed["data"]["checkout"]["secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        tickets,
+    )
+}
+
+/// A download's document, parsed (its signature is checked elsewhere).
+async fn document(user: &TestUser, list: &str, since: Option<&str>) -> Value {
+    let body = user
+        .gql(DOWNLOAD, json!({ "l": list, "since": since }))
+        .await;
+    serde_json::from_str(
+        body["data"]["checkinDownload"]["document"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a download: {body}")),
+    )
+    .expect("a JSON document")
+}
+
+fn has_hash(values: &Value, hash: &str) -> bool {
+    values.to_string().contains(hash)
+}
+
+#[tokio::test]
+async fn a_ticket_shows_its_secret_as_a_qr_code_to_whoever_may_read_it() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "qr", &["Seat"]).await;
+    let (code, order_secret, tickets) = bought(&app, &venue, &venue.products[0], 1).await;
+    let secret = &tickets[0].1;
+    let query = "query($e: ID!, $c: String!, $s: String!) { order(eventId: $e, code: $c, secret: $s) { positions { secret svg: qrCode png: qrCode(format: PNG) } } }";
+    let body = app
+        .graphql(
+            query,
+            json!({ "e": venue.shop.event, "c": code, "s": order_secret }),
+        )
+        .await;
+    let position = &body["data"]["order"]["positions"][0];
+    assert_eq!(position["secret"], json!(secret), "{body}");
+    assert_eq!(
+        position["svg"],
+        json!(voltgate::qr::svg(secret).expect("renders")),
+        "the SVG is the code of the ticket's secret"
+    );
+    let png = position["png"]
+        .as_str()
+        .and_then(|p| p.strip_prefix("data:image/png;base64,"))
+        .unwrap_or_else(|| panic!("a PNG data URL: {body}"));
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png)
+        .expect("base64");
+    assert_eq!(bytes, voltgate::qr::png(secret).expect("renders"));
+
+    // Whoever cannot read the order sees no code.
+    let refused = app
+        .graphql(
+            query,
+            json!({ "e": venue.shop.event, "c": code, "s": "not-the-order-secret" }),
+        )
+        .await;
+    assert!(refused["data"]["order"].is_null(), "{refused}");
+    assert!(!refused.to_string().contains("<svg"), "{refused}");
+}
+
+#[tokio::test]
+async fn blocked_tickets_and_revoked_secrets_are_refused_and_offline_deltas_say_so() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "blocks", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (_, door) = venue.scanner(&app, "Gate").await;
+    let (_, _, tickets) = bought(&app, &venue, &venue.products[0], 2).await;
+    let ((blocked_id, blocked_secret), (reissued_id, old_secret)) =
+        (tickets[0].clone(), tickets[1].clone());
+    let cursor = document(&door, &list, None).await["cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let admin = &venue.shop.admin;
+
+    // Blocking needs CHANGE_ORDERS: a scanner may not.
+    let refused = door.gql(BLOCK, json!({ "id": blocked_id })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    let body = admin.gql(BLOCK, json!({ "id": blocked_id })).await;
+    assert_eq!(
+        body["data"]["blockTicket"]["ticket"]["blocked"], true,
+        "{body}"
+    );
+    let scanned = scan(
+        &door,
+        json!({ "secret": blocked_secret, "listIds": [list] }),
+    )
+    .await;
+    assert_eq!(outcome(&scanned), rejected("BLOCKED"), "{scanned}");
+
+    // A new secret: the old one is revoked, the new one admits.
+    let body = admin.gql(REGENERATE, json!({ "id": reissued_id })).await;
+    let new_secret = body["data"]["regenerateTicketSecret"]["ticket"]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a new secret: {body}"))
+        .to_owned();
+    assert_ne!(new_secret, old_secret);
+    let scanned = scan(&door, json!({ "secret": old_secret, "listIds": [list] })).await;
+    assert_eq!(outcome(&scanned), rejected("REVOKED"), "{scanned}");
+    assert!(
+        scanned["data"]["redeemTicket"]["ticket"]["orderCode"].is_string(),
+        "{scanned}"
+    );
+    let scanned = scan(&door, json!({ "secret": new_secret, "listIds": [list] })).await;
+    assert_eq!(outcome(&scanned), accepted(), "{scanned}");
+
+    // The delta revokes the blocked ticket and the old secret, and lists the new one.
+    let delta = document(&door, &list, Some(&cursor)).await;
+    assert_eq!(delta["complete"], false, "{delta}");
+    assert!(
+        has_hash(&delta["revoked"], &sha256_hex(&blocked_secret)),
+        "{delta}"
+    );
+    assert!(
+        has_hash(&delta["revoked"], &sha256_hex(&old_secret)),
+        "{delta}"
+    );
+    assert!(
+        has_hash(&delta["tickets"], &sha256_hex(&new_secret)),
+        "{delta}"
+    );
+    assert!(!has_hash(&delta["tickets"], &sha256_hex(&blocked_secret)));
+    // A complete download knows the revoked secret too, so a scanner tells it apart.
+    let complete = document(&door, &list, None).await;
+    assert!(has_hash(&complete["revoked"], &sha256_hex(&old_secret)));
+
+    // Unblocked, the ticket enters; the next delta lists it again.
+    let cursor = delta["cursor"].as_str().unwrap_or_default().to_owned();
+    let body = admin.gql(UNBLOCK, json!({ "id": blocked_id })).await;
+    assert_eq!(
+        body["data"]["unblockTicket"]["ticket"]["blocked"], false,
+        "{body}"
+    );
+    let scanned = scan(
+        &door,
+        json!({ "secret": blocked_secret, "listIds": [list] }),
+    )
+    .await;
+    assert_eq!(outcome(&scanned), accepted(), "{scanned}");
+    let delta = document(&door, &list, Some(&cursor)).await;
+    assert!(
+        has_hash(&delta["tickets"], &sha256_hex(&blocked_secret)),
+        "{delta}"
+    );
+}
+
+#[tokio::test]
+async fn offline_downloads_admit_holders_through_units_of_their_order_as_the_door_does() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "offline-units", &["Seat"]).await;
+    let tutorial = product_of_kind(&venue, "Rust tutorial", "ADDON").await;
+    let room = venue
+        .list(json!({ "name": "Tutorial room", "productIds": [tutorial], "allowEntryAfterExit": false }))
+        .await;
+    let (_, door) = venue.scanner(&app, "Room 2").await;
+    let holder = paid_order(&app, &venue, &[(&venue.products[0], 1), (&tutorial, 1)]).await;
+    let (others, _) = venue.tickets(&app, &venue.products[0], 1, true).await;
+
+    let download = document(&door, &room, None).await;
+    let entry = download["tickets"]
+        .as_array()
+        .and_then(|t| {
+            t.iter()
+                .find(|e| e["secret_hash"] == json!(sha256_hex(&holder)))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("the holder's ticket in {download}"));
+    assert_eq!(entry["product_name"], "Seat", "{entry}");
+    assert_eq!(
+        entry["units"][0]["product_name"], "Rust tutorial",
+        "{entry}"
+    );
+    assert_eq!(entry["units"][0]["entries"], 0, "{entry}");
+    assert!(
+        !has_hash(&download["tickets"], &sha256_hex(&others[0])),
+        "a holder without the add-on is not listed: {download}"
+    );
+
+    let admitted = scan(&door, json!({ "secret": holder, "listIds": [room] })).await;
+    assert_eq!(outcome(&admitted), accepted(), "{admitted}");
+    let download = document(&door, &room, None).await;
+    let entry = download["tickets"]
+        .as_array()
+        .and_then(|t| {
+            t.iter()
+                .find(|e| e["secret_hash"] == json!(sha256_hex(&holder)))
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["units"][0]["entries"], 1, "{download}");
+}
+
+#[tokio::test]
+async fn the_demo_sells_tickets_that_the_demo_scanner_admits_and_runs_once() {
+    let app = spawn_app().await;
+    let sales = voltgate::ticketing::demo::seed(&app.db)
+        .await
+        .expect("the demo runs")
+        .expect("demo ticketing data");
+    assert_eq!(sales.orders, 4);
+    assert!(sales.ticket_secrets.len() >= 5, "{sales:?}");
+    assert_eq!(sales.voucher_codes.len(), 2);
+    let door = voltgate::checkin::demo::seed(&app.db)
+        .await
+        .expect("the demo runs")
+        .expect("a list and a scanner");
+    assert_eq!(door.event_name, sales.event_name);
+    assert!(
+        voltgate::ticketing::demo::seed(&app.db)
+            .await
+            .expect("the demo runs")
+            .is_none(),
+        "a second run adds nothing"
+    );
+
+    let started = session(&app, &door.credential).await;
+    let scanner = TestUser::bearer(
+        &app,
+        started["data"]["scannerSession"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a session: {started}")),
+    );
+    let lists = scanner
+        .gql(
+            "query($e: ID!) { checkinLists(eventId: $e) { id } }",
+            json!({ "e": voltgate::graphql::ids::encode(voltgate::graphql::ids::Kind::EVENT, sales.event_id) }),
+        )
+        .await;
+    let list = lists["data"]["checkinLists"][0]["id"].clone();
+    let scanned = scan(
+        &scanner,
+        json!({ "secret": sales.ticket_secrets[0], "listIds": [list] }),
+    )
+    .await;
+    assert_eq!(outcome(&scanned), accepted(), "{scanned}");
+    let again = scan(
+        &scanner,
+        json!({ "secret": sales.ticket_secrets[0], "listIds": [list] }),
+    )
+    .await;
+    assert_eq!(outcome(&again), rejected("ALREADY_REDEEMED"), "{again}");
+
+    // The door staff account works the doors through its team.
+    let signed_in = app
+        .graphql(
+            "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { accessToken } }",
+            json!({ "l": sales.door_staff.username, "p": sales.door_staff.password }),
+        )
+        .await;
+    let staff = TestUser::bearer(
+        &app,
+        signed_in["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("signed in: {signed_in}")),
+    );
+    let seen = staff
+        .gql(
+            "query($e: ID!) { checkinLists(eventId: $e) { name } }",
+            json!({ "e": voltgate::graphql::ids::encode(voltgate::graphql::ids::Kind::EVENT, sales.event_id) }),
+        )
+        .await;
+    assert_eq!(
+        seen["data"]["checkinLists"],
+        json!([{ "name": "Main entrance" }]),
+        "{seen}"
+    );
+}

@@ -6,6 +6,7 @@
 pub mod back_office;
 pub mod payments;
 pub mod shop;
+pub mod tickets;
 pub mod types;
 pub mod vouchers;
 
@@ -20,6 +21,7 @@ use types::Order;
 pub use back_office::BackOfficeMutation;
 pub use payments::PaymentMutation;
 pub use shop::{ShopMutation, ShopQuery, ShopSubscription};
+pub use tickets::TicketMutation;
 pub use vouchers::VoucherMutation;
 
 impl Kind {

@@ -694,6 +694,32 @@ impl OrderPosition {
     async fn valid(&self) -> bool {
         self.order_paid && !self.row.canceled
     }
+    /// Blocked by the organizer: refused at every door (`BLOCKED`).
+    async fn blocked(&self, ctx: &Context<'_>) -> Result<bool> {
+        let block = loader(ctx)?
+            .load_one(crate::ticketing::loaders::BlockOfTicket(self.row.id))
+            .await?;
+        Ok(block.is_some_and(|b| b.blocked))
+    }
+    /// The QR code of `secret`: an SVG document, or a PNG image as a
+    /// `data:image/png;base64,…` URL.
+    async fn qr_code(&self, format: Option<QrCodeFormat>) -> Result<String> {
+        let format = match format.unwrap_or(QrCodeFormat::Svg) {
+            QrCodeFormat::Svg => crate::ticketing::tickets::QrFormat::Svg,
+            QrCodeFormat::Png => crate::ticketing::tickets::QrFormat::Png,
+        };
+        Ok(crate::ticketing::tickets::qr_code(
+            &self.row.secret,
+            format,
+        )?)
+    }
+}
+
+/// The image format of a ticket's QR code.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum QrCodeFormat {
+    Svg,
+    Png,
 }
 
 /// An audit log entry: who (an account or a team API token) did what, when.
