@@ -33,6 +33,7 @@ pub struct ServiceContext {
     pub commands: crate::devices::commands_log::CommandSettings,
     pub kiosks: crate::charging::settings::KioskSettings,
     pub signer: Arc<crate::signing::SignerCell>,
+    pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
 }
 
 impl ServiceContext {
@@ -58,6 +59,7 @@ impl ServiceContext {
             commands: crate::devices::commands_log::CommandSettings::default(),
             kiosks: crate::charging::settings::KioskSettings::default(),
             signer: Arc::default(),
+            badge_keys: Arc::default(),
         }
     }
 

@@ -23,6 +23,7 @@ pub enum DomainEvent {
     CheckinRecorded(crate::checkin::live::CheckinRecorded),
     AssignmentChanged(AssignmentChanged),
     ChargeStateChanged(ChargeStateChanged),
+    KioskPairingChanged(KioskPairingChanged),
 }
 
 impl DomainEvent {
@@ -48,6 +49,7 @@ impl DomainEvent {
                 Topic::ChargeSession(e.session_id),
                 Topic::ChargeBay(e.bay_id),
             ],
+            Self::KioskPairingChanged(e) => vec![Topic::KioskPairing(e.pairing_id)],
         }
     }
 
@@ -58,6 +60,7 @@ impl DomainEvent {
             Self::CheckinRecorded(_) => "checkin_recorded",
             Self::AssignmentChanged(_) => "assignment_changed",
             Self::ChargeStateChanged(_) => "charge_state_changed",
+            Self::KioskPairingChanged(_) => "kiosk_pairing_changed",
         }
     }
 }
@@ -102,6 +105,18 @@ pub struct ChargeStateChanged {
     pub energy_kwh: Option<f64>,
     pub current_a: Option<f64>,
     pub voltage_v: Option<f64>,
+    pub at: DateTime<Utc>,
+}
+
+/// A kiosk's mobile pairing changed state. Not public: `terminalPairingChanged`
+/// delivers it only to the kiosk of its cabinet; it names no customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KioskPairingChanged {
+    pub pairing_id: i32,
+    pub cabinet_id: i32,
+    pub state: crate::entities::kiosk_pairing::PairingState,
+    /// The session it opened, once consumed.
+    pub session_id: Option<i32>,
     pub at: DateTime<Utc>,
 }
 

@@ -34,6 +34,8 @@ pub enum Topic {
     ChargeSession(i32),
     /// The changes of the charging sessions at one bay.
     ChargeBay(i32),
+    /// One kiosk pairing's changes.
+    KioskPairing(i32),
 }
 
 impl Topic {
@@ -48,6 +50,7 @@ impl Topic {
             Self::StationBays(id) => format!("s{id}"),
             Self::Bay(id) => format!("b{id}"),
             Self::Checkin(id) => format!("d{id}"),
+            Self::KioskPairing(id) => format!("p{id}"),
         }
     }
 
@@ -65,6 +68,7 @@ impl Topic {
             ("d", digits) => id(digits).map(Self::Checkin),
             ("c", digits) => id(digits).map(Self::ChargeSession),
             ("k", digits) => id(digits).map(Self::ChargeBay),
+            ("p", digits) => id(digits).map(Self::KioskPairing),
             _ => None,
         }
     }
@@ -167,6 +171,7 @@ mod tests {
             Topic::ChargeSessions,
             Topic::ChargeSession(7),
             Topic::ChargeBay(12),
+            Topic::KioskPairing(5),
         ] {
             assert_eq!(Topic::from_key(&topic.key()), Some(topic));
         }

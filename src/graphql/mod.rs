@@ -39,6 +39,7 @@ pub struct Query(
     crate::charging::kiosks_graphql::KioskQuery,
     crate::charging::sessions_graphql::SessionQuery,
     crate::supervision::maintenance_graphql::MaintenanceQuery,
+    crate::charging::pairing_graphql::PairingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -61,6 +62,8 @@ pub struct Mutation(
     crate::charging::kiosks_graphql::KioskMutation,
     crate::charging::sessions_graphql::SessionMutation,
     crate::supervision::maintenance_graphql::MaintenanceMutation,
+    crate::charging::badge_links_graphql::BadgeLinkMutation,
+    crate::charging::pairing_graphql::PairingMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -69,6 +72,7 @@ pub struct Subscription(
     crate::supervision::graphql::AlertSubscription,
     crate::checkin::graphql::CheckinSubscription,
     crate::charging::sessions_graphql::SessionSubscription,
+    crate::charging::pairing_graphql::PairingSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -172,6 +172,14 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("deleteCheckinList", Team, format!("mutation {{ deleteCheckinList(input: {{ listId: \"{}\" }}) {{ ok }} }}", global_id("CheckinList", 1))),
         ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
         ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
+        ("createBadgeLinkCode", SignedIn, format!("mutation {{ createBadgeLinkCode(input: {{ cabinetId: \"{}\" }}) {{ code }} }}", global_id("Cabinet", 999_999))),
+        ("terminalLinkBadge", Kiosks, "mutation { terminalLinkBadge(input: { code: \"x\", uid: \"AABBCCDD\" }) { hint } }".into()),
+        ("terminalCreatePairing", Kiosks, "mutation { terminalCreatePairing { qrContent } }".into()),
+        ("terminalPairing", Kiosks, format!("{{ terminalPairing(id: \"{}\") {{ state }} }}", global_id("KioskPairing", 999_999))),
+        ("terminalConsumePairing", Kiosks, format!("mutation {{ terminalConsumePairing(input: {{ pairing: \"{}\" }}) {{ session {{ id }} }} }}", global_id("KioskPairing", 999_999))),
+        ("terminalPairingChanged", Kiosks, format!("subscription {{ terminalPairingChanged(pairingId: \"{}\") {{ cursor }} }}", global_id("KioskPairing", 999_999))),
+        ("pairing", SignedIn, "{ pairing(token: \"vgp_unknown\") { state } }".into()),
+        ("authorizePairing", SignedIn, format!("mutation {{ authorizePairing(input: {{ token: \"vgp_unknown\", reservationId: \"{reservation}\" }}) {{ state }} }}")),
     ]
 }
 
