@@ -101,6 +101,10 @@ impl App {
         services.signer = Arc::new(crate::signing::SignerCell::new(
             settings.signing_key.as_deref(),
         )?);
+        services.badge_keys = Arc::new(crate::accounts::badges::BadgeKeys::new(
+            settings.badge_key.as_deref(),
+            &settings.badge_previous_keys,
+        )?);
         if let Some(mqtt) = &mqtt {
             services.devices = Arc::new(MqttCommands(mqtt.clone()));
         }

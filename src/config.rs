@@ -260,6 +260,21 @@ pub struct ServeSettings {
         default_value = ""
     )]
     pub cors_origins: Vec<String>,
+
+    /// Secret (32 characters or more) keying the hashes badge UIDs are stored
+    /// under; unset generates one once and stores it in the database.
+    #[arg(long, env = "VOLTGATE_BADGE_KEY", hide_env_values = true)]
+    pub badge_key: Option<String>,
+
+    /// Earlier badge keys still accepted for lookups while badges are re-hashed
+    /// (key rotation), comma-separated.
+    #[arg(
+        long,
+        env = "VOLTGATE_BADGE_PREVIOUS_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub badge_previous_keys: Vec<String>,
 }
 
 /// The demo devices' credentials: written (mode 0600) by `serve --demo` and

@@ -35,6 +35,7 @@ pub struct ServiceContext {
     pub signer: Arc<crate::signing::SignerCell>,
     /// Ticketing's per-event lanes that batch holds and checkouts.
     pub ticketing_lanes: Arc<crate::ticketing::rush::Lanes>,
+    pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
 }
 
 impl ServiceContext {
@@ -61,6 +62,7 @@ impl ServiceContext {
             kiosks: crate::charging::settings::KioskSettings::default(),
             signer: Arc::default(),
             ticketing_lanes: Arc::default(),
+            badge_keys: Arc::default(),
         }
     }
 

@@ -26,6 +26,8 @@ mod m20261203_030000_vouchers;
 mod m20261203_030001_payments;
 mod m20261203_040000_checkin;
 mod m20261203_060100_ticket_blocks;
+mod m20261204_060000_badge_links;
+mod m20261204_060001_kiosk_pairings;
 
 pub struct Migrator;
 
@@ -52,6 +54,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_030001_payments::Migration),
             Box::new(m20261203_040000_checkin::Migration),
             Box::new(m20261203_060100_ticket_blocks::Migration),
+            Box::new(m20261204_060000_badge_links::Migration),
+            Box::new(m20261204_060001_kiosk_pairings::Migration),
         ]
     }
 }

@@ -321,6 +321,7 @@ pub async fn ensure_may_manage_badge(
 /// As [`badges::add`], plus `NOT_FOUND` and `FORBIDDEN` as for [`ensure_may_manage`].
 pub async fn register_badge(
     db: &DatabaseConnection,
+    keys: &badges::BadgeKeys,
     actor: &Person,
     user_id: i32,
     uid: &str,
@@ -328,7 +329,7 @@ pub async fn register_badge(
     ip: Option<&str>,
 ) -> AppResult<auth_method::Model> {
     managed(db, actor, user_id).await?;
-    badges::add(db, user_id, uid, label, ip).await
+    badges::add(db, keys, user_id, uid, label, ip).await
 }
 
 /// Creates a staff superuser with the administrator role.

@@ -24,6 +24,7 @@ pub enum DomainEvent {
     AssignmentChanged(AssignmentChanged),
     ChargeStateChanged(ChargeStateChanged),
     AvailabilityChanged(crate::ticketing::live::AvailabilityChanged),
+    KioskPairingChanged(KioskPairingChanged),
 }
 
 impl DomainEvent {
@@ -51,6 +52,7 @@ impl DomainEvent {
             ],
             // One stream per event: storefronts filter by date.
             Self::AvailabilityChanged(e) => vec![Topic::Availability(e.event_id)],
+            Self::KioskPairingChanged(e) => vec![Topic::KioskPairing(e.pairing_id)],
         }
     }
 
@@ -62,6 +64,7 @@ impl DomainEvent {
             Self::AssignmentChanged(_) => "assignment_changed",
             Self::ChargeStateChanged(_) => "charge_state_changed",
             Self::AvailabilityChanged(_) => "availability_changed",
+            Self::KioskPairingChanged(_) => "kiosk_pairing_changed",
         }
     }
 }
@@ -106,6 +109,18 @@ pub struct ChargeStateChanged {
     pub energy_kwh: Option<f64>,
     pub current_a: Option<f64>,
     pub voltage_v: Option<f64>,
+    pub at: DateTime<Utc>,
+}
+
+/// A kiosk's mobile pairing changed state. Not public: `terminalPairingChanged`
+/// delivers it only to the kiosk of its cabinet; it names no customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KioskPairingChanged {
+    pub pairing_id: i32,
+    pub cabinet_id: i32,
+    pub state: crate::entities::kiosk_pairing::PairingState,
+    /// The session it opened, once consumed.
+    pub session_id: Option<i32>,
     pub at: DateTime<Utc>,
 }
 

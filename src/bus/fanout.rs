@@ -36,6 +36,8 @@ pub enum Topic {
     ChargeBay(i32),
     /// The quotas of one ticketing event.
     Availability(i32),
+    /// One kiosk pairing's changes.
+    KioskPairing(i32),
 }
 
 impl Topic {
@@ -51,6 +53,7 @@ impl Topic {
             Self::Bay(id) => format!("b{id}"),
             Self::Checkin(id) => format!("d{id}"),
             Self::Availability(id) => format!("q{id}"),
+            Self::KioskPairing(id) => format!("p{id}"),
         }
     }
 
@@ -69,6 +72,7 @@ impl Topic {
             ("c", digits) => id(digits).map(Self::ChargeSession),
             ("k", digits) => id(digits).map(Self::ChargeBay),
             ("q", digits) => id(digits).map(Self::Availability),
+            ("p", digits) => id(digits).map(Self::KioskPairing),
             _ => None,
         }
     }
@@ -172,6 +176,7 @@ mod tests {
             Topic::ChargeSession(7),
             Topic::ChargeBay(12),
             Topic::Availability(5),
+            Topic::KioskPairing(5),
         ] {
             assert_eq!(Topic::from_key(&topic.key()), Some(topic));
         }

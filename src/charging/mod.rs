@@ -7,16 +7,21 @@
 //! `bay_status` (a bay's status from its maintenance and reservations, and
 //! the job that keeps it current), `outbox` (the notification outbox and its
 //! delivery job), `kiosks` (cabinet kiosk credentials and the kiosk's sign-in),
-//! `settings` (reservation and kiosk rules from configuration).
+//! `settings` (reservation and kiosk rules from configuration), `badge_links`
+//! (linking a scanned badge to an account with a one-use code), `pairing`
+//! (mobile pairing of a customer's phone with a kiosk).
 //! GraphQL: `graphql` (charging's parts of `Station` and `Bay`, `Cabinet`),
 //! `admin_graphql` (staff mutations), `reservations_graphql` (catalog and
-//! reservations), `kiosks_graphql` (kiosk credentials, `kioskSignIn`, `terminal`); `loaders` batches the relations.
+//! reservations), `kiosks_graphql` (kiosk credentials, `kioskSignIn`, `terminal`),
+//! `badge_links_graphql`, `pairing_graphql`; `loaders` batches the relations.
 //!
 //! Invariants: a bay's `station_id` always equals its cabinet's; two holding
 //! reservations of one bay never overlap; bay status changes are published
 //! after their transaction commits.
 
 pub mod admin_graphql;
+pub mod badge_links;
+pub mod badge_links_graphql;
 pub mod bay_status;
 pub mod catalog;
 pub mod graphql;
@@ -25,6 +30,8 @@ pub mod kiosks_graphql;
 pub mod loaders;
 pub mod network;
 pub mod outbox;
+pub mod pairing;
+pub mod pairing_graphql;
 pub mod reservations;
 pub mod reservations_graphql;
 pub mod session_state;

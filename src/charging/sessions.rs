@@ -26,7 +26,6 @@ use sea_orm::{
 use super::bay_status;
 use super::reservations::access_hash;
 use super::session_state::{self, InvalidTransition, SessionEvent, SessionState};
-use crate::auth::tokens::sha256_hex;
 use crate::bus::{ChargeStateChanged, DomainEvent};
 use crate::devices::commands::CommandAction;
 use crate::devices::commands_log::{self, CommandOwner, Owner, SendOptions};
@@ -236,6 +235,7 @@ fn matches(
     method: &auth_method::Model,
     credential: &str,
     now: DateTime<Utc>,
+    badge_keys: &crate::accounts::badges::BadgeKeyring,
 ) -> bool {
     if !method.is_active
         || method.revoked_at.is_some()
@@ -244,10 +244,10 @@ fn matches(
         return false;
     }
     let expected = match row.auth_choice {
-        AccessMode::Rfid => match crate::accounts::badges::normalize_uid(credential) {
-            Ok(uid) => sha256_hex(&uid),
-            Err(_) => return false,
-        },
+        AccessMode::Rfid => {
+            return crate::accounts::badges::normalize_uid(credential)
+                .is_ok_and(|uid| badge_keys.matches(&uid, &method.value_hash));
+        }
         AccessMode::Qr => {
             let Some(rest) = credential.strip_prefix("voltgate:reservation:") else {
                 return false;
@@ -303,6 +303,7 @@ pub async fn authenticate(
     }
     check_limits(services, attempt.cabinet_id, bay.id, now).await?;
 
+    let badge_keys = services.badge_keys.get(db).await?;
     let mut found = None;
     for row in candidates(services, bay.id, attempt.method, now).await? {
         let Some(method_id) = row.auth_method_id else {
@@ -311,7 +312,13 @@ pub async fn authenticate(
         let Some(method) = auth_method::Entity::find_by_id(method_id).one(db).await? else {
             continue;
         };
-        if matches(&row, &method, credential, now) {
+        if matches(&row, &method, credential, now, &badge_keys) {
+            if let (AccessMode::Rfid, Ok(uid)) = (
+                row.auth_choice,
+                crate::accounts::badges::normalize_uid(credential),
+            ) {
+                crate::accounts::badges::rehash(db, &badge_keys, &method, &uid).await?;
+            }
             found = Some(row);
             break;
         }
@@ -343,7 +350,37 @@ pub async fn authenticate(
             "this credential does not open this bay now",
         ));
     };
+    open(services, attempt.cabinet_id, &bay, &row, attempt.method).await
+}
 
+/// Opens a session for `row` at `bay`, whose access the caller has checked
+/// (a credential, or a pairing the customer authorized), and sends `unlock`.
+///
+/// # Errors
+/// As [`authenticate`] once the credential matched.
+pub(crate) async fn open(
+    services: &ServiceContext,
+    cabinet_id: i32,
+    bay: &bay::Model,
+    row: &reservation::Model,
+    method: AccessMode,
+) -> AppResult<(charging_session::Model, Vec<DomainEvent>)> {
+    let now = services.now();
+    let db = &services.db;
+    let record = |succeeded: bool, row: Option<&reservation::Model>, session: Option<i32>| {
+        charging_auth_attempt::ActiveModel {
+            cabinet_id: Set(cabinet_id),
+            bay_id: Set(bay.id),
+            reservation_id: Set(row.map(|r| r.id)),
+            user_id: Set(row.map(|r| r.user_id)),
+            session_id: Set(session),
+            method: Set(method),
+            succeeded: Set(succeeded),
+            created_at: Set(now),
+            created_at_us: Set(now.timestamp_micros()),
+            ..Default::default()
+        }
+    };
     let txn = db.begin().await?;
     let activated = reservation::Entity::update_many()
         .col_expr(
@@ -371,7 +408,7 @@ pub async fn authenticate(
         bay_id: Set(bay.id),
         cabinet_id: Set(bay.cabinet_id),
         state: Set(opened),
-        method: Set(attempt.method),
+        method: Set(method),
         opened_at: Set(now),
         state_changed_at: Set(now),
         plug_timeout_secs: Set(
@@ -397,7 +434,7 @@ pub async fn authenticate(
         }
         Err(err) => return Err(err.into()),
     };
-    record(true, Some(&row), Some(session.id))
+    record(true, Some(row), Some(session.id))
         .insert(&txn)
         .await?;
     let mut events = bay_status::refresh(&txn, &[bay.id], now).await?;

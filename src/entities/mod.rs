@@ -61,7 +61,10 @@ pub mod user_role;
 
 pub use enums::*;
 pub use role::RoleName;
+pub mod badge_link_code;
+pub mod badge_link_failure;
 pub mod checkout_key;
+pub mod kiosk_pairing;
 pub mod order_fee;
 pub mod order_payment;
 pub mod revoked_ticket_secret;

@@ -39,6 +39,7 @@ pub struct Query(
     crate::charging::kiosks_graphql::KioskQuery,
     crate::charging::sessions_graphql::SessionQuery,
     crate::supervision::maintenance_graphql::MaintenanceQuery,
+    crate::charging::pairing_graphql::PairingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -62,6 +63,8 @@ pub struct Mutation(
     crate::charging::sessions_graphql::SessionMutation,
     crate::supervision::maintenance_graphql::MaintenanceMutation,
     crate::ticketing::graphql::TicketMutation,
+    crate::charging::badge_links_graphql::BadgeLinkMutation,
+    crate::charging::pairing_graphql::PairingMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -71,6 +74,7 @@ pub struct Subscription(
     crate::checkin::graphql::CheckinSubscription,
     crate::charging::sessions_graphql::SessionSubscription,
     crate::ticketing::graphql::ShopSubscription,
+    crate::charging::pairing_graphql::PairingSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

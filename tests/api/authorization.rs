@@ -176,6 +176,14 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("blockTicket", Team, format!("mutation {{ blockTicket(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
         ("unblockTicket", Team, format!("mutation {{ unblockTicket(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
         ("regenerateTicketSecret", Team, format!("mutation {{ regenerateTicketSecret(input: {{ positionId: \"{}\" }}) {{ ticket {{ id }} }} }}", global_id("OrderPosition", 1))),
+        ("createBadgeLinkCode", SignedIn, format!("mutation {{ createBadgeLinkCode(input: {{ cabinetId: \"{}\" }}) {{ code }} }}", global_id("Cabinet", 999_999))),
+        ("terminalLinkBadge", Kiosks, "mutation { terminalLinkBadge(input: { code: \"x\", uid: \"AABBCCDD\" }) { hint } }".into()),
+        ("terminalCreatePairing", Kiosks, "mutation { terminalCreatePairing { qrContent } }".into()),
+        ("terminalPairing", Kiosks, format!("{{ terminalPairing(id: \"{}\") {{ state }} }}", global_id("KioskPairing", 999_999))),
+        ("terminalConsumePairing", Kiosks, format!("mutation {{ terminalConsumePairing(input: {{ pairing: \"{}\" }}) {{ session {{ id }} }} }}", global_id("KioskPairing", 999_999))),
+        ("terminalPairingChanged", Kiosks, format!("subscription {{ terminalPairingChanged(pairingId: \"{}\") {{ cursor }} }}", global_id("KioskPairing", 999_999))),
+        ("pairing", SignedIn, "{ pairing(token: \"vgp_unknown\") { state } }".into()),
+        ("authorizePairing", SignedIn, format!("mutation {{ authorizePairing(input: {{ token: \"vgp_unknown\", reservationId: \"{reservation}\" }}) {{ state }} }}")),
     ]
 }
 

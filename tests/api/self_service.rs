@@ -99,8 +99,10 @@ async fn badges_are_stored_hashed_shown_as_hints_and_unique_while_active() {
         .expect("q")
         .expect("row");
     assert!(
-        !stored.value_hash.contains("04A22B1A") && stored.value_hash.len() == 64,
-        "only a hash is stored"
+        !stored.value_hash.contains("04A22B1A")
+            && stored.value_hash.starts_with("h1:")
+            && stored.value_hash.len() == 64,
+        "only a keyed hash is stored"
     );
 
     let taken = app

@@ -257,6 +257,7 @@ impl AdminMutation {
         let id = ids::decode(&input.user_id, Kind::USER, "userId")?;
         let saved = admin::register_badge(
             db,
+            &services(ctx)?.badge_keys,
             &actor,
             id,
             &input.uid,

@@ -273,6 +273,7 @@ impl SelfServiceMutation {
         )?;
         let saved = badges::add(
             db,
+            &services(ctx)?.badge_keys,
             me.id,
             &input.uid,
             input.label.as_deref(),
