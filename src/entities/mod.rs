@@ -64,5 +64,6 @@ pub use role::RoleName;
 pub mod checkout_key;
 pub mod order_fee;
 pub mod order_payment;
+pub mod session_telemetry;
 pub mod voucher;
 pub mod voucher_product;

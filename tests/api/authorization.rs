@@ -172,6 +172,10 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("deleteCheckinList", Team, format!("mutation {{ deleteCheckinList(input: {{ listId: \"{}\" }}) {{ ok }} }}", global_id("CheckinList", 1))),
         ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
         ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
+        ("sessionTelemetry", SignedIn, format!("{{ sessionTelemetry(sessionId: \"{}\") {{ samples }} }}", global_id("ChargingSession", 1))),
+        ("latestTelemetry", Supervisors, "{ latestTelemetry { bayId } }".into()),
+        ("deviceSensors", Supervisors, format!("{{ deviceSensors(deviceId: \"{}\") {{ id }} }}", global_id("Device", 1))),
+        ("sensorReadings", Supervisors, format!("{{ sensorReadings(sensorId: \"{}\") {{ value }} }}", global_id("Sensor", 1))),
     ]
 }
 
