@@ -395,6 +395,9 @@ async fn start_ingestion(
             max_temperature_c: settings.alert_max_temperature_c,
             temperature_hysteresis_c: settings.alert_temperature_hysteresis_c,
             smoke_threshold: settings.alert_smoke_threshold,
+            max_current_a: settings.supervision.alert_max_current_a,
+            min_voltage_v: settings.supervision.alert_min_voltage_v,
+            max_voltage_v: settings.supervision.alert_max_voltage_v,
         },
     };
     Ok(Some(Arc::new(

@@ -25,6 +25,7 @@ mod m20261203_020002_maintenances;
 mod m20261203_030000_vouchers;
 mod m20261203_030001_payments;
 mod m20261203_040000_checkin;
+mod m20261203_050000_session_telemetry;
 mod m20261203_060100_ticket_blocks;
 mod m20261204_060000_badge_links;
 mod m20261204_060001_kiosk_pairings;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_030000_vouchers::Migration),
             Box::new(m20261203_030001_payments::Migration),
             Box::new(m20261203_040000_checkin::Migration),
+            Box::new(m20261203_050000_session_telemetry::Migration),
             Box::new(m20261203_060100_ticket_blocks::Migration),
             Box::new(m20261204_060000_badge_links::Migration),
             Box::new(m20261204_060001_kiosk_pairings::Migration),

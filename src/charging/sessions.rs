@@ -136,6 +136,7 @@ async fn charge_event(
         .one(db)
         .await?
         .map_or(0, |b| b.station_id);
+    let latest = crate::supervision::telemetry::latest_of_session(db, session.id).await?;
     Ok(DomainEvent::ChargeStateChanged(ChargeStateChanged {
         session_id: session.id,
         bay_id: session.bay_id,
@@ -143,9 +144,8 @@ async fn charge_event(
         user_id: session.user_id,
         state: session.state,
         energy_kwh: session.energy_kwh,
-        // Live current and voltage come with stored telemetry.
-        current_a: None,
-        voltage_v: None,
+        current_a: latest.as_ref().map(|s| s.current_a),
+        voltage_v: latest.as_ref().map(|s| s.voltage_v),
         at: session.state_changed_at,
     }))
 }

@@ -83,9 +83,31 @@ impl ChargingSession {
     async fn energy_kwh(&self) -> Option<f64> {
         self.0.energy_kwh
     }
+    /// Current of the latest telemetry sample (A).
+    async fn current_a(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
+        Ok(self.latest_sample(ctx).await?.map(|s| s.current_a))
+    }
+    /// Voltage of the latest telemetry sample (V).
+    async fn voltage_v(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
+        Ok(self.latest_sample(ctx).await?.map(|s| s.voltage_v))
+    }
     /// Why the session ended in `ERROR`.
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
+    }
+}
+
+impl ChargingSession {
+    async fn latest_sample(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<crate::entities::session_telemetry::Model>> {
+        let db = &crate::services::services(ctx)?.db;
+        Ok(
+            crate::supervision::telemetry::latest_of_session(db, self.0.id)
+                .await
+                .map_err(AppError::from)?,
+        )
     }
 }
 

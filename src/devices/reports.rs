@@ -70,6 +70,8 @@ pub enum ReportError {
     },
     #[error("report stamped {ts}, beyond the accepted clock skew")]
     FromTheFuture { ts: DateTime<Utc> },
+    #[error("telemetry stamped {ts} while no charging session was open on the bay")]
+    NoSession { ts: DateTime<Utc> },
     #[error(transparent)]
     Database(#[from] DbErr),
 }

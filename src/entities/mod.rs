@@ -69,5 +69,6 @@ pub mod order_fee;
 pub mod order_payment;
 pub mod revoked_ticket_secret;
 pub mod ticket_block;
+pub mod session_telemetry;
 pub mod voucher;
 pub mod voucher_product;

@@ -40,6 +40,7 @@ pub struct Query(
     crate::charging::sessions_graphql::SessionQuery,
     crate::supervision::maintenance_graphql::MaintenanceQuery,
     crate::charging::pairing_graphql::PairingQuery,
+    crate::supervision::telemetry_graphql::TelemetryQuery,
 );
 
 #[derive(MergedObject, Default)]

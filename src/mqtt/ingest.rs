@@ -40,7 +40,7 @@ use crate::entities::{DeviceStatus, alert, bay};
 use crate::realtime::batcher::{self, BatchLimits};
 use crate::supervision::alerts::Change;
 use crate::supervision::rules::Thresholds;
-use crate::supervision::sensors;
+use crate::supervision::{sensors, telemetry};
 use crate::telemetry::names;
 
 /// How long a device may act on a command after it was sent; devices refuse it later.
@@ -469,6 +469,7 @@ enum Report {
     State(reports::StateReport),
     Ack(reports::CommandAck),
     Sensor(sensors::Reading),
+    Telemetry(telemetry::Sample),
 }
 
 impl Report {
@@ -477,6 +478,7 @@ impl Report {
             Self::State(_) => "state",
             Self::Ack(_) => "ack",
             Self::Sensor(_) => "sensor",
+            Self::Telemetry(_) => "telemetry",
         }
     }
 }
@@ -529,6 +531,25 @@ impl batcher::Apply for Writer {
                         Err(err) => Err(err),
                     }
                 }
+                Report::Telemetry(sample) => match reports::find_bay(txn, prefix, bay).await {
+                    Ok((bay, device)) => {
+                        let recorded =
+                            telemetry::record(txn, &bay, &device, sample, at, &self.thresholds)
+                                .await?;
+                        match recorded {
+                            telemetry::Recorded::Stored { event, alerts, .. } => {
+                                let mut events = vec![DomainEvent::ChargeStateChanged(event)];
+                                events.extend(alerts.into_iter().map(alert_event));
+                                Ok(events)
+                            }
+                            telemetry::Recorded::Redelivered => Ok(Vec::new()),
+                            telemetry::Recorded::NoSession => {
+                                Err(ReportError::NoSession { ts: sample.ts })
+                            }
+                        }
+                    }
+                    Err(err) => Err(err),
+                },
             };
             // A database error fails the batch; the domain's refusals are outcomes.
             match outcome {
@@ -587,7 +608,9 @@ impl batcher::Apply for Writer {
                         let at = write.received_at;
                         state_events(txn, report, result, at, &mut offline_alerted).await?
                     }
-                    Report::Ack(_) | Report::Sensor(_) => self.apply(txn, write).await?,
+                    Report::Ack(_) | Report::Sensor(_) | Report::Telemetry(_) => {
+                        self.apply(txn, write).await?
+                    }
                 });
             }
             Ok(outcomes)
@@ -738,15 +761,18 @@ fn decode(
             let ack = payload::decode_ack(bytes, limit).map_err(|reason| ("ack", reason))?;
             Ok(write(Report::Ack(ack.into())))
         }
-        // Validated now so bad devices show up in the counters; stored once
-        // charging sessions exist (telemetry belongs to a session).
         Channel::Telemetry => {
             let sample =
                 payload::decode_telemetry(bytes, limit).map_err(|reason| ("telemetry", reason))?;
             if sample.ts > skew.latest_accepted(incoming.received_at) {
                 return Err(("telemetry", DropReason::ClockSkew));
             }
-            Err(("telemetry", DropReason::NotIngested))
+            Ok(write(Report::Telemetry(telemetry::Sample {
+                current_a: sample.current_a,
+                voltage_v: sample.voltage_v,
+                energy_kwh: sample.energy_kwh,
+                ts: sample.ts,
+            })))
         }
         Channel::Sensor(kind) => {
             let reading =
@@ -777,6 +803,8 @@ fn report_error(topic: &str, err: ReportError) -> DropReason {
             tracing::warn!(%topic, %ts, "device report from the future refused; is the device's clock set?");
             DropReason::ClockSkew
         }
+        // Telemetry belongs to a session: outside one there is nothing to store it against.
+        ReportError::NoSession { .. } => DropReason::NotIngested,
         ReportError::Database(err) => {
             tracing::error!(%topic, error = %err, "cannot apply a device report");
             DropReason::Internal

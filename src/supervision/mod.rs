@@ -26,3 +26,5 @@ pub mod sensors;
 pub mod settings;
 pub mod technicians;
 pub mod technicians_graphql;
+pub mod telemetry;
+pub mod telemetry_graphql;

@@ -11,6 +11,12 @@ pub struct Thresholds {
     pub temperature_hysteresis_c: f64,
     /// A smoke reading at or above this raises `SMOKE` (resolved by a person only).
     pub smoke_threshold: f64,
+    /// A telemetry sample above this current (A) raises `OVER_CURRENT`.
+    pub max_current_a: f64,
+    /// A telemetry sample outside `[min_voltage_v, max_voltage_v]` raises
+    /// `VOLTAGE_OUT_OF_RANGE`.
+    pub min_voltage_v: f64,
+    pub max_voltage_v: f64,
 }
 
 impl Default for Thresholds {
@@ -19,6 +25,9 @@ impl Default for Thresholds {
             max_temperature_c: 60.0,
             temperature_hysteresis_c: 5.0,
             smoke_threshold: 0.5,
+            max_current_a: 40.0,
+            min_voltage_v: 207.0,
+            max_voltage_v: 253.0,
         }
     }
 }
@@ -64,6 +73,40 @@ pub fn judge_reading(kind: &str, value: f64, unit: &str, limits: &Thresholds) ->
     }
 }
 
+/// Judges one telemetry sample: its current, then its voltage. Both end by
+/// themselves once a sample is back within the limits.
+pub fn judge_sample(current_a: f64, voltage_v: f64, limits: &Thresholds) -> [Verdict; 2] {
+    let current = if current_a > limits.max_current_a {
+        Verdict::Raise {
+            kind: AlertKind::OverCurrent,
+            severity: if current_a > limits.max_current_a * 1.25 {
+                AlertSeverity::Critical
+            } else {
+                AlertSeverity::High
+            },
+            message: format!(
+                "current {current_a:.1} A above the {:.1} A limit",
+                limits.max_current_a
+            ),
+        }
+    } else {
+        Verdict::Recover(AlertKind::OverCurrent)
+    };
+    let voltage = if voltage_v < limits.min_voltage_v || voltage_v > limits.max_voltage_v {
+        Verdict::Raise {
+            kind: AlertKind::VoltageOutOfRange,
+            severity: AlertSeverity::High,
+            message: format!(
+                "voltage {voltage_v:.1} V outside {:.1}–{:.1} V",
+                limits.min_voltage_v, limits.max_voltage_v
+            ),
+        }
+    } else {
+        Verdict::Recover(AlertKind::VoltageOutOfRange)
+    };
+    [current, voltage]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +115,37 @@ mod tests {
         max_temperature_c: 60.0,
         temperature_hysteresis_c: 5.0,
         smoke_threshold: 0.5,
+        max_current_a: 40.0,
+        min_voltage_v: 207.0,
+        max_voltage_v: 253.0,
     };
+
+    #[test]
+    fn samples_raise_over_current_and_voltage_out_of_range_and_recover_within_limits() {
+        let [current, voltage] = judge_sample(45.0, 200.0, &LIMITS);
+        assert_eq!(
+            raised(&current),
+            Some((AlertKind::OverCurrent, AlertSeverity::High))
+        );
+        assert_eq!(
+            raised(&voltage),
+            Some((AlertKind::VoltageOutOfRange, AlertSeverity::High))
+        );
+        let [current, _] = judge_sample(60.0, 230.0, &LIMITS);
+        assert_eq!(
+            raised(&current),
+            Some((AlertKind::OverCurrent, AlertSeverity::Critical))
+        );
+        assert_eq!(
+            judge_sample(32.0, 230.0, &LIMITS),
+            [
+                Verdict::Recover(AlertKind::OverCurrent),
+                Verdict::Recover(AlertKind::VoltageOutOfRange)
+            ]
+        );
+        let [_, high] = judge_sample(10.0, 260.0, &LIMITS);
+        assert!(raised(&high).is_some());
+    }
 
     fn raised(verdict: &Verdict) -> Option<(AlertKind, AlertSeverity)> {
         match verdict {

@@ -232,3 +232,67 @@ pub async fn mac_mismatch(
     };
     alerts::raise(db, &condition, at).await.map(Some)
 }
+
+/// The sensors of `device_id`, if `principal` supervises its station.
+///
+/// # Errors
+/// `NOT_FOUND` when the device is not theirs to see.
+pub async fn of_device(
+    db: &impl ConnectionTrait,
+    principal: &crate::auth::Principal,
+    device_id: i32,
+) -> crate::error::AppResult<Vec<sensor::Model>> {
+    use crate::db::FindOr as _;
+    use sea_orm::QueryOrder as _;
+    device::Entity::visible_to(principal)
+        .filter(device::Column::Id.eq(device_id))
+        .one_or_not_found(db, "device")
+        .await?;
+    Ok(sensor::Entity::find()
+        .filter(sensor::Column::DeviceId.eq(device_id))
+        .order_by_asc(sensor::Column::Kind)
+        .all(db)
+        .await?)
+}
+
+/// Readings of `sensor_id` measured in `[from, to)`, newest first, at most
+/// `limit`, if `principal` supervises the sensor's station.
+///
+/// # Errors
+/// `NOT_FOUND` when the sensor is not theirs to see.
+pub async fn readings(
+    db: &impl ConnectionTrait,
+    principal: &crate::auth::Principal,
+    sensor_id: i32,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: u64,
+) -> crate::error::AppResult<(sensor::Model, Vec<sensor_reading::Model>)> {
+    use sea_orm::{QueryOrder as _, QuerySelect as _};
+    let not_found = || crate::error::AppError::not_found("sensor");
+    let found = sensor::Entity::find_by_id(sensor_id)
+        .one(db)
+        .await?
+        .ok_or_else(not_found)?;
+    let visible = device::Entity::visible_to(principal)
+        .filter(device::Column::Id.eq(found.device_id))
+        .one(db)
+        .await?;
+    if visible.is_none() {
+        return Err(not_found());
+    }
+    let mut query =
+        sensor_reading::Entity::find().filter(sensor_reading::Column::SensorId.eq(sensor_id));
+    if let Some(from) = from {
+        query = query.filter(sensor_reading::Column::TsUs.gte(from.timestamp_micros()));
+    }
+    if let Some(to) = to {
+        query = query.filter(sensor_reading::Column::TsUs.lt(to.timestamp_micros()));
+    }
+    let rows = query
+        .order_by_desc(sensor_reading::Column::TsUs)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((found, rows))
+}

@@ -1,5 +1,5 @@
 //! Supervision rules that are configuration: how long a device may stay
-//! silent before it is taken for offline.
+//! silent before it is taken for offline, how long raw telemetry is kept.
 
 use clap::Args;
 
@@ -15,12 +15,50 @@ pub struct SupervisionSettings {
         default_value_t = 120
     )]
     pub heartbeat_timeout_secs: u64,
+
+    /// Days raw charging telemetry samples are kept (by device time); older
+    /// ones are pruned. 0 keeps them forever.
+    #[arg(
+        long = "telemetry-retention-days",
+        env = "VOLTGATE_TELEMETRY_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub telemetry_retention_days: u32,
+
+    /// A telemetry sample above this current (A) raises `OVER_CURRENT`; it
+    /// ends by itself at the next sample within the limit.
+    #[arg(
+        long = "alert-max-current-a",
+        env = "VOLTGATE_ALERT_MAX_CURRENT_A",
+        default_value_t = 40.0
+    )]
+    pub alert_max_current_a: f64,
+
+    /// A telemetry sample below this voltage (V) raises `VOLTAGE_OUT_OF_RANGE`.
+    #[arg(
+        long = "alert-min-voltage-v",
+        env = "VOLTGATE_ALERT_MIN_VOLTAGE_V",
+        default_value_t = 207.0
+    )]
+    pub alert_min_voltage_v: f64,
+
+    /// A telemetry sample above this voltage (V) raises `VOLTAGE_OUT_OF_RANGE`.
+    #[arg(
+        long = "alert-max-voltage-v",
+        env = "VOLTGATE_ALERT_MAX_VOLTAGE_V",
+        default_value_t = 253.0
+    )]
+    pub alert_max_voltage_v: f64,
 }
 
 impl Default for SupervisionSettings {
     fn default() -> Self {
         Self {
             heartbeat_timeout_secs: 120,
+            telemetry_retention_days: 90,
+            alert_max_current_a: 40.0,
+            alert_min_voltage_v: 207.0,
+            alert_max_voltage_v: 253.0,
         }
     }
 }
@@ -30,5 +68,11 @@ impl SupervisionSettings {
     pub fn heartbeat_timeout(&self) -> Option<chrono::TimeDelta> {
         let secs = i64::try_from(self.heartbeat_timeout_secs).ok()?;
         (secs > 0).then(|| chrono::TimeDelta::seconds(secs))
+    }
+
+    /// How long raw telemetry is kept; `None` keeps it forever.
+    pub fn telemetry_retention(&self) -> Option<chrono::TimeDelta> {
+        (self.telemetry_retention_days > 0)
+            .then(|| chrono::TimeDelta::days(self.telemetry_retention_days.into()))
     }
 }

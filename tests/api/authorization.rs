@@ -184,6 +184,10 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("terminalPairingChanged", Kiosks, format!("subscription {{ terminalPairingChanged(pairingId: \"{}\") {{ cursor }} }}", global_id("KioskPairing", 999_999))),
         ("pairing", SignedIn, "{ pairing(token: \"vgp_unknown\") { state } }".into()),
         ("authorizePairing", SignedIn, format!("mutation {{ authorizePairing(input: {{ token: \"vgp_unknown\", reservationId: \"{reservation}\" }}) {{ state }} }}")),
+        ("sessionTelemetry", SignedIn, format!("{{ sessionTelemetry(sessionId: \"{}\") {{ samples }} }}", global_id("ChargingSession", 1))),
+        ("latestTelemetry", Supervisors, "{ latestTelemetry { bayId } }".into()),
+        ("deviceSensors", Supervisors, format!("{{ deviceSensors(deviceId: \"{}\") {{ id }} }}", global_id("Device", 1))),
+        ("sensorReadings", Supervisors, format!("{{ sensorReadings(sensorId: \"{}\") {{ value }} }}", global_id("Sensor", 1))),
     ]
 }
 

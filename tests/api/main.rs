@@ -37,6 +37,7 @@ mod stations;
 mod subscription_groups;
 mod supervision;
 mod technicians;
+mod telemetry;
 mod ticketing;
 mod ticketing_payments;
 mod ticketing_permissions;

@@ -1,0 +1,396 @@
+//! Charging telemetry: samples stored against the session open on the bay,
+//! once per device time, raising the session's energy; read back raw or
+//! downsampled; latest values per bay; technicians see their stations only.
+
+use chrono::{TimeDelta, Utc};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait, EntityTrait as _, PaginatorTrait as _, QueryFilter, Set,
+};
+use serde_json::{Value, json};
+use voltgate::entities::{charging_session, reservation, session_telemetry};
+
+use crate::client::TestUser;
+use crate::helpers::{PATIENCE, SeededBay, TestApp, TestDevice, global_id, spawn_app};
+
+/// A session charging on `bay` for `customer`, opened a minute ago.
+pub async fn charging_session(app: &TestApp, bay: &SeededBay, customer: &TestUser) -> i32 {
+    let now = Utc::now();
+    let user_id = customer.id.expect("a person");
+    let cabinet_id = voltgate::entities::bay::Entity::find_by_id(bay.bay_id)
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("the bay")
+        .cabinet_id;
+    let booked = reservation::ActiveModel {
+        reference_code: Set(format!("T{}", bay.bay_id)),
+        user_id: Set(user_id),
+        bay_id: Set(bay.bay_id),
+        auth_method_id: Set(None),
+        auth_choice: Set(reservation::AccessMode::Code),
+        starts_at_us: Set((now - TimeDelta::minutes(2)).timestamp_micros()),
+        ends_at_us: Set((now + TimeDelta::minutes(30)).timestamp_micros()),
+        status: Set(reservation::ReservationStatus::Active),
+        cancelled_at_us: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .expect("a reservation");
+    charging_session::ActiveModel {
+        reservation_id: Set(booked.id),
+        user_id: Set(user_id),
+        bay_id: Set(bay.bay_id),
+        cabinet_id: Set(cabinet_id),
+        state: Set(charging_session::SessionState::Charging),
+        method: Set(reservation::AccessMode::Code),
+        opened_at: Set(now - TimeDelta::minutes(1)),
+        state_changed_at: Set(now - TimeDelta::minutes(1)),
+        plug_timeout_secs: Set(60),
+        plug_deadline_us: Set(None),
+        start_command_id: Set(None),
+        charging_since: Set(Some(now - TimeDelta::minutes(1))),
+        ended_at: Set(None),
+        energy_kwh: Set(None),
+        error: Set(None),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .expect("a session")
+    .id
+}
+
+/// Publishes a telemetry sample from `bay`'s device.
+pub async fn sample(
+    device: &TestDevice,
+    bay: &SeededBay,
+    at: chrono::DateTime<Utc>,
+    current_a: f64,
+    voltage_v: f64,
+    energy_kwh: f64,
+) {
+    let payload = json!({ "v": 1, "ts": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "session": null, "current_a": current_a, "voltage_v": voltage_v, "energy_kwh": energy_kwh });
+    device
+        .publish(
+            &format!("{}/bays/{}/telemetry", bay.prefix, bay.number),
+            payload.to_string().into_bytes(),
+        )
+        .await;
+}
+
+async fn stored_samples(app: &TestApp, session: i32) -> u64 {
+    session_telemetry::Entity::find()
+        .filter(session_telemetry::Column::SessionId.eq(session))
+        .count(&app.db)
+        .await
+        .expect("count")
+}
+
+/// Waits until `session` has `count` samples stored.
+async fn wait_stored(app: &TestApp, session: i32, count: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let stored = stored_samples(app, session).await;
+        if stored >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {stored} of {count} samples stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+const SERIES: &str = "query($s: ID!, $b: Int, $from: DateTime) {
+  sessionTelemetry(sessionId: $s, bucketSeconds: $b, from: $from) {
+    at samples energyKwh currentA { avg min max } voltageV { avg min max } } }";
+
+#[tokio::test]
+async fn samples_are_stored_once_against_the_session_and_read_back_downsampled() {
+    let app = spawn_app().await;
+    let bays = app.seed(2, 1, 1).await;
+    let (bay, other_bay) = (&bays[0], &bays[1]);
+    let customer = TestUser::customer(&app, "ada").await;
+    let session = charging_session(&app, bay, &customer).await;
+    let device = app.device(bay).await;
+
+    // Six samples in two 10-second buckets; the third is redelivered before
+    // the rest (one bay's messages are applied in order).
+    let start =
+        chrono::DateTime::from_timestamp(Utc::now().timestamp() / 10 * 10 - 30, 0).expect("a time");
+    let values = [
+        (10.0, 230.0),
+        (20.0, 231.0),
+        (30.0, 229.0),
+        (40.0, 232.0),
+        (50.0, 228.0),
+        (60.0, 230.0),
+    ];
+    for (n, (current, voltage)) in values.iter().enumerate() {
+        let at = start + TimeDelta::seconds(n as i64 * 3 + if n >= 3 { 1 } else { 0 });
+        sample(&device, bay, at, *current, *voltage, 0.5 * (n as f64 + 1.0)).await;
+        if n == 2 {
+            sample(&device, bay, at, *current, *voltage, 1.5).await;
+        }
+    }
+    wait_stored(&app, session, 6).await;
+    assert_eq!(
+        stored_samples(&app, session).await,
+        6,
+        "a redelivery is stored once"
+    );
+
+    // A bay with no session stores nothing: its sample is handled before the
+    // sensor reading that follows it on the same bay.
+    let idle = app.device(other_bay).await;
+    sample(&idle, other_bay, Utc::now(), 5.0, 230.0, 0.1).await;
+    let reading = json!({ "v": 1, "ts": Utc::now().to_rfc3339(), "value": 20.0, "unit": "C" });
+    idle.publish(
+        &format!(
+            "{}/bays/{}/sensors/temperature",
+            other_bay.prefix, other_bay.number
+        ),
+        reading.to_string().into_bytes(),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while voltgate::entities::sensor_reading::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count")
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reading never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        session_telemetry::Entity::find()
+            .count(&app.db)
+            .await
+            .expect("count"),
+        6
+    );
+
+    let session_id = global_id("ChargingSession", session);
+    let raw = customer.gql(SERIES, json!({ "s": session_id })).await;
+    let points = raw["data"]["sessionTelemetry"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{raw}"));
+    assert_eq!(points.len(), 6, "{raw}");
+    assert_eq!(points[0]["samples"], 1);
+    assert_eq!(points[5]["energyKwh"], 3.0);
+
+    let bucketed = customer
+        .gql(SERIES, json!({ "s": session_id, "b": 10 }))
+        .await;
+    let buckets = bucketed["data"]["sessionTelemetry"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{bucketed}"));
+    let summary: Vec<(i64, f64, f64, f64, f64)> = buckets
+        .iter()
+        .map(|b| {
+            (
+                b["samples"].as_i64().expect("samples"),
+                b["currentA"]["avg"].as_f64().expect("avg"),
+                b["currentA"]["min"].as_f64().expect("min"),
+                b["currentA"]["max"].as_f64().expect("max"),
+                b["energyKwh"].as_f64().expect("energy"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(3, 20.0, 10.0, 30.0, 1.5), (3, 50.0, 40.0, 60.0, 3.0)],
+        "{bucketed}"
+    );
+    let later = customer
+        .gql(
+            SERIES,
+            json!({ "s": session_id, "from": (start + TimeDelta::seconds(10)).to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(
+        later["data"]["sessionTelemetry"].as_array().map(Vec::len),
+        Some(3),
+        "{later}"
+    );
+
+    // The session's energy is its meter's total, and it shows the live values.
+    let read = customer
+        .gql(
+            "query($s: ID!) { chargingSession(id: $s) { energyKwh currentA voltageV } }",
+            json!({ "s": session_id }),
+        )
+        .await;
+    assert_eq!(
+        read["data"]["chargingSession"],
+        json!({ "energyKwh": 3.0, "currentA": 60.0, "voltageV": 230.0 }),
+        "{read}"
+    );
+
+    let refused = customer
+        .gql(SERIES, json!({ "s": session_id, "b": 0 }))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
+    );
+}
+
+const LATEST: &str = "{ latestTelemetry { bayId sessionId currentA energyKwh } }";
+
+#[tokio::test]
+async fn technicians_read_the_telemetry_of_their_stations_only() {
+    let app = spawn_app().await;
+    let bays = app.seed(2, 1, 1).await;
+    let (mine, theirs) = (&bays[0], &bays[1]);
+    let customer = TestUser::customer(&app, "ben").await;
+    let my_session = charging_session(&app, mine, &customer).await;
+    let their_session = charging_session(&app, theirs, &customer).await;
+    for bay in [mine, theirs] {
+        let device = app.device(bay).await;
+        sample(&device, bay, Utc::now(), 16.0, 230.0, 0.2).await;
+        sample(
+            &device,
+            bay,
+            Utc::now() + TimeDelta::milliseconds(5),
+            17.0,
+            231.0,
+            0.3,
+        )
+        .await;
+    }
+    wait_stored(&app, my_session, 2).await;
+    wait_stored(&app, their_session, 2).await;
+
+    let technician = TestUser::technician(&app, "tess", &[mine.station_id]).await;
+    let latest = technician.gql(LATEST, json!({})).await;
+    assert_eq!(
+        latest["data"]["latestTelemetry"],
+        json!([{ "bayId": global_id("Bay", mine.bay_id), "sessionId": global_id("ChargingSession", my_session),
+            "currentA": 17.0, "energyKwh": 0.3 }]),
+        "{latest}"
+    );
+    let staff = TestUser::staff(&app, "sam").await;
+    let everything = staff.gql(LATEST, json!({})).await;
+    assert_eq!(
+        everything["data"]["latestTelemetry"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{everything}"
+    );
+
+    let own = technician
+        .gql(
+            SERIES,
+            json!({ "s": global_id("ChargingSession", my_session) }),
+        )
+        .await;
+    assert_eq!(
+        own["data"]["sessionTelemetry"].as_array().map(Vec::len),
+        Some(2),
+        "{own}"
+    );
+    let other = technician
+        .gql(
+            SERIES,
+            json!({ "s": global_id("ChargingSession", their_session) }),
+        )
+        .await;
+    assert_eq!(
+        other["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{other}"
+    );
+    let stranger = TestUser::customer(&app, "eve").await;
+    let peek = stranger
+        .gql(
+            SERIES,
+            json!({ "s": global_id("ChargingSession", my_session) }),
+        )
+        .await;
+    assert_eq!(
+        peek["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{peek}"
+    );
+    let customers_latest = stranger.gql(LATEST, json!({})).await;
+    assert_eq!(
+        customers_latest["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{customers_latest}"
+    );
+}
+
+#[tokio::test]
+async fn a_sensor_and_its_readings_are_listed_for_its_station_only() {
+    let app = spawn_app().await;
+    let bays = app.seed(2, 1, 1).await;
+    let (mine, theirs) = (&bays[0], &bays[1]);
+    let device = app.device(mine).await;
+    let at = Utc::now();
+    for (n, value) in [21.0, 22.5].iter().enumerate() {
+        let payload = json!({ "v": 1, "ts": (at + TimeDelta::seconds(n as i64)).to_rfc3339(), "value": value, "unit": "C" });
+        device
+            .publish(
+                &format!("{}/bays/{}/sensors/temperature", mine.prefix, mine.number),
+                payload.to_string().into_bytes(),
+            )
+            .await;
+    }
+    let device_row = voltgate::entities::device::Entity::find()
+        .filter(voltgate::entities::device::Column::BayId.eq(mine.bay_id))
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("a device");
+    let device_id = global_id("Device", device_row.id);
+    let staff = TestUser::staff(&app, "sue").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let sensor_id = loop {
+        let listed = staff
+            .gql(
+                "query($d: ID!) { deviceSensors(deviceId: $d) { id kind unit } }",
+                json!({ "d": device_id }),
+            )
+            .await;
+        let sensors = &listed["data"]["deviceSensors"];
+        if sensors.as_array().is_some_and(|s| !s.is_empty()) {
+            assert_eq!(sensors[0]["kind"], "temperature", "{listed}");
+            break sensors[0]["id"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sensor: {listed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let readings = "query($s: ID!) { sensorReadings(sensorId: $s) { value at } }";
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let read = staff.gql(readings, json!({ "s": sensor_id })).await;
+        let values: Vec<Value> = read["data"]["sensorReadings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{read}"))
+            .iter()
+            .map(|r| r["value"].clone())
+            .collect();
+        if values.len() == 2 {
+            assert_eq!(values, vec![json!(22.5), json!(21.0)], "newest first");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{read}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let outsider = TestUser::technician(&app, "otto", &[theirs.station_id]).await;
+    let refused = outsider.gql(readings, json!({ "s": sensor_id })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{refused}"
+    );
+}
