@@ -81,7 +81,12 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     );
     let server = Server::start(
         "rush",
-        &[("DATABASE_URL", url), ("VOLTGATE_RATE_LIMITS", "false")],
+        &[
+            ("DATABASE_URL", url),
+            ("VOLTGATE_RATE_LIMITS", "false"),
+            // Every buyer's request is admitted rather than shed with 503.
+            ("VOLTGATE_MAX_CONCURRENT_OPERATIONS", "512"),
+        ],
     )
     .await?;
     let db = Database::connect(url).await?;
