@@ -39,6 +39,7 @@ pub struct Query(
     crate::charging::kiosks_graphql::KioskQuery,
     crate::charging::sessions_graphql::SessionQuery,
     crate::supervision::maintenance_graphql::MaintenanceQuery,
+    crate::charging::overview_graphql::ChargingOverviewQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -51,6 +51,7 @@ pub fn registry() -> Vec<Arc<dyn Job>> {
         Arc::new(crate::supervision::heartbeat::DetectSilentDevices),
         Arc::new(crate::devices::commands_log::TimeOutCommands),
         Arc::new(crate::charging::sessions::AdvanceSessions),
+        Arc::new(crate::charging::no_show::ExpireNoShows),
     ]
 }
 

@@ -172,6 +172,12 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("deleteCheckinList", Team, format!("mutation {{ deleteCheckinList(input: {{ listId: \"{}\" }}) {{ ok }} }}", global_id("CheckinList", 1))),
         ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
         ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
+        ("reservations", Staff, "{ reservations { totalCount } }".into()),
+        ("chargingSessions", Supervisors, "{ chargingSessions { totalCount } }".into()),
+        ("chargingDashboard", SignedIn, "{ chargingDashboard { upcomingReservations } }".into()),
+        ("myAuthenticationHistory", SignedIn, "{ myAuthenticationHistory { totalCount } }".into()),
+        ("sendReservationCode", SignedIn, format!("mutation {{ sendReservationCode(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
+        ("revokeReservationAccess", Staff, format!("mutation {{ revokeReservationAccess(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
     ]
 }
 

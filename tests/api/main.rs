@@ -11,6 +11,7 @@ mod administration;
 mod authorization;
 mod bus_recovery;
 mod charging_sessions;
+mod charging_staff;
 mod checkin;
 mod device_commands;
 mod device_security;
