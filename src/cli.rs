@@ -335,7 +335,10 @@ pub async fn run() -> anyhow::Result<()> {
             let keys = crate::auth::tokens::TokenKeys::new(jwt_secret.as_bytes(), &[], ttl, ttl)?;
             let (token, expires) = keys
                 .issue_credential(
-                    crate::auth::tokens::Credential::Kiosk { cabinet },
+                    crate::auth::tokens::Credential::Kiosk {
+                        cabinet,
+                        credential: None,
+                    },
                     ttl,
                     chrono::Utc::now(),
                 )

@@ -9,7 +9,9 @@
 //! fine checks are scoped queries on the entities, fed by [`Principal::stations`],
 //! [`Principal::events`] and [`Principal::accounts`].
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 
 use super::scope::Scope;
@@ -54,6 +56,9 @@ impl Person {
 pub struct Kiosk {
     pub cabinet_id: i32,
     pub station_id: i32,
+    /// The kiosk credential its token came from (none for tokens minted by
+    /// the command line).
+    pub credential_id: Option<i32>,
     pub expires_at: i64,
 }
 
@@ -293,13 +298,17 @@ pub async fn authenticate(
                 .await
                 .map(Principal::Person)
         }
-        Some(Credential::Kiosk { cabinet }) => {
-            let station_id = kiosk_station(db, cabinet)
+        Some(Credential::Kiosk {
+            cabinet,
+            credential,
+        }) => {
+            let station_id = kiosk_station(db, cabinet, credential)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
             Ok(Principal::Kiosk(Kiosk {
                 cabinet_id: cabinet,
                 station_id,
+                credential_id: credential,
                 expires_at,
             }))
         }
@@ -370,11 +379,24 @@ async fn person(
     })
 }
 
-/// The station of a cabinet whose kiosk may act: the cabinet exists and is not inactive.
+/// The station of a cabinet whose kiosk may act: the cabinet exists and is
+/// not inactive, and the kiosk credential the token came from is not revoked
+/// (one lookup by primary key).
 async fn kiosk_station(
     db: &impl ConnectionTrait,
     cabinet_id: i32,
+    credential_id: Option<i32>,
 ) -> Result<Option<i32>, AppError> {
+    if let Some(credential_id) = credential_id {
+        let live = crate::entities::kiosk_credential::Entity::find_by_id(credential_id)
+            .filter(crate::entities::kiosk_credential::Column::CabinetId.eq(cabinet_id))
+            .filter(crate::entities::kiosk_credential::Column::RevokedAt.is_null())
+            .count(db)
+            .await?;
+        if live == 0 {
+            return Ok(None);
+        }
+    }
     Ok(cabinet::Entity::find()
         .select_only()
         .column(cabinet::Column::StationId)
@@ -419,9 +441,9 @@ pub async fn still_valid(
             let account = user::Entity::find_by_id(person.id).one(db).await?;
             Ok(account.is_some_and(|a| a.can_sign_in() && a.token_version == person.token_version))
         }
-        Principal::Kiosk(kiosk) => {
-            Ok(kiosk_station(db, kiosk.cabinet_id).await? == Some(kiosk.station_id))
-        }
+        Principal::Kiosk(kiosk) => Ok(kiosk_station(db, kiosk.cabinet_id, kiosk.credential_id)
+            .await?
+            == Some(kiosk.station_id)),
     }
 }
 
@@ -471,6 +493,7 @@ pub mod tests {
         Principal::Kiosk(Kiosk {
             cabinet_id,
             station_id,
+            credential_id: None,
             expires_at: i64::MAX,
         })
     }

@@ -36,8 +36,13 @@ pub struct AccessClaims {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Credential {
-    /// A cabinet's kiosk.
-    Kiosk { cabinet: i32 },
+    /// A cabinet's kiosk; `credential` is the kiosk credential it signed in
+    /// with (checked on every request, so revoking it stops the token at once).
+    Kiosk {
+        cabinet: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<i32>,
+    },
     /// A door scanner of an event, at a gate; `device` is the stored scanner
     /// device it was exchanged for (checked on every scan, so revoking it
     /// stops it at once).
@@ -60,7 +65,7 @@ impl Credential {
     /// The token's `sub`: never a bare number, so it cannot pass for a user id.
     fn subject(&self) -> String {
         match self {
-            Self::Kiosk { cabinet } => format!("kiosk:{cabinet}"),
+            Self::Kiosk { cabinet, .. } => format!("kiosk:{cabinet}"),
             Self::Scanner { event, gate, .. } => format!("scanner:{event}:{gate}"),
             Self::Team { team, .. } => format!("team:{team}"),
         }

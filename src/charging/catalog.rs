@@ -86,6 +86,8 @@ pub async fn availability(
         .all(db)
         .await?;
     let ids: Vec<i32> = bays.iter().map(|b| b.id).collect();
+    let under_maintenance =
+        super::maintenance_windows::blocking(db, station_id, start, end).await?;
     let cabinets_down: Vec<i32> = cabinet::Entity::find()
         .filter(cabinet::Column::StationId.eq(station_id))
         .filter(cabinet::Column::Status.ne(CabinetStatus::Active))
@@ -115,6 +117,7 @@ pub async fn availability(
         .into_iter()
         .map(|b| {
             let state = if site.status != StationStatus::Active
+                || under_maintenance
                 || cabinets_down.contains(&b.cabinet_id)
                 || flagged.contains(&b.id)
             {

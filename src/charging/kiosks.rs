@@ -160,6 +160,7 @@ pub async fn sign_in(
     let (token, expires_at) = keys.issue_credential(
         Credential::Kiosk {
             cabinet: cabinet.id,
+            credential: Some(credential.id),
         },
         ttl,
         now,

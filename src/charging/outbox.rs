@@ -1,7 +1,8 @@
 //! The notification outbox: services write a row in the transaction of the
 //! change it reports ([`queue`]); the `DeliverNotifications` job hands unsent
 //! rows to the configured provider (`services::Outbox`, which by default only
-//! logs: nothing pretends to have sent a message) and marks them sent. A row
+//! logs: nothing pretends to have sent a message) and marks them sent,
+//! blanking any secret the payload carried ([`SECRET_FIELD`]). A row
 //! is claimed by one replica (`jobs::claim_batch`), so each is delivered once.
 
 use anyhow::Context as _;
@@ -18,9 +19,21 @@ use crate::services::{Notification, ServiceContext};
 pub mod template {
     pub const RESERVATION_CANCELLED: &str = "reservation_cancelled";
     pub const RESERVATION_CODE: &str = "reservation_code";
+    pub const RESERVATION_EXPIRED: &str = "reservation_expired";
+    pub const RESERVATION_ACCESS_REVOKED: &str = "reservation_access_revoked";
 
-    pub const ALL: [&str; 2] = [RESERVATION_CANCELLED, RESERVATION_CODE];
+    pub const ALL: [&str; 4] = [
+        RESERVATION_CANCELLED,
+        RESERVATION_CODE,
+        RESERVATION_EXPIRED,
+        RESERVATION_ACCESS_REVOKED,
+    ];
 }
+
+/// The payload field that carries a secret (a reservation's access code):
+/// blanked once the message is handed to the provider, so no plain code stays
+/// at rest longer than its delivery.
+pub const SECRET_FIELD: &str = "code";
 
 /// Queues a message for `user_id` in the caller's transaction.
 ///
@@ -77,7 +90,12 @@ impl crate::jobs::Job for DeliverNotifications {
                 .into_iter()
                 .find(|t| *t == row.template)
                 .unwrap_or("unknown");
-            let data = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+            let data: serde_json::Value =
+                serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+            let mut kept = data.clone();
+            if let Some(fields) = kept.as_object_mut() {
+                fields.remove(SECRET_FIELD);
+            }
             services
                 .outbox
                 .enqueue(Notification {
@@ -89,6 +107,7 @@ impl crate::jobs::Job for DeliverNotifications {
             notification_outbox::Entity::update(notification_outbox::ActiveModel {
                 id: Set(row.id),
                 sent_at_us: Set(Some(sent_at)),
+                payload: Set(kept.to_string()),
                 ..Default::default()
             })
             .exec(&txn)

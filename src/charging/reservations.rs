@@ -294,6 +294,12 @@ pub async fn create(
                 "the bay is out of service",
             ));
         }
+        if super::maintenance_windows::blocking(&txn, target.station_id, start, end).await? {
+            return Err(AppError::refused(
+                Reason::BayUnavailable,
+                "the station is under maintenance during this slot",
+            ));
+        }
         if overlapping(input.bay_id, start, end).count(&txn).await? > 0 {
             return Err(AppError::refused(
                 Reason::SlotTaken,
@@ -479,6 +485,18 @@ pub async fn regenerate_access(
 ) -> AppResult<(reservation::Model, AccessSecret)> {
     let txn = db.begin().await?;
     let row = get(&txn, principal, id).await?;
+    let (row, secret) = reissue_access(&txn, settings, row, now).await?;
+    txn.commit().await?;
+    Ok((row, secret))
+}
+
+/// Replaces the temporary credential of `row` in the caller's transaction.
+async fn reissue_access(
+    txn: &impl ConnectionTrait,
+    settings: &ReservationSettings,
+    row: reservation::Model,
+    now: DateTime<Utc>,
+) -> AppResult<(reservation::Model, AccessSecret)> {
     if row.auth_choice == AccessMode::Rfid {
         return Err(AppError::bad_input(
             "id",
@@ -491,17 +509,105 @@ pub async fn regenerate_access(
             "the reservation has ended or was cancelled",
         ));
     }
-    revoke_access(&txn, &row, now).await?;
-    let (method, secret) = issue_access(&txn, settings, &row).await?;
+    revoke_access(txn, &row, now).await?;
+    let (method, secret) = issue_access(txn, settings, &row).await?;
     let row = reservation::Entity::update(reservation::ActiveModel {
         id: Set(row.id),
         auth_method_id: Set(Some(method)),
         ..Default::default()
     })
-    .exec(&txn)
+    .exec(txn)
+    .await?;
+    Ok((row, secret))
+}
+
+/// Staff: revokes a QR or code reservation's credential, so no kiosk accepts
+/// it until it is regenerated; the owner is told through the outbox.
+///
+/// # Errors
+/// `FORBIDDEN` for anyone but staff; `NOT_FOUND`; `BAD_USER_INPUT` for RFID
+/// access (the badge is the customer's: cancel the reservation instead).
+pub async fn revoke_reservation_access(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: i32,
+    now: DateTime<Utc>,
+) -> AppResult<reservation::Model> {
+    principal.staff()?;
+    let txn = db.begin().await?;
+    let row = get(&txn, principal, id).await?;
+    if row.auth_choice == AccessMode::Rfid {
+        return Err(AppError::bad_input(
+            "id",
+            "an RFID reservation opens with the customer's badge; cancel the reservation instead",
+        ));
+    }
+    let active = match row.auth_method_id {
+        Some(method) => auth_method::Entity::find_by_id(method)
+            .one(&txn)
+            .await?
+            .is_some_and(|m| m.is_active),
+        None => false,
+    };
+    if active {
+        revoke_access(&txn, &row, now).await?;
+        super::outbox::queue(
+            &txn,
+            row.user_id,
+            super::outbox::template::RESERVATION_ACCESS_REVOKED,
+            &json!({ "reference": row.reference_code }),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// Sends a QR or code reservation's credential to its owner by SMS through
+/// the outbox. Secrets are stored only hashed, so sending issues a new one
+/// (the previous stops working): the message row holds it in clear only
+/// until the delivery job hands it to the provider and blanks it.
+/// At most `settings.code_messages_per_hour` per owner (`RATE_LIMITED`).
+///
+/// # Errors
+/// `NOT_FOUND`; `BAD_USER_INPUT` for RFID access; `CONFLICT` with
+/// `INVALID_TRANSITION` once the reservation ended or was cancelled;
+/// `RATE_LIMITED`.
+pub async fn send_code(
+    db: &DatabaseConnection,
+    settings: &ReservationSettings,
+    principal: &Principal,
+    id: i32,
+    now: DateTime<Utc>,
+) -> AppResult<reservation::Model> {
+    use crate::entities::notification_outbox;
+    let txn = db.begin().await?;
+    let row = get(&txn, principal, id).await?;
+    let sent_lately = notification_outbox::Entity::find()
+        .filter(notification_outbox::Column::UserId.eq(row.user_id))
+        .filter(notification_outbox::Column::Template.eq(super::outbox::template::RESERVATION_CODE))
+        .filter(notification_outbox::Column::CreatedAt.gt(now - TimeDelta::hours(1)))
+        .count(&txn)
+        .await?;
+    if sent_lately >= u64::from(settings.code_messages_per_hour) {
+        return Err(AppError::RateLimited);
+    }
+    let (row, secret) = reissue_access(&txn, settings, row, now).await?;
+    super::outbox::queue(
+        &txn,
+        row.user_id,
+        super::outbox::template::RESERVATION_CODE,
+        &json!({
+            "reference": row.reference_code,
+            // `outbox::SECRET_FIELD`: blanked once delivered.
+            "code": secret.content,
+            "valid_from": secret.valid_from.to_rfc3339(),
+            "valid_until": secret.valid_until.to_rfc3339(),
+        }),
+    )
     .await?;
     txn.commit().await?;
-    Ok((row, secret))
+    Ok(row)
 }
 
 /// The credential a reservation opens with, without its secret.

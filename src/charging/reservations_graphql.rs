@@ -370,6 +370,44 @@ impl ReservationMutation {
         })
     }
 
+    /// Sends a QR or code reservation's credential to its owner by SMS (the
+    /// notification outbox). The credential is issued anew (the previous one
+    /// stops working) and is not returned: only the message carries it.
+    /// Rate-limited per customer.
+    async fn send_reservation_code(
+        &self,
+        ctx: &Context<'_>,
+        input: ReservationIdInput,
+    ) -> Result<ReservationPayload> {
+        principal(ctx).person()?;
+        let s = services(ctx)?;
+        let id = ids::decode(&input.id, Kind::RESERVATION, "id")?;
+        let row =
+            reservations::send_code(&s.db, &s.reservations, principal(ctx), id, s.now()).await?;
+        Ok(ReservationPayload {
+            reservation: Reservation(row),
+            access: None,
+        })
+    }
+
+    /// Staff: revokes a QR or code reservation's credential at once (until
+    /// it is regenerated); the owner is notified.
+    async fn revoke_reservation_access(
+        &self,
+        ctx: &Context<'_>,
+        input: ReservationIdInput,
+    ) -> Result<ReservationPayload> {
+        principal(ctx).staff()?;
+        let s = services(ctx)?;
+        let id = ids::decode(&input.id, Kind::RESERVATION, "id")?;
+        let row =
+            reservations::revoke_reservation_access(&s.db, principal(ctx), id, s.now()).await?;
+        Ok(ReservationPayload {
+            reservation: Reservation(row),
+            access: None,
+        })
+    }
+
     /// Replaces a QR or code reservation's credential; the old one stops
     /// working and the new one is shown this once.
     async fn regenerate_reservation_access(

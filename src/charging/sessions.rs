@@ -176,6 +176,7 @@ async fn check_limits(
     services: &ServiceContext,
     cabinet_id: i32,
     bay_id: i32,
+    held: &[reservation::Model],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let settings = &services.kiosks;
@@ -193,8 +194,31 @@ async fn check_limits(
         .filter(charging_auth_attempt::Column::BayId.eq(bay_id))
         .count(&services.db)
         .await?;
+    // Failures are also counted against the reservation the bay held when
+    // they happened, since its credential was issued and not only within the
+    // window: waiting does not buy more guesses at one code; regenerating
+    // the credential (its owner) starts afresh.
+    let mut per_reservation = 0;
+    for row in held {
+        let issued = match row.auth_method_id {
+            Some(id) => auth_method::Entity::find_by_id(id)
+                .one(&services.db)
+                .await?
+                .map(|m| m.created_at),
+            None => None,
+        }
+        .unwrap_or(row.created_at);
+        let failures = charging_auth_attempt::Entity::find()
+            .filter(charging_auth_attempt::Column::Succeeded.eq(false))
+            .filter(charging_auth_attempt::Column::ReservationId.eq(row.id))
+            .filter(charging_auth_attempt::Column::CreatedAtUs.gte(issued.timestamp_micros()))
+            .count(&services.db)
+            .await?;
+        per_reservation = per_reservation.max(failures);
+    }
     if per_kiosk >= u64::from(settings.failures_per_kiosk)
         || per_bay >= u64::from(settings.failures_per_reservation)
+        || per_reservation >= u64::from(settings.failures_per_reservation)
     {
         tracing::warn!(
             cabinet = cabinet_id,
@@ -205,6 +229,24 @@ async fn check_limits(
         return Err(AppError::RateLimited);
     }
     Ok(())
+}
+
+/// The reservations `bay_id` holds now (any access mode, slot widened by the
+/// access margin): what a failed attempt there is counted against.
+async fn held_now(
+    services: &ServiceContext,
+    bay_id: i32,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<reservation::Model>> {
+    let margin = services.reservations.access_margin();
+    Ok(reservation::Entity::find()
+        .filter(reservation::Column::BayId.eq(bay_id))
+        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
+        .filter(reservation::Column::StartsAtUs.lte((now + margin).timestamp_micros()))
+        .filter(reservation::Column::EndsAtUs.gt((now - margin).timestamp_micros()))
+        .order_by_asc(reservation::Column::StartsAtUs)
+        .all(&services.db)
+        .await?)
 }
 
 /// The reservations of `bay_id` a credential may open now: holding (an active
@@ -301,7 +343,8 @@ pub async fn authenticate(
     if bay.cabinet_id != attempt.cabinet_id {
         return Err(AppError::Forbidden);
     }
-    check_limits(services, attempt.cabinet_id, bay.id, now).await?;
+    let held = held_now(services, bay.id, now).await?;
+    check_limits(services, attempt.cabinet_id, bay.id, &held, now).await?;
 
     let badge_keys = services.badge_keys.get(db).await?;
     let mut found = None;
@@ -338,7 +381,9 @@ pub async fn authenticate(
         }
     };
     let Some(row) = found else {
-        record(false, None, None).insert(db).await?;
+        let mut failure = record(false, None, None);
+        failure.reservation_id = Set(held.first().map(|r| r.id));
+        failure.insert(db).await?;
         tracing::info!(
             cabinet = attempt.cabinet_id,
             bay = bay.id,

@@ -31,6 +31,23 @@ pub struct ReservationSettings {
         default_value_t = 15
     )]
     pub access_margin_minutes: i64,
+
+    /// Minutes after a slot's start a reservation not used yet is kept; then
+    /// it expires as a no-show (cancelled) and the bay is free again.
+    #[arg(
+        long = "reservation-no-show-grace-minutes",
+        env = "VOLTGATE_RESERVATION_NO_SHOW_GRACE_MINUTES",
+        default_value_t = 15
+    )]
+    pub no_show_grace_minutes: i64,
+
+    /// Access codes sent by SMS (`sendReservationCode`) per customer and hour.
+    #[arg(
+        long = "reservation-code-messages-per-hour",
+        env = "VOLTGATE_RESERVATION_CODE_MESSAGES_PER_HOUR",
+        default_value_t = 3
+    )]
+    pub code_messages_per_hour: u32,
 }
 
 impl Default for ReservationSettings {
@@ -39,6 +56,8 @@ impl Default for ReservationSettings {
             durations_minutes: vec![30, 60, 90, 120],
             horizon_days: 14,
             access_margin_minutes: 15,
+            no_show_grace_minutes: 15,
+            code_messages_per_hour: 3,
         }
     }
 }
@@ -50,6 +69,10 @@ impl ReservationSettings {
 
     pub fn access_margin(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::minutes(self.access_margin_minutes)
+    }
+
+    pub fn no_show_grace(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(self.no_show_grace_minutes.max(0))
     }
 }
 

@@ -14,7 +14,7 @@ pub struct Model {
     pub id: i32,
     pub cabinet_id: i32,
     pub bay_id: i32,
-    /// The reservation it opened (successful attempts only).
+    /// The reservation it opened, or for a failure the one the bay held then.
     pub reservation_id: Option<i32>,
     pub user_id: Option<i32>,
     pub session_id: Option<i32>,

@@ -41,6 +41,7 @@ pub struct Query(
     crate::supervision::maintenance_graphql::MaintenanceQuery,
     crate::charging::pairing_graphql::PairingQuery,
     crate::supervision::telemetry_graphql::TelemetryQuery,
+    crate::charging::overview_graphql::ChargingOverviewQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -52,6 +52,7 @@ pub fn registry() -> Vec<Arc<dyn Job>> {
         Arc::new(crate::devices::commands_log::TimeOutCommands),
         Arc::new(crate::charging::sessions::AdvanceSessions),
         Arc::new(crate::supervision::telemetry::PruneTelemetry),
+        Arc::new(crate::charging::no_show::ExpireNoShows),
     ]
 }
 

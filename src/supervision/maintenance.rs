@@ -104,7 +104,9 @@ pub async fn create(
         created_at: Set(now),
     };
     done_now(&mut model, now);
-    Ok(model.insert(db).await?)
+    let created = model.insert(db).await?;
+    crate::charging::maintenance_windows::apply(db, &created, now).await?;
+    Ok(created)
 }
 
 /// Edits an intervention.
@@ -144,7 +146,9 @@ pub async fn update(
         model.done_at = Set(done_at);
     }
     done_now(&mut model, now);
-    Ok(model.update(db).await?)
+    let updated = model.update(db).await?;
+    crate::charging::maintenance_windows::apply(db, &updated, now).await?;
+    Ok(updated)
 }
 
 /// Deletes an intervention.

@@ -188,6 +188,12 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("latestTelemetry", Supervisors, "{ latestTelemetry { bayId } }".into()),
         ("deviceSensors", Supervisors, format!("{{ deviceSensors(deviceId: \"{}\") {{ id }} }}", global_id("Device", 1))),
         ("sensorReadings", Supervisors, format!("{{ sensorReadings(sensorId: \"{}\") {{ value }} }}", global_id("Sensor", 1))),
+        ("reservations", Staff, "{ reservations { totalCount } }".into()),
+        ("chargingSessions", Supervisors, "{ chargingSessions { totalCount } }".into()),
+        ("chargingDashboard", SignedIn, "{ chargingDashboard { upcomingReservations } }".into()),
+        ("myAuthenticationHistory", SignedIn, "{ myAuthenticationHistory { totalCount } }".into()),
+        ("sendReservationCode", SignedIn, format!("mutation {{ sendReservationCode(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
+        ("revokeReservationAccess", Staff, format!("mutation {{ revokeReservationAccess(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
     ]
 }
 

@@ -97,7 +97,13 @@ impl TestUser {
 
     /// The kiosk of a cabinet (database id).
     pub fn kiosk(app: &TestApp, cabinet: i32) -> Self {
-        Self::credential(app, Credential::Kiosk { cabinet })
+        Self::credential(
+            app,
+            Credential::Kiosk {
+                cabinet,
+                credential: None,
+            },
+        )
     }
 
     /// A door scanner of an event, at a gate.

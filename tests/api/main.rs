@@ -12,6 +12,7 @@ mod authorization;
 mod badge_linking;
 mod bus_recovery;
 mod charging_sessions;
+mod charging_staff;
 mod checkin;
 mod device_commands;
 mod device_security;

@@ -146,7 +146,10 @@ async fn a_token_signed_with_another_key_is_no_credential() {
     .expect("keys");
     let (token, _) = foreign
         .issue_credential(
-            voltgate::auth::tokens::Credential::Kiosk { cabinet: 1 },
+            voltgate::auth::tokens::Credential::Kiosk {
+                cabinet: 1,
+                credential: None,
+            },
             chrono::TimeDelta::minutes(5),
             chrono::Utc::now(),
         )
