@@ -25,6 +25,8 @@ mod m20261203_020002_maintenances;
 mod m20261203_030000_vouchers;
 mod m20261203_030001_payments;
 mod m20261203_040000_checkin;
+mod m20261203_050000_order_transactions;
+mod m20261203_050001_refunds_and_credits;
 
 pub struct Migrator;
 
@@ -50,6 +52,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_030000_vouchers::Migration),
             Box::new(m20261203_030001_payments::Migration),
             Box::new(m20261203_040000_checkin::Migration),
+            Box::new(m20261203_050000_order_transactions::Migration),
+            Box::new(m20261203_050001_refunds_and_credits::Migration),
         ]
     }
 }

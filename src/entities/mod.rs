@@ -64,5 +64,8 @@ pub use role::RoleName;
 pub mod checkout_key;
 pub mod order_fee;
 pub mod order_payment;
+pub mod order_refund;
+pub mod order_transaction;
+pub mod store_credit;
 pub mod voucher;
 pub mod voucher_product;

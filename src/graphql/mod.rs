@@ -39,6 +39,8 @@ pub struct Query(
     crate::charging::kiosks_graphql::KioskQuery,
     crate::charging::sessions_graphql::SessionQuery,
     crate::supervision::maintenance_graphql::MaintenanceQuery,
+    crate::ticketing::graphql::SalesQuery,
+    crate::ticketing::graphql::StoreCreditQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -61,6 +63,7 @@ pub struct Mutation(
     crate::charging::kiosks_graphql::KioskMutation,
     crate::charging::sessions_graphql::SessionMutation,
     crate::supervision::maintenance_graphql::MaintenanceMutation,
+    crate::ticketing::graphql::RefundMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -9,8 +9,11 @@
 //! - `vouchers`: vouchers, the prices they make, their redemption;
 //! - `payments`: payments and their fees; enough confirmed payment marks an
 //!   order paid;
+//! - `refunds`, `credits`: refunds (by hand or as store credit, optionally
+//!   canceling the order) and store credits spent on later orders;
 //! - `access`: pretix's team permissions for the event at hand;
 //! - `audit`: the audit log, written in each change's transaction;
+//! - `ledger`: the transaction ledger and the sales reports summed from it;
 //! - `money`: exact amounts (minor units, decimal strings);
 //! - `jobs`: expiry of cart holds and unpaid orders;
 //! - `graphql`, `loaders`: the API.
@@ -27,18 +30,24 @@
 //! - Every change to events, dates, teams, tokens, products, quotas, vouchers
 //!   and orders goes through `audit::Audited`, which writes its audit log
 //!   entry in the change's own transaction.
+//! - Every change to an order's positions or fees appends its difference to
+//!   the transaction ledger (`ledger::sync`) in the change's own transaction;
+//!   ledger rows are never updated or deleted.
 //! - Team API tokens are stored as SHA-256 only and shown once.
 
 pub mod access;
 pub mod audit;
 pub mod carts;
 pub mod catalog;
+pub mod credits;
 pub mod graphql;
 pub mod jobs;
+pub mod ledger;
 pub mod loaders;
 pub mod money;
 pub mod orders;
 pub mod organizers;
 pub mod payments;
 pub mod quotas;
+pub mod refunds;
 pub mod vouchers;

@@ -172,6 +172,10 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("deleteCheckinList", Team, format!("mutation {{ deleteCheckinList(input: {{ listId: \"{}\" }}) {{ ok }} }}", global_id("CheckinList", 1))),
         ("issueScanner", Team, format!("mutation {{ issueScanner(input: {{ eventId: \"{}\", name: \"S\", gate: \"G\" }}) {{ credential }} }}", global_id("Event", 1))),
         ("revokeScanner", Team, format!("mutation {{ revokeScanner(input: {{ scannerId: \"{}\" }}) {{ scanner {{ id }} }} }}", global_id("ScannerDevice", 1))),
+        ("salesReport", Team, format!("{{ salesReport(eventId: \"{}\") {{ byDay {{ day }} }} }}", global_id("Event", 1))),
+        ("refundOrder", Team, format!("mutation {{ refundOrder(input: {{ orderId: \"{}\", method: MANUAL }}) {{ refund {{ id }} }} }}", global_id("Order", 1))),
+        ("applyStoreCredit", SignedIn, format!("mutation {{ applyStoreCredit(input: {{ orderId: \"{}\", creditId: \"{}\" }}) {{ payment {{ id }} }} }}", global_id("Order", 1), global_id("StoreCredit", 1))),
+        ("storeCredits", SignedIn, format!("{{ storeCredits(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
     ]
 }
 

@@ -36,6 +36,7 @@ mod subscription_groups;
 mod supervision;
 mod technicians;
 mod ticketing;
+mod ticketing_money;
 mod ticketing_payments;
 mod ticketing_permissions;
 mod ticketing_vouchers;

@@ -5,6 +5,8 @@
 
 pub mod back_office;
 pub mod payments;
+pub mod refunds;
+pub mod sales;
 pub mod shop;
 pub mod types;
 pub mod vouchers;
@@ -19,6 +21,8 @@ use types::Order;
 
 pub use back_office::BackOfficeMutation;
 pub use payments::PaymentMutation;
+pub use refunds::{RefundMutation, StoreCreditQuery};
+pub use sales::SalesQuery;
 pub use shop::{ShopMutation, ShopQuery};
 pub use vouchers::VoucherMutation;
 
