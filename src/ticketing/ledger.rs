@@ -252,6 +252,9 @@ const GROSS: &str =
 const TAX: &str =
     "CAST(SUM(order_transactions.\"count\" * order_transactions.tax_value_minor) AS BIGINT)";
 
+/// A product (or fee type) with its summed count, gross and tax.
+type ProductRow = (Option<i32>, Option<String>, i64, i64, i64);
+
 fn sums(
     select: sea_orm::Select<order_transaction::Entity>,
 ) -> sea_orm::Select<order_transaction::Entity> {
@@ -278,7 +281,7 @@ pub async fn report(
             .select_only()
             .filter(order_transaction::Column::EventId.eq(event_id))
     };
-    let by_product: Vec<(Option<i32>, Option<String>, i64, i64, i64)> = sums(
+    let by_product: Vec<ProductRow> = sums(
         of_event()
             .column(order_transaction::Column::ProductId)
             .column(order_transaction::Column::FeeType),
