@@ -25,7 +25,9 @@ mod m20261203_020002_maintenances;
 mod m20261203_030000_vouchers;
 mod m20261203_030001_payments;
 mod m20261203_040000_checkin;
+mod m20261203_050000_order_transactions;
 mod m20261203_050000_session_telemetry;
+mod m20261203_050001_refunds_and_credits;
 mod m20261203_060100_ticket_blocks;
 mod m20261204_060000_badge_links;
 mod m20261204_060001_kiosk_pairings;
@@ -54,7 +56,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_030000_vouchers::Migration),
             Box::new(m20261203_030001_payments::Migration),
             Box::new(m20261203_040000_checkin::Migration),
+            Box::new(m20261203_050000_order_transactions::Migration),
             Box::new(m20261203_050000_session_telemetry::Migration),
+            Box::new(m20261203_050001_refunds_and_credits::Migration),
             Box::new(m20261203_060100_ticket_blocks::Migration),
             Box::new(m20261204_060000_badge_links::Migration),
             Box::new(m20261204_060001_kiosk_pairings::Migration),

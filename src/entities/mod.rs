@@ -70,5 +70,8 @@ pub mod order_payment;
 pub mod revoked_ticket_secret;
 pub mod ticket_block;
 pub mod session_telemetry;
+pub mod order_refund;
+pub mod order_transaction;
+pub mod store_credit;
 pub mod voucher;
 pub mod voucher_product;

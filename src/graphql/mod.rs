@@ -42,6 +42,8 @@ pub struct Query(
     crate::charging::pairing_graphql::PairingQuery,
     crate::supervision::telemetry_graphql::TelemetryQuery,
     crate::charging::overview_graphql::ChargingOverviewQuery,
+    crate::ticketing::graphql::SalesQuery,
+    crate::ticketing::graphql::StoreCreditQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -67,6 +69,7 @@ pub struct Mutation(
     crate::ticketing::graphql::TicketMutation,
     crate::charging::badge_links_graphql::BadgeLinkMutation,
     crate::charging::pairing_graphql::PairingMutation,
+    crate::ticketing::graphql::RefundMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -10,8 +10,11 @@
 //! - `payments`: payments and their fees; enough confirmed payment marks an
 //!   order paid;
 //! - `tickets`: blocking a ticket, reissuing its secret, its QR code;
+//! - `refunds`, `credits`: refunds (by hand or as store credit, optionally
+//!   canceling the order) and store credits spent on later orders;
 //! - `access`: pretix's team permissions for the event at hand;
 //! - `audit`: the audit log, written in each change's transaction;
+//! - `ledger`: the transaction ledger and the sales reports summed from it;
 //! - `money`: exact amounts (minor units, decimal strings);
 //! - `demo`: demo data for `seed --demo`, made through the services;
 //! - `jobs`: expiry of cart holds and unpaid orders;
@@ -32,15 +35,20 @@
 //! - Every change to events, dates, teams, tokens, products, quotas, vouchers
 //!   and orders goes through `audit::Audited`, which writes its audit log
 //!   entry in the change's own transaction.
+//! - Every change to an order's positions or fees appends its difference to
+//!   the transaction ledger (`ledger::sync`) in the change's own transaction;
+//!   ledger rows are never updated or deleted.
 //! - Team API tokens are stored as SHA-256 only and shown once.
 
 pub mod access;
 pub mod audit;
 pub mod carts;
 pub mod catalog;
+pub mod credits;
 pub mod demo;
 pub mod graphql;
 pub mod jobs;
+pub mod ledger;
 pub mod live;
 pub mod loaders;
 pub mod money;
@@ -48,6 +56,7 @@ pub mod orders;
 pub mod organizers;
 pub mod payments;
 pub mod quotas;
+pub mod refunds;
 pub mod rush;
 pub mod tickets;
 pub mod vouchers;

@@ -334,6 +334,7 @@ async fn place(
         };
         positions.push(position);
     }
+    super::ledger::record_placed(txn, &order, &positions, now).await?;
     change
         .commit(Change::on_event(
             &event,
@@ -503,12 +504,30 @@ pub async fn cancel(
 ) -> Result<order::Model, AppError> {
     let (change, order, event) = order_for_change(db, principal, now, order_id).await?;
     let txn = change.txn();
+    cancel_within(txn, &order, now).await?;
+    let stored = reload(txn, order.id).await?;
+    change
+        .commit(order_changed(&event, &order, "voltgate.order.canceled"))
+        .await?;
+    Ok(stored)
+}
+
+/// Cancels a pending or paid order in the caller's transaction: its positions
+/// are canceled, their quota units released and the ledger follows.
+///
+/// # Errors
+/// `INVALID_TRANSITION` for an order already canceled or expired.
+pub(super) async fn cancel_within(
+    txn: &impl ConnectionTrait,
+    order: &order::Model,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     let counter = match order.status {
         OrderStatus::Paid => Counter::Paid,
         _ => Counter::Pending,
     };
     if !matches!(order.status, OrderStatus::Pending | OrderStatus::Paid)
-        || !transition(txn, &order, &[order.status], OrderStatus::Canceled, now).await?
+        || !transition(txn, order, &[order.status], OrderStatus::Canceled, now).await?
     {
         return Err(AppError::refused(
             Reason::InvalidTransition,
@@ -526,11 +545,8 @@ pub async fn cancel(
         .filter(order_position::Column::OrderId.eq(order.id))
         .exec(txn)
         .await?;
-    let stored = reload(txn, order.id).await?;
-    change
-        .commit(order_changed(&event, &order, "voltgate.order.canceled"))
-        .await?;
-    Ok(stored)
+    super::ledger::sync(txn, order.id, now).await?;
+    Ok(())
 }
 
 /// Expires pending orders past their payment deadline and releases their
@@ -569,6 +585,7 @@ pub async fn expire_unpaid(
         let positions = live_positions(txn, order.id).await?;
         let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
         quotas::release(txn, &units, Counter::Pending).await?;
+        super::ledger::sync(txn, order.id, now).await?;
         let event = event::Entity::find_by_id(order.event_id)
             .one(txn)
             .await?

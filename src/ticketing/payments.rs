@@ -9,7 +9,8 @@
 //! leave. A payment's fee is an order fee: it raises the order's total when
 //! the payment is created, and is canceled (lowering the total) with it.
 //!
-//! Not yet: store credit and provider payments (refused on `method`).
+//! Not yet: provider payments (refused on `method`); store credit payments
+//! are made by `credits::apply`.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -40,7 +41,7 @@ pub struct PaymentInput {
 }
 
 /// Locks the order's row for the rest of the transaction and reads it fresh.
-async fn lock_order(
+pub(super) async fn lock_order(
     db: &impl ConnectionTrait,
     order_id: i32,
     now: DateTime<Utc>,
@@ -54,7 +55,10 @@ async fn lock_order(
 }
 
 /// What the order's confirmed payments add up to.
-async fn confirmed_total(db: &impl ConnectionTrait, order_id: i32) -> Result<i64, AppError> {
+pub(super) async fn confirmed_total(
+    db: &impl ConnectionTrait,
+    order_id: i32,
+) -> Result<i64, AppError> {
     let payments = order_payment::Entity::find()
         .filter(order_payment::Column::OrderId.eq(order_id))
         .filter(order_payment::Column::State.eq(PaymentState::Confirmed))
@@ -174,6 +178,9 @@ pub async fn create(
     }
     .insert(txn)
     .await?;
+    if fee.is_some() {
+        super::ledger::sync(txn, order.id, now).await?;
+    }
     change
         .commit(payment_change(
             &event,
@@ -345,6 +352,7 @@ pub async fn close(
         // Only the statement that canceled the fee takes it off the total.
         if canceled.rows_affected == 1 {
             add_to_total(txn, order.id, -fee.value_minor).await?;
+            super::ledger::sync(txn, order.id, now).await?;
         }
     }
     change

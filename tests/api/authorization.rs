@@ -194,6 +194,10 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("myAuthenticationHistory", SignedIn, "{ myAuthenticationHistory { totalCount } }".into()),
         ("sendReservationCode", SignedIn, format!("mutation {{ sendReservationCode(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
         ("revokeReservationAccess", Staff, format!("mutation {{ revokeReservationAccess(input: {{ id: \"{reservation}\" }}) {{ reservation {{ id }} }} }}")),
+        ("salesReport", Team, format!("{{ salesReport(eventId: \"{}\") {{ byDay {{ day }} }} }}", global_id("Event", 1))),
+        ("refundOrder", Team, format!("mutation {{ refundOrder(input: {{ orderId: \"{}\", method: MANUAL }}) {{ refund {{ id }} }} }}", global_id("Order", 1))),
+        ("applyStoreCredit", SignedIn, format!("mutation {{ applyStoreCredit(input: {{ orderId: \"{}\", creditId: \"{}\" }}) {{ payment {{ id }} }} }}", global_id("Order", 1), global_id("StoreCredit", 1))),
+        ("storeCredits", SignedIn, format!("{{ storeCredits(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
     ]
 }
 

@@ -281,6 +281,18 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
                 "mutation {{ cancelOrder(input: {{ orderId: \"{order}\" }}) {{ order {{ id }} }} }}"
             ),
         ),
+        (
+            "salesReport",
+            "VIEW_ORDERS",
+            format!("{{ salesReport(eventId: \"{event}\") {{ byDay {{ day }} }} }}"),
+        ),
+        (
+            "refundOrder",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ refundOrder(input: {{ orderId: \"{order}\", method: MANUAL, amount: \"0.01\" }}) {{ refund {{ id }} }} }}"
+            ),
+        ),
     ];
 
     let mut n = 0;

@@ -5,6 +5,8 @@
 
 pub mod back_office;
 pub mod payments;
+pub mod refunds;
+pub mod sales;
 pub mod shop;
 pub mod tickets;
 pub mod types;
@@ -20,6 +22,8 @@ use types::Order;
 
 pub use back_office::BackOfficeMutation;
 pub use payments::PaymentMutation;
+pub use refunds::{RefundMutation, StoreCreditQuery};
+pub use sales::SalesQuery;
 pub use shop::{ShopMutation, ShopQuery, ShopSubscription};
 pub use tickets::TicketMutation;
 pub use vouchers::VoucherMutation;

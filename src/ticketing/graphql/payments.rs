@@ -39,7 +39,7 @@ pub enum PaymentMethod {
     Manual,
     /// Waived by the team.
     Complimentary,
-    /// The buyer's store credit (not supported yet).
+    /// The buyer's store credit (`applyStoreCredit`).
     StoreCredit,
     /// A payment provider (not supported yet).
     Provider,
@@ -139,7 +139,7 @@ pub struct OrderPaymentPayload {
 pub struct PaymentMutation;
 
 impl PaymentMutation {
-    async fn payload(
+    pub(super) async fn payload(
         ctx: &Context<'_>,
         payment: order_payment::Model,
         order: Option<entities::order::Model>,
