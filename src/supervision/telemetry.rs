@@ -286,10 +286,14 @@ pub async fn series(
     let call = |f: sea_orm::sea_query::FunctionCall| -> Expr { f.into() };
     let query = match window.bucket.and_then(|b| b.num_microseconds()) {
         Some(bucket_us) if bucket_us > 0 => {
-            // Integer division on both databases: the bucket's number.
-            let bucket = col(C::TsUs).div(bucket_us);
+            // Integer division on both databases: the bucket's start. Inlined
+            // (an integer, not input) so that PostgreSQL sees the grouped
+            // expression and the selected one as the same.
+            let bucket = Expr::cust(format!(
+                "(\"session_telemetry\".\"ts_us\" / {bucket_us} * {bucket_us})"
+            ));
             query
-                .column_as(bucket.clone().mul(bucket_us), "at_us")
+                .column_as(bucket.clone(), "at_us")
                 .column_as(call(Func::count(col(C::Id))), "samples")
                 .column_as(call(Func::avg(col(C::CurrentA))), "current_avg")
                 .column_as(call(Func::min(col(C::CurrentA))), "current_min")
