@@ -8,7 +8,7 @@
 //! its current and voltage are those of its latest sample.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait as _, Func, OnConflict};
+use sea_orm::sea_query::{Expr, Func, OnConflict};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -38,8 +38,7 @@ pub struct Sample {
 pub enum Recorded {
     /// Stored; the session's change to announce after the commit.
     Stored {
-        session: charging_session::Model,
-        event: ChargeStateChanged,
+        event: Box<ChargeStateChanged>,
         /// Alerts the sample raised, refreshed or ended.
         alerts: Vec<(crate::entities::alert::Model, super::alerts::Change)>,
     },
@@ -125,11 +124,7 @@ pub async fn record(
     };
     let alerts = judge(db, bay, device, sample, thresholds).await?;
     Ok(Recorded::Stored {
-        session: charging_session::Model {
-            energy_kwh,
-            ..session
-        },
-        event,
+        event: Box::new(event),
         alerts,
     })
 }
