@@ -413,6 +413,7 @@ mod tests {
             Err(ReportError::UnknownBay { .. }) => "unknown bay".into(),
             Err(ReportError::MacMismatch { .. }) => "mac mismatch".into(),
             Err(ReportError::FromTheFuture { .. }) => "from the future".into(),
+            Err(ReportError::NoSession { .. }) => "no session".into(),
             Err(ReportError::Database(err)) => format!("database: {err}"),
         }
     }

@@ -538,7 +538,7 @@ impl batcher::Apply for Writer {
                                 .await?;
                         match recorded {
                             telemetry::Recorded::Stored { event, alerts, .. } => {
-                                let mut events = vec![DomainEvent::ChargeStateChanged(event)];
+                                let mut events = vec![DomainEvent::ChargeStateChanged(*event)];
                                 events.extend(alerts.into_iter().map(alert_event));
                                 Ok(events)
                             }

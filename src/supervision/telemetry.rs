@@ -8,7 +8,7 @@
 //! its current and voltage are those of its latest sample.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait as _, Func, OnConflict};
+use sea_orm::sea_query::{Expr, Func, OnConflict};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -38,8 +38,7 @@ pub struct Sample {
 pub enum Recorded {
     /// Stored; the session's change to announce after the commit.
     Stored {
-        session: charging_session::Model,
-        event: ChargeStateChanged,
+        event: Box<ChargeStateChanged>,
         /// Alerts the sample raised, refreshed or ended.
         alerts: Vec<(crate::entities::alert::Model, super::alerts::Change)>,
     },
@@ -125,11 +124,7 @@ pub async fn record(
     };
     let alerts = judge(db, bay, device, sample, thresholds).await?;
     Ok(Recorded::Stored {
-        session: charging_session::Model {
-            energy_kwh,
-            ..session
-        },
-        event,
+        event: Box::new(event),
         alerts,
     })
 }
@@ -286,10 +281,14 @@ pub async fn series(
     let call = |f: sea_orm::sea_query::FunctionCall| -> Expr { f.into() };
     let query = match window.bucket.and_then(|b| b.num_microseconds()) {
         Some(bucket_us) if bucket_us > 0 => {
-            // Integer division on both databases: the bucket's number.
-            let bucket = col(C::TsUs).div(bucket_us);
+            // Integer division on both databases: the bucket's start. Inlined
+            // (an integer, not input) so that PostgreSQL sees the grouped
+            // expression and the selected one as the same.
+            let bucket = Expr::cust(format!(
+                "(\"session_telemetry\".\"ts_us\" / {bucket_us} * {bucket_us})"
+            ));
             query
-                .column_as(bucket.clone().mul(bucket_us), "at_us")
+                .column_as(bucket.clone(), "at_us")
                 .column_as(call(Func::count(col(C::Id))), "samples")
                 .column_as(call(Func::avg(col(C::CurrentA))), "current_avg")
                 .column_as(call(Func::min(col(C::CurrentA))), "current_min")
