@@ -227,6 +227,8 @@ impl PaymentMutation {
         let payment_id = ids::decode(&input.payment_id, Kind::ORDER_PAYMENT, "paymentId")?;
         let (payment, order) =
             payments::confirm(&services.db, principal(ctx), services.now(), payment_id).await?;
+        // A pending order that became paid moves its units from ORDERED to GONE.
+        crate::ticketing::live::announce(services, [order.event_id]).await;
         Self::payload(ctx, payment, Some(order)).await
     }
 

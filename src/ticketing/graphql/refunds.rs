@@ -208,6 +208,10 @@ impl RefundMutation {
             },
         )
         .await?;
+        if input.cancel {
+            // The canceled order's units return to its quotas.
+            crate::ticketing::live::announce(services, [refunded.order.event_id]).await;
+        }
         let currency = currency(ctx, refunded.order.event_id).await?;
         Ok(RefundOrderPayload {
             refund: OrderRefund(refunded.refund, currency.clone()),
@@ -234,6 +238,8 @@ impl RefundMutation {
             credit_id,
         )
         .await?;
+        // A pending order that became paid moves its units from ORDERED to GONE.
+        crate::ticketing::live::announce(services, [order.event_id]).await;
         PaymentMutation::payload(ctx, payment, Some(order)).await
     }
 }
