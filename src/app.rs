@@ -69,8 +69,14 @@ impl App {
             db::migrate(&db).await?;
         }
         if settings.demo {
-            seed::demo(&db, &seed::DemoSize::default(), &settings.mqtt_topic_root).await?;
-            seed::provision_demo_credentials(&db, &settings.device_credentials.path).await?;
+            let size = seed::DemoSize::default();
+            let root = &settings.mqtt_topic_root;
+            // Secrets made now are shown once, to whoever started the server.
+            for line in
+                seed::everything(&db, &size, root, &settings.device_credentials.path).await?
+            {
+                println!("{line}");
+            }
         }
         let internal_broker = broker.as_ref().map(EmbeddedBroker::internal);
         let device_mqtt_addr = match broker {

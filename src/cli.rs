@@ -221,38 +221,10 @@ pub async fn run() -> anyhow::Result<()> {
                 cabinets_per_station: cabinets,
                 bays_per_cabinet: bays,
             };
-            let created = seed::demo(&db, &size, &mqtt_topic_root).await?;
-            println!("{created} demo stations created");
-            if created > 0 {
-                let (cabinet, secret) = seed::demo_kiosk_credential(&db).await?;
-                println!(
-                    "kiosk credential of cabinet {cabinet} (shown once; sign in with kioskSignIn): {secret}"
-                );
-            }
-            if let Some(sales) = crate::ticketing::demo::seed(&db).await? {
-                println!(
-                    "{} on sale with {} orders; vouchers {}; accounts (passwords shown once): {} {} (staff, organizer admin), {} {} (door staff)",
-                    sales.event_name,
-                    sales.orders,
-                    sales.voucher_codes.join(", "),
-                    sales.admin.username,
-                    sales.admin.password,
-                    sales.door_staff.username,
-                    sales.door_staff.password,
-                );
-            }
-            if let Some(door) = crate::checkin::demo::seed(&db).await? {
-                println!(
-                    "check-in list \"Main entrance\" and a scanner at gate {} added to {}; scanner credential (shown once): {}",
-                    door.gate, door.event_name, door.credential
-                );
-            }
-            let issued = seed::provision_demo_credentials(&db, &credentials_file.path).await?;
-            if issued > 0 {
-                println!(
-                    "credentials of {issued} devices written to {} (keep it private)",
-                    credentials_file.path.display()
-                );
+            for line in
+                seed::everything(&db, &size, &mqtt_topic_root, &credentials_file.path).await?
+            {
+                println!("{line}");
             }
             Ok(())
         }

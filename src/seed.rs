@@ -289,6 +289,56 @@ pub async fn demo_kiosk_credential(db: &DatabaseConnection) -> anyhow::Result<(i
     Ok((first.id, issued.secret))
 }
 
+/// All demo data, each part only where it is missing: stations with their
+/// devices and a kiosk credential, an organizer selling an event, a check-in
+/// list with a scanner, and the devices' credentials file. Returns what to
+/// tell the person who asked, secrets included: they are shown only here.
+///
+/// # Errors
+/// On database or file errors.
+pub async fn everything(
+    db: &DatabaseConnection,
+    size: &DemoSize,
+    mqtt_topic_root: &str,
+    credentials_path: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let mut told = Vec::new();
+    let created = demo(db, size, mqtt_topic_root).await?;
+    told.push(format!("{created} demo stations created"));
+    if created > 0 {
+        let (cabinet, secret) = demo_kiosk_credential(db).await?;
+        told.push(format!(
+            "kiosk credential of cabinet {cabinet} (shown once; sign in with kioskSignIn): {secret}"
+        ));
+    }
+    if let Some(sales) = crate::ticketing::demo::seed(db).await? {
+        told.push(format!(
+            "{} on sale with {} orders; vouchers {}; accounts (passwords shown once): {} {} (staff, organizer admin), {} {} (door staff)",
+            sales.event_name,
+            sales.orders,
+            sales.voucher_codes.join(", "),
+            sales.admin.username,
+            sales.admin.password,
+            sales.door_staff.username,
+            sales.door_staff.password,
+        ));
+    }
+    if let Some(door) = crate::checkin::demo::seed(db).await? {
+        told.push(format!(
+            "check-in list \"Main entrance\" and a scanner at gate {} added to {}; scanner credential (shown once): {}",
+            door.gate, door.event_name, door.credential
+        ));
+    }
+    let issued = provision_demo_credentials(db, credentials_path).await?;
+    if issued > 0 {
+        told.push(format!(
+            "credentials of {issued} devices written to {} (keep it private)",
+            credentials_path.display()
+        ));
+    }
+    Ok(told)
+}
+
 #[cfg(test)]
 mod tests {
     use super::demo_mac;
