@@ -181,6 +181,16 @@ const STAFF_SESSIONS: &str =
     "query($period: ChargingPeriod = ACTIVE, $filter: ChargingListFilter = {}) {
   chargingSessions(period: $period, filter: $filter) { totalCount nodes { id state bayId } } }";
 
+/// The kiosk's `terminalAuthenticate` with a reservation code.
+async fn enter_code(kiosk: &TestUser, bay: &str, code: &str) -> Value {
+    kiosk
+        .gql(
+            AUTHENTICATE,
+            json!({ "bay": bay, "method": "CODE", "credential": code }),
+        )
+        .await
+}
+
 async fn kiosk_for(app: &TestApp, bay: &SeededBay) -> TestUser {
     let row = voltgate::entities::bay::Entity::find_by_id(bay.bay_id)
         .one(&app.db)
@@ -310,20 +320,13 @@ async fn staff_list_reservations_and_sessions_by_period_and_filter_and_customers
 
     // Cleo opens her slot at the kiosk after one wrong code.
     let kiosk = kiosk_for(&app, here).await;
-    let wrong = kiosk
-        .gql(AUTHENTICATE, json!({ "bay": global_id("Bay", here.bay_id), "method": "CODE", "credential": "00000000" }))
-        .await;
+    let wrong = enter_code(&kiosk, &global_id("Bay", here.bay_id), "00000000").await;
     assert_eq!(
         error(&wrong),
         ("FORBIDDEN", "INVALID_CREDENTIAL"),
         "{wrong}"
     );
-    let opened = kiosk
-        .gql(
-            AUTHENTICATE,
-            json!({ "bay": global_id("Bay", here.bay_id), "method": "CODE", "credential": code }),
-        )
-        .await;
+    let opened = enter_code(&kiosk, &global_id("Bay", here.bay_id), &code).await;
     let session = opened["data"]["terminalAuthenticate"]["session"]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{opened}"))
@@ -440,12 +443,7 @@ async fn staff_revoke_and_regenerate_a_reservation_access() {
     // The revoked code opens nothing; the one staff regenerate does.
     let kiosk = kiosk_for(&app, &bays[0]).await;
     let bay = global_id("Bay", bays[0].bay_id);
-    let body = kiosk
-        .gql(
-            AUTHENTICATE,
-            json!({ "bay": bay, "method": "CODE", "credential": code }),
-        )
-        .await;
+    let body = enter_code(&kiosk, &bay, &code).await;
     assert_eq!(error(&body), ("FORBIDDEN", "INVALID_CREDENTIAL"), "{body}");
     let body = staff
         .gql(
@@ -457,12 +455,7 @@ async fn staff_revoke_and_regenerate_a_reservation_access() {
         .as_str()
         .unwrap_or_else(|| panic!("{body}"))
         .to_owned();
-    let body = kiosk
-        .gql(
-            AUTHENTICATE,
-            json!({ "bay": bay, "method": "CODE", "credential": fresh }),
-        )
-        .await;
+    let body = enter_code(&kiosk, &bay, &fresh).await;
     assert_eq!(
         body["data"]["terminalAuthenticate"]["session"]["state"], "ACCESS_VALIDATED",
         "{body}"
@@ -496,22 +489,12 @@ async fn a_code_sent_by_sms_goes_through_the_outbox_is_blanked_once_delivered_an
     let kiosk = kiosk_for(&app, &bays[0]).await;
     let bay = global_id("Bay", bays[0].bay_id);
     // The code shown at creation was replaced by the one sent.
-    let body = kiosk
-        .gql(
-            AUTHENTICATE,
-            json!({ "bay": bay, "method": "CODE", "credential": shown }),
-        )
-        .await;
+    let body = enter_code(&kiosk, &bay, &shown).await;
     assert_eq!(error(&body), ("FORBIDDEN", "INVALID_CREDENTIAL"), "{body}");
     if message.sent_at_us.is_none() {
         let payload: Value = serde_json::from_str(&message.payload).expect("JSON");
         let code = payload["code"].as_str().expect("the code, until delivered");
-        let body = kiosk
-            .gql(
-                AUTHENTICATE,
-                json!({ "bay": bay, "method": "CODE", "credential": code }),
-            )
-            .await;
+        let body = enter_code(&kiosk, &bay, code).await;
         assert_eq!(
             body["data"]["terminalAuthenticate"]["session"]["state"], "ACCESS_VALIDATED",
             "{body}"
