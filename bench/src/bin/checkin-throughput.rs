@@ -139,7 +139,7 @@ async fn set_up(addr: SocketAddr, database_url: &str, args: &Args) -> anyhow::Re
         staff,
         "mutation($input: CreateEventInput!) { createEvent(input: $input) { event { id } } }",
         json!({ "input": { "organizerId": organizer, "name": "Stadium", "slug": "stadium",
-            "currency": "EUR", "live": true } }),
+            "currency": "EUR", "dateFrom": "2027-06-01T18:00:00Z", "live": true } }),
     )
     .await?;
     let event = field(&event, &["createEvent", "event", "id"])?;
