@@ -6,6 +6,8 @@
 //! context resolvers and `jobs` read, and `app` wires everything together.
 
 #![forbid(unsafe_code)]
+// The merged GraphQL roots nest one future per part.
+#![recursion_limit = "256"]
 
 pub mod accounts;
 pub mod app;

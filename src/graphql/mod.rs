@@ -44,6 +44,7 @@ pub struct Query(
     crate::charging::overview_graphql::ChargingOverviewQuery,
     crate::ticketing::graphql::SalesQuery,
     crate::ticketing::graphql::StoreCreditQuery,
+    crate::ticketing::graphql::InvoiceQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -70,6 +71,7 @@ pub struct Mutation(
     crate::charging::badge_links_graphql::BadgeLinkMutation,
     crate::charging::pairing_graphql::PairingMutation,
     crate::ticketing::graphql::RefundMutation,
+    crate::ticketing::graphql::InvoiceMutation,
 );
 
 #[derive(MergedSubscription, Default)]

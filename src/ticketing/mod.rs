@@ -12,6 +12,8 @@
 //! - `tickets`: blocking a ticket, reissuing its secret, its QR code;
 //! - `refunds`, `credits`: refunds (by hand or as store credit, optionally
 //!   canceling the order) and store credits spent on later orders;
+//! - `invoices`: invoices and cancellation invoices, numbered without gaps
+//!   per organizer and prefix; invoice addresses and settings;
 //! - `access`: pretix's team permissions for the event at hand;
 //! - `audit`: the audit log, written in each change's transaction;
 //! - `ledger`: the transaction ledger and the sales reports summed from it;
@@ -47,6 +49,8 @@ pub mod catalog;
 pub mod credits;
 pub mod demo;
 pub mod graphql;
+pub mod invoice_html;
+pub mod invoices;
 pub mod jobs;
 pub mod ledger;
 pub mod live;

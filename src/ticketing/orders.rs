@@ -487,6 +487,7 @@ pub(super) async fn settle(
     let positions = live_positions(txn, order.id).await?;
     let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
     quotas::shift(txn, &units, Counter::Pending, Counter::Paid).await?;
+    super::invoices::on_paid(txn, order, now).await?;
     Ok(true)
 }
 
@@ -546,6 +547,7 @@ pub(super) async fn cancel_within(
         .exec(txn)
         .await?;
     super::ledger::sync(txn, order.id, now).await?;
+    super::invoices::on_canceled(txn, order, now).await?;
     Ok(())
 }
 
@@ -586,6 +588,7 @@ pub async fn expire_unpaid(
         let units = quotas::units(positions.iter().map(|p| p.quota_ids.as_str()));
         quotas::release(txn, &units, Counter::Pending).await?;
         super::ledger::sync(txn, order.id, now).await?;
+        super::invoices::on_canceled(txn, &order, now).await?;
         let event = event::Entity::find_by_id(order.event_id)
             .one(txn)
             .await?

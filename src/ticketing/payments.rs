@@ -9,8 +9,8 @@
 //! leave. A payment's fee is an order fee: it raises the order's total when
 //! the payment is created, and is canceled (lowering the total) with it.
 //!
-//! Not yet: provider payments (refused on `method`); store credit payments
-//! are made by `credits::apply`.
+//! Not yet: provider payments (refused on `method`). Store credit payments
+//! are made by `credits::apply` only.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -99,13 +99,18 @@ pub async fn create(
     order_id: i32,
     input: PaymentInput,
 ) -> Result<order_payment::Model, AppError> {
-    if matches!(
-        input.method,
-        PaymentMethod::StoreCredit | PaymentMethod::Provider
-    ) {
+    // A credit belongs to its customer, who spends it with `applyStoreCredit`
+    // (`credits::apply`): that is the one way a store credit pays.
+    if input.method == PaymentMethod::StoreCredit {
         return Err(AppError::bad_input(
             "method",
-            "store credit and provider payments are not supported yet",
+            "a store credit is spent by its owner with applyStoreCredit",
+        ));
+    }
+    if input.method == PaymentMethod::Provider {
+        return Err(AppError::bad_input(
+            "method",
+            "provider payments are not supported yet",
         ));
     }
     if input.fee_minor < 0 {

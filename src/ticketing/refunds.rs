@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -211,4 +211,19 @@ pub async fn refund(
         credit,
         order: stored,
     })
+}
+
+/// An order's refunds, by number.
+///
+/// # Errors
+/// On database errors.
+pub async fn of_order(
+    db: &impl ConnectionTrait,
+    order_id: i32,
+) -> Result<Vec<order_refund::Model>, AppError> {
+    Ok(order_refund::Entity::find()
+        .filter(order_refund::Column::OrderId.eq(order_id))
+        .order_by_asc(order_refund::Column::LocalId)
+        .all(db)
+        .await?)
 }

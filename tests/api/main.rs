@@ -40,6 +40,7 @@ mod supervision;
 mod technicians;
 mod telemetry;
 mod ticketing;
+mod ticketing_invoices;
 mod ticketing_money;
 mod ticketing_payments;
 mod ticketing_permissions;

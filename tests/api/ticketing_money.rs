@@ -349,3 +349,73 @@ async fn refunds_give_back_at_most_what_was_paid_and_store_credit_pays_later_ord
         "{mine}"
     );
 }
+
+#[tokio::test]
+async fn one_credit_spent_on_many_orders_at_once_never_pays_more_than_it_holds() {
+    const ORDERS: usize = 8;
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "creditrace").await;
+    let seat = shop.product("Seat", "25.00", 50).await;
+    let dana = crate::ticketing::person(&app, "dana").await;
+
+    // A 40.00 credit from a refunded order.
+    let first = buy_as(&dana, &seat, 1).await;
+    pay_in_full(&shop, &first, "15.00").await;
+    let refunded = shop
+        .admin
+        .gql(
+            REFUND,
+            json!({ "input": { "orderId": first, "method": "STORE_CREDIT", "cancel": true } }),
+        )
+        .await;
+    assert_eq!(
+        refunded["data"]["refundOrder"]["credit"]["remainingAmount"]["amount"], "40.00",
+        "{refunded}"
+    );
+    let credit = refunded["data"]["refundOrder"]["credit"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a credit: {refunded}"))
+        .to_owned();
+
+    let mut orders = Vec::with_capacity(ORDERS);
+    for _ in 0..ORDERS {
+        orders.push(buy_as(&dana, &seat, 1).await);
+    }
+    let answers = futures_util::future::join_all(
+        orders
+            .iter()
+            .map(|order| dana.gql(APPLY_CREDIT, json!({ "o": order, "c": credit }))),
+    )
+    .await;
+    let mut spent = 0_i64;
+    let mut paid_orders = 0;
+    for answer in &answers {
+        if answer["errors"].is_null() {
+            let payment = &answer["data"]["applyStoreCredit"];
+            spent += payment["payment"]["amount"]["amount"]
+                .as_str()
+                .and_then(|a| a.replace('.', "").parse::<i64>().ok())
+                .unwrap_or_else(|| panic!("{answer}"));
+            if payment["order"]["status"] == "PAID" {
+                paid_orders += 1;
+            }
+        } else {
+            assert_eq!(
+                crate::ticketing::reason(answer),
+                "ALREADY_REDEEMED",
+                "a losing order learns the credit is spent: {answer}"
+            );
+        }
+    }
+    assert_eq!(spent, 4000, "exactly what the credit held is spent");
+    assert_eq!(paid_orders, 1, "40.00 pays one 25.00 order in full");
+    let mine = dana.gql(CREDITS, json!({ "e": shop.event })).await;
+    assert_eq!(
+        mine["data"]["storeCredits"][0]["remainingAmount"]["amount"], "0.00",
+        "{mine}"
+    );
+    assert_eq!(
+        mine["data"]["storeCredits"][0]["status"], "APPLIED",
+        "{mine}"
+    );
+}

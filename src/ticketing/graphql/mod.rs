@@ -4,6 +4,7 @@
 //! of the shared `User` type (`UserTicketingPart`: one's own orders).
 
 pub mod back_office;
+pub mod invoices;
 pub mod payments;
 pub mod refunds;
 pub mod sales;
@@ -21,6 +22,7 @@ use crate::services::services;
 use types::Order;
 
 pub use back_office::BackOfficeMutation;
+pub use invoices::{InvoiceMutation, InvoiceQuery};
 pub use payments::PaymentMutation;
 pub use refunds::{RefundMutation, StoreCreditQuery};
 pub use sales::SalesQuery;

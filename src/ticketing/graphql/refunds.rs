@@ -260,3 +260,13 @@ impl StoreCreditQuery {
             .collect())
     }
 }
+
+/// The refunds of `Order`, by number.
+pub(super) async fn of_order(ctx: &Context<'_>, order: &Order) -> Result<Vec<OrderRefund>> {
+    let rows = refunds::of_order(&services(ctx)?.db, order.0.id).await?;
+    let currency = currency(ctx, order.0.event_id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| OrderRefund(row, currency.clone()))
+        .collect())
+}

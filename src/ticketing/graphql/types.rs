@@ -628,6 +628,21 @@ impl Order {
             .map(|row| super::payments::OrderPayment(row, event.currency.clone()))
             .collect())
     }
+    /// Its invoices and cancellation invoices, oldest first.
+    async fn invoices(&self, ctx: &Context<'_>) -> Result<Vec<super::invoices::Invoice>> {
+        super::invoices::of_order(ctx, self).await
+    }
+    /// The address its invoices are issued to.
+    async fn invoice_address(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::invoices::InvoiceAddress>> {
+        super::invoices::address_of(ctx, self).await
+    }
+    /// Its refunds, by number.
+    async fn refunds(&self, ctx: &Context<'_>) -> Result<Vec<super::refunds::OrderRefund>> {
+        super::refunds::of_order(ctx, self).await
+    }
     /// Its fees (a payment's fee is one); canceled ones do not count in the total.
     async fn fees(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::OrderFee>> {
         let rows = loader(ctx)?
