@@ -19,6 +19,7 @@
 pub mod alerts;
 pub mod graphql;
 pub mod heartbeat;
+pub mod incidents;
 pub mod maintenance;
 pub mod maintenance_graphql;
 pub mod rules;
