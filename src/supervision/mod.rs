@@ -22,6 +22,7 @@ pub mod heartbeat;
 pub mod incidents;
 pub mod maintenance;
 pub mod maintenance_graphql;
+pub mod notifications;
 pub mod rules;
 pub mod sensors;
 pub mod settings;

@@ -8,6 +8,7 @@ mod helpers;
 
 mod accounts;
 mod administration;
+mod alert_notifications;
 mod alert_rules;
 mod authorization;
 mod badge_linking;
