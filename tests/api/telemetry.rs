@@ -397,7 +397,8 @@ async fn a_sensor_and_its_readings_are_listed_for_its_station_only() {
 
 #[tokio::test]
 async fn retention_prunes_only_samples_older_than_the_cutoff_in_batches() {
-    let app = spawn_app().await;
+    // The app's own prune job keeps everything, so only the calls below prune.
+    let app = crate::helpers::spawn_app_with(&["--telemetry-retention-days", "0"]).await;
     let bays = app.seed(1, 1, 1).await;
     let customer = TestUser::customer(&app, "cleo").await;
     let session = charging_session(&app, &bays[0], &customer).await;
