@@ -15,18 +15,23 @@ use crate::entities::notification_outbox;
 use crate::error::AppResult;
 use crate::services::{Notification, ServiceContext};
 
-/// The templates charging writes; the provider receives these names.
+/// The templates services write; the provider receives these names.
 pub mod template {
     pub const RESERVATION_CANCELLED: &str = "reservation_cancelled";
     pub const RESERVATION_CODE: &str = "reservation_code";
     pub const RESERVATION_EXPIRED: &str = "reservation_expired";
     pub const RESERVATION_ACCESS_REVOKED: &str = "reservation_access_revoked";
+    /// Supervision's: an alert raised, and an open alert seen again.
+    pub const ALERT_RAISED: &str = "alert_raised";
+    pub const ALERT_REPEATED: &str = "alert_repeated";
 
-    pub const ALL: [&str; 4] = [
+    pub const ALL: [&str; 6] = [
         RESERVATION_CANCELLED,
         RESERVATION_CODE,
         RESERVATION_EXPIRED,
         RESERVATION_ACCESS_REVOKED,
+        ALERT_RAISED,
+        ALERT_REPEATED,
     ];
 }
 

@@ -35,6 +35,7 @@ use crate::entities::{
 };
 use crate::error::{AppError, AppResult, Reason};
 use crate::services::ServiceContext;
+use crate::supervision::incidents::SessionMove;
 
 /// The command owner kind of charging sessions.
 pub const OWNER_KIND: &str = "charging_session";
@@ -115,6 +116,16 @@ async fn apply(
         .await?
         .ok_or(DbErr::RecordNotFound("charging session".into()))?;
     let mut events = vec![charge_event(db, &updated).await?];
+    let moved = match (to, event) {
+        (SessionState::Error, SessionEvent::PlugTimeout) => Some(SessionMove::PlugTimedOut),
+        (SessionState::Error, _) => Some(SessionMove::Failed),
+        (SessionState::Charging, _) => Some(SessionMove::Charging),
+        _ => None,
+    };
+    if let Some(moved) = moved {
+        let alert = crate::supervision::incidents::session_moved(db, &updated, moved, now).await?;
+        events.extend(alert.map(crate::supervision::alerts::event));
+    }
     if to.is_final() {
         let after =
             if event == SessionEvent::Failed && session.state == SessionState::AccessValidated {

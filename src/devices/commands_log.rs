@@ -334,7 +334,8 @@ fn owners() -> Vec<Arc<dyn CommandOwner>> {
     super::commands_owners::owners()
 }
 
-/// Tells a settled command's owner, if any, in the transaction that settled it.
+/// Tells supervision's alert rules and the settled command's owner, if any,
+/// in the transaction that settled it.
 ///
 /// # Errors
 /// On database errors in the owner's step.
@@ -342,17 +343,25 @@ pub async fn dispatch(
     txn: &DatabaseTransaction,
     command: &device_command::Model,
 ) -> Result<Vec<DomainEvent>, DbErr> {
+    // Supervision judges every settled command, whoever sent it.
+    let at = command.acked_at.unwrap_or_else(Utc::now);
+    let mut events: Vec<DomainEvent> =
+        crate::supervision::incidents::command_settled(txn, command, at)
+            .await?
+            .into_iter()
+            .map(crate::supervision::alerts::event)
+            .collect();
     let Some((kind, id)) = command.owner.as_deref().and_then(Owner::parse) else {
-        return Ok(Vec::new());
+        return Ok(events);
     };
     match owners().into_iter().find(|owner| owner.kind() == kind) {
-        Some(owner) => owner.settled(txn, id, command).await,
+        Some(owner) => events.extend(owner.settled(txn, id, command).await?),
         // Owners such as `staff:<id>` only record who sent it; nothing waits on them.
         None => {
             tracing::debug!(owner = kind, command = %command.command_id, "no step waits on this command");
-            Ok(Vec::new())
         }
     }
+    Ok(events)
 }
 
 /// The command with this UUID, for the step that sent it.

@@ -23,7 +23,7 @@ use sea_orm::{
 
 use super::reports::{ClockSkew, ReportError, StateOutcome, StateReport};
 use crate::bus::BayStatusChanged;
-use crate::entities::{DeviceStatus, bay, cabinet, device};
+use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
 
 /// One state report to apply, with where it came from.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,9 @@ pub struct StateBatch {
     /// The reporting devices whose stored status was `offline` before the
     /// batch: only they can have an offline alert for a report to end.
     pub offline_before: HashSet<i32>,
+    /// The reporting devices whose bay's stored lock was `blocked` before the
+    /// batch: only they can have a blocked-lock alert for a report to end.
+    pub blocked_before: HashSet<i32>,
 }
 
 /// Applies `inputs` within `txn`, in order per device.
@@ -101,6 +104,11 @@ pub async fn apply_state_reports_in(
         *round += 1;
     }
 
+    let blocked_before = bays
+        .values()
+        .filter(|(bay, _)| bay.lock_state == LockState::Blocked)
+        .map(|(_, device)| device.id)
+        .collect();
     for round in &rounds {
         let applied = update_devices(txn, round).await?;
         let locks: Vec<(i32, Value)> = round
@@ -153,6 +161,7 @@ pub async fn apply_state_reports_in(
             .map(|result| result.expect("every report has a result"))
             .collect(),
         offline_before,
+        blocked_before,
     })
 }
 

@@ -49,6 +49,7 @@ pub fn registry() -> Vec<Arc<dyn Job>> {
         Arc::new(crate::charging::bay_status::RefreshBayStatuses),
         Arc::new(crate::charging::outbox::DeliverNotifications),
         Arc::new(crate::supervision::heartbeat::DetectSilentDevices),
+        Arc::new(crate::supervision::notifications::NotifyAlerts),
         Arc::new(crate::devices::commands_log::TimeOutCommands),
         Arc::new(crate::charging::sessions::AdvanceSessions),
         Arc::new(crate::supervision::telemetry::PruneTelemetry),

@@ -31,16 +31,16 @@ use super::DropReason;
 use super::command_auth::{self, CommandKey};
 use super::payload::{self, CommandAction};
 use super::topic::{self, Channel};
-use crate::bus::{AlertChanged, DomainEvent, SharedBus};
+use crate::bus::{DomainEvent, SharedBus};
 use crate::devices::commands_log::{self, AckOutcome};
 use crate::devices::credentials;
 use crate::devices::reports::{self, ClockSkew, ReportError, StateOutcome};
 use crate::devices::state_batch::{self, StateInput};
-use crate::entities::{DeviceStatus, alert, bay};
+use crate::entities::{DeviceStatus, LockState, bay};
 use crate::realtime::batcher::{self, BatchLimits};
-use crate::supervision::alerts::Change;
+use crate::supervision::alerts;
 use crate::supervision::rules::Thresholds;
-use crate::supervision::{sensors, telemetry};
+use crate::supervision::{incidents, sensors, telemetry};
 use crate::telemetry::names;
 
 /// How long a device may act on a command after it was sent; devices refuse it later.
@@ -202,10 +202,6 @@ struct Ingest {
     clock_skew: ClockSkew,
     batch_limits: BatchLimits,
     thresholds: Thresholds,
-}
-
-fn alert_event((alert, change): (alert::Model, Change)) -> DomainEvent {
-    DomainEvent::AlertChanged(AlertChanged { alert, change })
 }
 
 /// The connection flag `/readyz` reads, kept equal to the connected gauge.
@@ -526,7 +522,7 @@ impl batcher::Apply for Writer {
                             let recorded =
                                 sensors::record(txn, &bay, &device, reading, at, &self.thresholds)
                                     .await?;
-                            Ok(recorded.alerts.into_iter().map(alert_event).collect())
+                            Ok(recorded.alerts.into_iter().map(alerts::event).collect())
                         }
                         Err(err) => Err(err),
                     }
@@ -539,7 +535,7 @@ impl batcher::Apply for Writer {
                         match recorded {
                             telemetry::Recorded::Stored { event, alerts, .. } => {
                                 let mut events = vec![DomainEvent::ChargeStateChanged(*event)];
-                                events.extend(alerts.into_iter().map(alert_event));
+                                events.extend(alerts.into_iter().map(alerts::event));
                                 Ok(events)
                             }
                             telemetry::Recorded::Redelivered => Ok(Vec::new()),
@@ -599,6 +595,9 @@ impl batcher::Apply for Writer {
                 })
                 .collect();
             let mut offline_alerted = sensors::offline_alerted(txn, &reporting).await?;
+            // A blocked lock's alert is raised with the lock stored as blocked,
+            // so only those bays' reports may end one.
+            let mut lock_blocked = batch.blocked_before;
             let mut states = batch.results.into_iter();
             let mut outcomes = Vec::with_capacity(writes.len());
             for write in writes {
@@ -606,7 +605,11 @@ impl batcher::Apply for Writer {
                     Report::State(report) => {
                         let result = states.next().expect("one result per state report");
                         let at = write.received_at;
-                        state_events(txn, report, result, at, &mut offline_alerted).await?
+                        let alerted = Alerted {
+                            offline: &mut offline_alerted,
+                            lock_blocked: &mut lock_blocked,
+                        };
+                        state_events(txn, report, result, at, alerted).await?
                     }
                     Report::Ack(_) | Report::Sensor(_) | Report::Telemetry(_) => {
                         self.apply(txn, write).await?
@@ -618,29 +621,57 @@ impl batcher::Apply for Writer {
     }
 }
 
+/// The devices of a batch that may have an open alert a report can end,
+/// kept current as the batch goes on.
+struct Alerted<'a> {
+    /// Devices with an open offline alert.
+    offline: &'a mut HashSet<i32>,
+    /// Devices whose bay's lock is stored as blocked.
+    lock_blocked: &'a mut HashSet<i32>,
+}
+
 /// The events of an applied state report: its bay's change, and the raising
-/// or end of its device's offline alert. `offline_alerted` holds the devices
-/// with an open one, kept current as the batch goes on.
+/// or end of its device's offline and blocked-lock alerts.
 async fn state_events(
     txn: &DatabaseTransaction,
     report: &reports::StateReport,
     result: Result<StateOutcome, ReportError>,
     at: DateTime<Utc>,
-    offline_alerted: &mut HashSet<i32>,
+    alerted: Alerted<'_>,
 ) -> Result<Result<Vec<DomainEvent>, ReportError>, sea_orm::DbErr> {
     match result {
         Ok(StateOutcome::Applied(change, device_id)) => {
             let offline = report.status == DeviceStatus::Offline;
-            let alert = if offline || offline_alerted.remove(&device_id) {
+            let offline_alert = if offline || alerted.offline.remove(&device_id) {
                 if offline {
-                    offline_alerted.insert(device_id);
+                    alerted.offline.insert(device_id);
                 }
                 sensors::device_state(txn, &change.bay, device_id, offline, at).await?
             } else {
                 None
             };
+            // A report without a lock state says nothing of the lock.
+            let lock_alert = match report.lock {
+                Some(lock) => {
+                    let blocked = lock == LockState::Blocked;
+                    if blocked || alerted.lock_blocked.remove(&device_id) {
+                        if blocked {
+                            alerted.lock_blocked.insert(device_id);
+                        }
+                        incidents::lock_state(txn, &change.bay, device_id, blocked, at).await?
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            };
             let mut events = vec![DomainEvent::BayStatusChanged(change)];
-            events.extend(alert.map(alert_event));
+            events.extend(
+                offline_alert
+                    .into_iter()
+                    .chain(lock_alert)
+                    .map(alerts::event),
+            );
             Ok(Ok(events))
         }
         Ok(StateOutcome::Stale) => {
@@ -710,7 +741,7 @@ async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
         )
         .await
         {
-            Ok(raised) => events.extend(raised.map(alert_event)),
+            Ok(raised) => events.extend(raised.map(alerts::event)),
             Err(err) => {
                 tracing::error!(topic = %write.topic, error = %err, "cannot raise a MAC mismatch alert");
             }

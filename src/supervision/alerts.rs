@@ -23,6 +23,8 @@ pub struct Condition {
     pub bay_id: Option<i32>,
     pub device_id: Option<i32>,
     pub reading_id: Option<i32>,
+    /// The charging session it is about, if one.
+    pub session_id: Option<i32>,
 }
 
 impl Condition {
@@ -90,7 +92,7 @@ pub async fn raise(
         bay_id: Set(condition.bay_id),
         device_id: Set(condition.device_id),
         reading_id: Set(condition.reading_id),
-        session_id: Set(None),
+        session_id: Set(condition.session_id),
         raised_at: Set(at),
         first_seen: Set(at),
         last_seen: Set(at),
@@ -109,6 +111,7 @@ pub async fn raise(
             alert::Column::LastSeen,
             alert::Column::Message,
             alert::Column::ReadingId,
+            alert::Column::SessionId,
         ])
         .value(
             alert::Column::NotificationCount,
@@ -174,6 +177,30 @@ pub async fn recover(
         return Ok(None);
     }
     alert::Entity::find_by_id(open.id).one(db).await
+}
+
+/// Raises (or refreshes) the alert of `condition` while it `holds`, ends the
+/// open one once it no longer does.
+///
+/// # Errors
+/// Database failures.
+pub async fn raise_or_recover(
+    db: &impl ConnectionTrait,
+    condition: &Condition,
+    holds: bool,
+    at: DateTime<Utc>,
+) -> Result<Option<(alert::Model, Change)>, sea_orm::DbErr> {
+    if holds {
+        return raise(db, condition, at).await.map(Some);
+    }
+    Ok(recover(db, condition, at)
+        .await?
+        .map(|ended| (ended, Change::Resolved)))
+}
+
+/// The bus event of an alert's change, published after its commit.
+pub fn event((alert, change): (alert::Model, Change)) -> crate::bus::DomainEvent {
+    crate::bus::DomainEvent::AlertChanged(crate::bus::AlertChanged { alert, change })
 }
 
 /// One alert `principal` supervises.

@@ -100,6 +100,12 @@ impl Alert {
     async fn device_id(&self) -> Option<ID> {
         self.0.device_id.map(|id| ids::encode(Kind::DEVICE, id))
     }
+    /// The charging session it is about (`SESSION_ERROR`: the latest failed one).
+    async fn session_id(&self) -> Option<ID> {
+        self.0
+            .session_id
+            .map(|id| ids::encode(Kind::CHARGING_SESSION, id))
+    }
     /// When it was raised.
     async fn raised_at(&self) -> DateTime {
         self.0.raised_at.into()

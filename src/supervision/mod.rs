@@ -19,8 +19,10 @@
 pub mod alerts;
 pub mod graphql;
 pub mod heartbeat;
+pub mod incidents;
 pub mod maintenance;
 pub mod maintenance_graphql;
+pub mod notifications;
 pub mod rules;
 pub mod sensors;
 pub mod settings;

@@ -76,6 +76,7 @@ pub async fn record(
         bay_id: Some(bay.id),
         device_id: Some(device.id),
         reading_id,
+        session_id: None,
     };
     let mut recorded = Recorded {
         stored: true,
@@ -150,13 +151,7 @@ pub async fn device_state(
     offline: bool,
     at: DateTime<Utc>,
 ) -> Result<Option<(alert::Model, Change)>, sea_orm::DbErr> {
-    let condition = offline_condition(bay, device_id);
-    if offline {
-        return alerts::raise(db, &condition, at).await.map(Some);
-    }
-    Ok(alerts::recover(db, &condition, at)
-        .await?
-        .map(|ended| (ended, Change::Resolved)))
+    alerts::raise_or_recover(db, &offline_condition(bay, device_id), offline, at).await
 }
 
 /// Which of `devices` (each on its bay) have an open device-offline alert, in
@@ -194,6 +189,7 @@ fn offline_condition(bay: &bay::Model, device_id: i32) -> Condition {
         bay_id: Some(bay.id),
         device_id: Some(device_id),
         reading_id: None,
+        session_id: None,
     }
 }
 
@@ -229,6 +225,7 @@ pub async fn mac_mismatch(
         bay_id: Some(bay.id),
         device_id: Some(device.id),
         reading_id: None,
+        session_id: None,
     };
     alerts::raise(db, &condition, at).await.map(Some)
 }

@@ -1,7 +1,10 @@
 //! Supervision rules that are configuration: how long a device may stay
-//! silent before it is taken for offline, how long raw telemetry is kept.
+//! silent before it is taken for offline, how long raw telemetry is kept,
+//! the alert thresholds and when alerts are notified.
 
 use clap::Args;
+
+use crate::entities::AlertSeverity;
 
 /// Settings of supervision (flags and environment variables of `serve`).
 #[derive(Debug, Clone, Args)]
@@ -49,6 +52,33 @@ pub struct SupervisionSettings {
         default_value_t = 253.0
     )]
     pub alert_max_voltage_v: f64,
+
+    /// Alerts at or above this severity (`low`, `medium`, `high`, `critical`)
+    /// are notified through the outbox to the station's technicians and staff.
+    #[arg(
+        long = "alert-notify-min-severity",
+        env = "VOLTGATE_ALERT_NOTIFY_MIN_SEVERITY",
+        default_value = "medium",
+        value_parser = parse_severity
+    )]
+    pub alert_notify_min_severity: AlertSeverity,
+
+    /// Seconds after which an open alert seen again since its last
+    /// notification is notified again; 0 notifies each alert once.
+    #[arg(
+        long = "alert-renotify-secs",
+        env = "VOLTGATE_ALERT_RENOTIFY_SECS",
+        default_value_t = 900
+    )]
+    pub alert_renotify_secs: u64,
+}
+
+fn parse_severity(text: &str) -> Result<AlertSeverity, String> {
+    use sea_orm::{ActiveEnum as _, Iterable as _};
+    let wanted = text.trim().to_ascii_lowercase();
+    AlertSeverity::iter()
+        .find(|s| s.to_value() == wanted)
+        .ok_or_else(|| format!("{text:?} is not one of low, medium, high, critical"))
 }
 
 impl Default for SupervisionSettings {
@@ -59,6 +89,8 @@ impl Default for SupervisionSettings {
             alert_max_current_a: 40.0,
             alert_min_voltage_v: 207.0,
             alert_max_voltage_v: 253.0,
+            alert_notify_min_severity: AlertSeverity::Medium,
+            alert_renotify_secs: 900,
         }
     }
 }
@@ -68,6 +100,17 @@ impl SupervisionSettings {
     pub fn heartbeat_timeout(&self) -> Option<chrono::TimeDelta> {
         let secs = i64::try_from(self.heartbeat_timeout_secs).ok()?;
         (secs > 0).then(|| chrono::TimeDelta::seconds(secs))
+    }
+
+    /// When alerts are notified.
+    pub fn notification_policy(&self) -> super::notifications::NotificationPolicy {
+        super::notifications::NotificationPolicy {
+            min_severity: self.alert_notify_min_severity,
+            renotify_after: i64::try_from(self.alert_renotify_secs)
+                .ok()
+                .filter(|secs| *secs > 0)
+                .map(chrono::TimeDelta::seconds),
+        }
     }
 
     /// How long raw telemetry is kept; `None` keeps it forever.

@@ -147,6 +147,7 @@ async fn judge(
         bay_id: Some(bay.id),
         device_id: Some(device.id),
         reading_id: None,
+        session_id: None,
     };
     let mut changed = Vec::new();
     let mut recoveries = Vec::new();

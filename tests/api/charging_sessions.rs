@@ -13,13 +13,14 @@ use crate::helpers::{
 const RESERVE: &str =
     "mutation($input: CreateReservationInput!) { createReservation(input: $input) {
   reservation { id referenceCode status } access { content } } }";
-const AUTHENTICATE: &str = "mutation($bay: ID!, $method: AccessMode!, $credential: String!) {
+pub(crate) const AUTHENTICATE: &str =
+    "mutation($bay: ID!, $method: AccessMode!, $credential: String!) {
   terminalAuthenticate(input: { bay: $bay, method: $method, credential: $credential }) {
     session { id state bayId reservationId method } } }";
 const SESSION: &str = "query($id: ID!) { chargingSession(id: $id) { id state error plugDeadline chargingSince endedAt } }";
 
 /// Receives the next command, checks its action, and acknowledges it with `status`.
-async fn answer(device: &TestDevice, action: &str, status: &str) {
+pub(crate) async fn answer(device: &TestDevice, action: &str, status: &str) {
     let command = device.next_command().await;
     assert_eq!(command["action"], action, "{command}");
     let topic = format!("{}/bays/{}/ack", device.bay.prefix, device.bay.number);
@@ -36,7 +37,7 @@ async fn plug_in(device: &TestDevice) {
         .await;
 }
 
-async fn wait_state(user: &TestUser, session: &Value, state: &str) -> Value {
+pub(crate) async fn wait_state(user: &TestUser, session: &Value, state: &str) -> Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let body = user.gql(SESSION, json!({ "id": session })).await;
@@ -52,7 +53,7 @@ async fn wait_state(user: &TestUser, session: &Value, state: &str) -> Value {
 }
 
 /// A reservation of `bay` starting in a minute, with `mode`; its id and access content.
-async fn reserve(customer: &TestUser, bay: &SeededBay, mode: &str) -> (Value, String) {
+pub(crate) async fn reserve(customer: &TestUser, bay: &SeededBay, mode: &str) -> (Value, String) {
     let starts = (chrono::Utc::now() + chrono::TimeDelta::minutes(1)).to_rfc3339();
     let body = customer
         .gql(
@@ -71,7 +72,7 @@ async fn reserve(customer: &TestUser, bay: &SeededBay, mode: &str) -> (Value, St
     )
 }
 
-async fn kiosk_for(app: &TestApp, bay: &SeededBay) -> TestUser {
+pub(crate) async fn kiosk_for(app: &TestApp, bay: &SeededBay) -> TestUser {
     let bay_row = voltgate::entities::bay::Entity::find_by_id(bay.bay_id)
         .one(&app.db)
         .await

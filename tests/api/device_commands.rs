@@ -46,7 +46,10 @@ async fn wait_for_command(
     }
 }
 
-async fn stored_device(app: &TestApp, bay: &SeededBay) -> voltgate::entities::device::Model {
+pub(crate) async fn stored_device(
+    app: &TestApp,
+    bay: &SeededBay,
+) -> voltgate::entities::device::Model {
     use sea_orm::{ColumnTrait, QueryFilter};
     voltgate::entities::device::Entity::find()
         .filter(voltgate::entities::device::Column::BayId.eq(bay.bay_id))

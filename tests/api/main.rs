@@ -8,6 +8,8 @@ mod helpers;
 
 mod accounts;
 mod administration;
+mod alert_notifications;
+mod alert_rules;
 mod authorization;
 mod badge_linking;
 mod bus_recovery;

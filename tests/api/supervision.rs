@@ -288,6 +288,7 @@ async fn one_condition_seen_at_once_by_many_writers_leaves_one_open_alert() {
         bay_id: Some(bay.bay_id),
         device_id: None,
         reading_id: None,
+        session_id: None,
     };
     // As many writers as replicas and workers could be: each on its own
     // connection where the database has several (PostgreSQL).

@@ -76,6 +76,7 @@ async fn alert_at(app: &TestApp, station: i32) {
         bay_id: None,
         device_id: None,
         reading_id: None,
+        session_id: None,
     };
     let (alert, change) = raise(&app.db, &condition, Utc::now())
         .await

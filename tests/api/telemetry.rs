@@ -394,3 +394,45 @@ async fn a_sensor_and_its_readings_are_listed_for_its_station_only() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn retention_prunes_only_samples_older_than_the_cutoff_in_batches() {
+    // The app's own prune job keeps everything, so only the calls below prune.
+    let app = crate::helpers::spawn_app_with(&["--telemetry-retention-days", "0"]).await;
+    let bays = app.seed(1, 1, 1).await;
+    let customer = TestUser::customer(&app, "cleo").await;
+    let session = charging_session(&app, &bays[0], &customer).await;
+    let device_id = crate::device_commands::stored_device(&app, &bays[0])
+        .await
+        .id;
+    let now = Utc::now();
+    for days in [120, 100, 91, 89, 1] {
+        let ts = now - TimeDelta::days(days);
+        session_telemetry::ActiveModel {
+            session_id: Set(session),
+            device_id: Set(device_id),
+            bay_id: Set(bays[0].bay_id),
+            current_a: Set(16.0),
+            voltage_v: Set(230.0),
+            energy_kwh: Set(1.0),
+            ts: Set(ts),
+            ts_us: Set(ts.timestamp_micros()),
+            received_at: Set(ts),
+            ..Default::default()
+        }
+        .insert(&app.db)
+        .await
+        .expect("sample stored");
+    }
+    let cutoff = now - TimeDelta::days(90);
+    let prune = voltgate::supervision::telemetry::prune;
+    // Batches of two: the three old samples take two statements, then none is left.
+    assert_eq!(prune(&app.db, cutoff, 2).await.expect("prune"), 2);
+    assert_eq!(prune(&app.db, cutoff, 2).await.expect("prune"), 1);
+    assert_eq!(prune(&app.db, cutoff, 2).await.expect("prune"), 0);
+    assert_eq!(
+        stored_samples(&app, session).await,
+        2,
+        "newer samples are kept"
+    );
+}
