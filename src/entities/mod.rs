@@ -64,6 +64,7 @@ pub use role::RoleName;
 pub mod badge_link_code;
 pub mod badge_link_failure;
 pub mod checkout_key;
+pub mod kiosk_offline_event;
 pub mod kiosk_pairing;
 pub mod order_fee;
 pub mod order_payment;

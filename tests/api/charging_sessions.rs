@@ -52,7 +52,7 @@ async fn wait_state(user: &TestUser, session: &Value, state: &str) -> Value {
 }
 
 /// A reservation of `bay` starting in a minute, with `mode`; its id and access content.
-async fn reserve(customer: &TestUser, bay: &SeededBay, mode: &str) -> (Value, String) {
+pub(crate) async fn reserve(customer: &TestUser, bay: &SeededBay, mode: &str) -> (Value, String) {
     let starts = (chrono::Utc::now() + chrono::TimeDelta::minutes(1)).to_rfc3339();
     let body = customer
         .gql(
@@ -71,7 +71,7 @@ async fn reserve(customer: &TestUser, bay: &SeededBay, mode: &str) -> (Value, St
     )
 }
 
-async fn kiosk_for(app: &TestApp, bay: &SeededBay) -> TestUser {
+pub(crate) async fn kiosk_for(app: &TestApp, bay: &SeededBay) -> TestUser {
     let bay_row = voltgate::entities::bay::Entity::find_by_id(bay.bay_id)
         .one(&app.db)
         .await
@@ -98,7 +98,7 @@ async fn bay_status(app: &TestApp, bay: &SeededBay) -> voltgate::entities::BaySt
         .status
 }
 
-fn error(body: &Value) -> (&str, &str) {
+pub(crate) fn error(body: &Value) -> (&str, &str) {
     let ext = &body["errors"][0]["extensions"];
     (
         ext["code"].as_str().unwrap_or("none"),
