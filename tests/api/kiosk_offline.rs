@@ -445,3 +445,31 @@ async fn the_demo_books_a_reservation_usable_now_upcoming_ones_and_a_session_cha
         "only once"
     );
 }
+
+#[tokio::test]
+async fn two_uploads_of_one_event_at_once_open_one_session() {
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 1).await;
+    let bay = &bays[0];
+    let customer = TestUser::customer(&app, "tess").await;
+    let (reservation_id, _) = reserve(&customer, bay, "CODE").await;
+    let kiosk = kiosk_for(&app, bay).await;
+    let started = [event(
+        "SESSION_STARTED",
+        bay.bay_id,
+        &reservation_id,
+        chrono::Utc::now(),
+    )];
+    let (first, second) = tokio::join!(upload(&kiosk, &started), upload(&kiosk, &started));
+    let mut outcomes = [
+        first[0]["outcome"].as_str().unwrap_or_default(),
+        second[0]["outcome"].as_str().unwrap_or_default(),
+    ];
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["APPLIED", "DUPLICATE"], "{first:?} {second:?}");
+    assert_eq!(first[0]["recorded"], "APPLIED", "{first:?}");
+    assert_eq!(second[0]["recorded"], "APPLIED", "{second:?}");
+    assert_eq!(first[0]["sessionId"], second[0]["sessionId"]);
+    assert_eq!(sessions(&app).await.len(), 1);
+    assert_eq!(stored_events(&app).await, 1);
+}
