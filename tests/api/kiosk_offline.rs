@@ -473,3 +473,63 @@ async fn two_uploads_of_one_event_at_once_open_one_session() {
     assert_eq!(sessions(&app).await.len(), 1);
     assert_eq!(stored_events(&app).await, 1);
 }
+
+#[tokio::test]
+async fn a_badge_accepted_offline_is_checked_by_the_server_when_uploaded() {
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 1).await;
+    let bay = &bays[0];
+    let customer = TestUser::customer(&app, "uma").await;
+    let added = customer
+        .gql(
+            "mutation { addRfidBadge(input: { uid: \"04C0FFEE42\" }) { authMethod { id } } }",
+            json!({}),
+        )
+        .await;
+    let badge = added["data"]["addRfidBadge"]["authMethod"]["id"].clone();
+    let starts = (chrono::Utc::now() + chrono::TimeDelta::minutes(1)).to_rfc3339();
+    let body = customer
+        .gql(
+            "mutation($input: CreateReservationInput!) { createReservation(input: $input) { reservation { id } } }",
+            json!({ "input": { "bayId": global_id("Bay", bay.bay_id), "startsAt": starts,
+                "durationMinutes": 30, "accessMode": "RFID", "badgeId": badge } }),
+        )
+        .await;
+    let reservation_id = body["data"]["createReservation"]["reservation"]["id"].clone();
+    assert!(reservation_id.is_string(), "{body}");
+    let kiosk = kiosk_for(&app, bay).await;
+    // The cache lists it without a verifier: the badge key stays on the server.
+    let document = cache(&kiosk).await;
+    let listed = entry(&document, &reservation_id).unwrap_or_else(|| panic!("{document}"));
+    assert_eq!(listed["access_mode"], "rfid");
+    assert!(listed["credential_hash"].is_null(), "{listed}");
+
+    let now = chrono::Utc::now();
+    let mut without = event("AUTHENTICATED", bay.bay_id, &reservation_id, now);
+    without["method"] = json!("RFID");
+    let mut wrong = without.clone();
+    wrong["eventId"] = json!(uuid::Uuid::new_v4().to_string());
+    wrong["credential"] = json!("04C0FFEE43");
+    let mut right = without.clone();
+    right["eventId"] = json!(uuid::Uuid::new_v4().to_string());
+    right["credential"] = json!("04:c0:ff:ee:42");
+    let results = upload(&kiosk, &[without, wrong, right]).await;
+    let answers: Vec<(&str, &str)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap_or_default(),
+                r["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("CONFLICT", "CREDENTIAL_REQUIRED"),
+            ("CONFLICT", "INVALID_CREDENTIAL"),
+            ("APPLIED", ""),
+        ],
+        "{results:?}"
+    );
+}
