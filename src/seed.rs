@@ -290,7 +290,8 @@ pub async fn demo_kiosk_credential(db: &DatabaseConnection) -> anyhow::Result<(i
 }
 
 /// All demo data, each part only where it is missing: stations with their
-/// devices and a kiosk credential, an organizer selling an event, a check-in
+/// devices and a kiosk credential, a driver's reservations and a charging
+/// session, an organizer selling an event, a check-in
 /// list with a scanner, and the devices' credentials file. Returns what to
 /// tell the person who asked, secrets included: they are shown only here.
 ///
@@ -309,6 +310,18 @@ pub async fn everything(
         let (cabinet, secret) = demo_kiosk_credential(db).await?;
         told.push(format!(
             "kiosk credential of cabinet {cabinet} (shown once; sign in with kioskSignIn): {secret}"
+        ));
+    }
+    if let Some(charging) = crate::charging::demo::seed(db).await? {
+        told.push(format!(
+            "driver {} (password shown once: {}) has reservation {} usable now at bay {} with code {}, {} upcoming reservations, and charging session {} in progress",
+            charging.driver.username,
+            charging.driver.password,
+            charging.reference,
+            charging.bay_number,
+            charging.code,
+            charging.upcoming,
+            charging.session_id,
         ));
     }
     if let Some(sales) = crate::ticketing::demo::seed(db).await? {

@@ -1,5 +1,5 @@
 //! Ed25519 signatures over documents that devices verify offline, with only
-//! the public key (check-in downloads for door scanners; kiosks later).
+//! the public key (check-in downloads for door scanners, kiosks' offline caches).
 //!
 //! The key is `VOLTGATE_SIGNING_KEY` (32 bytes, base64url, the same on every
 //! replica) or, unset, generated once and stored in `server_secrets`, where
@@ -73,6 +73,33 @@ impl Signer {
     /// The signature of `message`, base64url.
     pub fn sign(&self, message: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(self.key.sign(message).to_bytes())
+    }
+}
+
+/// A signed JSON document, as devices download it.
+#[derive(Debug, Clone)]
+pub struct SignedDocument {
+    /// The JSON document, exactly as signed.
+    pub document: String,
+    /// Ed25519 over the document's bytes, base64url.
+    pub signature: String,
+    pub public_key: String,
+    pub key_id: String,
+}
+
+impl Signer {
+    /// `document` as JSON, signed over its exact bytes.
+    ///
+    /// # Errors
+    /// `INTERNAL` when it cannot be serialized.
+    pub fn sign_json(&self, document: &impl serde::Serialize) -> Result<SignedDocument, AppError> {
+        let document = serde_json::to_string(document).map_err(AppError::internal)?;
+        Ok(SignedDocument {
+            signature: self.sign(document.as_bytes()),
+            public_key: self.public_key(),
+            key_id: self.key_id(),
+            document,
+        })
     }
 }
 

@@ -166,3 +166,80 @@ pub fn seconds_arg(default: u64) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// One GraphQL POST over a fresh connection, with a bearer token if given;
+/// the parsed body.
+///
+/// # Errors
+/// On connection errors or a body that is not JSON.
+pub async fn gql(
+    addr: SocketAddr,
+    token: Option<&str>,
+    query: &str,
+    variables: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Ok(serde_json::from_str(body)?)
+}
+
+/// `path` of a successful answer, as a string.
+///
+/// # Errors
+/// When the answer has no string there.
+pub fn field(body: &serde_json::Value, path: &[&str]) -> anyhow::Result<String> {
+    let mut value = &body["data"];
+    for key in path {
+        value = &value[*key];
+    }
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no {} in {body}", path.join(".")))
+}
+
+/// Creates a superuser `username` in `database_url` with the sibling
+/// `voltgate admin create-superuser`, and signs in as it: its access token.
+///
+/// # Errors
+/// When the command or the sign-in fails.
+pub async fn superuser_token(
+    addr: SocketAddr,
+    database_url: &str,
+    username: &str,
+) -> anyhow::Result<String> {
+    const PASSWORD: &str = "Bench-password-2026";
+    let voltgate = std::env::current_exe()?.with_file_name("voltgate");
+    let created = Command::new(voltgate)
+        .args(["admin", "create-superuser", "--username", username])
+        .args(["--email", &format!("{username}@example.com")])
+        .env("VOLTGATE_SUPERUSER_PASSWORD", PASSWORD)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "error")
+        .output()?;
+    anyhow::ensure!(
+        created.status.success(),
+        "create-superuser failed: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let login = gql(
+        addr,
+        None,
+        "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { accessToken } }",
+        serde_json::json!({ "l": username, "p": PASSWORD }),
+    )
+    .await?;
+    field(&login, &["login", "accessToken"])
+}

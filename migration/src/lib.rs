@@ -31,6 +31,7 @@ mod m20261203_050001_refunds_and_credits;
 mod m20261203_060100_ticket_blocks;
 mod m20261204_060000_badge_links;
 mod m20261204_060001_kiosk_pairings;
+mod m20261205_010000_kiosk_offline_events;
 mod m20261205_070000_invoices;
 
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_060100_ticket_blocks::Migration),
             Box::new(m20261204_060000_badge_links::Migration),
             Box::new(m20261204_060001_kiosk_pairings::Migration),
+            Box::new(m20261205_010000_kiosk_offline_events::Migration),
             Box::new(m20261205_070000_invoices::Migration),
         ]
     }

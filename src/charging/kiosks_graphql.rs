@@ -80,6 +80,16 @@ impl Terminal {
             .map(Bay::from)
             .collect())
     }
+    /// The Ed25519 public key (base64url) that signs `terminalOfflineCache`:
+    /// keep it to verify caches offline.
+    async fn signing_key(&self, ctx: &Context<'_>) -> Result<String> {
+        let services = services(ctx)?;
+        Ok(services.signer.get(&services.db).await?.public_key())
+    }
+    async fn signing_key_id(&self, ctx: &Context<'_>) -> Result<String> {
+        let services = services(ctx)?;
+        Ok(services.signer.get(&services.db).await?.key_id())
+    }
     /// When the kiosk's access token expires; sign in again before.
     async fn expires_at(&self) -> Option<DateTime> {
         chrono::DateTime::from_timestamp(self.expires_at, 0).map(Into::into)
@@ -105,12 +115,12 @@ impl KioskQuery {
 
     /// A kiosk: its cabinet and bays.
     async fn terminal(&self, ctx: &Context<'_>) -> Result<Terminal> {
+        super::sessions_graphql::kiosk(ctx)?;
         match principal(ctx) {
             crate::auth::Principal::Kiosk(kiosk) => Ok(Terminal {
                 cabinet_id: kiosk.cabinet_id,
                 expires_at: kiosk.expires_at,
             }),
-            crate::auth::Principal::Anonymous => Err(AppError::Unauthenticated.into()),
             _ => Err(AppError::Forbidden.into()),
         }
     }

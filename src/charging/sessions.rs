@@ -63,7 +63,7 @@ enum AfterEnd {
 ///
 /// # Errors
 /// On database errors.
-async fn apply(
+pub(crate) async fn apply(
     db: &impl ConnectionTrait,
     session: &charging_session::Model,
     event: SessionEvent,
@@ -283,7 +283,7 @@ async fn candidates(
 }
 
 /// Whether `credential` opens `row` with `method` (its stored hash, active and unexpired).
-fn matches(
+pub(crate) fn matches(
     row: &reservation::Model,
     method: &auth_method::Model,
     credential: &str,
@@ -409,35 +409,36 @@ pub async fn authenticate(
     open(services, attempt.cabinet_id, &bay, &row, attempt.method).await
 }
 
-/// Opens a session for `row` at `bay`, whose access the caller has checked
-/// (a credential, or a pairing the customer authorized), and sends `unlock`.
+/// A session about to open: whose access the caller has checked.
+pub(crate) struct Opening<'a> {
+    pub cabinet_id: i32,
+    pub bay: &'a bay::Model,
+    pub row: &'a reservation::Model,
+    pub method: AccessMode,
+    pub plug_timeout: chrono::TimeDelta,
+    /// When the access was validated.
+    pub at: DateTime<Utc>,
+}
+
+/// Within `txn`: the reservation becomes `ACTIVE`, a session opens in
+/// `ACCESS_VALIDATED` and the successful authentication is recorded; the
+/// events to publish after the commit.
 ///
 /// # Errors
-/// As [`authenticate`] once the credential matched.
-pub(crate) async fn open(
-    services: &ServiceContext,
-    cabinet_id: i32,
-    bay: &bay::Model,
-    row: &reservation::Model,
-    method: AccessMode,
+/// `BAY_UNAVAILABLE` when the reservation is in use already or the bay has an
+/// open session; on database errors.
+pub(crate) async fn open_in(
+    txn: &DatabaseTransaction,
+    opening: Opening<'_>,
 ) -> AppResult<(charging_session::Model, Vec<DomainEvent>)> {
-    let now = services.now();
-    let db = &services.db;
-    let record = |succeeded: bool, row: Option<&reservation::Model>, session: Option<i32>| {
-        charging_auth_attempt::ActiveModel {
-            cabinet_id: Set(cabinet_id),
-            bay_id: Set(bay.id),
-            reservation_id: Set(row.map(|r| r.id)),
-            user_id: Set(row.map(|r| r.user_id)),
-            session_id: Set(session),
-            method: Set(method),
-            succeeded: Set(succeeded),
-            created_at: Set(now),
-            created_at_us: Set(now.timestamp_micros()),
-            ..Default::default()
-        }
-    };
-    let txn = db.begin().await?;
+    let Opening {
+        cabinet_id,
+        bay,
+        row,
+        method,
+        plug_timeout,
+        at,
+    } = opening;
     let activated = reservation::Entity::update_many()
         .col_expr(
             reservation::Column::Status,
@@ -448,7 +449,7 @@ pub(crate) async fn open(
             reservation::Column::Status
                 .is_in([ReservationStatus::Pending, ReservationStatus::Confirmed]),
         )
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if activated.rows_affected != 1 {
         return Err(AppError::refused(
@@ -465,11 +466,9 @@ pub(crate) async fn open(
         cabinet_id: Set(bay.cabinet_id),
         state: Set(opened),
         method: Set(method),
-        opened_at: Set(now),
-        state_changed_at: Set(now),
-        plug_timeout_secs: Set(
-            i32::try_from(services.kiosks.plug_timeout().num_seconds()).unwrap_or(i32::MAX)
-        ),
+        opened_at: Set(at),
+        state_changed_at: Set(at),
+        plug_timeout_secs: Set(i32::try_from(plug_timeout.num_seconds()).unwrap_or(i32::MAX)),
         plug_deadline_us: Set(None),
         start_command_id: Set(None),
         charging_since: Set(None),
@@ -478,7 +477,7 @@ pub(crate) async fn open(
         error: Set(None),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await;
     let session = match inserted {
         Ok(session) => session,
@@ -490,11 +489,62 @@ pub(crate) async fn open(
         }
         Err(err) => return Err(err.into()),
     };
-    record(true, Some(row), Some(session.id))
-        .insert(&txn)
+    succeeded_attempt(cabinet_id, bay.id, row, Some(session.id), method, at)
+        .insert(txn)
         .await?;
-    let mut events = bay_status::refresh(&txn, &[bay.id], now).await?;
-    events.push(charge_event(&txn, &session).await?);
+    let mut events = bay_status::refresh(txn, &[bay.id], at).await?;
+    events.push(charge_event(txn, &session).await?);
+    Ok((session, events))
+}
+
+/// The record of a credential that opened `row` at a kiosk.
+pub(crate) fn succeeded_attempt(
+    cabinet_id: i32,
+    bay_id: i32,
+    row: &reservation::Model,
+    session_id: Option<i32>,
+    method: AccessMode,
+    at: DateTime<Utc>,
+) -> charging_auth_attempt::ActiveModel {
+    charging_auth_attempt::ActiveModel {
+        cabinet_id: Set(cabinet_id),
+        bay_id: Set(bay_id),
+        reservation_id: Set(Some(row.id)),
+        user_id: Set(Some(row.user_id)),
+        session_id: Set(session_id),
+        method: Set(method),
+        succeeded: Set(true),
+        created_at: Set(at),
+        created_at_us: Set(at.timestamp_micros()),
+        ..Default::default()
+    }
+}
+
+/// Opens a session for `row` at `bay`, whose access the caller has checked
+/// (a credential, or a pairing the customer authorized), and sends `unlock`.
+///
+/// # Errors
+/// As [`authenticate`] once the credential matched.
+pub(crate) async fn open(
+    services: &ServiceContext,
+    cabinet_id: i32,
+    bay: &bay::Model,
+    row: &reservation::Model,
+    method: AccessMode,
+) -> AppResult<(charging_session::Model, Vec<DomainEvent>)> {
+    let txn = services.db.begin().await?;
+    let (session, mut events) = open_in(
+        &txn,
+        Opening {
+            cabinet_id,
+            bay,
+            row,
+            method,
+            plug_timeout: services.kiosks.plug_timeout(),
+            at: services.now(),
+        },
+    )
+    .await?;
     txn.commit().await?;
     bay_status::publish(services, std::mem::take(&mut events)).await;
     tracing::info!(

@@ -111,7 +111,7 @@ impl ChargingSession {
     }
 }
 
-fn kiosk(ctx: &Context<'_>) -> Result<i32, AppError> {
+pub(crate) fn kiosk(ctx: &Context<'_>) -> Result<i32, AppError> {
     match principal(ctx) {
         Principal::Kiosk(kiosk) => Ok(kiosk.cabinet_id),
         Principal::Anonymous => Err(AppError::Unauthenticated),

@@ -131,6 +131,31 @@ pub struct KioskSettings {
         default_value_t = 15
     )]
     pub failure_window_minutes: i64,
+
+    /// Minutes ahead a kiosk's offline cache reaches; the cache expires then.
+    #[arg(
+        long = "kiosk-offline-horizon-minutes",
+        env = "VOLTGATE_KIOSK_OFFLINE_HORIZON_MINUTES",
+        default_value_t = 240
+    )]
+    pub offline_horizon_minutes: i64,
+
+    /// Events one offline upload may carry.
+    #[arg(
+        long = "kiosk-offline-upload-max",
+        env = "VOLTGATE_KIOSK_OFFLINE_UPLOAD_MAX",
+        default_value_t = 200
+    )]
+    pub offline_upload_max: usize,
+
+    /// Seconds a kiosk's clock may run ahead of the server's: a later event
+    /// time is a conflict (`CLOCK_SKEW`), stored but not applied.
+    #[arg(
+        long = "kiosk-offline-clock-skew-secs",
+        env = "VOLTGATE_KIOSK_OFFLINE_CLOCK_SKEW_SECS",
+        default_value_t = 300
+    )]
+    pub offline_clock_skew_secs: i64,
 }
 
 impl Default for KioskSettings {
@@ -142,6 +167,9 @@ impl Default for KioskSettings {
             failures_per_kiosk: 20,
             failures_per_reservation: 5,
             failure_window_minutes: 15,
+            offline_horizon_minutes: 240,
+            offline_upload_max: 200,
+            offline_clock_skew_secs: 300,
         }
     }
 }
@@ -153,6 +181,20 @@ impl KioskSettings {
 
     pub fn failure_window(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::minutes(self.failure_window_minutes.max(1))
+    }
+
+    /// At least 5 minutes, at most 7 days.
+    pub fn offline_horizon(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(self.offline_horizon_minutes.clamp(5, 7 * 24 * 60))
+    }
+
+    /// At least 1, at most 10,000.
+    pub fn offline_upload_max(&self) -> usize {
+        self.offline_upload_max.clamp(1, 10_000)
+    }
+
+    pub fn offline_clock_skew(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(self.offline_clock_skew_secs.max(0))
     }
 
     /// At least a minute, at most a day: a kiosk renews its token with its credential.

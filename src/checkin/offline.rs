@@ -46,15 +46,7 @@ use crate::ticketing::tickets;
 const OVERLAP: TimeDelta = TimeDelta::minutes(1);
 
 /// A signed download.
-#[derive(Debug, Clone)]
-pub struct Download {
-    /// The JSON document, exactly as signed.
-    pub document: String,
-    /// Ed25519 over the document's bytes, base64url.
-    pub signature: String,
-    pub public_key: String,
-    pub key_id: String,
-}
+pub type Download = crate::signing::SignedDocument;
 
 #[derive(Serialize)]
 struct Document {
@@ -271,13 +263,7 @@ pub async fn download(
         tickets,
         revoked,
     };
-    let document = serde_json::to_string(&document).map_err(AppError::internal)?;
-    Ok(Download {
-        signature: signer.sign(document.as_bytes()),
-        public_key: signer.public_key(),
-        key_id: signer.key_id(),
-        document,
-    })
+    signer.sign_json(&document)
 }
 
 /// The live units of `list`'s products in `ticket`'s order, for its date, the

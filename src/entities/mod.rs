@@ -69,6 +69,7 @@ pub mod invoice_address;
 pub mod invoice_line;
 pub mod invoice_number;
 pub mod invoice_settings;
+pub mod kiosk_offline_event;
 pub mod kiosk_pairing;
 pub mod order_fee;
 pub mod order_payment;

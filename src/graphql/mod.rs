@@ -40,6 +40,7 @@ pub struct Query(
     crate::charging::sessions_graphql::SessionQuery,
     crate::supervision::maintenance_graphql::MaintenanceQuery,
     crate::charging::pairing_graphql::PairingQuery,
+    crate::charging::offline_graphql::OfflineKioskQuery,
     crate::supervision::telemetry_graphql::TelemetryQuery,
     crate::charging::overview_graphql::ChargingOverviewQuery,
     crate::ticketing::graphql::SalesQuery,
@@ -69,7 +70,7 @@ pub struct Mutation(
     crate::supervision::maintenance_graphql::MaintenanceMutation,
     crate::ticketing::graphql::TicketMutation,
     crate::charging::badge_links_graphql::BadgeLinkMutation,
-    crate::charging::pairing_graphql::PairingMutation,
+    crate::charging::offline_graphql::KioskTerminalMutation,
     crate::ticketing::graphql::RefundMutation,
     crate::ticketing::graphql::InvoiceMutation,
 );

@@ -62,7 +62,7 @@ fn failed(what: &str, err: AppError) -> anyhow::Error {
     }
 }
 
-async fn account(
+pub(crate) async fn account(
     db: &DatabaseConnection,
     username: &str,
     full_name: &str,

@@ -180,6 +180,8 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("terminalLinkBadge", Kiosks, "mutation { terminalLinkBadge(input: { code: \"x\", uid: \"AABBCCDD\" }) { hint } }".into()),
         ("terminalCreatePairing", Kiosks, "mutation { terminalCreatePairing { qrContent } }".into()),
         ("terminalPairing", Kiosks, format!("{{ terminalPairing(id: \"{}\") {{ state }} }}", global_id("KioskPairing", 999_999))),
+        ("terminalOfflineCache", Kiosks, "{ terminalOfflineCache { signature } }".into()),
+        ("terminalUploadEvents", Kiosks, format!("mutation {{ terminalUploadEvents(input: {{ events: [{{ eventId: \"{}\", kind: SESSION_STARTED, bay: \"{}\", reservation: \"{}\", at: \"2026-01-01T00:00:00Z\" }}] }}) {{ results {{ outcome }} }} }}", uuid::Uuid::nil(), global_id("Bay", 999_999), global_id("Reservation", 999_999))),
         ("terminalConsumePairing", Kiosks, format!("mutation {{ terminalConsumePairing(input: {{ pairing: \"{}\" }}) {{ session {{ id }} }} }}", global_id("KioskPairing", 999_999))),
         ("terminalPairingChanged", Kiosks, format!("subscription {{ terminalPairingChanged(pairingId: \"{}\") {{ cursor }} }}", global_id("KioskPairing", 999_999))),
         ("pairing", SignedIn, "{ pairing(token: \"vgp_unknown\") { state } }".into()),

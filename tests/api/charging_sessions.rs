@@ -99,7 +99,7 @@ async fn bay_status(app: &TestApp, bay: &SeededBay) -> voltgate::entities::BaySt
         .status
 }
 
-fn error(body: &Value) -> (&str, &str) {
+pub(crate) fn error(body: &Value) -> (&str, &str) {
     let ext = &body["errors"][0]["extensions"];
     (
         ext["code"].as_str().unwrap_or("none"),

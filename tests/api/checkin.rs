@@ -1012,7 +1012,7 @@ const UPLOAD: &str = "mutation($input: UploadCheckinsInput!) { uploadCheckins(in
     ... on CheckinRejected { reason checkin { id } }
 } } } }";
 
-fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(text.as_bytes())
         .iter()
@@ -1021,7 +1021,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// Verifies a download with nothing but the public key, as a scanner does, and parses it.
-fn verified(public_key: &str, download: &Value) -> Value {
+pub(crate) fn verified(public_key: &str, download: &Value) -> Value {
     use base64::Engine as _;
     use ed25519_dalek::Verifier as _;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;

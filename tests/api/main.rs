@@ -24,6 +24,7 @@ mod health;
 mod hostile_http;
 mod ingest;
 mod jobs;
+mod kiosk_offline;
 mod kiosks;
 mod live;
 mod mqtt_resilience;

@@ -16,18 +16,14 @@
 //! [--database-url postgres://…] [--scanners 50] [--tickets 10000]`.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use voltgate_bench::{Server, percentile};
+use serde_json::json;
+use voltgate_bench::{Server, field, gql, percentile, superuser_token};
 
-const PASSWORD: &str = "Bench-password-2026";
 const PER_ORDER: usize = 100;
 
 struct Args {
@@ -57,43 +53,6 @@ fn args() -> anyhow::Result<Args> {
     Ok(parsed)
 }
 
-/// One GraphQL POST over a fresh connection, with a bearer token if given;
-/// the parsed body.
-async fn gql(
-    addr: SocketAddr,
-    token: Option<&str>,
-    query: &str,
-    variables: Value,
-) -> anyhow::Result<Value> {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    let mut stream = TcpStream::connect(addr).await?;
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    Ok(serde_json::from_str(body)?)
-}
-
-/// `path` of a successful answer, as a string.
-fn field(body: &Value, path: &[&str]) -> anyhow::Result<String> {
-    let mut value = &body["data"];
-    for key in path {
-        value = &value[*key];
-    }
-    value
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no {} in {body}", path.join(".")))
-}
-
 struct Door {
     list: String,
     scanners: Vec<String>,
@@ -104,27 +63,7 @@ struct Door {
 async fn set_up(addr: SocketAddr, database_url: &str, args: &Args) -> anyhow::Result<Door> {
     let run = std::process::id();
     let username = format!("scanbench{run}");
-    let voltgate = std::env::current_exe()?.with_file_name("voltgate");
-    let created = Command::new(voltgate)
-        .args(["admin", "create-superuser", "--username", &username])
-        .args(["--email", &format!("{username}@example.com")])
-        .env("VOLTGATE_SUPERUSER_PASSWORD", PASSWORD)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "error")
-        .output()?;
-    anyhow::ensure!(
-        created.status.success(),
-        "create-superuser failed: {}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let login = gql(
-        addr,
-        None,
-        "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { accessToken } }",
-        json!({ "l": username, "p": PASSWORD }),
-    )
-    .await?;
-    let staff = field(&login, &["login", "accessToken"])?;
+    let staff = superuser_token(addr, database_url, &username).await?;
     let staff = Some(staff.as_str());
     let organizer = gql(
         addr,

@@ -1,0 +1,349 @@
+//! Kiosks and reservations under load, in one run:
+//!
+//! (a) `terminalAuthenticate` latency with `--kiosks` (200) kiosks at once,
+//!     each at its own bay with a code reservation, authenticating again and
+//!     again for `--seconds`. MQTT is off, so the bay's `unlock` cannot be
+//!     sent: every authentication runs the whole path (credential check,
+//!     session opened in a transaction, command refused, session ended, the
+//!     reservation usable again) and answers `DEVICE_UNREACHABLE`, which
+//!     counts as done;
+//! (b) `--customers` (1,000) customers racing at once for the `--slots` (10)
+//!     one-hour slots of each of 10 bays: reservations per second, and a check
+//!     that every slot asked for has exactly one winner.
+//!
+//! Starts `voltgate serve` (MQTT off, rate limits off) on a throw-away SQLite
+//! database, or with `--database-url` on a PostgreSQL database of the run's
+//! own created beside the one named (dropped at the end); seeds the network
+//! with `voltgate seed --demo`. Run it with `bench/run-kiosk.sh`.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use sea_orm::{ConnectionTrait as _, Database};
+use serde_json::json;
+use voltgate_bench::{Server, field, gql, percentile, superuser_token};
+
+const PASSWORD: &str = "Bench-password-2026";
+
+#[derive(Debug, Parser)]
+#[command(name = "kiosk")]
+struct Args {
+    /// A PostgreSQL URL allowed to create databases (default: SQLite).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Kiosks authenticating at once (one bay each).
+    #[arg(long, default_value_t = 200)]
+    kiosks: usize,
+    /// Seconds of authentications.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Customers racing for the slots.
+    #[arg(long, default_value_t = 1000)]
+    customers: usize,
+    /// One-hour slots per bay in the race.
+    #[arg(long, default_value_t = 10)]
+    slots: usize,
+}
+
+const BAYS_PER_STATION: usize = 10;
+const RACE_BAYS: usize = 10;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scratch = std::env::temp_dir().join(format!("voltgate-kiosk-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let (url, cleanup) = match &args.database_url {
+        Some(admin_url) => {
+            let name = format!("voltgate_kiosk_{}", std::process::id());
+            let admin = Database::connect(admin_url)
+                .await
+                .context("cannot reach PostgreSQL")?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            let (scheme, rest) = admin_url
+                .split_once("://")
+                .with_context(|| format!("not a PostgreSQL URL: {admin_url}"))?;
+            let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+            (
+                format!("{scheme}://{authority}/{name}"),
+                Some((admin, name)),
+            )
+        }
+        None => (
+            format!("sqlite://{}?mode=rwc", scratch.join("kiosk.db").display()),
+            None,
+        ),
+    };
+    let outcome = run(&args, &url).await;
+    if let Some((admin, name)) = cleanup {
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome
+}
+
+/// Bays of the seeded network: (cabinet id, bay id), by station; the first
+/// station is left to the demo's own reservations.
+async fn bays(addr: std::net::SocketAddr, staff: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let body = gql(
+        addr,
+        Some(staff),
+        "{ stations(first: 100) { edges { node { cabinets { id bays { id } } } } } }",
+        json!({}),
+    )
+    .await?;
+    let mut found = Vec::new();
+    for edge in body["data"]["stations"]["edges"]
+        .as_array()
+        .with_context(|| format!("stations in {body}"))?
+        .iter()
+        .skip(1)
+    {
+        for cabinet in edge["node"]["cabinets"].as_array().into_iter().flatten() {
+            let id = cabinet["id"].as_str().unwrap_or_default().to_owned();
+            for bay in cabinet["bays"].as_array().into_iter().flatten() {
+                found.push((
+                    id.clone(),
+                    bay["id"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
+    let setup = if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "defaults (SQLite)"
+    };
+    let voltgate = std::env::current_exe()?.with_file_name("voltgate");
+    let stations = 1 + args.kiosks.div_ceil(BAYS_PER_STATION) + 1;
+    let seeded = Command::new(&voltgate)
+        .args(["seed", "--demo", "--cabinets", "1"])
+        .args([
+            "--stations",
+            &stations.to_string(),
+            "--bays",
+            &BAYS_PER_STATION.to_string(),
+        ])
+        .env("DATABASE_URL", url)
+        .env(
+            "VOLTGATE_DEVICE_CREDENTIALS_FILE",
+            std::env::temp_dir().join(format!(
+                "voltgate-kiosk-bench-{}/devices.json",
+                std::process::id()
+            )),
+        )
+        .env("RUST_LOG", "error")
+        .output()?;
+    anyhow::ensure!(
+        seeded.status.success(),
+        "seed failed: {}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let server = Server::start(
+        "kiosk",
+        &[
+            ("DATABASE_URL", url),
+            ("VOLTGATE_RATE_LIMITS", "false"),
+            ("VOLTGATE_TERMINAL_FAILURES_PER_KIOSK", "100000000"),
+            ("VOLTGATE_TERMINAL_FAILURES_PER_RESERVATION", "100000000"),
+        ],
+    )
+    .await?;
+    let addr = server.addr;
+    let username = format!("kioskbench{}", std::process::id());
+    let staff = superuser_token(addr, url, &username).await?;
+    let all = bays(addr, &staff).await?;
+    anyhow::ensure!(
+        all.len() >= args.kiosks + RACE_BAYS,
+        "seeded {} bays, need {}",
+        all.len(),
+        args.kiosks + RACE_BAYS
+    );
+    let (kiosk_bays, race_bays) = all.split_at(args.kiosks);
+
+    // (a) One credential and token per cabinet; a reservation with a code per bay.
+    let mut tokens: HashMap<String, String> = HashMap::new();
+    let mut kiosks = Vec::with_capacity(args.kiosks);
+    for (cabinet, bay) in kiosk_bays {
+        if !tokens.contains_key(cabinet) {
+            let issued = gql(
+                addr,
+                Some(&staff),
+                "mutation($c: ID!) { issueKioskCredential(input: { cabinetId: $c }) { secret } }",
+                json!({ "c": cabinet }),
+            )
+            .await?;
+            let secret = field(&issued, &["issueKioskCredential", "secret"])?;
+            let signed = gql(
+                addr,
+                None,
+                "mutation($s: String!) { kioskSignIn(input: { credential: $s }) { accessToken } }",
+                json!({ "s": secret }),
+            )
+            .await?;
+            tokens.insert(
+                cabinet.clone(),
+                field(&signed, &["kioskSignIn", "accessToken"])?,
+            );
+        }
+        let reserved = gql(
+            addr,
+            Some(&staff),
+            "mutation($input: CreateReservationInput!) { createReservation(input: $input) { access { content } } }",
+            json!({ "input": { "bayId": bay, "startsAt": chrono::Utc::now().to_rfc3339(),
+                "durationMinutes": 120, "accessMode": "CODE" } }),
+        )
+        .await?;
+        let code = field(&reserved, &["createReservation", "access", "content"])?;
+        kiosks.push((tokens[cabinet].clone(), bay.clone(), code));
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for (token, bay, code) in kiosks {
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut unexpected) = (Vec::new(), Vec::new());
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let answer = gql(
+                    addr,
+                    Some(&token),
+                    "mutation($b: ID!, $c: String!) { terminalAuthenticate(input: { bay: $b, method: CODE, credential: $c }) { session { id } } }",
+                    json!({ "b": bay, "c": code }),
+                )
+                .await;
+                latencies.push(sent.elapsed());
+                match answer {
+                    Ok(body)
+                        if body["errors"][0]["extensions"]["reason"] == "DEVICE_UNREACHABLE" => {}
+                    Ok(body) => unexpected.push(body.to_string()),
+                    Err(err) => unexpected.push(err.to_string()),
+                }
+            }
+            (latencies, unexpected)
+        }));
+    }
+    let started = Instant::now();
+    let (mut latencies, mut unexpected) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (l, u) = task.await?;
+        latencies.extend(l);
+        unexpected.extend(u);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!("\n| setup | kiosks | authentications | per s | p50 ms | p99 ms | unexpected |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {setup} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+        args.kiosks,
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        unexpected.len()
+    );
+    if let Some(first) = unexpected.first() {
+        println!("first unexpected answer: {first}");
+    }
+
+    // (b) Customers, then the race: customer n asks for slot n of the
+    // RACE_BAYS × slots, round robin, all at once.
+    let mut customers = Vec::with_capacity(args.customers);
+    for n in 0..args.customers {
+        let name = format!("racer{n}x{}", std::process::id());
+        let registered = gql(
+            addr,
+            None,
+            "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }",
+            json!({ "input": { "username": name, "email": format!("{name}@example.com"),
+                "password": PASSWORD, "acceptTerms": true, "acceptPrivacyPolicy": true } }),
+        )
+        .await?;
+        customers.push(field(&registered, &["register", "accessToken"])?);
+    }
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1))
+        .date_naive()
+        .and_hms_opt(6, 0, 0)
+        .context("a time")?
+        .and_utc();
+    let race_bays: Arc<Vec<String>> = Arc::new(
+        race_bays[..RACE_BAYS]
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect(),
+    );
+    let slots = RACE_BAYS * args.slots.max(1);
+    let gate = Arc::new(tokio::sync::Barrier::new(customers.len()));
+    let mut tasks = Vec::new();
+    for (n, token) in customers.into_iter().enumerate() {
+        let (gate, race_bays) = (Arc::clone(&gate), Arc::clone(&race_bays));
+        let slot = n % slots;
+        let (bay, hour) = (slot % RACE_BAYS, slot / RACE_BAYS);
+        tasks.push(tokio::spawn(async move {
+            let starts = tomorrow + chrono::TimeDelta::hours(i64::try_from(hour).unwrap_or(0));
+            gate.wait().await;
+            let answer = gql(
+                addr,
+                Some(&token),
+                "mutation($input: CreateReservationInput!) { createReservation(input: $input) { reservation { id } } }",
+                json!({ "input": { "bayId": race_bays[bay], "startsAt": starts.to_rfc3339(),
+                    "durationMinutes": 60, "accessMode": "CODE" } }),
+            )
+            .await;
+            let won = answer
+                .as_ref()
+                .is_ok_and(|body| body["data"]["createReservation"]["reservation"]["id"].is_string());
+            let refused = answer.as_ref().is_ok_and(|body| {
+                let reason = &body["errors"][0]["extensions"]["reason"];
+                reason == "SLOT_TAKEN" || reason == "BAY_UNAVAILABLE"
+            });
+            (slot, won, refused, answer.map(|b| b.to_string()).unwrap_or_else(|e| e.to_string()))
+        }));
+    }
+    let started = Instant::now();
+    let mut winners = vec![0_usize; slots];
+    let mut odd = Vec::new();
+    for task in tasks {
+        let (slot, won, refused, text) = task.await?;
+        if won {
+            winners[slot] += 1;
+        } else if !refused {
+            odd.push(text);
+        }
+    }
+    let elapsed = started.elapsed();
+    let asked = winners.len().min(args.customers);
+    let won: usize = winners.iter().sum();
+    println!(
+        "\n| setup | customers | slots | reservations | reservations per s | requests per s | other answers |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {setup} | {} | {asked} | {won} | {:.0} | {:.0} | {} |",
+        args.customers,
+        won as f64 / elapsed.as_secs_f64(),
+        args.customers as f64 / elapsed.as_secs_f64(),
+        odd.len()
+    );
+    if let Some(first) = odd.first() {
+        println!("first other answer: {first}");
+    }
+    drop(server);
+    anyhow::ensure!(
+        winners.iter().take(asked).all(|w| *w == 1),
+        "every slot asked for should have exactly one winner: {winners:?}"
+    );
+    Ok(())
+}
