@@ -200,6 +200,14 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("refundOrder", Team, format!("mutation {{ refundOrder(input: {{ orderId: \"{}\", method: MANUAL }}) {{ refund {{ id }} }} }}", global_id("Order", 1))),
         ("applyStoreCredit", SignedIn, format!("mutation {{ applyStoreCredit(input: {{ orderId: \"{}\", creditId: \"{}\" }}) {{ payment {{ id }} }} }}", global_id("Order", 1), global_id("StoreCredit", 1))),
         ("storeCredits", SignedIn, format!("{{ storeCredits(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
+        ("invoice", Team, format!("{{ invoice(id: \"{}\") {{ id }} }}", global_id("Invoice", 1))),
+        ("invoices", Team, format!("{{ invoices(eventId: \"{}\") {{ id }} }}", global_id("Event", 1))),
+        ("invoiceSettings", Team, format!("{{ invoiceSettings(eventId: \"{}\") {{ prefix }} }}", global_id("Event", 1))),
+        ("updateInvoiceSettings", Team, format!("mutation {{ updateInvoiceSettings(input: {{ eventId: \"{}\" }}) {{ prefix }} }}", global_id("Event", 1))),
+        ("setInvoiceAddress", Team, format!("mutation {{ setInvoiceAddress(order: {{ id: \"{}\" }}, address: {{ name: \"x\" }}) {{ name }} }}", global_id("Order", 1))),
+        ("issueInvoice", Team, format!("mutation {{ issueInvoice(orderId: \"{}\") {{ id }} }}", global_id("Order", 1))),
+        ("cancelInvoice", Team, format!("mutation {{ cancelInvoice(invoiceId: \"{}\") {{ id }} }}", global_id("Invoice", 1))),
+        ("reissueInvoice", Team, format!("mutation {{ reissueInvoice(orderId: \"{}\") {{ invoice {{ id }} }} }}", global_id("Order", 1))),
     ]
 }
 

@@ -124,6 +124,18 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
     let scratch = team(&shop, &org, &[], &[]).await;
     let (_, scratch_token) = token(&shop, &scratch).await;
 
+    let issued = shop
+        .admin
+        .gql(
+            "mutation($o: ID!) { issueInvoice(orderId: $o) { id } }",
+            json!({ "o": order }),
+        )
+        .await;
+    let invoice = issued["data"]["issueInvoice"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an invoice: {issued}"))
+        .to_owned();
+
     let operations: Vec<(&str, &str, String)> = vec![
         (
             "createEvent",
@@ -292,6 +304,50 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
             format!(
                 "mutation {{ refundOrder(input: {{ orderId: \"{order}\", method: MANUAL, amount: \"0.01\" }}) {{ refund {{ id }} }} }}"
             ),
+        ),
+        (
+            "invoiceSettings",
+            "CHANGE_EVENTS",
+            format!("{{ invoiceSettings(eventId: \"{event}\") {{ prefix }} }}"),
+        ),
+        (
+            "updateInvoiceSettings",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ updateInvoiceSettings(input: {{ eventId: \"{event}\", footerText: \"{{n}}\" }}) {{ prefix }} }}"
+            ),
+        ),
+        (
+            "setInvoiceAddress",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ setInvoiceAddress(order: {{ id: \"{order}\" }}, address: {{ name: \"N {{n}}\" }}) {{ name }} }}"
+            ),
+        ),
+        (
+            "invoice",
+            "VIEW_ORDERS",
+            format!("{{ invoice(id: \"{invoice}\") {{ number }} }}"),
+        ),
+        (
+            "invoices",
+            "VIEW_ORDERS",
+            format!("{{ invoices(eventId: \"{event}\") {{ number }} }}"),
+        ),
+        (
+            "issueInvoice",
+            "CHANGE_ORDERS",
+            format!("mutation {{ issueInvoice(orderId: \"{order}\") {{ id }} }}"),
+        ),
+        (
+            "cancelInvoice",
+            "CHANGE_ORDERS",
+            format!("mutation {{ cancelInvoice(invoiceId: \"{invoice}\") {{ id }} }}"),
+        ),
+        (
+            "reissueInvoice",
+            "CHANGE_ORDERS",
+            format!("mutation {{ reissueInvoice(orderId: \"{order}\") {{ invoice {{ id }} }} }}"),
         ),
     ];
 
