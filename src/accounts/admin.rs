@@ -11,7 +11,6 @@ use super::profile::{self, ProfileChanges};
 use super::registration::{self, Registration};
 use super::sessions::{outdate_access_tokens, revoke_all};
 use super::{badges, roles};
-use crate::auth::tokens::random_token;
 use crate::auth::{Person, Principal, password};
 use crate::entities::{UserStatus, auth_method, security_log, user};
 use crate::error::{AppError, AppResult};
@@ -150,8 +149,7 @@ pub async fn reset_password(
     // Checked before hashing too, so a refused request costs no argon2 work; the
     // transaction below checks again against the row it changes.
     managed(db, actor, user_id).await?;
-    // 20 characters of a random token, plus a digit so the policy always holds.
-    let temporary = format!("{}7", &random_token()?[..20]);
+    let temporary = crate::auth::password::generate()?;
     let hash = password::hash(&temporary).await?;
     let txn = db.begin().await?;
     let account = managed(&txn, actor, user_id).await?;

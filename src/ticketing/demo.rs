@@ -15,7 +15,6 @@ use super::organizers::{self, EventInput, TeamInput};
 use super::vouchers::{self, Applies, VoucherInput};
 use crate::accounts::registration::{self, Registration};
 use crate::accounts::roles;
-use crate::auth::tokens::random_token;
 use crate::auth::{Person, Principal, TeamPermission};
 use crate::entities::product::ProductKind;
 use crate::entities::voucher::PriceMode;
@@ -67,7 +66,7 @@ pub(crate) async fn account(
     username: &str,
     full_name: &str,
 ) -> anyhow::Result<(i32, DemoAccount)> {
-    let password = random_token().map_err(|e| failed("password", e))?;
+    let password = crate::auth::password::generate().map_err(|e| failed("password", e))?;
     let created = registration::register(
         db,
         Registration {
