@@ -253,12 +253,19 @@ pub async fn update_settings(
     Ok(stored)
 }
 
-/// Who is changing an order's invoice address.
+/// Who is changing an order's invoice address, and which order.
 pub enum AddressAuthor<'a> {
     /// The team (permission `ChangeOrders`) or the order's own account.
-    Principal(&'a Principal),
+    Principal {
+        principal: &'a Principal,
+        order_id: i32,
+    },
     /// A buyer holding the order's code and secret.
-    Buyer { code: &'a str, secret: &'a str },
+    Buyer {
+        event_id: i32,
+        code: &'a str,
+        secret: &'a str,
+    },
 }
 
 /// Sets an order's invoice address. Invoices already issued keep the address
@@ -272,26 +279,30 @@ pub async fn set_address(
     db: &DatabaseConnection,
     author: AddressAuthor<'_>,
     now: DateTime<Utc>,
-    event_id: i32,
-    order_id: Option<i32>,
     input: AddressInput,
 ) -> Result<invoice_address::Model, AppError> {
     input.validate()?;
     let mut change = Audited::begin(db, None, now).await?;
     let (order, event) = match author {
-        AddressAuthor::Buyer { code, secret } => {
+        AddressAuthor::Buyer {
+            event_id,
+            code,
+            secret,
+        } => {
             let order = super::orders::by_code(change.txn(), event_id, code, secret).await?;
             let event = event_of(change.txn(), order.event_id).await?;
             (order, event)
         }
-        AddressAuthor::Principal(principal) => {
+        AddressAuthor::Principal {
+            principal,
+            order_id,
+        } => {
             if matches!(principal, Principal::Anonymous) {
                 return Err(AppError::Unauthenticated);
             }
-            let order = match order_id {
-                Some(id) => order::Entity::find_by_id(id).one(change.txn()).await?,
-                None => None,
-            };
+            let order = order::Entity::find_by_id(order_id)
+                .one(change.txn())
+                .await?;
             let own = order.as_ref().is_some_and(|o| {
                 o.user_id
                     .is_some_and(|user| principal.accounts().allows(user))

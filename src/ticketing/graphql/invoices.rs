@@ -438,35 +438,18 @@ impl InvoiceMutation {
             country: address.country,
             vat_id: address.vat_id,
         };
-        let stored = match order {
-            OrderReference::Id(id) => {
-                let order_id = ids::decode(&id, Kind::ORDER, "order.id")?;
-                invoices::set_address(
-                    &services.db,
-                    AddressAuthor::Principal(principal(ctx)),
-                    services.now(),
-                    0,
-                    Some(order_id),
-                    input,
-                )
-                .await?
-            }
-            OrderReference::Code(by_code) => {
-                let event_id = ids::decode(&by_code.event_id, Kind::EVENT, "order.code.eventId")?;
-                invoices::set_address(
-                    &services.db,
-                    AddressAuthor::Buyer {
-                        code: &by_code.code,
-                        secret: &by_code.secret,
-                    },
-                    services.now(),
-                    event_id,
-                    None,
-                    input,
-                )
-                .await?
-            }
+        let author = match &order {
+            OrderReference::Id(id) => AddressAuthor::Principal {
+                principal: principal(ctx),
+                order_id: ids::decode(id, Kind::ORDER, "order.id")?,
+            },
+            OrderReference::Code(by_code) => AddressAuthor::Buyer {
+                event_id: ids::decode(&by_code.event_id, Kind::EVENT, "order.code.eventId")?,
+                code: &by_code.code,
+                secret: &by_code.secret,
+            },
         };
+        let stored = invoices::set_address(&services.db, author, services.now(), input).await?;
         Ok(stored.into())
     }
 
