@@ -37,12 +37,6 @@ use crate::error::{AppError, Reason};
 /// Longest text field an invoice copies from settings or an address.
 const MAX_TEXT: usize = 2000;
 
-/// An invoice with its lines, in order.
-pub struct IssuedInvoice {
-    pub invoice: invoice::Model,
-    pub lines: Vec<invoice_line::Model>,
-}
-
 /// An invoice address as a buyer or the team enters it.
 #[derive(Debug, Clone, Default)]
 pub struct AddressInput {
@@ -386,7 +380,7 @@ pub async fn issue(
     principal: &Principal,
     now: DateTime<Utc>,
     order_id: i32,
-) -> Result<IssuedInvoice, AppError> {
+) -> Result<invoice::Model, AppError> {
     let (change, order, event) = order_for_change(db, principal, now, order_id).await?;
     let txn = change.txn();
     let order = lock_order(txn, order.id, now).await?;
@@ -399,7 +393,7 @@ pub async fn issue(
     change
         .commit(invoice_changed(
             &event,
-            &issued.invoice,
+            &issued,
             "voltgate.order.invoice.issued",
         ))
         .await?;
@@ -417,7 +411,7 @@ pub async fn cancel(
     principal: &Principal,
     now: DateTime<Utc>,
     invoice_id: i32,
-) -> Result<IssuedInvoice, AppError> {
+) -> Result<invoice::Model, AppError> {
     if matches!(principal, Principal::Anonymous) {
         return Err(AppError::Unauthenticated);
     }
@@ -449,7 +443,7 @@ pub async fn cancel(
     change
         .commit(invoice_changed(
             &event,
-            &issued.invoice,
+            &issued,
             "voltgate.order.invoice.canceled",
         ))
         .await?;
@@ -469,7 +463,7 @@ pub async fn reissue(
     principal: &Principal,
     now: DateTime<Utc>,
     order_id: i32,
-) -> Result<(Option<IssuedInvoice>, IssuedInvoice), AppError> {
+) -> Result<(Option<invoice::Model>, invoice::Model), AppError> {
     let (change, order, event) = order_for_change(db, principal, now, order_id).await?;
     let txn = change.txn();
     let order = lock_order(txn, order.id, now).await?;
@@ -482,7 +476,7 @@ pub async fn reissue(
     change
         .commit(invoice_changed(
             &event,
-            &issued.invoice,
+            &issued,
             "voltgate.order.invoice.reissued",
         ))
         .await?;
@@ -588,22 +582,18 @@ async fn store(
     organizer_id: i32,
     prefix: &str,
     lines: Vec<invoice_line::ActiveModel>,
-) -> Result<IssuedInvoice, AppError> {
+) -> Result<invoice::Model, AppError> {
     let number = next_number(txn, organizer_id, prefix).await?;
     invoice.prefix = Set(prefix.to_owned());
     invoice.invoice_no = Set(number);
     invoice.full_invoice_no = Set(format!("{prefix}{number:05}"));
     let invoice = invoice.insert(txn).await?;
-    let mut stored = Vec::with_capacity(lines.len());
     for (index, mut line) in lines.into_iter().enumerate() {
         line.invoice_id = Set(invoice.id);
         line.position = Set(i32::try_from(index + 1).unwrap_or(i32::MAX));
-        stored.push(line.insert(txn).await?);
+        line.insert(txn).await?;
     }
-    Ok(IssuedInvoice {
-        invoice,
-        lines: stored,
-    })
+    Ok(invoice)
 }
 
 /// Issues an invoice for `order` in the caller's transaction, which holds the
@@ -617,7 +607,7 @@ pub(super) async fn issue_within(
     event: &event::Model,
     order: &order::Model,
     now: DateTime<Utc>,
-) -> Result<IssuedInvoice, AppError> {
+) -> Result<invoice::Model, AppError> {
     ensure_invoiceable(order)?;
     let settings = settings_of(txn, event).await?;
     let organizer = organizer::Entity::find_by_id(event.organizer_id)
@@ -790,7 +780,7 @@ async fn cancellation_within(
     txn: &impl ConnectionTrait,
     original: &invoice::Model,
     now: DateTime<Utc>,
-) -> Result<IssuedInvoice, AppError> {
+) -> Result<invoice::Model, AppError> {
     let lines = invoice_line::Entity::find()
         .filter(invoice_line::Column::InvoiceId.eq(original.id))
         .order_by_asc(invoice_line::Column::Position)

@@ -12,7 +12,7 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::scalars::DateTime;
 use crate::services::services;
 use crate::ticketing::invoice_html;
-use crate::ticketing::invoices::{self, AddressAuthor, AddressInput, IssuedInvoice, SettingsInput};
+use crate::ticketing::invoices::{self, AddressAuthor, AddressInput, SettingsInput};
 
 impl Kind {
     pub const INVOICE: Self = Self::named("Invoice");
@@ -325,10 +325,6 @@ pub struct ReissueInvoicePayload {
     pub invoice: Invoice,
 }
 
-fn invoice(issued: IssuedInvoice) -> Invoice {
-    Invoice(issued.invoice)
-}
-
 #[derive(Default)]
 pub struct InvoiceQuery;
 
@@ -460,7 +456,7 @@ impl InvoiceMutation {
         let order_id = ids::decode(&order_id, Kind::ORDER, "orderId")?;
         let issued =
             invoices::issue(&services.db, principal(ctx), services.now(), order_id).await?;
-        Ok(invoice(issued))
+        Ok(Invoice(issued))
     }
 
     /// Team permission `CHANGE_ORDERS`: cancels an invoice with a
@@ -470,7 +466,7 @@ impl InvoiceMutation {
         let invoice_id = ids::decode(&invoice_id, Kind::INVOICE, "invoiceId")?;
         let issued =
             invoices::cancel(&services.db, principal(ctx), services.now(), invoice_id).await?;
-        Ok(invoice(issued))
+        Ok(Invoice(issued))
     }
 
     /// Team permission `CHANGE_ORDERS`: cancels the order's valid invoice (if
@@ -485,8 +481,8 @@ impl InvoiceMutation {
         let (cancellation, issued) =
             invoices::reissue(&services.db, principal(ctx), services.now(), order_id).await?;
         Ok(ReissueInvoicePayload {
-            cancellation: cancellation.map(invoice),
-            invoice: invoice(issued),
+            cancellation: cancellation.map(Invoice),
+            invoice: Invoice(issued),
         })
     }
 }
