@@ -99,6 +99,13 @@ impl App {
             RateLimiter::disabled()
         });
         let mut services = ServiceContext::new(db.clone(), bus.clone(), keys.clone(), limiter);
+        // Opened after the migrations, so readers see the schema they read.
+        if let Some(readers) = db::connect_readers(&settings.database).await? {
+            services.reader = readers;
+        }
+        services.doors = Arc::new(crate::checkin::cache::DoorCache::new(
+            settings.checkin.cache_ttl(),
+        ));
         services.reservations = settings.reservations.clone();
         services.checkin = settings.checkin.clone();
         services.supervision = settings.supervision.clone();

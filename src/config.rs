@@ -24,6 +24,11 @@ pub struct DatabaseSettings {
     /// Largest number of pooled database connections (SQLite always uses one writer).
     #[arg(long, env = "VOLTGATE_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
+
+    /// Read-only connections beside the one writer of a SQLite file, for the
+    /// hot read paths (scans at the doors).
+    #[arg(long, env = "VOLTGATE_DB_READERS", default_value_t = 4)]
+    pub db_readers: u32,
 }
 
 /// How the server reaches MQTT.
@@ -387,6 +392,7 @@ impl std::fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("database_url", &redact(&self.database_url))
             .field("db_max_connections", &self.db_max_connections)
+            .field("db_readers", &self.db_readers)
             .finish()
     }
 }

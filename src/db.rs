@@ -41,6 +41,38 @@ pub async fn connect_for_serving(
     Ok((db, checkpointer))
 }
 
+/// A pool of read-only connections beside the writer, for hot read paths
+/// (scans at the doors): on a SQLite file in WAL mode readers never wait for
+/// the one writer, and see every commit made before they begin. `None` for
+/// PostgreSQL, whose pool already reads concurrently, and in-memory SQLite.
+///
+/// # Errors
+/// When the database cannot be opened.
+pub async fn connect_readers(
+    settings: &DatabaseSettings,
+) -> anyhow::Result<Option<DatabaseConnection>> {
+    let url = &settings.database_url;
+    if !is_sqlite_file(url) {
+        return Ok(None);
+    }
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(settings.db_readers.max(1))
+        .min_connections(1)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.read_only(true)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    Database::connect(options)
+        .await
+        .map(Some)
+        .with_context(|| format!("cannot open readers of the database at {}", redact(url)))
+}
+
 async fn connect_with(
     settings: &DatabaseSettings,
     background_checkpoints: bool,
@@ -264,6 +296,7 @@ mod tests {
         let settings = DatabaseSettings {
             database_url: format!("sqlite://{}?mode=rwc", file.display()),
             db_max_connections: 1,
+            db_readers: 1,
         };
         let (db, checkpointer) = connect_for_serving(&settings).await.expect("connects");
         assert!(checkpointer.is_some());

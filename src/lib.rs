@@ -24,6 +24,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod lanes;
 pub mod mqtt;
 pub mod pagination;
 pub mod qr;

@@ -34,7 +34,14 @@ pub struct ServiceContext {
     pub kiosks: crate::charging::settings::KioskSettings,
     pub signer: Arc<crate::signing::SignerCell>,
     /// Ticketing's per-event lanes that batch holds and checkouts.
-    pub ticketing_lanes: Arc<crate::ticketing::rush::Lanes>,
+    pub ticketing_lanes: Arc<crate::lanes::Lanes>,
+    /// Check-in's per-event lanes that batch the scans' writes.
+    pub checkin_lanes: Arc<crate::lanes::Lanes>,
+    /// What every scan reads and rarely changes: lists, scanner devices.
+    pub doors: Arc<crate::checkin::cache::DoorCache>,
+    /// Where hot read paths read: a pool of readers beside the one writer on
+    /// a SQLite file, the same pool as `db` on PostgreSQL.
+    pub reader: DatabaseConnection,
     pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
 }
 
@@ -48,6 +55,7 @@ impl ServiceContext {
         limiter: Arc<RateLimiter>,
     ) -> Self {
         Self {
+            reader: db.clone(),
             db,
             bus,
             devices: Arc::new(Unavailable),
@@ -62,6 +70,8 @@ impl ServiceContext {
             kiosks: crate::charging::settings::KioskSettings::default(),
             signer: Arc::default(),
             ticketing_lanes: Arc::default(),
+            checkin_lanes: Arc::default(),
+            doors: Arc::default(),
             badge_keys: Arc::default(),
         }
     }

@@ -178,13 +178,8 @@ pub async fn gql(
     query: &str,
     variables: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
-    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
-    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     let mut stream = TcpStream::connect(addr).await?;
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let request = graphql_request(addr, token, query, variables, "Connection: close\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
@@ -193,6 +188,83 @@ pub async fn gql(
         .map(|(_, b)| b)
         .unwrap_or_default();
     Ok(serde_json::from_str(body)?)
+}
+
+/// A GraphQL POST as HTTP/1.1 text, with a bearer token if given and any
+/// further `headers` (each ending in CRLF).
+fn graphql_request(
+    addr: SocketAddr,
+    token: Option<&str>,
+    query: &str,
+    variables: serde_json::Value,
+    headers: &str,
+) -> String {
+    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One HTTP/1.1 connection kept open for many GraphQL POSTs, as a device
+/// that talks to the server all day does.
+pub struct KeepAlive {
+    addr: SocketAddr,
+    stream: Option<tokio::io::BufReader<TcpStream>>,
+}
+
+impl KeepAlive {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, stream: None }
+    }
+
+    /// One GraphQL POST on the open connection (opened on first use, and
+    /// again after the server closed it); the parsed body.
+    ///
+    /// # Errors
+    /// On connection errors, an answer without `Content-Length`, or a body
+    /// that is not JSON.
+    pub async fn gql(
+        &mut self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        use tokio::io::AsyncBufReadExt as _;
+        let request = graphql_request(self.addr, token, query, variables, "");
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => self.stream.insert(tokio::io::BufReader::new(
+                TcpStream::connect(self.addr).await?,
+            )),
+        };
+        stream.get_mut().write_all(request.as_bytes()).await?;
+        let (mut length, mut close, mut line) = (None, false, String::new());
+        loop {
+            line.clear();
+            if stream.read_line(&mut line).await? == 0 {
+                self.stream = None;
+                bail!("the server closed the connection");
+            }
+            let header = line.trim_end().to_ascii_lowercase();
+            if header.is_empty() {
+                break;
+            }
+            if let Some(value) = header.strip_prefix("content-length:") {
+                length = value.trim().parse::<usize>().ok();
+            } else if header == "connection: close" {
+                close = true;
+            }
+        }
+        let length = length.context("an answer without Content-Length")?;
+        let mut answer = vec![0; length];
+        stream.read_exact(&mut answer).await?;
+        if close {
+            self.stream = None;
+        }
+        Ok(serde_json::from_slice(&answer)?)
+    }
 }
 
 /// `path` of a successful answer, as a string.

@@ -33,6 +33,7 @@ mod m20261204_060000_badge_links;
 mod m20261204_060001_kiosk_pairings;
 mod m20261205_010000_kiosk_offline_events;
 mod m20261205_070000_invoices;
+mod m20261206_010000_checkin_counts;
 
 pub struct Migrator;
 
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_060001_kiosk_pairings::Migration),
             Box::new(m20261205_010000_kiosk_offline_events::Migration),
             Box::new(m20261205_070000_invoices::Migration),
+            Box::new(m20261206_010000_checkin_counts::Migration),
         ]
     }
 }

@@ -1,12 +1,17 @@
 //! Who may work at the doors of an event: members (and API tokens) of a team
 //! holding the check-in permission for it, staff, and the event's scanner
-//! devices. A scanner's device is read on every call, so revoking it stops
-//! the device at once, even before its short-lived access token expires.
+//! devices. A scanner's device is read on every call (briefly cached on the
+//! scan path, see `cache`), so revoking it stops the device at once, even
+//! before its short-lived access token expires.
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use std::sync::Arc;
+use std::time::Duration;
 
+use sea_orm::ConnectionTrait;
+
+use super::cache::DoorCache;
 use crate::auth::{Principal, TeamPermission};
-use crate::entities::{event, scanner_device};
+use crate::entities::event;
 use crate::error::AppError;
 use crate::ticketing::access::{self as team_access, Actor};
 
@@ -81,18 +86,32 @@ pub async fn door(
     principal: &Principal,
     event_id: i32,
 ) -> Result<(event::Model, Operator), AppError> {
+    let uncached = DoorCache::new(Duration::ZERO);
+    let (event, operator) = scanning(db, &uncached, principal, event_id).await?;
+    Ok((Arc::unwrap_or_clone(event), operator))
+}
+
+/// Scanning at `event_id`'s doors, as [`door`], with the scanner's device
+/// and the event read through `doors`.
+///
+/// # Errors
+/// As [`door`].
+pub async fn scanning(
+    db: &impl ConnectionTrait,
+    doors: &DoorCache,
+    principal: &Principal,
+    event_id: i32,
+) -> Result<(Arc<event::Model>, Operator), AppError> {
     if let Principal::Scanner(_) = principal {
         let scanner = principal.scanner_at(event_id)?;
-        if let Some(device_id) = scanner.device_id {
-            scanner_device::Entity::find_by_id(device_id)
-                .one(db)
-                .await?
-                .filter(|d| d.active && d.event_id == event_id)
-                .ok_or(AppError::Unauthenticated)?;
+        if let Some(device_id) = scanner.device_id
+            && !doors.scanner_stands(db, device_id, event_id).await?
+        {
+            return Err(AppError::Unauthenticated);
         }
         // The scanner's own event: telling it that it is gone reveals nothing.
-        let event = event::Entity::find_by_id(event_id)
-            .one(db)
+        let event = doors
+            .event(db, event_id)
             .await?
             .ok_or(AppError::not_found("event"))?;
         return Ok((
@@ -105,7 +124,7 @@ pub async fn door(
     }
     let (event, actor) =
         team_access::on_event(db, principal, TeamPermission::CheckIn, event_id).await?;
-    Ok((event, Operator::Team(actor)))
+    Ok((Arc::new(event), Operator::Team(actor)))
 }
 
 /// Managing `event_id`'s lists and scanners: the check-in permission, for

@@ -647,6 +647,7 @@ impl CheckinMutation {
             },
         )
         .await?;
+        services.doors.forget_list(list.id);
         Ok(CheckinListPayload {
             list: CheckinList(list),
         })
@@ -661,6 +662,7 @@ impl CheckinMutation {
         let services = services(ctx)?;
         let list_id = ids::decode(&input.list_id, Kind::CHECKIN_LIST, "listId")?;
         lists::delete(&services.db, principal(ctx), services.now(), list_id).await?;
+        services.doors.forget_list(list_id);
         Ok(DeleteCheckinListPayload { ok: true })
     }
 
@@ -697,6 +699,7 @@ impl CheckinMutation {
         let services = services(ctx)?;
         let id = ids::decode(&input.scanner_id, Kind::SCANNER_DEVICE, "scannerId")?;
         let device = scanners::revoke(&services.db, principal(ctx), services.now(), id).await?;
+        services.doors.forget_scanner(device.id);
         Ok(ScannerPayload {
             scanner: ScannerDevice(device),
         })
@@ -757,21 +760,13 @@ impl CheckinMutation {
                 counted_already: true,
             })
             .collect();
-        let uploaded = offline::upload(
-            &services.db,
-            principal(ctx),
-            &services.checkin,
-            &services.limiter,
-            services.now(),
-            scans,
-        )
-        .await?;
+        let uploaded = offline::upload(services, principal(ctx), services.now(), scans).await?;
         let mut results = Vec::with_capacity(uploaded.len());
         for (nonce, redeemed) in uploaded {
             live::publish(services, &redeemed).await;
             let remaining = match (redeemed.outcome.checkin(), redeemed.outcome.ticket()) {
                 (Some(checkin), Some(ticket)) => {
-                    Some(redeem::remaining(&services.db, checkin.list_id, ticket).await?)
+                    Some(redeem::remaining(&services.reader, checkin.list_id, ticket).await?)
                 }
                 _ => None,
             };
@@ -809,19 +804,11 @@ impl CheckinMutation {
             note: input.note,
             counted_already: false,
         };
-        let redeemed = redeem::redeem(
-            &services.db,
-            principal(ctx),
-            &services.checkin,
-            &services.limiter,
-            services.now(),
-            scan,
-        )
-        .await?;
+        let redeemed = redeem::redeem(services, principal(ctx), services.now(), scan).await?;
         live::publish(services, &redeemed).await;
         let remaining = match (redeemed.outcome.checkin(), redeemed.outcome.ticket()) {
             (Some(checkin), Some(ticket)) => {
-                Some(redeem::remaining(&services.db, checkin.list_id, ticket).await?)
+                Some(redeem::remaining(&services.reader, checkin.list_id, ticket).await?)
             }
             _ => None,
         };

@@ -17,7 +17,7 @@ use super::access;
 use crate::auth::Principal;
 use crate::entities::order::OrderStatus;
 use crate::entities::{
-    checkin_list, checkin_list_product, checkin_state, order, order_position, product, sub_event,
+    checkin_list, checkin_list_product, order, order_position, product, sub_event,
 };
 use crate::error::AppError;
 use crate::ticketing::access::Actor;
@@ -312,26 +312,11 @@ pub async fn status(
             f.positions = n;
         }
     }
-    let counts: Vec<(i32, i64, i64)> = checkin_state::Entity::find()
-        .select_only()
-        .column(checkin_state::Column::ProductId)
-        .column_as(
-            Expr::cust("SUM(CASE WHEN entries > 0 THEN 1 ELSE 0 END)"),
-            "checked_in",
-        )
-        .column_as(
-            Expr::cust("SUM(CASE WHEN inside THEN 1 ELSE 0 END)"),
-            "inside",
-        )
-        .filter(checkin_state::Column::ListId.eq(list.id))
-        .group_by(checkin_state::Column::ProductId)
-        .into_tuple()
-        .all(db)
-        .await?;
-    for (product_id, checked_in, inside) in counts {
-        if let Some(f) = figures.get_mut(&product_id) {
-            f.checked_in = checked_in;
-            f.inside = inside;
+    let counts = super::live::of_list(db, list.id, None).await?;
+    for counted in counts {
+        if let Some(f) = figures.get_mut(&counted.product_id) {
+            f.checked_in = counted.checked_in;
+            f.inside = counted.inside;
         }
     }
     Ok(figures.into_values().collect())

@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 use serde::{Deserialize, Serialize};
 
 use super::redeem::Redeemed;
-use crate::entities::{checkin, checkin_state};
+use crate::entities::{checkin, checkin_count};
 use crate::error::AppError;
 use crate::services::ServiceContext;
 
@@ -30,7 +30,7 @@ pub struct ProductCounts {
     pub inside: i64,
 }
 
-/// The figures of `product_id` on `list_id`.
+/// The figures of `product_id` on `list_id`: the sum of its counter stripes.
 ///
 /// # Errors
 /// On database errors.
@@ -39,27 +39,44 @@ pub async fn counts(
     list_id: i32,
     product_id: i32,
 ) -> Result<ProductCounts, AppError> {
-    let (checked_in, inside): (Option<i64>, Option<i64>) = checkin_state::Entity::find()
-        .select_only()
-        .column_as(
-            Expr::cust("SUM(CASE WHEN entries > 0 THEN 1 ELSE 0 END)"),
-            "checked_in",
-        )
-        .column_as(
-            Expr::cust("SUM(CASE WHEN inside THEN 1 ELSE 0 END)"),
-            "inside",
-        )
-        .filter(checkin_state::Column::ListId.eq(list_id))
-        .filter(checkin_state::Column::ProductId.eq(product_id))
-        .into_tuple()
-        .one(db)
-        .await?
-        .unwrap_or_default();
-    Ok(ProductCounts {
+    let figures = of_list(db, list_id, Some(product_id)).await?;
+    Ok(figures.into_iter().next().unwrap_or(ProductCounts {
         product_id,
-        checked_in: checked_in.unwrap_or(0),
-        inside: inside.unwrap_or(0),
-    })
+        checked_in: 0,
+        inside: 0,
+    }))
+}
+
+/// The figures of every product on `list_id` with a scan (of `product_id` only
+/// when given).
+///
+/// # Errors
+/// On database errors.
+pub async fn of_list(
+    db: &impl ConnectionTrait,
+    list_id: i32,
+    product_id: Option<i32>,
+) -> Result<Vec<ProductCounts>, AppError> {
+    let mut query = checkin_count::Entity::find()
+        .select_only()
+        .column(checkin_count::Column::ProductId)
+        // PostgreSQL sums `BIGINT`s into `NUMERIC`.
+        .column_as(Expr::cust("CAST(SUM(checked_in) AS BIGINT)"), "checked_in")
+        .column_as(Expr::cust("CAST(SUM(inside) AS BIGINT)"), "inside")
+        .filter(checkin_count::Column::ListId.eq(list_id))
+        .group_by(checkin_count::Column::ProductId);
+    if let Some(product_id) = product_id {
+        query = query.filter(checkin_count::Column::ProductId.eq(product_id));
+    }
+    let rows: Vec<(i32, i64, i64)> = query.into_tuple().all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(product_id, checked_in, inside)| ProductCounts {
+            product_id,
+            checked_in,
+            inside,
+        })
+        .collect())
 }
 
 /// Announces a scan that is already stored; a replayed nonce announces
@@ -73,7 +90,7 @@ pub async fn publish(services: &ServiceContext, redeemed: &Redeemed) {
     };
     let ticket = redeemed.outcome.ticket();
     let counts = match ticket {
-        Some(t) => match counts(&services.db, checkin.list_id, t.position.product_id).await {
+        Some(t) => match counts(&services.reader, checkin.list_id, t.position.product_id).await {
             Ok(c) => Some(c),
             Err(err) => {
                 tracing::warn!(error = ?err, "check-in counts unavailable");

@@ -8,16 +8,22 @@
 //!   exchanged for short-lived scanner access tokens;
 //! - `access`: who works the doors (scanners of the event, teams with the
 //!   check-in permission);
-//! - `redeem`: one scan, its outcome and its record;
-//! - `live`: the bus event every recorded scan publishes;
-//! - `settings`: token lifetime and scan rate limit;
+//! - `redeem`: one scan, its outcome and its record, written in the event's
+//!   write lane (`crate::lanes`) with the scans queued beside it;
+//! - `cache`: lists and scanner devices kept briefly in memory, so a scan
+//!   reads only its ticket;
+//! - `live`: the bus event every recorded scan publishes, and the counters
+//!   behind the figures;
+//! - `settings`: token lifetime, scan rate limit, cache time;
 //! - `graphql`: the API.
 //!
 //! Invariants:
-//! - An entry changes a ticket's `checkin_states` row only by an insert that
-//!   does nothing on conflict or a conditional `UPDATE` carrying the list's
-//!   re-entry rule, in the transaction that records the scan: two scanners
-//!   scanning one ticket at once admit it once, on SQLite and PostgreSQL.
+//! - An entry changes a ticket's `checkin_states` row only by an upsert whose
+//!   `UPDATE` carries the list's re-entry rule, in the transaction that
+//!   records the scan: two scanners scanning one ticket at once admit it
+//!   once, on SQLite and PostgreSQL.
+//! - `checkin_counts` changes in the same transaction as the state it
+//!   counts, by what that state's upsert returned: the figures are exact.
 //! - Every scan that reaches a list is recorded, rejected ones too; a scan
 //!   that needs answers records nothing until answered.
 //! - A nonce is unique per scanner (`checkins (nonce_scope, nonce)`): a repeat
@@ -27,6 +33,7 @@
 //! - Scans are published after their commit, never before.
 
 pub mod access;
+pub mod cache;
 pub mod demo;
 pub mod graphql;
 pub mod lists;

@@ -30,9 +30,7 @@ use serde::Serialize;
 use super::access;
 use super::lists;
 use super::redeem::{Outcome, Redeemed, Scan, Ticket, judge, redeem};
-use super::settings::CheckinSettings;
 use crate::auth::Principal;
-use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::sha256_hex;
 use crate::entities::checkin::RejectReason;
 use crate::entities::checkin_list;
@@ -314,13 +312,12 @@ fn dedup(mut ids: Vec<i32>) -> Vec<i32> {
 /// `BAD_USER_INPUT` on no or too many scans, or one without a nonce;
 /// `RATE_LIMITED` beyond the uploads per minute; as [`access::door`].
 pub async fn upload(
-    db: &sea_orm::DatabaseConnection,
+    services: &crate::services::ServiceContext,
     principal: &Principal,
-    settings: &CheckinSettings,
-    limiter: &RateLimiter,
     now: DateTime<Utc>,
     scans: Vec<Scan>,
 ) -> Result<Vec<(String, Redeemed)>, AppError> {
+    let (db, settings) = (&services.db, &services.checkin);
     if scans.is_empty() || scans.len() > settings.upload_max {
         return Err(AppError::bad_input(
             "scans",
@@ -345,7 +342,7 @@ pub async fn upload(
         (id, _) => id,
     };
     let (_, operator) = access::door(db, principal, event_id).await?;
-    limiter.hit(
+    services.limiter.hit(
         &format!("checkin-upload:{}", operator.scope()),
         settings.upload_limit(),
     )?;
@@ -353,7 +350,7 @@ pub async fn upload(
     for mut scan in scans {
         scan.counted_already = true;
         let nonce = scan.nonce.clone().unwrap_or_default();
-        let redeemed = match redeem(db, principal, settings, limiter, now, scan).await {
+        let redeemed = match redeem(services, principal, now, scan).await {
             Ok(redeemed) => redeemed,
             Err(AppError::BadUserInput { .. } | AppError::NotFound { .. }) => Redeemed {
                 outcome: Outcome::Rejected {

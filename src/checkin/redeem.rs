@@ -2,38 +2,47 @@
 //!
 //! The outcome is decided in two steps. First the ticket is judged against the
 //! list by what it is ([`judge`]: its event, order, date and product), which
-//! needs no lock. Then an entry is admitted by the database alone: the
-//! ticket's `checkin_states` row for the list is inserted (`ON CONFLICT DO
-//! NOTHING`) or, when it exists, changed by a conditional `UPDATE` whose
-//! condition is the list's re-entry rule. Exactly one of two racing scans
-//! inserts the row or matches the condition, on SQLite and PostgreSQL, with
-//! any number of replicas; the other is `ALREADY_REDEEMED`.
+//! needs no lock. Then an entry is admitted by the database alone, in one
+//! statement: the ticket's `checkin_states` row for the list is upserted, and
+//! the `UPDATE` of an existing row carries the list's re-entry rule as its
+//! condition. Exactly one of two racing scans inserts the row or matches the
+//! condition, on SQLite and PostgreSQL, with any number of replicas; the
+//! other is `ALREADY_REDEEMED`. What the upsert returns (the entries, and
+//! whether the holder was inside before) changes the list's counters in the
+//! same transaction.
 //!
 //! Every scan is recorded in the same transaction as the state it changed,
 //! rejected ones too. A scan with a nonce is recorded under its scanner's
 //! nonce scope, unique in the table: a repeated nonce finds the first record
 //! and answers as it did, and a concurrent repeat loses the insert, rolls its
-//! transaction back and does the same.
+//! savepoint back and does the same.
+//!
+//! A scan costs the writer only its writes: they run in the event's write
+//! lane (`crate::lanes`), so the scans of many doors share one commit; the
+//! lists and the scanner come from the door cache (`super::cache`), and the
+//! ticket is read on the readers, one join.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use std::sync::Arc;
+
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
-    TryInsertResult,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IdenStatic, PaginatorTrait,
+    QueryFilter, QueryOrder, QueryTrait, Set, SqlErr,
 };
 
 use super::access::{self, Operator};
-use super::lists;
-use super::settings::CheckinSettings;
+use super::cache::DoorList;
 use crate::auth::Principal;
-use crate::auth::rate_limit::RateLimiter;
 use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::order::OrderStatus;
-use crate::entities::{checkin, checkin_list, checkin_state, order, order_position, product};
+use crate::entities::{
+    checkin, checkin_count, checkin_list, checkin_state, order, order_position, product,
+};
 use crate::error::AppError;
+use crate::services::ServiceContext;
 use crate::ticketing::tickets;
 
 /// Most lists one scan may name.
@@ -197,23 +206,27 @@ fn classify(secret: &str) -> Code<'_> {
 /// beyond the scanner's scans per minute; as [`access::door`]. A ticket that
 /// is not admitted is an [`Outcome::Rejected`], not an error.
 pub async fn redeem(
-    db: &DatabaseConnection,
+    services: &ServiceContext,
     principal: &Principal,
-    settings: &CheckinSettings,
-    limiter: &RateLimiter,
     now: DateTime<Utc>,
     scan: Scan,
 ) -> Result<Redeemed, AppError> {
+    let reader = &services.reader;
     if scan.list_ids.is_empty() || scan.list_ids.len() > MAX_LISTS {
         return Err(AppError::bad_input(
             "listIds",
             format!("name 1 to {MAX_LISTS} check-in lists"),
         ));
     }
-    let lists = checkin_list::Entity::find()
-        .filter(checkin_list::Column::Id.is_in(scan.list_ids.clone()))
-        .all(db)
-        .await?;
+    let mut wanted = scan.list_ids.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut lists = Vec::with_capacity(wanted.len());
+    for id in &wanted {
+        if let Some(list) = services.doors.list(reader, *id).await? {
+            lists.push(list);
+        }
+    }
     // Without a known list, a scanner is checked against its own event and
     // anyone else against none, so the refusal tells nothing about ids.
     let event_id = lists.first().map_or_else(
@@ -221,14 +234,11 @@ pub async fn redeem(
             Principal::Scanner(scanner) => scanner.event_id,
             _ => 0,
         },
-        |l| l.event_id,
+        |l| l.list.event_id,
     );
     // Who scans is checked before anything about the lists is told.
-    let (_, operator) = access::door(db, principal, event_id).await?;
-    let mut wanted = scan.list_ids.clone();
-    wanted.sort_unstable();
-    wanted.dedup();
-    if lists.len() != wanted.len() || lists.iter().any(|l| l.event_id != event_id) {
+    let (_, operator) = access::scanning(reader, &services.doors, principal, event_id).await?;
+    if lists.len() != wanted.len() || lists.iter().any(|l| l.list.event_id != event_id) {
         return Err(AppError::bad_input(
             "listIds",
             "every list must exist and belong to one event",
@@ -236,7 +246,9 @@ pub async fn redeem(
     }
     let scope = operator.scope();
     if !scan.counted_already {
-        limiter.hit(&format!("checkin:{scope}"), settings.scan_limit())?;
+        services
+            .limiter
+            .hit(&format!("checkin:{scope}"), services.checkin.scan_limit())?;
     }
     let nonce = match scan.nonce.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -244,10 +256,10 @@ pub async fn redeem(
         Some(_) => return Err(AppError::bad_input("nonce", "use at most 100 characters")),
     };
     if let Some(nonce) = &nonce
-        && let Some(first) = by_nonce(db, &scope, nonce).await?
+        && let Some(first) = by_nonce(reader, &scope, nonce).await?
     {
         return Ok(Redeemed {
-            outcome: replay(db, first).await?,
+            outcome: replay(reader, first).await?,
             fresh: false,
         });
     }
@@ -294,41 +306,41 @@ pub async fn redeem(
     };
 
     // Lists in the order given: the first is where an unknown secret is recorded.
-    let mut ordered = Vec::with_capacity(wanted.len());
+    let mut ordered: Vec<Arc<DoorList>> = Vec::with_capacity(wanted.len());
     for id in &scan.list_ids {
-        if let Some(list) = lists.iter().find(|l| l.id == *id)
-            && !ordered.iter().any(|l: &checkin_list::Model| l.id == *id)
+        if let Some(list) = lists.iter().find(|l| l.list.id == *id)
+            && !ordered.iter().any(|l| l.list.id == *id)
         {
             ordered.push(list.clone());
         }
     }
-    let Some((ticket, revoked)) = find_ticket(db, &scan.secret).await? else {
+    let first = ordered[0].list.clone();
+    let Some((ticket, revoked)) = find_ticket(reader, &scan.secret).await? else {
         return record
-            .rejected(db, &ordered[0], None, RejectReason::Invalid)
+            .rejected(services, first, None, RejectReason::Invalid)
             .await;
     };
     if revoked && !record.force {
         // Only a ticket of the lists' event is told apart from an unknown code.
-        let list = &ordered[0];
-        let reason = if ticket.order.event_id == list.event_id {
+        let reason = if ticket.order.event_id == first.event_id {
             RejectReason::Revoked
         } else {
             RejectReason::Invalid
         };
         let ticket = (reason == RejectReason::Revoked).then_some(ticket);
-        return record.rejected(db, list, ticket, reason).await;
+        return record.rejected(services, first, ticket, reason).await;
     }
     let mut verdicts = Vec::with_capacity(ordered.len());
-    for list in &ordered {
-        let admitted = lists::products_of(db, list.id).await?;
-        let mut verdict = judge(list, &admitted, &ticket);
+    for door in &ordered {
+        let (list, admitted) = (&door.list, &door.products);
+        let mut verdict = judge(list, admitted, &ticket);
         let mut units = Vec::new();
         // A door for other products (an add-on, a meal) admits the holder
         // through a unit of one of them bought in the same order.
         if verdict == Err(RejectReason::Product) {
-            units = units_in_order(db, list, &admitted, &ticket).await?;
+            units = units_in_order(reader, list, admitted, &ticket).await?;
             if let Some(unit) = units.first() {
-                verdict = judge(list, &admitted, unit);
+                verdict = judge(list, admitted, unit);
             }
         }
         verdicts.push((list, verdict, units));
@@ -339,18 +351,21 @@ pub async fn redeem(
         [one] => (one.0, one.1, one.2.clone()),
         _ => {
             return record
-                .rejected(db, &ordered[0], Some(ticket), RejectReason::Ambiguous)
+                .rejected(services, first, Some(ticket), RejectReason::Ambiguous)
                 .await;
         }
     };
+    let list = list.clone();
     // A ticket of another event is unknown here, and stays so even forced.
     if verdict == Err(RejectReason::Invalid) {
-        return record.rejected(db, list, None, RejectReason::Invalid).await;
+        return record
+            .rejected(services, list, None, RejectReason::Invalid)
+            .await;
     }
     if let Err(reason) = verdict
         && !record.force
     {
-        return record.rejected(db, list, Some(ticket), reason).await;
+        return record.rejected(services, list, Some(ticket), reason).await;
     }
     if record.kind == CheckinKind::Entry && !record.force {
         let missing: Vec<String> = list
@@ -373,10 +388,11 @@ pub async fn redeem(
     } else {
         units
     };
-    record.admit(db, list, candidates).await
+    record.admit(services, list, candidates).await
 }
 
 /// What every record of one scan shares.
+#[derive(Debug, Clone)]
 struct Record {
     kind: CheckinKind,
     operator: Operator,
@@ -422,19 +438,25 @@ impl Record {
 
     /// Records a rejected scan.
     async fn rejected(
-        &self,
-        db: &DatabaseConnection,
-        list: &checkin_list::Model,
+        self,
+        services: &ServiceContext,
+        list: checkin_list::Model,
         ticket: Option<Ticket>,
         reason: RejectReason,
     ) -> Result<Redeemed, AppError> {
         let row = self.row(
-            list,
+            &list,
             ticket.as_ref().map(|t| t.position.id),
             Some(reason),
             false,
         );
-        match row.insert(db).await {
+        let stored = services
+            .checkin_lanes
+            .run(&services.db, list.event_id, move |txn| {
+                Box::pin(async move { row.insert(txn).await.map_err(nonce_taken) })
+            })
+            .await;
+        match stored {
             Ok(checkin) => Ok(Redeemed {
                 outcome: Outcome::Rejected {
                     reason,
@@ -443,74 +465,81 @@ impl Record {
                 },
                 fresh: true,
             }),
-            Err(err) => self.lost_race(db, err).await,
+            Err(err) => self.lost_race(services, err).await,
         }
     }
 
-    /// Changes a ticket's state on `list` and records the scan, in one
-    /// transaction: an entry admits the first of `candidates` (units of one
-    /// order line, or the scanned ticket alone) the list's rule lets in, and
-    /// is `ALREADY_REDEEMED` when none is left.
+    /// Changes a ticket's state on `list`, its counters, and records the
+    /// scan, in one savepoint of the event's lane: an entry admits the first
+    /// of `candidates` (units of one order line, or the scanned ticket alone)
+    /// the list's rule lets in, and is `ALREADY_REDEEMED` when none is left.
     async fn admit(
-        &self,
-        db: &DatabaseConnection,
-        list: &checkin_list::Model,
+        self,
+        services: &ServiceContext,
+        list: checkin_list::Model,
         candidates: Vec<Ticket>,
     ) -> Result<Redeemed, AppError> {
-        let txn = db.begin().await?;
-        let mut chosen = None;
-        for (index, ticket) in candidates.iter().enumerate() {
-            let admitted = match self.kind {
-                CheckinKind::Entry => self.enter(&txn, list, ticket).await?,
-                CheckinKind::Exit => {
-                    self.exit(&txn, list, ticket).await?;
-                    true
-                }
-            };
-            if admitted {
-                chosen = Some(index);
-                break;
-            }
-        }
-        // A forced entry's `UPDATE` has no condition, so it is always admitted.
-        let reason = chosen.is_none().then_some(RejectReason::AlreadyRedeemed);
-        let ticket = candidates
-            .into_iter()
-            .nth(chosen.unwrap_or(0))
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no ticket to admit")))?;
-        let inserted = self
-            .row(list, Some(ticket.position.id), reason, self.force)
-            .insert(&txn)
+        let record = self.clone();
+        let stripe = services.doors.stripe();
+        let event_id = list.event_id;
+        let stored = services
+            .checkin_lanes
+            .run(&services.db, event_id, move |txn| {
+                Box::pin(async move {
+                    let mut chosen = None;
+                    for (index, ticket) in candidates.iter().enumerate() {
+                        let change = match record.kind {
+                            CheckinKind::Entry => record.enter(txn, &list, ticket).await?,
+                            CheckinKind::Exit => Some(record.exit(txn, &list, ticket).await?),
+                        };
+                        if let Some(change) = change {
+                            change
+                                .count(txn, list.id, ticket.position.product_id, stripe)
+                                .await?;
+                            chosen = Some(index);
+                            break;
+                        }
+                    }
+                    // A forced entry's `UPDATE` has no condition, so it is always admitted.
+                    let reason = chosen.is_none().then_some(RejectReason::AlreadyRedeemed);
+                    let ticket = candidates
+                        .into_iter()
+                        .nth(chosen.unwrap_or(0))
+                        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no ticket to admit")))?;
+                    let checkin = record
+                        .row(&list, Some(ticket.position.id), reason, record.force)
+                        .insert(txn)
+                        .await
+                        .map_err(nonce_taken)?;
+                    Ok(match reason {
+                        None => Outcome::Accepted { checkin, ticket },
+                        Some(reason) => Outcome::Rejected {
+                            reason,
+                            checkin: Some(checkin),
+                            ticket: Some(ticket),
+                        },
+                    })
+                })
+            })
             .await;
-        let checkin = match inserted {
-            Ok(checkin) => checkin,
-            Err(err) => {
-                drop(txn);
-                return self.lost_race(db, err).await;
-            }
-        };
-        txn.commit().await?;
-        let outcome = match reason {
-            None => Outcome::Accepted { checkin, ticket },
-            Some(reason) => Outcome::Rejected {
-                reason,
-                checkin: Some(checkin),
-                ticket: Some(ticket),
-            },
-        };
-        Ok(Redeemed {
-            outcome,
-            fresh: true,
-        })
+        match stored {
+            Ok(outcome) => Ok(Redeemed {
+                outcome,
+                fresh: true,
+            }),
+            Err(err) => self.lost_race(services, err).await,
+        }
     }
 
-    /// Admits an entry if the list's rule allows it (always when forced).
+    /// Admits an entry if the list's rule allows it (always when forced):
+    /// one upsert, whose `UPDATE` of an existing state carries the rule.
     async fn enter(
         &self,
         db: &impl ConnectionTrait,
         list: &checkin_list::Model,
         ticket: &Ticket,
-    ) -> Result<bool, AppError> {
+    ) -> Result<Option<Change>, AppError> {
+        use checkin_state::Column as C;
         let first = checkin_state::ActiveModel {
             list_id: Set(list.id),
             position_id: Set(ticket.position.id),
@@ -519,36 +548,40 @@ impl Record {
             entries: Set(1),
             last_entry_at: Set(Some(self.scanned_at)),
             updated_at: Set(self.now),
+            previously_inside: Set(false),
         };
-        if inserted(
-            checkin_state::Entity::insert(first)
-                .on_conflict_do_nothing()
-                .exec_without_returning(db)
-                .await?,
-        ) {
-            return Ok(true);
-        }
-        let mut again = checkin_state::Entity::update_many()
-            .col_expr(checkin_state::Column::Inside, Expr::value(true))
-            .col_expr(
-                checkin_state::Column::Entries,
-                Expr::col(checkin_state::Column::Entries).add(1),
-            )
-            .col_expr(
-                checkin_state::Column::LastEntryAt,
-                Expr::value(Some(self.scanned_at)),
-            )
-            .col_expr(checkin_state::Column::UpdatedAt, Expr::value(self.now))
-            .filter(checkin_state::Column::ListId.eq(list.id))
-            .filter(checkin_state::Column::PositionId.eq(ticket.position.id));
+        let mut again = OnConflict::columns([C::ListId, C::PositionId]);
+        // Right-hand sides read the row as it was: `previously_inside` keeps
+        // the old `inside` for the counters.
+        again.values([
+            (
+                C::PreviouslyInside,
+                Expr::col((checkin_state::Entity, C::Inside)),
+            ),
+            (C::Inside, Expr::value(true)),
+            (
+                C::Entries,
+                Expr::col((checkin_state::Entity, C::Entries)).add(1),
+            ),
+            (C::LastEntryAt, Expr::value(Some(self.scanned_at))),
+            (C::UpdatedAt, Expr::value(self.now)),
+        ]);
         if !self.force && !list.allow_multiple_entries {
-            again = if list.allow_entry_after_exit {
-                again.filter(checkin_state::Column::Inside.eq(false))
+            again.action_and_where(if list.allow_entry_after_exit {
+                Expr::col((checkin_state::Entity, C::Inside)).eq(false)
             } else {
-                again.filter(checkin_state::Column::Entries.eq(0))
-            };
+                Expr::col((checkin_state::Entity, C::Entries)).eq(0)
+            });
         }
-        Ok(again.exec(db).await?.rows_affected == 1)
+        let Some(row) = upsert(db, first, again, [C::Entries, C::PreviouslyInside]).await? else {
+            return Ok(None);
+        };
+        let entries: i32 = row.try_get("", C::Entries.as_str())?;
+        let previously_inside: bool = row.try_get("", C::PreviouslyInside.as_str())?;
+        Ok(Some(Change {
+            checked_in: i64::from(entries == 1),
+            inside: i64::from(!previously_inside),
+        }))
     }
 
     /// Records that the holder left (an exit is always accepted).
@@ -557,7 +590,8 @@ impl Record {
         db: &impl ConnectionTrait,
         list: &checkin_list::Model,
         ticket: &Ticket,
-    ) -> Result<(), AppError> {
+    ) -> Result<Change, AppError> {
+        use checkin_state::Column as C;
         let outside = checkin_state::ActiveModel {
             list_id: Set(list.id),
             position_id: Set(ticket.position.id),
@@ -566,42 +600,124 @@ impl Record {
             entries: Set(0),
             last_entry_at: Set(None),
             updated_at: Set(self.now),
+            previously_inside: Set(false),
         };
-        if !inserted(
-            checkin_state::Entity::insert(outside)
-                .on_conflict_do_nothing()
-                .exec_without_returning(db)
-                .await?,
-        ) {
-            checkin_state::Entity::update_many()
-                .col_expr(checkin_state::Column::Inside, Expr::value(false))
-                .col_expr(checkin_state::Column::UpdatedAt, Expr::value(self.now))
-                .filter(checkin_state::Column::ListId.eq(list.id))
-                .filter(checkin_state::Column::PositionId.eq(ticket.position.id))
-                .exec(db)
-                .await?;
-        }
-        Ok(())
+        let mut again = OnConflict::columns([C::ListId, C::PositionId]);
+        again.values([
+            (
+                C::PreviouslyInside,
+                Expr::col((checkin_state::Entity, C::Inside)),
+            ),
+            (C::Inside, Expr::value(false)),
+            (C::UpdatedAt, Expr::value(self.now)),
+        ]);
+        let row = upsert(db, outside, again, [C::PreviouslyInside])
+            .await?
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("an exit changed no state")))?;
+        let previously_inside: bool = row.try_get("", C::PreviouslyInside.as_str())?;
+        Ok(Change {
+            checked_in: 0,
+            inside: -i64::from(previously_inside),
+        })
     }
 
     /// A concurrent scan with the same nonce stored its record first: answer
     /// as it did. Any other error stands.
-    async fn lost_race(&self, db: &DatabaseConnection, err: DbErr) -> Result<Redeemed, AppError> {
-        let duplicate = matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)));
-        if let (true, Some(nonce)) = (duplicate, &self.nonce)
-            && let Some(first) = by_nonce(db, &self.scope, nonce).await?
+    async fn lost_race(
+        &self,
+        services: &ServiceContext,
+        err: AppError,
+    ) -> Result<Redeemed, AppError> {
+        if is_nonce_taken(&err)
+            && let Some(nonce) = &self.nonce
+            && let Some(first) = by_nonce(&services.db, &self.scope, nonce).await?
         {
             return Ok(Redeemed {
-                outcome: replay(db, first).await?,
+                outcome: replay(&services.db, first).await?,
                 fresh: false,
             });
         }
-        Err(err.into())
+        Err(err)
     }
 }
 
-fn inserted(result: TryInsertResult<u64>) -> bool {
-    matches!(result, TryInsertResult::Inserted(1))
+/// What one scan did to its list's figures for the ticket's product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Change {
+    checked_in: i64,
+    inside: i64,
+}
+
+impl Change {
+    /// Adds the change to this replica's stripe of the list's counters.
+    async fn count(
+        self,
+        db: &impl ConnectionTrait,
+        list_id: i32,
+        product_id: i32,
+        stripe: i32,
+    ) -> Result<(), AppError> {
+        use checkin_count::Column as C;
+        if self.checked_in == 0 && self.inside == 0 {
+            return Ok(());
+        }
+        let row = checkin_count::ActiveModel {
+            list_id: Set(list_id),
+            product_id: Set(product_id),
+            stripe: Set(stripe),
+            checked_in: Set(self.checked_in),
+            inside: Set(self.inside),
+        };
+        let mut add = OnConflict::columns([C::ListId, C::ProductId, C::Stripe]);
+        add.values([
+            (
+                C::CheckedIn,
+                Expr::col((checkin_count::Entity, C::CheckedIn)).add(self.checked_in),
+            ),
+            (
+                C::Inside,
+                Expr::col((checkin_count::Entity, C::Inside)).add(self.inside),
+            ),
+        ]);
+        checkin_count::Entity::insert(row)
+            .on_conflict(add)
+            .exec_without_returning(db)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Inserts `row`, or changes the existing one as `on_conflict` says, and
+/// returns `columns` of the row written; `None` when the conflict's
+/// condition left the existing row alone.
+async fn upsert<const N: usize>(
+    db: &impl ConnectionTrait,
+    row: checkin_state::ActiveModel,
+    on_conflict: OnConflict,
+    columns: [checkin_state::Column; N],
+) -> Result<Option<sea_orm::QueryResult>, AppError> {
+    let mut insert = checkin_state::Entity::insert(row)
+        .on_conflict(on_conflict)
+        .into_query();
+    insert.returning(Query::returning().columns(columns));
+    Ok(db.query_one(&insert).await?)
+}
+
+/// What a lane's change answers when its record lost the nonce's unique
+/// index to a concurrent scan: the savepoint rolls back, and the caller
+/// answers as the first scan did.
+const NONCE_TAKEN: &str = "the scan's nonce is taken";
+
+fn nonce_taken(err: DbErr) -> AppError {
+    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        AppError::Conflict(NONCE_TAKEN.to_owned())
+    } else {
+        err.into()
+    }
+}
+
+fn is_nonce_taken(err: &AppError) -> bool {
+    matches!(err, AppError::Conflict(message) if message == NONCE_TAKEN)
 }
 
 /// The live units of `list`'s products in `ticket`'s order, for its date:
@@ -646,7 +762,7 @@ async fn units_in_order(
 }
 
 /// How many units of `ticket`'s order line (its product in its order) have
-/// not entered `list_id` yet.
+/// not entered `list_id` yet: one count.
 ///
 /// # Errors
 /// On database errors.
@@ -655,22 +771,24 @@ pub async fn remaining(
     list_id: i32,
     ticket: &Ticket,
 ) -> Result<i64, AppError> {
-    let units: Vec<i32> = order_position::Entity::find()
-        .select_only()
-        .column(order_position::Column::Id)
+    let entered = Query::select()
+        .expr(Expr::val(1))
+        .from(checkin_state::Entity)
+        .and_where(Expr::col((checkin_state::Entity, checkin_state::Column::ListId)).eq(list_id))
+        .and_where(
+            Expr::col((checkin_state::Entity, checkin_state::Column::PositionId))
+                .equals((order_position::Entity, order_position::Column::Id)),
+        )
+        .and_where(Expr::col((checkin_state::Entity, checkin_state::Column::Entries)).gt(0))
+        .to_owned();
+    let left = order_position::Entity::find()
         .filter(order_position::Column::OrderId.eq(ticket.order.id))
         .filter(order_position::Column::ProductId.eq(ticket.position.product_id))
         .filter(order_position::Column::Canceled.eq(false))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let used = checkin_state::Entity::find()
-        .filter(checkin_state::Column::ListId.eq(list_id))
-        .filter(checkin_state::Column::PositionId.is_in(units.clone()))
-        .filter(checkin_state::Column::Entries.gt(0))
+        .filter(Expr::exists(entered).not())
         .count(db)
         .await?;
-    Ok(i64::try_from(units.len()).unwrap_or(i64::MAX) - i64::try_from(used).unwrap_or(0))
+    Ok(i64::try_from(left).unwrap_or(i64::MAX))
 }
 
 async fn by_nonce(
@@ -720,12 +838,8 @@ async fn find_ticket(
         Code::Secret(secret) => (order_position::Column::Secret.eq(secret), Some(secret)),
         Code::Malformed => return Ok(None),
     };
-    if let Some(position) = order_position::Entity::find()
-        .filter(column)
-        .one(db)
-        .await?
-    {
-        return Ok(complete(db, position).await?.map(|t| (t, false)));
+    if let Some(ticket) = load(db, column).await? {
+        return Ok(Some((ticket, false)));
     }
     let Some(secret) = secret else {
         return Ok(None);
@@ -741,22 +855,26 @@ async fn find_ticket(
 /// # Errors
 /// On database errors.
 pub async fn ticket_of(db: &impl ConnectionTrait, id: i32) -> Result<Option<Ticket>, AppError> {
-    match order_position::Entity::find_by_id(id).one(db).await? {
-        Some(position) => complete(db, position).await,
-        None => Ok(None),
-    }
+    load(db, order_position::Column::Id.eq(id)).await
 }
 
-async fn complete(
+/// The position `which` selects with its order and product (one join), and
+/// whether it is blocked.
+async fn load(
     db: &impl ConnectionTrait,
-    position: order_position::Model,
+    which: sea_orm::sea_query::SimpleExpr,
 ) -> Result<Option<Ticket>, AppError> {
-    let order = order::Entity::find_by_id(position.order_id).one(db).await?;
-    let product = product::Entity::find_by_id(position.product_id)
+    let Some((position, Some(order), Some(product))) = order_position::Entity::find()
+        .filter(which)
+        .find_also_related(order::Entity)
+        .find_also_related(product::Entity)
         .one(db)
-        .await?;
+        .await?
+    else {
+        return Ok(None);
+    };
     let blocked = !tickets::blocked_among(db, &[position.id]).await?.is_empty();
-    Ok(order.zip(product).map(|(order, product)| Ticket {
+    Ok(Some(Ticket {
         position,
         order,
         product,

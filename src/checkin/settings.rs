@@ -37,6 +37,17 @@ pub struct CheckinSettings {
         default_value_t = 30
     )]
     pub uploads_per_minute: u32,
+
+    /// Milliseconds a replica keeps a check-in list, its products and a
+    /// scanner device's standing in memory between reads. A change made on
+    /// this replica takes effect at once; one made on another replica within
+    /// this time. 0 reads them on every scan.
+    #[arg(
+        long = "checkin-cache-ms",
+        env = "VOLTGATE_CHECKIN_CACHE_MS",
+        default_value_t = 1000
+    )]
+    pub cache_ms: u64,
 }
 
 impl Default for CheckinSettings {
@@ -46,6 +57,7 @@ impl Default for CheckinSettings {
             scans_per_minute: 600,
             upload_max: 500,
             uploads_per_minute: 30,
+            cache_ms: 1000,
         }
     }
 }
@@ -53,6 +65,10 @@ impl Default for CheckinSettings {
 impl CheckinSettings {
     pub fn scanner_token_ttl(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::minutes(self.scanner_token_minutes.clamp(1, 24 * 60))
+    }
+
+    pub fn cache_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cache_ms.min(60_000))
     }
 
     pub fn upload_limit(&self) -> crate::auth::rate_limit::Limit {

@@ -17,6 +17,9 @@ pub struct Model {
     pub entries: i32,
     pub last_entry_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
+    /// What `inside` was before the last change, read back by the statement
+    /// that made it to keep the counters (`checkin_count`) right.
+    pub previously_inside: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ pub mod cart_position;
 pub mod charging_auth_attempt;
 pub mod charging_session;
 pub mod checkin;
+pub mod checkin_count;
 pub mod checkin_list;
 pub mod checkin_list_product;
 pub mod checkin_state;

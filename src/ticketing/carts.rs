@@ -17,7 +17,6 @@ use sea_orm::{
 };
 
 use super::quotas::{self, Counter, Units};
-use super::rush::Lanes;
 use super::vouchers;
 use crate::auth::Principal;
 use crate::auth::tokens::random_token;
@@ -26,6 +25,7 @@ use crate::entities::{
     cart_position, event, product, product_variation, quota, quota_product, sub_event,
 };
 use crate::error::{AppError, Reason};
+use crate::lanes::Lanes;
 
 /// What to put in a cart.
 #[derive(Debug, Clone)]
@@ -241,7 +241,7 @@ pub async fn add(
 }
 
 /// [`add`] in the lane of the product's event, batched with the event's other
-/// holds and checkouts (see `rush`).
+/// holds and checkouts (see `crate::lanes`).
 ///
 /// # Errors
 /// As [`add`].

@@ -20,8 +20,6 @@
 //! - `money`: exact amounts (minor units, decimal strings);
 //! - `demo`: demo data for `seed --demo`, made through the services;
 //! - `jobs`: expiry of cart holds and unpaid orders;
-//! - `rush`: holds and checkouts of one event share transactions (one
-//!   flush of a quota's row per batch, not per buyer);
 //! - `live`: quota counters announced to storefronts after each change;
 //! - `graphql`, `loaders`: the API.
 //!
@@ -61,6 +59,5 @@ pub mod organizers;
 pub mod payments;
 pub mod quotas;
 pub mod refunds;
-pub mod rush;
 pub mod tickets;
 pub mod vouchers;

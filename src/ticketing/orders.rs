@@ -24,7 +24,6 @@ use super::audit::{Audited, Change};
 use super::carts;
 use super::money::included_tax;
 use super::quotas::{self, Counter};
-use super::rush::Lanes;
 use super::vouchers;
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
@@ -32,6 +31,7 @@ use crate::db::page_by_id;
 use crate::entities::order::OrderStatus;
 use crate::entities::{cart_position, checkout_key, event, order, order_position, product};
 use crate::error::{AppError, Reason};
+use crate::lanes::Lanes;
 use crate::pagination::{Page, PageRequest};
 
 /// How long a pending order waits for its payment before it expires.
@@ -145,7 +145,7 @@ pub async fn checkout(
 }
 
 /// [`checkout`] in the lane of the cart's event, batched with the event's
-/// other holds and checkouts (see `rush`). A cart with no positions left (a
+/// other holds and checkouts (see `crate::lanes`). A cart with no positions left (a
 /// retry of a checkout that succeeded, or an empty cart) goes straight to
 /// [`checkout`], which finds the first order or refuses.
 ///

@@ -725,11 +725,16 @@ async fn scanning_is_rate_limited_per_scanner() {
         voltgate::auth::principal::authenticate(&app.db, &crate::client::keys(), &door.token)
             .await
             .expect("a scanner");
-    let settings = voltgate::checkin::settings::CheckinSettings {
+    let mut services = voltgate::services::ServiceContext::new(
+        app.db.clone(),
+        app.bus.clone(),
+        Arc::new(crate::client::keys()),
+        Arc::new(voltgate::auth::rate_limit::RateLimiter::default()),
+    );
+    services.checkin = voltgate::checkin::settings::CheckinSettings {
         scans_per_minute: 3,
         ..Default::default()
     };
-    let limiter = voltgate::auth::rate_limit::RateLimiter::default();
     let list_id = decode_id(&list);
     let mut answers = Vec::new();
     for _ in 0..5 {
@@ -738,15 +743,9 @@ async fn scanning_is_rate_limited_per_scanner() {
             list_ids: vec![list_id],
             ..Default::default()
         };
-        let result = voltgate::checkin::redeem::redeem(
-            &app.db,
-            &principal,
-            &settings,
-            &limiter,
-            chrono::Utc::now(),
-            scan,
-        )
-        .await;
+        let result =
+            voltgate::checkin::redeem::redeem(&services, &principal, chrono::Utc::now(), scan)
+                .await;
         answers.push(matches!(
             result,
             Err(voltgate::error::AppError::RateLimited)
@@ -765,16 +764,9 @@ async fn scanning_is_rate_limited_per_scanner() {
         ..Default::default()
     };
     assert!(
-        voltgate::checkin::redeem::redeem(
-            &app.db,
-            &principal,
-            &settings,
-            &limiter,
-            chrono::Utc::now(),
-            scan
-        )
-        .await
-        .is_ok()
+        voltgate::checkin::redeem::redeem(&services, &principal, chrono::Utc::now(), scan)
+            .await
+            .is_ok()
     );
 }
 
@@ -1566,5 +1558,130 @@ async fn the_demo_sells_tickets_that_the_demo_scanner_admits_and_runs_once() {
         seen["data"]["checkinLists"],
         json!([{ "name": "Main entrance" }]),
         "{seen}"
+    );
+}
+
+/// Every scan of `tickets` at once, spread over `doors`; their outcomes.
+async fn scan_all(
+    doors: &Arc<Vec<TestUser>>,
+    tickets: &[String],
+    list: &str,
+    extra: Value,
+) -> Vec<(String, String)> {
+    let scans = tickets.iter().enumerate().map(|(i, ticket)| {
+        let mut input = json!({ "secret": ticket, "listIds": [list] });
+        if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
+            input.extend(extra.clone());
+        }
+        let doors = Arc::clone(doors);
+        tokio::spawn(async move { outcome(&scan(&doors[i % doors.len()], input).await) })
+    });
+    let mut outcomes = Vec::new();
+    for handle in scans {
+        outcomes.push(handle.await.expect("the scan finishes"));
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn the_figures_follow_concurrent_entries_exits_and_forced_entries_exactly() {
+    let app = Arc::new(spawn_app().await);
+    let venue = Venue::open(&app, "figures", &["Seat"]).await;
+    let list = venue.list(json!({ "allowEntryAfterExit": true })).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 40, true).await;
+    let mut doors = Vec::new();
+    for gate in ["A", "B", "C", "D"] {
+        doors.push(venue.scanner(&app, gate).await.1);
+    }
+    let doors = Arc::new(doors);
+    let figures = |checked_in: i64, inside: i64| json!([checked_in, inside]);
+    let read = || async {
+        let status = status(&venue.shop.admin, &venue, &list).await;
+        json!([status["checkedIn"], status["inside"]])
+    };
+
+    // Four doors admit forty holders at once: the scans share batches.
+    let entered = scan_all(&doors, &tickets, &list, json!({})).await;
+    assert!(entered.iter().all(|o| *o == accepted()), "{entered:?}");
+    assert_eq!(read().await, figures(40, 40));
+
+    // Ten leave at once, and one of them leaves twice.
+    let left = scan_all(&doors, &tickets[..10], &list, json!({ "type": "EXIT" })).await;
+    assert!(left.iter().all(|o| *o == accepted()), "{left:?}");
+    let again = scan(
+        &doors[0],
+        json!({ "secret": tickets[0], "listIds": [list], "type": "EXIT" }),
+    )
+    .await;
+    assert_eq!(outcome(&again), accepted());
+    assert_eq!(read().await, figures(40, 30));
+
+    // One comes back; a forced entry of someone inside changes no figure;
+    // a refused entry neither.
+    let back = scan(
+        &doors[1],
+        json!({ "secret": tickets[0], "listIds": [list] }),
+    )
+    .await;
+    assert_eq!(outcome(&back), accepted());
+    let forced = scan(
+        &doors[2],
+        json!({ "secret": tickets[20], "listIds": [list], "force": true }),
+    )
+    .await;
+    assert_eq!(outcome(&forced), accepted());
+    let refused = scan(
+        &doors[3],
+        json!({ "secret": tickets[21], "listIds": [list] }),
+    )
+    .await;
+    assert_eq!(outcome(&refused), rejected("ALREADY_REDEEMED"));
+    assert_eq!(read().await, figures(40, 31));
+}
+
+#[tokio::test]
+async fn a_changed_list_or_a_revoked_scanner_applies_to_the_very_next_scan() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "fresh", &["Seat"]).await;
+    let list = venue.list(json!({ "allowEntryAfterExit": false })).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 2, true).await;
+    let (scanner_id, door) = venue.scanner(&app, "North").await;
+    let enter = |ticket: &str| json!({ "secret": ticket, "listIds": [list] });
+
+    assert_eq!(outcome(&scan(&door, enter(&tickets[0])).await), accepted());
+    assert_eq!(
+        outcome(&scan(&door, enter(&tickets[0])).await),
+        rejected("ALREADY_REDEEMED")
+    );
+    let updated = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($input: UpdateCheckinListInput!) { updateCheckinList(input: $input) { list { allowMultipleEntries } } }",
+            json!({ "input": { "listId": list, "allowMultipleEntries": true } }),
+        )
+        .await;
+    assert_eq!(
+        updated["data"]["updateCheckinList"]["list"]["allowMultipleEntries"], true,
+        "{updated}"
+    );
+    assert_eq!(outcome(&scan(&door, enter(&tickets[0])).await), accepted());
+
+    let revoked = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { revokeScanner(input: { scannerId: $id }) { scanner { active } } }",
+            json!({ "id": scanner_id }),
+        )
+        .await;
+    assert_eq!(
+        revoked["data"]["revokeScanner"]["scanner"]["active"], false,
+        "{revoked}"
+    );
+    let refused = scan(&door, enter(&tickets[1])).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{refused}"
     );
 }

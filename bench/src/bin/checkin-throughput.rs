@@ -7,13 +7,15 @@
 //! one admission product, 10,000 paid tickets (100 orders of 100), a check-in
 //! list and 50 scanner devices, each signed in with its own credential. The 50
 //! scanners then scan every ticket once (`redeemTicket`, an entry with a
-//! nonce, a new connection per request), as fast as the server answers. It
+//! nonce, each scanner on its own kept-alive connection, or a new connection
+//! per request with `--fresh-connections`), as fast as the server answers. It
 //! prints scans per second and latency percentiles, and checks that every
 //! ticket was admitted exactly once.
 //!
 //! Run it with `bench/run-checkin.sh` (release build, both setups) or directly
 //! with `cargo run --release -p voltgate-bench --bin checkin-throughput --
-//! [--database-url postgres://…] [--scanners 50] [--tickets 10000]`.
+//! [--database-url postgres://…] [--scanners 50] [--tickets 10000]
+//! [--fresh-connections]`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
-use voltgate_bench::{Server, field, gql, percentile, superuser_token};
+use voltgate_bench::{KeepAlive, Server, field, gql, percentile, superuser_token};
 
 const PER_ORDER: usize = 100;
 
@@ -30,6 +32,7 @@ struct Args {
     database_url: Option<String>,
     scanners: usize,
     tickets: usize,
+    fresh_connections: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -37,9 +40,14 @@ fn args() -> anyhow::Result<Args> {
         database_url: None,
         scanners: 50,
         tickets: 10_000,
+        fresh_connections: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
+        if flag == "--fresh-connections" {
+            parsed.fresh_connections = true;
+            continue;
+        }
         let value = given
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
@@ -195,8 +203,13 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let door = set_up(server.addr, &database_url, &args).await?;
     println!(
-        "check-in throughput on {setup}: {} scanners, {} tickets (set up in {:.1} s)",
+        "check-in throughput on {setup}: {} scanners ({}), {} tickets (set up in {:.1} s)",
         door.scanners.len(),
+        if args.fresh_connections {
+            "a new connection per scan"
+        } else {
+            "one kept-alive connection each"
+        },
         door.secrets.len(),
         started.elapsed().as_secs_f64()
     );
@@ -207,8 +220,10 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for scanner in 0..door.scanners.len() {
         let (door, next, addr) = (Arc::clone(&door), Arc::clone(&next), server.addr);
+        let fresh = args.fresh_connections;
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut accepted, mut failures) = (Vec::new(), 0_usize, Vec::new());
+            let mut connection = KeepAlive::new(addr);
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(secret) = door.secrets.get(index) else {
@@ -217,7 +232,12 @@ async fn main() -> anyhow::Result<()> {
                 let input = json!({ "input": { "secret": secret, "listIds": [door.list],
                     "nonce": format!("bench-{index}") } });
                 let sent = Instant::now();
-                let answer = gql(addr, Some(&door.scanners[scanner]), REDEEM, input).await;
+                let token = Some(door.scanners[scanner].as_str());
+                let answer = if fresh {
+                    gql(addr, token, REDEEM, input).await
+                } else {
+                    connection.gql(token, REDEEM, input).await
+                };
                 latencies.push(sent.elapsed());
                 match answer {
                     Ok(body) if body["data"]["redeemTicket"]["__typename"] == "CheckinAccepted" => {

@@ -1,22 +1,25 @@
-//! The rush: checkouts of one event share transactions, so a quota's row is
-//! locked and flushed once per batch instead of once per buyer.
+//! Write lanes: changes that would each be a transaction share one, so a hot
+//! row is locked and flushed once per batch instead of once per caller.
 //!
-//! Every change that takes or moves quota units (adding to a cart, checking
-//! out) runs in its event's lane on this replica. A lane runs one
-//! transaction at a time: it takes every change queued while the previous
-//! batch was committing, runs each in its own savepoint (one that fails rolls
-//! back alone: a `SOLD_OUT` buyer does not undo the others), commits once,
-//! and only then answers each caller. So:
+//! A lane (one per key, e.g. an event, on this replica) runs one transaction
+//! at a time: it takes every change queued while the previous batch was
+//! committing, runs each in its own savepoint (one that fails rolls back
+//! alone: a `SOLD_OUT` buyer or a refused scan does not undo the others),
+//! commits once, and only then answers each caller. So:
 //!
-//! - quotas are still taken by the conditional `UPDATE` of `quotas::hold`,
-//!   and never oversold: changes within a batch run one after the other on
-//!   the batch's connection, and batches of several replicas serialize on
-//!   the quota's row lock as single changes do;
+//! - a change keeps the guarantees it has alone: ticketing's quotas are still
+//!   taken by the conditional `UPDATE` of `quotas::hold` and check-in's
+//!   entries by the conditional upsert of `checkin::redeem`; changes within a
+//!   batch run one after the other on the batch's connection, and batches of
+//!   several replicas serialize on row locks as single changes do;
 //! - nothing is acknowledged before the commit that stores it: when the
-//!   commit fails, every caller of the batch gets an error, and a checkout
-//!   retried with its idempotency key finds whether its order exists;
-//! - a waiting buyer costs nothing: batches form by themselves while the
-//!   previous one commits, with no timer, so a lone buyer is not delayed.
+//!   commit fails, every caller of the batch gets an error, and a change
+//!   retried with its idempotency key or nonce finds whether it was stored;
+//! - a waiting caller costs nothing: batches form by themselves while the
+//!   previous one commits, with no timer, so a lone caller is not delayed.
+//!
+//! Ticketing runs holds and checkouts in per-event lanes (the rush), check-in
+//! runs scans in per-event lanes (the doors).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -133,7 +136,7 @@ async fn drive(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Change
         let txn = match db.begin().await {
             Ok(txn) => txn,
             Err(err) => {
-                tracing::error!(error = %err, "a checkout batch could not begin");
+                tracing::error!(error = %err, "a lane's batch could not begin");
                 // Dropped unrun, the changes tell their callers nothing was stored.
                 drop(changes);
                 continue;
@@ -144,7 +147,7 @@ async fn drive(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Change
             answers.push(change(&txn).await);
         }
         let outcome = txn.commit().await.map_err(|err| {
-            tracing::error!(error = %err, "a checkout batch could not commit");
+            tracing::error!(error = %err, "a lane's batch could not commit");
             err.to_string()
         });
         for answer in answers {

@@ -1,0 +1,234 @@
+//! What every scan reads and almost nothing changes: check-in lists with
+//! their products, and whether a scanner device still stands. A replica keeps
+//! them for a short time (`VOLTGATE_CHECKIN_CACHE_MS`) instead of reading them
+//! on every scan.
+//!
+//! A change made on this replica (a list edited or deleted, a scanner
+//! revoked) drops the entry at once; another replica reads it again when its
+//! entry ages out. Nothing a scan decides on its own rests on the cache alone:
+//! the ticket, its order and its state are read and changed in the database
+//! on every scan.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+use super::lists;
+use crate::entities::{checkin_list, event, scanner_device};
+use crate::error::AppError;
+
+/// A list with the products it admits (empty when it admits all).
+#[derive(Debug, Clone)]
+pub struct DoorList {
+    pub list: checkin_list::Model,
+    pub products: Vec<i32>,
+}
+
+/// Entries kept until they age out, so a cache of ids that are scanned (and
+/// made up) cannot grow without bound.
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug)]
+struct Aging<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash + Copy, V: Clone> Aging<K, V> {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: K) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(&key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= MAX_ENTRIES {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    fn forget(&self, key: K) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+    }
+}
+
+/// One replica's cache of door facts.
+#[derive(Debug)]
+pub struct DoorCache {
+    lists: Aging<i32, Option<Arc<DoorList>>>,
+    /// A scanner device's event, when it is active.
+    scanners: Aging<i32, Option<i32>>,
+    events: Aging<i32, Option<Arc<event::Model>>>,
+    /// The stripe of `checkin_counts` this replica adds its scans to.
+    stripe: i32,
+}
+
+/// Stripes of the check-in counters: replicas picking the same one only
+/// share its row lock.
+pub const STRIPES: i32 = 16;
+
+impl Default for DoorCache {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(1))
+    }
+}
+
+impl DoorCache {
+    pub fn new(ttl: Duration) -> Self {
+        let mut seed = [0u8; 4];
+        // Any stripe is correct; a random one keeps replicas apart.
+        let _ = getrandom::fill(&mut seed);
+        Self {
+            lists: Aging::new(ttl),
+            scanners: Aging::new(ttl),
+            events: Aging::new(ttl),
+            stripe: i32::from(u16::from_le_bytes([seed[0], seed[1]])) % STRIPES,
+        }
+    }
+
+    pub fn stripe(&self) -> i32 {
+        self.stripe
+    }
+
+    /// The list `id` with its products, if it exists.
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn list(
+        &self,
+        db: &impl ConnectionTrait,
+        id: i32,
+    ) -> Result<Option<Arc<DoorList>>, AppError> {
+        if let Some(list) = self.lists.get(id) {
+            return Ok(list);
+        }
+        let list = match checkin_list::Entity::find_by_id(id).one(db).await? {
+            Some(list) => Some(Arc::new(DoorList {
+                products: if list.all_products {
+                    Vec::new()
+                } else {
+                    lists::products_of(db, list.id).await?
+                },
+                list,
+            })),
+            None => None,
+        };
+        self.lists.put(id, list.clone());
+        Ok(list)
+    }
+
+    /// Whether scanner device `id` is active for `event_id`.
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn scanner_stands(
+        &self,
+        db: &impl ConnectionTrait,
+        id: i32,
+        event_id: i32,
+    ) -> Result<bool, AppError> {
+        let event = match self.scanners.get(id) {
+            Some(event) => event,
+            None => {
+                let event = scanner_device::Entity::find_by_id(id)
+                    .filter(scanner_device::Column::Active.eq(true))
+                    .one(db)
+                    .await?
+                    .map(|d| d.event_id);
+                self.scanners.put(id, event);
+                event
+            }
+        };
+        Ok(event == Some(event_id))
+    }
+
+    /// The event `id`, if it exists.
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn event(
+        &self,
+        db: &impl ConnectionTrait,
+        id: i32,
+    ) -> Result<Option<Arc<event::Model>>, AppError> {
+        if let Some(event) = self.events.get(id) {
+            return Ok(event);
+        }
+        let event = event::Entity::find_by_id(id).one(db).await?.map(Arc::new);
+        self.events.put(id, event.clone());
+        Ok(event)
+    }
+
+    /// A list changed or was deleted here.
+    pub fn forget_list(&self, id: i32) {
+        self.lists.forget(id);
+    }
+
+    /// A scanner device was revoked here.
+    pub fn forget_scanner(&self, id: i32) {
+        self.scanners.forget(id);
+    }
+
+    /// An event changed here.
+    pub fn forget_event(&self, id: i32) {
+        self.events.forget(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_age_out_and_are_forgotten() {
+        let cache: Aging<i32, &str> = Aging::new(Duration::from_secs(60));
+        cache.put(1, "a");
+        assert_eq!(cache.get(1), Some("a"));
+        cache.forget(1);
+        assert_eq!(cache.get(1), None);
+
+        let expired: Aging<i32, &str> = Aging::new(Duration::ZERO);
+        expired.put(1, "a");
+        assert_eq!(expired.get(1), None, "a zero time keeps nothing");
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache: Aging<i32, i32> = Aging::new(Duration::from_secs(60));
+        for i in 0..i32::try_from(MAX_ENTRIES).unwrap_or(i32::MAX) + 5 {
+            cache.put(i, i);
+        }
+        let len = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
+        assert!(len <= MAX_ENTRIES, "{len}");
+    }
+
+    #[test]
+    fn a_replica_adds_to_one_of_the_stripes() {
+        let stripe = DoorCache::default().stripe();
+        assert!((0..STRIPES).contains(&stripe));
+    }
+}
