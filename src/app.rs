@@ -109,6 +109,7 @@ impl App {
         services.reservations = settings.reservations.clone();
         services.checkin = settings.checkin.clone();
         services.supervision = settings.supervision.clone();
+        services.firmware = settings.firmware.clone();
         services.commands = settings.device_commands.clone();
         services.kiosks = settings.kiosks.clone();
         services.signer = Arc::new(crate::signing::SignerCell::new(

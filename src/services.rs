@@ -31,6 +31,7 @@ pub struct ServiceContext {
     pub checkin: crate::checkin::settings::CheckinSettings,
     pub supervision: crate::supervision::settings::SupervisionSettings,
     pub commands: crate::devices::commands_log::CommandSettings,
+    pub firmware: crate::devices::firmware::FirmwareSettings,
     pub kiosks: crate::charging::settings::KioskSettings,
     pub signer: Arc<crate::signing::SignerCell>,
     /// Ticketing's per-event lanes that batch holds and checkouts.
@@ -39,8 +40,9 @@ pub struct ServiceContext {
     pub checkin_lanes: Arc<crate::lanes::Lanes>,
     /// What every scan reads and rarely changes: lists, scanner devices.
     pub doors: Arc<crate::checkin::cache::DoorCache>,
-    /// Where hot read paths read: a pool of readers beside the one writer on
-    /// a SQLite file, the same pool as `db` on PostgreSQL.
+    /// Where hot read paths read (`db::connect_readers`): read-only
+    /// connections beside the one writer of a SQLite file; on PostgreSQL
+    /// connections that plan each statement with its parameters.
     pub reader: DatabaseConnection,
     pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
 }
@@ -67,6 +69,7 @@ impl ServiceContext {
             checkin: crate::checkin::settings::CheckinSettings::default(),
             supervision: crate::supervision::settings::SupervisionSettings::default(),
             commands: crate::devices::commands_log::CommandSettings::default(),
+            firmware: crate::devices::firmware::FirmwareSettings::default(),
             kiosks: crate::charging::settings::KioskSettings::default(),
             signer: Arc::default(),
             ticketing_lanes: Arc::default(),

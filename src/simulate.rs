@@ -112,6 +112,8 @@ struct Sim {
     in_session: bool,
     /// Gone offline by an injected fault: sends nothing more.
     silent: bool,
+    /// The firmware version it runs; an `ota_update` installs another.
+    firmware: String,
 }
 
 impl Sim {
@@ -120,7 +122,7 @@ impl Sim {
             v: payload::PROTOCOL_VERSION,
             ts: Utc::now(),
             mac: self.mac.clone(),
-            fw: Some("1.4.2".to_owned()),
+            fw: Some(self.firmware.clone()),
             ip: Some(std::net::IpAddr::from([
                 10,
                 20,
@@ -132,6 +134,17 @@ impl Sim {
             plugged: Some(self.plugged),
             seq: None,
         }
+    }
+
+    /// Plays a command, with its parameters: an `ota_update` installs the
+    /// version it carries (the simulated download always succeeds).
+    fn apply_command(&mut self, command: &payload::Command) {
+        if command.action == CommandAction::OtaUpdate
+            && let Some(version) = command.params.get("version").and_then(|v| v.as_str())
+        {
+            self.firmware = version.chars().take(64).collect();
+        }
+        self.apply(command.action);
     }
 
     /// Plays a command the way a bay and its driver do in a charging session:
@@ -238,6 +251,9 @@ pub async fn run(
             energy_kwh: 0.0,
             in_session: false,
             silent: false,
+            firmware: device
+                .firmware_version
+                .unwrap_or_else(|| FIRST_FIRMWARE.to_owned()),
         });
     }
     if without_credentials > 0 {
@@ -456,6 +472,9 @@ async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> 
     Ok((client, sim))
 }
 
+/// The firmware a simulated device runs when its record names none.
+const FIRST_FIRMWARE: &str = "1.4.2";
+
 /// How long a simulated device waits for the broker to accept its connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -489,7 +508,7 @@ async fn reject(
 async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {
     let (ack_topic, state_topic, report) = {
         let mut sim = device.lock().unwrap_or_else(PoisonError::into_inner);
-        sim.apply(command.action);
+        sim.apply_command(command);
         (
             format!("{}/bays/{}/ack", sim.prefix, sim.number),
             topic::state_topic(&sim.prefix, sim.number),
@@ -538,7 +557,26 @@ mod tests {
             energy_kwh: 0.0,
             in_session: false,
             silent: false,
+            firmware: FIRST_FIRMWARE.to_owned(),
         }
+    }
+
+    #[test]
+    fn an_update_installs_the_version_it_carries() {
+        let mut device = sim();
+        let mut params = serde_json::Map::new();
+        params.insert("version".into(), "2.0.0".into());
+        params.insert("url".into(), "https://fw.example.com/2.0.0.bin".into());
+        device.apply_command(&payload::Command {
+            v: payload::PROTOCOL_VERSION,
+            ts: Utc::now(),
+            command_id: uuid::Uuid::new_v4(),
+            action: CommandAction::OtaUpdate,
+            params,
+            expires_at: 0,
+            mac: String::new(),
+        });
+        assert_eq!(device.report().fw.as_deref(), Some("2.0.0"));
     }
 
     #[test]

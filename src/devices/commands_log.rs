@@ -83,6 +83,21 @@ pub trait CommandOwner: Send + Sync + 'static {
     /// The `kind` of the [`Owner`]s this handles.
     fn kind(&self) -> &'static str;
 
+    /// The device took on the command owned by `id` (`accepted`). Runs in the
+    /// transaction that recorded it, once per command; most steps wait for
+    /// the final status and do nothing here.
+    ///
+    /// # Errors
+    /// On database errors.
+    async fn accepted(
+        &self,
+        _txn: &DatabaseTransaction,
+        _id: i64,
+        _command: &device_command::Model,
+    ) -> Result<Vec<DomainEvent>, DbErr> {
+        Ok(Vec::new())
+    }
+
     /// The command owned by `id` reached its final status (in `command.status`).
     /// Runs in the transaction that recorded it, once per command; returns the
     /// events to publish after the commit.
@@ -362,6 +377,31 @@ pub async fn dispatch(
         }
     }
     Ok(events)
+}
+
+/// Tells the owner of command `command_id` that the device accepted it, in
+/// the transaction that recorded the acknowledgement.
+///
+/// # Errors
+/// On database errors in the owner's step.
+pub async fn dispatch_accepted(
+    txn: &DatabaseTransaction,
+    command_id: Uuid,
+) -> Result<Vec<DomainEvent>, DbErr> {
+    let Some(command) = device_command::Entity::find()
+        .filter(device_command::Column::CommandId.eq(command_id.to_string()))
+        .one(txn)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let Some((kind, id)) = command.owner.as_deref().and_then(Owner::parse) else {
+        return Ok(Vec::new());
+    };
+    match owners().into_iter().find(|owner| owner.kind() == kind) {
+        Some(owner) => owner.accepted(txn, id, &command).await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The command with this UUID, for the step that sent it.

@@ -6,5 +6,8 @@ use std::sync::Arc;
 use super::commands_log::CommandOwner;
 
 pub fn owners() -> Vec<Arc<dyn CommandOwner>> {
-    vec![Arc::new(crate::charging::sessions::SessionCommands)]
+    vec![
+        Arc::new(crate::charging::sessions::SessionCommands),
+        Arc::new(super::firmware::FirmwareUpdates),
+    ]
 }

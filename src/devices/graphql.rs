@@ -72,8 +72,15 @@ impl Device {
     async fn firmware_version(&self) -> Option<&str> {
         self.0.firmware_version.as_deref()
     }
-    async fn firmware_update_status(&self) -> FirmwareUpdateStatus {
-        self.0.firmware_update_status.into()
+    /// As `SupervisedDevice.firmwareUpdateStatus`.
+    async fn firmware_update_status(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<FirmwareUpdateStatus> {
+        Ok(crate::services::services(ctx)?
+            .firmware
+            .status(&self.0)
+            .into())
     }
     /// Whether a vehicle is plugged in, as last reported.
     async fn plugged(&self) -> bool {

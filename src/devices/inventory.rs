@@ -252,6 +252,23 @@ pub struct DeviceChanges {
     pub expected_firmware_version: Option<Option<String>>,
 }
 
+/// Device `id`, if it is in service.
+///
+/// # Errors
+/// `NOT_FOUND`; `CONFLICT` with `INVALID_TRANSITION` for a retired device.
+pub async fn in_service(db: &impl ConnectionTrait, id: i32) -> AppResult<device::Model> {
+    let found = device::Entity::find_by_id(id)
+        .one_or_not_found(db, "device")
+        .await?;
+    if found.retired_at.is_some() {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "the device is retired: it cannot be changed",
+        ));
+    }
+    Ok(found)
+}
+
 /// Edits a device's registration.
 ///
 /// # Errors
@@ -262,15 +279,7 @@ pub async fn update(
     changes: DeviceChanges,
 ) -> AppResult<Installed> {
     let txn = db.begin().await?;
-    let found = device::Entity::find_by_id(id)
-        .one_or_not_found(&txn, "device")
-        .await?;
-    if found.retired_at.is_some() {
-        return Err(AppError::refused(
-            Reason::InvalidTransition,
-            "a retired device cannot be changed",
-        ));
-    }
+    let found = in_service(&txn, id).await?;
     let mut active: device::ActiveModel = found.into();
     if let Some(mac) = changes.mac {
         active.mac_address = Set(mac.as_str().to_owned());

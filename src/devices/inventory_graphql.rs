@@ -52,12 +52,50 @@ impl SupervisedDevice {
     async fn firmware_version(&self) -> Option<&str> {
         self.0.device.firmware_version.as_deref()
     }
-    /// The version it is expected to run.
+    /// The version set for this device alone; null when the global policy
+    /// (`VOLTGATE_FIRMWARE_EXPECTED_VERSION`) applies.
     async fn expected_firmware_version(&self) -> Option<&str> {
         self.0.device.expected_firmware_version.as_deref()
     }
-    async fn firmware_update_status(&self) -> FirmwareUpdateStatus {
-        self.0.device.firmware_update_status.into()
+    /// The version it is expected to run: its own, else the global policy.
+    async fn effective_expected_firmware_version(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<String>> {
+        Ok(services(ctx)?
+            .firmware
+            .expected_for(&self.0.device)
+            .map(str::to_owned))
+    }
+    /// Whether it should be updated: an expected version is set and the
+    /// reported one differs or is not known yet.
+    async fn firmware_update_required(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(services(ctx)?.firmware.update_required(&self.0.device))
+    }
+    /// Compliance (`UNKNOWN`, `UP_TO_DATE`, `UPDATE_REQUIRED`, read from the
+    /// versions) or where an update stands (`UPDATE_SCHEDULED`, `UPDATING`,
+    /// `FAILED`).
+    async fn firmware_update_status(&self, ctx: &Context<'_>) -> Result<FirmwareUpdateStatus> {
+        Ok(services(ctx)?.firmware.status(&self.0.device).into())
+    }
+    /// The version the last update scheduled targets.
+    async fn ota_target_version(&self) -> Option<&str> {
+        self.0.device.ota_target_version.as_deref()
+    }
+    /// Where the device downloads it.
+    async fn ota_update_url(&self) -> Option<&str> {
+        self.0.device.ota_update_url.as_deref()
+    }
+    async fn ota_requested_at(&self) -> Option<DateTime> {
+        self.0.device.ota_requested_at.map(Into::into)
+    }
+    /// When the device came back with the target version.
+    async fn ota_completed_at(&self) -> Option<DateTime> {
+        self.0.device.ota_completed_at.map(Into::into)
+    }
+    /// Why the last update failed.
+    async fn ota_last_error(&self) -> Option<&str> {
+        self.0.device.ota_last_error.as_deref()
     }
     /// When the device was last heard from, by its own clock.
     async fn last_seen(&self) -> Option<DateTime> {

@@ -11,7 +11,8 @@
 //! `credentials` issues, rotates, revokes and checks each device's broker login
 //! and command key (`credentials_graphql` is its staff API); `inventory` registers, edits, retires and lists
 //! devices with where they are installed (`inventory_graphql` is its API);
-//! `figures` counts devices; `graphql` exposes devices (their part of `Bay`) and the
+//! `firmware` is the firmware policy and over-the-air updates
+//! (`firmware_graphql` is its staff API); `figures` counts devices; `graphql` exposes devices (their part of `Bay`) and the
 //! `bayStatusChanged` subscription; `loaders` batches a bay's device.
 //!
 //! Invariant: a device's state is only ever replaced by a newer report (device
@@ -25,6 +26,8 @@ pub mod commands_owners;
 pub mod credentials;
 pub mod credentials_graphql;
 pub mod figures;
+pub mod firmware;
+pub mod firmware_graphql;
 pub mod graphql;
 pub mod inventory;
 pub mod inventory_graphql;

@@ -111,6 +111,15 @@ pub async fn apply_state_reports_in(
         .collect();
     for round in &rounds {
         let applied = update_devices(txn, round).await?;
+        // A device back with the version its update targets has finished it.
+        let versions: Vec<i32> = round
+            .iter()
+            .filter(|p| p.report.fw.is_some() && applied.contains(&p.device_id))
+            .map(|p| p.device_id)
+            .collect();
+        if let Some(at) = round.iter().map(|p| p.received_at).max() {
+            crate::devices::firmware::versions_reported(txn, &versions, at).await?;
+        }
         let locks: Vec<(i32, Value)> = round
             .iter()
             .filter(|p| applied.contains(&p.device_id))

@@ -46,6 +46,7 @@ pub struct Query(
     crate::ticketing::graphql::SalesQuery,
     crate::ticketing::graphql::StoreCreditQuery,
     crate::ticketing::graphql::InvoiceQuery,
+    crate::devices::firmware_graphql::FirmwareQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -73,6 +74,7 @@ pub struct Mutation(
     crate::charging::offline_graphql::KioskTerminalMutation,
     crate::ticketing::graphql::RefundMutation,
     crate::ticketing::graphql::InvoiceMutation,
+    crate::devices::firmware_graphql::FirmwareMutation,
 );
 
 #[derive(MergedSubscription, Default)]

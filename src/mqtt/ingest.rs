@@ -509,6 +509,9 @@ impl batcher::Apply for Writer {
                         Ok(AckOutcome::Settled(command)) => {
                             Ok(commands_log::dispatch(txn, &command).await?)
                         }
+                        Ok(AckOutcome::Accepted) => {
+                            Ok(commands_log::dispatch_accepted(txn, ack.command_id).await?)
+                        }
                         Ok(_) => Ok(Vec::new()),
                         Err(err) => Err(err),
                     }

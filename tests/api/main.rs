@@ -19,6 +19,7 @@ mod checkin;
 mod device_commands;
 mod device_security;
 mod errors;
+mod firmware;
 mod fleet;
 mod health;
 mod hostile_http;

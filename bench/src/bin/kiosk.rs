@@ -1,12 +1,12 @@
 //! Kiosks and reservations under load, in one run:
 //!
 //! (a) `terminalAuthenticate` latency with `--kiosks` (200) kiosks at once,
-//!     each at its own bay with a code reservation, authenticating again and
-//!     again for `--seconds`. MQTT is off, so the bay's `unlock` cannot be
-//!     sent: every authentication runs the whole path (credential check,
-//!     session opened in a transaction, command refused, session ended, the
-//!     reservation usable again) and answers `DEVICE_UNREACHABLE`, which
-//!     counts as done;
+//!     each at its own bay with a code reservation and one kept-alive
+//!     connection, authenticating again and again for `--seconds`. MQTT is
+//!     off, so the bay's `unlock` cannot be sent: every authentication runs
+//!     the whole path (credential check, session opened in a transaction,
+//!     command refused, session ended, the reservation usable again) and
+//!     answers `DEVICE_UNREACHABLE`, which counts as done;
 //! (b) `--customers` (1,000) customers racing at once for the `--slots` (10)
 //!     one-hour slots of each of 10 bays: reservations per second, and a check
 //!     that every slot asked for has exactly one winner.
@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use sea_orm::{ConnectionTrait as _, Database};
 use serde_json::json;
-use voltgate_bench::{Server, field, gql, percentile, superuser_token};
+use voltgate_bench::{KeepAlive, Server, field, gql, percentile, superuser_token};
 
 const PASSWORD: &str = "Bench-password-2026";
 
@@ -214,10 +214,12 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     for (token, bay, code) in kiosks {
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut unexpected) = (Vec::new(), Vec::new());
+            // A kiosk stays connected all day.
+            let mut connection = KeepAlive::new(addr);
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let answer = gql(
-                    addr,
+                let answer = connection
+                    .gql(
                     Some(&token),
                     "mutation($b: ID!, $c: String!) { terminalAuthenticate(input: { bay: $b, method: CODE, credential: $c }) { session { id } } }",
                     json!({ "b": bay, "c": code }),
