@@ -25,8 +25,8 @@ pub struct DatabaseSettings {
     #[arg(long, env = "VOLTGATE_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
 
-    /// Connections of the hot read paths (scans at the doors), beside the
-    /// pool: read-only on a SQLite file (which has one writer).
+    /// Read-only connections beside the one writer of a SQLite file, for the
+    /// hot read paths (scans at the doors).
     #[arg(long, env = "VOLTGATE_DB_READERS", default_value_t = 4)]
     pub db_readers: u32,
 }

@@ -41,17 +41,10 @@ pub async fn connect_for_serving(
     Ok((db, checkpointer))
 }
 
-/// A pool of connections for hot read paths (scans at the doors), beside
-/// the writer.
-///
-/// On a SQLite file they are read-only: in WAL mode readers never wait for
-/// the one writer, and see every commit made before they begin. On
-/// PostgreSQL they plan each statement with its parameters
-/// (`plan_cache_mode = force_custom_plan`): the tables a door rush reads grow
-/// from nothing to thousands of rows in a minute, faster than statistics
-/// follow, and a generic plan cached while they were empty (a scan of the
-/// whole table for each row) would stay for the life of the connection.
-/// `None` for in-memory SQLite.
+/// A pool of read-only connections beside the writer of a SQLite file, for
+/// hot read paths (scans at the doors): in WAL mode readers never wait for
+/// the one writer, and see every commit made before they begin. `None` for
+/// PostgreSQL, whose pool already reads concurrently, and in-memory SQLite.
 ///
 /// # Errors
 /// When the database cannot be opened.
@@ -59,7 +52,7 @@ pub async fn connect_readers(
     settings: &DatabaseSettings,
 ) -> anyhow::Result<Option<DatabaseConnection>> {
     let url = &settings.database_url;
-    if is_sqlite(url) && !is_sqlite_file(url) {
+    if !is_sqlite_file(url) {
         return Ok(None);
     }
     let mut options = ConnectOptions::new(url.clone());
@@ -73,8 +66,7 @@ pub async fn connect_readers(
             opts.read_only(true)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
-        })
-        .map_sqlx_postgres_opts(|opts| opts.options([("plan_cache_mode", "force_custom_plan")]));
+        });
     Database::connect(options)
         .await
         .map(Some)

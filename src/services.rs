@@ -40,9 +40,9 @@ pub struct ServiceContext {
     pub checkin_lanes: Arc<crate::lanes::Lanes>,
     /// What every scan reads and rarely changes: lists, scanner devices.
     pub doors: Arc<crate::checkin::cache::DoorCache>,
-    /// Where hot read paths read (`db::connect_readers`): read-only
-    /// connections beside the one writer of a SQLite file; on PostgreSQL
-    /// connections that plan each statement with its parameters.
+    /// Where hot read paths read: read-only connections beside the one
+    /// writer of a SQLite file (`db::connect_readers`), the same pool as
+    /// `db` on PostgreSQL.
     pub reader: DatabaseConnection,
     pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
 }

@@ -15,7 +15,10 @@
 //! Run it with `bench/run-checkin.sh` (release build, both setups) or directly
 //! with `cargo run --release -p voltgate-bench --bin checkin-throughput --
 //! [--database-url postgres://…] [--scanners 50] [--tickets 10000]
-//! [--fresh-connections]`.
+//! [--fresh-connections] [--rate <scans per second offered>]`. Without
+//! `--rate` each scanner scans as fast as it is answered (throughput); with
+//! it, the scanners together offer that many scans a second on a schedule
+//! (latency at a given load, counted from when each scan was due).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +36,9 @@ struct Args {
     scanners: usize,
     tickets: usize,
     fresh_connections: bool,
+    /// Scans per second offered by all scanners together (each at its
+    /// share, on a schedule); `None`: every scanner as fast as answered.
+    rate: Option<f64>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -41,6 +47,7 @@ fn args() -> anyhow::Result<Args> {
         scanners: 50,
         tickets: 10_000,
         fresh_connections: false,
+        rate: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -55,6 +62,7 @@ fn args() -> anyhow::Result<Args> {
             "--database-url" => parsed.database_url = Some(value),
             "--scanners" => parsed.scanners = value.parse()?,
             "--tickets" => parsed.tickets = value.parse()?,
+            "--rate" => parsed.rate = Some(value.parse::<f64>()?).filter(|r| *r > 0.0),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -203,13 +211,17 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let door = set_up(server.addr, &database_url, &args).await?;
     println!(
-        "check-in throughput on {setup}: {} scanners ({}), {} tickets (set up in {:.1} s)",
+        "check-in throughput on {setup}: {} scanners ({}, {}), {} tickets (set up in {:.1} s)",
         door.scanners.len(),
         if args.fresh_connections {
             "a new connection per scan"
         } else {
             "one kept-alive connection each"
         },
+        args.rate.map_or_else(
+            || "as fast as answered".to_owned(),
+            |rate| format!("{rate} scans/s offered in all")
+        ),
         door.secrets.len(),
         started.elapsed().as_secs_f64()
     );
@@ -221,9 +233,18 @@ async fn main() -> anyhow::Result<()> {
     for scanner in 0..door.scanners.len() {
         let (door, next, addr) = (Arc::clone(&door), Arc::clone(&next), server.addr);
         let fresh = args.fresh_connections;
+        // Paced: this scanner's scans are due one `every` apart (scanners
+        // start spread over the first interval), and latency counts from
+        // when a scan was due, so a slow answer that delays the next scan
+        // is not hidden.
+        let every = args
+            .rate
+            .map(|rate| Duration::from_secs_f64(door.scanners.len() as f64 / rate));
+        let offset = every.map(|e| e.mul_f64(scanner as f64 / door.scanners.len() as f64));
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut accepted, mut failures) = (Vec::new(), 0_usize, Vec::new());
             let mut connection = KeepAlive::new(addr);
+            let mut due = started + offset.unwrap_or_default();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(secret) = door.secrets.get(index) else {
@@ -231,7 +252,15 @@ async fn main() -> anyhow::Result<()> {
                 };
                 let input = json!({ "input": { "secret": secret, "listIds": [door.list],
                     "nonce": format!("bench-{index}") } });
-                let sent = Instant::now();
+                let sent = match every {
+                    Some(every) => {
+                        tokio::time::sleep_until(due.into()).await;
+                        let at = due;
+                        due += every;
+                        at
+                    }
+                    None => Instant::now(),
+                };
                 let token = Some(door.scanners[scanner].as_str());
                 let answer = if fresh {
                     gql(addr, token, REDEEM, input).await
@@ -260,12 +289,14 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     latencies.sort();
     println!(
-        "\n| setup | scanners | scans | scans/s | p50 ms | p99 ms | max ms | accepted | failed |"
+        "\n| setup | scanners | offered/s | scans | scans/s | p50 ms | p99 ms | max ms | accepted | failed |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {setup} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {accepted} | {} |",
+        "| {setup} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {accepted} | {} |",
         door.scanners.len(),
+        args.rate
+            .map_or_else(|| "max".to_owned(), |rate| format!("{rate:.0}")),
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.50),
