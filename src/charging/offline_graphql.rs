@@ -1,13 +1,20 @@
-//! GraphQL for offline kiosks: the signed cache (`terminalOfflineCache`) and
-//! the upload of events accepted offline (`terminalUploadEvents`).
+//! GraphQL for offline kiosks: the signed cache (`terminalOfflineCache`),
+//! the upload of events accepted offline (`terminalUploadEvents`), and the
+//! staff view of what kiosks uploaded (`kioskOfflineEvents`).
 
 use async_graphql::{Context, Enum, ID, InputObject, MergedObject, Object, Result, SimpleObject};
 
 use super::offline::{self, EventKind, OfflineEvent};
 use super::reservations_graphql::AccessMode;
 use super::sessions_graphql::kiosk;
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+
+use crate::auth::guards::principal;
+use crate::db::{IdOrder, page_by_id_in};
 use crate::entities::kiosk_offline_event;
+use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::graphql::scalars::DateTime;
 use crate::services::services;
 
@@ -112,6 +119,73 @@ pub struct TerminalUploadEventsPayload {
     pub results: Vec<OfflineEventResult>,
 }
 
+impl Kind {
+    pub const KIOSK_OFFLINE_EVENT: Self = Self::named("KioskOfflineEvent");
+}
+
+/// An event a kiosk accepted offline and uploaded, with what became of it.
+pub struct KioskOfflineEvent(kiosk_offline_event::Model);
+
+#[Object]
+impl KioskOfflineEvent {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::KIOSK_OFFLINE_EVENT, self.0.id)
+    }
+    /// The kiosk's own id of the event, unique per cabinet.
+    async fn event_id(&self) -> &str {
+        &self.0.event_id
+    }
+    async fn cabinet_id(&self) -> ID {
+        ids::encode(Kind::CABINET, self.0.cabinet_id)
+    }
+    async fn bay_id(&self) -> ID {
+        ids::encode(Kind::BAY, self.0.bay_id)
+    }
+    /// `authenticated`, `session_started` or `session_stopped`.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn reservation_id(&self) -> Option<ID> {
+        self.0
+            .reservation_id
+            .map(|id| ids::encode(Kind::RESERVATION, id))
+    }
+    /// `rfid`, `qr` or `code`, as the kiosk said.
+    async fn method(&self) -> Option<&str> {
+        self.0.method.as_deref()
+    }
+    /// When it happened, on the kiosk's clock.
+    async fn occurred_at(&self) -> DateTime {
+        self.0.occurred_at.into()
+    }
+    async fn received_at(&self) -> DateTime {
+        self.0.received_at.into()
+    }
+    async fn outcome(&self) -> OfflineEventOutcome {
+        recorded(&self.0)
+    }
+    /// Why it conflicts (as `OfflineEventResult.reason`).
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+    /// The charging session it opened or stopped.
+    async fn session_id(&self) -> Option<ID> {
+        self.0
+            .session_id
+            .map(|id| ids::encode(Kind::CHARGING_SESSION, id))
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct KioskOfflineEventFilter {
+    pub cabinet_id: Option<ID>,
+    /// `APPLIED`, `CONFLICT` or `PENDING` (`DUPLICATE` is an answer, never stored).
+    pub outcome: Option<OfflineEventOutcome>,
+}
+
 #[derive(Default)]
 pub struct OfflineKioskQuery;
 
@@ -130,6 +204,51 @@ impl OfflineKioskQuery {
             public_key: signed.public_key,
             key_id: signed.key_id,
         })
+    }
+
+    /// Staff: the events kiosks accepted offline and uploaded, newest first,
+    /// with what became of each (conflicts to look into).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn kiosk_offline_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<KioskOfflineEventFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<IdConnection<KioskOfflineEvent>> {
+        principal(ctx).staff()?;
+        let page = page_request(first, after.as_deref())?;
+        let filter = filter.unwrap_or_default();
+        let mut query = kiosk_offline_event::Entity::find();
+        if let Some(cabinet) =
+            ids::decode_opt(filter.cabinet_id.as_ref(), Kind::CABINET, "cabinetId")?
+        {
+            query = query.filter(kiosk_offline_event::Column::CabinetId.eq(cabinet));
+        }
+        if let Some(outcome) = filter.outcome {
+            let stored = match outcome {
+                OfflineEventOutcome::Applied => offline::APPLIED,
+                OfflineEventOutcome::Conflict => offline::CONFLICT,
+                OfflineEventOutcome::Pending => offline::PENDING,
+                OfflineEventOutcome::Duplicate => {
+                    return Err(AppError::bad_input(
+                        "outcome",
+                        "DUPLICATE is an answer to an upload; nothing is stored as it",
+                    )
+                    .into());
+                }
+            };
+            query = query.filter(kiosk_offline_event::Column::Outcome.eq(stored));
+        }
+        let rows = page_by_id_in(
+            &services(ctx)?.db,
+            query,
+            kiosk_offline_event::Column::Id,
+            IdOrder::Descending,
+            page,
+        )
+        .await?;
+        Ok(connection(page, rows, |row| row.id, KioskOfflineEvent))
     }
 }
 

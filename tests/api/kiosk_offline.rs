@@ -317,6 +317,47 @@ async fn events_in_conflict_are_stored_with_their_reason_and_change_nothing() {
     assert_eq!(again[0]["recorded"], "CONFLICT");
     assert_eq!(again[0]["reason"], "RESERVATION_CANCELLED");
     assert_eq!(stored_events(&app).await, 4);
+
+    // Staff see what the kiosks uploaded, newest first, by outcome.
+    const EVENTS: &str = "query($filter: KioskOfflineEventFilter) { kioskOfflineEvents(filter: $filter, first: 10) {
+        totalCount nodes { eventId kind outcome reason detail occurredAt receivedAt cabinetId } } }";
+    let staff = TestUser::staff(&app, "overseer").await;
+    let conflicts = staff
+        .gql(EVENTS, json!({ "filter": { "outcome": "CONFLICT" } }))
+        .await;
+    let listed = &conflicts["data"]["kioskOfflineEvents"];
+    assert_eq!(listed["totalCount"], 4, "{conflicts}");
+    let ids: Vec<&Value> = listed["nodes"]
+        .as_array()
+        .map(|n| n.iter().map(|e| &e["eventId"]).collect())
+        .unwrap_or_default();
+    let uploaded: Vec<&Value> = results.iter().rev().map(|r| &r["eventId"]).collect();
+    assert_eq!(ids, uploaded, "newest first");
+    assert_eq!(listed["nodes"][3]["reason"], "RESERVATION_CANCELLED");
+    assert_eq!(listed["nodes"][3]["kind"], "session_started");
+    assert_eq!(
+        listed["nodes"][3]["cabinetId"],
+        global_id("Cabinet", kept[0].cabinet_id).as_str()
+    );
+    let applied = staff
+        .gql(EVENTS, json!({ "filter": { "outcome": "APPLIED" } }))
+        .await;
+    assert_eq!(
+        applied["data"]["kioskOfflineEvents"]["totalCount"], 0,
+        "{applied}"
+    );
+    let duplicate = staff
+        .gql(EVENTS, json!({ "filter": { "outcome": "DUPLICATE" } }))
+        .await;
+    assert_eq!(
+        duplicate["errors"][0]["extensions"]["field"], "outcome",
+        "{duplicate}"
+    );
+    let refused = customer.gql(EVENTS, json!({})).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
 }
 
 #[tokio::test]
