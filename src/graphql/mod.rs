@@ -47,6 +47,7 @@ pub struct Query(
     crate::ticketing::graphql::StoreCreditQuery,
     crate::ticketing::graphql::InvoiceQuery,
     crate::devices::firmware_graphql::FirmwareQuery,
+    crate::supervision::overview::SupervisionQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -14,7 +14,8 @@
 //!
 //! A device is offline when its state says so (its Last Will included) or
 //! when it stays silent past the heartbeat timeout (`heartbeat`, a job);
-//! `settings` holds the timeout.
+//! `settings` holds the timeout. `overview` counts devices and open alerts
+//! per supervised station (the staff and technician supervision views).
 
 pub mod alerts;
 pub mod graphql;
@@ -23,6 +24,7 @@ pub mod incidents;
 pub mod maintenance;
 pub mod maintenance_graphql;
 pub mod notifications;
+pub mod overview;
 pub mod rules;
 pub mod sensors;
 pub mod settings;

@@ -74,6 +74,7 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("registerDevice", Staff, format!("mutation {{ registerDevice(input: {{ bayId: \"{}\", macAddress: \"02:00:00:00:00:42\" }}) {{ device {{ id }} }} }}", global_id("Bay", 1))),
         ("updateDevice", Staff, format!("mutation {{ updateDevice(input: {{ deviceId: \"{}\", expectedFirmwareVersion: \"1.0\" }}) {{ device {{ id }} }} }}", global_id("Device", 1))),
         ("kioskOfflineEvents", Staff, "{ kioskOfflineEvents { totalCount } }".into()),
+        ("supervision", Supervisors, "{ supervision { totals { devices } } }".into()),
         ("firmwarePolicy", Supervisors, "{ firmwarePolicy { expectedVersion } }".into()),
         ("scheduleOta", Staff, format!("mutation {{ scheduleOta(input: {{ deviceId: \"{}\", targetVersion: \"2.0\", url: \"https://fw.example.com/a.bin\" }}) {{ command {{ commandId }} }} }}", global_id("Device", 1))),
         ("setFirmwareUpdateStatus", Staff, format!("mutation {{ setFirmwareUpdateStatus(input: {{ deviceId: \"{}\", status: FAILED }}) {{ device {{ id }} }} }}", global_id("Device", 1))),

@@ -501,3 +501,56 @@ async fn staff_plan_maintenance_and_technicians_list_their_own_interventions() {
         0
     );
 }
+
+#[tokio::test]
+async fn the_supervision_overview_counts_what_the_caller_supervises_and_nothing_else() {
+    const OVERVIEW: &str = "query($s: ID) { supervision(stationId: $s) {
+        totals { devices devicesOnline devicesOffline devicesProvisioned openAlerts openCriticalAlerts firmwareUpdateRequired }
+        stations { stationId figures { devices openAlerts openCriticalAlerts } } } }";
+    let app = spawn_app().await;
+    let bays = app.seed(2, 1, 2).await;
+    let (a, b) = (bays[0].station_id, bays[2].station_id);
+    let staff = TestUser::staff(&app, "warden").await;
+    let (tom, tom_id) = technician(&app, &staff, "tom").await;
+    assign(&staff, &tom_id, a, "CONTRIBUTOR").await;
+    alert_at(&app, a).await;
+    alert_at(&app, a).await; // the same condition: still one open alert
+    alert_at(&app, b).await;
+
+    let all = staff.gql(OVERVIEW, json!({})).await;
+    let totals = &all["data"]["supervision"]["totals"];
+    assert_eq!(totals["devices"], 4, "{all}");
+    assert_eq!(
+        totals["devicesOnline"].as_u64().unwrap_or(0)
+            + totals["devicesOffline"].as_u64().unwrap_or(0)
+            + totals["devicesProvisioned"].as_u64().unwrap_or(0),
+        4,
+        "every device counted once: {all}"
+    );
+    assert_eq!(totals["openAlerts"], 2);
+    assert_eq!(totals["openCriticalAlerts"], 2);
+    let stations = all["data"]["supervision"]["stations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(stations.len(), 2, "{all}");
+
+    // Tom supervises station A alone: B's devices and alert are not his.
+    let mine = tom.gql(OVERVIEW, json!({})).await;
+    assert_eq!(
+        mine["data"]["supervision"]["stations"],
+        json!([{ "stationId": global_id("Station", a), "figures": { "devices": 2, "openAlerts": 1, "openCriticalAlerts": 1 } }]),
+        "{mine}"
+    );
+    let other = tom
+        .gql(OVERVIEW, json!({ "s": global_id("Station", b) }))
+        .await;
+    assert_eq!(
+        other["data"]["supervision"]["totals"]["devices"], 0,
+        "{other}"
+    );
+    assert_eq!(other["data"]["supervision"]["totals"]["openAlerts"], 0);
+    let customer = TestUser::customer(&app, "carla").await;
+    let refused = customer.gql(OVERVIEW, json!({})).await;
+    assert_eq!(error(&refused).0, "FORBIDDEN", "{refused}");
+}
