@@ -91,7 +91,8 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
         /// Faults to inject, in turn, each on a random device (repeat the
-        /// flag or separate with commas): overheat, smoke, offline, wrong-mac.
+        /// flag or separate with commas): overheat, smoke, offline, wrong-mac,
+        /// failed-command, ignored-command.
         #[arg(long = "fault", value_enum, value_delimiter = ',')]
         faults: Vec<simulate::Fault>,
         /// Seconds between two injected faults.

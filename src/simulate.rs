@@ -7,8 +7,8 @@
 //! with the credentials `seed --demo` wrote, and checks every command's signature,
 //! expiry and id as firmware must (`mqtt::command_auth`), answering `rejected`
 //! to a command it refuses. With `--fault`, it injects faults on request
-//! (overheating, smoke, a device going offline, a wrong MAC) so every alert
-//! rule can be seen live.
+//! (overheating, smoke, a device going offline, a wrong MAC, its next command
+//! failed or ignored) so every alert rule can be seen live.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -52,6 +52,12 @@ pub enum Fault {
     Offline,
     /// A state report from a MAC that is not the bay's device's (`MAC_MISMATCH`).
     WrongMac,
+    /// The device's next command is accepted, then answered `failed`
+    /// (`COMMAND_FAILED`).
+    FailedCommand,
+    /// The device's next command gets no answer at all, so the server times
+    /// it out (`COMMAND_FAILED`, timed out).
+    IgnoredCommand,
 }
 
 impl Fault {
@@ -72,6 +78,8 @@ impl Fault {
             ))
         };
         Ok(match self {
+            // Played when the next command comes (`Sim::command_fault`).
+            Self::FailedCommand | Self::IgnoredCommand => Vec::new(),
             Self::Overheat => vec![reading("temperature", 85.0, "C")?],
             Self::Smoke => vec![reading("smoke", 1.0, "")?],
             Self::Offline => {
@@ -114,6 +122,8 @@ struct Sim {
     silent: bool,
     /// The firmware version it runs; an `ota_update` installs another.
     firmware: String,
+    /// How it will mishandle its next command, by an injected fault.
+    command_fault: Option<Fault>,
 }
 
 impl Sim {
@@ -254,6 +264,7 @@ pub async fn run(
             firmware: device
                 .firmware_version
                 .unwrap_or_else(|| FIRST_FIRMWARE.to_owned()),
+            command_fault: None,
         });
     }
     if without_credentials > 0 {
@@ -307,8 +318,12 @@ pub async fn run(
             next_fault += 1;
             let (messages, bay) = {
                 let mut sim = sim.lock().unwrap_or_else(PoisonError::into_inner);
-                if fault == Fault::Offline {
-                    sim.silent = true;
+                match fault {
+                    Fault::Offline => sim.silent = true,
+                    Fault::FailedCommand | Fault::IgnoredCommand => {
+                        sim.command_fault = Some(fault);
+                    }
+                    Fault::Overheat | Fault::Smoke | Fault::WrongMac => {}
                 }
                 (
                     fault.messages(&sim)?,
@@ -434,7 +449,22 @@ async fn connect(sim: Sim, options: &SimulateOptions) -> anyhow::Result<Device> 
                     );
                     if let Ok(command) = decoded {
                         match verifier.accept(&command, Utc::now()) {
-                            Ok(()) => answer(&responder, &device, &command).await,
+                            Ok(()) => {
+                                let fault = device
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .command_fault
+                                    .take();
+                                match fault {
+                                    Some(Fault::IgnoredCommand) => {
+                                        tracing::info!(command_id = %command.command_id, "simulated device ignores a command (injected fault)");
+                                    }
+                                    Some(Fault::FailedCommand) => {
+                                        fail(&responder, &device, &command).await;
+                                    }
+                                    _ => answer(&responder, &device, &command).await,
+                                }
+                            }
                             Err(refusal) => {
                                 tracing::warn!(command_id = %command.command_id, reason = refusal.as_str(), "simulated device refused a command");
                                 reject(&responder, &device, &command, refusal.as_str()).await;
@@ -504,6 +534,33 @@ async fn reject(
     }
 }
 
+/// Accepts a command and then reports it failed, as a jammed bay would; the
+/// device's state does not change.
+async fn fail(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {
+    let ack_topic = {
+        let sim = device.lock().unwrap_or_else(PoisonError::into_inner);
+        format!("{}/bays/{}/ack", sim.prefix, sim.number)
+    };
+    for (status, message) in [
+        (AckStatus::Accepted, None),
+        (AckStatus::Failed, Some("injected failure".to_owned())),
+    ] {
+        let ack = CommandAck {
+            v: payload::PROTOCOL_VERSION,
+            ts: Utc::now(),
+            command_id: command.command_id,
+            action: command.action,
+            status,
+            message,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&ack) {
+            let _ = client
+                .publish(ack_topic.clone(), QoS::AtLeastOnce, false, bytes)
+                .await;
+        }
+    }
+}
+
 /// Accepts a command, applies it to the simulated device and reports it done.
 async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {
     let (ack_topic, state_topic, report) = {
@@ -558,6 +615,7 @@ mod tests {
             in_session: false,
             silent: false,
             firmware: FIRST_FIRMWARE.to_owned(),
+            command_fault: None,
         }
     }
 

@@ -270,3 +270,111 @@ async fn bad_input_is_refused_with_its_field() {
         "{start}"
     );
 }
+
+/// Runs `voltgate simulate` for the seeded bay in this process, injecting
+/// `fault` every 100 ms, until the returned sender is dropped.
+fn simulate(
+    app: &TestApp,
+    bay: &SeededBay,
+    fault: voltgate::simulate::Fault,
+) -> tokio::sync::oneshot::Sender<()> {
+    let secrets = bay
+        .secrets
+        .clone()
+        .expect("the seeded device has credentials");
+    let mut credentials = voltgate::seed::CredentialsFile::default();
+    credentials
+        .devices
+        .insert(secrets.username.clone(), secrets);
+    let options = voltgate::simulate::SimulateOptions {
+        bays: 1,
+        rate: 2.0,
+        duration: None,
+        host: app.broker.0.clone(),
+        port: app.broker.1,
+        credentials,
+        faults: vec![fault],
+        fault_every: std::time::Duration::from_millis(100),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let db = app.db.clone();
+    tokio::spawn(async move {
+        voltgate::simulate::run(&db, options, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    stop
+}
+
+/// Sends `action` until the simulated device's answer satisfies `done`
+/// (the device may not listen yet when the first ones leave).
+async fn until_answered(staff: &TestUser, bay: &SeededBay, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        staff
+            .gql(
+                SEND,
+                json!({ "bay": global_id("Bay", bay.bay_id), "action": "LOCK" }),
+            )
+            .await;
+        let settled = wait_for_command(staff, bay, |c| {
+            c["status"] != "PENDING" && c["status"] != "ACCEPTED"
+        })
+        .await;
+        if done(&settled) {
+            return settled;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the simulated device never answered so: {settled}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_fails_or_ignores_commands_on_request_and_the_alert_follows() {
+    let app = spawn_app_with(&["--device-command-timeout-secs", "1"]).await;
+    let bays = app.seed(1, 1, 1).await;
+    let staff = TestUser::staff(&app, "warden").await;
+
+    let stop = simulate(&app, &bays[0], voltgate::simulate::Fault::FailedCommand);
+    let failed = until_answered(&staff, &bays[0], |c| c["status"] == "FAILED").await;
+    assert_eq!(failed["error"], "injected failure", "{failed}");
+    drop(stop);
+
+    // Once the device reports in again it hears every command: a command
+    // timed out after that was ignored by it.
+    let restarted = chrono::Utc::now();
+    let stop = simulate(&app, &bays[0], voltgate::simulate::Fault::IgnoredCommand);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while stored_device(&app, &bays[0])
+        .await
+        .last_heard_at
+        .is_none_or(|at| at < restarted)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the device never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ignored = until_answered(&staff, &bays[0], |c| c["status"] == "TIMED_OUT").await;
+    assert_eq!(ignored["ignoredAcks"], 0, "nobody answered: {ignored}");
+    drop(stop);
+
+    let alerts = staff
+        .gql(
+            "{ alerts(first: 10) { nodes { kind severity status } } }",
+            json!({}),
+        )
+        .await;
+    let kinds: Vec<&Value> = alerts["data"]["alerts"]["nodes"]
+        .as_array()
+        .map(|a| a.iter().map(|n| &n["kind"]).collect())
+        .unwrap_or_default();
+    assert!(
+        kinds.iter().any(|k| **k == "COMMAND_FAILED"),
+        "a failed command raises its alert: {alerts}"
+    );
+}
