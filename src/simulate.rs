@@ -508,6 +508,34 @@ const FIRST_FIRMWARE: &str = "1.4.2";
 /// How long a simulated device waits for the broker to accept its connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The device's acknowledgements of `command`, in order, each with its message.
+async fn acknowledge(
+    client: &AsyncClient,
+    device: &Mutex<Sim>,
+    command: &payload::Command,
+    answers: &[(AckStatus, Option<&str>)],
+) {
+    let ack_topic = {
+        let sim = device.lock().unwrap_or_else(PoisonError::into_inner);
+        format!("{}/bays/{}/ack", sim.prefix, sim.number)
+    };
+    for (status, message) in answers {
+        let ack = CommandAck {
+            v: payload::PROTOCOL_VERSION,
+            ts: Utc::now(),
+            command_id: command.command_id,
+            action: command.action,
+            status: *status,
+            message: message.map(str::to_owned),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&ack) {
+            let _ = client
+                .publish(ack_topic.clone(), QoS::AtLeastOnce, false, bytes)
+                .await;
+        }
+    }
+}
+
 /// Reports a refused command as `rejected`, with the reason.
 async fn reject(
     client: &AsyncClient,
@@ -515,78 +543,34 @@ async fn reject(
     command: &payload::Command,
     reason: &str,
 ) {
-    let ack_topic = {
-        let sim = device.lock().unwrap_or_else(PoisonError::into_inner);
-        format!("{}/bays/{}/ack", sim.prefix, sim.number)
-    };
-    let ack = CommandAck {
-        v: payload::PROTOCOL_VERSION,
-        ts: Utc::now(),
-        command_id: command.command_id,
-        action: command.action,
-        status: AckStatus::Rejected,
-        message: Some(reason.to_owned()),
-    };
-    if let Ok(bytes) = serde_json::to_vec(&ack) {
-        let _ = client
-            .publish(ack_topic, QoS::AtLeastOnce, false, bytes)
-            .await;
-    }
+    acknowledge(
+        client,
+        device,
+        command,
+        &[(AckStatus::Rejected, Some(reason))],
+    )
+    .await;
 }
 
 /// Accepts a command and then reports it failed, as a jammed bay would; the
 /// device's state does not change.
 async fn fail(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {
-    let ack_topic = {
-        let sim = device.lock().unwrap_or_else(PoisonError::into_inner);
-        format!("{}/bays/{}/ack", sim.prefix, sim.number)
-    };
-    for (status, message) in [
+    let answers = [
         (AckStatus::Accepted, None),
-        (AckStatus::Failed, Some("injected failure".to_owned())),
-    ] {
-        let ack = CommandAck {
-            v: payload::PROTOCOL_VERSION,
-            ts: Utc::now(),
-            command_id: command.command_id,
-            action: command.action,
-            status,
-            message,
-        };
-        if let Ok(bytes) = serde_json::to_vec(&ack) {
-            let _ = client
-                .publish(ack_topic.clone(), QoS::AtLeastOnce, false, bytes)
-                .await;
-        }
-    }
+        (AckStatus::Failed, Some("injected failure")),
+    ];
+    acknowledge(client, device, command, &answers).await;
 }
 
 /// Accepts a command, applies it to the simulated device and reports it done.
 async fn answer(client: &AsyncClient, device: &Mutex<Sim>, command: &payload::Command) {
-    let (ack_topic, state_topic, report) = {
+    let (state_topic, report) = {
         let mut sim = device.lock().unwrap_or_else(PoisonError::into_inner);
         sim.apply_command(command);
-        (
-            format!("{}/bays/{}/ack", sim.prefix, sim.number),
-            topic::state_topic(&sim.prefix, sim.number),
-            sim.report(),
-        )
+        (topic::state_topic(&sim.prefix, sim.number), sim.report())
     };
-    for status in [AckStatus::Accepted, AckStatus::Done] {
-        let ack = CommandAck {
-            v: payload::PROTOCOL_VERSION,
-            ts: Utc::now(),
-            command_id: command.command_id,
-            action: command.action,
-            status,
-            message: None,
-        };
-        if let Ok(bytes) = serde_json::to_vec(&ack) {
-            let _ = client
-                .publish(ack_topic.clone(), QoS::AtLeastOnce, false, bytes)
-                .await;
-        }
-    }
+    let answers = [(AckStatus::Accepted, None), (AckStatus::Done, None)];
+    acknowledge(client, device, command, &answers).await;
     if let Ok(bytes) = serde_json::to_vec(&report) {
         let _ = client
             .publish(state_topic, QoS::AtLeastOnce, true, bytes)

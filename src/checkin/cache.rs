@@ -82,6 +82,8 @@ pub struct DoorCache {
     lists: Aging<i32, Option<Arc<DoorList>>>,
     /// A scanner device's event, when it is active.
     scanners: Aging<i32, Option<i32>>,
+    /// Whether an event exists (a scanner's own event, which it never
+    /// outlives unless deleted).
     events: Aging<i32, Option<Arc<event::Model>>>,
     /// The stripe of `checkin_counts` this replica adds its scans to.
     stripe: i32,
@@ -191,11 +193,6 @@ impl DoorCache {
     /// A scanner device was revoked here.
     pub fn forget_scanner(&self, id: i32) {
         self.scanners.forget(id);
-    }
-
-    /// An event changed here.
-    pub fn forget_event(&self, id: i32) {
-        self.events.forget(id);
     }
 }
 

@@ -366,17 +366,21 @@ pub async fn dispatch(
             .into_iter()
             .map(crate::supervision::alerts::event)
             .collect();
-    let Some((kind, id)) = command.owner.as_deref().and_then(Owner::parse) else {
-        return Ok(events);
-    };
-    match owners().into_iter().find(|owner| owner.kind() == kind) {
-        Some(owner) => events.extend(owner.settled(txn, id, command).await?),
-        // Owners such as `staff:<id>` only record who sent it; nothing waits on them.
-        None => {
-            tracing::debug!(owner = kind, command = %command.command_id, "no step waits on this command");
-        }
+    if let Some((owner, id)) = owner_of(command) {
+        events.extend(owner.settled(txn, id, command).await?);
     }
     Ok(events)
+}
+
+/// The step waiting on `command` and its object's id; `None` for commands
+/// nobody owns, or whose owner (`staff:<id>`) only records who sent it.
+fn owner_of(command: &device_command::Model) -> Option<(Arc<dyn CommandOwner>, i64)> {
+    let (kind, id) = command.owner.as_deref().and_then(Owner::parse)?;
+    let owner = owners().into_iter().find(|owner| owner.kind() == kind);
+    if owner.is_none() {
+        tracing::debug!(owner = kind, command = %command.command_id, "no step waits on this command");
+    }
+    Some((owner?, id))
 }
 
 /// Tells the owner of command `command_id` that the device accepted it, in
@@ -395,11 +399,8 @@ pub async fn dispatch_accepted(
     else {
         return Ok(Vec::new());
     };
-    let Some((kind, id)) = command.owner.as_deref().and_then(Owner::parse) else {
-        return Ok(Vec::new());
-    };
-    match owners().into_iter().find(|owner| owner.kind() == kind) {
-        Some(owner) => owner.accepted(txn, id, &command).await,
+    match owner_of(&command) {
+        Some((owner, id)) => owner.accepted(txn, id, &command).await,
         None => Ok(Vec::new()),
     }
 }

@@ -139,7 +139,7 @@ pub fn update_url(text: &str) -> AppResult<String> {
 }
 
 /// Schedules an update of device `id` to `version`, downloaded from `url`,
-/// and sends `ota_update` to it. Returns the device and the command.
+/// and sends `ota_update` to it. Returns the command.
 ///
 /// # Errors
 /// `NOT_FOUND`; `CONFLICT` with `INVALID_TRANSITION` for a retired device or
@@ -151,7 +151,7 @@ pub async fn schedule(
     version: String,
     url: String,
     staff_id: i32,
-) -> AppResult<(device::Model, device_command::Model)> {
+) -> AppResult<device_command::Model> {
     let now = services.now();
     let txn = services.db.begin().await?;
     let found = super::inventory::in_service(&txn, id).await?;
@@ -204,12 +204,7 @@ pub async fn schedule(
     )
     .await
     {
-        Ok(command) => {
-            let device = device::Entity::find_by_id(id)
-                .one_or_not_found(&services.db, "device")
-                .await?;
-            Ok((device, command))
-        }
+        Ok(command) => Ok(command),
         Err(err) => {
             let why = match &err {
                 AppError::Refused { message, .. } => format!("not sent: {message}"),

@@ -85,7 +85,7 @@ impl FirmwareMutation {
         let id = ids::decode(&input.device_id, Kind::DEVICE, "deviceId")?;
         let version = firmware_version(&input.target_version, "targetVersion")?;
         let url = firmware::update_url(&input.url)?;
-        let (_, command) = firmware::schedule(services, id, version, url, staff).await?;
+        let command = firmware::schedule(services, id, version, url, staff).await?;
         let device = inventory::get(&services.db, principal(ctx), id).await?;
         Ok(ScheduleOtaPayload {
             device: SupervisedDevice(device),
