@@ -268,6 +268,27 @@ where
     })
 }
 
+/// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … ELSE otherwise END`:
+/// one column's new value for each row of a multi-row `UPDATE`.
+pub fn per_row<C: sea_orm::ColumnTrait>(
+    key: C,
+    values: Vec<(i32, sea_orm::Value)>,
+    otherwise: sea_orm::sea_query::Expr,
+) -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::{Expr, ExprTrait as _};
+    let mut values = values.into_iter();
+    let Some((first_key, first_value)) = values.next() else {
+        return otherwise;
+    };
+    values
+        .fold(
+            Expr::case(Expr::col(key).eq(first_key), first_value),
+            |case, (k, v)| case.case(Expr::col(key).eq(k), v),
+        )
+        .finally(otherwise)
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnectionTrait as _, Statement};

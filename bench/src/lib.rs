@@ -14,6 +14,7 @@ pub mod publisher;
 pub mod realtime;
 pub mod report;
 pub mod server;
+pub mod supervision;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};

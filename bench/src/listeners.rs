@@ -125,14 +125,28 @@ pub async fn open_subscription(
     query: &str,
     variables: serde_json::Value,
 ) -> anyhow::Result<(Socket, i64)> {
+    open_subscription_as(http, serde_json::json!({}), query, variables).await
+}
+
+/// As [`open_subscription`], with `init` as the `connection_init` payload
+/// (e.g. `{"authorization": "Bearer …"}`).
+///
+/// # Errors
+/// As [`open_subscription`].
+pub async fn open_subscription_as(
+    http: std::net::SocketAddr,
+    init: serde_json::Value,
+    query: &str,
+    variables: serde_json::Value,
+) -> anyhow::Result<(Socket, i64)> {
     let handshake = async {
         let mut request = format!("ws://{http}/graphql").into_client_request()?;
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
-        ws.send(Message::text(r#"{"type":"connection_init","payload":{}}"#))
-            .await?;
+        let init = serde_json::json!({ "type": "connection_init", "payload": init });
+        ws.send(Message::text(init.to_string())).await?;
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => match read_frame(&text) {
@@ -352,6 +366,44 @@ struct Stamped {
     ts: DateTime<Utc>,
 }
 
+/// A plain MQTT 3.1.1 client subscribed to `filter` (QoS 1), logged in as
+/// `login` when the broker wants one; returns once the broker acknowledged.
+///
+/// # Errors
+/// When the broker does not acknowledge the connection and subscription within 5 s.
+pub async fn raw_subscriber(
+    broker: std::net::SocketAddr,
+    client_id: &str,
+    login: Option<&(String, String)>,
+    filter: &str,
+) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
+    let mut options = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    if let Some((username, password)) = login {
+        options.set_credentials(username, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    // Nagle's algorithm would hold small packets back for up to a delayed-ACK
+    // period: the harness must not add latency of its own to what it measures.
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    client.subscribe(filter, QoS::AtLeastOnce).await?;
+    let subscribed = async {
+        loop {
+            if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
+                return anyhow::Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), subscribed)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("the broker did not acknowledge the subscription within 5 s")
+        })??;
+    Ok((client, eventloop))
+}
+
 /// Subscribes a plain MQTT 3.1.1 client to every bay state topic on the broker,
 /// logged in as `login` when the broker wants one.
 ///
@@ -367,36 +419,13 @@ pub async fn subscribe_raw(
     samples: Samples,
     health: Arc<Health>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mut options = MqttOptions::new(
-        format!("bay-latency-raw-{}-{}", std::process::id(), broker.port()),
-        broker.ip().to_string(),
-        broker.port(),
-    );
-    options.set_keep_alive(Duration::from_secs(30));
-    if let Some((username, password)) = login {
-        options.set_credentials(username, password);
-    }
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    // Nagle's algorithm would hold small packets back for up to a delayed-ACK
-    // period: the harness must not add latency of its own to what it measures.
-    let mut network = eventloop.network_options();
-    network.set_tcp_nodelay(true);
-    eventloop.set_network_options(network);
-    client
-        .subscribe(format!("{topic_root}/+/+/bays/+/state"), QoS::AtLeastOnce)
-        .await?;
-    let subscribed = async {
-        loop {
-            if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
-                return anyhow::Ok(());
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), subscribed)
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!("the broker did not acknowledge the raw subscription within 5 s")
-        })??;
+    let (client, mut eventloop) = raw_subscriber(
+        broker,
+        &format!("bay-latency-raw-{}-{}", std::process::id(), broker.port()),
+        login,
+        &format!("{topic_root}/+/+/bays/+/state"),
+    )
+    .await?;
     Ok(tokio::spawn(async move {
         // The client must live as long as its event loop, or the loop stops.
         let _client = client;

@@ -80,7 +80,10 @@ pub struct Publisher {
 }
 
 /// Connects one device with its login; returns its client and event loop task.
-async fn connect_device(
+///
+/// # Errors
+/// When the broker does not accept it within 5 s.
+pub async fn connect_device(
     broker: std::net::SocketAddr,
     username: &str,
     password: &str,

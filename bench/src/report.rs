@@ -22,7 +22,7 @@ const SUSTAINED_P99_MS: f64 = 100.0;
 pub struct Latencies(Vec<i64>);
 
 impl Latencies {
-    fn new(mut us: Vec<i64>) -> Self {
+    pub fn new(mut us: Vec<i64>) -> Self {
         us.sort_unstable();
         Self(us)
     }

@@ -152,7 +152,8 @@ impl ServerOptions {
         }
     }
 
-    fn database_url(&self, dir: &Path) -> String {
+    /// The database the server runs on, in the run's directory `dir` by default.
+    pub fn database_url(&self, dir: &Path) -> String {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()))

@@ -23,6 +23,7 @@ use sea_orm::{
 
 use super::reports::{ClockSkew, ReportError, StateOutcome, StateReport};
 use crate::bus::BayStatusChanged;
+use crate::db::per_row;
 use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
 
 /// One state report to apply, with where it came from.
@@ -70,7 +71,13 @@ pub async fn apply_state_reports_in(
         }
     }
 
-    let mut bays = find_bays(txn, inputs, &results).await?;
+    let places = inputs
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_none())
+        .map(|(input, _)| (input.prefix, input.number))
+        .collect();
+    let mut bays = find_bays(txn, places).await?;
     // Per device, its reports' positions in arrival order: the k-th report of
     // every device goes in round k.
     let mut rounds: Vec<Vec<Pending<'_>>> = Vec::new();
@@ -222,21 +229,18 @@ impl<'a> Pending<'a> {
     }
 }
 
-type Found<'a> = HashMap<(&'a str, i32), (bay::Model, device::Model)>;
+/// Bays with their (current) device, by MQTT prefix and bay number.
+pub type Found<'a> = HashMap<(&'a str, i32), (bay::Model, device::Model)>;
 
-/// The bays (with their device) the reports still without a result name, in
-/// one query.
-async fn find_bays<'a>(
+/// The bays (with their device) at `places` (MQTT prefix, bay number), in
+/// one query. A place without a bay or a current device is missing.
+///
+/// # Errors
+/// Database failures.
+pub async fn find_bays<'a>(
     txn: &DatabaseTransaction,
-    inputs: &[StateInput<'a>],
-    results: &[Option<Result<StateOutcome, ReportError>>],
+    mut places: Vec<(&'a str, i32)>,
 ) -> Result<Found<'a>, DbErr> {
-    let mut places: Vec<(&'a str, i32)> = inputs
-        .iter()
-        .zip(results)
-        .filter(|(_, result)| result.is_none())
-        .map(|(input, _)| (input.prefix, input.number))
-        .collect();
     places.sort_unstable();
     places.dedup();
     if places.is_empty() {
@@ -361,22 +365,6 @@ async fn update_devices(
         .exec_with_returning(txn)
         .await?;
     Ok(updated.into_iter().map(|device| device.id).collect())
-}
-
-/// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … ELSE otherwise END`:
-/// one column's new value for each row of a multi-row `UPDATE`.
-fn per_row<C: ColumnTrait>(key: C, values: Vec<(i32, Value)>, otherwise: Expr) -> Expr {
-    let mut values = values.into_iter();
-    let Some((first_key, first_value)) = values.next() else {
-        return otherwise;
-    };
-    values
-        .fold(
-            Expr::case(Expr::col(key).eq(first_key), first_value),
-            |case, (k, v)| case.case(Expr::col(key).eq(k), v),
-        )
-        .finally(otherwise)
-        .into()
 }
 
 #[cfg(test)]

@@ -530,25 +530,11 @@ impl batcher::Apply for Writer {
                         Err(err) => Err(err),
                     }
                 }
-                Report::Telemetry(sample) => match reports::find_bay(txn, prefix, bay).await {
-                    Ok((bay, device)) => {
-                        let recorded =
-                            telemetry::record(txn, &bay, &device, sample, at, &self.thresholds)
-                                .await?;
-                        match recorded {
-                            telemetry::Recorded::Stored { event, alerts, .. } => {
-                                let mut events = vec![DomainEvent::ChargeStateChanged(*event)];
-                                events.extend(alerts.into_iter().map(alerts::event));
-                                Ok(events)
-                            }
-                            telemetry::Recorded::Redelivered => Ok(Vec::new()),
-                            telemetry::Recorded::NoSession => {
-                                Err(ReportError::NoSession { ts: sample.ts })
-                            }
-                        }
-                    }
-                    Err(err) => Err(err),
-                },
+                // One code path for samples too: the batch's, with one sample.
+                Report::Telemetry(_) => {
+                    let mut outcomes = self.apply_all(txn, std::slice::from_ref(write)).await?;
+                    return Ok(outcomes.pop().expect("one outcome per report"));
+                }
             };
             // A database error fails the batch; the domain's refusals are outcomes.
             match outcome {
@@ -558,9 +544,11 @@ impl batcher::Apply for Writer {
         })
     }
 
-    /// State reports, nearly all of a batch, are applied together in a few
-    /// statements ([`state_batch`]); acknowledgements and sensor readings one
-    /// by one. The outcomes keep the batch's order.
+    /// State reports and telemetry samples, nearly all of a batch, are
+    /// applied together in a few statements ([`state_batch`],
+    /// [`telemetry::record_all`]); acknowledgements and sensor readings one by
+    /// one. Samples come last, so they see the sessions as the batch's
+    /// acknowledgements left them. The outcomes keep the batch's order.
     fn apply_all<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
@@ -614,13 +602,84 @@ impl batcher::Apply for Writer {
                         };
                         state_events(txn, report, result, at, alerted).await?
                     }
-                    Report::Ack(_) | Report::Sensor(_) | Report::Telemetry(_) => {
-                        self.apply(txn, write).await?
-                    }
+                    Report::Ack(_) | Report::Sensor(_) => self.apply(txn, write).await?,
+                    // Recorded below, all together.
+                    Report::Telemetry(_) => Ok(Vec::new()),
                 });
+            }
+            for (index, outcome) in self.record_samples(txn, writes).await? {
+                outcomes[index] = outcome;
             }
             Ok(outcomes)
         })
+    }
+}
+
+impl Writer {
+    /// Records the batch's telemetry samples together; the outcome of each,
+    /// by its place in `writes`.
+    async fn record_samples(
+        &self,
+        txn: &DatabaseTransaction,
+        writes: &[Write],
+    ) -> Result<Vec<(usize, <Self as batcher::Apply>::Outcome)>, sea_orm::DbErr> {
+        let samples: Vec<(usize, &Write, &telemetry::Sample)> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, write)| match &write.report {
+                Report::Telemetry(sample) => Some((index, write, sample)),
+                _ => None,
+            })
+            .collect();
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        let places = samples
+            .iter()
+            .map(|(_, write, _)| (write.prefix.as_str(), write.bay))
+            .collect();
+        let found = state_batch::find_bays(txn, places).await?;
+        let mut outcomes = Vec::with_capacity(samples.len());
+        let mut measured = Vec::with_capacity(samples.len());
+        let mut places_of_measured = Vec::with_capacity(samples.len());
+        for &(index, write, sample) in &samples {
+            match found.get(&(write.prefix.as_str(), write.bay)) {
+                Some((bay, device)) => {
+                    measured.push(telemetry::Measured {
+                        bay,
+                        device,
+                        sample,
+                        received_at: write.received_at,
+                    });
+                    places_of_measured.push(index);
+                }
+                None => outcomes.push((
+                    index,
+                    Err(ReportError::UnknownBay {
+                        prefix: write.prefix.clone(),
+                        number: write.bay,
+                    }),
+                )),
+            }
+        }
+        let recorded = telemetry::record_all(txn, &measured, &self.thresholds).await?;
+        for ((index, recorded), m) in places_of_measured.into_iter().zip(recorded).zip(&measured) {
+            outcomes.push((
+                index,
+                match recorded {
+                    telemetry::Recorded::Stored { event, alerts } => {
+                        let mut events = vec![DomainEvent::ChargeStateChanged(*event)];
+                        events.extend(alerts.into_iter().map(alerts::event));
+                        Ok(events)
+                    }
+                    telemetry::Recorded::Redelivered => Ok(Vec::new()),
+                    telemetry::Recorded::NoSession => {
+                        Err(ReportError::NoSession { ts: m.sample.ts })
+                    }
+                },
+            ));
+        }
+        Ok(outcomes)
     }
 }
 

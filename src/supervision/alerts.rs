@@ -29,7 +29,7 @@ pub struct Condition {
 
 impl Condition {
     /// The open alert's identity: one open alert per subject and kind.
-    fn open_key(&self) -> String {
+    pub(crate) fn open_key(&self) -> String {
         let subject = match (self.device_id, self.bay_id) {
             (Some(device), _) => format!("device{device}"),
             (None, Some(bay)) => format!("bay{bay}"),

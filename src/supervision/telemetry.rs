@@ -7,17 +7,20 @@
 //! only grows, so samples applied out of order still leave the right total);
 //! its current and voltage are those of its latest sample.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::sea_query::{Expr, Func, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use super::alerts;
 use super::rules::{Thresholds, Verdict, judge_sample};
 use crate::auth::Principal;
 use crate::bus::ChargeStateChanged;
+use crate::db::per_row;
 use crate::entities::charging_session::{self, SessionState};
 use crate::entities::{AlertSeverity, bay, device, session_telemetry};
 use crate::error::{AppError, AppResult};
@@ -52,149 +55,293 @@ pub enum Recorded {
 /// stamped and still belong to it: device clocks lag a little.
 const CLOCK_GRACE: TimeDelta = TimeDelta::seconds(60);
 
-/// Stores `sample` of `device` (on `bay`) against the session open on the bay
-/// at its time, and raises the session's energy to its total.
+/// One sample to store, with the bay and device it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured<'a> {
+    pub bay: &'a bay::Model,
+    pub device: &'a device::Model,
+    pub sample: &'a Sample,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Rows per multi-row `INSERT`, well under SQLite's bound on parameters.
+const INSERT_CHUNK: usize = 500;
+
+/// Stores each sample against the session open on its bay at its time and
+/// raises the sessions' energy to their totals, in a few statements whatever
+/// the number of samples: one lookup of the sessions, one multi-row insert
+/// per [`INSERT_CHUNK`] samples (a redelivery, already stored, is skipped by
+/// the unique device and `ts_us`), one update of the sessions' energy, one
+/// lookup of the alerts the samples may end. Alerts are then raised or ended
+/// in the samples' order. One outcome per sample, in order.
 ///
 /// # Errors
 /// Database failures (the batch then fails).
-pub async fn record(
+pub async fn record_all(
     db: &impl ConnectionTrait,
-    bay: &bay::Model,
-    device: &device::Model,
-    sample: &Sample,
-    received_at: DateTime<Utc>,
+    measured: &[Measured<'_>],
     thresholds: &Thresholds,
-) -> Result<Recorded, DbErr> {
-    let Some(session) = session_at(db, bay.id, sample.ts).await? else {
-        return Ok(Recorded::NoSession);
-    };
-    let inserted = session_telemetry::Entity::insert(session_telemetry::ActiveModel {
-        id: NotSet,
-        session_id: Set(session.id),
-        device_id: Set(device.id),
-        bay_id: Set(bay.id),
-        current_a: Set(sample.current_a),
-        voltage_v: Set(sample.voltage_v),
-        energy_kwh: Set(sample.energy_kwh),
-        ts: Set(sample.ts),
-        ts_us: Set(sample.ts.timestamp_micros()),
-        received_at: Set(received_at),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            session_telemetry::Column::DeviceId,
-            session_telemetry::Column::TsUs,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    if inserted == 0 {
-        return Ok(Recorded::Redelivered);
+) -> Result<Vec<Recorded>, DbErr> {
+    let sessions = sessions_at(db, measured).await?;
+    let mut outcomes: Vec<Option<Recorded>> = sessions
+        .iter()
+        .map(|session| session.is_none().then_some(Recorded::NoSession))
+        .collect();
+
+    // The first of a batch's samples with one device and `ts` is the one
+    // inserted; the others are redeliveries.
+    let mut keys = HashSet::new();
+    let mut rows = Vec::new();
+    for (index, (m, session)) in measured.iter().zip(&sessions).enumerate() {
+        let Some(session) = session else { continue };
+        let ts_us = m.sample.ts.timestamp_micros();
+        if !keys.insert((m.device.id, ts_us)) {
+            outcomes[index] = Some(Recorded::Redelivered);
+            continue;
+        }
+        rows.push((
+            index,
+            session_telemetry::ActiveModel {
+                id: NotSet,
+                session_id: Set(session.id),
+                device_id: Set(m.device.id),
+                bay_id: Set(m.bay.id),
+                current_a: Set(m.sample.current_a),
+                voltage_v: Set(m.sample.voltage_v),
+                energy_kwh: Set(m.sample.energy_kwh),
+                ts: Set(m.sample.ts),
+                ts_us: Set(ts_us),
+                received_at: Set(m.received_at),
+            },
+        ));
     }
-    charging_session::Entity::update_many()
-        .col_expr(
-            charging_session::Column::EnergyKwh,
-            Expr::value(sample.energy_kwh),
-        )
-        .filter(charging_session::Column::Id.eq(session.id))
-        .filter(
-            Condition::any()
-                .add(charging_session::Column::EnergyKwh.is_null())
-                .add(charging_session::Column::EnergyKwh.lt(sample.energy_kwh)),
-        )
-        .exec(db)
-        .await?;
-    let energy_kwh = Some(
-        session
-            .energy_kwh
-            .map_or(sample.energy_kwh, |e| e.max(sample.energy_kwh)),
-    );
-    let event = ChargeStateChanged {
-        session_id: session.id,
-        bay_id: bay.id,
-        station_id: bay.station_id,
-        user_id: session.user_id,
-        state: session.state,
-        energy_kwh,
-        current_a: Some(sample.current_a),
-        voltage_v: Some(sample.voltage_v),
-        at: session.state_changed_at,
-    };
-    let alerts = judge(db, bay, device, sample, thresholds).await?;
-    Ok(Recorded::Stored {
-        event: Box::new(event),
-        alerts,
-    })
+    let inserted = insert_new(db, rows.iter().map(|(_, row)| row.clone())).await?;
+    let mut stored = Vec::new();
+    for (index, _) in &rows {
+        let m = &measured[*index];
+        if inserted.contains(&(m.device.id, m.sample.ts.timestamp_micros())) {
+            stored.push(*index);
+        } else {
+            outcomes[*index] = Some(Recorded::Redelivered);
+        }
+    }
+
+    // Each session's energy: the largest total among what it had and its new samples.
+    let mut energy: HashMap<i32, f64> = HashMap::new();
+    for &index in &stored {
+        let session = sessions[index]
+            .as_ref()
+            .expect("stored samples have a session");
+        let total = energy
+            .entry(session.id)
+            .or_insert(session.energy_kwh.unwrap_or(f64::NEG_INFINITY));
+        *total = total.max(measured[index].sample.energy_kwh);
+    }
+    raise_energy(db, &energy).await?;
+
+    let verdicts: Vec<_> = stored
+        .iter()
+        .map(|&index| {
+            let sample = measured[index].sample;
+            judge_sample(sample.current_a, sample.voltage_v, thresholds)
+        })
+        .collect();
+    let recoveries: Vec<alerts::Condition> = stored
+        .iter()
+        .zip(&verdicts)
+        .flat_map(|(&index, verdicts)| {
+            verdicts.iter().filter_map(move |verdict| match verdict {
+                Verdict::Recover(kind) => Some(condition(
+                    &measured[index],
+                    *kind,
+                    AlertSeverity::Low,
+                    String::new(),
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    let mut open: HashSet<String> = alerts::open_among(db, &recoveries)
+        .await?
+        .into_iter()
+        .zip(&recoveries)
+        .filter(|&(open, _)| open)
+        .map(|(_, condition)| condition.open_key())
+        .collect();
+
+    // Running totals, so each event carries the energy as of its sample.
+    let mut so_far: HashMap<i32, f64> = HashMap::new();
+    for (&index, verdicts) in stored.iter().zip(verdicts) {
+        let m = &measured[index];
+        let session = sessions[index]
+            .as_ref()
+            .expect("stored samples have a session");
+        let total = so_far
+            .entry(session.id)
+            .or_insert(session.energy_kwh.unwrap_or(f64::NEG_INFINITY));
+        *total = total.max(m.sample.energy_kwh);
+        let mut changed = Vec::new();
+        for verdict in verdicts {
+            match verdict {
+                Verdict::Raise {
+                    kind,
+                    severity,
+                    message,
+                } => {
+                    let raised = condition(m, kind, severity, message);
+                    open.insert(raised.open_key());
+                    changed.push(alerts::raise(db, &raised, m.sample.ts).await?);
+                }
+                Verdict::Recover(kind) => {
+                    let over = condition(m, kind, AlertSeverity::Low, String::new());
+                    if open.remove(&over.open_key())
+                        && let Some(ended) = alerts::recover(db, &over, m.sample.ts).await?
+                    {
+                        changed.push((ended, alerts::Change::Resolved));
+                    }
+                }
+                Verdict::Nothing => {}
+            }
+        }
+        let event = ChargeStateChanged {
+            session_id: session.id,
+            bay_id: m.bay.id,
+            station_id: m.bay.station_id,
+            user_id: session.user_id,
+            state: session.state,
+            energy_kwh: Some(*total),
+            current_a: Some(m.sample.current_a),
+            voltage_v: Some(m.sample.voltage_v),
+            at: session.state_changed_at,
+        };
+        outcomes[index] = Some(Recorded::Stored {
+            event: Box::new(event),
+            alerts: changed,
+        });
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("every sample has an outcome"))
+        .collect())
 }
 
-/// Raises, refreshes or ends the sample's over-current and voltage alerts.
-/// Recovery asks once whether either alert is open, since nearly every
-/// sample is within the limits and ends nothing.
-async fn judge(
-    db: &impl ConnectionTrait,
-    bay: &bay::Model,
-    device: &device::Model,
-    sample: &Sample,
-    thresholds: &Thresholds,
-) -> Result<Vec<(crate::entities::alert::Model, alerts::Change)>, DbErr> {
-    let condition = |kind, severity, message| alerts::Condition {
+/// The condition of an alert a sample raises or ends.
+fn condition(
+    m: &Measured<'_>,
+    kind: crate::entities::AlertKind,
+    severity: AlertSeverity,
+    message: String,
+) -> alerts::Condition {
+    alerts::Condition {
         kind,
         severity,
         message,
-        station_id: bay.station_id,
-        bay_id: Some(bay.id),
-        device_id: Some(device.id),
+        station_id: m.bay.station_id,
+        bay_id: Some(m.bay.id),
+        device_id: Some(m.device.id),
         reading_id: None,
         session_id: None,
-    };
-    let mut changed = Vec::new();
-    let mut recoveries = Vec::new();
-    for verdict in judge_sample(sample.current_a, sample.voltage_v, thresholds) {
-        match verdict {
-            Verdict::Raise {
-                kind,
-                severity,
-                message,
-            } => changed
-                .push(alerts::raise(db, &condition(kind, severity, message), sample.ts).await?),
-            Verdict::Recover(kind) => {
-                recoveries.push(condition(kind, AlertSeverity::Low, String::new()));
-            }
-            Verdict::Nothing => {}
-        }
     }
-    let open = alerts::open_among(db, &recoveries).await?;
-    for (over, open) in recoveries.iter().zip(open) {
-        if open && let Some(ended) = alerts::recover(db, over, sample.ts).await? {
-            changed.push((ended, alerts::Change::Resolved));
-        }
-    }
-    Ok(changed)
 }
 
-/// The newest session of the bay that was open at `ts`: not ended, or ended
-/// after it (a late sample of a session that just stopped).
-async fn session_at(
+/// Inserts the rows that are not stored yet; returns the (device, `ts_us`)
+/// of those inserted.
+async fn insert_new(
     db: &impl ConnectionTrait,
-    bay_id: i32,
-    ts: DateTime<Utc>,
-) -> Result<Option<charging_session::Model>, DbErr> {
-    charging_session::Entity::find()
-        .filter(charging_session::Column::BayId.eq(bay_id))
-        .filter(charging_session::Column::OpenedAt.lte(ts + CLOCK_GRACE))
+    rows: impl Iterator<Item = session_telemetry::ActiveModel>,
+) -> Result<HashSet<(i32, i64)>, DbErr> {
+    let rows: Vec<_> = rows.collect();
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut insert = session_telemetry::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(
+                OnConflict::columns([
+                    session_telemetry::Column::DeviceId,
+                    session_telemetry::Column::TsUs,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .into_query();
+        insert.returning(Query::returning().columns([
+            session_telemetry::Column::DeviceId,
+            session_telemetry::Column::TsUs,
+        ]));
+        for row in db.query_all(&insert).await? {
+            inserted.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+        }
+    }
+    Ok(inserted)
+}
+
+/// Raises each session's energy to its total where that is more than stored,
+/// in one statement.
+async fn raise_energy(db: &impl ConnectionTrait, totals: &HashMap<i32, f64>) -> Result<(), DbErr> {
+    if totals.is_empty() {
+        return Ok(());
+    }
+    let total = || {
+        per_row(
+            charging_session::Column::Id,
+            totals.iter().map(|(&id, &kwh)| (id, kwh.into())).collect(),
+            Expr::col(charging_session::Column::EnergyKwh),
+        )
+    };
+    charging_session::Entity::update_many()
+        .col_expr(charging_session::Column::EnergyKwh, total())
+        .filter(charging_session::Column::Id.is_in(totals.keys().copied()))
+        .filter(
+            Condition::any()
+                .add(charging_session::Column::EnergyKwh.is_null())
+                .add(Expr::col(charging_session::Column::EnergyKwh).lt(total())),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// For each sample, the newest session of its bay that was open at its
+/// time: not ended, or ended after it (a late sample of a session that just
+/// stopped), and opened before it (with [`CLOCK_GRACE`]). One query for all.
+async fn sessions_at(
+    db: &impl ConnectionTrait,
+    measured: &[Measured<'_>],
+) -> Result<Vec<Option<charging_session::Model>>, DbErr> {
+    let Some(earliest) = measured.iter().map(|m| m.sample.ts).min() else {
+        return Ok(Vec::new());
+    };
+    let bays: HashSet<i32> = measured.iter().map(|m| m.bay.id).collect();
+    // Newest first, as the pick below wants.
+    let candidates = charging_session::Entity::find()
+        .filter(charging_session::Column::BayId.is_in(bays))
         .filter(
             Condition::any()
                 .add(
                     charging_session::Column::State
                         .is_not_in([SessionState::Stopped, SessionState::Error]),
                 )
-                .add(charging_session::Column::EndedAt.gte(ts)),
+                .add(charging_session::Column::EndedAt.gte(earliest)),
         )
         .order_by_desc(charging_session::Column::Id)
-        .one(db)
-        .await
+        .all(db)
+        .await?;
+    let ended = |session: &charging_session::Model| {
+        matches!(session.state, SessionState::Stopped | SessionState::Error)
+    };
+    Ok(measured
+        .iter()
+        .map(|m| {
+            let ts = m.sample.ts;
+            candidates
+                .iter()
+                .find(|session| {
+                    session.bay_id == m.bay.id
+                        && session.opened_at <= ts + CLOCK_GRACE
+                        && (!ended(session) || session.ended_at.is_some_and(|at| at >= ts))
+                })
+                .cloned()
+        })
+        .collect())
 }
 
 /// A session `principal` may read the telemetry of: its customer's, or one

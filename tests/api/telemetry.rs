@@ -105,6 +105,18 @@ async fn wait_stored(app: &TestApp, session: i32, count: u64) {
     }
 }
 
+/// Waits until `rows` finds something.
+async fn wait_for<E: sea_orm::EntityTrait>(app: &TestApp, rows: sea_orm::Select<E>, what: &str)
+where
+    E::Model: Sync,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while rows.clone().count(&app.db).await.expect("count") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{what} never came");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 const SERIES: &str = "query($s: ID!, $b: Int, $from: DateTime) {
   sessionTelemetry(sessionId: $s, bucketSeconds: $b, from: $from) {
     at samples energyKwh currentA { avg min max } voltageV { avg min max } } }";
@@ -157,19 +169,12 @@ async fn samples_are_stored_once_against_the_session_and_read_back_downsampled()
         reading.to_string().into_bytes(),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while voltgate::entities::sensor_reading::Entity::find()
-        .count(&app.db)
-        .await
-        .expect("count")
-        == 0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the reading never came"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for(
+        &app,
+        voltgate::entities::sensor_reading::Entity::find(),
+        "the reading",
+    )
+    .await;
     assert_eq!(
         session_telemetry::Entity::find()
             .count(&app.db)
@@ -435,4 +440,61 @@ async fn retention_prunes_only_samples_older_than_the_cutoff_in_batches() {
         2,
         "newer samples are kept"
     );
+}
+
+#[tokio::test]
+async fn a_burst_of_samples_from_several_bays_is_stored_once_each_with_each_sessions_total() {
+    // Batches then hold several samples of several bays, redeliveries among them.
+    let app = crate::helpers::spawn_app_with(&["--ingest-batch-linger-us", "2000"]).await;
+    let bays = app.seed(1, 1, 3).await;
+    let customer = TestUser::customer(&app, "dora").await;
+    let mut sessions = Vec::new();
+    for bay in &bays {
+        sessions.push(charging_session(&app, bay, &customer).await);
+    }
+    let start = Utc::now() - TimeDelta::seconds(30);
+    const SAMPLES: i64 = 40;
+    let bursts = bays.iter().enumerate().map(|(nth, bay)| {
+        let app = &app;
+        async move {
+            let device = app.device(bay).await;
+            for n in 0..SAMPLES {
+                let at = start + TimeDelta::milliseconds(n * 100);
+                // The meter's largest total comes mid-burst; later samples
+                // report less, as a sample applied out of order would.
+                let energy = if n == SAMPLES / 2 {
+                    10.0 + nth as f64
+                } else {
+                    n as f64 / 100.0
+                };
+                sample(&device, bay, at, 16.0, 230.0, energy).await;
+                if n % 5 == 0 {
+                    sample(&device, bay, at, 16.0, 230.0, energy).await;
+                }
+            }
+            // Kept connected until everything queued is sent.
+            device
+        }
+    });
+    let _devices = futures_util::future::join_all(bursts).await;
+    // A bay's messages are applied in order: once its last sample is stored,
+    // so is everything it sent before.
+    let last_us = (start + TimeDelta::milliseconds((SAMPLES - 1) * 100)).timestamp_micros();
+    for (nth, session) in sessions.iter().enumerate() {
+        let last = session_telemetry::Entity::find()
+            .filter(session_telemetry::Column::SessionId.eq(*session))
+            .filter(session_telemetry::Column::TsUs.eq(last_us));
+        wait_for(&app, last, "the last sample").await;
+        assert_eq!(
+            stored_samples(&app, *session).await,
+            SAMPLES as u64,
+            "redeliveries are stored once"
+        );
+        let stored = charging_session::Entity::find_by_id(*session)
+            .one(&app.db)
+            .await
+            .expect("query")
+            .expect("the session");
+        assert_eq!(stored.energy_kwh, Some(10.0 + nth as f64));
+    }
 }

@@ -139,6 +139,21 @@ impl Deployment {
         Server::spawn(&self.voltgate, self.dir.path(), &options, name).await
     }
 
+    /// The setup's database.
+    pub fn database_url(&self) -> String {
+        self.options.database_url(self.dir.path())
+    }
+
+    /// The external broker's address (production), before any server starts.
+    pub fn broker(&self) -> Option<SocketAddr> {
+        self.mosquitto.as_ref().map(|m| m.addr)
+    }
+
+    /// Where `voltgate seed` wrote the devices' credentials.
+    pub fn credentials(&self) -> PathBuf {
+        server::credentials_path(self.dir.path())
+    }
+
     /// Mosquitto's own complaints (dropped messages, refused clients), if any.
     pub fn broker_warnings(&self) -> Option<String> {
         self.mosquitto.as_ref().and_then(Mosquitto::warnings)
