@@ -17,10 +17,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    TransactionTrait,
 };
 
 use super::bay_status;
@@ -182,53 +183,66 @@ async fn end_reservation(
         .map_err(|err| DbErr::Custom(err.message()))
 }
 
-/// Counts of failed attempts that refuse further ones.
+/// A reservation the bay holds now, with the access method issued for it.
+struct Held {
+    row: reservation::Model,
+    method: Option<auth_method::Model>,
+}
+
+/// Counts of failed attempts that refuse further ones: at this kiosk and at
+/// this bay within the window (one statement), and against each reservation
+/// the bay holds since its credential was issued.
 async fn check_limits(
     services: &ServiceContext,
     cabinet_id: i32,
     bay_id: i32,
-    held: &[reservation::Model],
+    held: &[Held],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let settings = &services.kiosks;
     let since = (now - settings.failure_window()).timestamp_micros();
-    let failed = || {
-        charging_auth_attempt::Entity::find()
-            .filter(charging_auth_attempt::Column::Succeeded.eq(false))
-            .filter(charging_auth_attempt::Column::CreatedAtUs.gt(since))
+    let count_where = |condition: sea_orm::sea_query::SimpleExpr| {
+        let case: Expr = Expr::case(condition, 1).into();
+        Func::count(case)
     };
-    let per_kiosk = failed()
-        .filter(charging_auth_attempt::Column::CabinetId.eq(cabinet_id))
-        .count(&services.db)
-        .await?;
-    let per_bay = failed()
-        .filter(charging_auth_attempt::Column::BayId.eq(bay_id))
-        .count(&services.db)
-        .await?;
+    let (per_kiosk, per_bay) = charging_auth_attempt::Entity::find()
+        .select_only()
+        .expr(count_where(
+            charging_auth_attempt::Column::CabinetId.eq(cabinet_id),
+        ))
+        .expr(count_where(charging_auth_attempt::Column::BayId.eq(bay_id)))
+        .filter(charging_auth_attempt::Column::Succeeded.eq(false))
+        .filter(charging_auth_attempt::Column::CreatedAtUs.gt(since))
+        .filter(
+            Condition::any()
+                .add(charging_auth_attempt::Column::CabinetId.eq(cabinet_id))
+                .add(charging_auth_attempt::Column::BayId.eq(bay_id)),
+        )
+        .into_tuple::<(i64, i64)>()
+        .one(&services.db)
+        .await?
+        .unwrap_or_default();
     // Failures are also counted against the reservation the bay held when
     // they happened, since its credential was issued and not only within the
     // window: waiting does not buy more guesses at one code; regenerating
     // the credential (its owner) starts afresh.
     let mut per_reservation = 0;
-    for row in held {
-        let issued = match row.auth_method_id {
-            Some(id) => auth_method::Entity::find_by_id(id)
-                .one(&services.db)
-                .await?
-                .map(|m| m.created_at),
-            None => None,
-        }
-        .unwrap_or(row.created_at);
+    for held in held {
+        let issued = held
+            .method
+            .as_ref()
+            .map_or(held.row.created_at, |m| m.created_at);
         let failures = charging_auth_attempt::Entity::find()
             .filter(charging_auth_attempt::Column::Succeeded.eq(false))
-            .filter(charging_auth_attempt::Column::ReservationId.eq(row.id))
+            .filter(charging_auth_attempt::Column::ReservationId.eq(held.row.id))
             .filter(charging_auth_attempt::Column::CreatedAtUs.gte(issued.timestamp_micros()))
             .count(&services.db)
             .await?;
         per_reservation = per_reservation.max(failures);
     }
-    if per_kiosk >= u64::from(settings.failures_per_kiosk)
-        || per_bay >= u64::from(settings.failures_per_reservation)
+    let limit = |n: i64, limit: u32| u64::try_from(n).unwrap_or(0) >= u64::from(limit);
+    if limit(per_kiosk, settings.failures_per_kiosk)
+        || limit(per_bay, settings.failures_per_reservation)
         || per_reservation >= u64::from(settings.failures_per_reservation)
     {
         tracing::warn!(
@@ -243,43 +257,43 @@ async fn check_limits(
 }
 
 /// The reservations `bay_id` holds now (any access mode, slot widened by the
-/// access margin): what a failed attempt there is counted against.
+/// access margin), earliest first, with their access methods: what a failed
+/// attempt there is counted against, and (an active one too, to answer that
+/// it is in use rather than that the credential is wrong) what a credential
+/// may open.
 async fn held_now(
     services: &ServiceContext,
     bay_id: i32,
     now: DateTime<Utc>,
-) -> AppResult<Vec<reservation::Model>> {
+) -> AppResult<Vec<Held>> {
     let margin = services.reservations.access_margin();
-    Ok(reservation::Entity::find()
+    let rows = reservation::Entity::find()
         .filter(reservation::Column::BayId.eq(bay_id))
         .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
         .filter(reservation::Column::StartsAtUs.lte((now + margin).timestamp_micros()))
         .filter(reservation::Column::EndsAtUs.gt((now - margin).timestamp_micros()))
         .order_by_asc(reservation::Column::StartsAtUs)
         .all(&services.db)
-        .await?)
-}
-
-/// The reservations of `bay_id` a credential may open now: holding (an active
-/// one matches too, to answer that it is in use rather than that the credential
-/// is wrong), of that access mode, with `now` inside the slot widened by the
-/// access margin.
-async fn candidates(
-    services: &ServiceContext,
-    bay_id: i32,
-    method: AccessMode,
-    now: DateTime<Utc>,
-) -> AppResult<Vec<reservation::Model>> {
-    let margin = services.reservations.access_margin();
-    Ok(reservation::Entity::find()
-        .filter(reservation::Column::BayId.eq(bay_id))
-        .filter(reservation::Column::AuthChoice.eq(method))
-        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
-        .filter(reservation::Column::StartsAtUs.lte((now + margin).timestamp_micros()))
-        .filter(reservation::Column::EndsAtUs.gt((now - margin).timestamp_micros()))
-        .order_by_asc(reservation::Column::StartsAtUs)
-        .all(&services.db)
-        .await?)
+        .await?;
+    let ids: Vec<i32> = rows.iter().filter_map(|row| row.auth_method_id).collect();
+    let mut methods: std::collections::HashMap<i32, auth_method::Model> = if ids.is_empty() {
+        Default::default()
+    } else {
+        auth_method::Entity::find()
+            .filter(auth_method::Column::Id.is_in(ids))
+            .all(&services.db)
+            .await?
+            .into_iter()
+            .map(|method| (method.id, method))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|row| Held {
+            method: row.auth_method_id.and_then(|id| methods.remove(&id)),
+            row,
+        })
+        .collect())
 }
 
 /// Whether `credential` opens `row` with `method` (its stored hash, active and unexpired).
@@ -359,21 +373,19 @@ pub async fn authenticate(
 
     let badge_keys = services.badge_keys.get(db).await?;
     let mut found = None;
-    for row in candidates(services, bay.id, attempt.method, now).await? {
-        let Some(method_id) = row.auth_method_id else {
+    for held in &held {
+        let Some(method) = &held.method else {
             continue;
         };
-        let Some(method) = auth_method::Entity::find_by_id(method_id).one(db).await? else {
-            continue;
-        };
-        if matches(&row, &method, credential, now, &badge_keys) {
+        let row = &held.row;
+        if row.auth_choice == attempt.method && matches(row, method, credential, now, &badge_keys) {
             if let (AccessMode::Rfid, Ok(uid)) = (
                 row.auth_choice,
                 crate::accounts::badges::normalize_uid(credential),
             ) {
-                crate::accounts::badges::rehash(db, &badge_keys, &method, &uid).await?;
+                crate::accounts::badges::rehash(db, &badge_keys, method, &uid).await?;
             }
-            found = Some(row);
+            found = Some(row.clone());
             break;
         }
     }
@@ -393,7 +405,7 @@ pub async fn authenticate(
     };
     let Some(row) = found else {
         let mut failure = record(false, None, None);
-        failure.reservation_id = Set(held.first().map(|r| r.id));
+        failure.reservation_id = Set(held.first().map(|h| h.row.id));
         failure.insert(db).await?;
         tracing::info!(
             cabinet = attempt.cabinet_id,

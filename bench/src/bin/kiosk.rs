@@ -6,7 +6,9 @@
 //!     off, so the bay's `unlock` cannot be sent: every authentication runs
 //!     the whole path (credential check, session opened in a transaction,
 //!     command refused, session ended, the reservation usable again) and
-//!     answers `DEVICE_UNREACHABLE`, which counts as done;
+//!     answers `DEVICE_UNREACHABLE`, which counts as done. With `--rate N`
+//!     the kiosks together offer N authentications a second on a schedule,
+//!     each in turn, and latency counts from when each was due;
 //! (b) `--customers` (1,000) customers racing at once for the `--slots` (10)
 //!     one-hour slots of each of 10 bays: reservations per second, and a check
 //!     that every slot asked for has exactly one winner.
@@ -41,6 +43,11 @@ struct Args {
     /// Seconds of authentications.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Authentications per second the kiosks offer together, on a schedule
+    /// (each kiosk in turn; latency counts from when each was due). Without
+    /// it every kiosk authenticates again as soon as it is answered.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Customers racing for the slots.
     #[arg(long, default_value_t = 1000)]
     customers: usize,
@@ -209,15 +216,38 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         let code = field(&reserved, &["createReservation", "access", "content"])?;
         kiosks.push((tokens[cabinet].clone(), bay.clone(), code));
     }
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    anyhow::ensure!(
+        args.rate.is_none_or(|rate| rate.is_finite() && rate > 0.0),
+        "--rate must be a positive number"
+    );
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.seconds);
+    // With a rate, kiosk k's i-th authentication is due at
+    // start + (k + i × kiosks) / rate: all of them in turn, evenly spaced.
+    let period = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(args.kiosks as f64 / rate));
     let mut tasks = Vec::new();
-    for (token, bay, code) in kiosks {
+    for (k, (token, bay, code)) in kiosks.into_iter().enumerate() {
+        let offset = period.map(|period| period.mul_f64(k as f64 / args.kiosks as f64));
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut unexpected) = (Vec::new(), Vec::new());
             // A kiosk stays connected all day.
             let mut connection = KeepAlive::new(addr);
+            let mut round = 0_u32;
             while Instant::now() < deadline {
-                let sent = Instant::now();
+                let sent = match (period, offset) {
+                    (Some(period), Some(offset)) => {
+                        let due = start + offset + period * round;
+                        if due >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    _ => Instant::now(),
+                };
+                round += 1;
                 let answer = connection
                     .gql(
                     Some(&token),
@@ -245,11 +275,15 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    println!("\n| setup | kiosks | authentications | per s | p50 ms | p99 ms | unexpected |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {setup} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+        "\n| setup | kiosks | offered per s | authentications | per s | p50 ms | p99 ms | unexpected |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {setup} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
         args.kiosks,
+        args.rate
+            .map_or_else(|| "max".to_owned(), |rate| format!("{rate:.0}")),
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.50),
