@@ -353,12 +353,16 @@ impl Server {
         crate::procfs::rss_kib(self.pid)
     }
 
-    /// Scrapes `/metrics` and keeps the counters that show lost or dropped work.
+    /// Scrapes `/metrics` and keeps the counters that show lost or dropped
+    /// work, and how large the ingestion's batches were.
     ///
     /// # Errors
     /// When the endpoint cannot be read.
     pub async fn loss_counters(&self) -> anyhow::Result<Vec<String>> {
-        const WATCHED: [&str; 5] = [
+        const WATCHED: [&str; 8] = [
+            "voltgate_batch_items_sum",
+            "voltgate_batch_items_count",
+            "voltgate_batch_failures_total",
             "voltgate_mqtt_messages_received_total",
             "voltgate_mqtt_messages_dropped_total",
             "voltgate_mqtt_state_stale_total",

@@ -70,6 +70,9 @@ struct Args {
     /// during the alert phase.
     #[arg(long, default_value_t = 1000.0)]
     background_rate: f64,
+    /// Ingestion workers of the server (`VOLTGATE_MQTT_WORKERS`; default: the server's).
+    #[arg(long)]
+    mqtt_workers: Option<usize>,
     /// PostgreSQL server of the production setup (a database is created per run).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     postgres_url: String,
@@ -134,6 +137,8 @@ struct Outcome {
     server_cpu: Option<f64>,
     cpu_us_per_sample: Option<f64>,
     harness_cpu: Option<f64>,
+    /// Every other process: the database, Redis, Mosquitto.
+    other_cpu: Option<f64>,
     alerts: Latencies,
     triggers: u32,
     missing: usize,
@@ -262,7 +267,12 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
         _ => None,
     };
 
-    let server = deployment.start("server", &[]).await?;
+    let env: Vec<(&str, String)> = args
+        .mqtt_workers
+        .map(|workers| ("VOLTGATE_MQTT_WORKERS", workers.to_string()))
+        .into_iter()
+        .collect();
+    let server = deployment.start("server", &env).await?;
     for who in ["bench-driver", "bench-tech"] {
         register(server.http, who).await?;
     }
@@ -368,6 +378,10 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
     if let Some(warnings) = deployment.broker_warnings() {
         problems.push(format!("mosquitto: {warnings}"));
     }
+    match server.loss_counters().await {
+        Ok(counters) => println!("server counters:\n  {}", counters.join("\n  ")),
+        Err(err) => problems.push(format!("server counters: {err:#}")),
+    }
     if let Ok(fleet) = Arc::try_unwrap(fleet) {
         fleet.close().await;
     }
@@ -382,6 +396,7 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
             .server_secs
             .map(|secs| secs * 1e6 / ingest.messages.max(1) as f64),
         harness_cpu: cpu.harness,
+        other_cpu: cpu.other,
         alerts: Latencies::new(followed.latencies_us),
         triggers,
         missing,
@@ -406,7 +421,7 @@ async fn register(http: std::net::SocketAddr, username: &str) -> anyhow::Result<
 fn table(outcomes: &[Outcome], args: &Args) -> String {
     let mosquitto_raw = outcomes.iter().find_map(|o| o.raw);
     let mut out = String::from(
-        "| setup | broker raw | ingestion (stored) | of raw | samples handed over in | server CPU | CPU/sample | harness CPU | alert p50 | alert p90 | alert p99 | alert max | alerts | other stations' alerts seen |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| setup | broker raw | ingestion (stored) | of raw | samples handed over in | server CPU | CPU/sample | harness CPU | other CPU | alert p50 | alert p90 | alert p99 | alert max | alerts | other stations' alerts seen |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for o in outcomes {
         let reference = o.raw.or(mosquitto_raw);
@@ -417,7 +432,7 @@ fn table(outcomes: &[Outcome], args: &Args) -> String {
             (None, None) => "–".to_owned(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |\n",
+            "| {} | {} | {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |\n",
             o.setup.describe(),
             raw,
             o.ingest.text(),
@@ -426,6 +441,7 @@ fn table(outcomes: &[Outcome], args: &Args) -> String {
             percent(o.server_cpu),
             micros_text(o.cpu_us_per_sample),
             percent(o.harness_cpu),
+            percent(o.other_cpu),
             ms(o.alerts.percentile_ms(50.0)),
             ms(o.alerts.percentile_ms(90.0)),
             ms(o.alerts.percentile_ms(99.0)),
