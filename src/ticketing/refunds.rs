@@ -125,6 +125,14 @@ pub async fn refund(
         }
         (RefundMethod::StoreCredit, Some(user_id)) => Some(user_id),
         (RefundMethod::Manual, _) => None,
+        // The provider reports what it gave back (`charge.refunded`), which
+        // records the refund; the team does not record one by hand.
+        (RefundMethod::Provider, _) => {
+            return Err(AppError::bad_input(
+                "method",
+                "provider refunds are recorded from the provider's events",
+            ));
+        }
     };
     let last: Option<i32> = order_refund::Entity::find()
         .select_only()

@@ -51,6 +51,8 @@ pub enum RefundMethod {
     Manual,
     /// As a store credit for the buyer's later orders of the event.
     StoreCredit,
+    /// Through the payment's provider, as the provider reported it.
+    Provider,
 }
 
 /// A store credit's status; `EXPIRED` once past `expires`.
