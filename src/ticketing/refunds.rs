@@ -47,7 +47,7 @@ pub struct Refunded {
 }
 
 /// What the order's payments brought in and its refunds have not given back.
-async fn refundable(db: &impl ConnectionTrait, order_id: i32) -> Result<i64, AppError> {
+pub(super) async fn refundable(db: &impl ConnectionTrait, order_id: i32) -> Result<i64, AppError> {
     let paid: i64 = order_payment::Entity::find()
         .filter(order_payment::Column::OrderId.eq(order_id))
         .filter(
@@ -125,12 +125,12 @@ pub async fn refund(
         }
         (RefundMethod::StoreCredit, Some(user_id)) => Some(user_id),
         (RefundMethod::Manual, _) => None,
-        // The provider reports what it gave back (`charge.refunded`), which
-        // records the refund; the team does not record one by hand.
+        // Money goes back through the provider in `providers::refunds`,
+        // which calls it outside any transaction.
         (RefundMethod::Provider, _) => {
             return Err(AppError::bad_input(
                 "method",
-                "provider refunds are recorded from the provider's events",
+                "a provider refund is made through the payment's provider",
             ));
         }
     };

@@ -24,7 +24,7 @@ const STRIPE_KEY: &str = "sk_test_voltgate";
 const STRIPE_WEBHOOK_SECRET: &str = "whsec_stripe_for_tests";
 const TEST_WEBHOOK_SECRET: &str = "whsec_test_provider_for_tests";
 
-const START: &str = "mutation($input: StartOrderPaymentInput!) { startOrderPayment(input: $input) { clientSecret redirectUrl payment { id localId state method provider providerPaymentId providerState processInitiated amount { amount } } order { status } } }";
+const START: &str = "mutation($input: StartOrderPaymentInput!) { startOrderPayment(input: $input) { clientSecret redirectUrl payment { id localId state method provider providerPaymentId providerState processInitiated amount { amount } } order { id status } } }";
 const SIMULATE: &str = "mutation($id: ID!, $outcome: TestPaymentOutcome!) { simulateTestPayment(input: { paymentId: $id, outcome: $outcome }) { payment { state providerState providerChargeId } order { status } } }";
 const ORDER: &str = "query($e: ID!, $c: String!, $s: String!) { order(eventId: $e, code: $c, secret: $s) { status payments { localId state method provider providerState } refunds { method source amount { amount } } } }";
 const WEBHOOK_EVENTS: &str = "query($e: ID!) { paymentWebhookEvents(eventId: $e) { totalCount nodes { providerEventId type processed attempts lastError paymentId failures { message } } } }";
@@ -67,6 +67,10 @@ async fn start(app: &TestApp, shop: &Shop, order: &Pending, provider: &str) -> V
         json!({ "input": { "eventId": shop.event, "code": order.code, "secret": order.secret, "provider": provider } }),
     )
     .await
+}
+
+fn order_id(body: &Value) -> Value {
+    body["data"]["startOrderPayment"]["order"]["id"].clone()
 }
 
 fn started<'a>(body: &'a Value, field: &str) -> &'a str {
@@ -179,6 +183,13 @@ async fn read_intent(State(log): State<Log>, Path(id): Path<String>) -> Json<Val
     )
 }
 
+async fn create_refund(State(log): State<Log>, headers: HeaderMap, body: String) -> Json<Value> {
+    let mut log = log.lock().expect("the log");
+    log.requests.push(("/v1/refunds".into(), body, headers));
+    let n = log.requests.iter().filter(|r| r.0 == "/v1/refunds").count();
+    Json(json!({ "id": format!("re_mock_{n}"), "object": "refund", "status": "succeeded" }))
+}
+
 /// Starts the stand-in Stripe API; its base URL and what it was asked.
 async fn stripe_stand_in() -> (String, Log) {
     let log: Log = Arc::default();
@@ -186,6 +197,7 @@ async fn stripe_stand_in() -> (String, Log) {
         .route("/v1/customers", post(create_customer))
         .route("/v1/payment_intents", post(create_intent))
         .route("/v1/payment_intents/{id}", get(read_intent))
+        .route("/v1/refunds", post(create_refund))
         .with_state(log.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -492,13 +504,76 @@ async fn a_stripe_payment_starts_at_the_api_and_its_signed_webhook_pays_the_orde
         "{refunded}"
     );
 
+    // The team refunds through Stripe; Stripe's event about it records nothing more.
+    let refund = |amount: Option<&str>| {
+        let admin = shop.admin.clone();
+        let input = json!({ "input": { "orderId": order_id(&second_start), "method": "PROVIDER", "amount": amount } });
+        async move {
+            admin
+                .gql(
+                    "mutation($input: RefundOrderInput!) { refundOrder(input: $input) { refund { state method source amount { amount } } order { status } } }",
+                    input,
+                )
+                .await
+        }
+    };
+    let part = refund(Some("10.00")).await;
+    assert_eq!(
+        part["data"]["refundOrder"]["refund"],
+        json!({ "state": "DONE", "method": "PROVIDER", "source": "ADMIN", "amount": { "amount": "10.00" } }),
+        "{part}"
+    );
+    {
+        let log = log.lock().expect("the log");
+        let (path, body, _) = log.requests.last().expect("a request");
+        assert_eq!(
+            (path.as_str(), form(body)),
+            (
+                "/v1/refunds",
+                HashMap::from([
+                    ("payment_intent".to_owned(), "pi_mock_2".to_owned()),
+                    ("amount".to_owned(), "1000".to_owned())
+                ])
+            )
+        );
+    }
+    let echoed = event(
+        "evt_r4",
+        "charge.refunded",
+        json!({ "id": "ch_2", "object": "charge", "payment_intent": "pi_mock_2", "amount_refunded": 1000 }),
+    );
+    let (status, _) = deliver(
+        &app,
+        "stripe",
+        &echoed,
+        signed(STRIPE_WEBHOOK_SECRET, &echoed),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rest = refund(None).await;
+    assert_eq!(
+        rest["data"]["refundOrder"]["refund"]["amount"]["amount"], "30.00",
+        "{rest}"
+    );
+    let second_refunded = order_of(&app, &shop, &second).await;
+    assert_eq!(
+        (
+            second_refunded["refunds"].as_array().map(Vec::len),
+            &second_refunded["payments"][0]["state"]
+        ),
+        (Some(2), &json!("REFUNDED")),
+        "{second_refunded}"
+    );
+    let nothing_left = refund(None).await;
+    assert_eq!(code(&nothing_left), "BAD_USER_INPUT", "{nothing_left}");
+
     // The team follows the events; reading Stripe again changes nothing paid.
     let seen = shop
         .admin
         .gql(WEBHOOK_EVENTS, json!({ "e": shop.event }))
         .await;
     let events = &seen["data"]["paymentWebhookEvents"];
-    assert_eq!(events["totalCount"], 5, "{seen}");
+    assert_eq!(events["totalCount"], 6, "{seen}");
     assert_eq!(
         events["nodes"][0],
         json!({ "providerEventId": "evt_1", "type": "payment_intent.succeeded", "processed": true, "attempts": 1, "lastError": null, "paymentId": started(&first, "id"), "failures": [] }),
@@ -513,7 +588,7 @@ async fn a_stripe_payment_starts_at_the_api_and_its_signed_webhook_pays_the_orde
         .await;
     assert_eq!(
         refreshed["data"]["refreshOrderPayment"],
-        json!({ "payment": { "state": "CONFIRMED", "providerState": "succeeded" }, "order": { "status": "PAID" } }),
+        json!({ "payment": { "state": "REFUNDED", "providerState": "succeeded" }, "order": { "status": "PAID" } }),
         "{refreshed}"
     );
     assert_eq!(log_entries(&app, "voltgate.order.paid").await, 2);

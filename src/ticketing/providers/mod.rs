@@ -8,6 +8,7 @@
 //!   test webhook;
 //! - `stripe`: a Stripe-compatible HTTP API, offered when a key is set;
 //! - `service`: a buyer starts a provider payment, the team settles a test one;
+//! - `refunds`: the team gives money back through the payment's provider;
 //! - `webhooks`: signed events, recorded once, applied once, retried by a job;
 //! - `outcomes`: what a provider's answer does to a payment and its order,
 //!   through the same confirmation as every other payment.
@@ -18,6 +19,7 @@
 //! provider payments.
 
 pub mod outcomes;
+pub mod refunds;
 pub mod service;
 pub mod settings;
 pub mod stripe;
@@ -95,7 +97,7 @@ impl From<ProviderError> for AppError {
         tracing::warn!(%error, "payment provider call failed");
         Self::refused(
             Reason::ProviderUnavailable,
-            "the payment provider could not start the payment; try again",
+            "the payment provider did not answer or refused the request; try again",
         )
     }
 }

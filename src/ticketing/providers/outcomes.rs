@@ -187,7 +187,13 @@ pub async fn apply_refund(
     let recorded: i64 = order_refund::Entity::find()
         .filter(order_refund::Column::PaymentId.eq(payment.id))
         .filter(order_refund::Column::Method.eq(RefundMethod::Provider))
-        .filter(order_refund::Column::State.eq(RefundState::Done))
+        // A refund the team started and the provider is carrying out counts:
+        // the provider's event about it must not record it again.
+        .filter(order_refund::Column::State.is_in([
+            RefundState::Created,
+            RefundState::Transit,
+            RefundState::Done,
+        ]))
         .all(txn)
         .await?
         .iter()
