@@ -708,6 +708,18 @@ async fn an_event_that_cannot_be_applied_is_stored_with_its_error_and_retried_un
         )
     );
 
+    // Its payment unknown, it belongs to no event: staff see it, teams do not yet.
+    let unmatched =
+        "{ paymentWebhookEvents(unprocessedOnly: true) { nodes { providerEventId lastError } } }";
+    let by_staff = shop.staff.gql(unmatched, json!({})).await;
+    assert_eq!(
+        by_staff["data"]["paymentWebhookEvents"]["nodes"],
+        json!([{ "providerEventId": "evt_early", "lastError": "no payment is known by the provider id pi_mock_1" }]),
+        "{by_staff}"
+    );
+    let by_team = shop.admin.gql(unmatched, json!({})).await;
+    assert_eq!(code(&by_team), "FORBIDDEN", "{by_team}");
+
     let order = pending_order(&app, &product, None).await;
     let first = start(&app, &shop, &order, "stripe").await;
     assert_eq!(started(&first, "providerPaymentId"), "pi_mock_1", "{first}");

@@ -160,16 +160,19 @@ impl ProviderQuery {
     }
 
     /// Team permission `VIEW_ORDERS`: the providers' webhook events about the
-    /// event's payments, oldest first.
+    /// event's payments, oldest first. Without `eventId`, staff only: every
+    /// event received, those about no known payment included.
     async fn payment_webhook_events(
         &self,
         ctx: &Context<'_>,
-        event_id: ID,
+        event_id: Option<ID>,
         #[graphql(default)] unprocessed_only: bool,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<IdConnection<PaymentWebhookEvent>> {
-        let event_id = ids::decode(&event_id, Kind::EVENT, "eventId")?;
+        let event_id = event_id
+            .map(|id| ids::decode(&id, Kind::EVENT, "eventId"))
+            .transpose()?;
         let page = page_request(first, after.as_deref())?;
         let rows = webhooks::of_event(
             &services(ctx)?.db,

@@ -441,27 +441,38 @@ async fn apply_event(
 }
 
 /// The webhook events about an event's payments (team permission
-/// `ViewOrders`), oldest first; only those not applied yet with
-/// `unprocessed_only`.
+/// `ViewOrders`), or, for staff and without an event, every event received
+/// (those about no known payment included); oldest first, only those not
+/// applied yet with `unprocessed_only`.
 ///
 /// # Errors
-/// As [`crate::ticketing::access::on_event`].
+/// As [`crate::ticketing::access::on_event`]; without an event, `FORBIDDEN`
+/// to all but staff.
 pub async fn of_event(
     db: &impl ConnectionTrait,
     principal: &crate::auth::Principal,
-    event_id: i32,
+    event_id: Option<i32>,
     unprocessed_only: bool,
     page: crate::pagination::PageRequest,
 ) -> Result<crate::pagination::Page<payment_webhook_event::Model>, AppError> {
-    crate::ticketing::access::on_event(
-        db,
-        principal,
-        crate::auth::TeamPermission::ViewOrders,
-        event_id,
-    )
-    .await?;
-    let mut query = payment_webhook_event::Entity::find()
-        .filter(payment_webhook_event::Column::EventId.eq(event_id));
+    let mut query = payment_webhook_event::Entity::find();
+    match event_id {
+        Some(event_id) => {
+            crate::ticketing::access::on_event(
+                db,
+                principal,
+                crate::auth::TeamPermission::ViewOrders,
+                event_id,
+            )
+            .await?;
+            query = query.filter(payment_webhook_event::Column::EventId.eq(event_id));
+        }
+        None => {
+            if !principal.person()?.is_staff_member() {
+                return Err(AppError::Forbidden);
+            }
+        }
+    }
     if unprocessed_only {
         query = query.filter(payment_webhook_event::Column::Processed.eq(false));
     }
