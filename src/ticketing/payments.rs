@@ -244,7 +244,7 @@ pub(super) async fn payment_for_change(
 }
 
 /// Moves a payment from one of `from` to `to` by one conditional `UPDATE`.
-async fn move_payment(
+pub(super) async fn move_payment(
     db: &impl ConnectionTrait,
     payment: &order_payment::Model,
     from: &[PaymentState],

@@ -357,6 +357,53 @@ async fn a_test_provider_payment_settled_by_the_team_marks_the_order_paid() {
         retried["data"]["startOrderPayment"]["payment"]["localId"], 2,
         "{retried}"
     );
+
+    // Two open payments (the balance changed in between) both succeed: the
+    // order is paid once, and the second counts as an overpayment.
+    let third = pending_order(&app, &product, None).await;
+    let whole = start(&app, &shop, &third, "test").await;
+    let order_id = whole["data"]["startOrderPayment"]["order"]["id"].clone();
+    let manual = shop
+        .admin
+        .gql(
+            "mutation($o: ID!) { createOrderPayment(input: { orderId: $o, method: MANUAL, amount: \"5.00\" }) { payment { id } } }",
+            json!({ "o": order_id }),
+        )
+        .await;
+    let confirmed = shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { confirmOrderPayment(input: { paymentId: $id }) { order { status } } }",
+            json!({ "id": manual["data"]["createOrderPayment"]["payment"]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        confirmed["data"]["confirmOrderPayment"]["order"]["status"], "PENDING",
+        "{confirmed}"
+    );
+    let rest = start(&app, &shop, &third, "test").await;
+    assert_eq!(
+        rest["data"]["startOrderPayment"]["payment"]["amount"]["amount"], "20.00",
+        "{rest}"
+    );
+    for (payment, status) in [(&rest, "PAID"), (&whole, "PAID")] {
+        let settled = shop
+            .admin
+            .gql(
+                SIMULATE,
+                json!({ "id": started(payment, "id"), "outcome": "SUCCEEDED" }),
+            )
+            .await;
+        assert_eq!(
+            (
+                &settled["data"]["simulateTestPayment"]["payment"]["state"],
+                &settled["data"]["simulateTestPayment"]["order"]["status"]
+            ),
+            (&json!("CONFIRMED"), &json!(status)),
+            "{settled}"
+        );
+    }
+    assert_eq!(log_entries(&app, "voltgate.order.paid").await, 2);
 }
 
 #[tokio::test]

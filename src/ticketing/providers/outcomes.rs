@@ -14,13 +14,16 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::json;
 
 use super::Outcome;
+use crate::entities::order::OrderStatus;
 use crate::entities::order_payment::PaymentState;
 use crate::entities::order_refund::{RefundMethod, RefundSource, RefundState};
 use crate::entities::{event, order, order_payment, order_refund};
 use crate::error::AppError;
 use crate::ticketing::access::Actor;
 use crate::ticketing::audit::{self, Change};
-use crate::ticketing::payments::{close_locked, confirm_locked, lock_order, payment_change};
+use crate::ticketing::payments::{
+    close_locked, confirm_locked, lock_order, move_payment, payment_change,
+};
 
 /// A provider's word on a payment.
 #[derive(Debug, Clone)]
@@ -80,8 +83,8 @@ async fn locked(
 /// Applies a provider's report on a payment.
 ///
 /// # Errors
-/// `INVALID_TRANSITION` when money arrived for an order that is not pending
-/// any more (the team decides: refund, or reopen); on database errors.
+/// `INVALID_TRANSITION` when money arrived for an order that was canceled or
+/// expired (the team decides: refund, or reopen); on database errors.
 pub async fn apply(
     txn: &impl ConnectionTrait,
     actor: Option<Actor>,
@@ -108,30 +111,26 @@ pub async fn apply(
         update.exec(txn).await?;
     }
     let open = [PaymentState::Created, PaymentState::Pending];
+    let reopenable = [
+        PaymentState::Created,
+        PaymentState::Pending,
+        PaymentState::Failed,
+        PaymentState::Canceled,
+    ];
     let (moved, action) = match report.outcome {
         Outcome::Pending => (None, ""),
-        // A provider may report success after a failed try (the buyer tried
-        // another card): the money arrived, so the payment counts.
-        Outcome::Succeeded
-            if matches!(
-                payment.state,
-                PaymentState::Created | PaymentState::Pending | PaymentState::Failed
-            ) =>
-        {
-            let (moved, _) = confirm_locked(
-                txn,
-                actor,
-                now,
-                &event,
-                &order,
-                &payment,
-                &[
-                    PaymentState::Created,
-                    PaymentState::Pending,
-                    PaymentState::Failed,
-                ],
-            )
-            .await?;
+        // Money the provider took always counts: also after a failed try
+        // (the buyer's next card succeeded) or a cancellation on our side.
+        Outcome::Succeeded if reopenable.contains(&payment.state) => {
+            let moved = if order.status == OrderStatus::Paid {
+                // Paid already by another payment (a second tab, a balance
+                // that changed): an overpayment the team may refund.
+                move_payment(txn, &payment, &reopenable, PaymentState::Confirmed, now).await?
+            } else {
+                confirm_locked(txn, actor, now, &event, &order, &payment, &reopenable)
+                    .await?
+                    .0
+            };
             (Some(moved), "voltgate.order.payment.confirmed")
         }
         Outcome::Failed if open.contains(&payment.state) => (
