@@ -404,6 +404,13 @@ async fn a_test_provider_payment_settled_by_the_team_marks_the_order_paid() {
         );
     }
     assert_eq!(log_entries(&app, "voltgate.order.paid").await, 2);
+
+    // Starts racing for one order make one payment.
+    let raced = pending_order(&app, &product, None).await;
+    let starts = (0..5).map(|_| start(&app, &shop, &raced, "test"));
+    let answers = futures_util::future::join_all(starts).await;
+    let ids: std::collections::BTreeSet<&str> = answers.iter().map(|a| started(a, "id")).collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
 }
 
 #[tokio::test]

@@ -155,4 +155,16 @@ mod tests {
         assert_eq!(settings.retry_after(3).num_seconds(), 120);
         assert_eq!(settings.retry_after(40).num_seconds(), 3600);
     }
+
+    #[test]
+    fn settings_never_show_their_secrets() {
+        let settings = PaymentSettings {
+            stripe_secret_key: Some("sk_live_s3cret".to_owned()),
+            stripe_webhook_secrets: vec!["whsec_s3cret".to_owned()],
+            test_provider_webhook_secret: Some("whsec_test_s3cret".to_owned()),
+            ..PaymentSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
 }
