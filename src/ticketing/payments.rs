@@ -202,7 +202,7 @@ pub async fn create(
 }
 
 /// The stored name of a method (also a payment fee's internal type).
-pub(super) fn method_name(method: PaymentMethod) -> &'static str {
+fn method_name(method: PaymentMethod) -> &'static str {
     match method {
         PaymentMethod::Manual => "manual",
         PaymentMethod::Complimentary => "complimentary",
