@@ -64,8 +64,11 @@ async fn buyers_order(
     principal: &Principal,
     input: &StartPayment,
 ) -> Result<(order::Model, Option<i32>), AppError> {
-    let owner = match principal {
-        Principal::Person(_) => Some(principal.person()?.id),
+    // With the secret anyone may pay; a signed-in owner is still recognized
+    // (and pays as the provider's customer).
+    let owner = match (principal, &input.secret) {
+        (Principal::Person(_), None) => Some(principal.person()?.id),
+        (Principal::Person(_), Some(_)) => principal.person().ok().map(|p| p.id),
         _ => None,
     };
     let order = match &input.secret {
