@@ -202,7 +202,9 @@ impl ProviderMutation {
         let services = services(ctx)?;
         let event_id = ids::decode(&input.event_id, Kind::EVENT, "eventId")?;
         let started = service::start(
-            services,
+            &services.db,
+            &services.payments,
+            services.now(),
             principal(ctx),
             service::StartPayment {
                 event_id,

@@ -17,7 +17,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::outcomes::{self, Applied, Report};
-use super::{Outcome, PaymentProvider, StartRequest, test_provider};
+use super::{Outcome, PaymentProvider, Providers, StartRequest, test_provider};
 use crate::auth::{Principal, TeamPermission};
 use crate::entities::order::OrderStatus;
 use crate::entities::order_payment::{PaymentMethod, PaymentState};
@@ -228,21 +228,18 @@ async fn payment_to_start(
 /// to pay; `PROVIDER_UNAVAILABLE` when the provider fails (the payment stays
 /// `created`; starting again retries it).
 pub async fn start(
-    services: &ServiceContext,
+    db: &DatabaseConnection,
+    providers: &Providers,
+    now: DateTime<Utc>,
     principal: &Principal,
     input: StartPayment,
 ) -> Result<Started, AppError> {
-    let provider = services.payments.get(&input.provider).ok_or_else(|| {
+    let provider = providers.get(&input.provider).ok_or_else(|| {
         AppError::bad_input(
             "provider",
-            format!(
-                "not offered; offered: {}",
-                services.payments.names().join(", ")
-            ),
+            format!("not offered; offered: {}", providers.names().join(", ")),
         )
     })?;
-    let db = &services.db;
-    let now = services.now();
     let (order, customer_of) = buyers_order(db, principal, &input).await?;
     let actor = customer_of.map(Actor::Person);
     let (payment, order) = payment_to_start(db, now, actor, order.id, provider.name()).await?;
