@@ -112,6 +112,9 @@ impl App {
         services.firmware = settings.firmware.clone();
         services.commands = settings.device_commands.clone();
         services.kiosks = settings.kiosks.clone();
+        services.payments = Arc::new(crate::ticketing::providers::Providers::new(
+            settings.payments.clone(),
+        ));
         services.signer = Arc::new(crate::signing::SignerCell::new(
             settings.signing_key.as_deref(),
         )?);
@@ -124,12 +127,13 @@ impl App {
         }
         let jobs = jobs::Runner::start(services.clone(), jobs::registry());
         let limits = graphql_limits(&settings.graphql_limits)?;
-        let schema = graphql::build_schema(services, limits);
+        let schema = graphql::build_schema(services.clone(), limits);
         let subscription_groups = Groups::new(schema.clone(), settings.subscription_buffer);
         let (shutting_down, shutdown_signal) = tokio::sync::watch::channel(false);
         let ws_permits = Arc::new(Semaphore::new(settings.max_ws_connections));
         let state = AppState {
             schema,
+            services,
             db: db.clone(),
             bus: bus.clone(),
             mqtt: mqtt.clone(),

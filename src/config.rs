@@ -153,6 +153,9 @@ pub struct ServeSettings {
     #[command(flatten)]
     pub kiosks: crate::charging::settings::KioskSettings,
 
+    #[command(flatten)]
+    pub payments: crate::ticketing::providers::settings::PaymentSettings,
+
     /// HMAC secret (32 bytes or more) signing access tokens; unset generates one per
     /// process, so tokens die with it and replicas do not accept each other's.
     #[arg(long, env = "VOLTGATE_JWT_SECRET", hide_env_values = true)]

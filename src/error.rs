@@ -91,10 +91,12 @@ pub enum Reason {
     DeviceUnreachable,
     /// The credential presented at a kiosk opens no reservation of that bay now (`FORBIDDEN`).
     InvalidCredential,
+    /// The payment provider could not be reached or refused the request (`CONFLICT`).
+    ProviderUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -118,6 +120,7 @@ impl Reason {
         Self::AssignmentRevoked,
         Self::DeviceUnreachable,
         Self::InvalidCredential,
+        Self::ProviderUnavailable,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -145,6 +148,7 @@ impl Reason {
             Self::AssignmentRevoked => "ASSIGNMENT_REVOKED",
             Self::DeviceUnreachable => "DEVICE_UNREACHABLE",
             Self::InvalidCredential => "INVALID_CREDENTIAL",
+            Self::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
         }
     }
 
@@ -173,7 +177,8 @@ impl Reason {
             | Self::MacTaken
             | Self::TechnicianExists
             | Self::AlreadyAssigned
-            | Self::DeviceUnreachable => ErrorCode::Conflict,
+            | Self::DeviceUnreachable
+            | Self::ProviderUnavailable => ErrorCode::Conflict,
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct ServiceContext {
     /// `db` on PostgreSQL.
     pub reader: DatabaseConnection,
     pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
+    /// The payment providers offered, and their settings.
+    pub payments: Arc<crate::ticketing::providers::Providers>,
 }
 
 impl ServiceContext {
@@ -76,6 +78,7 @@ impl ServiceContext {
             checkin_lanes: Arc::default(),
             doors: Arc::default(),
             badge_keys: Arc::default(),
+            payments: Arc::default(),
         }
     }
 

@@ -34,6 +34,7 @@ mod m20261204_060001_kiosk_pairings;
 mod m20261205_010000_kiosk_offline_events;
 mod m20261205_070000_invoices;
 mod m20261206_010000_checkin_counts;
+mod m20261207_010000_payment_providers;
 
 pub struct Migrator;
 
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_010000_kiosk_offline_events::Migration),
             Box::new(m20261205_070000_invoices::Migration),
             Box::new(m20261206_010000_checkin_counts::Migration),
+            Box::new(m20261207_010000_payment_providers::Migration),
         ]
     }
 }

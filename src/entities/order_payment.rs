@@ -70,6 +70,14 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When it was confirmed.
     pub payment_date: Option<DateTimeUtc>,
+    /// What the provider calls the payment (Stripe's payment intent id).
+    pub provider_payment_id: Option<String>,
+    /// The provider's charge that moved the money, once there is one.
+    pub provider_charge_id: Option<String>,
+    /// The provider's own word for the payment's state (`requires_payment_method`, …).
+    pub provider_state: Option<String>,
+    /// Whether the provider was asked to start it (pretix's `process_initiated`).
+    pub process_initiated: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

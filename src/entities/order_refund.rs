@@ -53,6 +53,9 @@ pub enum RefundMethod {
     /// As a store credit for later orders.
     #[sea_orm(string_value = "store_credit")]
     StoreCredit,
+    /// Through the payment's provider (`provider` names it).
+    #[sea_orm(string_value = "provider")]
+    Provider,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

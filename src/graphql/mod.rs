@@ -48,6 +48,7 @@ pub struct Query(
     crate::ticketing::graphql::InvoiceQuery,
     crate::devices::firmware_graphql::FirmwareQuery,
     crate::supervision::overview::SupervisionQuery,
+    crate::ticketing::graphql::ProviderQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -76,6 +77,7 @@ pub struct Mutation(
     crate::ticketing::graphql::RefundMutation,
     crate::ticketing::graphql::InvoiceMutation,
     crate::devices::firmware_graphql::FirmwareMutation,
+    crate::ticketing::graphql::ProviderMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -4,12 +4,13 @@ pub mod admission;
 mod graphiql;
 mod graphql;
 mod health;
+mod webhooks;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
@@ -29,6 +30,8 @@ use admission::Admission;
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    /// What the routes beside GraphQL (payment webhooks) call services with.
+    pub services: crate::services::ServiceContext,
     pub db: DatabaseConnection,
     pub bus: SharedBus,
     pub mqtt: Option<Arc<MqttHandle>>,
@@ -55,6 +58,7 @@ pub struct AppState {
 
 /// Builds the router.
 pub fn router(state: AppState, max_body_bytes: usize, cors_origins: &[String]) -> Router {
+    let webhook_max_bytes = state.services.payments.settings.payment_webhook_max_bytes;
     let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphiql", get(|| async { graphiql::page() }))
@@ -62,6 +66,10 @@ pub fn router(state: AppState, max_body_bytes: usize, cors_origins: &[String]) -
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/webhooks/{provider}",
+            post(webhooks::receive).layer(axum::extract::DefaultBodyLimit::max(webhook_max_bytes)),
+        )
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .with_state(state);
     match cors(cors_origins) {

@@ -54,6 +54,7 @@ pub fn registry() -> Vec<Arc<dyn Job>> {
         Arc::new(crate::charging::sessions::AdvanceSessions),
         Arc::new(crate::supervision::telemetry::PruneTelemetry),
         Arc::new(crate::charging::no_show::ExpireNoShows),
+        Arc::new(crate::ticketing::providers::webhooks::RetryWebhookEvents),
     ]
 }
 

@@ -9,6 +9,8 @@
 //! - `vouchers`: vouchers, the prices they make, their redemption;
 //! - `payments`: payments and their fees; enough confirmed payment marks an
 //!   order paid;
+//! - `providers`: payment providers (a built-in test provider, a
+//!   Stripe-compatible one), their customers and signed webhook events;
 //! - `tickets`: blocking a ticket, reissuing its secret, its QR code;
 //! - `refunds`, `credits`: refunds (by hand or as store credit, optionally
 //!   canceling the order) and store credits spent on later orders;
@@ -57,6 +59,7 @@ pub mod money;
 pub mod orders;
 pub mod organizers;
 pub mod payments;
+pub mod providers;
 pub mod quotas;
 pub mod refunds;
 pub mod tickets;

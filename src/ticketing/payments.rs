@@ -9,8 +9,9 @@
 //! leave. A payment's fee is an order fee: it raises the order's total when
 //! the payment is created, and is canceled (lowering the total) with it.
 //!
-//! Not yet: provider payments (refused on `method`). Store credit payments
-//! are made by `credits::apply` only.
+//! Provider payments are started by their buyer (`providers::service`) and
+//! settled by their provider through [`confirm_locked`] and [`close_locked`],
+//! like the team's. Store credit payments are made by `credits::apply` only.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -20,6 +21,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use super::access::Actor;
 use super::audit::{Audited, Change};
 use super::orders::{order_changed, order_for_change, reload, settle};
 use crate::auth::Principal;
@@ -88,7 +90,7 @@ async fn add_to_total(
 /// state `created`, with its fee.
 ///
 /// # Errors
-/// `BAD_USER_INPUT` on a method not supported yet, a negative fee, an amount
+/// `BAD_USER_INPUT` on a store credit or provider method, a negative fee, an amount
 /// that is not positive, or a reference over 200 characters;
 /// `INVALID_TRANSITION` unless the order is pending; as
 /// [`super::access::on_event`].
@@ -107,10 +109,12 @@ pub async fn create(
             "a store credit is spent by its owner with applyStoreCredit",
         ));
     }
+    // A provider payment is started by its buyer (`startOrderPayment`), who
+    // pays the provider; the team does not record one by hand.
     if input.method == PaymentMethod::Provider {
         return Err(AppError::bad_input(
             "method",
-            "provider payments are not supported yet",
+            "a provider payment is started by its buyer with startOrderPayment",
         ));
     }
     if input.fee_minor < 0 {
@@ -207,7 +211,7 @@ fn method_name(method: PaymentMethod) -> &'static str {
     }
 }
 
-fn payment_change<'a>(
+pub(super) fn payment_change<'a>(
     event: &event::Model,
     order: &order::Model,
     payment: &order_payment::Model,
@@ -222,7 +226,7 @@ fn payment_change<'a>(
 
 /// Opens a change of a payment: its order's team permission `ChangeOrders`,
 /// the order's row locked.
-async fn payment_for_change(
+pub(super) async fn payment_for_change(
     db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
@@ -240,7 +244,7 @@ async fn payment_for_change(
 }
 
 /// Moves a payment from one of `from` to `to` by one conditional `UPDATE`.
-async fn move_payment(
+pub(super) async fn move_payment(
     db: &impl ConnectionTrait,
     payment: &order_payment::Model,
     from: &[PaymentState],
@@ -281,29 +285,16 @@ pub async fn confirm(
 ) -> Result<(order_payment::Model, order::Model), AppError> {
     let (change, payment, order, event) =
         payment_for_change(db, principal, now, payment_id).await?;
-    let txn = change.txn();
-    if order.status != OrderStatus::Pending {
-        return Err(AppError::refused(
-            Reason::InvalidTransition,
-            "the order is not pending",
-        ));
-    }
-    let payment = move_payment(
-        txn,
+    let (payment, stored) = confirm_locked(
+        change.txn(),
+        change.actor(),
+        now,
+        &event,
+        &order,
         &payment,
         &[PaymentState::Created, PaymentState::Pending],
-        PaymentState::Confirmed,
-        now,
     )
     .await?;
-    if confirmed_total(txn, order.id).await? >= order.total_minor
-        && settle(txn, &order, now).await?
-    {
-        change
-            .log(order_changed(&event, &order, "voltgate.order.paid"))
-            .await?;
-    }
-    let stored = reload(txn, order.id).await?;
     change
         .commit(payment_change(
             &event,
@@ -312,6 +303,44 @@ pub async fn confirm(
             "voltgate.order.payment.confirmed",
         ))
         .await?;
+    Ok((payment, stored))
+}
+
+/// Confirms `payment` (in one of `from`) of `order`, whose row the caller's
+/// transaction has locked; when the confirmed payments then cover the total,
+/// the order is marked paid (and that is logged). Every confirmation, by the
+/// team or by a provider, goes through here, so an order is marked paid once.
+///
+/// # Errors
+/// `INVALID_TRANSITION` for a payment not in `from` or an order that is not
+/// pending.
+pub(super) async fn confirm_locked(
+    txn: &impl ConnectionTrait,
+    actor: Option<Actor>,
+    now: DateTime<Utc>,
+    event: &event::Model,
+    order: &order::Model,
+    payment: &order_payment::Model,
+    from: &[PaymentState],
+) -> Result<(order_payment::Model, order::Model), AppError> {
+    if order.status != OrderStatus::Pending {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "the order is not pending",
+        ));
+    }
+    let payment = move_payment(txn, payment, from, PaymentState::Confirmed, now).await?;
+    if confirmed_total(txn, order.id).await? >= order.total_minor && settle(txn, order, now).await?
+    {
+        super::audit::record(
+            txn,
+            actor,
+            now,
+            order_changed(event, order, "voltgate.order.paid"),
+        )
+        .await?;
+    }
+    let stored = reload(txn, order.id).await?;
     Ok((payment, stored))
 }
 
@@ -335,15 +364,36 @@ pub async fn close(
     };
     let (change, payment, order, event) =
         payment_for_change(db, principal, now, payment_id).await?;
-    let txn = change.txn();
-    let payment = move_payment(
-        txn,
+    let payment = close_locked(
+        change.txn(),
+        now,
+        &order,
         &payment,
         &[PaymentState::Created, PaymentState::Pending],
         to,
-        now,
     )
     .await?;
+    change
+        .commit(payment_change(&event, &order, &payment, action))
+        .await?;
+    Ok(payment)
+}
+
+/// Moves `payment` (in one of `from`) of `order`, whose row the caller's
+/// transaction has locked, to `to` (failed or canceled); its fee is canceled
+/// and leaves the order's total.
+///
+/// # Errors
+/// `INVALID_TRANSITION` for a payment not in `from`.
+pub(super) async fn close_locked(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    order: &order::Model,
+    payment: &order_payment::Model,
+    from: &[PaymentState],
+    to: PaymentState,
+) -> Result<order_payment::Model, AppError> {
+    let payment = move_payment(txn, payment, from, to, now).await?;
     if let Some(fee) = order_fee::Entity::find_by_id(payment.fee_id.unwrap_or(0))
         .one(txn)
         .await?
@@ -360,8 +410,5 @@ pub async fn close(
             super::ledger::sync(txn, order.id, now).await?;
         }
     }
-    change
-        .commit(payment_change(&event, &order, &payment, action))
-        .await?;
     Ok(payment)
 }

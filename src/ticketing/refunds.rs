@@ -47,7 +47,7 @@ pub struct Refunded {
 }
 
 /// What the order's payments brought in and its refunds have not given back.
-async fn refundable(db: &impl ConnectionTrait, order_id: i32) -> Result<i64, AppError> {
+pub(super) async fn refundable(db: &impl ConnectionTrait, order_id: i32) -> Result<i64, AppError> {
     let paid: i64 = order_payment::Entity::find()
         .filter(order_payment::Column::OrderId.eq(order_id))
         .filter(
@@ -125,6 +125,14 @@ pub async fn refund(
         }
         (RefundMethod::StoreCredit, Some(user_id)) => Some(user_id),
         (RefundMethod::Manual, _) => None,
+        // Money goes back through the provider in `providers::refunds`,
+        // which calls it outside any transaction.
+        (RefundMethod::Provider, _) => {
+            return Err(AppError::bad_input(
+                "method",
+                "a provider refund is made through the payment's provider",
+            ));
+        }
     };
     let last: Option<i32> = order_refund::Entity::find()
         .select_only()

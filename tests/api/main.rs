@@ -48,5 +48,6 @@ mod ticketing_invoices;
 mod ticketing_money;
 mod ticketing_payments;
 mod ticketing_permissions;
+mod ticketing_providers;
 mod ticketing_vouchers;
 mod websocket_protocol;

@@ -102,6 +102,20 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         );
     }
     let [failing, canceling, confirming] = [&payments[0], &payments[1], &payments[2]];
+    let code_and_secret = &placed["data"]["checkout"];
+    let started = app
+        .graphql(
+            "mutation($input: StartOrderPaymentInput!) { startOrderPayment(input: $input) { payment { id } } }",
+            json!({ "input": {
+                "eventId": event, "provider": "test",
+                "code": code_and_secret["order"]["code"], "secret": code_and_secret["secret"],
+            } }),
+        )
+        .await;
+    let provider_payment = started["data"]["startOrderPayment"]["payment"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a provider payment: {started}"))
+        .to_owned();
 
     let customer = person(&app, "carla").await;
     let customer_id = global_id("User", customer.id.unwrap_or_default());
@@ -278,6 +292,25 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
             format!(
                 "mutation {{ confirmOrderPayment(input: {{ paymentId: \"{confirming}\" }}) {{ payment {{ id }} }} }}"
             ),
+        ),
+        (
+            "simulateTestPayment",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ simulateTestPayment(input: {{ paymentId: \"{provider_payment}\", outcome: FAILED }}) {{ payment {{ id }} }} }}"
+            ),
+        ),
+        (
+            "refreshOrderPayment",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ refreshOrderPayment(input: {{ paymentId: \"{provider_payment}\" }}) {{ payment {{ id }} }} }}"
+            ),
+        ),
+        (
+            "paymentWebhookEvents",
+            "VIEW_ORDERS",
+            format!("{{ paymentWebhookEvents(eventId: \"{event}\") {{ totalCount }} }}"),
         ),
         (
             "markOrderPaid",

@@ -6,6 +6,7 @@
 pub mod back_office;
 pub mod invoices;
 pub mod payments;
+pub mod providers;
 pub mod refunds;
 pub mod sales;
 pub mod shop;
@@ -24,6 +25,7 @@ use types::Order;
 pub use back_office::BackOfficeMutation;
 pub use invoices::{InvoiceMutation, InvoiceQuery};
 pub use payments::PaymentMutation;
+pub use providers::{ProviderMutation, ProviderQuery};
 pub use refunds::{RefundMutation, StoreCreditQuery};
 pub use sales::SalesQuery;
 pub use shop::{ShopMutation, ShopQuery, ShopSubscription};

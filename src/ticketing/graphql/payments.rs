@@ -1,7 +1,8 @@
 //! Payments in the back office (team permission `CHANGE_ORDERS`): recording
 //! a manual or complimentary payment with its fee, confirming it (which marks
 //! the order paid once the confirmed payments cover the total), or closing it
-//! as failed or canceled. Payments and fees are read on `Order`.
+//! as failed or canceled. Payments and fees are read on `Order`; provider
+//! payments are in `providers`.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 
@@ -41,7 +42,8 @@ pub enum PaymentMethod {
     Complimentary,
     /// The buyer's store credit (`applyStoreCredit`).
     StoreCredit,
-    /// A payment provider (not supported yet).
+    /// A payment provider (`provider` names it), started by the buyer with
+    /// `startOrderPayment`.
     Provider,
 }
 
@@ -69,8 +71,26 @@ impl OrderPayment {
     async fn fee_id(&self) -> Option<ID> {
         self.0.fee_id.map(|id| ids::encode(Kind::ORDER_FEE, id))
     }
+    /// The provider's name (`test`, `stripe`) for a `PROVIDER` payment.
     async fn provider(&self) -> Option<&str> {
         self.0.provider.as_deref()
+    }
+    /// What the provider calls the payment (Stripe's payment intent id).
+    async fn provider_payment_id(&self) -> Option<&str> {
+        self.0.provider_payment_id.as_deref()
+    }
+    /// The provider's own word for the payment's state, as last reported
+    /// (e.g. `requires_payment_method`, `succeeded`).
+    async fn provider_state(&self) -> Option<&str> {
+        self.0.provider_state.as_deref()
+    }
+    /// The provider's charge that moved the money.
+    async fn provider_charge_id(&self) -> Option<&str> {
+        self.0.provider_charge_id.as_deref()
+    }
+    /// Whether the provider was asked to start it.
+    async fn process_initiated(&self) -> bool {
+        self.0.process_initiated
     }
     /// The bank's or provider's reference.
     async fn reference(&self) -> Option<&str> {

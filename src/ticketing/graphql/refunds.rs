@@ -51,6 +51,9 @@ pub enum RefundMethod {
     Manual,
     /// As a store credit for the buyer's later orders of the event.
     StoreCredit,
+    /// Through the payment's provider: started with `refundOrder`, or
+    /// reported by the provider (`charge.refunded`).
+    Provider,
 }
 
 /// A store credit's status; `EXPIRED` once past `expires`.
@@ -181,8 +184,9 @@ pub struct RefundMutation;
 #[Object]
 impl RefundMutation {
     /// Team permission `CHANGE_ORDERS`: refunds all or part of what an
-    /// order's payments brought in, by hand or as a store credit, and cancels
-    /// the order when `cancel` is set.
+    /// order's payments brought in, by hand, as a store credit, or through
+    /// the provider of a confirmed provider payment (`PROVIDER`, without
+    /// `cancel`), and cancels the order when `cancel` is set.
     async fn refund_order(
         &self,
         ctx: &Context<'_>,
@@ -190,6 +194,33 @@ impl RefundMutation {
     ) -> Result<RefundOrderPayload> {
         let services = services(ctx)?;
         let order_id = ids::decode(&input.order_id, Kind::ORDER, "orderId")?;
+        if input.method == RefundMethod::Provider {
+            if input.cancel {
+                return Err(crate::error::AppError::bad_input(
+                    "cancel",
+                    "refund through the provider first, then cancelOrder",
+                )
+                .into());
+            }
+            let refunded = crate::ticketing::providers::refunds::refund(
+                services,
+                principal(ctx),
+                order_id,
+                input
+                    .amount
+                    .as_deref()
+                    .map(|a| parse_minor("amount", a))
+                    .transpose()?,
+                input.comment,
+            )
+            .await?;
+            let currency = currency(ctx, refunded.order.event_id).await?;
+            return Ok(RefundOrderPayload {
+                refund: OrderRefund(refunded.refund, currency),
+                credit: None,
+                order: Order(refunded.order),
+            });
+        }
         let refunded = refunds::refund(
             &services.db,
             principal(ctx),
