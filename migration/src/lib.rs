@@ -35,6 +35,7 @@ mod m20261205_010000_kiosk_offline_events;
 mod m20261205_070000_invoices;
 mod m20261206_010000_checkin_counts;
 mod m20261207_010000_payment_providers;
+mod m20261208_010000_event_meta;
 
 pub struct Migrator;
 
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_070000_invoices::Migration),
             Box::new(m20261206_010000_checkin_counts::Migration),
             Box::new(m20261207_010000_payment_providers::Migration),
+            Box::new(m20261208_010000_event_meta::Migration),
         ]
     }
 }

@@ -78,6 +78,7 @@ pub struct Mutation(
     crate::ticketing::graphql::InvoiceMutation,
     crate::devices::firmware_graphql::FirmwareMutation,
     crate::ticketing::graphql::ProviderMutation,
+    crate::ticketing::graphql::MetaMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -55,6 +55,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod live;
 pub mod loaders;
+pub mod meta;
 pub mod money;
 pub mod orders;
 pub mod organizers;

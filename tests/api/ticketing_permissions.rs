@@ -150,6 +150,37 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         .unwrap_or_else(|| panic!("an invoice: {issued}"))
         .to_owned();
 
+    // Meta properties: one the matrix renames and sets values of, a fresh
+    // one for each call that deletes one, and a date of the event.
+    let meta_property = |name: String| {
+        let admin = &shop.admin;
+        let org = org.clone();
+        async move {
+            let body = admin
+                .gql(
+                    "mutation($o: ID!, $n: String!) { createEventMetaProperty(input: { organizerId: $o, name: $n }) { property { id } } }",
+                    json!({ "o": org, "n": name }),
+                )
+                .await;
+            body["data"]["createEventMetaProperty"]["property"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a property: {body}"))
+                .to_owned()
+        }
+    };
+    let property = meta_property("genre".to_owned()).await;
+    let dated = shop
+        .admin
+        .gql(
+            "mutation($e: ID!) { createSubEvent(input: { eventId: $e, name: \"D\", dateFrom: \"2027-01-01T00:00:00Z\" }) { subEvent { id } } }",
+            json!({ "e": event }),
+        )
+        .await;
+    let date = dated["data"]["createSubEvent"]["subEvent"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a date: {dated}"))
+        .to_owned();
+
     let operations: Vec<(&str, &str, String)> = vec![
         (
             "createEvent",
@@ -382,6 +413,54 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
             "CHANGE_ORDERS",
             format!("mutation {{ reissueInvoice(orderId: \"{order}\") {{ invoice {{ id }} }} }}"),
         ),
+        (
+            "createEventMetaProperty",
+            "CHANGE_ORGANIZER_SETTINGS",
+            format!(
+                "mutation {{ createEventMetaProperty(input: {{ organizerId: \"{org}\", name: \"p{{n}}\" }}) {{ property {{ id }} }} }}"
+            ),
+        ),
+        (
+            "updateEventMetaProperty",
+            "CHANGE_ORGANIZER_SETTINGS",
+            format!(
+                "mutation {{ updateEventMetaProperty(input: {{ propertyId: \"{property}\", defaultValue: \"d{{n}}\" }}) {{ property {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteEventMetaProperty",
+            "CHANGE_ORGANIZER_SETTINGS",
+            "mutation { deleteEventMetaProperty(input: { propertyId: \"{fresh_property}\" }) { deletedPropertyId } }"
+                .to_owned(),
+        ),
+        (
+            "setEventMetaValue",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ setEventMetaValue(input: {{ eventId: \"{event}\", propertyId: \"{property}\", value: \"v{{n}}\" }}) {{ event {{ id }} }} }}"
+            ),
+        ),
+        (
+            "clearEventMetaValue",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ clearEventMetaValue(input: {{ eventId: \"{event}\", propertyId: \"{property}\" }}) {{ event {{ id }} }} }}"
+            ),
+        ),
+        (
+            "setSubEventMetaValue",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ setSubEventMetaValue(input: {{ subEventId: \"{date}\", propertyId: \"{property}\", value: \"v{{n}}\" }}) {{ subEvent {{ id }} }} }}"
+            ),
+        ),
+        (
+            "clearSubEventMetaValue",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ clearSubEventMetaValue(input: {{ subEventId: \"{date}\", propertyId: \"{property}\" }}) {{ subEvent {{ id }} }} }}"
+            ),
+        ),
     ];
 
     let mut n = 0;
@@ -404,7 +483,12 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         ];
         for (who, caller, refusal) in &callers {
             n += 1;
-            let body = call(&app, caller, &document.replace("{n}", &n.to_string())).await;
+            let mut document = document.replace("{n}", &n.to_string());
+            if document.contains("{fresh_property}") {
+                let fresh = meta_property(format!("doomed{n}")).await;
+                document = document.replace("{fresh_property}", &fresh);
+            }
+            let body = call(&app, caller, &document).await;
             let answer = code(&body);
             match refusal {
                 Some(expected) => assert_eq!(answer, *expected, "{operation} as {who}: {body}"),

@@ -5,6 +5,7 @@
 
 pub mod back_office;
 pub mod invoices;
+pub mod meta;
 pub mod payments;
 pub mod providers;
 pub mod refunds;
@@ -24,6 +25,7 @@ use types::Order;
 
 pub use back_office::BackOfficeMutation;
 pub use invoices::{InvoiceMutation, InvoiceQuery};
+pub use meta::MetaMutation;
 pub use payments::PaymentMutation;
 pub use providers::{ProviderMutation, ProviderQuery};
 pub use refunds::{RefundMutation, StoreCreditQuery};

@@ -129,6 +129,17 @@ impl Organizer {
     async fn slug(&self) -> &str {
         &self.0.slug
     }
+    /// The meta properties defined for the organizer's events, by name.
+    async fn meta_properties(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::meta::EventMetaProperty>> {
+        let rows = crate::ticketing::meta::properties_of(&services(ctx)?.db, self.0.id).await?;
+        Ok(rows
+            .into_iter()
+            .map(super::meta::EventMetaProperty)
+            .collect())
+    }
 }
 
 /// A ticketed event.
@@ -192,6 +203,12 @@ impl Event {
     /// How long a cart holds its products' quota.
     async fn cart_hold_minutes(&self) -> i32 {
         self.0.cart_hold_minutes
+    }
+    /// Every meta property of the organizer, by name, with the event's value
+    /// or else the property's default.
+    async fn meta(&self, ctx: &Context<'_>) -> Result<Vec<super::meta::EventMetaEntry>> {
+        let rows = crate::ticketing::meta::resolve(&services(ctx)?.db, &self.0, None).await?;
+        Ok(super::meta::entries(rows))
     }
     /// The dates of a series, by start.
     async fn sub_events(&self, ctx: &Context<'_>) -> Result<Vec<SubEvent>> {
@@ -307,6 +324,19 @@ impl SubEvent {
     }
     async fn location(&self) -> Option<&str> {
         self.0.location.as_deref()
+    }
+    /// Every meta property of the organizer, by name, with the date's value,
+    /// else the event's, else the property's default.
+    async fn meta(&self, ctx: &Context<'_>) -> Result<Vec<super::meta::EventMetaEntry>> {
+        use sea_orm::EntityTrait as _;
+        let db = &services(ctx)?.db;
+        let event = event::Entity::find_by_id(self.0.event_id)
+            .one(db)
+            .await
+            .map_err(crate::error::AppError::from)?
+            .ok_or(crate::error::AppError::not_found("event"))?;
+        let rows = crate::ticketing::meta::resolve(db, &event, Some(self.0.id)).await?;
+        Ok(super::meta::entries(rows))
     }
 }
 
