@@ -126,17 +126,22 @@ pub async fn record_all(
         }
     }
 
-    // Each session's energy: the largest total among what it had and its new samples.
+    // Each session's energy: the largest total among what it had and its
+    // samples so far; each event carries it as of its sample, the update the last.
     let mut energy: HashMap<i32, f64> = HashMap::new();
-    for &index in &stored {
-        let session = sessions[index]
-            .as_ref()
-            .expect("stored samples have a session");
-        let total = energy
-            .entry(session.id)
-            .or_insert(session.energy_kwh.unwrap_or(f64::NEG_INFINITY));
-        *total = total.max(measured[index].sample.energy_kwh);
-    }
+    let as_of: Vec<f64> = stored
+        .iter()
+        .map(|&index| {
+            let session = sessions[index]
+                .as_ref()
+                .expect("stored samples have a session");
+            let total = energy
+                .entry(session.id)
+                .or_insert(session.energy_kwh.unwrap_or(f64::NEG_INFINITY));
+            *total = total.max(measured[index].sample.energy_kwh);
+            *total
+        })
+        .collect();
     raise_energy(db, &energy).await?;
 
     let verdicts: Vec<_> = stored
@@ -169,17 +174,11 @@ pub async fn record_all(
         .map(|(_, condition)| condition.open_key())
         .collect();
 
-    // Running totals, so each event carries the energy as of its sample.
-    let mut so_far: HashMap<i32, f64> = HashMap::new();
-    for (&index, verdicts) in stored.iter().zip(verdicts) {
+    for ((&index, verdicts), total) in stored.iter().zip(verdicts).zip(as_of) {
         let m = &measured[index];
         let session = sessions[index]
             .as_ref()
             .expect("stored samples have a session");
-        let total = so_far
-            .entry(session.id)
-            .or_insert(session.energy_kwh.unwrap_or(f64::NEG_INFINITY));
-        *total = total.max(m.sample.energy_kwh);
         let mut changed = Vec::new();
         for verdict in verdicts {
             match verdict {
@@ -209,7 +208,7 @@ pub async fn record_all(
             station_id: m.bay.station_id,
             user_id: session.user_id,
             state: session.state,
-            energy_kwh: Some(*total),
+            energy_kwh: Some(total),
             current_a: Some(m.sample.current_a),
             voltage_v: Some(m.sample.voltage_v),
             at: session.state_changed_at,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, Set,
 };
 use serde_json::json;
 
@@ -105,17 +105,10 @@ pub async fn apply(
         ));
     }
     spend(txn, credit.id, amount, order.id, now).await?;
-    let last: Option<i32> = order_payment::Entity::find()
-        .select_only()
-        .column_as(order_payment::Column::LocalId.max(), "last")
-        .filter(order_payment::Column::OrderId.eq(order.id))
-        .into_tuple::<Option<i32>>()
-        .one(txn)
-        .await?
-        .flatten();
+    let local_id = super::payments::next_payment_number(txn, order.id).await?;
     let payment = order_payment::ActiveModel {
         order_id: Set(order.id),
-        local_id: Set(last.unwrap_or(0) + 1),
+        local_id: Set(local_id),
         state: Set(PaymentState::Confirmed),
         method: Set(PaymentMethod::StoreCredit),
         amount_minor: Set(amount),

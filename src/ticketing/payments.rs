@@ -56,6 +56,22 @@ pub(super) async fn lock_order(
     reload(db, order_id).await
 }
 
+/// The number the order's next payment takes within it (1, 2, …).
+pub(super) async fn next_payment_number(
+    db: &impl ConnectionTrait,
+    order_id: i32,
+) -> Result<i32, sea_orm::DbErr> {
+    let last: Option<i32> = order_payment::Entity::find()
+        .select_only()
+        .column_as(order_payment::Column::LocalId.max(), "last")
+        .filter(order_payment::Column::OrderId.eq(order_id))
+        .into_tuple::<Option<i32>>()
+        .one(db)
+        .await?
+        .flatten();
+    Ok(last.unwrap_or(0) + 1)
+}
+
 /// What the order's confirmed payments add up to.
 pub(super) async fn confirmed_total(
     db: &impl ConnectionTrait,
@@ -161,17 +177,10 @@ pub async fn create(
     if amount <= 0 {
         return Err(AppError::bad_input("amount", "more than zero"));
     }
-    let last: Option<i32> = order_payment::Entity::find()
-        .select_only()
-        .column_as(order_payment::Column::LocalId.max(), "last")
-        .filter(order_payment::Column::OrderId.eq(order.id))
-        .into_tuple::<Option<i32>>()
-        .one(txn)
-        .await?
-        .flatten();
+    let local_id = next_payment_number(txn, order.id).await?;
     let payment = order_payment::ActiveModel {
         order_id: Set(order.id),
-        local_id: Set(last.unwrap_or(0) + 1),
+        local_id: Set(local_id),
         state: Set(PaymentState::Created),
         method: Set(input.method),
         amount_minor: Set(amount),

@@ -134,17 +134,9 @@ pub async fn refund(
             ));
         }
     };
-    let last: Option<i32> = order_refund::Entity::find()
-        .select_only()
-        .column_as(order_refund::Column::LocalId.max(), "last")
-        .filter(order_refund::Column::OrderId.eq(order.id))
-        .into_tuple::<Option<i32>>()
-        .one(txn)
-        .await?
-        .flatten();
     let refund = order_refund::ActiveModel {
         order_id: Set(order.id),
-        local_id: Set(last.unwrap_or(0) + 1),
+        local_id: Set(next_refund_number(txn, order.id).await?),
         state: Set(RefundState::Done),
         source: Set(RefundSource::Admin),
         method: Set(input.method),
@@ -234,4 +226,20 @@ pub async fn of_order(
         .order_by_asc(order_refund::Column::LocalId)
         .all(db)
         .await?)
+}
+
+/// The number the order's next refund takes within it (1, 2, …).
+pub(crate) async fn next_refund_number(
+    db: &impl sea_orm::ConnectionTrait,
+    order_id: i32,
+) -> Result<i32, sea_orm::DbErr> {
+    let last: Option<i32> = order_refund::Entity::find()
+        .select_only()
+        .column_as(order_refund::Column::LocalId.max(), "last")
+        .filter(order_refund::Column::OrderId.eq(order_id))
+        .into_tuple::<Option<i32>>()
+        .one(db)
+        .await?
+        .flatten();
+    Ok(last.unwrap_or(0) + 1)
 }

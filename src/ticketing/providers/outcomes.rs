@@ -183,35 +183,14 @@ pub async fn apply_refund(
     refunded_total_minor: i64,
 ) -> Result<Applied, AppError> {
     let (payment, order, event) = locked(txn, now, payment_id).await?;
-    let recorded: i64 = order_refund::Entity::find()
-        .filter(order_refund::Column::PaymentId.eq(payment.id))
-        .filter(order_refund::Column::Method.eq(RefundMethod::Provider))
-        // A refund the team started and the provider is carrying out counts:
-        // the provider's event about it must not record it again.
-        .filter(order_refund::Column::State.is_in([
-            RefundState::Created,
-            RefundState::Transit,
-            RefundState::Done,
-        ]))
-        .all(txn)
-        .await?
-        .iter()
-        .map(|r| r.amount_minor)
-        .sum();
+    let recorded = super::refunds::given_back(txn, payment.id).await?;
     let refunded_total = refunded_total_minor.min(payment.amount_minor);
     let amount = refunded_total - recorded;
     let mut changed = false;
     if amount > 0 {
-        let last: Option<i32> = order_refund::Entity::find()
-            .filter(order_refund::Column::OrderId.eq(order.id))
-            .all(txn)
-            .await?
-            .iter()
-            .map(|r| r.local_id)
-            .max();
         let refund = order_refund::ActiveModel {
             order_id: Set(order.id),
-            local_id: Set(last.unwrap_or(0) + 1),
+            local_id: Set(crate::ticketing::refunds::next_refund_number(txn, order.id).await?),
             state: Set(RefundState::Done),
             source: Set(RefundSource::External),
             method: Set(RefundMethod::Provider),

@@ -34,8 +34,18 @@ async fn left_of(
     db: &impl sea_orm::ConnectionTrait,
     payment: &order_payment::Model,
 ) -> Result<i64, AppError> {
-    let given_back: i64 = order_refund::Entity::find()
-        .filter(order_refund::Column::PaymentId.eq(payment.id))
+    Ok(payment.amount_minor - given_back(db, payment.id).await?)
+}
+
+/// What of a payment has gone back through its provider: refunds done, and
+/// those started and in transit (the provider's later event about one must
+/// not count it again).
+pub(super) async fn given_back(
+    db: &impl sea_orm::ConnectionTrait,
+    payment_id: i32,
+) -> Result<i64, sea_orm::DbErr> {
+    Ok(order_refund::Entity::find()
+        .filter(order_refund::Column::PaymentId.eq(payment_id))
         .filter(order_refund::Column::Method.eq(RefundMethod::Provider))
         .filter(order_refund::Column::State.is_in([
             RefundState::Created,
@@ -46,8 +56,7 @@ async fn left_of(
         .await?
         .iter()
         .map(|r| r.amount_minor)
-        .sum();
-    Ok(payment.amount_minor - given_back)
+        .sum())
 }
 
 /// Refunds `amount_minor` (everything left when not given) of the order's
@@ -120,16 +129,9 @@ pub async fn refund(
             "more than zero and at most what is left of the provider payment",
         ));
     }
-    let last = order_refund::Entity::find()
-        .filter(order_refund::Column::OrderId.eq(order.id))
-        .all(txn)
-        .await?
-        .iter()
-        .map(|r| r.local_id)
-        .max();
     let refund = order_refund::ActiveModel {
         order_id: Set(order.id),
-        local_id: Set(last.unwrap_or(0) + 1),
+        local_id: Set(crate::ticketing::refunds::next_refund_number(txn, order.id).await?),
         state: Set(RefundState::Transit),
         source: Set(RefundSource::Admin),
         method: Set(RefundMethod::Provider),

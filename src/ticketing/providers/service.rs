@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, Set,
 };
 use serde_json::json;
 
@@ -179,17 +179,10 @@ async fn payment_to_start(
         .one(txn)
         .await?
         .ok_or(AppError::not_found("event"))?;
-    let last: Option<i32> = order_payment::Entity::find()
-        .select_only()
-        .column_as(order_payment::Column::LocalId.max(), "last")
-        .filter(order_payment::Column::OrderId.eq(order.id))
-        .into_tuple::<Option<i32>>()
-        .one(txn)
-        .await?
-        .flatten();
+    let local_id = crate::ticketing::payments::next_payment_number(txn, order.id).await?;
     let payment = order_payment::ActiveModel {
         order_id: Set(order.id),
-        local_id: Set(last.unwrap_or(0) + 1),
+        local_id: Set(local_id),
         state: Set(PaymentState::Created),
         method: Set(PaymentMethod::Provider),
         amount_minor: Set(balance),
