@@ -2,27 +2,27 @@
 //! row is locked and flushed once per batch instead of once per caller.
 //!
 //! A lane (one per key, e.g. an event, on this replica) runs one transaction
-//! at a time: it takes every change queued while the previous batch was
-//! committing, runs each in its own savepoint (one that fails rolls back
-//! alone: a `SOLD_OUT` buyer or a refused scan does not undo the others),
-//! commits once, and only then answers each caller. So:
+//! at a time: it takes every request queued while the previous batch was
+//! committing, applies them together ([`Batch::apply`]), commits once, and
+//! only then answers each caller. So:
 //!
-//! - a change keeps the guarantees it has alone: ticketing's quotas are still
-//!   taken by the conditional `UPDATE` of `quotas::hold` and check-in's
-//!   entries by the conditional upsert of `checkin::redeem`; changes within a
-//!   batch run one after the other on the batch's connection, and batches of
-//!   several replicas serialize on row locks as single changes do;
 //! - nothing is acknowledged before the commit that stores it: when the
-//!   commit fails, every caller of the batch gets an error, and a change
-//!   retried with its idempotency key or nonce finds whether it was stored;
+//!   batch fails or its commit does, every caller of the batch gets an error,
+//!   and a change retried with its idempotency key or nonce finds whether it
+//!   was stored;
+//! - a request refused on its own (a `SOLD_OUT` buyer, a refused scan) gets
+//!   its own error and stores nothing, without failing the others;
+//! - batches of several replicas serialize on row locks as single changes do;
 //! - a waiting caller costs nothing: batches form by themselves while the
 //!   previous one commits, with no timer, so a lone caller is not delayed.
 //!
-//! Ticketing runs holds and checkouts in per-event lanes (the rush), check-in
-//! runs scans in per-event lanes (the doors).
+//! Ticketing applies each batch of holds and checkouts set-wise, a few
+//! statements for the whole batch (`ticketing::rush`); check-in runs each scan
+//! as a closure in its own savepoint of the batch ([`Savepoints`]).
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::BoxFuture;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
@@ -30,32 +30,197 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
 
-/// The most changes one batch takes; the rest wait for the next.
+/// The most requests one batch takes; the rest wait for the next.
 pub const MAX_BATCH: usize = 256;
 
-/// What a change's caller is told once its batch has ended: `Ok` when the
-/// batch committed.
-type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A batch's answers, one per request in their order.
+pub type Replies<R> = Vec<Result<R, AppError>>;
 
-/// A change, run in a savepoint of its batch's transaction.
-type Change = Box<dyn for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Answer> + Send>;
+/// What a lane does with a batch of requests.
+pub trait Batch: Send + Sync + 'static {
+    type Request: Send + 'static;
+    type Reply: Send + 'static;
 
-/// One lane per event on this replica, started on its first change; a lane's
-/// task ends when the lanes are dropped.
-#[derive(Default)]
-pub struct Lanes {
-    lanes: Mutex<HashMap<i32, mpsc::UnboundedSender<Change>>>,
+    /// Applies `requests` in `txn`, one answer per request in their order.
+    /// A request's own error must leave nothing of it in `txn`; an `Err`
+    /// fails the whole batch (it is rolled back, every caller told).
+    fn apply<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        key: i32,
+        requests: Vec<Self::Request>,
+    ) -> BoxFuture<'t, Result<Replies<Self::Reply>, AppError>>;
+
+    /// Runs after a batch of `key` committed, before its callers are answered
+    /// (e.g. to announce what changed once per batch).
+    fn committed<'a>(
+        &'a self,
+        _key: i32,
+        _replies: &'a [Result<Self::Reply, AppError>],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
-impl std::fmt::Debug for Lanes {
+struct Queued<B: Batch> {
+    request: B::Request,
+    reply: oneshot::Sender<Result<B::Reply, AppError>>,
+}
+
+/// One lane per key on this replica, started on its first request; a lane's
+/// task ends when the lanes are dropped.
+pub struct Lanes<B: Batch> {
+    batch: Arc<B>,
+    lanes: Mutex<HashMap<i32, mpsc::UnboundedSender<Queued<B>>>>,
+}
+
+impl<B: Batch + Default> Default for Lanes<B> {
+    fn default() -> Self {
+        Self::new(B::default())
+    }
+}
+
+impl<B: Batch> std::fmt::Debug for Lanes<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lanes").finish_non_exhaustive()
     }
 }
 
-impl Lanes {
-    /// Runs `change` in the lane of `event_id` and returns its result once
-    /// its batch has committed.
+impl<B: Batch> Lanes<B> {
+    pub fn new(batch: B) -> Self {
+        Self {
+            batch: Arc::new(batch),
+            lanes: Mutex::default(),
+        }
+    }
+
+    /// Queues `request` in the lane of `key` and returns its answer once its
+    /// batch has committed.
+    ///
+    /// # Errors
+    /// The request's own error (nothing of it is stored); an internal error
+    /// when its batch could not be applied or committed.
+    pub async fn submit(
+        &self,
+        db: &DatabaseConnection,
+        key: i32,
+        request: B::Request,
+    ) -> Result<B::Reply, AppError> {
+        let (reply, answer) = oneshot::channel();
+        self.lane(db, key)
+            .send(Queued { request, reply })
+            .map_err(|_| AppError::internal(anyhow::anyhow!("the lane has stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::internal(anyhow::anyhow!("the batch ended unanswered")))?
+    }
+
+    fn lane(&self, db: &DatabaseConnection, key: i32) -> mpsc::UnboundedSender<Queued<B>> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        lanes
+            .entry(key)
+            .or_insert_with(|| {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(drive(db.clone(), Arc::clone(&self.batch), key, receiver));
+                sender
+            })
+            .clone()
+    }
+}
+
+/// A lane's task: one batch after another, until the lanes are dropped.
+async fn drive<B: Batch>(
+    db: DatabaseConnection,
+    batch: Arc<B>,
+    key: i32,
+    mut queue: mpsc::UnboundedReceiver<Queued<B>>,
+) {
+    let mut queued = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let (requests, callers): (Vec<_>, Vec<_>) = std::mem::take(&mut queued)
+            .into_iter()
+            .map(|q| (q.request, q.reply))
+            .unzip();
+        match run_batch(&db, &*batch, key, requests).await {
+            Ok(replies) => {
+                batch.committed(key, &replies).await;
+                for (caller, reply) in callers.into_iter().zip(replies) {
+                    // The caller may have gone (a closed request): nothing to tell.
+                    let _ = caller.send(reply);
+                }
+            }
+            Err(cause) => {
+                for caller in callers {
+                    let _ = caller.send(Err(AppError::internal(anyhow::anyhow!(
+                        "the batch was not stored: {cause}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+async fn run_batch<B: Batch>(
+    db: &DatabaseConnection,
+    batch: &B,
+    key: i32,
+    requests: Vec<B::Request>,
+) -> Result<Replies<B::Reply>, String> {
+    let count = requests.len();
+    let failed = |stage: &str, err: &dyn std::fmt::Display| {
+        tracing::error!(error = %err, key, "a lane's batch could not {stage}");
+        err.to_string()
+    };
+    let txn = db.begin().await.map_err(|e| failed("begin", &e))?;
+    let replies = batch
+        .apply(&txn, key, requests)
+        .await
+        .map_err(|e| failed("be applied", &format!("{e:?}")))?;
+    if replies.len() != count {
+        return Err(failed("be answered", &"one answer per request"));
+    }
+    txn.commit().await.map_err(|e| failed("commit", &e))?;
+    Ok(replies)
+}
+
+/// A change run by [`Savepoints`]: any closure over the batch's transaction.
+pub type Change = Box<
+    dyn for<'t> FnOnce(
+            &'t DatabaseTransaction,
+        ) -> BoxFuture<'t, Result<Box<dyn Any + Send>, AppError>>
+        + Send,
+>;
+
+/// Runs each change of a batch in its own savepoint, one after the other on
+/// the batch's connection: one that fails rolls back alone. A change keeps the
+/// guarantees it has alone (check-in's entries are still taken by the
+/// conditional upsert of `checkin::redeem`).
+#[derive(Debug, Default)]
+pub struct Savepoints;
+
+impl Batch for Savepoints {
+    type Request = Change;
+    type Reply = Box<dyn Any + Send>;
+
+    fn apply<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        _key: i32,
+        requests: Vec<Change>,
+    ) -> BoxFuture<'t, Result<Replies<Self::Reply>, AppError>> {
+        Box::pin(async move {
+            let mut replies = Vec::with_capacity(requests.len());
+            for change in requests {
+                replies.push(in_savepoint(txn, change).await);
+            }
+            Ok(replies)
+        })
+    }
+}
+
+impl Lanes<Savepoints> {
+    /// Runs `change` in the lane of `key` and returns its result once its
+    /// batch has committed.
     ///
     /// # Errors
     /// The change's own error (nothing of it is stored); an internal error
@@ -63,7 +228,7 @@ impl Lanes {
     pub async fn run<T, F>(
         &self,
         db: &DatabaseConnection,
-        event_id: i32,
+        key: i32,
         change: F,
     ) -> Result<T, AppError>
     where
@@ -72,49 +237,25 @@ impl Lanes {
             + Send
             + 'static,
     {
-        let (reply, answer) = oneshot::channel::<Result<T, AppError>>();
-        let queued: Change = Box::new(move |txn| {
+        let erased: Change = Box::new(move |txn| {
             Box::pin(async move {
-                let outcome = in_savepoint(txn, change).await;
-                let answer: Answer = Box::new(move |batch| {
-                    let result = match (outcome, batch) {
-                        (Ok(value), Ok(())) => Ok(value),
-                        (Ok(_), Err(cause)) => Err(AppError::internal(anyhow::anyhow!(
-                            "the batch was not stored: {cause}"
-                        ))),
-                        (Err(err), _) => Err(err),
-                    };
-                    // The caller may have gone (a closed request): nothing to tell.
-                    let _ = reply.send(result);
-                });
-                answer
+                change(txn)
+                    .await
+                    .map(|value| Box::new(value) as Box<dyn Any + Send>)
             })
         });
-        self.lane(db, event_id)
-            .send(queued)
-            .map_err(|_| AppError::internal(anyhow::anyhow!("the lane has stopped")))?;
-        answer
-            .await
-            .map_err(|_| AppError::internal(anyhow::anyhow!("the batch ended unanswered")))?
-    }
-
-    fn lane(&self, db: &DatabaseConnection, event_id: i32) -> mpsc::UnboundedSender<Change> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        lanes
-            .entry(event_id)
-            .or_insert_with(|| {
-                let (sender, receiver) = mpsc::unbounded_channel();
-                tokio::spawn(drive(db.clone(), receiver));
-                sender
-            })
-            .clone()
+        let value = self.submit(db, key, erased).await?;
+        value
+            .downcast::<T>()
+            .map(|value| *value)
+            .map_err(|_| AppError::internal(anyhow::anyhow!("a lane answered another type")))
     }
 }
 
-async fn in_savepoint<T, F>(txn: &DatabaseTransaction, change: F) -> Result<T, AppError>
-where
-    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<T, AppError>>,
-{
+async fn in_savepoint(
+    txn: &DatabaseTransaction,
+    change: Change,
+) -> Result<Box<dyn Any + Send>, AppError> {
     let savepoint = txn.begin().await?;
     match change(&savepoint).await {
         Ok(value) => {
@@ -124,34 +265,6 @@ where
         Err(err) => {
             savepoint.rollback().await?;
             Err(err)
-        }
-    }
-}
-
-/// A lane's task: one batch after another, until the lanes are dropped.
-async fn drive(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Change>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let changes = std::mem::take(&mut batch);
-        let txn = match db.begin().await {
-            Ok(txn) => txn,
-            Err(err) => {
-                tracing::error!(error = %err, "a lane's batch could not begin");
-                // Dropped unrun, the changes tell their callers nothing was stored.
-                drop(changes);
-                continue;
-            }
-        };
-        let mut answers = Vec::with_capacity(changes.len());
-        for change in changes {
-            answers.push(change(&txn).await);
-        }
-        let outcome = txn.commit().await.map_err(|err| {
-            tracing::error!(error = %err, "a lane's batch could not commit");
-            err.to_string()
-        });
-        for answer in answers {
-            answer(outcome.clone());
         }
     }
 }

@@ -35,9 +35,9 @@ pub struct ServiceContext {
     pub kiosks: crate::charging::settings::KioskSettings,
     pub signer: Arc<crate::signing::SignerCell>,
     /// Ticketing's per-event lanes that batch holds and checkouts.
-    pub ticketing_lanes: Arc<crate::lanes::Lanes>,
+    pub ticketing_lanes: Arc<crate::lanes::Lanes<crate::ticketing::rush::Rush>>,
     /// Check-in's per-event lanes that batch the scans' writes.
-    pub checkin_lanes: Arc<crate::lanes::Lanes>,
+    pub checkin_lanes: Arc<crate::lanes::Lanes<crate::lanes::Savepoints>>,
     /// What every scan reads and rarely changes: lists, scanner devices.
     pub doors: Arc<crate::checkin::cache::DoorCache>,
     /// Where hot read paths read: read-only connections beside the one
@@ -58,6 +58,9 @@ impl ServiceContext {
         keys: Arc<TokenKeys>,
         limiter: Arc<RateLimiter>,
     ) -> Self {
+        let ticketing_lanes = Arc::new(crate::lanes::Lanes::new(
+            crate::ticketing::rush::Rush::new(db.clone(), bus.clone()),
+        ));
         Self {
             reader: db.clone(),
             db,
@@ -74,7 +77,7 @@ impl ServiceContext {
             firmware: crate::devices::firmware::FirmwareSettings::default(),
             kiosks: crate::charging::settings::KioskSettings::default(),
             signer: Arc::default(),
-            ticketing_lanes: Arc::default(),
+            ticketing_lanes,
             checkin_lanes: Arc::default(),
             doors: Arc::default(),
             badge_keys: Arc::default(),

@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, Set,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, Set, TransactionTrait,
 };
 
 use super::access::{self, Actor};
@@ -199,19 +198,37 @@ pub async fn record(
     now: DateTime<Utc>,
     change: Change<'_>,
 ) -> Result<(), AppError> {
-    ticketing_log::ActiveModel {
-        organizer_id: Set(change.organizer_id),
-        event_id: Set(change.event_id),
-        user_id: Set(actor.and_then(Actor::user_id)),
-        team_api_token_id: Set(actor.and_then(Actor::token_id)),
-        action_type: Set(change.action.to_owned()),
-        object_type: Set(change.object_type.to_owned()),
-        object_id: Set(change.object_id),
-        data: Set(change.data.to_string()),
-        datetime: Set(now),
-        ..Default::default()
+    record_all(db, now, vec![(actor, change)]).await
+}
+
+/// Records the entries of several changes, each with its actor, in one
+/// statement (a batch of checkouts).
+///
+/// # Errors
+/// On database errors: the changes' transaction fails with it.
+pub async fn record_all(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    changes: Vec<(Option<Actor>, Change<'_>)>,
+) -> Result<(), AppError> {
+    if changes.is_empty() {
+        return Ok(());
     }
-    .insert(db)
+    ticketing_log::Entity::insert_many(changes.into_iter().map(|(actor, change)| {
+        ticketing_log::ActiveModel {
+            organizer_id: Set(change.organizer_id),
+            event_id: Set(change.event_id),
+            user_id: Set(actor.and_then(Actor::user_id)),
+            team_api_token_id: Set(actor.and_then(Actor::token_id)),
+            action_type: Set(change.action.to_owned()),
+            object_type: Set(change.object_type.to_owned()),
+            object_id: Set(change.object_id),
+            data: Set(change.data.to_string()),
+            datetime: Set(now),
+            ..Default::default()
+        }
+    }))
+    .exec(db)
     .await?;
     Ok(())
 }

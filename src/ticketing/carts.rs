@@ -1,19 +1,22 @@
 //! Carts: positions that hold a unit of each of their product's quotas until
 //! they expire (the event's `cart_hold_minutes`). Adding to a cart takes the
-//! units (`quotas::hold`) in the transaction that inserts the positions, so a
-//! position exists exactly when its units are held.
+//! units in the transaction that inserts the positions, so a position exists
+//! exactly when its units are held. Holds run in batches ([`hold_all`], in
+//! the event's lane: `ticketing::rush`): the batch locks the quotas' rows,
+//! decides each hold in order against what is left, and writes them all at
+//! once.
 //!
 //! A cart position leaves by one conditional `DELETE` (checkout: only while it
 //! has not expired; expiry: only once it has). Only the transaction whose
 //! `DELETE` removed the row moves its units on, so checkout and the expiry job
 //! never both act on one position, on any replica.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use super::quotas::{self, Counter, Units};
@@ -25,7 +28,6 @@ use crate::entities::{
     cart_position, event, product, product_variation, quota, quota_product, sub_event,
 };
 use crate::error::{AppError, Reason};
-use crate::lanes::Lanes;
 
 /// What to put in a cart.
 #[derive(Debug, Clone)]
@@ -59,38 +61,276 @@ pub fn parse_cart_id(cart_id: &str) -> Result<String, AppError> {
     }
 }
 
+/// A hold: what one buyer adds to which cart, checked by [`Hold::new`]
+/// before it joins its event's lane.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub cart_id: String,
+    pub user_id: Option<i32>,
+    pub input: CartAdd,
+}
+
+impl Hold {
+    /// # Errors
+    /// `BAD_USER_INPUT` on a bad quantity or cart id.
+    pub fn new(principal: &Principal, input: CartAdd) -> Result<Self, AppError> {
+        if !(1..=MAX_QUANTITY).contains(&input.quantity) {
+            return Err(AppError::bad_input("quantity", "between 1 and 100"));
+        }
+        let cart_id = match &input.cart_id {
+            Some(id) => parse_cart_id(id)?,
+            None => random_token()?,
+        };
+        let user_id = match principal {
+            Principal::Person(person) => Some(person.id),
+            _ => None,
+        };
+        Ok(Self {
+            cart_id,
+            user_id,
+            input,
+        })
+    }
+}
+
+/// A cart after a hold: its id and every position it holds.
+pub type Held = (String, Vec<cart_position::Model>);
+
 /// Adds `quantity` of a product to a cart, holding its quotas; anyone may buy.
 ///
 /// # Errors
-/// `NOT_FOUND` for an unknown product (or one of an event that is not live);
-/// `NOT_ON_SALE` outside the presale or the product's window, or for a product
-/// that needs a voucher; `BAD_USER_INPUT` on a bad quantity, variation, date or
-/// cart; `SOLD_OUT` when a quota has less left than asked.
+/// As [`hold_all`], for the one hold.
 pub async fn add(
     db: &impl TransactionTrait<Transaction = DatabaseTransaction>,
     principal: &Principal,
     now: DateTime<Utc>,
     input: CartAdd,
-) -> Result<(String, Vec<cart_position::Model>), AppError> {
-    if !(1..=MAX_QUANTITY).contains(&input.quantity) {
-        return Err(AppError::bad_input("quantity", "between 1 and 100"));
-    }
-    let cart_id = match &input.cart_id {
-        Some(id) => parse_cart_id(id)?,
-        None => random_token()?,
-    };
-    let user_id = match principal {
-        Principal::Person(person) => Some(person.id),
-        _ => None,
-    };
+) -> Result<Held, AppError> {
+    let hold = Hold::new(principal, input)?;
     let txn = db.begin().await?;
-    let product = product::Entity::find_by_id(input.product_id)
-        .one(&txn)
-        .await?
+    let held = hold_all(&txn, now, vec![hold]).await?.pop();
+    let held = held.ok_or_else(|| AppError::internal(anyhow::anyhow!("no answer")))??;
+    txn.commit().await?;
+    Ok(held)
+}
+
+/// What a batch of holds reads before it decides: everything its holds name,
+/// and the quotas they count against, locked (in id order) until the commit.
+struct HoldReads {
+    products: HashMap<i32, product::Model>,
+    events: HashMap<i32, event::Model>,
+    variations: HashMap<i32, product_variation::Model>,
+    dates: HashMap<i32, sub_event::Model>,
+    carts: HashMap<String, Vec<cart_position::Model>>,
+    /// The quota ids counting each product.
+    links: HashMap<i32, Vec<i32>>,
+    quotas: HashMap<i32, quota::Model>,
+}
+
+impl HoldReads {
+    async fn of(txn: &impl ConnectionTrait, holds: &[Hold]) -> Result<Self, AppError> {
+        let products: HashMap<i32, product::Model> = product::Entity::find()
+            .filter(product::Column::Id.is_in(holds.iter().map(|h| h.input.product_id)))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        let events = event::Entity::find()
+            .filter(event::Column::Id.is_in(products.values().map(|p| p.event_id)))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let variations = product_variation::Entity::find()
+            .filter(
+                product_variation::Column::Id
+                    .is_in(holds.iter().filter_map(|h| h.input.variation_id)),
+            )
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v))
+            .collect();
+        let dates = sub_event::Entity::find()
+            .filter(sub_event::Column::Id.is_in(holds.iter().filter_map(|h| h.input.sub_event_id)))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+        let carts = of_carts(txn, holds.iter().map(|h| h.cart_id.clone()), false).await?;
+        let mut links: HashMap<i32, Vec<i32>> = HashMap::new();
+        for link in quota_product::Entity::find()
+            .filter(quota_product::Column::ProductId.is_in(products.keys().copied()))
+            .all(txn)
+            .await?
+        {
+            links
+                .entry(link.product_id)
+                .or_default()
+                .push(link.quota_id);
+        }
+        // Locked in id order (PostgreSQL; SQLite has one writer): what is
+        // left is decided here, for the whole batch, under the rows' locks.
+        let quotas = quota::Entity::find()
+            .filter(quota::Column::Id.is_in(links.values().flatten().copied()))
+            .order_by_asc(quota::Column::Id)
+            .lock_exclusive()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|q| (q.id, q))
+            .collect();
+        Ok(Self {
+            products,
+            events,
+            variations,
+            dates,
+            carts,
+            links,
+            quotas,
+        })
+    }
+
+    /// The quotas counting a product (for one date of a series, its quotas), in id order.
+    fn quotas_for(&self, product_id: i32, sub_event_id: Option<i32>) -> Vec<i32> {
+        let mut ids: Vec<i32> = self
+            .links
+            .get(&product_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| {
+                self.quotas
+                    .get(id)
+                    .is_some_and(|q| q.sub_event_id == sub_event_id)
+            })
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// What the holds decided so far in a batch have taken.
+#[derive(Default)]
+struct HoldTally {
+    /// Units taken per quota by this batch.
+    units: Units,
+    /// What this batch added to each cart so far.
+    added: HashMap<String, Vec<Added>>,
+    /// The rows to insert, in the holds' order.
+    rows: Vec<cart_position::ActiveModel>,
+}
+
+/// A position a batch adds, as the next holds of its cart count it.
+#[derive(Debug, Clone, Copy)]
+struct Added {
+    event_id: i32,
+    product_id: i32,
+    voucher_id: Option<i32>,
+}
+
+impl HoldTally {
+    fn left(&self, quota: &quota::Model) -> Option<i64> {
+        quota.size.map(|size| {
+            i64::from(size)
+                - i64::from(quota.paid)
+                - i64::from(quota.pending)
+                - i64::from(quota.in_carts)
+                - i64::from(self.units.get(&quota.id).copied().unwrap_or(0))
+        })
+    }
+
+    fn added_where(&self, cart_id: &str, test: impl Fn(&Added) -> bool) -> i64 {
+        let n = self
+            .added
+            .get(cart_id)
+            .map_or(0, |rows| rows.iter().filter(|r| test(r)).count());
+        i64::try_from(n).unwrap_or(i64::MAX)
+    }
+}
+
+/// Applies a batch of holds in `txn`: one read per table for all of them,
+/// one decision per hold in their order under the quotas' row locks (as the
+/// conditional `UPDATE` of [`quotas::hold`] would decide it alone), then one
+/// `UPDATE` of the quotas and one `INSERT` of every position held.
+///
+/// # Errors
+/// Per hold: `NOT_FOUND` for an unknown product (or one of an event that is
+/// not live); `NOT_ON_SALE` outside the presale or the product's window, or
+/// for a product that needs a voucher; `BAD_USER_INPUT` on a bad variation,
+/// date or cart; `SOLD_OUT` when a quota has less left than asked. The whole
+/// batch on database errors.
+pub async fn hold_all(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    holds: Vec<Hold>,
+) -> Result<Vec<Result<Held, AppError>>, AppError> {
+    let reads = HoldReads::of(txn, &holds).await?;
+    let mut tally = HoldTally::default();
+    let mut decided = Vec::with_capacity(holds.len());
+    for hold in &holds {
+        let decision = decide_hold(txn, &reads, &tally, hold, now).await;
+        if let Ok((units, row, added)) = decision.as_ref() {
+            for (id, n) in units {
+                *tally.units.entry(*id).or_default() += n;
+            }
+            let count = usize::try_from(hold.input.quantity).unwrap_or(0);
+            tally
+                .added
+                .entry(hold.cart_id.clone())
+                .or_default()
+                .extend(std::iter::repeat_n(*added, count));
+            tally.rows.extend(std::iter::repeat_n(row.clone(), count));
+        }
+        decided.push(decision.map(|_| ()));
+    }
+    if !tally.units.is_empty() {
+        quotas::add_to(txn, &tally.units, Counter::InCarts).await?;
+    }
+    let rows = std::mem::take(&mut tally.rows);
+    let mut inserted: HashMap<String, Vec<cart_position::Model>> = HashMap::new();
+    if !rows.is_empty() {
+        for row in cart_position::Entity::insert_many(rows)
+            .exec_with_returning(txn)
+            .await?
+        {
+            inserted.entry(row.cart_id.clone()).or_default().push(row);
+        }
+    }
+    Ok(holds
+        .into_iter()
+        .zip(decided)
+        .map(|(hold, decision)| {
+            decision.map(|_| {
+                let mut positions = reads.carts.get(&hold.cart_id).cloned().unwrap_or_default();
+                positions.extend(inserted.get(&hold.cart_id).into_iter().flatten().cloned());
+                positions.sort_by_key(|p| p.id);
+                (hold.cart_id, positions)
+            })
+        })
+        .collect())
+}
+
+/// Decides one hold of a batch: the units it takes and the row it adds
+/// (`quantity` times), or why not.
+async fn decide_hold(
+    txn: &DatabaseTransaction,
+    reads: &HoldReads,
+    tally: &HoldTally,
+    hold: &Hold,
+    now: DateTime<Utc>,
+) -> Result<(Units, cart_position::ActiveModel, Added), AppError> {
+    let input = &hold.input;
+    let product = reads
+        .products
+        .get(&input.product_id)
         .ok_or(AppError::not_found("product"))?;
-    let event = event::Entity::find_by_id(product.event_id)
-        .one(&txn)
-        .await?
+    let event = reads
+        .events
+        .get(&product.event_id)
         .filter(|e| e.live)
         .ok_or(AppError::not_found("product"))?;
     if !event.presale_is_running(now) {
@@ -105,7 +345,7 @@ pub async fn add(
     let voucher = match &input.voucher_code {
         Some(code) => Some(
             vouchers::usable(
-                &txn,
+                txn,
                 event.id,
                 code,
                 now,
@@ -130,9 +370,9 @@ pub async fn add(
     }
     let mut price = product.price_minor;
     if let Some(variation_id) = input.variation_id {
-        let variation = product_variation::Entity::find_by_id(variation_id)
-            .one(&txn)
-            .await?
+        let variation = reads
+            .variations
+            .get(&variation_id)
             .filter(|v| v.product_id == product.id && v.active)
             .ok_or_else(|| {
                 AppError::bad_input("variationId", "no such variation of this product")
@@ -144,9 +384,9 @@ pub async fn add(
     }
     match (event.has_subevents, input.sub_event_id) {
         (true, Some(date)) => {
-            let date = sub_event::Entity::find_by_id(date)
-                .one(&txn)
-                .await?
+            let date = reads
+                .dates
+                .get(&date)
                 .filter(|d| d.event_id == event.id && d.active)
                 .ok_or_else(|| AppError::bad_input("subEventId", "no such date of this event"))?;
             if date.presale_end.is_some_and(|end| end <= now)
@@ -164,37 +404,43 @@ pub async fn add(
         }
         (false, None) => {}
     }
-    let existing = cart_position::Entity::find()
-        .filter(cart_position::Column::CartId.eq(cart_id.clone()))
-        .all(&txn)
-        .await?;
-    if existing.iter().any(|p| p.event_id != event.id) {
+    let existing = reads
+        .carts
+        .get(&hold.cart_id)
+        .map_or(&[][..], Vec::as_slice);
+    let other_event = existing.iter().any(|p| p.event_id != event.id)
+        || tally.added_where(&hold.cart_id, |a| a.event_id != event.id) > 0;
+    if other_event {
         return Err(AppError::bad_input(
             "cartId",
             "this cart is for another event",
         ));
     }
-    let in_cart = existing
-        .iter()
-        .filter(|p| p.product_id == product.id)
-        .count();
-    let in_cart = i32::try_from(in_cart).unwrap_or(i32::MAX);
-    if let Some(max) = product.max_per_order
-        && in_cart.saturating_add(input.quantity) > max
-    {
-        return Err(AppError::bad_input(
-            "quantity",
-            format!("at most {max} per order"),
-        ));
+    if let Some(max) = product.max_per_order {
+        let in_cart = existing
+            .iter()
+            .filter(|p| p.product_id == product.id)
+            .count();
+        let in_cart = i64::try_from(in_cart).unwrap_or(i64::MAX)
+            + tally.added_where(&hold.cart_id, |a| a.product_id == product.id);
+        if in_cart + i64::from(input.quantity) > i64::from(max) {
+            return Err(AppError::bad_input(
+                "quantity",
+                format!("at most {max} per order"),
+            ));
+        }
     }
     if let Some(voucher) = &voucher {
         let in_cart = existing
             .iter()
             .filter(|p| p.voucher_id == Some(voucher.id))
             .count();
-        let wanted = i64::try_from(in_cart).unwrap_or(i64::MAX) + i64::from(input.quantity);
+        let in_cart = i64::try_from(in_cart).unwrap_or(i64::MAX)
+            + tally.added_where(&hold.cart_id, |a| a.voucher_id == Some(voucher.id));
         // A courtesy: checkout redeems usages under the voucher row's lock.
-        if i64::from(voucher.redeemed) + wanted > i64::from(voucher.max_usages) {
+        if i64::from(voucher.redeemed) + in_cart + i64::from(input.quantity)
+            > i64::from(voucher.max_usages)
+        {
             return Err(AppError::refused(
                 Reason::AlreadyRedeemed,
                 "this voucher has fewer usages left",
@@ -205,7 +451,7 @@ pub async fn add(
     let quota_ids = if ignore_quota {
         Vec::new()
     } else {
-        quotas_for(&txn, product.id, input.sub_event_id).await?
+        reads.quotas_for(product.id, input.sub_event_id)
     };
     if quota_ids.is_empty() && !ignore_quota {
         return Err(AppError::refused(
@@ -213,77 +459,92 @@ pub async fn add(
             "this product is not available",
         ));
     }
-    let units: Units = quota_ids.iter().map(|id| (*id, input.quantity)).collect();
-    quotas::hold(&txn, &units).await?;
-    let expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
-    let mut added = Vec::new();
-    for _ in 0..input.quantity {
-        let position = cart_position::ActiveModel {
-            event_id: Set(event.id),
-            cart_id: Set(cart_id.clone()),
-            product_id: Set(product.id),
-            variation_id: Set(input.variation_id),
-            sub_event_id: Set(input.sub_event_id),
-            price_minor: Set(price),
-            quota_ids: Set(format_quota_ids(&quota_ids)),
-            user_id: Set(user_id),
-            datetime: Set(now),
-            expires: Set(expires),
-            voucher_id: Set(voucher.as_ref().map(|v| v.id)),
-            ..Default::default()
+    for id in &quota_ids {
+        let left = reads.quotas.get(id).and_then(|q| tally.left(q));
+        if left.is_some_and(|left| left < i64::from(input.quantity)) {
+            return Err(AppError::refused(
+                Reason::SoldOut,
+                "not enough left of this product",
+            ));
         }
-        .insert(&txn)
-        .await?;
-        added.push(position);
     }
-    txn.commit().await?;
-    Ok((cart_id, added))
+    let units: Units = quota_ids.iter().map(|id| (*id, input.quantity)).collect();
+    let expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
+    let row = cart_position::ActiveModel {
+        event_id: Set(event.id),
+        cart_id: Set(hold.cart_id.clone()),
+        product_id: Set(product.id),
+        variation_id: Set(input.variation_id),
+        sub_event_id: Set(input.sub_event_id),
+        price_minor: Set(price),
+        quota_ids: Set(format_quota_ids(&quota_ids)),
+        user_id: Set(hold.user_id),
+        datetime: Set(now),
+        expires: Set(expires),
+        voucher_id: Set(voucher.as_ref().map(|v| v.id)),
+        ..Default::default()
+    };
+    let added = Added {
+        event_id: event.id,
+        product_id: product.id,
+        voucher_id: voucher.as_ref().map(|v| v.id),
+    };
+    Ok((units, row, added))
 }
 
-/// [`add`] in the lane of the product's event, batched with the event's other
-/// holds and checkouts (see `crate::lanes`).
+/// The positions of each cart, oldest first; locked until the transaction
+/// ends when `lock` (PostgreSQL; SQLite has one writer).
 ///
 /// # Errors
-/// As [`add`].
-pub async fn add_in_lane(
-    lanes: &Lanes,
-    db: &sea_orm::DatabaseConnection,
-    principal: &Principal,
-    now: DateTime<Utc>,
-    input: CartAdd,
-) -> Result<(String, Vec<cart_position::Model>), AppError> {
-    let event_id = product::Entity::find_by_id(input.product_id)
+/// On database errors.
+pub async fn of_carts(
+    db: &impl ConnectionTrait,
+    cart_ids: impl IntoIterator<Item = String>,
+    lock: bool,
+) -> Result<HashMap<String, Vec<cart_position::Model>>, AppError> {
+    let mut query = cart_position::Entity::find()
+        .filter(cart_position::Column::CartId.is_in(cart_ids))
+        .order_by_asc(cart_position::Column::Id);
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let mut carts: HashMap<String, Vec<cart_position::Model>> = HashMap::new();
+    for position in query.all(db).await? {
+        carts
+            .entry(position.cart_id.clone())
+            .or_default()
+            .push(position);
+    }
+    Ok(carts)
+}
+
+/// The quotas counting the products of `holds` (of any date).
+///
+/// # Errors
+/// On database errors.
+pub async fn quota_ids_of(db: &impl ConnectionTrait, holds: &[Hold]) -> Result<Vec<i32>, AppError> {
+    if holds.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(quota_product::Entity::find()
+        .filter(quota_product::Column::ProductId.is_in(holds.iter().map(|h| h.input.product_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|link| link.quota_id)
+        .collect())
+}
+
+/// The event whose lane a hold of `product_id` joins.
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown product.
+pub async fn event_of_product(db: &impl ConnectionTrait, product_id: i32) -> Result<i32, AppError> {
+    Ok(product::Entity::find_by_id(product_id)
         .one(db)
         .await?
         .ok_or(AppError::not_found("product"))?
-        .event_id;
-    let principal = principal.clone();
-    lanes
-        .run(db, event_id, move |txn| {
-            Box::pin(async move { add(txn, &principal, now, input).await })
-        })
-        .await
-}
-
-/// The quotas counting a product (for one date of a series, its quotas).
-async fn quotas_for(
-    db: &impl ConnectionTrait,
-    product_id: i32,
-    sub_event_id: Option<i32>,
-) -> Result<Vec<i32>, AppError> {
-    let links = quota_product::Entity::find()
-        .filter(quota_product::Column::ProductId.eq(product_id))
-        .all(db)
-        .await?;
-    let query =
-        quota::Entity::find().filter(quota::Column::Id.is_in(links.iter().map(|l| l.quota_id)));
-    let query = match sub_event_id {
-        Some(date) => query.filter(quota::Column::SubEventId.eq(date)),
-        None => query.filter(quota::Column::SubEventId.is_null()),
-    };
-    let mut ids: Vec<i32> = query.all(db).await?.into_iter().map(|q| q.id).collect();
-    ids.sort_unstable();
-    Ok(ids)
+        .event_id)
 }
 
 /// The positions of a cart, oldest first (expired ones included until the

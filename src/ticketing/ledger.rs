@@ -132,28 +132,32 @@ fn holds_anything(order: &order::Model) -> bool {
     matches!(order.status, OrderStatus::Pending | OrderStatus::Paid)
 }
 
-/// Writes the ledger rows of a new order and its positions (no fees yet), in
-/// the transaction that inserts them.
+/// Writes the ledger rows of new orders and their positions (no fees yet), in
+/// one statement, in the transaction that inserts them.
 ///
 /// # Errors
-/// On database errors: the order's transaction fails with it.
+/// On database errors: the orders' transaction fails with it.
 pub async fn record_placed(
     txn: &impl ConnectionTrait,
-    order: &order::Model,
-    positions: &[order_position::Model],
+    placed: &[(order::Model, Vec<order_position::Model>)],
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    if positions.is_empty() || !holds_anything(order) {
+    let rows: Vec<_> = placed
+        .iter()
+        .filter(|(order, _)| holds_anything(order))
+        .flat_map(|(order, positions)| {
+            positions
+                .iter()
+                .filter(|p| !p.canceled)
+                .map(move |p| Line::of_position(p).row(order, 1, now))
+        })
+        .collect();
+    if rows.is_empty() {
         return Ok(());
     }
-    order_transaction::Entity::insert_many(
-        positions
-            .iter()
-            .filter(|p| !p.canceled)
-            .map(|p| Line::of_position(p).row(order, 1, now)),
-    )
-    .exec(txn)
-    .await?;
+    order_transaction::Entity::insert_many(rows)
+        .exec(txn)
+        .await?;
     Ok(())
 }
 

@@ -2,11 +2,14 @@
 //! availability topic after each change that takes or releases units has
 //! committed (carts, checkouts, payments marked, cancellations, expiries).
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+};
 use serde::{Deserialize, Serialize};
 
 use super::access;
 use crate::auth::{Principal, TeamPermission};
+use crate::bus::SharedBus;
 use crate::entities::{event, quota};
 use crate::error::AppError;
 use crate::services::ServiceContext;
@@ -85,11 +88,20 @@ pub async fn watchable_event(
 /// Announces the current counters of each event's quotas. Called after the
 /// change committed; a failure is logged: the change stands.
 pub async fn announce(services: &ServiceContext, event_ids: impl IntoIterator<Item = i32>) {
+    announce_on(&services.db, &services.bus, event_ids).await;
+}
+
+/// As [`announce`], for callers holding only the database and the bus.
+pub async fn announce_on(
+    db: &DatabaseConnection,
+    bus: &SharedBus,
+    event_ids: impl IntoIterator<Item = i32>,
+) {
     for event_id in event_ids {
         let quotas = quota::Entity::find()
             .filter(quota::Column::EventId.eq(event_id))
             .order_by_asc(quota::Column::Id)
-            .all(&services.db)
+            .all(db)
             .await;
         let quotas = match quotas {
             Ok(quotas) => quotas,
@@ -102,7 +114,7 @@ pub async fn announce(services: &ServiceContext, event_ids: impl IntoIterator<It
             event_id,
             quotas: quotas.iter().map(QuotaCounters::from).collect(),
         });
-        if let Err(err) = services.bus.publish(event).await {
+        if let Err(err) = bus.publish(event).await {
             tracing::error!(
                 error = format!("{err:#}"),
                 "availability changed but not published"

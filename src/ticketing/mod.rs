@@ -33,7 +33,7 @@
 //!   A quota is therefore never oversold, on SQLite or PostgreSQL, with any
 //!   number of replicas.
 //! - A voucher is redeemed only by a conditional `UPDATE` that checks its
-//!   usages left, in the checkout's transaction (`vouchers::redeem`).
+//!   usages left, in the checkout's transaction (`vouchers::check_redemption`).
 //! - Every change to events, dates, teams, tokens, products, quotas, vouchers
 //!   and orders goes through `audit::Audited`, which writes its audit log
 //!   entry in the change's own transaction.
@@ -63,5 +63,6 @@ pub mod payments;
 pub mod providers;
 pub mod quotas;
 pub mod refunds;
+pub mod rush;
 pub mod tickets;
 pub mod vouchers;

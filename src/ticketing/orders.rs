@@ -1,20 +1,22 @@
 //! Orders: checkout turns a cart into an order atomically, and teams mark
 //! orders paid or cancel them.
 //!
-//! Checkout runs in one transaction: it removes each cart position that has
-//! not expired (`carts::take_live`; one expired position refuses the whole
-//! checkout with `EXPIRED`), moves their quota units from carts to pending
-//! orders, and inserts the order and its positions. An admission position is
+//! A checkout runs in one transaction, batched with the other checkouts of
+//! its event's lane (`ticketing::rush`, [`place_all`]): it removes the cart's
+//! positions (one expired position refuses the whole checkout with
+//! `EXPIRED`), moves their quota units from carts to pending orders, and
+//! inserts the order and its positions. An admission position is
 //! a ticket: a random secret for its QR code, and the olympic ticket's unique
 //! key, SHA-256 over the buyer, the purchase date and the position's id,
 //! written once the insert has given the id.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -27,11 +29,12 @@ use super::quotas::{self, Counter};
 use super::vouchers;
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
-use crate::db::page_by_id;
+use crate::db::{page_by_id, per_row};
 use crate::entities::order::OrderStatus;
-use crate::entities::{cart_position, checkout_key, event, order, order_position, product};
+use crate::entities::{
+    cart_position, checkout_key, event, order, order_position, product, voucher,
+};
 use crate::error::{AppError, Reason};
-use crate::lanes::Lanes;
 use crate::pagination::{Page, PageRequest};
 
 /// How long a pending order waits for its payment before it expires.
@@ -100,6 +103,83 @@ async fn checked_out(
     Ok(Some((order, positions)))
 }
 
+/// A checkout: which cart becomes whose order, checked by [`Checkout::new`]
+/// before it joins its event's lane.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub cart_id: String,
+    pub user_id: Option<i32>,
+    pub email: String,
+    pub key: Option<String>,
+}
+
+/// An order with its positions.
+pub type PlacedOrder = (order::Model, Vec<order_position::Model>);
+
+/// What one checkout of a batch came to.
+#[derive(Debug)]
+pub enum Placed {
+    Order(order::Model, Vec<order_position::Model>),
+    /// Another checkout holds the idempotency key: its order is the answer.
+    KeyTaken,
+}
+
+impl Checkout {
+    /// # Errors
+    /// `BAD_USER_INPUT` on a bad cart id, email or key.
+    pub fn new(
+        principal: &Principal,
+        cart_id: &str,
+        email: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Self, AppError> {
+        let user_id = match principal {
+            Principal::Person(_) => Some(principal.person()?.id),
+            _ => None,
+        };
+        Ok(Self {
+            cart_id: carts::parse_cart_id(cart_id)?,
+            user_id,
+            email: parse_email(email)?,
+            key: idempotency_key.map(parse_idempotency_key).transpose()?,
+        })
+    }
+
+    /// The order an earlier checkout of this cart with this key placed.
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn first_result(
+        &self,
+        db: &impl ConnectionTrait,
+    ) -> Result<Option<PlacedOrder>, AppError> {
+        match &self.key {
+            Some(key) => checked_out(db, &self.cart_id, key).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The answer once `placed` committed: its order, or the order of the
+    /// checkout that holds the key.
+    ///
+    /// # Errors
+    /// `CONFLICT` when the key's checkout stored nothing after all.
+    pub async fn answer(
+        &self,
+        db: &impl ConnectionTrait,
+        placed: Placed,
+    ) -> Result<PlacedOrder, AppError> {
+        match placed {
+            Placed::Order(order, positions) => Ok((order, positions)),
+            // A concurrent checkout with this key committed first.
+            Placed::KeyTaken => self
+                .first_result(db)
+                .await?
+                .ok_or_else(|| AppError::Conflict("the checkout is being retried".into())),
+        }
+    }
+}
+
 /// Turns a cart into a pending order (a paid one when it costs nothing).
 ///
 /// With an idempotency key, a checkout of the same cart with the same key
@@ -110,10 +190,7 @@ async fn checked_out(
 /// so retrying it tries again.
 ///
 /// # Errors
-/// `BAD_USER_INPUT` on an empty cart, a bad email or key, or fewer than a
-/// product's minimum per order; `UNAUTHENTICATED` for an anonymous buyer of a
-/// product limited per account; `CONFLICT` (no reason) beyond that limit;
-/// `EXPIRED` when a position's hold has expired.
+/// As [`place_all`], for the one checkout.
 pub async fn checkout(
     db: &(impl ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>),
     principal: &Principal,
@@ -121,276 +198,355 @@ pub async fn checkout(
     cart_id: &str,
     email: &str,
     idempotency_key: Option<&str>,
-) -> Result<(order::Model, Vec<order_position::Model>), AppError> {
-    let email = parse_email(email)?;
-    let key = idempotency_key.map(parse_idempotency_key).transpose()?;
-    if let Some(key) = &key {
-        let cart_id = carts::parse_cart_id(cart_id)?;
-        if let Some(first) = checked_out(db, &cart_id, key).await? {
-            return Ok(first);
-        }
-        match place(db, principal, now, &cart_id, email, Some(key)).await? {
-            Placed::Order(order, positions) => Ok((order, positions)),
-            // A concurrent checkout with this key committed first.
-            Placed::KeyTaken => checked_out(db, &cart_id, key)
-                .await?
-                .ok_or_else(|| AppError::Conflict("the checkout is being retried".into())),
-        }
-    } else {
-        match place(db, principal, now, cart_id, email, None).await? {
-            Placed::Order(order, positions) => Ok((order, positions)),
-            Placed::KeyTaken => Err(AppError::internal(anyhow::anyhow!("no key was given"))),
-        }
+) -> Result<PlacedOrder, AppError> {
+    let request = Checkout::new(principal, cart_id, email, idempotency_key)?;
+    if let Some(first) = request.first_result(db).await? {
+        return Ok(first);
+    }
+    let txn = db.begin().await?;
+    let placed = place_all(&txn, now, vec![request.clone()]).await?.pop();
+    let placed = placed.ok_or_else(|| AppError::internal(anyhow::anyhow!("no answer")))??;
+    txn.commit().await?;
+    request.answer(db, placed).await
+}
+
+/// The event whose lane a checkout of `cart_id` joins, or `None` for a cart
+/// with no positions left (a retry of a checkout that succeeded, or an empty
+/// cart: [`checkout`] finds the first order or refuses).
+///
+/// # Errors
+/// On database errors.
+pub async fn event_of_cart(
+    db: &impl ConnectionTrait,
+    cart_id: &str,
+) -> Result<Option<i32>, AppError> {
+    Ok(cart_position::Entity::find()
+        .filter(cart_position::Column::CartId.eq(cart_id))
+        .one(db)
+        .await?
+        .map(|p| p.event_id))
+}
+
+/// What a batch of checkouts reads before it decides; carts and vouchers are
+/// locked until the commit (PostgreSQL; SQLite has one writer).
+struct CheckoutReads {
+    carts: HashMap<String, Vec<cart_position::Model>>,
+    events: HashMap<i32, event::Model>,
+    products: HashMap<i32, product::Model>,
+    vouchers: HashMap<i32, voucher::Model>,
+    /// Positions each account already holds of each product limited per
+    /// account, in its pending and paid orders.
+    bought: HashMap<(i32, i32), i64>,
+}
+
+impl CheckoutReads {
+    async fn of(txn: &impl ConnectionTrait, requests: &[Checkout]) -> Result<Self, AppError> {
+        let carts = carts::of_carts(txn, requests.iter().map(|r| r.cart_id.clone()), true).await?;
+        let positions = || carts.values().flatten();
+        let events = event::Entity::find()
+            .filter(event::Column::Id.is_in(positions().map(|p| p.event_id)))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let products: HashMap<i32, product::Model> = product::Entity::find()
+            .filter(product::Column::Id.is_in(positions().map(|p| p.product_id)))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        // In id order, so checkouts redeeming several vouchers never deadlock.
+        let vouchers = voucher::Entity::find()
+            .filter(voucher::Column::Id.is_in(positions().filter_map(|p| p.voucher_id)))
+            .order_by_asc(voucher::Column::Id)
+            .lock_exclusive()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v))
+            .collect();
+        let limited: Vec<i32> = products
+            .values()
+            .filter(|p| p.limit_per_user.is_some())
+            .map(|p| p.id)
+            .collect();
+        let buyers: Vec<i32> = requests.iter().filter_map(|r| r.user_id).collect();
+        let bought = if limited.is_empty() || buyers.is_empty() {
+            HashMap::new()
+        } else {
+            bought_by(txn, &buyers, &limited).await?
+        };
+        Ok(Self {
+            carts,
+            events,
+            products,
+            vouchers,
+            bought,
+        })
     }
 }
 
-/// [`checkout`] in the lane of the cart's event, batched with the event's
-/// other holds and checkouts (see `crate::lanes`). A cart with no positions left (a
-/// retry of a checkout that succeeded, or an empty cart) goes straight to
-/// [`checkout`], which finds the first order or refuses.
+/// How many positions of each of `products` each of `buyers` holds in their
+/// pending and paid orders.
+async fn bought_by(
+    db: &impl ConnectionTrait,
+    buyers: &[i32],
+    products: &[i32],
+) -> Result<HashMap<(i32, i32), i64>, AppError> {
+    let orders: HashMap<i32, i32> = order::Entity::find()
+        .filter(order::Column::UserId.is_in(buyers.iter().copied()))
+        .filter(order::Column::Status.is_in([OrderStatus::Pending, OrderStatus::Paid]))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|o| o.user_id.map(|user| (o.id, user)))
+        .collect();
+    let mut bought = HashMap::new();
+    for position in order_position::Entity::find()
+        .filter(order_position::Column::OrderId.is_in(orders.keys().copied()))
+        .filter(order_position::Column::ProductId.is_in(products.iter().copied()))
+        .filter(order_position::Column::Canceled.eq(false))
+        .all(db)
+        .await?
+    {
+        if let Some(user) = orders.get(&position.order_id) {
+            *bought.entry((*user, position.product_id)).or_default() += 1;
+        }
+    }
+    Ok(bought)
+}
+
+/// What the checkouts decided so far in a batch have taken.
+#[derive(Default)]
+struct CheckoutTally {
+    carts: HashSet<String>,
+    redeemed: BTreeMap<i32, i32>,
+    bought: HashMap<(i32, i32), i64>,
+}
+
+/// A checkout the batch accepted, before its order is written.
+struct Accepted {
+    index: usize,
+    positions: Vec<cart_position::Model>,
+    event: event::Model,
+    total: i64,
+    status: OrderStatus,
+    key_id: Option<i32>,
+}
+
+/// Applies a batch of checkouts in `txn`: the idempotency keys claimed in
+/// one statement, one read per table for all of them (carts and vouchers
+/// locked), one decision per checkout in their order, then a few statements
+/// for the whole batch: positions taken from the carts, vouchers redeemed,
+/// quota units moved, orders, their positions, tickets' keys, ledger and
+/// audit entries. A refused checkout stores nothing, its key included.
 ///
 /// # Errors
-/// As [`checkout`].
-pub async fn checkout_in_lane(
-    lanes: &Lanes,
-    db: &DatabaseConnection,
-    principal: &Principal,
+/// Per checkout: `BAD_USER_INPUT` on an empty cart or fewer than a product's
+/// minimum per order; `UNAUTHENTICATED` for an anonymous buyer of a product
+/// limited per account; `CONFLICT` (no reason) beyond that limit; `EXPIRED`
+/// when a position's hold or a voucher has expired; `ALREADY_REDEEMED` when a
+/// voucher has too few usages left. The whole batch on database errors.
+pub async fn place_all(
+    txn: &DatabaseTransaction,
     now: DateTime<Utc>,
-    cart_id: &str,
-    email: &str,
-    idempotency_key: Option<&str>,
-) -> Result<(order::Model, Vec<order_position::Model>), AppError> {
-    let first = cart_position::Entity::find()
-        .filter(cart_position::Column::CartId.eq(carts::parse_cart_id(cart_id)?))
-        .one(db)
-        .await?;
-    let Some(first) = first else {
-        return checkout(db, principal, now, cart_id, email, idempotency_key).await;
-    };
-    let (principal, cart_id, email) = (principal.clone(), cart_id.to_owned(), email.to_owned());
-    let key = idempotency_key.map(str::to_owned);
-    lanes
-        .run(db, first.event_id, move |txn| {
-            Box::pin(async move {
-                checkout(txn, &principal, now, &cart_id, &email, key.as_deref()).await
-            })
-        })
+    requests: Vec<Checkout>,
+) -> Result<Vec<Result<Placed, AppError>>, AppError> {
+    Prepared::read(txn, now, &requests)
+        .await?
+        .place(txn, now, requests)
         .await
 }
 
-enum Placed {
-    Order(order::Model, Vec<order_position::Model>),
-    /// Another checkout holds the idempotency key.
-    KeyTaken,
+/// A batch of checkouts with their keys claimed and what they read locked
+/// (carts, then vouchers): the first half of [`place_all`], so a lane can
+/// lock the batch's quotas after them, in that one order everywhere.
+pub struct Prepared {
+    keys: HashMap<(String, String), (usize, i32)>,
+    reads: CheckoutReads,
 }
 
-async fn place(
-    db: &impl TransactionTrait<Transaction = DatabaseTransaction>,
-    principal: &Principal,
-    now: DateTime<Utc>,
-    cart_id: &str,
-    email: String,
-    key: Option<&str>,
-) -> Result<Placed, AppError> {
-    let user_id = match principal {
-        Principal::Person(_) => Some(principal.person()?.id),
-        _ => None,
-    };
-    let change = Audited::begin(db, user_id.map(Actor::Person), now).await?;
-    let txn = change.txn();
-    let claimed = match key {
-        Some(key) => {
-            let inserted = checkout_key::ActiveModel {
-                cart_id: Set(cart_id.to_owned()),
-                idempotency_key: Set(key.to_owned()),
-                order_id: Set(None),
-                created_at: Set(now),
-                ..Default::default()
-            }
-            .insert(txn)
-            .await;
-            match inserted {
-                Ok(row) => Some(row),
-                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                    return Ok(Placed::KeyTaken);
+impl Prepared {
+    /// # Errors
+    /// On database errors.
+    pub async fn read(
+        txn: &DatabaseTransaction,
+        now: DateTime<Utc>,
+        requests: &[Checkout],
+    ) -> Result<Self, AppError> {
+        let keys = claim_keys(txn, requests, now).await?;
+        let reads = CheckoutReads::of(txn, requests).await?;
+        Ok(Self { keys, reads })
+    }
+
+    /// The quotas the carts' positions hold units of.
+    pub fn quota_ids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.reads
+            .carts
+            .values()
+            .flatten()
+            .flat_map(|p| cart_position::quota_ids(&p.quota_ids))
+    }
+
+    /// Decides and writes the checkouts (the second half of [`place_all`]).
+    ///
+    /// # Errors
+    /// As [`place_all`].
+    pub async fn place(
+        self,
+        txn: &DatabaseTransaction,
+        now: DateTime<Utc>,
+        requests: Vec<Checkout>,
+    ) -> Result<Vec<Result<Placed, AppError>>, AppError> {
+        let Self { keys, reads } = self;
+        let mut tally = CheckoutTally::default();
+        let mut outcomes: Vec<Option<Result<Placed, AppError>>> =
+            Vec::with_capacity(requests.len());
+        let mut accepted = Vec::new();
+        let mut unclaimed = Vec::new();
+        for (index, request) in requests.iter().enumerate() {
+            let key_id = match &request.key {
+                Some(key) => match keys.get(&(request.cart_id.clone(), key.clone())) {
+                    Some((owner, id)) if *owner == index => Some(*id),
+                    _ => {
+                        outcomes.push(Some(Ok(Placed::KeyTaken)));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            match decide_checkout(&reads, &mut tally, request, now) {
+                Ok((positions, event, total)) => {
+                    let status = if total == 0 {
+                        OrderStatus::Paid
+                    } else {
+                        OrderStatus::Pending
+                    };
+                    accepted.push(Accepted {
+                        index,
+                        positions,
+                        event,
+                        total,
+                        status,
+                        key_id,
+                    });
+                    outcomes.push(None);
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => {
+                    unclaimed.extend(key_id);
+                    outcomes.push(Some(Err(err)));
+                }
             }
         }
-        None => None,
-    };
-    let cart = carts::positions(txn, cart_id).await?;
-    let Some(first) = cart.first() else {
-        return Err(AppError::bad_input("cartId", "the cart is empty"));
-    };
-    let event = event::Entity::find_by_id(first.event_id)
-        .one(txn)
-        .await?
-        .ok_or(AppError::not_found("event"))?;
-    let products: HashMap<i32, product::Model> = product::Entity::find()
-        .filter(product::Column::Id.is_in(cart.iter().map(|p| p.product_id)))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    check_limits(txn, &cart, &products, user_id).await?;
-    for position in &cart {
-        if !carts::take_live(txn, position, now).await? {
-            return Err(AppError::refused(
-                Reason::Expired,
-                "the cart has expired; add the products again",
-            ));
+        if !unclaimed.is_empty() {
+            checkout_key::Entity::delete_many()
+                .filter(checkout_key::Column::Id.is_in(unclaimed))
+                .exec(txn)
+                .await?;
         }
-    }
-    let mut redemptions: std::collections::BTreeMap<i32, i32> = std::collections::BTreeMap::new();
-    for voucher_id in cart.iter().filter_map(|p| p.voucher_id) {
-        *redemptions.entry(voucher_id).or_default() += 1;
-    }
-    // In id order, so checkouts redeeming several vouchers never deadlock.
-    for (voucher_id, n) in redemptions {
-        vouchers::redeem(txn, voucher_id, n, now).await?;
-    }
-    let total: i64 = cart.iter().map(|p| p.price_minor).sum();
-    let status = if total == 0 {
-        OrderStatus::Paid
-    } else {
-        OrderStatus::Pending
-    };
-    let units = quotas::units(cart.iter().map(|p| p.quota_ids.as_str()));
-    let target = if status == OrderStatus::Paid {
-        Counter::Paid
-    } else {
-        Counter::Pending
-    };
-    quotas::shift(txn, &units, Counter::InCarts, target).await?;
-    let mut code = order_code()?;
-    // Codes are unique per event; a clash (rare) draws again.
-    while order::Entity::find()
-        .filter(order::Column::EventId.eq(event.id))
-        .filter(order::Column::Code.eq(code.clone()))
-        .one(txn)
-        .await?
-        .is_some()
-    {
-        code = order_code()?;
-    }
-    let order = order::ActiveModel {
-        event_id: Set(event.id),
-        code: Set(code),
-        secret: Set(random_token()?),
-        status: Set(status),
-        user_id: Set(user_id),
-        email: Set(email.clone()),
-        total_minor: Set(total),
-        testmode: Set(event.testmode),
-        sales_channel: Set("web".to_owned()),
-        datetime: Set(now),
-        expires: Set(now + PAYMENT_TERM),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    if let Some(claimed) = claimed {
-        let mut row: checkout_key::ActiveModel = claimed.into();
-        row.order_id = Set(Some(order.id));
-        row.update(txn).await?;
-    }
-    let client = user_id.map_or_else(|| email.clone(), |id| id.to_string());
-    let mut positions = Vec::with_capacity(cart.len());
-    for (index, item) in cart.iter().enumerate() {
-        let product = products.get(&item.product_id);
-        let tax_rate = product.map_or(0, |p| p.tax_rate_bp);
-        let admission = product.is_some_and(|p| p.admission);
-        let position = order_position::ActiveModel {
-            order_id: Set(order.id),
-            positionid: Set(i32::try_from(index + 1).unwrap_or(i32::MAX)),
-            product_id: Set(item.product_id),
-            variation_id: Set(item.variation_id),
-            sub_event_id: Set(item.sub_event_id),
-            price_minor: Set(item.price_minor),
-            tax_rate_bp: Set(tax_rate),
-            tax_value_minor: Set(included_tax(item.price_minor, tax_rate)),
-            secret: Set(random_token()?),
-            ticket_key: Set(None),
-            canceled: Set(false),
-            attendee_name: Set(None),
-            attendee_email: Set(None),
-            quota_ids: Set(item.quota_ids.clone()),
-            created_at: Set(now),
-            voucher_id: Set(item.voucher_id),
-            ..Default::default()
+        let written = write_orders(txn, now, &requests, &reads.products, &tally, accepted).await?;
+        for (index, placed) in written {
+            outcomes[index] = Some(Ok(placed));
         }
-        .insert(txn)
-        .await?;
-        let position = if admission {
-            let key = ticket_key(&client, order.datetime, position.id);
-            let mut row: order_position::ActiveModel = position.into();
-            row.ticket_key = Set(Some(key));
-            row.update(txn).await?
-        } else {
-            position
-        };
-        positions.push(position);
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.ok_or_else(|| AppError::internal(anyhow::anyhow!("a checkout went unanswered")))
+            })
+            .collect()
     }
-    super::ledger::record_placed(txn, &order, &positions, now).await?;
-    change
-        .commit(Change::on_event(
-            &event,
-            "voltgate.order.placed",
-            "order",
-            order.id,
-            json!({ "code": order.code, "total_minor": total, "positions": positions.len() }),
-        ))
-        .await?;
-    Ok(Placed::Order(order, positions))
 }
 
-async fn check_limits(
-    db: &impl ConnectionTrait,
-    cart: &[crate::entities::cart_position::Model],
-    products: &HashMap<i32, product::Model>,
-    user_id: Option<i32>,
-) -> Result<(), AppError> {
-    let mut counts: HashMap<i32, i32> = HashMap::new();
+/// Inserts the keys of the checkouts that carry one, in one statement: a key
+/// another checkout stored (or one earlier in this batch) is not inserted.
+/// Returns, per claimed key, the index of its checkout and the row's id.
+async fn claim_keys(
+    txn: &DatabaseTransaction,
+    requests: &[Checkout],
+    now: DateTime<Utc>,
+) -> Result<HashMap<(String, String), (usize, i32)>, AppError> {
+    let mut owners: HashMap<(String, String), usize> = HashMap::new();
+    for (index, request) in requests.iter().enumerate() {
+        if let Some(key) = &request.key {
+            owners
+                .entry((request.cart_id.clone(), key.clone()))
+                .or_insert(index);
+        }
+    }
+    if owners.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = owners
+        .keys()
+        .map(|(cart_id, key)| checkout_key::ActiveModel {
+            cart_id: Set(cart_id.clone()),
+            idempotency_key: Set(key.clone()),
+            order_id: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    let inserted = checkout_key::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                checkout_key::Column::CartId,
+                checkout_key::Column::IdempotencyKey,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_with_returning(txn)
+        .await?;
+    Ok(inserted
+        .into_iter()
+        .filter_map(|row| {
+            let pair = (row.cart_id, row.idempotency_key);
+            owners.get(&pair).map(|owner| (pair, (*owner, row.id)))
+        })
+        .collect())
+}
+
+/// Decides one checkout of a batch against what the batch read and what the
+/// checkouts before it took: its cart's positions, its event and its total,
+/// or why not.
+fn decide_checkout(
+    reads: &CheckoutReads,
+    tally: &mut CheckoutTally,
+    request: &Checkout,
+    now: DateTime<Utc>,
+) -> Result<(Vec<cart_position::Model>, event::Model, i64), AppError> {
+    let cart = reads
+        .carts
+        .get(&request.cart_id)
+        .filter(|_| !tally.carts.contains(&request.cart_id))
+        .filter(|cart| !cart.is_empty())
+        .ok_or_else(|| AppError::bad_input("cartId", "the cart is empty"))?;
+    let event = reads
+        .events
+        .get(&cart[0].event_id)
+        .ok_or(AppError::not_found("event"))?;
+    let mut counts: BTreeMap<i32, i64> = BTreeMap::new();
     for position in cart {
         *counts.entry(position.product_id).or_default() += 1;
     }
-    for (product_id, count) in counts {
-        let Some(product) = products.get(&product_id) else {
+    for (&product_id, &count) in &counts {
+        let Some(product) = reads.products.get(&product_id) else {
             continue;
         };
-        if product.min_per_order.is_some_and(|min| count < min) {
+        if let Some(min) = product.min_per_order
+            && count < i64::from(min)
+        {
             return Err(AppError::bad_input(
                 "cartId",
-                format!(
-                    "{} needs at least {} per order",
-                    product.name,
-                    product.min_per_order.unwrap_or(1)
-                ),
+                format!("{} needs at least {min} per order", product.name),
             ));
         }
         if let Some(limit) = product.limit_per_user {
-            let Some(user_id) = user_id else {
-                return Err(AppError::Unauthenticated);
-            };
-            let orders: Vec<i32> = order::Entity::find()
-                .filter(order::Column::UserId.eq(user_id))
-                .filter(order::Column::Status.is_in([OrderStatus::Pending, OrderStatus::Paid]))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|o| o.id)
-                .collect();
-            let bought = order_position::Entity::find()
-                .filter(order_position::Column::OrderId.is_in(orders))
-                .filter(order_position::Column::ProductId.eq(product_id))
-                .filter(order_position::Column::Canceled.eq(false))
-                .all(db)
-                .await?
-                .len();
-            if i64::try_from(bought).unwrap_or(i64::MAX) + i64::from(count) > i64::from(limit) {
+            let user = request.user_id.ok_or(AppError::Unauthenticated)?;
+            let held = reads.bought.get(&(user, product_id)).copied().unwrap_or(0)
+                + tally.bought.get(&(user, product_id)).copied().unwrap_or(0);
+            if held + count > i64::from(limit) {
                 return Err(AppError::Conflict(format!(
                     "{} is limited to {limit} per account",
                     product.name
@@ -398,9 +554,279 @@ async fn check_limits(
             }
         }
     }
+    if cart.iter().any(|p| p.expires <= now) {
+        return Err(AppError::refused(
+            Reason::Expired,
+            "the cart has expired; add the products again",
+        ));
+    }
+    let mut redemptions: BTreeMap<i32, i32> = BTreeMap::new();
+    for voucher_id in cart.iter().filter_map(|p| p.voucher_id) {
+        *redemptions.entry(voucher_id).or_default() += 1;
+    }
+    for (&voucher_id, &n) in &redemptions {
+        let voucher = reads
+            .vouchers
+            .get(&voucher_id)
+            .ok_or_else(|| AppError::bad_input("cartId", "a voucher in the cart was deleted"))?;
+        let before = voucher.redeemed + tally.redeemed.get(&voucher_id).copied().unwrap_or(0);
+        vouchers::check_redemption(voucher, before, n, now)?;
+    }
+    tally.carts.insert(request.cart_id.clone());
+    for (voucher_id, n) in redemptions {
+        *tally.redeemed.entry(voucher_id).or_default() += n;
+    }
+    if let Some(user) = request.user_id {
+        for (product_id, count) in counts {
+            *tally.bought.entry((user, product_id)).or_default() += count;
+        }
+    }
+    let total = cart.iter().map(|p| p.price_minor).sum();
+    Ok((cart.clone(), event.clone(), total))
+}
+
+/// Order codes for the accepted checkouts, unique per event: drawn, and
+/// drawn again (rarely) where one is taken or drawn twice.
+async fn unique_codes(
+    txn: &DatabaseTransaction,
+    accepted: &[Accepted],
+) -> Result<Vec<String>, AppError> {
+    let mut codes: Vec<String> = accepted
+        .iter()
+        .map(|_| order_code())
+        .collect::<Result<_, _>>()?;
+    loop {
+        let taken: HashSet<(i32, String)> = order::Entity::find()
+            .filter(order::Column::EventId.is_in(accepted.iter().map(|a| a.event.id)))
+            .filter(order::Column::Code.is_in(codes.iter().cloned()))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|o| (o.event_id, o.code))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut clashed = false;
+        for (a, code) in accepted.iter().zip(codes.iter_mut()) {
+            while taken.contains(&(a.event.id, code.clone()))
+                || !seen.insert((a.event.id, code.clone()))
+            {
+                *code = order_code()?;
+                clashed = true;
+            }
+        }
+        if !clashed {
+            return Ok(codes);
+        }
+    }
+}
+
+/// Gives each admission position its olympic ticket key, now that the
+/// inserts gave the ids: one `UPDATE` for the batch.
+async fn write_ticket_keys(
+    txn: &DatabaseTransaction,
+    products: &HashMap<i32, product::Model>,
+    placed: &mut [(usize, order::Model, Vec<order_position::Model>)],
+) -> Result<(), AppError> {
+    let mut keys: Vec<(i32, sea_orm::Value)> = Vec::new();
+    for (_, order, positions) in placed.iter_mut() {
+        let client = order
+            .user_id
+            .map_or_else(|| order.email.clone(), |id| id.to_string());
+        for position in positions
+            .iter_mut()
+            .filter(|p| products.get(&p.product_id).is_some_and(|p| p.admission))
+        {
+            let key = ticket_key(&client, order.datetime, position.id);
+            keys.push((position.id, key.clone().into()));
+            position.ticket_key = Some(key);
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i32> = keys.iter().map(|(id, _)| *id).collect();
+    order_position::Entity::update_many()
+        .col_expr(
+            order_position::Column::TicketKey,
+            per_row(
+                order_position::Column::Id,
+                keys,
+                Expr::col(order_position::Column::TicketKey),
+            ),
+        )
+        .filter(order_position::Column::Id.is_in(ids))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 
+/// Writes the accepted checkouts of a batch, set-wise; returns each one's
+/// order by its index in the batch.
+async fn write_orders(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    requests: &[Checkout],
+    products: &HashMap<i32, product::Model>,
+    tally: &CheckoutTally,
+    accepted: Vec<Accepted>,
+) -> Result<Vec<(usize, Placed)>, AppError> {
+    if accepted.is_empty() {
+        return Ok(Vec::new());
+    }
+    cart_position::Entity::delete_many()
+        .filter(
+            cart_position::Column::Id.is_in(
+                accepted
+                    .iter()
+                    .flat_map(|a| a.positions.iter().map(|p| p.id)),
+            ),
+        )
+        .exec(txn)
+        .await?;
+    vouchers::redeem_counted(txn, &tally.redeemed).await?;
+    for target in [OrderStatus::Pending, OrderStatus::Paid] {
+        let units = quotas::units(
+            accepted
+                .iter()
+                .filter(|a| a.status == target)
+                .flat_map(|a| a.positions.iter().map(|p| p.quota_ids.as_str())),
+        );
+        let counter = if target == OrderStatus::Paid {
+            Counter::Paid
+        } else {
+            Counter::Pending
+        };
+        quotas::shift(txn, &units, Counter::InCarts, counter).await?;
+    }
+    let codes = unique_codes(txn, &accepted).await?;
+    let mut rows = Vec::with_capacity(accepted.len());
+    for (a, code) in accepted.iter().zip(&codes) {
+        let request = &requests[a.index];
+        rows.push(order::ActiveModel {
+            event_id: Set(a.event.id),
+            code: Set(code.clone()),
+            secret: Set(random_token()?),
+            status: Set(a.status),
+            user_id: Set(request.user_id),
+            email: Set(request.email.clone()),
+            total_minor: Set(a.total),
+            testmode: Set(a.event.testmode),
+            sales_channel: Set("web".to_owned()),
+            datetime: Set(now),
+            expires: Set(now + PAYMENT_TERM),
+            updated_at: Set(now),
+            ..Default::default()
+        });
+    }
+    let mut orders: HashMap<(i32, String), order::Model> = order::Entity::insert_many(rows)
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .map(|o| ((o.event_id, o.code.clone()), o))
+        .collect();
+    let mut placed: Vec<(usize, order::Model, Vec<order_position::ActiveModel>)> =
+        Vec::with_capacity(accepted.len());
+    for (a, code) in accepted.iter().zip(codes) {
+        let order = orders
+            .remove(&(a.event.id, code))
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("an order was not stored")))?;
+        let mut rows = Vec::with_capacity(a.positions.len());
+        for (index, item) in a.positions.iter().enumerate() {
+            let tax_rate = products.get(&item.product_id).map_or(0, |p| p.tax_rate_bp);
+            rows.push(order_position::ActiveModel {
+                order_id: Set(order.id),
+                positionid: Set(i32::try_from(index + 1).unwrap_or(i32::MAX)),
+                product_id: Set(item.product_id),
+                variation_id: Set(item.variation_id),
+                sub_event_id: Set(item.sub_event_id),
+                price_minor: Set(item.price_minor),
+                tax_rate_bp: Set(tax_rate),
+                tax_value_minor: Set(included_tax(item.price_minor, tax_rate)),
+                secret: Set(random_token()?),
+                ticket_key: Set(None),
+                canceled: Set(false),
+                attendee_name: Set(None),
+                attendee_email: Set(None),
+                quota_ids: Set(item.quota_ids.clone()),
+                created_at: Set(now),
+                voucher_id: Set(item.voucher_id),
+                ..Default::default()
+            });
+        }
+        placed.push((a.index, order, rows));
+    }
+    let keys: Vec<(i32, sea_orm::Value)> = accepted
+        .iter()
+        .zip(&placed)
+        .filter_map(|(a, (_, order, _))| a.key_id.map(|id| (id, order.id.into())))
+        .collect();
+    if !keys.is_empty() {
+        let ids: Vec<i32> = keys.iter().map(|(id, _)| *id).collect();
+        checkout_key::Entity::update_many()
+            .col_expr(
+                checkout_key::Column::OrderId,
+                per_row(
+                    checkout_key::Column::Id,
+                    keys,
+                    Expr::value(sea_orm::Value::Int(None)),
+                ),
+            )
+            .filter(checkout_key::Column::Id.is_in(ids))
+            .exec(txn)
+            .await?;
+    }
+    let mut stored: HashMap<(i32, i32), order_position::Model> =
+        order_position::Entity::insert_many(placed.iter().flat_map(|(_, _, rows)| rows.clone()))
+            .exec_with_returning(txn)
+            .await?
+            .into_iter()
+            .map(|p| ((p.order_id, p.positionid), p))
+            .collect();
+    let mut done = Vec::with_capacity(placed.len());
+    for (index, order, rows) in placed {
+        let positions: Vec<order_position::Model> = (1..=i32::try_from(rows.len()).unwrap_or(0))
+            .filter_map(|n| stored.remove(&(order.id, n)))
+            .collect();
+        done.push((index, order, positions));
+    }
+    write_ticket_keys(txn, products, &mut done).await?;
+    let orders: Vec<PlacedOrder> = done
+        .iter()
+        .map(|(_, order, positions)| (order.clone(), positions.clone()))
+        .collect();
+    super::ledger::record_placed(txn, &orders, now).await?;
+    let events: HashMap<i32, &event::Model> =
+        accepted.iter().map(|a| (a.event.id, &a.event)).collect();
+    super::audit::record_all(
+        txn,
+        now,
+        orders
+            .iter()
+            .filter_map(|(order, positions)| {
+                let event = events.get(&order.event_id)?;
+                Some((
+                    order.user_id.map(Actor::Person),
+                    Change::on_event(
+                        event,
+                        "voltgate.order.placed",
+                        "order",
+                        order.id,
+                        json!({
+                            "code": order.code,
+                            "total_minor": order.total_minor,
+                            "positions": positions.len(),
+                        }),
+                    ),
+                ))
+            })
+            .collect(),
+    )
+    .await?;
+    Ok(done
+        .into_iter()
+        .map(|(index, order, positions)| (index, Placed::Order(order, positions)))
+        .collect())
+}
 /// Opens a change of `order_id` (team permission `ChangeOrders` on its event).
 pub(super) async fn order_for_change(
     db: &DatabaseConnection,

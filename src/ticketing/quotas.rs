@@ -1,11 +1,13 @@
 //! Quota counters, changed only by conditional `UPDATE`s.
 //!
-//! Taking units is one `UPDATE quotas SET in_carts = in_carts + n WHERE id = ?
-//! AND paid + pending + in_carts + n <= size`: the database decides, under the
-//! row's lock, whether the units are left, so concurrent buyers on any number
-//! of replicas can never oversell (PostgreSQL re-checks the condition on the
-//! row a waiting `UPDATE` finds after the lock holder commits; SQLite has one
-//! writer). Quotas are updated in id order, so transactions taking several
+//! Whether units are left is decided under the quota row's lock: alone, by
+//! one `UPDATE quotas SET in_carts = in_carts + n WHERE id = ? AND paid +
+//! pending + in_carts + n <= size` ([`hold`]; PostgreSQL re-checks the
+//! condition on the row a waiting `UPDATE` finds after the lock holder
+//! commits); for a batch of carts, by reading the rows `FOR UPDATE` and
+//! deciding each hold against what is left (`carts::hold_all`); SQLite has one
+//! writer. So concurrent buyers on any number of replicas can never oversell.
+//! Quotas are locked and updated in id order, so transactions taking several
 //! never deadlock. Units then move between the counters (`in_carts` →
 //! `pending` → `paid`) or are released, in the transaction that changes the
 //! positions holding them.
@@ -13,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entities::quota;
 use crate::error::{AppError, Reason};
@@ -86,6 +88,64 @@ pub async fn hold(db: &impl ConnectionTrait, units: &Units) -> Result<(), AppErr
     Ok(())
 }
 
+/// Locks the quotas' rows until the transaction ends, in id order
+/// (PostgreSQL; SQLite has one writer), so a batch takes every quota lock it
+/// needs in the one order all transactions use.
+///
+/// # Errors
+/// On database errors.
+pub async fn lock(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i32>,
+) -> Result<(), AppError> {
+    let ids: std::collections::BTreeSet<i32> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    quota::Entity::find()
+        .select_only()
+        .column(quota::Column::Id)
+        .filter(quota::Column::Id.is_in(ids))
+        .order_by_asc(quota::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<i32>()
+        .all(db)
+        .await?;
+    Ok(())
+}
+
+/// Adds the units of each quota to `counter`, unconditionally: for units
+/// whose room was decided under the rows' locks in this transaction.
+///
+/// # Errors
+/// On database errors.
+pub async fn add_to(
+    db: &impl ConnectionTrait,
+    units: &Units,
+    counter: Counter,
+) -> Result<(), AppError> {
+    change(db, units, &[(counter, '+')]).await
+}
+
+/// Applies `counter ± n` to each quota's counters, one `UPDATE` per quota.
+async fn change(
+    db: &impl ConnectionTrait,
+    units: &Units,
+    counters: &[(Counter, char)],
+) -> Result<(), AppError> {
+    for (&id, &n) in units {
+        let mut update = quota::Entity::update_many();
+        for &(counter, sign) in counters {
+            update = update.col_expr(
+                counter.entity_column(),
+                Expr::cust(format!("{} {sign} {n}", counter.column())),
+            );
+        }
+        update.filter(quota::Column::Id.eq(id)).exec(db).await?;
+    }
+    Ok(())
+}
+
 /// Moves the units of each quota from one counter to another (a checkout moves
 /// cart holds to pending orders; a payment moves them to paid).
 ///
@@ -97,21 +157,7 @@ pub async fn shift(
     from: Counter,
     to: Counter,
 ) -> Result<(), AppError> {
-    for (&id, &n) in units {
-        quota::Entity::update_many()
-            .col_expr(
-                from.entity_column(),
-                Expr::cust(format!("{} - {n}", from.column())),
-            )
-            .col_expr(
-                to.entity_column(),
-                Expr::cust(format!("{} + {n}", to.column())),
-            )
-            .filter(quota::Column::Id.eq(id))
-            .exec(db)
-            .await?;
-    }
-    Ok(())
+    change(db, units, &[(from, '-'), (to, '+')]).await
 }
 
 /// Releases the units of each quota from `counter`.
@@ -123,15 +169,5 @@ pub async fn release(
     units: &Units,
     counter: Counter,
 ) -> Result<(), AppError> {
-    for (&id, &n) in units {
-        quota::Entity::update_many()
-            .col_expr(
-                counter.entity_column(),
-                Expr::cust(format!("{} - {n}", counter.column())),
-            )
-            .filter(quota::Column::Id.eq(id))
-            .exec(db)
-            .await?;
-    }
-    Ok(())
+    change(db, units, &[(counter, '-')]).await
 }

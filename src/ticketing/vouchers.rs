@@ -12,6 +12,8 @@
 //! Not yet: `block_quota` (holding quota for a voucher's usages) is refused
 //! at creation, since quotas have no counter for blocked units yet.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -403,52 +405,34 @@ pub async fn usable(
     Ok(voucher)
 }
 
-/// Redeems `n` usages of `voucher_id` at checkout, or refuses: one conditional
-/// `UPDATE`, so concurrent checkouts never redeem more than its maximum. A
-/// voucher whose minimum usages are not yet redeemed needs that many
-/// positions in one order.
+/// Whether `n` more usages of `voucher` may be redeemed in one order at
+/// `now`, when `before` are redeemed already (read under the voucher row's
+/// lock, with what earlier checkouts of the batch redeemed). A voucher whose
+/// minimum usages are not yet redeemed needs that many positions in one
+/// order.
 ///
 /// # Errors
 /// `ALREADY_REDEEMED` without enough usages left; `EXPIRED` outside its
 /// window; `BAD_USER_INPUT` on `cartId` below its minimum usages.
-pub async fn redeem(
-    db: &impl ConnectionTrait,
-    voucher_id: i32,
+pub fn check_redemption(
+    voucher: &voucher::Model,
+    before: i32,
     n: i32,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let voucher = voucher::Entity::find_by_id(voucher_id)
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::bad_input("cartId", "a voucher in the cart was deleted"))?;
     if !voucher.valid_at(now) {
         return Err(AppError::refused(
             Reason::Expired,
             "a voucher in the cart is not valid any more",
         ));
     }
-    let taken = voucher::Entity::update_many()
-        .col_expr(
-            voucher::Column::Redeemed,
-            Expr::cust(format!("redeemed + {n}")),
-        )
-        .filter(voucher::Column::Id.eq(voucher_id))
-        .filter(Expr::cust(format!("redeemed + {n} <= max_usages")))
-        .exec(db)
-        .await?;
-    if taken.rows_affected != 1 {
+    if i64::from(before) + i64::from(n) > i64::from(voucher.max_usages) {
         return Err(AppError::refused(
             Reason::AlreadyRedeemed,
             "a voucher in the cart has been used up",
         ));
     }
-    // Read under the row lock the `UPDATE` took: what was redeemed before
-    // this order is what the minimum counts against.
-    let after = voucher::Entity::find_by_id(voucher_id)
-        .one(db)
-        .await?
-        .map_or(voucher.redeemed + n, |v| v.redeemed);
-    let still_needed = voucher.min_usages - (after - n);
+    let still_needed = voucher.min_usages - before;
     if n < still_needed {
         return Err(AppError::bad_input(
             "cartId",
@@ -457,6 +441,28 @@ pub async fn redeem(
                 voucher.code
             ),
         ));
+    }
+    Ok(())
+}
+
+/// Adds the usages checkouts redeemed, per voucher id, once each was
+/// checked by [`check_redemption`] under the voucher rows' locks.
+///
+/// # Errors
+/// On database errors.
+pub async fn redeem_counted(
+    db: &impl ConnectionTrait,
+    redeemed: &BTreeMap<i32, i32>,
+) -> Result<(), AppError> {
+    for (&voucher_id, &n) in redeemed {
+        voucher::Entity::update_many()
+            .col_expr(
+                voucher::Column::Redeemed,
+                Expr::cust(format!("redeemed + {n}")),
+            )
+            .filter(voucher::Column::Id.eq(voucher_id))
+            .exec(db)
+            .await?;
     }
     Ok(())
 }

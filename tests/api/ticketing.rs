@@ -325,6 +325,110 @@ async fn two_hundred_buyers_racing_for_the_last_ten_seats_get_exactly_ten_orders
     );
 }
 
+/// Racing requests of one event share a batch of the event's lane: each is
+/// decided against what the ones before it in the batch took.
+#[tokio::test]
+async fn racing_requests_are_decided_one_after_the_other_within_their_batch() {
+    let app = Arc::new(spawn_app().await);
+    let shop = Shop::open(&app, "batched").await;
+    let limited = |name: &str, field: &str| json!({ "input": { "eventId": shop.event, "name": name, "kind": "ADMISSION", "price": "5.00", "totalQuantity": 100, field: 3 } });
+    let scarf = shop
+        .admin
+        .gql(CREATE_PRODUCT, limited("Scarf", "maxPerOrder"))
+        .await;
+    let scarf = scarf["data"]["createProduct"]["product"]["id"]
+        .as_str()
+        .expect("a product")
+        .to_owned();
+    let pass = shop
+        .admin
+        .gql(CREATE_PRODUCT, limited("Pass", "limitPerUser"))
+        .await;
+    let pass = pass["data"]["createProduct"]["product"]["id"]
+        .as_str()
+        .expect("a product")
+        .to_owned();
+
+    // Twelve adds of one scarf race into one cart allowing three per order.
+    let first = add_to_cart(&app, &scarf, 1, None).await;
+    let cart = first["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .expect("a cart")
+        .to_owned();
+    let adds = (0..12).map(|_| {
+        let (app, scarf, cart) = (Arc::clone(&app), scarf.clone(), cart.clone());
+        tokio::spawn(async move { add_to_cart(&app, &scarf, 1, Some(&cart)).await })
+    });
+    let mut refused = Vec::new();
+    for add in adds {
+        let body = add.await.expect("the add finishes");
+        if body["errors"].is_array() {
+            refused.push(format!(
+                "{}:{}",
+                code(&body),
+                body["errors"][0]["extensions"]["field"]
+            ));
+        }
+    }
+    assert_eq!(refused.len(), 10, "two more fit the cart: {refused:?}");
+    assert!(
+        refused.iter().all(|r| r == "BAD_USER_INPUT:\"quantity\""),
+        "{refused:?}"
+    );
+    let held = app
+        .graphql(
+            "query($id: String!) { cart(id: $id) { positions { id } } }",
+            json!({ "id": cart }),
+        )
+        .await;
+    assert_eq!(
+        held["data"]["cart"]["positions"].as_array().map(Vec::len),
+        Some(3),
+        "{held}"
+    );
+
+    // One account checks out five carts of a pass limited to three each at once.
+    let fan = person(&app, "batched-fan").await;
+    let mut carts = Vec::new();
+    for _ in 0..5 {
+        let added = fan
+            .gql(
+                ADD_TO_CART,
+                json!({ "input": { "productId": pass, "quantity": 1 } }),
+            )
+            .await;
+        carts.push(
+            added["data"]["addToCart"]["cart"]["id"]
+                .as_str()
+                .expect("a cart")
+                .to_owned(),
+        );
+    }
+    let checkouts = carts.into_iter().map(|cart| {
+        let fan = fan.clone();
+        tokio::spawn(async move {
+            fan.gql(
+                CHECKOUT,
+                json!({ "input": { "cartId": cart, "email": "fan@example.com" } }),
+            )
+            .await
+        })
+    });
+    let mut placed = 0;
+    let mut over = 0;
+    for checkout in checkouts {
+        let body = checkout.await.expect("the checkout finishes");
+        if body["data"]["checkout"]["order"]["code"].is_string() {
+            placed += 1;
+        } else if code(&body) == "CONFLICT" {
+            over += 1;
+        } else {
+            panic!("an unexpected answer: {body}");
+        }
+    }
+    assert_eq!((placed, over), (3, 2), "three passes per account");
+}
+
 #[tokio::test]
 async fn an_expired_cart_frees_its_quota() {
     let app = spawn_app().await;

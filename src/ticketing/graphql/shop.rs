@@ -14,7 +14,7 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::scalars::DateTime;
 use crate::realtime::follow::follow;
 use crate::services::services;
-use crate::ticketing::{carts, live, orders, organizers};
+use crate::ticketing::{carts, live, orders, organizers, rush};
 
 /// A cart: its id is the secret that reaches it.
 pub struct Cart {
@@ -150,11 +150,9 @@ impl ShopMutation {
             .as_ref()
             .map(|id| ids::decode(id, Kind::SUB_EVENT, "subEventId"))
             .transpose()?;
-        let (cart_id, _) = carts::add_in_lane(
-            &services.ticketing_lanes,
-            &services.db,
+        let (cart_id, positions) = rush::add_to_cart(
+            services,
             principal(ctx),
-            services.now(),
             carts::CartAdd {
                 cart_id: input.cart_id,
                 product_id,
@@ -165,8 +163,6 @@ impl ShopMutation {
             },
         )
         .await?;
-        let positions = carts::positions(&services.db, &cart_id).await?;
-        live::announce(services, positions.first().map(|p| p.event_id)).await;
         Ok(AddToCartPayload {
             cart: Cart {
                 id: cart_id,
@@ -179,17 +175,14 @@ impl ShopMutation {
     /// buyer's order is theirs.
     async fn checkout(&self, ctx: &Context<'_>, input: CheckoutInput) -> Result<CheckoutPayload> {
         let services = services(ctx)?;
-        let (order, _) = orders::checkout_in_lane(
-            &services.ticketing_lanes,
-            &services.db,
+        let (order, _) = rush::checkout(
+            services,
             principal(ctx),
-            services.now(),
             &input.cart_id,
             &input.email,
             input.idempotency_key.as_deref(),
         )
         .await?;
-        live::announce(services, [order.event_id]).await;
         let secret = order.secret.clone();
         Ok(CheckoutPayload {
             order: Order(order),

@@ -1,0 +1,189 @@
+//! The rush: an event's holds and checkouts, applied set-wise in the
+//! event's lane (`crate::lanes`) so that neither the quota's row nor the
+//! number of statements per buyer bounds a sales rush.
+//!
+//! A batch is every hold and checkout of the event queued while the previous
+//! batch committed. It locks the rows it decides on in the one order every
+//! transaction takes them (the checkouts' carts, their vouchers, then every
+//! quota of the batch in id order); then its holds run ([`carts::hold_all`]),
+//! then its checkouts ([`orders::place_all`]): each side reads what all its
+//! requests need in one statement per table, decides each request in its order against what is left
+//! (a refused request stores nothing and does not fail the others), and
+//! writes the accepted ones in a few statements. The batch commits once; only
+//! then is each buyer answered and the event's availability announced, once
+//! per batch.
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+
+use super::carts::{self, CartAdd, Held, Hold};
+use super::live;
+use super::orders::{self, Checkout, Placed, PlacedOrder, Prepared};
+use super::quotas;
+use crate::auth::Principal;
+use crate::bus::SharedBus;
+use crate::error::AppError;
+use crate::lanes::{Batch, Replies};
+use crate::services::ServiceContext;
+
+/// A request to an event's lane, with the time it was made.
+pub struct Request {
+    now: DateTime<Utc>,
+    kind: Kind,
+}
+
+enum Kind {
+    Hold(Hold),
+    Checkout(Checkout),
+}
+
+/// A request's answer.
+pub enum Reply {
+    Held(Held),
+    Placed(Placed),
+}
+
+/// The lanes' batch: holds and checkouts, announced after each commit.
+pub struct Rush {
+    db: DatabaseConnection,
+    bus: SharedBus,
+}
+
+impl Rush {
+    pub fn new(db: DatabaseConnection, bus: SharedBus) -> Self {
+        Self { db, bus }
+    }
+}
+
+impl Batch for Rush {
+    type Request = Request;
+    type Reply = Reply;
+
+    fn apply<'t>(
+        &'t self,
+        txn: &'t DatabaseTransaction,
+        _event_id: i32,
+        requests: Vec<Request>,
+    ) -> BoxFuture<'t, Result<Replies<Reply>, AppError>> {
+        Box::pin(async move {
+            // One clock for the batch: the latest its requests saw.
+            let Some(now) = requests.iter().map(|r| r.now).max() else {
+                return Ok(Vec::new());
+            };
+            let mut holds = Vec::new();
+            let mut checkouts = Vec::new();
+            let mut sides = Vec::with_capacity(requests.len());
+            for request in requests {
+                match request.kind {
+                    Kind::Hold(hold) => {
+                        holds.push(hold);
+                        sides.push(true);
+                    }
+                    Kind::Checkout(checkout) => {
+                        checkouts.push(checkout);
+                        sides.push(false);
+                    }
+                }
+            }
+            // Locks in the one order every transaction takes them: carts and
+            // vouchers (the checkouts'), then every quota of the batch.
+            let prepared = Prepared::read(txn, now, &checkouts).await?;
+            let mut quota_ids: Vec<i32> = prepared.quota_ids().collect();
+            quota_ids.extend(carts::quota_ids_of(txn, &holds).await?);
+            quotas::lock(txn, quota_ids).await?;
+            let mut held = carts::hold_all(txn, now, holds).await?.into_iter();
+            let mut placed = prepared.place(txn, now, checkouts).await?.into_iter();
+            sides
+                .into_iter()
+                .map(|hold| {
+                    let reply = if hold {
+                        held.next().map(|r| r.map(Reply::Held))
+                    } else {
+                        placed.next().map(|r| r.map(Reply::Placed))
+                    };
+                    reply.ok_or_else(|| {
+                        AppError::internal(anyhow::anyhow!("a request went unanswered"))
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn committed<'a>(
+        &'a self,
+        event_id: i32,
+        replies: &'a [Result<Reply, AppError>],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if replies.iter().any(Result::is_ok) {
+                live::announce_on(&self.db, &self.bus, [event_id]).await;
+            }
+        })
+    }
+}
+
+/// Adds to a cart in the lane of the product's event (see [`carts::add`]).
+///
+/// # Errors
+/// As [`carts::hold_all`].
+pub async fn add_to_cart(
+    services: &ServiceContext,
+    principal: &Principal,
+    input: CartAdd,
+) -> Result<Held, AppError> {
+    let hold = Hold::new(principal, input)?;
+    let event_id = carts::event_of_product(&services.db, hold.input.product_id).await?;
+    let request = Request {
+        now: services.now(),
+        kind: Kind::Hold(hold),
+    };
+    match services
+        .ticketing_lanes
+        .submit(&services.db, event_id, request)
+        .await?
+    {
+        Reply::Held(held) => Ok(held),
+        Reply::Placed(_) => Err(AppError::internal(anyhow::anyhow!("a hold was placed"))),
+    }
+}
+
+/// Checks a cart out in the lane of its event (see [`orders::checkout`]).
+///
+/// # Errors
+/// As [`orders::place_all`].
+pub async fn checkout(
+    services: &ServiceContext,
+    principal: &Principal,
+    cart_id: &str,
+    email: &str,
+    idempotency_key: Option<&str>,
+) -> Result<PlacedOrder, AppError> {
+    let request = Checkout::new(principal, cart_id, email, idempotency_key)?;
+    if let Some(first) = request.first_result(&services.db).await? {
+        return Ok(first);
+    }
+    let Some(event_id) = orders::event_of_cart(&services.db, &request.cart_id).await? else {
+        return orders::checkout(
+            &services.db,
+            principal,
+            services.now(),
+            cart_id,
+            email,
+            idempotency_key,
+        )
+        .await;
+    };
+    let queued = Request {
+        now: services.now(),
+        kind: Kind::Checkout(request.clone()),
+    };
+    match services
+        .ticketing_lanes
+        .submit(&services.db, event_id, queued)
+        .await?
+    {
+        Reply::Placed(placed) => request.answer(&services.db, placed).await,
+        Reply::Held(_) => Err(AppError::internal(anyhow::anyhow!("a checkout was held"))),
+    }
+}
