@@ -80,6 +80,7 @@ pub mod order_payment;
 pub mod order_refund;
 pub mod order_transaction;
 pub mod payment_provider_customer;
+pub mod payment_provider_fee;
 pub mod payment_webhook_event;
 pub mod payment_webhook_failure;
 pub mod revoked_ticket_secret;

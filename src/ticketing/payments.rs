@@ -102,6 +102,41 @@ async fn add_to_total(
     Ok(())
 }
 
+/// Adds a payment fee of `fee_minor` (none when zero) to an order whose row
+/// the transaction has locked: an order fee raising its total, written to the
+/// ledger.
+///
+/// # Errors
+/// On database errors.
+pub(super) async fn add_payment_fee(
+    txn: &impl ConnectionTrait,
+    order_id: i32,
+    internal_type: &str,
+    fee_minor: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<order_fee::Model>, AppError> {
+    if fee_minor <= 0 {
+        return Ok(None);
+    }
+    add_to_total(txn, order_id, fee_minor).await?;
+    let fee = order_fee::ActiveModel {
+        order_id: Set(order_id),
+        fee_type: Set("payment".to_owned()),
+        internal_type: Set(internal_type.to_owned()),
+        description: Set("Payment fee".to_owned()),
+        value_minor: Set(fee_minor),
+        tax_rate_bp: Set(0),
+        tax_value_minor: Set(0),
+        canceled: Set(false),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    super::ledger::sync(txn, order_id, now).await?;
+    Ok(Some(fee))
+}
+
 /// Records a payment of a pending order (team permission `ChangeOrders`), in
 /// state `created`, with its fee.
 ///
@@ -152,26 +187,14 @@ pub async fn create(
             "only a pending order takes payments",
         ));
     }
-    let fee = if input.fee_minor > 0 {
-        add_to_total(txn, order.id, input.fee_minor).await?;
-        let fee = order_fee::ActiveModel {
-            order_id: Set(order.id),
-            fee_type: Set("payment".to_owned()),
-            internal_type: Set(method_name(input.method).to_owned()),
-            description: Set("Payment fee".to_owned()),
-            value_minor: Set(input.fee_minor),
-            tax_rate_bp: Set(0),
-            tax_value_minor: Set(0),
-            canceled: Set(false),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(txn)
-        .await?;
-        Some(fee)
-    } else {
-        None
-    };
+    let fee = add_payment_fee(
+        txn,
+        order.id,
+        method_name(input.method),
+        input.fee_minor,
+        now,
+    )
+    .await?;
     let balance = order.total_minor + input.fee_minor - confirmed_total(txn, order.id).await?;
     let amount = input.amount_minor.unwrap_or(balance);
     if amount <= 0 {
@@ -196,9 +219,6 @@ pub async fn create(
     }
     .insert(txn)
     .await?;
-    if fee.is_some() {
-        super::ledger::sync(txn, order.id, now).await?;
-    }
     change
         .commit(payment_change(
             &event,

@@ -221,6 +221,7 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("createEventMetaProperty", Team, format!("mutation {{ createEventMetaProperty(input: {{ organizerId: \"{}\", name: \"genre\" }}) {{ property {{ id }} }} }}", global_id("Organizer", 1))),
         ("updateEventMetaProperty", Team, format!("mutation {{ updateEventMetaProperty(input: {{ propertyId: \"{}\", name: \"genre\" }}) {{ property {{ id }} }} }}", global_id("EventMetaProperty", 1))),
         ("deleteEventMetaProperty", Team, format!("mutation {{ deleteEventMetaProperty(input: {{ propertyId: \"{}\" }}) {{ deletedPropertyId }} }}", global_id("EventMetaProperty", 1))),
+        ("setPaymentProviderFee", Team, format!("mutation {{ setPaymentProviderFee(input: {{ eventId: \"{}\", provider: \"test\", fixed: \"0\", percent: \"0\" }}) {{ fee {{ provider }} }} }}", global_id("Event", 1))),
         ("setEventMetaValue", Team, format!("mutation {{ setEventMetaValue(input: {{ eventId: \"{}\", propertyId: \"{}\", value: \"x\" }}) {{ event {{ id }} }} }}", global_id("Event", 1), global_id("EventMetaProperty", 1))),
         ("clearEventMetaValue", Team, format!("mutation {{ clearEventMetaValue(input: {{ eventId: \"{}\", propertyId: \"{}\" }}) {{ event {{ id }} }} }}", global_id("Event", 1), global_id("EventMetaProperty", 1))),
         ("setSubEventMetaValue", Team, format!("mutation {{ setSubEventMetaValue(input: {{ subEventId: \"{}\", propertyId: \"{}\", value: \"x\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("EventMetaProperty", 1))),

@@ -434,6 +434,13 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
                 .to_owned(),
         ),
         (
+            "setPaymentProviderFee",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ setPaymentProviderFee(input: {{ eventId: \"{event}\", provider: \"test\", fixed: \"{{n}}\", percent: \"1\" }}) {{ fee {{ provider }} }} }}"
+            ),
+        ),
+        (
             "setEventMetaValue",
             "CHANGE_EVENTS",
             format!(

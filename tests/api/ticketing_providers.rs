@@ -811,3 +811,91 @@ async fn an_event_that_cannot_be_applied_is_stored_with_its_error_and_retried_un
     assert!(node["attempts"].as_i64().unwrap_or(0) >= 2, "{seen}");
     assert_eq!(log_entries(&app, "voltgate.order.paid").await, 1);
 }
+
+const SET_FEE: &str = "mutation($input: SetPaymentProviderFeeInput!) { setPaymentProviderFee(input: $input) { fee { provider fixed percent } } }";
+
+#[tokio::test]
+async fn a_provider_fee_is_added_to_the_order_and_taken_off_when_the_payment_fails() {
+    let (stripe, _) = stripe_stand_in().await;
+    let app = spawn_with_providers(&stripe).await;
+    let shop = Shop::open(&app, "feepay").await;
+    let product = shop.product("Seat", "49.50", 10).await;
+    let fee = |provider: &str, fixed: &str, percent: &str| json!({ "input": { "eventId": shop.event, "provider": provider, "fixed": fixed, "percent": percent } });
+
+    // Refused: a provider not offered, a share over 100 %, a negative fixed
+    // part, and a buyer without the team's permission.
+    for (input, field) in [
+        (fee("paypal", "0.25", "1"), "provider"),
+        (fee("test", "0.25", "100.01"), "percent"),
+        (fee("test", "-1", "0"), "fixed"),
+    ] {
+        let refused = shop.admin.gql(SET_FEE, input).await;
+        assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], field,
+            "{refused}"
+        );
+    }
+    let buyer = person(&app, "fee-buyer").await;
+    let refused = buyer.gql(SET_FEE, fee("test", "9.99", "0")).await;
+    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+
+    let set = shop.admin.gql(SET_FEE, fee("test", "0.25", "2.9")).await;
+    assert_eq!(
+        set["data"]["setPaymentProviderFee"]["fee"],
+        json!({ "provider": "test", "fixed": "0.25", "percent": "2.90" }),
+        "{set}"
+    );
+    let shown = app
+        .graphql(
+            "query { event(organizerSlug: \"feepay\", slug: \"finals\") { paymentProviderFees { provider fixed percent } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        shown["data"]["event"]["paymentProviderFees"],
+        json!([{ "provider": "test", "fixed": "0.25", "percent": "2.90" }]),
+        "the storefront shows the fee before paying: {shown}"
+    );
+
+    // 49.50 + 0.25 + 2.9 % of 49.50 (1.4355, rounded to 1.44) = 51.19.
+    let order = pending_order(&app, &product, None).await;
+    let first = start(&app, &shop, &order, "test").await;
+    assert_eq!(started(&first, "state"), "PENDING", "{first}");
+    assert_eq!(
+        first["data"]["startOrderPayment"]["payment"]["amount"]["amount"], "51.19",
+        "{first}"
+    );
+    let again = start(&app, &shop, &order, "test").await;
+    assert_eq!(
+        started(&again, "id"),
+        started(&first, "id"),
+        "a retry reuses the payment and its fee"
+    );
+    let totals = "query($e: ID!, $c: String!, $s: String!) { order(eventId: $e, code: $c, secret: $s) { total { amount } fees { feeType value { amount } canceled } } }";
+    let vars = json!({ "e": shop.event, "c": order.code, "s": order.secret });
+    let with_fee = app.graphql(totals, vars.clone()).await;
+    assert_eq!(
+        with_fee["data"]["order"],
+        json!({ "total": { "amount": "51.19" }, "fees": [{ "feeType": "payment", "value": { "amount": "1.69" }, "canceled": false }] }),
+        "one payment fee, in the total: {with_fee}"
+    );
+
+    let failed = shop
+        .admin
+        .gql(
+            SIMULATE,
+            json!({ "id": started(&first, "id"), "outcome": "FAILED" }),
+        )
+        .await;
+    assert_eq!(
+        failed["data"]["simulateTestPayment"]["payment"]["state"], "FAILED",
+        "{failed}"
+    );
+    let without = app.graphql(totals, vars).await;
+    assert_eq!(
+        without["data"]["order"],
+        json!({ "total": { "amount": "49.50" }, "fees": [{ "feeType": "payment", "value": { "amount": "1.69" }, "canceled": true }] }),
+        "the failed payment's fee leaves the total: {without}"
+    );
+}

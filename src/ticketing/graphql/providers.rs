@@ -10,12 +10,14 @@ use super::payments::{
 };
 use super::types::Order;
 use crate::auth::guards::principal;
-use crate::entities::{payment_webhook_event, payment_webhook_failure};
+use crate::entities::{payment_provider_fee, payment_webhook_event, payment_webhook_failure};
+use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::graphql::scalars::DateTime;
 use crate::services::services;
-use crate::ticketing::providers::{Outcome, service, webhooks};
+use crate::ticketing::money::{format_minor, parse_minor};
+use crate::ticketing::providers::{Outcome, fees, service, webhooks};
 
 impl Kind {
     pub const PAYMENT_WEBHOOK_EVENT: Self = Self::named("PaymentWebhookEvent");
@@ -42,6 +44,42 @@ pub struct StartOrderPaymentPayload {
     pub client_secret: Option<String>,
     /// Where to send the buyer to pay, for providers that redirect.
     pub redirect_url: Option<String>,
+}
+
+/// The fee an event charges for paying with a provider: its fixed part plus
+/// its percentage of the open balance, added to the order as a payment fee
+/// when the payment starts.
+pub struct PaymentProviderFee(pub payment_provider_fee::Model);
+
+#[Object]
+impl PaymentProviderFee {
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+    /// A decimal amount in the event's currency.
+    async fn fixed(&self) -> String {
+        format_minor(self.0.fixed_minor)
+    }
+    /// A decimal percentage of the open balance.
+    async fn percent(&self) -> String {
+        format_minor(i64::from(self.0.percent_bp))
+    }
+}
+
+#[derive(InputObject)]
+pub struct SetPaymentProviderFeeInput {
+    pub event_id: ID,
+    /// A provider from `paymentProviders`.
+    pub provider: String,
+    /// A decimal amount, e.g. `0.25`.
+    pub fixed: String,
+    /// A decimal percentage of the open balance, e.g. `2.9`.
+    pub percent: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SetPaymentProviderFeePayload {
+    pub fee: PaymentProviderFee,
 }
 
 /// How the test provider settles a payment.
@@ -191,6 +229,34 @@ pub struct ProviderMutation;
 
 #[Object]
 impl ProviderMutation {
+    /// Team permission `CHANGE_EVENTS`: sets the fee paying with a provider
+    /// adds to the event's orders (zero and zero: none).
+    async fn set_payment_provider_fee(
+        &self,
+        ctx: &Context<'_>,
+        input: SetPaymentProviderFeeInput,
+    ) -> Result<SetPaymentProviderFeePayload> {
+        let services = services(ctx)?;
+        let event_id = ids::decode(&input.event_id, Kind::EVENT, "eventId")?;
+        let fixed = parse_minor("fixed", &input.fixed)?;
+        let percent = i32::try_from(parse_minor("percent", &input.percent)?)
+            .map_err(|_| AppError::bad_input("percent", "between 0 and 100"))?;
+        let fee = fees::set(
+            &services.db,
+            &services.payments,
+            principal(ctx),
+            services.now(),
+            event_id,
+            &input.provider,
+            fixed,
+            percent,
+        )
+        .await?;
+        Ok(SetPaymentProviderFeePayload {
+            fee: PaymentProviderFee(fee),
+        })
+    }
+
     /// Public: starts paying a pending order's open balance with a provider,
     /// for its buyer (the order's code and secret, or its signed-in owner).
     /// Starting again returns the same open payment.

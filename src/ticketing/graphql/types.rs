@@ -204,6 +204,19 @@ impl Event {
     async fn cart_hold_minutes(&self) -> i32 {
         self.0.cart_hold_minutes
     }
+    /// The fee paying with each provider adds to an order, by provider
+    /// (none: no fee).
+    async fn payment_provider_fees(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::providers::PaymentProviderFee>> {
+        let fees =
+            crate::ticketing::providers::fees::of_event(&services(ctx)?.db, self.0.id).await?;
+        Ok(fees
+            .into_iter()
+            .map(super::providers::PaymentProviderFee)
+            .collect())
+    }
     /// Every meta property of the organizer, by name, with the event's value
     /// or else the property's default.
     async fn meta(&self, ctx: &Context<'_>) -> Result<Vec<super::meta::EventMetaEntry>> {

@@ -18,6 +18,7 @@
 //! idempotency key is the payment's id, so a retried start never makes two
 //! provider payments.
 
+pub mod fees;
 pub mod outcomes;
 pub mod refunds;
 pub mod service;

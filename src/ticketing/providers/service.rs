@@ -179,14 +179,21 @@ async fn payment_to_start(
         .one(txn)
         .await?
         .ok_or(AppError::not_found("event"))?;
+    // The provider's fee for this event is added to the order: the payment
+    // covers the balance and its fee, and a retry finds it by that amount.
+    let fee_minor = super::fees::of_provider(txn, event.id, provider)
+        .await?
+        .map_or(0, |fee| super::fees::fee_for(&fee, balance));
+    let fee = crate::ticketing::payments::add_payment_fee(txn, order.id, provider, fee_minor, now)
+        .await?;
     let local_id = crate::ticketing::payments::next_payment_number(txn, order.id).await?;
     let payment = order_payment::ActiveModel {
         order_id: Set(order.id),
         local_id: Set(local_id),
         state: Set(PaymentState::Created),
         method: Set(PaymentMethod::Provider),
-        amount_minor: Set(balance),
-        fee_id: Set(None),
+        amount_minor: Set(balance + fee_minor),
+        fee_id: Set(fee.map(|f| f.id)),
         provider: Set(Some(provider.to_owned())),
         reference: Set(None),
         info: Set("{}".to_owned()),
@@ -199,6 +206,11 @@ async fn payment_to_start(
     }
     .insert(txn)
     .await?;
+    let order = if fee_minor > 0 {
+        crate::ticketing::orders::reload(txn, order.id).await?
+    } else {
+        order
+    };
     change
         .commit(payment_change(
             &event,
