@@ -38,6 +38,8 @@ pub struct CartAdd {
     pub quantity: i32,
     /// A voucher's code: its price applies, and it may unlock the product.
     pub voucher_code: Option<String>,
+    /// A position of the same cart the new positions are add-ons to.
+    pub addon_to: Option<i32>,
 }
 
 /// The most positions one call adds.
@@ -187,6 +189,15 @@ pub async fn add(
             format!("at most {max} per order"),
         ));
     }
+    let addon_to = super::addons::parent_for(
+        &txn,
+        &product,
+        input.sub_event_id,
+        input.quantity,
+        input.addon_to,
+        &existing,
+    )
+    .await?;
     if let Some(voucher) = &voucher {
         let in_cart = existing
             .iter()
@@ -216,6 +227,7 @@ pub async fn add(
     let units: Units = quota_ids.iter().map(|id| (*id, input.quantity)).collect();
     quotas::hold(&txn, &units).await?;
     let expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
+    let expires = super::addons::hold_until(expires, addon_to, &existing);
     let mut added = Vec::new();
     for _ in 0..input.quantity {
         let position = cart_position::ActiveModel {
@@ -230,6 +242,7 @@ pub async fn add(
             datetime: Set(now),
             expires: Set(expires),
             voucher_id: Set(voucher.as_ref().map(|v| v.id)),
+            addon_to: Set(addon_to),
             ..Default::default()
         }
         .insert(&txn)

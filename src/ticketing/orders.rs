@@ -235,6 +235,8 @@ async fn place(
         .map(|p| (p.id, p))
         .collect();
     check_limits(txn, &cart, &products, user_id).await?;
+    super::addons::check_cart(txn, &cart, &products).await?;
+    let answers = super::questions::for_checkout(txn, &cart, &products).await?;
     for position in &cart {
         if !carts::take_live(txn, position, now).await? {
             return Err(AppError::refused(
@@ -334,6 +336,8 @@ async fn place(
         };
         positions.push(position);
     }
+    super::addons::link_order_positions(txn, &cart, &positions).await?;
+    super::questions::copy_to_order(txn, answers, &positions).await?;
     super::ledger::record_placed(txn, &order, &positions, now).await?;
     change
         .commit(Change::on_event(
