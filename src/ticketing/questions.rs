@@ -521,9 +521,12 @@ pub async fn sees_hidden(
 }
 
 /// The products each question is asked for.
-async fn products_of(
+///
+/// # Errors
+/// On database errors.
+pub async fn products_of(
     db: &impl ConnectionTrait,
-    question_ids: impl Iterator<Item = i32>,
+    question_ids: impl IntoIterator<Item = i32>,
 ) -> Result<HashMap<i32, Vec<i32>>, AppError> {
     let mut products: HashMap<i32, Vec<i32>> = HashMap::new();
     for link in question_product::Entity::find()

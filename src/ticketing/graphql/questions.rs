@@ -53,7 +53,8 @@ pub enum QuestionType {
 /// A question asked of buyers for some of the event's products.
 pub struct Question {
     pub row: question::Model,
-    pub product_ids: Vec<i32>,
+    // Read with the event's questions; otherwise by the field.
+    pub product_ids: Option<Vec<i32>>,
 }
 
 #[Object]
@@ -78,11 +79,18 @@ impl Question {
         self.row.required
     }
     /// The products it is asked for.
-    async fn product_ids(&self) -> Vec<ID> {
-        self.product_ids
-            .iter()
-            .map(|id| ids::encode(Kind::PRODUCT, *id))
-            .collect()
+    async fn product_ids(&self, ctx: &Context<'_>) -> Result<Vec<ID>> {
+        let product_ids = match &self.product_ids {
+            Some(ids) => ids.clone(),
+            None => questions::products_of(&services(ctx)?.db, [self.row.id])
+                .await?
+                .remove(&self.row.id)
+                .unwrap_or_default(),
+        };
+        Ok(product_ids
+            .into_iter()
+            .map(|id| ids::encode(Kind::PRODUCT, id))
+            .collect())
     }
     /// Asked at check-in instead of at checkout.
     async fn ask_during_checkin(&self) -> bool {
@@ -135,7 +143,7 @@ impl QuestionAnswer {
             .await?;
         Ok(row.map(|row| Question {
             row,
-            product_ids: Vec::new(),
+            product_ids: None,
         }))
     }
     /// The answer as text (the options chosen, comma-separated, for multiple choice).
@@ -195,7 +203,10 @@ pub async fn of_event(ctx: &Context<'_>, event_id: i32) -> Result<Vec<Question>>
     let rows = questions::of_event(db, event_id, with_hidden).await?;
     Ok(rows
         .into_iter()
-        .map(|(row, product_ids)| Question { row, product_ids })
+        .map(|(row, product_ids)| Question {
+            row,
+            product_ids: Some(product_ids),
+        })
         .collect())
 }
 
@@ -319,16 +330,12 @@ fn product_ids(input: &[ID]) -> Result<Vec<i32>> {
         .collect::<Result<_, _>>()?)
 }
 
-async fn with_products(ctx: &Context<'_>, row: question::Model) -> Result<Question> {
-    let event_id = row.event_id;
-    let id = row.id;
-    let mut all = questions::of_event(&services(ctx)?.db, event_id, true).await?;
-    let product_ids = all
-        .iter_mut()
-        .find(|(q, _)| q.id == id)
-        .map(|(_, ids)| std::mem::take(ids))
-        .unwrap_or_default();
-    Ok(Question { row, product_ids })
+/// A question as a mutation returns it: its products are read by its field.
+fn changed(row: question::Model) -> Question {
+    Question {
+        row,
+        product_ids: None,
+    }
 }
 
 #[derive(Default)]
@@ -370,7 +377,7 @@ impl QuestionMutation {
         )
         .await?;
         Ok(QuestionPayload {
-            question: with_products(ctx, row).await?,
+            question: changed(row),
         })
     }
 
@@ -411,7 +418,7 @@ impl QuestionMutation {
         let row =
             questions::update(&services.db, principal(ctx), services.now(), id, change).await?;
         Ok(QuestionPayload {
-            question: with_products(ctx, row).await?,
+            question: changed(row),
         })
     }
 
