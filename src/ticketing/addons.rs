@@ -248,16 +248,18 @@ async fn addon_only(db: &impl ConnectionTrait, product: &product::Model) -> Resu
         .is_some_and(|c| c.is_addon))
 }
 
-/// Decides the parent of positions of `product` about to be added to a cart
-/// whose positions are `cart`: `addon_to` must be a position of that cart
-/// that is not an add-on itself, for the same date, whose product has a rule
-/// for the add-on's category with room left; a product of an add-on category
-/// needs a parent. The counts are a courtesy: checkout checks them again.
+/// Decides the parent of positions of `product` about to be added at `now`
+/// to a cart whose positions are `cart`: `addon_to` must be a held position
+/// of that cart that is not an add-on itself, for the same date, whose
+/// product has a rule for the add-on's category with room left; a product of
+/// an add-on category needs a parent. The counts are a courtesy: checkout
+/// checks them again.
 ///
 /// # Errors
 /// `BAD_USER_INPUT` on `addonTo` (or `quantity`, `subEventId`) otherwise.
 pub async fn parent_for(
     db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
     product: &product::Model,
     sub_event_id: Option<i32>,
     quantity: i32,
@@ -277,6 +279,12 @@ pub async fn parent_for(
         .iter()
         .find(|p| p.id == parent_id)
         .ok_or_else(|| AppError::bad_input("addonTo", "no such position in this cart"))?;
+    if parent.expires <= now {
+        return Err(AppError::bad_input(
+            "addonTo",
+            "that position's hold has expired",
+        ));
+    }
     if parent.addon_to.is_some() {
         return Err(AppError::bad_input(
             "addonTo",

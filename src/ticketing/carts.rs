@@ -191,6 +191,7 @@ pub async fn add(
     }
     let addon_to = super::addons::parent_for(
         &txn,
+        now,
         &product,
         input.sub_event_id,
         input.quantity,

@@ -240,6 +240,21 @@ async fn add_ons_outside_their_rules_are_refused_when_added() {
 
     let placed = checkout(&app, &other_cart).await;
     assert!(placed["errors"].is_null(), "{placed}");
+
+    // A ticket whose hold has run out takes no more add-ons.
+    let (late_cart, late_seat) = seat_cart(&app, &s).await;
+    cart_position::Entity::update_many()
+        .col_expr(
+            cart_position::Column::Expires,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now() - chrono::TimeDelta::minutes(1)),
+        )
+        .filter(cart_position::Column::CartId.eq(late_cart.as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap_or_else(|e| panic!("expired: {e}"));
+    let late = add_on(&app, &late_cart, &s.workshop, &late_seat, 1).await;
+    assert_eq!(field(&late), "addonTo", "{late}");
+    assert!(message(&late).contains("expired"), "{late}");
 }
 
 #[tokio::test]
