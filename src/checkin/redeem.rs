@@ -927,6 +927,7 @@ mod tests {
                 quota_ids: String::new(),
                 created_at: at,
                 voucher_id: None,
+                addon_to: None,
             },
             order: order::Model {
                 id: 2,
@@ -948,6 +949,7 @@ mod tests {
                 event_id: 7,
                 category_id: None,
                 name: "Seat".into(),
+                slug: None,
                 description: String::new(),
                 kind: crate::entities::product::ProductKind::Admission,
                 active: true,

@@ -22,6 +22,8 @@ pub struct Model {
     pub expires: DateTimeUtc,
     /// The voucher it was added with (its price is the voucher's).
     pub voucher_id: Option<i32>,
+    /// The position of the same cart it was added to as an add-on.
+    pub addon_to: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

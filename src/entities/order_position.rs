@@ -30,6 +30,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// The voucher it was bought with.
     pub voucher_id: Option<i32>,
+    /// The position of the same order it was bought as an add-on to.
+    pub addon_to: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -31,6 +31,8 @@ pub struct Model {
     pub event_id: i32,
     pub category_id: Option<i32>,
     pub name: String,
+    /// django-program's slug; unique within the event when set.
+    pub slug: Option<String>,
     pub description: String,
     pub kind: ProductKind,
     pub active: bool,

@@ -79,6 +79,8 @@ pub struct Mutation(
     crate::devices::firmware_graphql::FirmwareMutation,
     crate::ticketing::graphql::ProviderMutation,
     crate::ticketing::graphql::MetaMutation,
+    crate::ticketing::graphql::QuestionMutation,
+    crate::ticketing::graphql::AddOnMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -40,6 +40,8 @@ pub struct CartAdd {
     pub quantity: i32,
     /// A voucher's code: its price applies, and it may unlock the product.
     pub voucher_code: Option<String>,
+    /// A position of the same cart the new positions are add-ons to.
+    pub addon_to: Option<i32>,
 }
 
 /// The most positions one call adds.
@@ -430,6 +432,16 @@ async fn decide_hold(
             ));
         }
     }
+    let addon_to = super::addons::parent_for(
+        txn,
+        now,
+        product,
+        input.sub_event_id,
+        input.quantity,
+        input.addon_to,
+        existing,
+    )
+    .await?;
     if let Some(voucher) = &voucher {
         let in_cart = existing
             .iter()
@@ -470,6 +482,7 @@ async fn decide_hold(
     }
     let units: Units = quota_ids.iter().map(|id| (*id, input.quantity)).collect();
     let expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
+    let expires = super::addons::hold_until(expires, addon_to, existing);
     let row = cart_position::ActiveModel {
         event_id: Set(event.id),
         cart_id: Set(hold.cart_id.clone()),
@@ -482,6 +495,7 @@ async fn decide_hold(
         datetime: Set(now),
         expires: Set(expires),
         voucher_id: Set(voucher.as_ref().map(|v| v.id)),
+        addon_to: Set(addon_to),
         ..Default::default()
     };
     let added = Added {

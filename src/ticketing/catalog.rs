@@ -63,6 +63,8 @@ pub async fn create_category(
 #[derive(Debug, Clone)]
 pub struct ProductInput {
     pub name: String,
+    /// django-program's slug: unique within the event when given.
+    pub slug: Option<String>,
     pub description: String,
     pub kind: ProductKind,
     pub category_id: Option<i32>,
@@ -134,6 +136,11 @@ pub async fn create_product(
         Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
     let txn = change.txn();
     let name = parse_name(&input.name)?;
+    let slug = input
+        .slug
+        .as_deref()
+        .map(super::organizers::parse_slug)
+        .transpose()?;
     check_product(&input)?;
     if let Some(category) = input.category_id {
         let found = product_category::Entity::find_by_id(category)
@@ -150,6 +157,7 @@ pub async fn create_product(
         event_id: Set(event.id),
         category_id: Set(input.category_id),
         name: Set(name),
+        slug: Set(slug),
         description: Set(input.description.clone()),
         kind: Set(input.kind),
         active: Set(input.active),
@@ -172,7 +180,14 @@ pub async fn create_product(
         ..Default::default()
     }
     .insert(txn)
-    .await?;
+    .await
+    .map_err(|err| match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AppError::refused(
+            crate::error::Reason::SlugTaken,
+            "the event has a product with this slug already",
+        ),
+        _ => AppError::from(err),
+    })?;
     let added = Change::on_event(
         &event,
         "voltgate.product.added",

@@ -109,6 +109,7 @@ fn staff(user_id: i32, now: DateTime<Utc>) -> Principal {
 fn product(name: &str, kind: ProductKind, price_minor: i64, quantity: i32) -> ProductInput {
     ProductInput {
         name: name.to_owned(),
+        slug: None,
         description: String::new(),
         kind,
         category_id: None,
@@ -239,6 +240,32 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
     )
     .await
     .map_err(|e| failed("quota", e))?;
+    // Each full pass may take one workshop, and every pass is asked its
+    // T-shirt size.
+    super::addons::create_rule(db, by, now, full.id, extras.id, (0, 1), 0)
+        .await
+        .map_err(|e| failed("add-on rule", e))?;
+    let size = super::questions::create(
+        db,
+        by,
+        now,
+        event.id,
+        super::questions::QuestionInput {
+            question: "T-shirt size".to_owned(),
+            question_type: crate::entities::question::QuestionType::Choice,
+            required: false,
+            product_ids: vec![full.id, day.id],
+            ask_during_checkin: false,
+            hidden: false,
+            identifier: Some("tshirt".to_owned()),
+            dependency_question_id: None,
+            dependency_values: Vec::new(),
+            options: vec!["S".to_owned(), "M".to_owned(), "L".to_owned()],
+            position: 0,
+        },
+    )
+    .await
+    .map_err(|e| failed("question", e))?;
     let discount = vouchers::create(
         db,
         by,
@@ -287,8 +314,9 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
     let mut ticket_secrets = Vec::new();
     for (email, lines, paid) in baskets {
         let mut cart = None;
+        let mut first_ticket = None;
         for &(product_id, quantity, voucher) in lines {
-            let (id, _) = carts::add(
+            let (id, added) = carts::add(
                 db,
                 &buyer,
                 now,
@@ -299,10 +327,25 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
                     sub_event_id: None,
                     quantity,
                     voucher_code: voucher.map(str::to_owned),
+                    // The workshop rides on the basket's first ticket.
+                    addon_to: first_ticket.filter(|_| product_id == workshop.id),
                 },
             )
             .await
             .map_err(|e| failed("cart", e))?;
+            if first_ticket.is_none()
+                && let Some(ticket) = added.first()
+            {
+                let answer = super::questions::AnswerInput {
+                    question_id: size.id,
+                    value: Some("M".to_owned()),
+                    values: None,
+                };
+                super::questions::set_cart_answers(db, &id, ticket.id, &[answer])
+                    .await
+                    .map_err(|e| failed("answers", e))?;
+                first_ticket = Some(ticket.id);
+            }
             cart = Some(id);
         }
         let cart = cart.unwrap_or_default();

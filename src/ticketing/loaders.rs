@@ -4,7 +4,8 @@ use sea_orm::{EntityTrait as _, QueryOrder as _};
 
 use super::catalog;
 use crate::entities::{
-    order_fee, order_payment, order_position, product, quota, ticket_block, voucher_product,
+    cart_position, order_fee, order_payment, order_position, product, product_addon_rule, question,
+    question_answer, quota, ticket_block, voucher_product,
 };
 use crate::graphql::loaders::{DbLoader, LoadResult, many_per_key, one_per_key};
 
@@ -54,4 +55,64 @@ impl async_graphql::dataloader::Loader<QuotasOfProduct> for DbLoader {
 one_per_key!(
     /// A ticket's block, if it was ever blocked.
     BlockOfTicket: ticket_block by PositionId => position_id
+);
+
+one_per_key!(
+    /// A question by id.
+    QuestionById: question by Id => id
+);
+many_per_key!(
+    /// A base product's add-on rules, by position.
+    AddOnRulesOfProduct: product_addon_rule by BaseProductId => base_product_id,
+    product_addon_rule::Entity::find()
+        .order_by_asc(product_addon_rule::Column::Position)
+        .order_by_asc(product_addon_rule::Column::Id)
+);
+
+/// Declares a key loading the rows of `query` under a nullable foreign key
+/// (rows found by the key always have it set).
+macro_rules! many_per_optional_key {
+    ($(#[$doc:meta])* $key:ident: $entity:ident by $column:ident => $field:ident, $query:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $key(pub i32);
+
+        impl async_graphql::dataloader::Loader<$key> for DbLoader {
+            type Value = Vec<$entity::Model>;
+            type Error = async_graphql::Error;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Vec<$entity::Model>> {
+                crate::graphql::loaders::many_each(
+                    self.db(),
+                    $query,
+                    $entity::Column::$column,
+                    keys,
+                    |k| k.0,
+                    |row| $key(row.$field.unwrap_or_default()),
+                )
+                .await
+            }
+        }
+    };
+}
+
+many_per_optional_key!(
+    /// A cart position's answers.
+    AnswersOfCartPosition: question_answer by CartPositionId => cart_position_id,
+    question_answer::Entity::find().order_by_asc(question_answer::Column::QuestionId)
+);
+many_per_optional_key!(
+    /// An order position's answers.
+    AnswersOfOrderPosition: question_answer by OrderPositionId => order_position_id,
+    question_answer::Entity::find().order_by_asc(question_answer::Column::QuestionId)
+);
+many_per_optional_key!(
+    /// The add-ons of a cart position.
+    AddonsOfCartPosition: cart_position by AddonTo => addon_to,
+    cart_position::Entity::find().order_by_asc(cart_position::Column::Id)
+);
+many_per_optional_key!(
+    /// The add-ons of an order position, in order.
+    AddonsOfOrderPosition: order_position by AddonTo => addon_to,
+    order_position::Entity::find().order_by_asc(order_position::Column::Positionid)
 );

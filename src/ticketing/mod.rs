@@ -43,6 +43,7 @@
 //! - Team API tokens are stored as SHA-256 only and shown once.
 
 pub mod access;
+pub mod addons;
 pub mod audit;
 pub mod carts;
 pub mod catalog;
@@ -61,6 +62,7 @@ pub mod orders;
 pub mod organizers;
 pub mod payments;
 pub mod providers;
+pub mod questions;
 pub mod quotas;
 pub mod refunds;
 pub mod rush;

@@ -25,6 +25,7 @@ use super::access::{self, Actor};
 use super::audit::{Audited, Change};
 use super::carts;
 use super::money::included_tax;
+use super::questions::CheckoutAnswers;
 use super::quotas::{self, Counter};
 use super::vouchers;
 use crate::auth::tokens::random_token;
@@ -334,6 +335,7 @@ struct Accepted {
     total: i64,
     status: OrderStatus,
     key_id: Option<i32>,
+    answers: CheckoutAnswers,
 }
 
 /// Applies a batch of checkouts in `txn`: the idempotency keys claimed in
@@ -417,8 +419,8 @@ impl Prepared {
                 },
                 None => None,
             };
-            match decide_checkout(&reads, &mut tally, request, now) {
-                Ok((positions, event, total)) => {
+            match decide_checkout(txn, &reads, &mut tally, request, now).await {
+                Ok((positions, event, total, answers)) => {
                     let status = if total == 0 {
                         OrderStatus::Paid
                     } else {
@@ -431,6 +433,7 @@ impl Prepared {
                         total,
                         status,
                         key_id,
+                        answers,
                     });
                     outcomes.push(None);
                 }
@@ -508,14 +511,23 @@ async fn claim_keys(
 }
 
 /// Decides one checkout of a batch against what the batch read and what the
-/// checkouts before it took: its cart's positions, its event and its total,
-/// or why not.
-fn decide_checkout(
+/// checkouts before it took: its cart's positions, its event, its total and
+/// the answers it carries to the order, or why not.
+async fn decide_checkout(
+    txn: &DatabaseTransaction,
     reads: &CheckoutReads,
     tally: &mut CheckoutTally,
     request: &Checkout,
     now: DateTime<Utc>,
-) -> Result<(Vec<cart_position::Model>, event::Model, i64), AppError> {
+) -> Result<
+    (
+        Vec<cart_position::Model>,
+        event::Model,
+        i64,
+        CheckoutAnswers,
+    ),
+    AppError,
+> {
     let cart = reads
         .carts
         .get(&request.cart_id)
@@ -554,6 +566,8 @@ fn decide_checkout(
             }
         }
     }
+    super::addons::check_cart(txn, cart, &reads.products).await?;
+    let answers = super::questions::for_checkout(txn, cart, &reads.products).await?;
     if cart.iter().any(|p| p.expires <= now) {
         return Err(AppError::refused(
             Reason::Expired,
@@ -582,7 +596,7 @@ fn decide_checkout(
         }
     }
     let total = cart.iter().map(|p| p.price_minor).sum();
-    Ok((cart.clone(), event.clone(), total))
+    Ok((cart.clone(), event.clone(), total, answers))
 }
 
 /// Order codes for the accepted checkouts, unique per event: drawn, and
@@ -668,7 +682,7 @@ async fn write_orders(
     requests: &[Checkout],
     products: &HashMap<i32, product::Model>,
     tally: &CheckoutTally,
-    accepted: Vec<Accepted>,
+    mut accepted: Vec<Accepted>,
 ) -> Result<Vec<(usize, Placed)>, AppError> {
     if accepted.is_empty() {
         return Ok(Vec::new());
@@ -783,10 +797,14 @@ async fn write_orders(
             .map(|p| ((p.order_id, p.positionid), p))
             .collect();
     let mut done = Vec::with_capacity(placed.len());
-    for (index, order, rows) in placed {
+    for ((index, order, rows), a) in placed.into_iter().zip(accepted.iter_mut()) {
+        // In the cart's order: the add-on links and the answers follow it.
         let positions: Vec<order_position::Model> = (1..=i32::try_from(rows.len()).unwrap_or(0))
             .filter_map(|n| stored.remove(&(order.id, n)))
             .collect();
+        super::addons::link_order_positions(txn, &a.positions, &positions).await?;
+        let answers = std::mem::take(&mut a.answers);
+        super::questions::copy_to_order(txn, answers, &positions).await?;
         done.push((index, order, positions));
     }
     write_ticket_keys(txn, products, &mut done).await?;

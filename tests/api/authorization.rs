@@ -226,6 +226,14 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("clearEventMetaValue", Team, format!("mutation {{ clearEventMetaValue(input: {{ eventId: \"{}\", propertyId: \"{}\" }}) {{ event {{ id }} }} }}", global_id("Event", 1), global_id("EventMetaProperty", 1))),
         ("setSubEventMetaValue", Team, format!("mutation {{ setSubEventMetaValue(input: {{ subEventId: \"{}\", propertyId: \"{}\", value: \"x\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("EventMetaProperty", 1))),
         ("clearSubEventMetaValue", Team, format!("mutation {{ clearSubEventMetaValue(input: {{ subEventId: \"{}\", propertyId: \"{}\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("EventMetaProperty", 1))),
+        ("createQuestion", Team, format!("mutation {{ createQuestion(input: {{ eventId: \"{}\", question: \"Size?\", type: STRING }}) {{ question {{ id }} }} }}", global_id("Event", 1))),
+        ("updateQuestion", Team, format!("mutation {{ updateQuestion(input: {{ questionId: \"{}\", required: true }}) {{ question {{ id }} }} }}", global_id("Question", 1))),
+        ("deleteQuestion", Team, format!("mutation {{ deleteQuestion(input: {{ questionId: \"{}\" }}) {{ deletedQuestionId }} }}", global_id("Question", 1))),
+        ("setCartPositionAnswers", Public, format!("mutation {{ setCartPositionAnswers(input: {{ cartId: \"0123456789abcdef0123\", positionId: \"{}\", answers: [] }}) {{ position {{ id }} }} }}", global_id("CartPosition", 1))),
+        ("setOrderPositionAnswers", Team, format!("mutation {{ setOrderPositionAnswers(input: {{ positionId: \"{}\", answers: [] }}) {{ position {{ id }} }} }}", global_id("OrderPosition", 1))),
+        ("createProductAddOnRule", Team, format!("mutation {{ createProductAddOnRule(input: {{ productId: \"{}\", addonCategoryId: \"{}\" }}) {{ rule {{ id }} }} }}", global_id("Product", 1), global_id("ProductCategory", 1))),
+        ("updateProductAddOnRule", Team, format!("mutation {{ updateProductAddOnRule(input: {{ ruleId: \"{}\", maxCount: 2 }}) {{ rule {{ id }} }} }}", global_id("ProductAddOnRule", 1))),
+        ("deleteProductAddOnRule", Team, format!("mutation {{ deleteProductAddOnRule(input: {{ ruleId: \"{}\" }}) {{ deletedRuleId }} }}", global_id("ProductAddOnRule", 1))),
     ]
 }
 

@@ -181,6 +181,69 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         .unwrap_or_else(|| panic!("a date: {dated}"))
         .to_owned();
 
+    // Questions and add-on rules: one of each the matrix changes, fresh ones
+    // for each call that deletes one, and a position of the order.
+    let fresh_question = |text: String| {
+        let admin = &shop.admin;
+        let event = event.clone();
+        async move {
+            let body = admin
+                .gql(
+                    "mutation($e: ID!, $q: String!) { createQuestion(input: { eventId: $e, question: $q, type: STRING }) { question { id } } }",
+                    json!({ "e": event, "q": text }),
+                )
+                .await;
+            body["data"]["createQuestion"]["question"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a question: {body}"))
+                .to_owned()
+        }
+    };
+    let asked = fresh_question("Size?".to_owned()).await;
+    let fresh_category = |name: String| {
+        let admin = &shop.admin;
+        let event = event.clone();
+        async move {
+            let body = admin
+                .gql(
+                    "mutation($e: ID!, $n: String!) { createProductCategory(input: { eventId: $e, name: $n, isAddon: true }) { category { id } } }",
+                    json!({ "e": event, "n": name }),
+                )
+                .await;
+            body["data"]["createProductCategory"]["category"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a category: {body}"))
+                .to_owned()
+        }
+    };
+    let fresh_rule = |name: String| {
+        let admin = &shop.admin;
+        let product = product.clone();
+        let category = fresh_category(name);
+        async move {
+            let body = admin
+                .gql(
+                    "mutation($p: ID!, $c: ID!) { createProductAddOnRule(input: { productId: $p, addonCategoryId: $c }) { rule { id } } }",
+                    json!({ "p": product, "c": category.await }),
+                )
+                .await;
+            body["data"]["createProductAddOnRule"]["rule"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a rule: {body}"))
+                .to_owned()
+        }
+    };
+    let add_on_rule = fresh_rule("Extras".to_owned()).await;
+    let read = app
+        .graphql(
+            "query($e: ID!, $c: String!, $s: String!) { order(eventId: $e, code: $c, secret: $s) { positions { id } } }",
+            json!({ "e": event, "c": code_and_secret["order"]["code"], "s": code_and_secret["secret"] }),
+        )
+        .await;
+    let order_position = read["data"]["order"]["positions"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a position: {read}"))
+        .to_owned();
     let operations: Vec<(&str, &str, String)> = vec![
         (
             "createEvent",
@@ -468,6 +531,52 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
                 "mutation {{ clearSubEventMetaValue(input: {{ subEventId: \"{date}\", propertyId: \"{property}\" }}) {{ subEvent {{ id }} }} }}"
             ),
         ),
+        (
+            "createQuestion",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ createQuestion(input: {{ eventId: \"{event}\", question: \"Q{{n}}\", type: NUMBER }}) {{ question {{ id }} }} }}"
+            ),
+        ),
+        (
+            "updateQuestion",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ updateQuestion(input: {{ questionId: \"{asked}\", question: \"Q{{n}}\" }}) {{ question {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteQuestion",
+            "CHANGE_ITEMS",
+            "mutation { deleteQuestion(input: { questionId: \"{fresh_question}\" }) { deletedQuestionId } }"
+                .to_owned(),
+        ),
+        (
+            "setOrderPositionAnswers",
+            "CHANGE_ORDERS",
+            format!(
+                "mutation {{ setOrderPositionAnswers(input: {{ positionId: \"{order_position}\", answers: [] }}) {{ position {{ id }} }} }}"
+            ),
+        ),
+        (
+            "createProductAddOnRule",
+            "CHANGE_ITEMS",
+            "mutation { createProductAddOnRule(input: { productId: \"{product}\", addonCategoryId: \"{fresh_category}\" }) { rule { id } } }"
+                .replace("{product}", &product),
+        ),
+        (
+            "updateProductAddOnRule",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ updateProductAddOnRule(input: {{ ruleId: \"{add_on_rule}\", position: {{n}} }}) {{ rule {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteProductAddOnRule",
+            "CHANGE_ITEMS",
+            "mutation { deleteProductAddOnRule(input: { ruleId: \"{fresh_rule}\" }) { deletedRuleId } }"
+                .to_owned(),
+        ),
     ];
 
     let mut n = 0;
@@ -494,6 +603,18 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
             if document.contains("{fresh_property}") {
                 let fresh = meta_property(format!("doomed{n}")).await;
                 document = document.replace("{fresh_property}", &fresh);
+            }
+            if document.contains("{fresh_question}") {
+                let fresh = fresh_question(format!("Doomed {n}?")).await;
+                document = document.replace("{fresh_question}", &fresh);
+            }
+            if document.contains("{fresh_rule}") {
+                let fresh = fresh_rule(format!("Doomed {n}")).await;
+                document = document.replace("{fresh_rule}", &fresh);
+            }
+            if document.contains("{fresh_category}") {
+                let fresh = fresh_category(format!("Extras {n}")).await;
+                document = document.replace("{fresh_category}", &fresh);
             }
             let body = call(&app, caller, &document).await;
             let answer = code(&body);

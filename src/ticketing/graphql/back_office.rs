@@ -164,6 +164,8 @@ pub struct CreateProductInput {
     #[graphql(default)]
     pub description: String,
     pub kind: ProductKind,
+    /// Lowercase letters, digits and dashes; unique within the event.
+    pub slug: Option<String>,
     /// Decimal string, tax included, e.g. `"49.00"`.
     pub price: String,
     /// Percent as a decimal string, e.g. `"19.00"`.
@@ -535,6 +537,7 @@ impl BackOfficeMutation {
             event_id,
             catalog::ProductInput {
                 name: input.name,
+                slug: input.slug,
                 description: input.description,
                 kind: input.kind.into(),
                 category_id,

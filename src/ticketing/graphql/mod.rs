@@ -3,11 +3,13 @@
 //! the shop (`shop`: storefront, carts, checkout, orders by code) and its part
 //! of the shared `User` type (`UserTicketingPart`: one's own orders).
 
+pub mod addons;
 pub mod back_office;
 pub mod invoices;
 pub mod meta;
 pub mod payments;
 pub mod providers;
+pub mod questions;
 pub mod refunds;
 pub mod sales;
 pub mod shop;
@@ -23,11 +25,13 @@ use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::services::services;
 use types::Order;
 
+pub use addons::AddOnMutation;
 pub use back_office::BackOfficeMutation;
 pub use invoices::{InvoiceMutation, InvoiceQuery};
 pub use meta::MetaMutation;
 pub use payments::PaymentMutation;
 pub use providers::{ProviderMutation, ProviderQuery};
+pub use questions::QuestionMutation;
 pub use refunds::{RefundMutation, StoreCreditQuery};
 pub use sales::SalesQuery;
 pub use shop::{ShopMutation, ShopQuery, ShopSubscription};

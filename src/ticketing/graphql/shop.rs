@@ -53,6 +53,9 @@ pub struct AddToCartInput {
     pub quantity: i32,
     /// A voucher's code: its price applies, and it may unlock the product.
     pub voucher_code: Option<String>,
+    /// A position of this cart to add the product to as an add-on (its
+    /// product needs an add-on rule for the product's category).
+    pub addon_to: Option<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -150,6 +153,11 @@ impl ShopMutation {
             .as_ref()
             .map(|id| ids::decode(id, Kind::SUB_EVENT, "subEventId"))
             .transpose()?;
+        let addon_to = input
+            .addon_to
+            .as_ref()
+            .map(|id| ids::decode(id, Kind::CART_POSITION, "addonTo"))
+            .transpose()?;
         let (cart_id, positions) = rush::add_to_cart(
             services,
             principal(ctx),
@@ -160,6 +168,7 @@ impl ShopMutation {
                 sub_event_id,
                 quantity: input.quantity,
                 voucher_code: input.voucher_code,
+                addon_to,
             },
         )
         .await?;

@@ -15,7 +15,10 @@ use crate::graphql::loaders::loader;
 use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::graphql::scalars::DateTime;
 use crate::services::services;
-use crate::ticketing::loaders::{PositionsOfOrder, ProductById, QuotasOfProduct};
+use crate::ticketing::loaders::{
+    AddOnRulesOfProduct, AddonsOfCartPosition, AddonsOfOrderPosition, AnswersOfCartPosition,
+    AnswersOfOrderPosition, PositionsOfOrder, ProductById, QuotasOfProduct,
+};
 use crate::ticketing::money::format_minor;
 use crate::ticketing::{access, catalog, orders, organizers};
 
@@ -223,6 +226,11 @@ impl Event {
         let rows = crate::ticketing::meta::resolve(&services(ctx)?.db, &self.0, None).await?;
         Ok(super::meta::entries(rows))
     }
+    /// The questions asked of buyers, in order (hidden ones only for teams
+    /// with `CHANGE_ITEMS` or `VIEW_ORDERS`).
+    async fn questions(&self, ctx: &Context<'_>) -> Result<Vec<super::questions::Question>> {
+        super::questions::of_event(ctx, self.0.id).await
+    }
     /// The dates of a series, by start.
     async fn sub_events(&self, ctx: &Context<'_>) -> Result<Vec<SubEvent>> {
         let dates = organizers::sub_events_of(&services(ctx)?.db, self.0.id).await?;
@@ -427,6 +435,10 @@ impl Product {
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// Unique within the event when set.
+    async fn slug(&self) -> Option<&str> {
+        self.0.slug.as_deref()
+    }
     async fn description(&self) -> &str {
         &self.0.description
     }
@@ -480,6 +492,20 @@ impl Product {
     }
     async fn position(&self) -> i32 {
         self.0.position
+    }
+    /// Which add-on categories its positions carry add-ons from, and how many.
+    async fn add_on_rules(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::addons::ProductAddOnRule>> {
+        let rows = loader(ctx)?
+            .load_one(AddOnRulesOfProduct(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(super::addons::ProductAddOnRule)
+            .collect())
     }
     async fn variations(&self, ctx: &Context<'_>) -> Result<Vec<ProductVariation>> {
         let rows = catalog::variations_of(&services(ctx)?.db, self.0.id).await?;
@@ -600,6 +626,29 @@ impl CartPosition {
     }
     async fn expires(&self) -> DateTime {
         self.0.expires.into()
+    }
+    /// The position of the cart it is an add-on to.
+    async fn addon_to(&self) -> Option<ID> {
+        self.0
+            .addon_to
+            .map(|id| ids::encode(Kind::CART_POSITION, id))
+    }
+    /// Its add-ons.
+    async fn addons(&self, ctx: &Context<'_>) -> Result<Vec<CartPosition>> {
+        let rows = loader(ctx)?
+            .load_one(AddonsOfCartPosition(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(CartPosition).collect())
+    }
+    /// The buyer's answers to its questions.
+    async fn answers(&self, ctx: &Context<'_>) -> Result<Vec<super::questions::QuestionAnswer>> {
+        let rows = loader(ctx)?
+            .load_one(AnswersOfCartPosition(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let event_id = self.0.event_id;
+        super::questions::visible_answers(ctx, async || Ok(event_id), rows).await
     }
 }
 
@@ -758,6 +807,45 @@ impl OrderPosition {
             .load_one(crate::ticketing::loaders::BlockOfTicket(self.row.id))
             .await?;
         Ok(block.is_some_and(|b| b.blocked))
+    }
+    /// The position of the order it is an add-on to.
+    async fn addon_to(&self) -> Option<ID> {
+        self.row
+            .addon_to
+            .map(|id| ids::encode(Kind::ORDER_POSITION, id))
+    }
+    /// Its add-ons.
+    async fn addons(&self, ctx: &Context<'_>) -> Result<Vec<OrderPosition>> {
+        let rows = loader(ctx)?
+            .load_one(AddonsOfOrderPosition(self.row.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|row| OrderPosition {
+                row,
+                currency: self.currency.clone(),
+                order_paid: self.order_paid,
+            })
+            .collect())
+    }
+    /// The answers to its questions (to hidden questions, only for the team).
+    async fn answers(&self, ctx: &Context<'_>) -> Result<Vec<super::questions::QuestionAnswer>> {
+        let rows = loader(ctx)?
+            .load_one(AnswersOfOrderPosition(self.row.id))
+            .await?
+            .unwrap_or_default();
+        let order_id = self.row.order_id;
+        let event_of_order = async || -> Result<i32> {
+            use sea_orm::EntityTrait as _;
+            let order = order::Entity::find_by_id(order_id)
+                .one(&services(ctx)?.db)
+                .await
+                .map_err(crate::error::AppError::from)?
+                .ok_or(crate::error::AppError::not_found("order"))?;
+            Ok(order.event_id)
+        };
+        super::questions::visible_answers(ctx, event_of_order, rows).await
     }
     /// The QR code of `secret`: an SVG document, or a PNG image as a
     /// `data:image/png;base64,…` URL.
