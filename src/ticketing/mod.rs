@@ -3,7 +3,9 @@
 //! DESIGN §2 asks: one product, one order, one position/ticket model).
 //!
 //! - `organizers`: organizers, events, dates, teams, members, API tokens;
+//!   `organizer_edits`: changing and deleting dates and teams;
 //! - `catalog`: categories, products, variations, quotas and availability;
+//!   `catalog_edits`: changing and deleting them;
 //! - `carts`, `quotas`, `orders`: buying without overselling; checkout
 //!   retried with an idempotency key places one order;
 //! - `vouchers`: vouchers, the prices they make, their redemption;
@@ -46,6 +48,7 @@ pub mod access;
 pub mod audit;
 pub mod carts;
 pub mod catalog;
+pub mod catalog_edits;
 pub mod credits;
 pub mod demo;
 pub mod graphql;
@@ -58,6 +61,7 @@ pub mod loaders;
 pub mod meta;
 pub mod money;
 pub mod orders;
+pub mod organizer_edits;
 pub mod organizers;
 pub mod payments;
 pub mod providers;

@@ -44,6 +44,7 @@ mod supervision;
 mod technicians;
 mod telemetry;
 mod ticketing;
+mod ticketing_catalog;
 mod ticketing_invoices;
 mod ticketing_meta;
 mod ticketing_money;
