@@ -289,6 +289,31 @@ pub fn per_row<C: sea_orm::ColumnTrait>(
         .into()
 }
 
+/// The row `query` finds, locked for the rest of the transaction on
+/// PostgreSQL (`FOR UPDATE`). Deletions read their row this way first: the
+/// lock waits for transactions that are inserting rows referencing it (a
+/// foreign key check holds `FOR KEY SHARE` until their commit) and makes new
+/// ones wait, so the checks that follow see every such row. SQLite's single
+/// writer serializes the transactions instead.
+///
+/// # Errors
+/// On database errors.
+pub async fn find_locked<E, C>(
+    db: &C,
+    query: sea_orm::Select<E>,
+) -> Result<Option<E::Model>, sea_orm::DbErr>
+where
+    E: sea_orm::EntityTrait,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::QuerySelect as _;
+    let query = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => query.lock_exclusive(),
+        _ => query,
+    };
+    query.one(db).await
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnectionTrait as _, Statement};

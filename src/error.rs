@@ -93,10 +93,14 @@ pub enum Reason {
     InvalidCredential,
     /// The payment provider could not be reached or refused the request (`CONFLICT`).
     ProviderUnavailable,
+    /// Orders, carts or vouchers use what was to be deleted (`CONFLICT`).
+    InUse,
+    /// The change would leave nobody able to change the organizer's teams (`CONFLICT`).
+    WouldLockOut,
 }
 
 impl Reason {
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 26] = [
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::BadgeTaken,
@@ -121,6 +125,8 @@ impl Reason {
         Self::DeviceUnreachable,
         Self::InvalidCredential,
         Self::ProviderUnavailable,
+        Self::InUse,
+        Self::WouldLockOut,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -149,6 +155,8 @@ impl Reason {
             Self::DeviceUnreachable => "DEVICE_UNREACHABLE",
             Self::InvalidCredential => "INVALID_CREDENTIAL",
             Self::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+            Self::InUse => "IN_USE",
+            Self::WouldLockOut => "WOULD_LOCK_OUT",
         }
     }
 
@@ -178,7 +186,9 @@ impl Reason {
             | Self::TechnicianExists
             | Self::AlreadyAssigned
             | Self::DeviceUnreachable
-            | Self::ProviderUnavailable => ErrorCode::Conflict,
+            | Self::ProviderUnavailable
+            | Self::InUse
+            | Self::WouldLockOut => ErrorCode::Conflict,
         }
     }
 }

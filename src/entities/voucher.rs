@@ -65,6 +65,9 @@ pub struct Model {
     pub tag: Option<String>,
     pub comment: String,
     pub created_at: DateTimeUtc,
+    /// The last change (its creation until it is changed; null only for
+    /// rows written before the column existed and never migrated).
+    pub updated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

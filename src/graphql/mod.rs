@@ -81,6 +81,7 @@ pub struct Mutation(
     crate::ticketing::graphql::MetaMutation,
     crate::ticketing::graphql::QuestionMutation,
     crate::ticketing::graphql::AddOnMutation,
+    crate::ticketing::graphql::EditingMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -23,6 +23,32 @@ use crate::entities::quota::Availability;
 use crate::entities::{event, product, product_category, product_variation, quota, quota_product};
 use crate::error::AppError;
 
+/// What a category is created or changed with.
+#[derive(Debug, Clone)]
+pub struct CategoryInput {
+    pub name: String,
+    pub position: i32,
+    pub is_addon: bool,
+}
+
+impl From<&product_category::Model> for CategoryInput {
+    fn from(row: &product_category::Model) -> Self {
+        Self {
+            name: row.name.clone(),
+            position: row.position,
+            is_addon: row.is_addon,
+        }
+    }
+}
+
+/// The one validation of a category, for creation and changes: its name.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `name`.
+pub fn check_category(input: &CategoryInput) -> Result<String, AppError> {
+    parse_name(&input.name)
+}
+
 /// Creates a category (team permission `ChangeItems`).
 ///
 /// # Errors
@@ -38,11 +64,16 @@ pub async fn create_category(
 ) -> Result<product_category::Model, AppError> {
     let (change, event) =
         Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
+    let input = CategoryInput {
+        name: name.to_owned(),
+        position,
+        is_addon,
+    };
     let category = product_category::ActiveModel {
         event_id: Set(event.id),
-        name: Set(parse_name(name)?),
-        position: Set(position),
-        is_addon: Set(is_addon),
+        name: Set(check_category(&input)?),
+        position: Set(input.position),
+        is_addon: Set(input.is_addon),
         ..Default::default()
     }
     .insert(change.txn())
@@ -86,7 +117,71 @@ pub struct ProductInput {
     pub total_quantity: Option<i32>,
 }
 
-fn check_product(input: &ProductInput) -> Result<(), AppError> {
+impl From<&product::Model> for ProductInput {
+    /// The product as it is, for a change to start from.
+    fn from(row: &product::Model) -> Self {
+        Self {
+            name: row.name.clone(),
+            slug: row.slug.clone(),
+            description: row.description.clone(),
+            kind: row.kind,
+            category_id: row.category_id,
+            price_minor: row.price_minor,
+            tax_rate_bp: row.tax_rate_bp,
+            active: row.active,
+            available_from: row.available_from,
+            available_until: row.available_until,
+            min_per_order: row.min_per_order,
+            max_per_order: row.max_per_order,
+            limit_per_user: row.limit_per_user,
+            require_voucher: row.require_voucher,
+            hide_without_voucher: row.hide_without_voucher,
+            require_approval: row.require_approval,
+            personalized: row.personalized,
+            checkin_attention: row.checkin_attention,
+            position: row.position,
+            total_quantity: None,
+        }
+    }
+}
+
+/// The one validation of a product of `event_id`, for creation and changes:
+/// returns its name as stored.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on the member at fault, or on `categoryId` for a category
+/// of another event.
+pub async fn check_product(
+    db: &impl ConnectionTrait,
+    event_id: i32,
+    input: &ProductInput,
+) -> Result<String, AppError> {
+    let name = parse_name(&input.name)?;
+    check_product_members(input)?;
+    if input.price_minor < 0 {
+        return Err(AppError::bad_input("price", "not negative"));
+    }
+    if input.description.chars().count() > 10_000 {
+        return Err(AppError::bad_input(
+            "description",
+            "at most 10,000 characters",
+        ));
+    }
+    if let Some(category) = input.category_id {
+        let found = product_category::Entity::find_by_id(category)
+            .one(db)
+            .await?;
+        if found.is_none_or(|c| c.event_id != event_id) {
+            return Err(AppError::bad_input(
+                "categoryId",
+                "no such category in this event",
+            ));
+        }
+    }
+    Ok(name)
+}
+
+fn check_product_members(input: &ProductInput) -> Result<(), AppError> {
     if !(0..=10_000).contains(&input.tax_rate_bp) {
         return Err(AppError::bad_input("taxRate", "between 0 and 100 percent"));
     }
@@ -135,24 +230,12 @@ pub async fn create_product(
     let (change, event) =
         Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
     let txn = change.txn();
-    let name = parse_name(&input.name)?;
+    let name = check_product(txn, event.id, &input).await?;
     let slug = input
         .slug
         .as_deref()
         .map(super::organizers::parse_slug)
         .transpose()?;
-    check_product(&input)?;
-    if let Some(category) = input.category_id {
-        let found = product_category::Entity::find_by_id(category)
-            .one(txn)
-            .await?;
-        if found.is_none_or(|c| c.event_id != event.id) {
-            return Err(AppError::bad_input(
-                "categoryId",
-                "no such category in this event",
-            ));
-        }
-    }
     let product = product::ActiveModel {
         event_id: Set(event.id),
         category_id: Set(input.category_id),
@@ -208,6 +291,49 @@ pub async fn create_product(
     Ok(product)
 }
 
+/// What a variation is created or changed with.
+#[derive(Debug, Clone)]
+pub struct VariationInput {
+    pub value: String,
+    pub description: String,
+    pub active: bool,
+    /// `None`: the product's price.
+    pub price_minor: Option<i64>,
+    pub position: i32,
+}
+
+impl From<&product_variation::Model> for VariationInput {
+    fn from(row: &product_variation::Model) -> Self {
+        Self {
+            value: row.value.clone(),
+            description: row.description.clone(),
+            active: row.active,
+            price_minor: row.price_minor,
+            position: row.position,
+        }
+    }
+}
+
+/// The one validation of a variation, for creation and changes: returns its
+/// value as stored.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `value`, `description` or `price`.
+pub fn check_variation(input: &VariationInput) -> Result<String, AppError> {
+    let value = parse_name(&input.value)
+        .map_err(|_| AppError::bad_input("value", "use 1 to 200 characters"))?;
+    if input.description.chars().count() > 10_000 {
+        return Err(AppError::bad_input(
+            "description",
+            "at most 10,000 characters",
+        ));
+    }
+    if input.price_minor.is_some_and(|p| p < 0) {
+        return Err(AppError::bad_input("price", "not negative"));
+    }
+    Ok(value)
+}
+
 /// Adds a variation to a product (team permission `ChangeItems` on its event).
 ///
 /// # Errors
@@ -233,13 +359,20 @@ pub async fn create_variation(
         .check_event(principal, TeamPermission::ChangeItems, event_id)
         .await?;
     let product = product.ok_or(AppError::not_found("product"))?;
+    let input = VariationInput {
+        value: value.to_owned(),
+        description: String::new(),
+        active: true,
+        price_minor,
+        position: 0,
+    };
     let variation = product_variation::ActiveModel {
         product_id: Set(product.id),
-        value: Set(parse_name(value)?),
-        description: Set(String::new()),
-        active: Set(true),
-        price_minor: Set(price_minor),
-        position: Set(0),
+        value: Set(check_variation(&input)?),
+        description: Set(input.description),
+        active: Set(input.active),
+        price_minor: Set(input.price_minor),
+        position: Set(input.position),
         ..Default::default()
     }
     .insert(change.txn())
@@ -274,17 +407,49 @@ pub async fn create_quota(
 ) -> Result<quota::Model, AppError> {
     let (change, event) =
         Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
-    let txn = change.txn();
-    let name = parse_name(name)?;
-    if size.is_some_and(|n| n < 0) {
+    let input = QuotaInput {
+        name: name.to_owned(),
+        size,
+        sub_event_id,
+        product_ids: product_ids.to_vec(),
+    };
+    let (name, ids) = check_quota(change.txn(), event.id, &input).await?;
+    let quota = insert_quota(&change, &event, &name, size, sub_event_id, &ids).await?;
+    change.commit(quota_added(&event, &quota, &ids)).await?;
+    Ok(quota)
+}
+
+/// What a quota is created or changed with.
+#[derive(Debug, Clone)]
+pub struct QuotaInput {
+    pub name: String,
+    /// `None`: unlimited.
+    pub size: Option<i32>,
+    pub sub_event_id: Option<i32>,
+    pub product_ids: Vec<i32>,
+}
+
+/// The one validation of a quota of `event_id`, for creation and changes:
+/// returns its name as stored and its products, each once, in id order.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on a bad name, a negative size, products of another
+/// event or a date of another event.
+pub async fn check_quota(
+    txn: &impl ConnectionTrait,
+    event_id: i32,
+    input: &QuotaInput,
+) -> Result<(String, Vec<i32>), AppError> {
+    let name = parse_name(&input.name)?;
+    if input.size.is_some_and(|n| n < 0) {
         return Err(AppError::bad_input("size", "not negative"));
     }
-    let mut ids = product_ids.to_vec();
+    let mut ids = input.product_ids.clone();
     ids.sort_unstable();
     ids.dedup();
     let found = product::Entity::find()
         .filter(product::Column::Id.is_in(ids.clone()))
-        .filter(product::Column::EventId.eq(event.id))
+        .filter(product::Column::EventId.eq(event_id))
         .all(txn)
         .await?;
     if found.len() != ids.len() {
@@ -293,20 +458,18 @@ pub async fn create_quota(
             "every product must belong to the event",
         ));
     }
-    if let Some(date) = sub_event_id {
+    if let Some(date) = input.sub_event_id {
         let found = crate::entities::sub_event::Entity::find_by_id(date)
             .one(txn)
             .await?;
-        if found.is_none_or(|d| d.event_id != event.id) {
+        if found.is_none_or(|d| d.event_id != event_id) {
             return Err(AppError::bad_input(
                 "subEventId",
                 "no such date of this event",
             ));
         }
     }
-    let quota = insert_quota(&change, &event, &name, size, sub_event_id, &ids).await?;
-    change.commit(quota_added(&event, &quota, &ids)).await?;
-    Ok(quota)
+    Ok((name, ids))
 }
 
 fn quota_added<'a>(event: &event::Model, quota: &quota::Model, product_ids: &[i32]) -> Change<'a> {
@@ -340,16 +503,30 @@ async fn insert_quota(
     }
     .insert(change.txn())
     .await?;
+    link_products(change.txn(), quota.id, product_ids, change.now()).await?;
+    Ok(quota)
+}
+
+/// Links a quota to products, in the caller's transaction.
+///
+/// # Errors
+/// On database errors.
+pub async fn link_products(
+    txn: &impl ConnectionTrait,
+    quota_id: i32,
+    product_ids: &[i32],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     for product_id in product_ids {
         quota_product::ActiveModel {
-            quota_id: Set(quota.id),
+            quota_id: Set(quota_id),
             product_id: Set(*product_id),
-            added_at: Set(change.now()),
+            added_at: Set(now),
         }
-        .insert(change.txn())
+        .insert(txn)
         .await?;
     }
-    Ok(quota)
+    Ok(())
 }
 
 /// The products the shop shows: active ones that are not hidden without a voucher.
@@ -461,4 +638,37 @@ pub async fn variations_of(
         .order_by_asc(product_variation::Column::Id)
         .all(db)
         .await?)
+}
+
+/// The product a variation belongs to.
+///
+/// # Errors
+/// `NOT_FOUND` when it is gone; on database errors.
+pub async fn product_of_variation(
+    db: &impl ConnectionTrait,
+    variation: &product_variation::Model,
+) -> Result<product::Model, AppError> {
+    product::Entity::find_by_id(variation.product_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("product"))
+}
+
+/// The products a quota counts, in id order.
+///
+/// # Errors
+/// On database errors.
+pub async fn products_of_quota(
+    db: &impl ConnectionTrait,
+    quota_id: i32,
+) -> Result<Vec<i32>, AppError> {
+    let mut ids: Vec<i32> = quota_product::Entity::find()
+        .filter(quota_product::Column::QuotaId.eq(quota_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|link| link.product_id)
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
 }

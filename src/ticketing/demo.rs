@@ -10,6 +10,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::carts::{self, CartAdd};
 use super::catalog::{self, ProductInput};
+use super::catalog_edits::{self, QuotaPatch};
 use super::organizers::{self, EventInput, TeamInput};
 use super::vouchers::{self, Applies, VoucherInput};
 use super::{orders, providers};
@@ -228,7 +229,7 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
     )
     .await
     .map_err(|e| failed("product", e))?;
-    catalog::create_quota(
+    let admissions = catalog::create_quota(
         db,
         by,
         now,
@@ -266,6 +267,19 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
     )
     .await
     .map_err(|e| failed("question", e))?;
+    // The venue confirmed fewer seats: the quota is resized (an edit in the log).
+    catalog_edits::update_quota(
+        db,
+        by,
+        now,
+        admissions.id,
+        QuotaPatch {
+            size: Some(Some(650)),
+            ..QuotaPatch::default()
+        },
+    )
+    .await
+    .map_err(|e| failed("quota change", e))?;
     let discount = vouchers::create(
         db,
         by,

@@ -3,7 +3,9 @@
 //! DESIGN §2 asks: one product, one order, one position/ticket model).
 //!
 //! - `organizers`: organizers, events, dates, teams, members, API tokens;
+//!   `organizer_edits`: changing and deleting dates and teams;
 //! - `catalog`: categories, products, variations, quotas and availability;
+//!   `catalog_edits`: changing and deleting them;
 //! - `carts`, `quotas`, `orders`: buying without overselling; checkout
 //!   retried with an idempotency key places one order;
 //! - `vouchers`: vouchers, the prices they make, their redemption;
@@ -47,6 +49,7 @@ pub mod addons;
 pub mod audit;
 pub mod carts;
 pub mod catalog;
+pub mod catalog_edits;
 pub mod credits;
 pub mod demo;
 pub mod graphql;
@@ -59,6 +62,7 @@ pub mod loaders;
 pub mod meta;
 pub mod money;
 pub mod orders;
+pub mod organizer_edits;
 pub mod organizers;
 pub mod payments;
 pub mod providers;

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Set, SqlErr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use serde_json::json;
 
@@ -362,6 +362,47 @@ pub struct SubEventInput {
     pub location: Option<String>,
 }
 
+impl From<&sub_event::Model> for SubEventInput {
+    /// The date as it is, for a change to start from.
+    fn from(row: &sub_event::Model) -> Self {
+        Self {
+            name: row.name.clone(),
+            active: row.active,
+            is_public: row.is_public,
+            date_from: row.date_from,
+            date_to: row.date_to,
+            presale_start: row.presale_start,
+            presale_end: row.presale_end,
+            location: row.location.clone(),
+        }
+    }
+}
+
+/// The one validation of a date, for creation and changes: returns its name
+/// as stored.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on the member at fault.
+pub fn check_sub_event(input: &SubEventInput) -> Result<String, AppError> {
+    let name = parse_name(&input.name)?;
+    if input.date_to.is_some_and(|to| to < input.date_from) {
+        return Err(AppError::bad_input("dateTo", "ends before it starts"));
+    }
+    if let (Some(start), Some(end)) = (input.presale_start, input.presale_end)
+        && end < start
+    {
+        return Err(AppError::bad_input("presaleEnd", "ends before it starts"));
+    }
+    if input
+        .location
+        .as_ref()
+        .is_some_and(|l| l.chars().count() > 500)
+    {
+        return Err(AppError::bad_input("location", "at most 500 characters"));
+    }
+    Ok(name)
+}
+
 /// Adds a date to an event series (team permission `ChangeEvents`); the event
 /// becomes a series.
 ///
@@ -376,10 +417,7 @@ pub async fn create_sub_event(
 ) -> Result<sub_event::Model, AppError> {
     let (change, event) =
         Audited::on_event(db, principal, now, TeamPermission::ChangeEvents, event_id).await?;
-    let name = parse_name(&input.name)?;
-    if input.date_to.is_some_and(|to| to < input.date_from) {
-        return Err(AppError::bad_input("dateTo", "ends before it starts"));
-    }
+    let name = check_sub_event(&input)?;
     let date = sub_event::ActiveModel {
         event_id: Set(event.id),
         name: Set(name),
@@ -421,6 +459,65 @@ pub struct TeamInput {
     pub permissions: Vec<TeamPermission>,
 }
 
+impl TeamInput {
+    /// The team as it is (with its events), for a change to start from.
+    pub fn of(team: &team::Model, event_ids: Vec<i32>) -> Self {
+        Self {
+            name: team.name.clone(),
+            all_events: team.all_events,
+            event_ids,
+            permissions: team.permissions(),
+        }
+    }
+}
+
+/// The one validation of a team of `organizer_id`, for creation and changes:
+/// returns its name as stored and its events, each once, in id order.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on a bad name or an event of another organizer.
+pub async fn check_team(
+    db: &impl ConnectionTrait,
+    organizer_id: i32,
+    input: &TeamInput,
+) -> Result<(String, Vec<i32>), AppError> {
+    let name = parse_name(&input.name)?;
+    let mut events = input.event_ids.clone();
+    events.sort_unstable();
+    events.dedup();
+    let found = event::Entity::find()
+        .filter(event::Column::Id.is_in(events.clone()))
+        .filter(event::Column::OrganizerId.eq(organizer_id))
+        .all(db)
+        .await?;
+    if found.len() != events.len() {
+        return Err(AppError::bad_input(
+            "eventIds",
+            "every event must belong to the organizer",
+        ));
+    }
+    Ok((name, events))
+}
+
+/// Links a team to events, in the caller's transaction.
+pub(super) async fn link_events(
+    db: &impl ConnectionTrait,
+    team_id: i32,
+    event_ids: &[i32],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    for event_id in event_ids {
+        team_event::ActiveModel {
+            team_id: Set(team_id),
+            event_id: Set(*event_id),
+            added_at: Set(now),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Creates a team of `organizer_id` (team permission `ChangeTeams`).
 ///
 /// # Errors
@@ -442,21 +539,7 @@ pub async fn create_team(
     )
     .await?;
     let txn = change.txn();
-    let name = parse_name(&input.name)?;
-    let mut events = input.event_ids.clone();
-    events.sort_unstable();
-    events.dedup();
-    let found = event::Entity::find()
-        .filter(event::Column::Id.is_in(events.clone()))
-        .filter(event::Column::OrganizerId.eq(organizer_id))
-        .all(txn)
-        .await?;
-    if found.len() != events.len() {
-        return Err(AppError::bad_input(
-            "eventIds",
-            "every event must belong to the organizer",
-        ));
-    }
+    let (name, events) = check_team(txn, organizer_id, &input).await?;
     let mut row = team::ActiveModel {
         organizer_id: Set(organizer_id),
         name: Set(name),
@@ -466,15 +549,7 @@ pub async fn create_team(
     };
     team::Model::grant(&mut row, &input.permissions);
     let team = row.insert(txn).await?;
-    for event_id in &events {
-        team_event::ActiveModel {
-            team_id: Set(team.id),
-            event_id: Set(*event_id),
-            added_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
-    }
+    link_events(txn, team.id, &events, now).await?;
     change
         .commit(Change::on_organizer(
             organizer_id,
@@ -491,7 +566,7 @@ pub async fn create_team(
 }
 
 /// Opens a change of `team_id` (team permission `ChangeTeams` on its organizer).
-async fn team_for_change(
+pub(super) async fn team_for_change(
     db: &DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
@@ -561,10 +636,57 @@ pub async fn add_team_member(
     Ok(team)
 }
 
+/// Locks the organizer's row until the transaction ends, so changes to its
+/// teams' permissions and members are checked one after the other (two
+/// concurrent changes never both remove "the other" team manager).
+/// SQLite's single writer serializes them already.
+///
+/// # Errors
+/// On database errors.
+pub(super) async fn lock_organizer(
+    db: &impl ConnectionTrait,
+    organizer_id: i32,
+) -> Result<(), AppError> {
+    crate::db::find_locked(db, organizer::Entity::find_by_id(organizer_id)).await?;
+    Ok(())
+}
+
+/// Refuses a change that would leave the organizer without a team that holds
+/// `ChangeTeams` and has a member (pretix's rule): nobody could change the
+/// teams any more.
+///
+/// # Errors
+/// `WOULD_LOCK_OUT`; on database errors.
+pub(super) async fn keeps_team_managers(
+    db: &impl ConnectionTrait,
+    organizer_id: i32,
+) -> Result<(), AppError> {
+    let managers: Vec<i32> = team::Entity::find()
+        .select_only()
+        .column(team::Column::Id)
+        .filter(team::Column::OrganizerId.eq(organizer_id))
+        .filter(team::Column::CanChangeTeams.eq(true))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let members = team_member::Entity::find()
+        .filter(team_member::Column::TeamId.is_in(managers))
+        .count(db)
+        .await?;
+    if members == 0 {
+        return Err(AppError::refused(
+            Reason::WouldLockOut,
+            "no team with the permission to change teams and a member would be left",
+        ));
+    }
+    Ok(())
+}
+
 /// Removes an account from a team (team permission `ChangeTeams`).
 ///
 /// # Errors
-/// As [`add_team_member`].
+/// As [`add_team_member`]; `WOULD_LOCK_OUT` when it is the last member of
+/// the last team that may change teams.
 pub async fn remove_team_member(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -573,9 +695,11 @@ pub async fn remove_team_member(
     user_id: i32,
 ) -> Result<team::Model, AppError> {
     let (change, team) = team_for_change(db, principal, now, team_id).await?;
+    lock_organizer(change.txn(), team.organizer_id).await?;
     team_member::Entity::delete_by_id((team.id, user_id))
         .exec(change.txn())
         .await?;
+    keeps_team_managers(change.txn(), team.organizer_id).await?;
     change
         .commit(Change::on_organizer(
             team.organizer_id,

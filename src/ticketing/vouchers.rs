@@ -20,6 +20,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, Set, SqlErr,
 };
+use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{Audited, Change};
@@ -329,6 +330,7 @@ pub async fn create(
             tag: Set(input.tag.clone()),
             comment: Set(input.comment.clone()),
             created_at: Set(now),
+            updated_at: Set(Some(now)),
             ..Default::default()
         }
         .insert(txn)
@@ -359,6 +361,273 @@ pub async fn create(
         ))
         .await?;
     Ok(created)
+}
+
+impl VoucherInput {
+    /// The voucher as it is (with its products), for a change to start from.
+    fn of(row: &voucher::Model, product_ids: Vec<i32>) -> Self {
+        Self {
+            max_usages: row.max_usages,
+            min_usages: row.min_usages,
+            valid_from: row.valid_from,
+            valid_until: row.valid_until,
+            active: row.active,
+            price_mode: row.price_mode,
+            value_minor: row.value_minor,
+            percent_bp: row.percent_bp,
+            applies: Applies {
+                product_ids,
+                variation_id: row.variation_id,
+                quota_id: row.quota_id,
+                sub_event_id: row.sub_event_id,
+            },
+            show_hidden_items: row.show_hidden_items,
+            block_quota: row.block_quota,
+            allow_ignore_quota: row.allow_ignore_quota,
+            tag: row.tag.clone(),
+            comment: row.comment.clone(),
+        }
+    }
+}
+
+/// What changes in a voucher: `None` keeps a member, `Some(None)` clears an
+/// optional one, `product_ids` replaces its products.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VoucherPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_usages: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_usages: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_mode: Option<PriceMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_minor: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent_bp: Option<Option<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_ids: Option<Vec<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variation_id: Option<Option<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_id: Option<Option<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_event_id: Option<Option<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub show_hidden_items: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_quota: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_ignore_quota: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Sets `target` to the patch's value when one is given.
+fn put<T: Clone>(target: &mut T, value: Option<&T>) {
+    if let Some(value) = value {
+        target.clone_from(value);
+    }
+}
+
+impl VoucherPatch {
+    fn apply(&self, input: &mut VoucherInput) {
+        put(&mut input.max_usages, self.max_usages.as_ref());
+        put(&mut input.min_usages, self.min_usages.as_ref());
+        put(&mut input.valid_from, self.valid_from.as_ref());
+        put(&mut input.valid_until, self.valid_until.as_ref());
+        put(&mut input.active, self.active.as_ref());
+        put(&mut input.price_mode, self.price_mode.as_ref());
+        put(&mut input.value_minor, self.value_minor.as_ref());
+        put(&mut input.percent_bp, self.percent_bp.as_ref());
+        put(&mut input.applies.product_ids, self.product_ids.as_ref());
+        put(&mut input.applies.variation_id, self.variation_id.as_ref());
+        put(&mut input.applies.quota_id, self.quota_id.as_ref());
+        put(&mut input.applies.sub_event_id, self.sub_event_id.as_ref());
+        put(
+            &mut input.show_hidden_items,
+            self.show_hidden_items.as_ref(),
+        );
+        put(&mut input.block_quota, self.block_quota.as_ref());
+        put(
+            &mut input.allow_ignore_quota,
+            self.allow_ignore_quota.as_ref(),
+        );
+        put(&mut input.tag, self.tag.as_ref());
+        put(&mut input.comment, self.comment.as_ref());
+    }
+}
+
+/// Opens a change of a voucher (team permission `ChangeVouchers` on its
+/// event), its row locked so that checkouts redeeming it wait for the change
+/// and then count against what it stored.
+async fn voucher_for_change(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    voucher_id: i32,
+) -> Result<(Audited, crate::entities::event::Model, voucher::Model), AppError> {
+    if matches!(principal, Principal::Anonymous) {
+        return Err(AppError::Unauthenticated);
+    }
+    let mut change = Audited::begin(db, None, now).await?;
+    let row = crate::db::find_locked(change.txn(), voucher::Entity::find_by_id(voucher_id)).await?;
+    let event = change
+        .check_event(
+            principal,
+            TeamPermission::ChangeVouchers,
+            row.as_ref().map_or(0, |v| v.event_id),
+        )
+        .await?;
+    let row = row.ok_or(AppError::not_found("voucher"))?;
+    Ok((change, event, row))
+}
+
+/// Changes a voucher (team permission `ChangeVouchers`). Its maximum usages
+/// may not go below what was redeemed; positions already in carts or orders
+/// keep the price they got.
+///
+/// # Errors
+/// As [`create`]; `BAD_USER_INPUT` on `maxUsages` below the redeemed usages; a
+/// voucher that does not exist is refused like an event the caller may not
+/// change (`NOT_FOUND` for staff).
+pub async fn update(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    voucher_id: i32,
+    patch: VoucherPatch,
+) -> Result<voucher::Model, AppError> {
+    let (change, event, row) = voucher_for_change(db, principal, now, voucher_id).await?;
+    let txn = change.txn();
+    let current: Vec<i32> = voucher_product::Entity::find()
+        .filter(voucher_product::Column::VoucherId.eq(row.id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|l| l.product_id)
+        .collect();
+    let mut input = VoucherInput::of(&row, current);
+    patch.apply(&mut input);
+    check_input(&input)?;
+    if input.max_usages < row.redeemed {
+        return Err(AppError::bad_input(
+            "maxUsages",
+            format!("it has been redeemed {} times already", row.redeemed),
+        ));
+    }
+    let code = patch
+        .code
+        .as_deref()
+        .map(|c| parse_code("code", c))
+        .transpose()?;
+    let product_ids = check_applies(txn, event.id, &input.applies).await?;
+    let mut active: voucher::ActiveModel = row.into();
+    if let Some(code) = code {
+        active.code = Set(code);
+    }
+    active.max_usages = Set(input.max_usages);
+    active.min_usages = Set(input.min_usages);
+    active.valid_from = Set(input.valid_from);
+    active.valid_until = Set(input.valid_until);
+    active.active = Set(input.active);
+    active.price_mode = Set(input.price_mode);
+    active.value_minor = Set(input.value_minor);
+    active.percent_bp = Set(input.percent_bp);
+    active.variation_id = Set(input.applies.variation_id);
+    active.quota_id = Set(input.applies.quota_id);
+    active.sub_event_id = Set(input.applies.sub_event_id);
+    active.show_hidden_items = Set(input.show_hidden_items);
+    active.block_quota = Set(input.block_quota);
+    active.allow_ignore_quota = Set(input.allow_ignore_quota);
+    active.tag = Set(input.tag);
+    active.comment = Set(input.comment);
+    active.updated_at = Set(Some(now));
+    let row = active.update(txn).await.map_err(code_taken)?;
+    if patch.product_ids.is_some() {
+        voucher_product::Entity::delete_many()
+            .filter(voucher_product::Column::VoucherId.eq(row.id))
+            .exec(txn)
+            .await?;
+        for product_id in &product_ids {
+            voucher_product::ActiveModel {
+                voucher_id: Set(row.id),
+                product_id: Set(*product_id),
+                added_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+        }
+    }
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.voucher.changed",
+            "voucher",
+            row.id,
+            json!(patch),
+        ))
+        .await?;
+    Ok(row)
+}
+
+/// Deletes a voucher that was never redeemed and that no cart or order uses
+/// (`IN_USE` otherwise; pretix: deactivate it instead).
+///
+/// # Errors
+/// `IN_USE`; as [`update`].
+pub async fn delete(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    voucher_id: i32,
+) -> Result<voucher::Model, AppError> {
+    let (change, event, row) = voucher_for_change(db, principal, now, voucher_id).await?;
+    let txn = change.txn();
+    let ordered = crate::entities::order_position::Entity::find()
+        .filter(crate::entities::order_position::Column::VoucherId.eq(row.id))
+        .count(txn)
+        .await?;
+    if row.redeemed > 0 || ordered > 0 {
+        return Err(AppError::refused(
+            Reason::InUse,
+            "this voucher has been redeemed: deactivate it instead",
+        ));
+    }
+    let held = crate::entities::cart_position::Entity::find()
+        .filter(crate::entities::cart_position::Column::VoucherId.eq(row.id))
+        .count(txn)
+        .await?;
+    if held > 0 {
+        return Err(AppError::refused(
+            Reason::InUse,
+            "carts hold positions bought with this voucher",
+        ));
+    }
+    voucher_product::Entity::delete_many()
+        .filter(voucher_product::Column::VoucherId.eq(row.id))
+        .exec(txn)
+        .await?;
+    voucher::Entity::delete_by_id(row.id).exec(txn).await?;
+    change
+        .commit(Change::on_event(
+            &event,
+            "voltgate.voucher.deleted",
+            "voucher",
+            row.id,
+            json!({ "code": row.code }),
+        ))
+        .await?;
+    Ok(row)
 }
 
 /// The voucher of `event_id` with `code`, valid at `now`, applying to the
@@ -513,6 +782,7 @@ mod tests {
             tag: None,
             comment: String::new(),
             created_at: Utc::now(),
+            updated_at: None,
         }
     }
 

@@ -45,6 +45,7 @@ mod technicians;
 mod telemetry;
 mod ticketing;
 mod ticketing_addons;
+mod ticketing_catalog;
 mod ticketing_invoices;
 mod ticketing_meta;
 mod ticketing_money;

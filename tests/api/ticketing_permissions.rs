@@ -68,6 +68,76 @@ async fn token(shop: &Shop, team: &str) -> (String, String) {
     )
 }
 
+/// What a call that deletes an object gets instead of each placeholder: a
+/// new object made by the mutation, read at the path.
+const FRESH: [(&str, &str, &str); 8] = [
+    (
+        "{fresh_property}",
+        "mutation($o: ID!, $n: String!) { createEventMetaProperty(input: { organizerId: $o, name: $n }) { property { id } } }",
+        "/data/createEventMetaProperty/property/id",
+    ),
+    (
+        "{fresh_category}",
+        "mutation($e: ID!, $n: String!) { createProductCategory(input: { eventId: $e, name: $n }) { category { id } } }",
+        "/data/createProductCategory/category/id",
+    ),
+    (
+        "{fresh_product}",
+        "mutation($e: ID!, $n: String!) { createProduct(input: { eventId: $e, name: $n, kind: ADDON, price: \"1.00\" }) { product { id } } }",
+        "/data/createProduct/product/id",
+    ),
+    (
+        "{fresh_variation}",
+        "mutation($p: ID!, $n: String!) { createProductVariation(input: { productId: $p, value: $n }) { variation { id } } }",
+        "/data/createProductVariation/variation/id",
+    ),
+    (
+        "{fresh_quota}",
+        "mutation($e: ID!, $p: ID!, $n: String!) { createQuota(input: { eventId: $e, name: $n, size: 5, productIds: [$p] }) { quota { id } } }",
+        "/data/createQuota/quota/id",
+    ),
+    (
+        "{fresh_date}",
+        "mutation($e: ID!, $n: String!) { createSubEvent(input: { eventId: $e, name: $n, dateFrom: \"2027-01-01T00:00:00Z\" }) { subEvent { id } } }",
+        "/data/createSubEvent/subEvent/id",
+    ),
+    (
+        "{fresh_voucher}",
+        "mutation($e: ID!, $n: String!) { createVouchers(input: { eventId: $e, codes: [$n] }) { vouchers { id } } }",
+        "/data/createVouchers/vouchers/0/id",
+    ),
+    (
+        "{fresh_team}",
+        "mutation($o: ID!, $n: String!) { createTeam(input: { organizerId: $o, name: $n, permissions: [] }) { team { id } } }",
+        "/data/createTeam/team/id",
+    ),
+];
+
+async fn fresh_object(
+    shop: &Shop,
+    placeholder: &str,
+    organizer: &str,
+    event: &str,
+    product: &str,
+    name: &str,
+) -> String {
+    let (_, mutation, path) = FRESH
+        .iter()
+        .find(|(p, _, _)| *p == placeholder)
+        .unwrap_or_else(|| panic!("a placeholder: {placeholder}"));
+    let body = shop
+        .admin
+        .gql(
+            mutation,
+            json!({ "o": organizer, "e": event, "p": product, "n": name }),
+        )
+        .await;
+    body.pointer(path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{placeholder}: {body}"))
+        .to_owned()
+}
+
 #[tokio::test]
 async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
     let app = spawn_app().await;
@@ -150,25 +220,16 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         .unwrap_or_else(|| panic!("an invoice: {issued}"))
         .to_owned();
 
-    // Meta properties: one the matrix renames and sets values of, a fresh
-    // one for each call that deletes one, and a date of the event.
-    let meta_property = |name: String| {
-        let admin = &shop.admin;
-        let org = org.clone();
-        async move {
-            let body = admin
-                .gql(
-                    "mutation($o: ID!, $n: String!) { createEventMetaProperty(input: { organizerId: $o, name: $n }) { property { id } } }",
-                    json!({ "o": org, "n": name }),
-                )
-                .await;
-            body["data"]["createEventMetaProperty"]["property"]["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("a property: {body}"))
-                .to_owned()
-        }
+    // Objects the matrix changes; each call that deletes one gets a fresh one.
+    let fresh = |placeholder: &'static str, n: String| {
+        let (shop, org, event, product) = (&shop, org.clone(), event.clone(), product.clone());
+        async move { fresh_object(shop, placeholder, &org, &event, &product, &n).await }
     };
-    let property = meta_property("genre".to_owned()).await;
+    let property = fresh("{fresh_property}", "genre".to_owned()).await;
+    let category = fresh("{fresh_category}", "kept".to_owned()).await;
+    let variation = fresh("{fresh_variation}", "kept".to_owned()).await;
+    let quota = fresh("{fresh_quota}", "kept".to_owned()).await;
+    let voucher = fresh("{fresh_voucher}", "KEPT".to_owned()).await;
     let dated = shop
         .admin
         .gql(
@@ -561,7 +622,7 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         (
             "createProductAddOnRule",
             "CHANGE_ITEMS",
-            "mutation { createProductAddOnRule(input: { productId: \"{product}\", addonCategoryId: \"{fresh_category}\" }) { rule { id } } }"
+            "mutation { createProductAddOnRule(input: { productId: \"{product}\", addonCategoryId: \"{fresh_addon_category}\" }) { rule { id } } }"
                 .replace("{product}", &product),
         ),
         (
@@ -575,6 +636,97 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
             "deleteProductAddOnRule",
             "CHANGE_ITEMS",
             "mutation { deleteProductAddOnRule(input: { ruleId: \"{fresh_rule}\" }) { deletedRuleId } }"
+                .to_owned(),
+        ),
+        (
+            "updateProductCategory",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ updateProductCategory(input: {{ categoryId: \"{category}\", name: \"C{{n}}\" }}) {{ category {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteProductCategory",
+            "CHANGE_ITEMS",
+            "mutation { deleteProductCategory(input: { categoryId: \"{fresh_category}\" }) { deletedCategoryId } }"
+                .to_owned(),
+        ),
+        (
+            "updateProduct",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ updateProduct(input: {{ productId: \"{product}\", description: \"d{{n}}\" }}) {{ product {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteProduct",
+            "CHANGE_ITEMS",
+            "mutation { deleteProduct(input: { productId: \"{fresh_product}\" }) { deletedProductId } }"
+                .to_owned(),
+        ),
+        (
+            "updateProductVariation",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ updateProductVariation(input: {{ variationId: \"{variation}\", value: \"V{{n}}\" }}) {{ variation {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteProductVariation",
+            "CHANGE_ITEMS",
+            "mutation { deleteProductVariation(input: { variationId: \"{fresh_variation}\" }) { deletedVariationId } }"
+                .to_owned(),
+        ),
+        (
+            "updateQuota",
+            "CHANGE_ITEMS",
+            format!(
+                "mutation {{ updateQuota(input: {{ quotaId: \"{quota}\", name: \"Q{{n}}\" }}) {{ quota {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteQuota",
+            "CHANGE_ITEMS",
+            "mutation { deleteQuota(input: { quotaId: \"{fresh_quota}\" }) { deletedQuotaId } }"
+                .to_owned(),
+        ),
+        (
+            "updateSubEvent",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ updateSubEvent(input: {{ subEventId: \"{date}\", name: \"D{{n}}\" }}) {{ subEvent {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteSubEvent",
+            "CHANGE_EVENTS",
+            "mutation { deleteSubEvent(input: { subEventId: \"{fresh_date}\" }) { deletedSubEventId } }"
+                .to_owned(),
+        ),
+        (
+            "updateVoucher",
+            "CHANGE_VOUCHERS",
+            format!(
+                "mutation {{ updateVoucher(input: {{ voucherId: \"{voucher}\", comment: \"c{{n}}\" }}) {{ voucher {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteVoucher",
+            "CHANGE_VOUCHERS",
+            "mutation { deleteVoucher(input: { voucherId: \"{fresh_voucher}\" }) { deletedVoucherId } }"
+                .to_owned(),
+        ),
+        (
+            "updateTeam",
+            "CHANGE_TEAMS",
+            format!(
+                "mutation {{ updateTeam(input: {{ teamId: \"{scratch}\", name: \"T{{n}}\" }}) {{ team {{ id }} }} }}"
+            ),
+        ),
+        (
+            "deleteTeam",
+            "CHANGE_TEAMS",
+            "mutation { deleteTeam(input: { teamId: \"{fresh_team}\" }) { deletedTeamId } }"
                 .to_owned(),
         ),
     ];
@@ -600,9 +752,11 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
         for (who, caller, refusal) in &callers {
             n += 1;
             let mut document = document.replace("{n}", &n.to_string());
-            if document.contains("{fresh_property}") {
-                let fresh = meta_property(format!("doomed{n}")).await;
-                document = document.replace("{fresh_property}", &fresh);
+            for (placeholder, _, _) in FRESH {
+                if document.contains(placeholder) {
+                    let object = fresh(placeholder, format!("DOOMED{n}")).await;
+                    document = document.replace(placeholder, &object);
+                }
             }
             if document.contains("{fresh_question}") {
                 let fresh = fresh_question(format!("Doomed {n}?")).await;
@@ -612,9 +766,9 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
                 let fresh = fresh_rule(format!("Doomed {n}")).await;
                 document = document.replace("{fresh_rule}", &fresh);
             }
-            if document.contains("{fresh_category}") {
+            if document.contains("{fresh_addon_category}") {
                 let fresh = fresh_category(format!("Extras {n}")).await;
-                document = document.replace("{fresh_category}", &fresh);
+                document = document.replace("{fresh_addon_category}", &fresh);
             }
             let body = call(&app, caller, &document).await;
             let answer = code(&body);

@@ -237,7 +237,7 @@ pub struct OrderPayload {
     pub order: Order,
 }
 
-fn id_list(list: &[ID], kind: Kind, field: &'static str) -> Result<Vec<i32>> {
+pub fn id_list(list: &[ID], kind: Kind, field: &'static str) -> Result<Vec<i32>> {
     Ok(list
         .iter()
         .map(|id| ids::decode(id, kind, field))
@@ -526,10 +526,7 @@ impl BackOfficeMutation {
             .map(|id| ids::decode(id, Kind::PRODUCT_CATEGORY, "categoryId"))
             .transpose()?;
         let price_minor = parse_minor("price", &input.price)?;
-        let tax_rate_bp =
-            i32::try_from(parse_minor("taxRate", &input.tax_rate)?).map_err(|_| {
-                crate::error::AppError::bad_input("taxRate", "between 0 and 100 percent")
-            })?;
+        let tax_rate_bp = parse_tax_rate(&input.tax_rate)?;
         let product = catalog::create_product(
             &services.db,
             principal(ctx),
@@ -663,7 +660,17 @@ impl BackOfficeMutation {
     }
 }
 
-async fn event_currency(ctx: &Context<'_>, event_id: i32) -> Result<String> {
+/// A tax rate as a decimal string, in hundredths of a percent.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `taxRate`.
+pub fn parse_tax_rate(rate: &str) -> Result<i32, crate::error::AppError> {
+    i32::try_from(parse_minor("taxRate", rate)?)
+        .map_err(|_| crate::error::AppError::bad_input("taxRate", "between 0 and 100 percent"))
+}
+
+/// The currency of an event's money.
+pub async fn event_currency(ctx: &Context<'_>, event_id: i32) -> Result<String> {
     use sea_orm::EntityTrait as _;
     Ok(crate::entities::event::Entity::find_by_id(event_id)
         .one(&services(ctx)?.db)

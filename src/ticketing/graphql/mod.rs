@@ -1,10 +1,12 @@
 //! Ticketing's GraphQL: its types (`types`), the organizer back office
-//! (`back_office`: organizers, events, teams, tokens, catalog, order changes),
+//! (`back_office`: organizers, events, teams, tokens, catalog, order changes;
+//! `editing`: changing and deleting the catalog, dates, vouchers and teams),
 //! the shop (`shop`: storefront, carts, checkout, orders by code) and its part
 //! of the shared `User` type (`UserTicketingPart`: one's own orders).
 
 pub mod addons;
 pub mod back_office;
+pub mod editing;
 pub mod invoices;
 pub mod meta;
 pub mod payments;
@@ -27,6 +29,7 @@ use types::Order;
 
 pub use addons::AddOnMutation;
 pub use back_office::BackOfficeMutation;
+pub use editing::EditingMutation;
 pub use invoices::{InvoiceMutation, InvoiceQuery};
 pub use meta::MetaMutation;
 pub use payments::PaymentMutation;

@@ -379,6 +379,20 @@ impl Team {
     async fn permissions(&self) -> Vec<TeamPermission> {
         self.0.permissions().into_iter().map(Into::into).collect()
     }
+    /// The events it works on when not on all of them.
+    async fn event_ids(&self, ctx: &Context<'_>) -> Result<Vec<ID>> {
+        use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _};
+        let links = crate::entities::team_event::Entity::find()
+            .filter(crate::entities::team_event::Column::TeamId.eq(self.0.id))
+            .order_by_asc(crate::entities::team_event::Column::EventId)
+            .all(&services(ctx)?.db)
+            .await
+            .map_err(crate::error::AppError::from)?;
+        Ok(links
+            .iter()
+            .map(|link| ids::encode(Kind::EVENT, link.event_id))
+            .collect())
+    }
 }
 
 /// A team's API token; the token itself is shown only when it is created.
@@ -544,8 +558,14 @@ impl ProductVariation {
     async fn value(&self) -> &str {
         &self.0.value
     }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
     async fn active(&self) -> bool {
         self.0.active
+    }
+    async fn position(&self) -> i32 {
+        self.0.position
     }
     /// Its own price, when it differs from the product's.
     async fn price(&self) -> Option<Money> {
@@ -572,6 +592,14 @@ impl Quota {
         self.0
             .sub_event_id
             .map(|id| ids::encode(Kind::SUB_EVENT, id))
+    }
+    /// The products it counts.
+    async fn product_ids(&self, ctx: &Context<'_>) -> Result<Vec<ID>> {
+        let products = catalog::products_of_quota(&services(ctx)?.db, self.0.id).await?;
+        Ok(products
+            .into_iter()
+            .map(|id| ids::encode(Kind::PRODUCT, id))
+            .collect())
     }
     /// Units in paid orders.
     async fn paid(&self) -> i32 {

@@ -125,6 +125,10 @@ impl Voucher {
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
+    /// The last change (its creation until it is changed).
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.unwrap_or(self.0.created_at).into()
+    }
 }
 
 #[derive(InputObject)]
@@ -175,6 +179,15 @@ pub struct CreateVouchersPayload {
     pub vouchers: Vec<Voucher>,
 }
 
+/// A percentage as a decimal string, in hundredths of a percent.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `percent`.
+pub fn parse_percent(percent: &str) -> Result<i32, crate::error::AppError> {
+    let bp = parse_minor("percent", percent)?;
+    i32::try_from(bp).map_err(|_| crate::error::AppError::bad_input("percent", "from 0 to 100"))
+}
+
 fn optional_id(id: Option<&ID>, kind: Kind, field: &'static str) -> Result<Option<i32>> {
     Ok(id.map(|id| ids::decode(id, kind, field)).transpose()?)
 }
@@ -201,15 +214,7 @@ impl VoucherMutation {
                     .map_err(|_| crate::error::AppError::bad_input("count", "not negative"))
             })
             .transpose()?;
-        let percent_bp = input
-            .percent
-            .as_deref()
-            .map(|p| {
-                let bp = parse_minor("percent", p)?;
-                i32::try_from(bp)
-                    .map_err(|_| crate::error::AppError::bad_input("percent", "from 0 to 100"))
-            })
-            .transpose()?;
+        let percent_bp = input.percent.as_deref().map(parse_percent).transpose()?;
         let voucher_input = VoucherInput {
             max_usages: input.max_usages,
             min_usages: input.min_usages,
