@@ -36,6 +36,7 @@ mod m20261205_070000_invoices;
 mod m20261206_010000_checkin_counts;
 mod m20261207_010000_payment_providers;
 mod m20261208_010000_event_meta;
+mod m20261209_020000_dates_blocks_rates;
 
 pub struct Migrator;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_010000_checkin_counts::Migration),
             Box::new(m20261207_010000_payment_providers::Migration),
             Box::new(m20261208_010000_event_meta::Migration),
+            Box::new(m20261209_020000_dates_blocks_rates::Migration),
         ]
     }
 }

@@ -22,6 +22,9 @@ pub struct Model {
     pub expires: DateTimeUtc,
     /// The voucher it was added with (its price is the voucher's).
     pub voucher_id: Option<i32>,
+    /// The quotas whose unit it took from its voucher's block (ids, as
+    /// `quota_ids`); they go back to the block when it expires.
+    pub blocked_quota_ids: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -79,6 +79,7 @@ pub struct Mutation(
     crate::devices::firmware_graphql::FirmwareMutation,
     crate::ticketing::graphql::ProviderMutation,
     crate::ticketing::graphql::MetaMutation,
+    crate::ticketing::graphql::DateMutation,
 );
 
 #[derive(MergedSubscription, Default)]

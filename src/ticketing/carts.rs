@@ -17,7 +17,7 @@ use sea_orm::{
 };
 
 use super::quotas::{self, Counter, Units};
-use super::vouchers;
+use super::{dates, vouchers};
 use crate::auth::Principal;
 use crate::auth::tokens::random_token;
 use crate::entities::cart_position::format_quota_ids;
@@ -128,20 +128,22 @@ pub async fn add(
             "this product needs a voucher",
         ));
     }
-    let mut price = product.price_minor;
-    if let Some(variation_id) = input.variation_id {
-        let variation = product_variation::Entity::find_by_id(variation_id)
-            .one(&txn)
-            .await?
-            .filter(|v| v.product_id == product.id && v.active)
-            .ok_or_else(|| {
-                AppError::bad_input("variationId", "no such variation of this product")
-            })?;
-        price = variation.price_minor.unwrap_or(price);
-    }
-    if let Some(voucher) = &voucher {
-        price = vouchers::price_with(voucher, price);
-    }
+    let variation = match input.variation_id {
+        Some(variation_id) => Some(
+            product_variation::Entity::find_by_id(variation_id)
+                .one(&txn)
+                .await?
+                .filter(|v| v.product_id == product.id && v.active)
+                .ok_or_else(|| {
+                    AppError::bad_input("variationId", "no such variation of this product")
+                })?,
+        ),
+        None => None,
+    };
+    let mut price = variation
+        .as_ref()
+        .and_then(|v| v.price_minor)
+        .unwrap_or(product.price_minor);
     match (event.has_subevents, input.sub_event_id) {
         (true, Some(date)) => {
             let date = sub_event::Entity::find_by_id(date)
@@ -157,12 +159,24 @@ pub async fn add(
                     "this date is not on sale now",
                 ));
             }
+            let terms =
+                dates::price_on_date(&txn, date.id, &product, variation.as_ref(), now).await?;
+            if !terms.on_sale {
+                return Err(AppError::refused(
+                    Reason::NotOnSale,
+                    "this product is not on sale on this date now",
+                ));
+            }
+            price = terms.price_minor;
         }
         (true, None) => return Err(AppError::bad_input("subEventId", "choose a date")),
         (false, Some(_)) => {
             return Err(AppError::bad_input("subEventId", "this event has no dates"));
         }
         (false, None) => {}
+    }
+    if let Some(voucher) = &voucher {
+        price = vouchers::price_with(voucher, price);
     }
     let existing = cart_position::Entity::find()
         .filter(cart_position::Column::CartId.eq(cart_id.clone()))
@@ -213,7 +227,16 @@ pub async fn add(
             "this product is not available",
         ));
     }
-    let units: Units = quota_ids.iter().map(|id| (*id, input.quantity)).collect();
+    // Units a blocking voucher keeps move to the cart; only the rest are taken.
+    let from_block = match &voucher {
+        Some(v) => vouchers::take_blocked(&txn, v, &quota_ids, input.quantity).await?,
+        None => Vec::new(),
+    };
+    let units: Units = quota_ids
+        .iter()
+        .filter(|id| !from_block.contains(id))
+        .map(|id| (*id, input.quantity))
+        .collect();
     quotas::hold(&txn, &units).await?;
     let expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
     let mut added = Vec::new();
@@ -230,6 +253,7 @@ pub async fn add(
             datetime: Set(now),
             expires: Set(expires),
             voucher_id: Set(voucher.as_ref().map(|v| v.id)),
+            blocked_quota_ids: Set(format_quota_ids(&from_block)),
             ..Default::default()
         }
         .insert(&txn)
@@ -348,6 +372,7 @@ pub async fn expire(
             return Ok(events);
         }
         let mut gone = Vec::new();
+        let mut removed_positions = Vec::new();
         for position in &batch {
             let removed = cart_position::Entity::delete_many()
                 .filter(cart_position::Column::Id.eq(position.id))
@@ -356,10 +381,18 @@ pub async fn expire(
                 .await?;
             if removed.rows_affected == 1 {
                 gone.push(position.quota_ids.as_str());
+                removed_positions.push(position);
                 events.insert(position.event_id);
             }
         }
-        quotas::release(&txn, &quotas::units(gone.iter().copied()), Counter::InCarts).await?;
+        let returned = vouchers::return_blocked(&txn, &removed_positions, now).await?;
+        let mut released = quotas::units(gone.iter().copied());
+        for (id, n) in returned {
+            if let Some(units) = released.get_mut(&id) {
+                *units -= n;
+            }
+        }
+        quotas::release(&txn, &released, Counter::InCarts).await?;
         txn.commit().await?;
         if (batch.len() as u64) < EXPIRY_BATCH {
             return Ok(events);

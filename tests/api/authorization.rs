@@ -225,6 +225,9 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("clearEventMetaValue", Team, format!("mutation {{ clearEventMetaValue(input: {{ eventId: \"{}\", propertyId: \"{}\" }}) {{ event {{ id }} }} }}", global_id("Event", 1), global_id("EventMetaProperty", 1))),
         ("setSubEventMetaValue", Team, format!("mutation {{ setSubEventMetaValue(input: {{ subEventId: \"{}\", propertyId: \"{}\", value: \"x\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("EventMetaProperty", 1))),
         ("clearSubEventMetaValue", Team, format!("mutation {{ clearSubEventMetaValue(input: {{ subEventId: \"{}\", propertyId: \"{}\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("EventMetaProperty", 1))),
+        ("setSubEventProductSettings", Team, format!("mutation {{ setSubEventProductSettings(input: {{ subEventId: \"{}\", productId: \"{}\", price: \"1.00\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("Product", 1))),
+        ("clearSubEventProductSettings", Team, format!("mutation {{ clearSubEventProductSettings(input: {{ subEventId: \"{}\", productId: \"{}\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("Product", 1))),
+        ("setExchangeRate", Team, format!("mutation {{ setExchangeRate(input: {{ organizerId: \"{}\", fromCurrency: \"EUR\", toCurrency: \"CHF\", date: \"2027-01-01\", rate: \"0.94\" }}) {{ exchangeRate {{ rate }} }} }}", global_id("Organizer", 1))),
     ]
 }
 

@@ -4,6 +4,7 @@
 //! of the shared `User` type (`UserTicketingPart`: one's own orders).
 
 pub mod back_office;
+pub mod dates;
 pub mod invoices;
 pub mod meta;
 pub mod payments;
@@ -24,6 +25,7 @@ use crate::services::services;
 use types::Order;
 
 pub use back_office::BackOfficeMutation;
+pub use dates::DateMutation;
 pub use invoices::{InvoiceMutation, InvoiceQuery};
 pub use meta::MetaMutation;
 pub use payments::PaymentMutation;
