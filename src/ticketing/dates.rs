@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, Set,
@@ -278,6 +279,8 @@ pub async fn settings_of(
     Ok(setting::Entity::find()
         .filter(setting::Column::SubEventId.eq(sub_event_id))
         .order_by_asc(setting::Column::ProductId)
+        // The product's row first: databases disagree on where NULLs sort.
+        .order_by_asc(Expr::cust("variation_id IS NOT NULL"))
         .order_by_asc(setting::Column::VariationId)
         .order_by_asc(setting::Column::Id)
         .all(db)
