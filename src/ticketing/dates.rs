@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, Set, SqlErr,
 };
 use serde_json::json;
 
@@ -213,7 +213,16 @@ pub async fn set(
     row.available_until = Set(settings.available_until);
     row.updated_at = Set(now);
     let id = if is_new {
-        row.insert(change.txn()).await?.id
+        row.insert(change.txn())
+            .await
+            .map_err(|err| match err.sql_err() {
+                // Another change inserted the same row first.
+                Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(
+                    "these settings were changed at the same time; try again".to_owned(),
+                ),
+                _ => AppError::from(err),
+            })?
+            .id
     } else {
         row.update(change.txn()).await?.id
     };
