@@ -37,6 +37,7 @@ mod m20261206_010000_checkin_counts;
 mod m20261207_010000_payment_providers;
 mod m20261208_010000_event_meta;
 mod m20261209_010000_questions_addons;
+mod m20261209_020000_dates_blocks_rates;
 mod m20261209_030000_catalog_editing;
 mod m20261209_040000_payment_fees;
 
@@ -76,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_010000_payment_providers::Migration),
             Box::new(m20261208_010000_event_meta::Migration),
             Box::new(m20261209_010000_questions_addons::Migration),
+            Box::new(m20261209_020000_dates_blocks_rates::Migration),
             Box::new(m20261209_030000_catalog_editing::Migration),
             Box::new(m20261209_040000_payment_fees::Migration),
         ]

@@ -24,6 +24,9 @@ pub struct Model {
     pub voucher_id: Option<i32>,
     /// The position of the same cart it was added to as an add-on.
     pub addon_to: Option<i32>,
+    /// The quotas whose unit it took from its voucher's block (ids, as
+    /// `quota_ids`); they go back to the block when it expires.
+    pub blocked_quota_ids: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

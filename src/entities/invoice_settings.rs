@@ -32,6 +32,9 @@ pub struct Model {
     pub footer_text: String,
     pub locale: String,
     pub generate: InvoiceGeneration,
+    /// A currency invoices also show their taxes in (ISO 4217), at the
+    /// organizer's latest exchange rate.
+    pub foreign_currency_display: Option<String>,
     pub updated_at: DateTimeUtc,
 }
 

@@ -1,6 +1,7 @@
 //! A quota (pretix `Quota`): how many of its products (for one date, if set)
 //! may be sold. Its counters say how much of it is taken: `paid` and `pending`
-//! order positions and positions `in_carts`. They change only by conditional
+//! order positions, positions `in_carts` and units `blocked` by vouchers for
+//! their unused usages (pretix counts these as reserved). They change only by conditional
 //! `UPDATE`s (see `ticketing::quotas`), so a quota is never oversold.
 
 use sea_orm::entity::prelude::*;
@@ -18,6 +19,8 @@ pub struct Model {
     pub paid: i32,
     pub pending: i32,
     pub in_carts: i32,
+    /// Units vouchers that block quota keep for their unused usages.
+    pub blocked: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -30,7 +33,7 @@ impl ActiveModelBehavior for ActiveModel {}
 pub enum Availability {
     /// Something is left.
     Ok,
-    /// Nothing is left because of cart holds.
+    /// Nothing is left because of cart holds or vouchers that block quota.
     Reserved,
     /// Nothing is left because of pending orders.
     Ordered,
@@ -42,7 +45,7 @@ impl Model {
     /// What is left; `None` for an unlimited quota.
     pub fn remaining(&self) -> Option<i32> {
         self.size
-            .map(|size| (size - self.paid - self.pending - self.in_carts).max(0))
+            .map(|size| (size - self.paid - self.pending - self.in_carts - self.blocked).max(0))
     }
 
     /// pretix's state: `Ok` while something is left; otherwise what takes it.
@@ -51,7 +54,7 @@ impl Model {
             None => Availability::Ok,
             Some(size) if self.paid >= size => Availability::Gone,
             Some(size) if self.paid + self.pending >= size => Availability::Ordered,
-            Some(size) if self.paid + self.pending + self.in_carts >= size => {
+            Some(size) if self.paid + self.pending + self.in_carts + self.blocked >= size => {
                 Availability::Reserved
             }
             Some(_) => Availability::Ok,
@@ -64,6 +67,10 @@ mod tests {
     use super::*;
 
     fn quota(size: Option<i32>, paid: i32, pending: i32, in_carts: i32) -> Model {
+        blocking(size, paid, pending, in_carts, 0)
+    }
+
+    fn blocking(size: Option<i32>, paid: i32, pending: i32, in_carts: i32, blocked: i32) -> Model {
         Model {
             id: 1,
             event_id: 1,
@@ -73,6 +80,7 @@ mod tests {
             paid,
             pending,
             in_carts,
+            blocked,
         }
     }
 
@@ -92,5 +100,10 @@ mod tests {
         assert_eq!(quota(Some(0), 0, 0, 0).availability(), Availability::Gone);
         assert_eq!(quota(None, 100, 5, 5).availability(), Availability::Ok);
         assert_eq!(quota(None, 100, 5, 5).remaining(), None);
+        assert_eq!(blocking(Some(10), 3, 3, 2, 1).remaining(), Some(1));
+        assert_eq!(
+            blocking(Some(10), 3, 3, 2, 2).availability(),
+            Availability::Reserved
+        );
     }
 }

@@ -58,8 +58,12 @@ pub struct Model {
     pub active: bool,
     /// Unlocks products hidden without a voucher.
     pub show_hidden_items: bool,
-    /// Holds quota for its usages (refused for now: see `ticketing::vouchers`).
+    /// Keeps quota for its unused usages (see `ticketing::vouchers`).
     pub block_quota: bool,
+    /// Usages whose unit it keeps now in each quota of `blocked_quota_ids`.
+    pub blocked: i32,
+    /// The quotas it blocks, as a comma-separated list of ids.
+    pub blocked_quota_ids: String,
     /// Positions bought with it take no quota.
     pub allow_ignore_quota: bool,
     pub tag: Option<String>,

@@ -82,6 +82,7 @@ pub struct Mutation(
     crate::ticketing::graphql::QuestionMutation,
     crate::ticketing::graphql::AddOnMutation,
     crate::ticketing::graphql::EditingMutation,
+    crate::ticketing::graphql::DateMutation,
 );
 
 #[derive(MergedSubscription, Default)]

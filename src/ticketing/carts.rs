@@ -20,7 +20,7 @@ use sea_orm::{
 };
 
 use super::quotas::{self, Counter, Units};
-use super::vouchers;
+use super::{dates, vouchers};
 use crate::auth::Principal;
 use crate::auth::tokens::random_token;
 use crate::entities::cart_position::format_quota_ids;
@@ -241,6 +241,7 @@ impl HoldTally {
                 - i64::from(quota.paid)
                 - i64::from(quota.pending)
                 - i64::from(quota.in_carts)
+                - i64::from(quota.blocked)
                 - i64::from(self.units.get(&quota.id).copied().unwrap_or(0))
         })
     }
@@ -370,20 +371,21 @@ async fn decide_hold(
             "this product needs a voucher",
         ));
     }
-    let mut price = product.price_minor;
-    if let Some(variation_id) = input.variation_id {
-        let variation = reads
-            .variations
-            .get(&variation_id)
-            .filter(|v| v.product_id == product.id && v.active)
-            .ok_or_else(|| {
-                AppError::bad_input("variationId", "no such variation of this product")
-            })?;
-        price = variation.price_minor.unwrap_or(price);
-    }
-    if let Some(voucher) = &voucher {
-        price = vouchers::price_with(voucher, price);
-    }
+    let variation = match input.variation_id {
+        Some(variation_id) => Some(
+            reads
+                .variations
+                .get(&variation_id)
+                .filter(|v| v.product_id == product.id && v.active)
+                .ok_or_else(|| {
+                    AppError::bad_input("variationId", "no such variation of this product")
+                })?,
+        ),
+        None => None,
+    };
+    let mut price = variation
+        .and_then(|v| v.price_minor)
+        .unwrap_or(product.price_minor);
     match (event.has_subevents, input.sub_event_id) {
         (true, Some(date)) => {
             let date = reads
@@ -399,12 +401,23 @@ async fn decide_hold(
                     "this date is not on sale now",
                 ));
             }
+            let terms = dates::price_on_date(txn, date.id, product, variation, now).await?;
+            if !terms.on_sale {
+                return Err(AppError::refused(
+                    Reason::NotOnSale,
+                    "this product is not on sale on this date now",
+                ));
+            }
+            price = terms.price_minor;
         }
         (true, None) => return Err(AppError::bad_input("subEventId", "choose a date")),
         (false, Some(_)) => {
             return Err(AppError::bad_input("subEventId", "this event has no dates"));
         }
         (false, None) => {}
+    }
+    if let Some(voucher) = &voucher {
+        price = vouchers::price_with(voucher, price);
     }
     let existing = reads
         .carts
@@ -471,7 +484,14 @@ async fn decide_hold(
             "this product is not available",
         ));
     }
-    for id in &quota_ids {
+    // Units a blocking voucher keeps move to the cart; only the rest are
+    // taken from what is left.
+    let kept: Vec<i32> = voucher
+        .as_ref()
+        .filter(|v| v.block_quota)
+        .map(|v| cart_position::quota_ids(&v.blocked_quota_ids))
+        .unwrap_or_default();
+    for id in quota_ids.iter().filter(|id| !kept.contains(id)) {
         let left = reads.quotas.get(id).and_then(|q| tally.left(q));
         if left.is_some_and(|left| left < i64::from(input.quantity)) {
             return Err(AppError::refused(
@@ -480,7 +500,16 @@ async fn decide_hold(
             ));
         }
     }
-    let units: Units = quota_ids.iter().map(|id| (*id, input.quantity)).collect();
+    // Last, as the only write of a decision: everything else has passed.
+    let from_block = match &voucher {
+        Some(v) => vouchers::take_blocked(txn, v, &quota_ids, input.quantity).await?,
+        None => Vec::new(),
+    };
+    let units: Units = quota_ids
+        .iter()
+        .filter(|id| !from_block.contains(id))
+        .map(|id| (*id, input.quantity))
+        .collect();
     let expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
     let expires = super::addons::hold_until(expires, addon_to, existing);
     let row = cart_position::ActiveModel {
@@ -496,6 +525,7 @@ async fn decide_hold(
         expires: Set(expires),
         voucher_id: Set(voucher.as_ref().map(|v| v.id)),
         addon_to: Set(addon_to),
+        blocked_quota_ids: Set(format_quota_ids(&from_block)),
         ..Default::default()
     };
     let added = Added {
@@ -623,6 +653,7 @@ pub async fn expire(
             return Ok(events);
         }
         let mut gone = Vec::new();
+        let mut removed_positions = Vec::new();
         for position in &batch {
             let removed = cart_position::Entity::delete_many()
                 .filter(cart_position::Column::Id.eq(position.id))
@@ -631,10 +662,18 @@ pub async fn expire(
                 .await?;
             if removed.rows_affected == 1 {
                 gone.push(position.quota_ids.as_str());
+                removed_positions.push(position);
                 events.insert(position.event_id);
             }
         }
-        quotas::release(&txn, &quotas::units(gone.iter().copied()), Counter::InCarts).await?;
+        let returned = vouchers::return_blocked(&txn, &removed_positions, now).await?;
+        let mut released = quotas::units(gone.iter().copied());
+        for (id, n) in returned {
+            if let Some(units) = released.get_mut(&id) {
+                *units -= n;
+            }
+        }
+        quotas::release(&txn, &released, Counter::InCarts).await?;
         txn.commit().await?;
         if (batch.len() as u64) < EXPIRY_BATCH {
             return Ok(events);

@@ -499,6 +499,7 @@ async fn insert_quota(
         paid: Set(0),
         pending: Set(0),
         in_carts: Set(0),
+        blocked: Set(0),
         ..Default::default()
     }
     .insert(change.txn())

@@ -309,6 +309,36 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
     )
     .await
     .map_err(|e| failed("vouchers", e))?;
+    // Seats kept for invited guests: the quota counts them as reserved.
+    let guests = vouchers::create(
+        db,
+        by,
+        now,
+        event.id,
+        VoucherInput {
+            max_usages: 2,
+            min_usages: 1,
+            valid_from: None,
+            valid_until: Some(now + TimeDelta::days(29)),
+            active: true,
+            price_mode: PriceMode::Complimentary,
+            value_minor: None,
+            percent_bp: None,
+            applies: Applies {
+                product_ids: vec![full.id],
+                ..Applies::default()
+            },
+            show_hidden_items: false,
+            block_quota: true,
+            allow_ignore_quota: false,
+            tag: Some("guests".to_owned()),
+            comment: "two seats kept for invited guests".to_owned(),
+        },
+        vec!["GUEST2".to_owned()],
+        None,
+    )
+    .await
+    .map_err(|e| failed("blocking voucher", e))?;
 
     let baskets: [(&str, &[Line<'_>], bool); 4] = [
         (
@@ -405,7 +435,7 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
         event_name: event.name,
         admin,
         door_staff,
-        voucher_codes: discount.into_iter().map(|v| v.code).collect(),
+        voucher_codes: discount.into_iter().chain(guests).map(|v| v.code).collect(),
         orders: baskets.len(),
         ticket_secrets,
     }))

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::exchange_rates::convert;
 use super::money::format_minor;
 use crate::entities::{invoice, invoice_line};
 
@@ -125,7 +126,7 @@ pub fn render(
     let taxed: Vec<_> = taxes.iter().filter(|((bp, _), _)| *bp != 0).collect();
     if !taxed.is_empty() {
         html.push_str("<table class=\"taxes\"><thead><tr><th>Tax</th><th class=\"amount\">Net</th><th class=\"amount\">Tax</th><th class=\"amount\">Gross</th></tr></thead><tbody>\n");
-        for ((bp, name), (gross, tax)) in taxed {
+        for ((bp, name), (gross, tax)) in &taxed {
             let _ = writeln!(
                 html,
                 "<tr><td>{name} {rate}</td><td class=\"amount\">{net} {currency}</td>\
@@ -139,6 +140,7 @@ pub fn render(
         }
         html.push_str("</tbody></table>\n");
     }
+    foreign_figures(&mut html, invoice, &taxes, total);
     if invoice.payment_provider_stamp == "paid" {
         html.push_str("<p class=\"stamp\">Paid</p>\n");
     }
@@ -152,6 +154,57 @@ pub fn render(
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// The tax totals and the total in the invoice's foreign display currency,
+/// at the rate it recorded when issued (pretix's wording).
+fn foreign_figures(
+    html: &mut String,
+    invoice: &invoice::Model,
+    taxes: &BTreeMap<(i32, &str), (i64, i64)>,
+    total: i64,
+) {
+    let (Some(display), Some(rate), Some(date)) = (
+        invoice.foreign_currency_display.as_deref(),
+        invoice.foreign_currency_rate.as_deref(),
+        invoice.foreign_currency_rate_date,
+    ) else {
+        return;
+    };
+    let shown = |minor: i64| convert(minor, rate).map_or_else(String::new, format_minor);
+    let display = escape(display);
+    let _ = writeln!(
+        html,
+        "<p class=\"foreign\">Using the conversion rate of 1:{rate} as published by {source} \
+         on {date}, this corresponds to:</p>",
+        rate = escape(rate),
+        source = escape(
+            invoice
+                .foreign_currency_rate_source
+                .as_deref()
+                .unwrap_or("")
+        ),
+        date = date.format("%Y-%m-%d"),
+    );
+    html.push_str("<table class=\"foreign\"><thead><tr><th>Tax</th><th class=\"amount\">Net</th><th class=\"amount\">Tax</th><th class=\"amount\">Gross</th></tr></thead><tbody>\n");
+    for ((bp, name), (gross, tax)) in taxes.iter().filter(|((bp, _), _)| *bp != 0) {
+        let _ = writeln!(
+            html,
+            "<tr><td>{name} {rate}</td><td class=\"amount\">{net} {display}</td>\
+             <td class=\"amount\">{tax} {display}</td><td class=\"amount\">{gross} {display}</td></tr>",
+            name = escape(name),
+            rate = self::rate(*bp),
+            net = shown(gross - tax),
+            tax = shown(*tax),
+            gross = shown(*gross),
+        );
+    }
+    let _ = writeln!(
+        html,
+        "</tbody><tfoot><tr><th colspan=\"3\">Total</th>\
+         <th class=\"amount\">{total} {display}</th></tr></tfoot></table>",
+        total = shown(total),
+    );
 }
 
 #[cfg(test)]

@@ -126,6 +126,8 @@ pub struct SettingsInput {
     pub footer_text: String,
     pub locale: String,
     pub generate: InvoiceGeneration,
+    /// A currency to also show the taxes in; `None`: only the event's.
+    pub foreign_currency_display: Option<String>,
 }
 
 /// The prefix of an event whose settings name none: its slug in capitals
@@ -154,6 +156,7 @@ pub async fn settings_of(
         footer_text: String::new(),
         locale: "en".to_owned(),
         generate: InvoiceGeneration::Admin,
+        foreign_currency_display: None,
         updated_at: event.created_at,
     }))
 }
@@ -204,6 +207,11 @@ pub async fn update_settings(
             return Err(AppError::bad_input(field, "at most 2000 characters"));
         }
     }
+    let foreign_currency_display = input
+        .foreign_currency_display
+        .as_deref()
+        .map(|c| super::exchange_rates::parse_currency("foreignCurrencyDisplay", c))
+        .transpose()?;
     let (change, event) =
         Audited::on_event(db, principal, now, TeamPermission::ChangeEvents, event_id).await?;
     let row = invoice_settings::ActiveModel {
@@ -215,6 +223,7 @@ pub async fn update_settings(
         footer_text: Set(input.footer_text),
         locale: Set(input.locale),
         generate: Set(input.generate),
+        foreign_currency_display: Set(foreign_currency_display),
         updated_at: Set(now),
     };
     invoice_settings::Entity::insert(row)
@@ -228,6 +237,7 @@ pub async fn update_settings(
                     invoice_settings::Column::FooterText,
                     invoice_settings::Column::Locale,
                     invoice_settings::Column::Generate,
+                    invoice_settings::Column::ForeignCurrencyDisplay,
                     invoice_settings::Column::UpdatedAt,
                 ])
                 .to_owned(),
@@ -241,7 +251,10 @@ pub async fn update_settings(
             "voltgate.event.invoice_settings.changed",
             "event",
             event.id,
-            json!({ "prefix": stored.prefix, "generate": stored.generate }),
+            json!({
+                "prefix": stored.prefix, "generate": stored.generate,
+                "foreign_currency_display": stored.foreign_currency_display,
+            }),
         ))
         .await?;
     Ok(stored)
@@ -632,6 +645,24 @@ pub(super) async fn issue_within(
         settings.prefix.clone()
     };
     let lines = lines_of_order(txn, event, order).await?;
+    // pretix's rule: the latest rate on or before the invoice's date; without
+    // one the invoice shows only the event's currency.
+    let foreign = match settings
+        .foreign_currency_display
+        .as_deref()
+        .filter(|c| *c != event.currency)
+    {
+        Some(display) => super::exchange_rates::latest(
+            txn,
+            event.organizer_id,
+            &event.currency,
+            display,
+            now.date_naive(),
+        )
+        .await?
+        .map(|rate| (display.to_owned(), rate)),
+        None => None,
+    };
     let invoice = invoice::ActiveModel {
         organizer_id: Set(event.organizer_id),
         event_id: Set(event.id),
@@ -648,10 +679,10 @@ pub(super) async fn issue_within(
         payment_provider_text: Set(String::new()),
         payment_provider_stamp: Set(payment_stamp(order)),
         footer_text: Set(settings.footer_text.clone()),
-        foreign_currency_display: Set(None),
-        foreign_currency_rate: Set(None),
-        foreign_currency_rate_date: Set(None),
-        foreign_currency_rate_source: Set(None),
+        foreign_currency_display: Set(foreign.as_ref().map(|(display, _)| display.clone())),
+        foreign_currency_rate: Set(foreign.as_ref().map(|(_, rate)| rate.rate.clone())),
+        foreign_currency_rate_date: Set(foreign.as_ref().map(|(_, rate)| rate.date)),
+        foreign_currency_rate_source: Set(foreign.as_ref().map(|(_, rate)| rate.source.clone())),
         created_at: Set(now),
         ..Default::default()
     };

@@ -1,5 +1,6 @@
-//! Ticketing's background job: releases expired cart holds and expires
-//! unpaid orders past their deadline. Safe with several replicas: the runner
+//! Ticketing's background job: releases expired cart holds, expires unpaid
+//! orders past their deadline and releases what vouchers whose validity
+//! ended still keep of their quotas. Safe with several replicas: the runner
 //! claims each run once, cart positions are taken with `claim_batch` (`SKIP
 //! LOCKED`) and removed by conditional `DELETE`s, orders change by conditional
 //! `UPDATE`s — a unit is released only by the statement that removed its holder.
@@ -7,7 +8,7 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 
-use super::{carts, orders};
+use super::{carts, orders, vouchers};
 use crate::jobs::Job;
 use crate::services::ServiceContext;
 
@@ -33,8 +34,18 @@ impl Job for ExpireHolds {
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))
             .context("expiring unpaid orders")?;
-        tracing::debug!(?carts, ?orders, "ticketing holds expired in these events");
-        super::live::announce(services, carts.union(&orders).copied()).await;
+        let blocks = vouchers::release_ended_blocks(&services.db, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+            .context("releasing the quota of ended vouchers")?;
+        tracing::debug!(
+            ?carts,
+            ?orders,
+            ?blocks,
+            "ticketing holds expired in these events"
+        );
+        let changed = carts.iter().chain(&orders).chain(&blocks).copied();
+        super::live::announce(services, changed.collect::<std::collections::BTreeSet<_>>()).await;
         Ok(())
     }
 }

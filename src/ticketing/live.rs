@@ -30,6 +30,10 @@ pub struct QuotaCounters {
     pub paid: i32,
     pub pending: i32,
     pub in_carts: i32,
+    /// Units vouchers keep for their unused usages (absent from
+    /// announcements of servers that predate it).
+    #[serde(default)]
+    pub blocked: i32,
 }
 
 impl QuotaCounters {
@@ -44,6 +48,7 @@ impl QuotaCounters {
             paid: self.paid,
             pending: self.pending,
             in_carts: self.in_carts,
+            blocked: self.blocked,
         }
     }
 }
@@ -57,6 +62,7 @@ impl From<&quota::Model> for QuotaCounters {
             paid: q.paid,
             pending: q.pending,
             in_carts: q.in_carts,
+            blocked: q.blocked,
         }
     }
 }

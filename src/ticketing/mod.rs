@@ -6,6 +6,8 @@
 //!   `organizer_edits`: changing and deleting dates and teams;
 //! - `catalog`: categories, products, variations, quotas and availability;
 //!   `catalog_edits`: changing and deleting them;
+//! - `dates`: a date's own prices, switches and sale windows of products
+//!   and variations, and the price rule every purchase uses;
 //! - `carts`, `quotas`, `orders`: buying without overselling; checkout
 //!   retried with an idempotency key places one order;
 //! - `vouchers`: vouchers, the prices they make, their redemption;
@@ -18,6 +20,8 @@
 //!   canceling the order) and store credits spent on later orders;
 //! - `invoices`: invoices and cancellation invoices, numbered without gaps
 //!   per organizer and prefix; invoice addresses and settings;
+//! - `exchange_rates`: the rates invoices show their taxes in another
+//!   currency with;
 //! - `access`: pretix's team permissions for the event at hand;
 //! - `audit`: the audit log, written in each change's transaction;
 //! - `ledger`: the transaction ledger and the sales reports summed from it;
@@ -29,8 +33,9 @@
 //!
 //! Invariants:
 //! - Quota units are taken only by a conditional `UPDATE` that checks what is
-//!   left (`quotas::hold`), in the transaction that stores the positions
-//!   holding them; every later move or release happens in the transaction
+//!   left (`quotas::hold`, or `quotas::block` for vouchers that block quota),
+//!   in the transaction that stores the positions (or vouchers) holding
+//!   them; every later move or release happens in the transaction
 //!   that removes or changes those positions, by the statement that did so.
 //!   A quota is therefore never oversold, on SQLite or PostgreSQL, with any
 //!   number of replicas.
@@ -51,7 +56,9 @@ pub mod carts;
 pub mod catalog;
 pub mod catalog_edits;
 pub mod credits;
+pub mod dates;
 pub mod demo;
+pub mod exchange_rates;
 pub mod graphql;
 pub mod invoice_html;
 pub mod invoices;

@@ -11,6 +11,10 @@
 //! never deadlock. Units then move between the counters (`in_carts` →
 //! `pending` → `paid`) or are released, in the transaction that changes the
 //! positions holding them.
+//!
+//! Vouchers that block quota keep units in the `blocked` counter, taken by
+//! [`block`] under the same condition; every condition counts them, so what
+//! vouchers keep is never sold to anyone else.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +30,8 @@ pub enum Counter {
     InCarts,
     Pending,
     Paid,
+    /// Kept by vouchers that block quota for their unused usages.
+    Blocked,
 }
 
 impl Counter {
@@ -34,6 +40,7 @@ impl Counter {
             Self::InCarts => "in_carts",
             Self::Pending => "pending",
             Self::Paid => "paid",
+            Self::Blocked => "blocked",
         }
     }
 
@@ -42,6 +49,7 @@ impl Counter {
             Self::InCarts => quota::Column::InCarts,
             Self::Pending => quota::Column::Pending,
             Self::Paid => quota::Column::Paid,
+            Self::Blocked => quota::Column::Blocked,
         }
     }
 }
@@ -74,7 +82,7 @@ pub async fn hold(db: &impl ConnectionTrait, units: &Units) -> Result<(), AppErr
             )
             .filter(quota::Column::Id.eq(id))
             .filter(Expr::cust(format!(
-                "(size IS NULL OR paid + pending + in_carts + {n} <= size)"
+                "(size IS NULL OR paid + pending + in_carts + blocked + {n} <= size)"
             )))
             .exec(db)
             .await?;
@@ -142,6 +150,31 @@ async fn change(
             );
         }
         update.filter(quota::Column::Id.eq(id)).exec(db).await?;
+    }
+    Ok(())
+}
+
+/// Takes the units of each quota for vouchers that block quota, or none of
+/// them: `SOLD_OUT` when one has fewer than `n` left, as [`hold`].
+///
+/// # Errors
+/// `SOLD_OUT`; on database errors.
+pub async fn block(db: &impl ConnectionTrait, units: &Units) -> Result<(), AppError> {
+    for (&id, &n) in units {
+        let taken = quota::Entity::update_many()
+            .col_expr(quota::Column::Blocked, Expr::cust(format!("blocked + {n}")))
+            .filter(quota::Column::Id.eq(id))
+            .filter(Expr::cust(format!(
+                "(size IS NULL OR paid + pending + in_carts + blocked + {n} <= size)"
+            )))
+            .exec(db)
+            .await?;
+        if taken.rows_affected != 1 {
+            return Err(AppError::refused(
+                Reason::SoldOut,
+                "not enough left of this quota for the vouchers",
+            ));
+        }
     }
     Ok(())
 }

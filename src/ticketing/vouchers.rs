@@ -9,8 +9,15 @@
 //! checkout decides. Prices are computed here, on the server, never taken from
 //! the client.
 //!
-//! Not yet: `block_quota` (holding quota for a voucher's usages) is refused
-//! at creation, since quotas have no counter for blocked units yet.
+//! A voucher that blocks quota (pretix's `block_quota`) keeps a unit of each
+//! quota it applies to for every unused usage (`blocked`, counted in the
+//! quotas' `blocked`), so nobody else can buy them: its creation takes them by
+//! the conditional `UPDATE` of [`quotas::block`] (all vouchers of a bulk
+//! creation or none); adding it to a cart moves units from the block to the
+//! cart ([`take_blocked`]) instead of taking new ones; an expired cart gives
+//! them back to the block ([`return_blocked`]); checkout moves them on like
+//! any cart's. Once its validity ends, the expiry job releases what it still
+//! keeps ([`release_ended_blocks`]).
 
 use std::collections::BTreeMap;
 
@@ -24,12 +31,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{Audited, Change};
+use super::quotas::{self, Counter, Units};
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
 use crate::db::page_by_id;
+use crate::entities::cart_position::{self, format_quota_ids, quota_ids};
 use crate::entities::voucher::{self, PriceMode};
 use crate::entities::{
-    product, product_variation, quota, quota_product, sub_event, voucher_product,
+    event, product, product_variation, quota, quota_product, sub_event, voucher_product,
 };
 use crate::error::{AppError, Reason};
 use crate::pagination::{Page, PageRequest};
@@ -111,10 +120,10 @@ pub fn parse_code(field: &'static str, code: &str) -> Result<String, AppError> {
 }
 
 fn check_input(input: &VoucherInput) -> Result<(), AppError> {
-    if input.block_quota {
+    if input.block_quota && input.allow_ignore_quota {
         return Err(AppError::bad_input(
             "blockQuota",
-            "blocking quota for vouchers is not supported yet",
+            "a voucher that ignores quotas has nothing to block",
         ));
     }
     if input.max_usages < 1 {
@@ -230,6 +239,64 @@ async fn check_applies(
     Ok(ids)
 }
 
+/// The quotas a voucher that blocks quota keeps units of: its quota, or the
+/// quotas counting its one product (on its date, for a series). pretix's
+/// rule: a product with variations needs the variation chosen.
+async fn quotas_to_block(
+    db: &impl ConnectionTrait,
+    event: &event::Model,
+    applies: &Applies,
+    product_ids: &[i32],
+) -> Result<Vec<i32>, AppError> {
+    if let Some(quota_id) = applies.quota_id {
+        return Ok(vec![quota_id]);
+    }
+    let [product_id] = product_ids else {
+        return Err(AppError::bad_input(
+            "blockQuota",
+            "choose one product or a quota for a voucher that blocks quota",
+        ));
+    };
+    if applies.variation_id.is_none()
+        && product_variation::Entity::find()
+            .filter(product_variation::Column::ProductId.eq(*product_id))
+            .filter(product_variation::Column::Active.eq(true))
+            .count(db)
+            .await?
+            > 0
+    {
+        return Err(AppError::bad_input(
+            "variationId",
+            "choose a variation for a voucher that blocks quota",
+        ));
+    }
+    if event.has_subevents && applies.sub_event_id.is_none() {
+        return Err(AppError::bad_input(
+            "subEventId",
+            "choose a date for a voucher that blocks quota",
+        ));
+    }
+    let links = quota_product::Entity::find()
+        .filter(quota_product::Column::ProductId.eq(*product_id))
+        .all(db)
+        .await?;
+    let query =
+        quota::Entity::find().filter(quota::Column::Id.is_in(links.iter().map(|l| l.quota_id)));
+    let query = match applies.sub_event_id {
+        Some(date) => query.filter(quota::Column::SubEventId.eq(date)),
+        None => query.filter(quota::Column::SubEventId.is_null()),
+    };
+    let mut ids: Vec<i32> = query.all(db).await?.into_iter().map(|q| q.id).collect();
+    if ids.is_empty() {
+        return Err(AppError::bad_input(
+            "blockQuota",
+            "the product is in no quota to block",
+        ));
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// Whether `voucher` applies to a position of `product_id`, `variation_id`
 /// and `sub_event_id`.
 async fn applies_to(
@@ -307,6 +374,21 @@ pub async fn create(
     }
     let txn = change.txn();
     let product_ids = check_applies(txn, event.id, &input.applies).await?;
+    // A voucher whose validity ended already keeps nothing.
+    let blocks = input.block_quota && input.valid_until.is_none_or(|until| now < until);
+    let blocked_quotas = if blocks {
+        quotas_to_block(txn, &event, &input.applies, &product_ids).await?
+    } else {
+        Vec::new()
+    };
+    if blocks {
+        let per_quota =
+            i64::from(input.max_usages) * i64::try_from(codes.len()).unwrap_or(i64::MAX);
+        let per_quota = i32::try_from(per_quota)
+            .map_err(|_| AppError::bad_input("maxUsages", "too many usages to block"))?;
+        let units: Units = blocked_quotas.iter().map(|id| (*id, per_quota)).collect();
+        quotas::block(txn, &units).await?;
+    }
     let mut created = Vec::with_capacity(codes.len());
     for code in codes {
         let row = voucher::ActiveModel {
@@ -326,6 +408,8 @@ pub async fn create(
             active: Set(input.active),
             show_hidden_items: Set(input.show_hidden_items),
             block_quota: Set(input.block_quota),
+            blocked: Set(if blocks { input.max_usages } else { 0 }),
+            blocked_quota_ids: Set(format_quota_ids(&blocked_quotas)),
             allow_ignore_quota: Set(input.allow_ignore_quota),
             tag: Set(input.tag.clone()),
             comment: Set(input.comment.clone()),
@@ -357,6 +441,7 @@ pub async fn create(
             json!({
                 "vouchers": ids, "max_usages": input.max_usages,
                 "price_mode": input.price_mode, "tag": input.tag,
+                "blocked_quotas": blocked_quotas,
             }),
         ))
         .await?;
@@ -531,6 +616,26 @@ pub async fn update(
         .map(|c| parse_code("code", c))
         .transpose()?;
     let product_ids = check_applies(txn, event.id, &input.applies).await?;
+    // What a blocking voucher keeps was taken for its usages and products
+    // when it was made: those stay as they are (delete it and create another).
+    if input.block_quota != row.block_quota {
+        return Err(AppError::bad_input(
+            "blockQuota",
+            "set when the voucher is created",
+        ));
+    }
+    if row.block_quota
+        && (input.max_usages != row.max_usages
+            || input.applies.variation_id != row.variation_id
+            || input.applies.quota_id != row.quota_id
+            || input.applies.sub_event_id != row.sub_event_id
+            || patch.product_ids.is_some())
+    {
+        return Err(AppError::refused(
+            Reason::InUse,
+            "this voucher keeps quota for its usages and products: delete it and create another",
+        ));
+    }
     let mut active: voucher::ActiveModel = row.into();
     if let Some(code) = code {
         active.code = Set(code);
@@ -612,6 +717,14 @@ pub async fn delete(
             Reason::InUse,
             "carts hold positions bought with this voucher",
         ));
+    }
+    // What it still keeps goes back to its quotas.
+    if row.block_quota && row.blocked > 0 {
+        let units: Units = quota_ids(&row.blocked_quota_ids)
+            .into_iter()
+            .map(|id| (id, row.blocked))
+            .collect();
+        quotas::release(txn, &units, Counter::Blocked).await?;
     }
     voucher_product::Entity::delete_many()
         .filter(voucher_product::Column::VoucherId.eq(row.id))
@@ -736,6 +849,157 @@ pub async fn redeem_counted(
     Ok(())
 }
 
+/// Moves `n` units of the quotas among `quota_ids` that `voucher` blocks from
+/// its block to a cart, and returns those quotas (the caller holds new units
+/// of the others only). One conditional `UPDATE` of the voucher's `blocked`
+/// decides, so its units go to at most as many cart positions as it keeps.
+///
+/// # Errors
+/// `ALREADY_REDEEMED` when other carts hold what it keeps; on database errors.
+pub async fn take_blocked(
+    db: &impl ConnectionTrait,
+    voucher: &voucher::Model,
+    quota_ids_of_position: &[i32],
+    n: i32,
+) -> Result<Vec<i32>, AppError> {
+    let from_block: Vec<i32> = quota_ids(&voucher.blocked_quota_ids)
+        .into_iter()
+        .filter(|id| quota_ids_of_position.contains(id))
+        .collect();
+    if !voucher.block_quota || from_block.is_empty() {
+        return Ok(Vec::new());
+    }
+    let taken = voucher::Entity::update_many()
+        .col_expr(
+            voucher::Column::Blocked,
+            Expr::cust(format!("blocked - {n}")),
+        )
+        .filter(voucher::Column::Id.eq(voucher.id))
+        .filter(Expr::cust(format!("blocked >= {n}")))
+        .exec(db)
+        .await?;
+    if taken.rows_affected != 1 {
+        return Err(AppError::refused(
+            Reason::AlreadyRedeemed,
+            "this voucher's usages are held in other carts",
+        ));
+    }
+    let units: Units = from_block.iter().map(|id| (*id, n)).collect();
+    quotas::shift(db, &units, Counter::Blocked, Counter::InCarts).await?;
+    Ok(from_block)
+}
+
+/// Gives the units expired cart positions took from their vouchers' blocks
+/// back to those blocks, while the voucher is still valid, and returns the
+/// units moved back (the caller releases the rest of the positions' units).
+///
+/// # Errors
+/// On database errors.
+pub async fn return_blocked(
+    db: &impl ConnectionTrait,
+    positions: &[&cart_position::Model],
+    now: DateTime<Utc>,
+) -> Result<Units, AppError> {
+    let mut per_voucher: std::collections::BTreeMap<i32, (i32, Units)> =
+        std::collections::BTreeMap::new();
+    for position in positions {
+        let Some(voucher_id) = position.voucher_id else {
+            continue;
+        };
+        let ids = quota_ids(&position.blocked_quota_ids);
+        if ids.is_empty() {
+            continue;
+        }
+        let (n, units) = per_voucher.entry(voucher_id).or_default();
+        *n += 1;
+        for id in ids {
+            *units.entry(id).or_default() += 1;
+        }
+    }
+    let mut returned = Units::new();
+    // In id order, like checkouts, so they never deadlock with each other.
+    for (voucher_id, (n, units)) in per_voucher {
+        let back = voucher::Entity::update_many()
+            .col_expr(
+                voucher::Column::Blocked,
+                Expr::cust(format!("blocked + {n}")),
+            )
+            .filter(voucher::Column::Id.eq(voucher_id))
+            .filter(voucher::Column::BlockQuota.eq(true))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(voucher::Column::ValidUntil.is_null())
+                    .add(voucher::Column::ValidUntil.gt(now)),
+            )
+            .exec(db)
+            .await?;
+        if back.rows_affected == 1 {
+            quotas::shift(db, &units, Counter::InCarts, Counter::Blocked).await?;
+            for (id, k) in units {
+                *returned.entry(id).or_default() += k;
+            }
+        }
+    }
+    Ok(returned)
+}
+
+/// How many vouchers one run releases per transaction.
+pub const RELEASE_BATCH: u64 = 200;
+
+/// Releases what vouchers whose validity ended still keep. Each is emptied by
+/// a conditional `UPDATE` on the amount read (a cart returning units at the
+/// same time makes it miss; the next run releases the new amount), and its
+/// units leave the quotas in the same transaction. Returns the events whose
+/// quotas got units back.
+///
+/// # Errors
+/// On database errors.
+pub async fn release_ended_blocks(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<std::collections::BTreeSet<i32>, AppError> {
+    use sea_orm::{QueryOrder as _, TransactionTrait as _};
+    let mut events = std::collections::BTreeSet::new();
+    let mut after = 0;
+    loop {
+        let txn = db.begin().await?;
+        let batch = crate::jobs::claim_batch(
+            &txn,
+            voucher::Entity::find()
+                .filter(voucher::Column::Id.gt(after))
+                .filter(voucher::Column::Blocked.gt(0))
+                .filter(voucher::Column::ValidUntil.lte(now))
+                .order_by_asc(voucher::Column::Id),
+            RELEASE_BATCH,
+        )
+        .await?;
+        let Some(last) = batch.last() else {
+            return Ok(events);
+        };
+        after = last.id;
+        for voucher in &batch {
+            let emptied = voucher::Entity::update_many()
+                .col_expr(voucher::Column::Blocked, Expr::value(0))
+                .filter(voucher::Column::Id.eq(voucher.id))
+                .filter(voucher::Column::Blocked.eq(voucher.blocked))
+                .exec(&txn)
+                .await?;
+            if emptied.rows_affected == 1 {
+                let units: Units = quota_ids(&voucher.blocked_quota_ids)
+                    .into_iter()
+                    .map(|id| (id, voucher.blocked))
+                    .collect();
+                quotas::release(&txn, &units, Counter::Blocked).await?;
+                events.insert(voucher.event_id);
+            }
+        }
+        txn.commit().await?;
+        if (batch.len() as u64) < RELEASE_BATCH {
+            return Ok(events);
+        }
+    }
+}
+
 /// The vouchers of an event, by id (team permission `ViewVouchers`).
 ///
 /// # Errors
@@ -778,6 +1042,8 @@ mod tests {
             active: true,
             show_hidden_items: false,
             block_quota: false,
+            blocked: 0,
+            blocked_quota_ids: String::new(),
             allow_ignore_quota: false,
             tag: None,
             comment: String::new(),

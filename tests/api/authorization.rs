@@ -248,6 +248,9 @@ fn operations() -> Vec<(&'static str, Access, String)> {
         ("createProductAddOnRule", Team, format!("mutation {{ createProductAddOnRule(input: {{ productId: \"{}\", addonCategoryId: \"{}\" }}) {{ rule {{ id }} }} }}", global_id("Product", 1), global_id("ProductCategory", 1))),
         ("updateProductAddOnRule", Team, format!("mutation {{ updateProductAddOnRule(input: {{ ruleId: \"{}\", maxCount: 2 }}) {{ rule {{ id }} }} }}", global_id("ProductAddOnRule", 1))),
         ("deleteProductAddOnRule", Team, format!("mutation {{ deleteProductAddOnRule(input: {{ ruleId: \"{}\" }}) {{ deletedRuleId }} }}", global_id("ProductAddOnRule", 1))),
+        ("setSubEventProductSettings", Team, format!("mutation {{ setSubEventProductSettings(input: {{ subEventId: \"{}\", productId: \"{}\", price: \"1.00\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("Product", 1))),
+        ("clearSubEventProductSettings", Team, format!("mutation {{ clearSubEventProductSettings(input: {{ subEventId: \"{}\", productId: \"{}\" }}) {{ subEvent {{ id }} }} }}", global_id("SubEvent", 1), global_id("Product", 1))),
+        ("setExchangeRate", Team, format!("mutation {{ setExchangeRate(input: {{ organizerId: \"{}\", fromCurrency: \"EUR\", toCurrency: \"CHF\", date: \"2027-01-01\", rate: \"0.94\" }}) {{ exchangeRate {{ rate }} }} }}", global_id("Organizer", 1))),
     ]
 }
 

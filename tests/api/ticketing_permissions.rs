@@ -729,6 +729,27 @@ async fn every_ticketing_operation_checks_the_team_permission_for_its_event() {
             "mutation { deleteTeam(input: { teamId: \"{fresh_team}\" }) { deletedTeamId } }"
                 .to_owned(),
         ),
+        (
+            "setSubEventProductSettings",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ setSubEventProductSettings(input: {{ subEventId: \"{date}\", productId: \"{product}\", price: \"{{n}}.00\" }}) {{ subEvent {{ id }} }} }}"
+            ),
+        ),
+        (
+            "clearSubEventProductSettings",
+            "CHANGE_EVENTS",
+            format!(
+                "mutation {{ clearSubEventProductSettings(input: {{ subEventId: \"{date}\", productId: \"{product}\" }}) {{ subEvent {{ id }} }} }}"
+            ),
+        ),
+        (
+            "setExchangeRate",
+            "CHANGE_ORGANIZER_SETTINGS",
+            format!(
+                "mutation {{ setExchangeRate(input: {{ organizerId: \"{org}\", fromCurrency: \"EUR\", toCurrency: \"CHF\", date: \"2027-01-01\", rate: \"0.{{n}}\" }}) {{ exchangeRate {{ rate }} }} }}"
+            ),
+        ),
     ];
 
     let mut n = 0;

@@ -7,7 +7,9 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, OneofObject, Result,
 
 use super::types::{Money, Order};
 use crate::auth::guards::principal;
-use crate::entities::{self, invoice, invoice_address, invoice_line, invoice_settings};
+use crate::entities::{
+    self, exchange_rate, invoice, invoice_address, invoice_line, invoice_settings,
+};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::scalars::DateTime;
 use crate::services::services;
@@ -245,6 +247,10 @@ pub struct InvoiceSettings {
     /// The renderer invoices are rendered with (pretix's
     /// `Event.invoice_renderer`).
     pub renderer: String,
+    /// A currency invoices also show their taxes in, at the organizer's
+    /// latest exchange rate on or before the invoice's date (without one,
+    /// only the event's currency); null: none.
+    pub foreign_currency_display: Option<String>,
 }
 
 impl From<invoice_settings::Model> for InvoiceSettings {
@@ -258,6 +264,7 @@ impl From<invoice_settings::Model> for InvoiceSettings {
             locale: row.locale,
             generate: row.generate.into(),
             renderer: invoice_html::RENDERER.to_owned(),
+            foreign_currency_display: row.foreign_currency_display,
         }
     }
 }
@@ -315,6 +322,8 @@ pub struct UpdateInvoiceSettingsInput {
     pub locale: String,
     #[graphql(default_with = "InvoiceGeneration::Admin")]
     pub generate: InvoiceGeneration,
+    /// An ISO 4217 code to also show the taxes in; null: none.
+    pub foreign_currency_display: Option<String>,
 }
 
 /// What reissuing made.
@@ -381,11 +390,86 @@ impl InvoiceQuery {
     }
 }
 
+/// An exchange rate: one unit of `fromCurrency` is `rate` units of
+/// `toCurrency` on `date`.
+pub struct ExchangeRate(pub exchange_rate::Model);
+
+#[Object]
+impl ExchangeRate {
+    async fn from_currency(&self) -> &str {
+        &self.0.from_currency
+    }
+    async fn to_currency(&self) -> &str {
+        &self.0.to_currency
+    }
+    /// `YYYY-MM-DD`.
+    async fn date(&self) -> String {
+        self.0.date.format("%Y-%m-%d").to_string()
+    }
+    /// An exact decimal.
+    async fn rate(&self) -> &str {
+        &self.0.rate
+    }
+    /// `manual`: entered by a team or staff.
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+}
+
+#[derive(InputObject)]
+pub struct SetExchangeRateInput {
+    pub organizer_id: ID,
+    /// ISO 4217, e.g. `EUR`: the events' currency.
+    pub from_currency: String,
+    /// ISO 4217, e.g. `CHF`: the currency invoices also show.
+    pub to_currency: String,
+    /// `YYYY-MM-DD`: the day the rate is for.
+    pub date: String,
+    /// One `fromCurrency` in `toCurrency`: a positive decimal with at most
+    /// 10 decimals, e.g. `"0.9412"`.
+    pub rate: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SetExchangeRatePayload {
+    pub exchange_rate: ExchangeRate,
+}
+
 #[derive(Default)]
 pub struct InvoiceMutation;
 
 #[Object]
 impl InvoiceMutation {
+    /// Team permission `CHANGE_ORGANIZER_SETTINGS`: sets the organizer's
+    /// exchange rate of a currency pair on a date (source `manual`),
+    /// replacing the one set for that date before.
+    async fn set_exchange_rate(
+        &self,
+        ctx: &Context<'_>,
+        input: SetExchangeRateInput,
+    ) -> Result<SetExchangeRatePayload> {
+        let services = services(ctx)?;
+        let organizer_id = ids::decode(&input.organizer_id, Kind::ORGANIZER, "organizerId")?;
+        let date = chrono::NaiveDate::parse_from_str(input.date.trim(), "%Y-%m-%d")
+            .map_err(|_| crate::error::AppError::bad_input("date", "a date like 2027-06-01"))?;
+        let row = crate::ticketing::exchange_rates::set_rate(
+            &services.db,
+            principal(ctx),
+            services.now(),
+            organizer_id,
+            crate::ticketing::exchange_rates::RateInput {
+                from_currency: input.from_currency,
+                to_currency: input.to_currency,
+                date,
+                rate: input.rate,
+            },
+        )
+        .await?;
+        Ok(SetExchangeRatePayload {
+            exchange_rate: ExchangeRate(row),
+        })
+    }
+
     /// Team permission `CHANGE_EVENTS`: sets an event's invoice settings;
     /// invoices issued before keep what they copied.
     async fn update_invoice_settings(
@@ -408,6 +492,7 @@ impl InvoiceMutation {
                 footer_text: input.footer_text,
                 locale: input.locale,
                 generate: input.generate.into(),
+                foreign_currency_display: input.foreign_currency_display,
             },
         )
         .await?;

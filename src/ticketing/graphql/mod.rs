@@ -6,6 +6,7 @@
 
 pub mod addons;
 pub mod back_office;
+pub mod dates;
 pub mod editing;
 pub mod invoices;
 pub mod meta;
@@ -29,6 +30,7 @@ use types::Order;
 
 pub use addons::AddOnMutation;
 pub use back_office::BackOfficeMutation;
+pub use dates::DateMutation;
 pub use editing::EditingMutation;
 pub use invoices::{InvoiceMutation, InvoiceQuery};
 pub use meta::MetaMutation;

@@ -143,6 +143,23 @@ impl Organizer {
             .map(super::meta::EventMetaProperty)
             .collect())
     }
+    /// Teams with `CHANGE_ORGANIZER_SETTINGS`: the exchange rates its
+    /// invoices use, newest date first.
+    async fn exchange_rates(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::invoices::ExchangeRate>> {
+        let rows = crate::ticketing::exchange_rates::rates_of(
+            &services(ctx)?.db,
+            principal(ctx),
+            self.0.id,
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(super::invoices::ExchangeRate)
+            .collect())
+    }
 }
 
 /// A ticketed event.
@@ -358,6 +375,19 @@ impl SubEvent {
             .ok_or(crate::error::AppError::not_found("event"))?;
         let rows = crate::ticketing::meta::resolve(db, &event, Some(self.0.id)).await?;
         Ok(super::meta::entries(rows))
+    }
+    /// What this date changes for products and variations (pretix's
+    /// `SubEventItem` and `SubEventItemVariation`), by product.
+    async fn product_settings(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::dates::SubEventProductSetting>> {
+        super::dates::product_settings(ctx, &self.0).await
+    }
+    /// The products the shop shows for this date, with their price on it and
+    /// whether they can be bought now (teams with `CHANGE_ITEMS` see all).
+    async fn products(&self, ctx: &Context<'_>) -> Result<Vec<super::dates::SubEventProduct>> {
+        super::dates::products(ctx, &self.0).await
     }
 }
 
@@ -612,6 +642,10 @@ impl Quota {
     /// Units held by carts.
     async fn in_carts(&self) -> i32 {
         self.0.in_carts
+    }
+    /// Units vouchers keep for their unused usages (shown as reserved).
+    async fn blocked(&self) -> i32 {
+        self.0.blocked
     }
     async fn availability(&self) -> ProductAvailability {
         ProductAvailability::of(self.0.availability(), self.0.remaining())

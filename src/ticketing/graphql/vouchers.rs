@@ -109,8 +109,14 @@ impl Voucher {
     async fn show_hidden_items(&self) -> bool {
         self.0.show_hidden_items
     }
+    /// Keeps a unit of its quotas for each unused usage.
     async fn block_quota(&self) -> bool {
         self.0.block_quota
+    }
+    /// Usages it keeps quota for now (not redeemed, not in a cart; zero once
+    /// its validity ended and the units were released).
+    async fn blocked(&self) -> i32 {
+        self.0.blocked
     }
     /// What is bought with it takes no quota.
     async fn allow_ignore_quota(&self) -> bool {
@@ -164,7 +170,10 @@ pub struct CreateVouchersInput {
     pub active: bool,
     #[graphql(default)]
     pub show_hidden_items: bool,
-    /// Not supported yet: `true` is refused.
+    /// Keep a unit of each quota it applies to for every unused usage, so
+    /// nobody else can buy them: needs `quotaId`, or one product (its
+    /// variation when it has some, its date in a series); refused with
+    /// `SOLD_OUT` when the quotas do not have that much left.
     #[graphql(default)]
     pub block_quota: bool,
     #[graphql(default)]
@@ -262,6 +271,9 @@ impl VoucherMutation {
             count,
         )
         .await?;
+        if created.iter().any(|v| v.blocked > 0) {
+            crate::ticketing::live::announce(services, [event_id]).await;
+        }
         let currency = event::Entity::find_by_id(event_id)
             .one(&services.db)
             .await
