@@ -138,6 +138,27 @@ impl Audited {
         Ok(event)
     }
 
+    /// Checks `permission` on the event of `row`, an object the change read
+    /// in its transaction, and returns both: an object that does not exist is
+    /// refused like an event the caller may not change (`NOT_FOUND`, naming
+    /// `what`, for staff).
+    ///
+    /// # Errors
+    /// As [`access::on_event`]; `NOT_FOUND` for staff.
+    pub async fn check_found<T>(
+        &mut self,
+        principal: &Principal,
+        permission: TeamPermission,
+        row: Option<T>,
+        event_of: impl FnOnce(&T) -> i32,
+        what: &'static str,
+    ) -> Result<(event::Model, T), AppError> {
+        let event_id = row.as_ref().map_or(0, event_of);
+        let event = self.check_event(principal, permission, event_id).await?;
+        let row = row.ok_or(AppError::not_found(what))?;
+        Ok((event, row))
+    }
+
     /// As [`Audited::check_event`], for `organizer_id` itself.
     ///
     /// # Errors

@@ -256,9 +256,9 @@ impl HoldTally {
 }
 
 /// Applies a batch of holds in `txn`: one read per table for all of them,
-/// one decision per hold in their order under the quotas' row locks (as the
-/// conditional `UPDATE` of [`quotas::hold`] would decide it alone), then one
-/// `UPDATE` of the quotas and one `INSERT` of every position held.
+/// one decision per hold in their order under the quotas' row locks (`paid +
+/// pending + in_carts + blocked + n <= size`), then one `UPDATE` of the
+/// quotas and one `INSERT` of every position held.
 ///
 /// # Errors
 /// Per hold: `NOT_FOUND` for an unknown product (or one of an event that is
@@ -606,24 +606,6 @@ pub async fn positions(
         .order_by_asc(cart_position::Column::Id)
         .all(db)
         .await?)
-}
-
-/// Removes a cart position that has not expired and returns it, or `None`
-/// when it is gone or expired (the expiry job's to release).
-///
-/// # Errors
-/// On database errors.
-pub async fn take_live(
-    db: &impl ConnectionTrait,
-    position: &cart_position::Model,
-    now: DateTime<Utc>,
-) -> Result<bool, AppError> {
-    let removed = cart_position::Entity::delete_many()
-        .filter(cart_position::Column::Id.eq(position.id))
-        .filter(cart_position::Column::Expires.gt(now))
-        .exec(db)
-        .await?;
-    Ok(removed.rows_affected == 1)
 }
 
 /// How many expired cart positions one run releases per transaction.

@@ -13,9 +13,9 @@
 //! allows it: the orders stand); one that carts hold may not, decided by a
 //! conditional `DELETE … WHERE in_carts = 0` under the row's lock.
 //!
-//! A quota's size may shrink below what is taken: `quotas::hold` compares
+//! A quota's size may shrink below what is taken: `carts::hold_all` compares
 //! against the size under the row's lock, so no unit is sold beyond the size
-//! a buyer's `UPDATE` finds, and the quota's state says what takes it.
+//! a buyer's batch finds, and the quota's state says what takes it.
 //! Prices are copied into cart and order positions when they are made, so a
 //! changed price never changes them.
 
@@ -84,14 +84,15 @@ pub async fn update_category(
     let row = product_category::Entity::find_by_id(category_id)
         .one(change.txn())
         .await?;
-    let event = change
-        .check_event(
+    let (event, row) = change
+        .check_found(
             principal,
             TeamPermission::ChangeItems,
-            row.as_ref().map_or(0, |c| c.event_id),
+            row,
+            |c| c.event_id,
+            "category",
         )
         .await?;
-    let row = row.ok_or(AppError::not_found("category"))?;
     let mut input = CategoryInput::from(&row);
     if let Some(name) = &patch.name {
         input.name.clone_from(name);
@@ -134,14 +135,15 @@ pub async fn delete_category(
     let row = product_category::Entity::find_by_id(category_id)
         .one(change.txn())
         .await?;
-    let event = change
-        .check_event(
+    let (event, row) = change
+        .check_found(
             principal,
             TeamPermission::ChangeItems,
-            row.as_ref().map_or(0, |c| c.event_id),
+            row,
+            |c| c.event_id,
+            "category",
         )
         .await?;
-    let row = row.ok_or(AppError::not_found("category"))?;
     let moved = product::Entity::update_many()
         .col_expr(
             product::Column::CategoryId,
@@ -265,14 +267,15 @@ pub async fn update_product(
     let row = product::Entity::find_by_id(product_id)
         .one(change.txn())
         .await?;
-    let event = change
-        .check_event(
+    let (event, row) = change
+        .check_found(
             principal,
             TeamPermission::ChangeItems,
-            row.as_ref().map_or(0, |p| p.event_id),
+            row,
+            |p| p.event_id,
+            "product",
         )
         .await?;
-    let row = row.ok_or(AppError::not_found("product"))?;
     let mut input = ProductInput::from(&row);
     patch.apply(&mut input);
     let name = catalog::check_product(change.txn(), event.id, &input).await?;
@@ -334,14 +337,15 @@ pub async fn delete_product(
 ) -> Result<(), AppError> {
     let mut change = begin(db, principal, now).await?;
     let row = find_locked(change.txn(), product::Entity::find_by_id(product_id)).await?;
-    let event = change
-        .check_event(
+    let (event, row) = change
+        .check_found(
             principal,
             TeamPermission::ChangeItems,
-            row.as_ref().map_or(0, |p| p.event_id),
+            row,
+            |p| p.event_id,
+            "product",
         )
         .await?;
-    let row = row.ok_or(AppError::not_found("product"))?;
     let txn = change.txn();
     if any(
         txn,
@@ -589,14 +593,15 @@ pub async fn update_quota(
     let row = quota::Entity::find_by_id(quota_id)
         .one(change.txn())
         .await?;
-    let event = change
-        .check_event(
+    let (event, row) = change
+        .check_found(
             principal,
             TeamPermission::ChangeItems,
-            row.as_ref().map_or(0, |q| q.event_id),
+            row,
+            |q| q.event_id,
+            "quota",
         )
         .await?;
-    let row = row.ok_or(AppError::not_found("quota"))?;
     let txn = change.txn();
     let current_products: Vec<i32> = quota_product::Entity::find()
         .filter(quota_product::Column::QuotaId.eq(row.id))
@@ -670,14 +675,15 @@ pub async fn delete_quota(
 ) -> Result<quota::Model, AppError> {
     let mut change = begin(db, principal, now).await?;
     let row = find_locked(change.txn(), quota::Entity::find_by_id(quota_id)).await?;
-    let event = change
-        .check_event(
+    let (event, row) = change
+        .check_found(
             principal,
             TeamPermission::ChangeItems,
-            row.as_ref().map_or(0, |q| q.event_id),
+            row,
+            |q| q.event_id,
+            "quota",
         )
         .await?;
-    let row = row.ok_or(AppError::not_found("quota"))?;
     let txn = change.txn();
     if any(
         txn,

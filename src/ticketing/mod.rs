@@ -32,8 +32,9 @@
 //! - `graphql`, `loaders`: the API.
 //!
 //! Invariants:
-//! - Quota units are taken only by a conditional `UPDATE` that checks what is
-//!   left (`quotas::hold`, or `quotas::block` for vouchers that block quota),
+//! - Quota units are taken only under the quota rows' locks, against what is
+//!   left (`carts::hold_all` reads them `FOR UPDATE`; `quotas::block`, for
+//!   vouchers that block quota, is a conditional `UPDATE`),
 //!   in the transaction that stores the positions (or vouchers) holding
 //!   them; every later move or release happens in the transaction
 //!   that removes or changes those positions, by the statement that did so.

@@ -335,14 +335,15 @@ async fn question_for_change(
     let row = question::Entity::find_by_id(question_id)
         .one(change.txn())
         .await?;
-    let event = change
-        .check_event(
+    let (event, row) = change
+        .check_found(
             principal,
             TeamPermission::ChangeItems,
-            row.as_ref().map_or(0, |q| q.event_id),
+            row,
+            |q| q.event_id,
+            "question",
         )
         .await?;
-    let row = row.ok_or(AppError::not_found("question"))?;
     Ok((change, row, event))
 }
 

@@ -1,12 +1,11 @@
 //! Quota counters, changed only by conditional `UPDATE`s.
 //!
-//! Whether units are left is decided under the quota row's lock: alone, by
-//! one `UPDATE quotas SET in_carts = in_carts + n WHERE id = ? AND paid +
-//! pending + in_carts + n <= size` ([`hold`]; PostgreSQL re-checks the
-//! condition on the row a waiting `UPDATE` finds after the lock holder
-//! commits); for a batch of carts, by reading the rows `FOR UPDATE` and
-//! deciding each hold against what is left (`carts::hold_all`); SQLite has one
-//! writer. So concurrent buyers on any number of replicas can never oversell.
+//! Whether units are left is decided under the quota row's lock: carts read
+//! the rows `FOR UPDATE` and decide each hold of a batch against what is left
+//! (`carts::hold_all`); vouchers that block quota take theirs by one
+//! conditional `UPDATE … WHERE paid + pending + in_carts + blocked + n <=
+//! size` ([`block`]; PostgreSQL re-checks the condition on the row a waiting
+//! `UPDATE` finds after the lock holder commits); SQLite has one writer. So concurrent buyers on any number of replicas can never oversell.
 //! Quotas are locked and updated in id order, so transactions taking several
 //! never deadlock. Units then move between the counters (`in_carts` →
 //! `pending` → `paid`) or are released, in the transaction that changes the
@@ -68,34 +67,6 @@ pub fn units<'a>(quota_ids: impl IntoIterator<Item = &'a str>) -> Units {
     units
 }
 
-/// Takes the units of each quota for carts, or none of them: `SOLD_OUT` when
-/// one has fewer than `n` left (the caller's transaction then rolls back).
-///
-/// # Errors
-/// `SOLD_OUT`; on database errors.
-pub async fn hold(db: &impl ConnectionTrait, units: &Units) -> Result<(), AppError> {
-    for (&id, &n) in units {
-        let taken = quota::Entity::update_many()
-            .col_expr(
-                quota::Column::InCarts,
-                Expr::cust(format!("in_carts + {n}")),
-            )
-            .filter(quota::Column::Id.eq(id))
-            .filter(Expr::cust(format!(
-                "(size IS NULL OR paid + pending + in_carts + blocked + {n} <= size)"
-            )))
-            .exec(db)
-            .await?;
-        if taken.rows_affected != 1 {
-            return Err(AppError::refused(
-                Reason::SoldOut,
-                "not enough left of this product",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Locks the quotas' rows until the transaction ends, in id order
 /// (PostgreSQL; SQLite has one writer), so a batch takes every quota lock it
 /// needs in the one order all transactions use.
@@ -155,7 +126,7 @@ async fn change(
 }
 
 /// Takes the units of each quota for vouchers that block quota, or none of
-/// them: `SOLD_OUT` when one has fewer than `n` left, as [`hold`].
+/// them: `SOLD_OUT` when one has fewer than `n` left.
 ///
 /// # Errors
 /// `SOLD_OUT`; on database errors.
