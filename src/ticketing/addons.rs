@@ -362,35 +362,69 @@ pub fn hold_until(
         .map_or(expires, |parent| expires.min(parent.expires))
 }
 
-/// Checks a cart's add-ons before checkout: every add-on's parent is in the
-/// cart and its product has a rule for the add-on's category; a product of
-/// an add-on category has a parent; each add-on product is once per parent;
-/// each parent carries between the minimum and the maximum of each of its
-/// product's rules. Three queries, whatever the cart's size.
-///
-/// # Errors
-/// `BAD_USER_INPUT` on `cartId`, saying which product and rule.
-pub async fn check_cart(
-    db: &impl ConnectionTrait,
+/// The add-on rules and categories of a batch's products, read once for all
+/// its checkouts (two queries, whatever the batch's size).
+#[derive(Debug, Default)]
+pub struct CartRules {
+    rules: Vec<rule::Model>,
+    categories: HashMap<i32, product_category::Model>,
+}
+
+impl CartRules {
+    /// # Errors
+    /// On database errors.
+    pub async fn read(
+        db: &impl ConnectionTrait,
+        products: &HashMap<i32, product::Model>,
+    ) -> Result<Self, AppError> {
+        let rules = rules_of(db, products.keys().copied()).await?;
+        let category_ids: HashSet<i32> = products
+            .values()
+            .filter_map(|p| p.category_id)
+            .chain(rules.iter().map(|r| r.addon_category_id))
+            .collect();
+        if category_ids.is_empty() {
+            return Ok(Self {
+                rules,
+                categories: HashMap::new(),
+            });
+        }
+        let categories = product_category::Entity::find()
+            .filter(product_category::Column::Id.is_in(category_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        Ok(Self { rules, categories })
+    }
+
+    /// Checks a cart's add-ons before checkout: every add-on's parent is in
+    /// the cart and its product has a rule for the add-on's category; a
+    /// product of an add-on category has a parent; each add-on product is
+    /// once per parent; each parent carries between the minimum and the
+    /// maximum of each of its product's rules.
+    ///
+    /// # Errors
+    /// `BAD_USER_INPUT` on `cartId`, saying which product and rule.
+    pub fn check_cart(
+        &self,
+        cart: &[cart_position::Model],
+        products: &HashMap<i32, product::Model>,
+    ) -> Result<(), AppError> {
+        check_cart(&self.rules, &self.categories, cart, products)
+    }
+}
+
+fn check_cart(
+    rules: &[rule::Model],
+    categories: &HashMap<i32, product_category::Model>,
     cart: &[cart_position::Model],
     products: &HashMap<i32, product::Model>,
 ) -> Result<(), AppError> {
-    let rules = rules_of(db, products.keys().copied()).await?;
-    let category_ids: HashSet<i32> = products
-        .values()
-        .filter_map(|p| p.category_id)
-        .chain(rules.iter().map(|r| r.addon_category_id))
-        .collect();
-    if rules.is_empty() && category_ids.is_empty() {
+    if rules.is_empty() && products.values().all(|p| p.category_id.is_none()) {
         return Ok(());
     }
-    let categories: HashMap<i32, product_category::Model> = product_category::Entity::find()
-        .filter(product_category::Column::Id.is_in(category_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
     let name = |product_id: i32| {
         products
             .get(&product_id)

@@ -9,11 +9,15 @@
 //! A cart position leaves by one conditional `DELETE` (checkout: only while it
 //! has not expired; expiry: only once it has). Only the transaction whose
 //! `DELETE` removed the row moves its units on, so checkout and the expiry job
-//! never both act on one position, on any replica.
+//! never both act on one position, on any replica. Adding to a cart extends
+//! the holds of its running positions, and the expiry job takes every
+//! expired position of a cart at once, so a checkout finds a cart whole or
+//! empty, never a part of it.
 
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
@@ -232,6 +236,8 @@ struct Added {
     event_id: i32,
     product_id: i32,
     voucher_id: Option<i32>,
+    /// Until when the cart's hold runs after this addition.
+    cart_expires: DateTime<Utc>,
 }
 
 impl HoldTally {
@@ -303,6 +309,7 @@ pub async fn hold_all(
             inserted.entry(row.cart_id.clone()).or_default().push(row);
         }
     }
+    let extended = extend_carts(txn, now, &reads.carts, &inserted, &tally.added).await?;
     Ok(holds
         .into_iter()
         .zip(decided)
@@ -310,11 +317,60 @@ pub async fn hold_all(
             decision.map(|_| {
                 let mut positions = reads.carts.get(&hold.cart_id).cloned().unwrap_or_default();
                 positions.extend(inserted.get(&hold.cart_id).into_iter().flatten().cloned());
+                if let Some(until) = extended.get(&hold.cart_id) {
+                    for p in positions.iter_mut().filter(|p| extends(p, now, *until)) {
+                        p.expires = *until;
+                    }
+                }
                 positions.sort_by_key(|p| p.id);
                 (hold.cart_id, positions)
             })
         })
         .collect())
+}
+
+/// Whether a cart's extension to `until` moves `position`'s hold: only a
+/// hold still running, and only later.
+fn extends(position: &cart_position::Model, now: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+    position.expires > now && position.expires < until
+}
+
+/// Adding to a cart extends the holds of its positions still running to the
+/// new hold's end (as pretix does), so a cart's positions expire together:
+/// the expiry job then takes a cart whole, never leaving part of it for a
+/// checkout to order. One `UPDATE` per cart whose holds move (none for a
+/// new cart of one product); returns each such cart's new end.
+async fn extend_carts(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    before: &HashMap<String, Vec<cart_position::Model>>,
+    inserted: &HashMap<String, Vec<cart_position::Model>>,
+    added: &HashMap<String, Vec<Added>>,
+) -> Result<HashMap<String, DateTime<Utc>>, AppError> {
+    let mut extended = HashMap::new();
+    for (cart_id, additions) in added {
+        let Some(until) = additions.iter().map(|a| a.cart_expires).max() else {
+            continue;
+        };
+        let moves = before
+            .get(cart_id)
+            .into_iter()
+            .chain(inserted.get(cart_id))
+            .flatten()
+            .any(|p| extends(p, now, until));
+        if !moves {
+            continue;
+        }
+        cart_position::Entity::update_many()
+            .col_expr(cart_position::Column::Expires, Expr::value(until))
+            .filter(cart_position::Column::CartId.eq(cart_id.as_str()))
+            .filter(cart_position::Column::Expires.gt(now))
+            .filter(cart_position::Column::Expires.lt(until))
+            .exec(txn)
+            .await?;
+        extended.insert(cart_id.clone(), until);
+    }
+    Ok(extended)
 }
 
 /// Decides one hold of a batch: the units it takes and the row it adds
@@ -510,8 +566,8 @@ async fn decide_hold(
         .filter(|id| !from_block.contains(id))
         .map(|id| (*id, input.quantity))
         .collect();
-    let expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
-    let expires = super::addons::hold_until(expires, addon_to, existing);
+    let cart_expires = now + TimeDelta::minutes(i64::from(event.cart_hold_minutes));
+    let expires = super::addons::hold_until(cart_expires, addon_to, existing);
     let row = cart_position::ActiveModel {
         event_id: Set(event.id),
         cart_id: Set(hold.cart_id.clone()),
@@ -532,6 +588,7 @@ async fn decide_hold(
         event_id: event.id,
         product_id: product.id,
         voucher_id: voucher.as_ref().map(|v| v.id),
+        cart_expires,
     };
     Ok((units, row, added))
 }
@@ -634,6 +691,24 @@ pub async fn expire(
         if batch.is_empty() {
             return Ok(events);
         }
+        let claimed = batch.len();
+        // The rest of the claimed carts' expired positions, so no cart is
+        // left in part (positions a checkout holds locked are its own).
+        let ids: BTreeSet<i32> = batch.iter().map(|p| p.id).collect();
+        let mut rest = crate::jobs::claim_batch(
+            &txn,
+            cart_position::Entity::find()
+                .filter(
+                    cart_position::Column::CartId.is_in(batch.iter().map(|p| p.cart_id.clone())),
+                )
+                .filter(cart_position::Column::Expires.lte(now))
+                .filter(cart_position::Column::Id.is_not_in(ids))
+                .order_by_asc(cart_position::Column::Id),
+            i64::MAX.unsigned_abs(),
+        )
+        .await?;
+        let mut batch = batch;
+        batch.append(&mut rest);
         let mut gone = Vec::new();
         let mut removed_positions = Vec::new();
         for position in &batch {
@@ -657,7 +732,7 @@ pub async fn expire(
         }
         quotas::release(&txn, &released, Counter::InCarts).await?;
         txn.commit().await?;
-        if (batch.len() as u64) < EXPIRY_BATCH {
+        if (claimed as u64) < EXPIRY_BATCH {
             return Ok(events);
         }
     }

@@ -238,10 +238,16 @@ struct CheckoutReads {
     /// Positions each account already holds of each product limited per
     /// account, in its pending and paid orders.
     bought: HashMap<(i32, i32), i64>,
+    addon_rules: super::addons::CartRules,
+    questions: super::questions::CheckoutQuestions,
 }
 
 impl CheckoutReads {
-    async fn of(txn: &impl ConnectionTrait, requests: &[Checkout]) -> Result<Self, AppError> {
+    async fn of(
+        txn: &impl ConnectionTrait,
+        requests: &[Checkout],
+        also_vouchers: &[i32],
+    ) -> Result<Self, AppError> {
         let carts = carts::of_carts(txn, requests.iter().map(|r| r.cart_id.clone()), true).await?;
         let positions = || carts.values().flatten();
         let events = event::Entity::find()
@@ -260,7 +266,13 @@ impl CheckoutReads {
             .collect();
         // In id order, so checkouts redeeming several vouchers never deadlock.
         let vouchers = voucher::Entity::find()
-            .filter(voucher::Column::Id.is_in(positions().filter_map(|p| p.voucher_id)))
+            .filter(
+                voucher::Column::Id.is_in(
+                    positions()
+                        .filter_map(|p| p.voucher_id)
+                        .chain(also_vouchers.iter().copied()),
+                ),
+            )
             .order_by_asc(voucher::Column::Id)
             .lock_exclusive()
             .all(txn)
@@ -279,12 +291,16 @@ impl CheckoutReads {
         } else {
             bought_by(txn, &buyers, &limited).await?
         };
+        let addon_rules = super::addons::CartRules::read(txn, &products).await?;
+        let questions = super::questions::CheckoutQuestions::read(txn, positions()).await?;
         Ok(Self {
             carts,
             events,
             products,
             vouchers,
             bought,
+            addon_rules,
+            questions,
         })
     }
 }
@@ -356,7 +372,7 @@ pub async fn place_all(
     now: DateTime<Utc>,
     requests: Vec<Checkout>,
 ) -> Result<Vec<Result<Placed, AppError>>, AppError> {
-    Prepared::read(txn, now, &requests)
+    Prepared::read(txn, now, &requests, &[])
         .await?
         .place(txn, now, requests)
         .await
@@ -371,15 +387,19 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Locks `also_vouchers` (the blocking vouchers of a batch's holds) with
+    /// the checkouts' vouchers, in one statement in id order.
+    ///
     /// # Errors
     /// On database errors.
     pub async fn read(
         txn: &DatabaseTransaction,
         now: DateTime<Utc>,
         requests: &[Checkout],
+        also_vouchers: &[i32],
     ) -> Result<Self, AppError> {
         let keys = claim_keys(txn, requests, now).await?;
-        let reads = CheckoutReads::of(txn, requests).await?;
+        let reads = CheckoutReads::of(txn, requests, also_vouchers).await?;
         Ok(Self { keys, reads })
     }
 
@@ -419,7 +439,7 @@ impl Prepared {
                 },
                 None => None,
             };
-            match decide_checkout(txn, &reads, &mut tally, request, now).await {
+            match decide_checkout(&reads, &mut tally, request, now) {
                 Ok((positions, event, total, answers)) => {
                     let status = if total == 0 {
                         OrderStatus::Paid
@@ -513,8 +533,7 @@ async fn claim_keys(
 /// Decides one checkout of a batch against what the batch read and what the
 /// checkouts before it took: its cart's positions, its event, its total and
 /// the answers it carries to the order, or why not.
-async fn decide_checkout(
-    txn: &DatabaseTransaction,
+fn decide_checkout(
     reads: &CheckoutReads,
     tally: &mut CheckoutTally,
     request: &Checkout,
@@ -566,8 +585,8 @@ async fn decide_checkout(
             }
         }
     }
-    super::addons::check_cart(txn, cart, &reads.products).await?;
-    let answers = super::questions::for_checkout(txn, cart, &reads.products).await?;
+    reads.addon_rules.check_cart(cart, &reads.products)?;
+    let answers = reads.questions.for_checkout(cart, &reads.products)?;
     if cart.iter().any(|p| p.expires <= now) {
         return Err(AppError::refused(
             Reason::Expired,

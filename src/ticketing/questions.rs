@@ -961,70 +961,104 @@ pub struct CheckoutAnswers {
     rows: Vec<(usize, i32, String)>,
 }
 
-/// Checks the answers of a cart about to be checked out: every required
-/// question that applies to a position and that buyers are asked must be
-/// answered. Reads the event's questions and all the positions' answers in
-/// three queries, whatever the cart's size.
-///
-/// # Errors
-/// `BAD_USER_INPUT` on `answers`, naming the question and the product.
-pub async fn for_checkout(
-    db: &impl ConnectionTrait,
-    cart: &[cart_position::Model],
-    products: &HashMap<i32, product::Model>,
-) -> Result<CheckoutAnswers, AppError> {
-    let Some(first) = cart.first() else {
-        return Ok(CheckoutAnswers::default());
-    };
-    let catalog = Catalog::of_event(db, first.event_id).await?;
-    if catalog.questions.is_empty() {
-        return Ok(CheckoutAnswers::default());
-    }
-    let mut given: HashMap<i32, HashMap<i32, String>> = HashMap::new();
-    for answer in question_answer::Entity::find()
-        .filter(question_answer::Column::CartPositionId.is_in(cart.iter().map(|p| p.id)))
-        .all(db)
-        .await?
-    {
-        if let Some(position) = answer.cart_position_id {
-            given
-                .entry(position)
-                .or_default()
-                .insert(answer.question_id, answer.answer);
-        }
-    }
-    let mut ordered: Vec<&question::Model> = catalog.questions.values().collect();
-    ordered.sort_by_key(|q| (q.position, q.id));
-    let none = HashMap::new();
-    let mut rows = Vec::new();
-    for (index, position) in cart.iter().enumerate() {
-        let answers = given.get(&position.id).unwrap_or(&none);
-        for question in &ordered {
-            if !catalog.applies(question, position.product_id, answers) {
-                continue;
+/// What a batch of checkouts needs to check answers, read once for all of
+/// them: each event's questions and every position's answers (three queries
+/// at most, whatever the batch's size).
+#[derive(Default)]
+pub struct CheckoutQuestions {
+    catalogs: HashMap<i32, Catalog>,
+    /// Cart position id → question id → stored answer.
+    given: HashMap<i32, HashMap<i32, String>>,
+}
+
+impl CheckoutQuestions {
+    /// # Errors
+    /// On database errors.
+    pub async fn read<'a>(
+        db: &impl ConnectionTrait,
+        positions: impl IntoIterator<Item = &'a cart_position::Model>,
+    ) -> Result<Self, AppError> {
+        let positions: Vec<&cart_position::Model> = positions.into_iter().collect();
+        let events: HashSet<i32> = positions.iter().map(|p| p.event_id).collect();
+        let mut catalogs = HashMap::new();
+        for event_id in events {
+            let catalog = Catalog::of_event(db, event_id).await?;
+            if !catalog.questions.is_empty() {
+                catalogs.insert(event_id, catalog);
             }
-            match answers.get(&question.id) {
-                Some(answer) => rows.push((index, question.id, answer.clone())),
-                None if question.required && !question.hidden && !question.ask_during_checkin => {
-                    let product = products
-                        .get(&position.product_id)
-                        .map_or("a product", |p| p.name.as_str());
-                    return Err(AppError::bad_input(
-                        "answers",
-                        format!("{}: required for {product}", question.question),
-                    ));
+        }
+        let asked = positions
+            .iter()
+            .filter(|p| catalogs.contains_key(&p.event_id));
+        let ids: Vec<i32> = asked.map(|p| p.id).collect();
+        let mut given: HashMap<i32, HashMap<i32, String>> = HashMap::new();
+        if !ids.is_empty() {
+            for answer in question_answer::Entity::find()
+                .filter(question_answer::Column::CartPositionId.is_in(ids))
+                .all(db)
+                .await?
+            {
+                if let Some(position) = answer.cart_position_id {
+                    given
+                        .entry(position)
+                        .or_default()
+                        .insert(answer.question_id, answer.answer);
                 }
-                None => {}
             }
         }
+        Ok(Self { catalogs, given })
     }
-    Ok(CheckoutAnswers { rows })
+
+    /// Checks the answers of a cart about to be checked out: every required
+    /// question that applies to a position and that buyers are asked must be
+    /// answered.
+    ///
+    /// # Errors
+    /// `BAD_USER_INPUT` on `answers`, naming the question and the product.
+    pub fn for_checkout(
+        &self,
+        cart: &[cart_position::Model],
+        products: &HashMap<i32, product::Model>,
+    ) -> Result<CheckoutAnswers, AppError> {
+        let Some(catalog) = cart.first().and_then(|p| self.catalogs.get(&p.event_id)) else {
+            return Ok(CheckoutAnswers::default());
+        };
+        let mut ordered: Vec<&question::Model> = catalog.questions.values().collect();
+        ordered.sort_by_key(|q| (q.position, q.id));
+        let none = HashMap::new();
+        let mut rows = Vec::new();
+        for (index, position) in cart.iter().enumerate() {
+            let answers = self.given.get(&position.id).unwrap_or(&none);
+            for question in &ordered {
+                if !catalog.applies(question, position.product_id, answers) {
+                    continue;
+                }
+                match answers.get(&question.id) {
+                    Some(answer) => rows.push((index, question.id, answer.clone())),
+                    None if question.required
+                        && !question.hidden
+                        && !question.ask_during_checkin =>
+                    {
+                        let product = products
+                            .get(&position.product_id)
+                            .map_or("a product", |p| p.name.as_str());
+                        return Err(AppError::bad_input(
+                            "answers",
+                            format!("{}: required for {product}", question.question),
+                        ));
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(CheckoutAnswers { rows })
+    }
 }
 
 /// How many answers one `INSERT` copies (four values each).
 const COPY_CHUNK: usize = 500;
 
-/// Copies the answers [`for_checkout`] kept to the order's positions, which
+/// Copies the answers [`CheckoutQuestions::for_checkout`] kept to the order's positions, which
 /// come in the cart's order (`positions[i]` was `cart[i]`), in one `INSERT`
 /// per 500 answers.
 ///

@@ -4,8 +4,8 @@
 //!
 //! A batch is every hold and checkout of the event queued while the previous
 //! batch committed. It locks the rows it decides on in the one order every
-//! transaction takes them (the checkouts' carts, their vouchers, then every
-//! quota of the batch in id order); then its holds run ([`carts::hold_all`]),
+//! transaction takes them (the checkouts' carts, the vouchers of the batch,
+//! then every quota of the batch in id order); then its holds run ([`carts::hold_all`]),
 //! then its checkouts ([`orders::place_all`]): each side reads what all its
 //! requests need in one statement per table, decides each request in its order against what is left
 //! (a refused request stores nothing and does not fail the others), and
@@ -20,7 +20,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use super::carts::{self, CartAdd, Held, Hold};
 use super::live;
 use super::orders::{self, Checkout, Placed, PlacedOrder, Prepared};
-use super::quotas;
+use super::{quotas, vouchers};
 use crate::auth::Principal;
 use crate::bus::SharedBus;
 use crate::error::AppError;
@@ -63,7 +63,7 @@ impl Batch for Rush {
     fn apply<'t>(
         &'t self,
         txn: &'t DatabaseTransaction,
-        _event_id: i32,
+        event_id: i32,
         requests: Vec<Request>,
     ) -> BoxFuture<'t, Result<Replies<Reply>, AppError>> {
         Box::pin(async move {
@@ -86,9 +86,16 @@ impl Batch for Rush {
                     }
                 }
             }
-            // Locks in the one order every transaction takes them: carts and
-            // vouchers (the checkouts'), then every quota of the batch.
-            let prepared = Prepared::read(txn, now, &checkouts).await?;
+            // Locks in the one order every transaction takes them: the
+            // checkouts' carts, the vouchers of the batch (its checkouts' and
+            // the blocking ones its holds name), then every quota of the batch.
+            let blocking = vouchers::blocking_ids(
+                txn,
+                event_id,
+                holds.iter().filter_map(|h| h.input.voucher_code.as_deref()),
+            )
+            .await?;
+            let prepared = Prepared::read(txn, now, &checkouts, &blocking).await?;
             let mut quota_ids: Vec<i32> = prepared.quota_ids().collect();
             quota_ids.extend(carts::quota_ids_of(txn, &holds).await?);
             quotas::lock(txn, quota_ids).await?;

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, Set, SqlErr,
+    PaginatorTrait, QueryFilter, QuerySelect, Set, SqlErr,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -741,6 +741,36 @@ pub async fn delete(
         ))
         .await?;
     Ok(row)
+}
+
+/// The ids of the blocking vouchers of `event_id` that `codes` name: a hold
+/// with one updates the voucher's row ([`take_blocked`]), so a batch locks
+/// them with its checkouts' vouchers, before any quota, in the one order
+/// every transaction takes these rows.
+///
+/// # Errors
+/// On database errors.
+pub async fn blocking_ids<'a>(
+    db: &impl ConnectionTrait,
+    event_id: i32,
+    codes: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<i32>, AppError> {
+    let codes: Vec<String> = codes
+        .into_iter()
+        .filter_map(|code| parse_code("voucherCode", code).ok())
+        .collect();
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(voucher::Entity::find()
+        .select_only()
+        .column(voucher::Column::Id)
+        .filter(voucher::Column::EventId.eq(event_id))
+        .filter(voucher::Column::Code.is_in(codes))
+        .filter(voucher::Column::BlockQuota.eq(true))
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// The voucher of `event_id` with `code`, valid at `now`, applying to the

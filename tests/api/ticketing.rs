@@ -793,3 +793,114 @@ async fn storefronts_see_carts_orders_cancellations_and_expiries_take_and_releas
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn adding_to_a_cart_extends_the_holds_of_its_positions() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "extend").await;
+    let product = shop.product("Seat", "5.00", 10).await;
+    let first = add_to_cart(&app, &product, 1, None).await;
+    let cart = first["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a cart: {first}"))
+        .to_owned();
+    let expiry = |body: &Value, i: usize| -> chrono::DateTime<chrono::Utc> {
+        body["data"]["addToCart"]["cart"]["positions"][i]["expires"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("position {i} with an expiry: {body}"))
+    };
+    let held_until = expiry(&first, 0);
+    // The second addition starts a later hold.
+    let started = held_until - chrono::TimeDelta::minutes(30);
+    while chrono::Utc::now() <= started + chrono::TimeDelta::milliseconds(5) {
+        tokio::task::yield_now().await;
+    }
+    let second = add_to_cart(&app, &product, 1, Some(&cart)).await;
+    let (a, b) = (expiry(&second, 0), expiry(&second, 1));
+    assert!(a > held_until, "the first hold is extended: {second}");
+    assert_eq!(a, b, "the cart's positions expire together: {second}");
+    let read = app
+        .graphql(
+            "query($id: String!) { cart(id: $id) { positions { expires } } }",
+            json!({ "id": cart }),
+        )
+        .await;
+    let stored: Vec<&str> = read["data"]["cart"]["positions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the cart: {read}"))
+        .iter()
+        .filter_map(|p| p["expires"].as_str())
+        .collect();
+    assert_eq!(stored.len(), 2, "{read}");
+    assert_eq!(stored[0], stored[1], "stored as answered: {read}");
+}
+
+#[tokio::test]
+async fn deleting_a_blocking_voucher_announces_the_units_it_gives_back() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "unblock").await;
+    let product = shop.product("Seat", "20.00", 10).await;
+    let created = shop
+        .admin
+        .gql(
+            "mutation($input: CreateVouchersInput!) { createVouchers(input: $input) { vouchers { id blocked } } }",
+            json!({ "input": { "eventId": shop.event, "codes": ["keep"], "maxUsages": 4,
+                "blockQuota": true, "productIds": [product] } }),
+        )
+        .await;
+    let voucher = created["data"]["createVouchers"]["vouchers"][0]["id"].clone();
+    assert!(voucher.is_string(), "{created}");
+    let mut storefront = crate::helpers::Subscription::start(
+        app.addr,
+        "graphql-transport-ws",
+        AVAILABILITY_CHANGED,
+        json!({ "e": shop.event }),
+    )
+    .await;
+    // A subscription has no ready signal: hold seats until a change is seen.
+    let mut cart = None;
+    for _ in 0..50 {
+        let added = add_to_cart(&app, &product, 1, cart.as_deref()).await;
+        cart = added["data"]["addToCart"]["cart"]["id"]
+            .as_str()
+            .map(str::to_owned);
+        if storefront
+            .try_next(std::time::Duration::from_millis(200))
+            .await
+            .is_some()
+        {
+            break;
+        }
+    }
+    while storefront
+        .try_next(std::time::Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
+    let held = app
+        .graphql(
+            "query($id: String!) { cart(id: $id) { positions { id } } }",
+            json!({ "id": cart }),
+        )
+        .await["data"]["cart"]["positions"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let held = i64::try_from(held).unwrap_or_default();
+    assert!(held >= 1);
+    let deleted = shop
+        .admin
+        .gql(
+            "mutation($id: ID!) { deleteVoucher(input: { voucherId: $id }) { deletedVoucherId } }",
+            json!({ "id": voucher }),
+        )
+        .await;
+    assert_eq!(
+        deleted["data"]["deleteVoucher"]["deletedVoucherId"], voucher,
+        "{deleted}"
+    );
+    assert_eq!(
+        only_quota(&storefront.next_event().await),
+        json!({ "state": "OK", "remainingQuantity": 10 - held, "isAvailable": true })
+    );
+}

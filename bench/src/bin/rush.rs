@@ -10,7 +10,8 @@
 //! 2. `--clients` (200) buyers, each adding one ticket to a new cart and
 //!    checking out, again and again for `--seconds`, on the large quota:
 //!    completed checkouts per second and their p50/p99 latency (add to cart
-//!    and checkout together);
+//!    and checkout together); each buyer keeps its HTTP connection open, as
+//!    a browser does (`--fresh-connections`: a new connection per request);
 //! 3. the same buyers on the small quota until it is sold out: it must end
 //!    with exactly `--last` orders, every other buyer being refused
 //!    `SOLD_OUT`.
@@ -27,7 +28,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
 use serde_json::{Value, json};
-use voltgate_bench::{Server, percentile, post};
+use voltgate_bench::procfs::{CpuSnapshot, CpuUse};
+use voltgate_bench::{KeepAlive, Server, percentile, post};
 
 #[derive(Parser)]
 struct Args {
@@ -45,6 +47,9 @@ struct Args {
     /// Seconds of each measured step.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
+    /// A new HTTP connection per request instead of one kept open per buyer.
+    #[arg(long)]
+    fresh_connections: bool,
 }
 
 #[tokio::main]
@@ -76,8 +81,14 @@ fn sibling_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "rush on PostgreSQL: {} clients, {cores} cores, {} s per step",
-        args.clients, args.seconds
+        "rush on PostgreSQL: {} clients ({}), {cores} cores, {} s per step",
+        args.clients,
+        if args.fresh_connections {
+            "a new connection per request"
+        } else {
+            "one kept-alive connection each"
+        },
+        args.seconds
     );
     let server = Server::start(
         "rush",
@@ -99,8 +110,10 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         println!("| {clients} client(s) | {rate:.0} |");
     }
 
+    let before = CpuSnapshot::take(server.pid());
     let (orders, refused, latencies, elapsed) =
-        rush(server.addr, &large, args.clients, Some(args.seconds)).await?;
+        rush(server.addr, &large, args, Some(args.seconds)).await?;
+    let cpu = CpuSnapshot::take(server.pid()).since(&before);
     println!("\n| quota | clients | checkouts/s | p50 ms | p99 ms | refused |");
     println!("|---|---|---|---|---|---|");
     println!(
@@ -111,8 +124,8 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
     );
-    let (orders, refused, latencies, elapsed) =
-        rush(server.addr, &small, args.clients, None).await?;
+    let large_orders = orders;
+    let (orders, refused, latencies, elapsed) = rush(server.addr, &small, args, None).await?;
     println!(
         "| {} (sold out in {:.1} s) | {} | {:.0} | {:.1} | {:.1} | {refused} |",
         args.last,
@@ -128,6 +141,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         args.last
     );
     println!("\nsold out with exactly {orders} orders; {refused} buyers refused SOLD_OUT");
+    print_cpu(&cpu, large_orders, args.seconds);
     Ok(())
 }
 
@@ -220,19 +234,24 @@ async fn raw_updates(url: &str, clients: usize, seconds: u64) -> anyhow::Result<
 async fn rush(
     addr: std::net::SocketAddr,
     product: &str,
-    clients: usize,
+    args: &Args,
     seconds: Option<u64>,
 ) -> anyhow::Result<(u64, u64, Vec<Duration>, Duration)> {
     let started = Instant::now();
     let deadline = seconds.map(|s| started + Duration::from_secs(s));
     let mut tasks = Vec::new();
-    for client in 0..clients {
+    for client in 0..args.clients {
         let product = product.to_owned();
+        let mut buyer = Buyer {
+            addr,
+            kept: (!args.fresh_connections).then(|| KeepAlive::new(addr)),
+            email: format!("buyer{client}@example.com"),
+        };
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut refused) = (Vec::new(), 0_u64);
             while deadline.is_none_or(|d| Instant::now() < d) {
                 let began = Instant::now();
-                match buy(addr, &product, client).await? {
+                match buyer.buy(&product).await? {
                     true => latencies.push(began.elapsed()),
                     false => {
                         refused += 1;
@@ -256,33 +275,49 @@ async fn rush(
     Ok((latencies.len() as u64, refused, latencies, elapsed))
 }
 
-/// One buyer's add to cart and checkout: `true` when the order was placed,
-/// `false` when refused `SOLD_OUT`.
-async fn buy(addr: std::net::SocketAddr, product: &str, client: usize) -> anyhow::Result<bool> {
-    let added = graphql(
-        addr,
-        "mutation($p: ID!) { addToCart(input: { productId: $p }) { cart { id } } }",
-        json!({ "p": product }),
-    )
-    .await?;
-    let Some(cart) = added["data"]["addToCart"]["cart"]["id"].as_str() else {
+/// One buyer: its connection (kept open unless `--fresh-connections`).
+struct Buyer {
+    addr: std::net::SocketAddr,
+    kept: Option<KeepAlive>,
+    email: String,
+}
+
+impl Buyer {
+    /// One add to cart and checkout: `true` when the order was placed,
+    /// `false` when refused `SOLD_OUT`.
+    async fn buy(&mut self, product: &str) -> anyhow::Result<bool> {
+        let added = self
+            .graphql(
+                "mutation($p: ID!) { addToCart(input: { productId: $p }) { cart { id } } }",
+                json!({ "p": product }),
+            )
+            .await?;
+        let Some(cart) = added["data"]["addToCart"]["cart"]["id"].as_str() else {
+            anyhow::ensure!(
+                added["errors"][0]["extensions"]["reason"] == "SOLD_OUT",
+                "add to cart failed: {added}"
+            );
+            return Ok(false);
+        };
+        let placed = self
+            .graphql(
+                "mutation($c: String!, $e: String!) { checkout(input: { cartId: $c, email: $e }) { order { code } } }",
+                json!({ "c": cart, "e": self.email }),
+            )
+            .await?;
         anyhow::ensure!(
-            added["errors"][0]["extensions"]["reason"] == "SOLD_OUT",
-            "add to cart failed: {added}"
+            placed["data"]["checkout"]["order"]["code"].is_string(),
+            "checkout failed: {placed}"
         );
-        return Ok(false);
-    };
-    let placed = graphql(
-        addr,
-        "mutation($c: String!, $e: String!) { checkout(input: { cartId: $c, email: $e }) { order { code } } }",
-        json!({ "c": cart, "e": format!("buyer{client}@example.com") }),
-    )
-    .await?;
-    anyhow::ensure!(
-        placed["data"]["checkout"]["order"]["code"].is_string(),
-        "checkout failed: {placed}"
-    );
-    Ok(true)
+        Ok(true)
+    }
+
+    async fn graphql(&mut self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        match &mut self.kept {
+            Some(kept) => kept.gql(None, query, variables).await,
+            None => graphql(self.addr, query, variables).await,
+        }
+    }
 }
 
 async fn graphql(
@@ -294,4 +329,36 @@ async fn graphql(
     let (status, response) = post(addr, &body).await?;
     anyhow::ensure!(status == 200, "HTTP {status}: {response}");
     Ok(serde_json::from_str(&response)?)
+}
+
+/// Where the CPU of the large-quota step went, in % of one core and in
+/// milliseconds per completed checkout (PostgreSQL is most of "others").
+fn print_cpu(cpu: &CpuUse, orders: u64, seconds: u64) {
+    let per_checkout = |share: Option<f64>| {
+        share.map_or_else(
+            || "–".to_owned(),
+            |share| {
+                let busy = share / 100.0 * seconds as f64;
+                format!(
+                    "{share:.0} % ({:.2} ms)",
+                    busy * 1000.0 / orders.max(1) as f64
+                )
+            },
+        )
+    };
+    println!("\nCPU during the large-quota step, in % of one core (ms per checkout):");
+    println!("| server | harness (200 buyers) | others (PostgreSQL, …) |");
+    println!("|---|---|---|");
+    println!(
+        "| {} | {} | {} |",
+        per_checkout(cpu.server),
+        per_checkout(cpu.harness),
+        per_checkout(cpu.other)
+    );
+    let threads: Vec<String> = cpu
+        .server_threads
+        .iter()
+        .map(|(name, share)| format!("{name} {share:.0} %"))
+        .collect();
+    println!("server's busiest threads: {}", threads.join(", "));
 }

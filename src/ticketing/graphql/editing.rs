@@ -530,7 +530,8 @@ impl EditingMutation {
     }
 
     /// Team permission `CHANGE_VOUCHERS`: deletes a voucher; refused
-    /// (`IN_USE`) once it was redeemed or while carts use it.
+    /// (`IN_USE`) once it was redeemed or while carts use it; what a blocking
+    /// voucher kept goes back to its quotas, announced on `availabilityChanged`.
     async fn delete_voucher(
         &self,
         ctx: &Context<'_>,
@@ -538,7 +539,11 @@ impl EditingMutation {
     ) -> Result<DeleteVoucherPayload> {
         let services = services(ctx)?;
         let id = ids::decode(&input.voucher_id, Kind::VOUCHER, "voucherId")?;
-        vouchers::delete(&services.db, principal(ctx), services.now(), id).await?;
+        let row = vouchers::delete(&services.db, principal(ctx), services.now(), id).await?;
+        // The units it kept are back in its quotas.
+        if row.block_quota && row.blocked > 0 {
+            live::announce(services, [row.event_id]).await;
+        }
         Ok(DeleteVoucherPayload {
             deleted_voucher_id: input.voucher_id,
         })
