@@ -1,4 +1,5 @@
-//! Carts: positions that hold a unit of each of their product's quotas until
+//! Carts: positions that hold a unit of each quota counting them (their
+//! product's quotas, by the variation rule of `catalog::counts`) until
 //! they expire (the event's `cart_hold_minutes`). Adding to a cart takes the
 //! units in the transaction that inserts the positions, so a position exists
 //! exactly when its units are held. Holds run in batches ([`hold_all`], in

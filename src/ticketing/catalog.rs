@@ -5,6 +5,11 @@
 //! in no quota cannot be bought. A product created with a total quantity gets
 //! a quota of that size (django-program's `total_quantity`), so there is one
 //! mechanism for both.
+//!
+//! A quota may name variations of its products (pretix's `Quota.variations`):
+//! [`counts`] is the one rule of which positions it counts, and
+//! [`ProductQuotas::counting`] the one place that applies it, for holds,
+//! vouchers and every availability shown.
 
 use std::collections::HashMap;
 
