@@ -888,3 +888,70 @@ pub async fn variations_of_quota(
         .all(db)
         .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(id: i32, size: i32, in_carts: i32) -> quota::Model {
+        quota::Model {
+            id,
+            event_id: 1,
+            sub_event_id: None,
+            name: String::new(),
+            size: Some(size),
+            paid: 0,
+            pending: 0,
+            in_carts,
+            blocked: 0,
+        }
+    }
+
+    fn variation(id: i32) -> product_variation::Model {
+        product_variation::Model {
+            id,
+            product_id: 1,
+            value: String::new(),
+            description: String::new(),
+            active: true,
+            price_minor: None,
+            position: 0,
+        }
+    }
+
+    #[test]
+    fn a_quota_counts_every_variation_unless_it_names_some() {
+        assert!(counts(&[], Some(7)));
+        assert!(counts(&[], None));
+        assert!(counts(&[7, 8], Some(8)));
+        assert!(!counts(&[7], Some(8)));
+        assert!(!counts(&[7], None));
+    }
+
+    #[test]
+    fn a_product_whose_quotas_name_variations_shows_its_best_variation() {
+        // A venue of 10 over both; the balcony (7) has 2 left, the floor (8) 1.
+        let quotas = ProductQuotas(vec![
+            (quota(1, 10, 0), vec![]),
+            (quota(2, 2, 0), vec![7]),
+            (quota(3, 1, 1), vec![8]),
+        ]);
+        let ids = |v: Option<i32>| -> Vec<i32> {
+            quotas.counting(v, None).iter().map(|q| q.id).collect()
+        };
+        assert_eq!(ids(Some(7)), vec![1, 2]);
+        assert_eq!(ids(Some(8)), vec![1, 3]);
+        assert_eq!(ids(Some(9)), vec![1]);
+        assert_eq!(
+            quotas.of_variation(8, None),
+            (Availability::Reserved, Some(0))
+        );
+        assert_eq!(
+            quotas.of_product(&[variation(7), variation(8)], None),
+            (Availability::Ok, Some(2))
+        );
+        assert_eq!(quotas.of_product(&[], None), (Availability::Gone, Some(0)));
+        // Of another date, they count nothing.
+        assert!(quotas.counting(Some(7), Some(4)).is_empty());
+    }
+}
