@@ -46,6 +46,7 @@ pub mod question_answer;
 pub mod question_product;
 pub mod quota;
 pub mod quota_product;
+pub mod quota_variation;
 pub mod refresh_token;
 pub mod reservation;
 pub mod role;

@@ -1,4 +1,5 @@
-//! Carts: positions that hold a unit of each of their product's quotas until
+//! Carts: positions that hold a unit of each quota counting them (their
+//! product's quotas, by the variation rule of `catalog::counts`) until
 //! they expire (the event's `cart_hold_minutes`). Adding to a cart takes the
 //! units in the transaction that inserts the positions, so a position exists
 //! exactly when its units are held. Holds run in batches ([`hold_all`], in
@@ -24,7 +25,7 @@ use sea_orm::{
 };
 
 use super::quotas::{self, Counter, Units};
-use super::{dates, vouchers};
+use super::{catalog, dates, vouchers};
 use crate::auth::Principal;
 use crate::auth::tokens::random_token;
 use crate::entities::cart_position::format_quota_ids;
@@ -128,8 +129,8 @@ struct HoldReads {
     variations: HashMap<i32, product_variation::Model>,
     dates: HashMap<i32, sub_event::Model>,
     carts: HashMap<String, Vec<cart_position::Model>>,
-    /// The quota ids counting each product.
-    links: HashMap<i32, Vec<i32>>,
+    /// The quotas linked to each product, with the variations they name.
+    links: HashMap<i32, catalog::ProductQuotas>,
     quotas: HashMap<i32, quota::Model>,
 }
 
@@ -167,27 +168,13 @@ impl HoldReads {
             .map(|d| (d.id, d))
             .collect();
         let carts = of_carts(txn, holds.iter().map(|h| h.cart_id.clone()), false).await?;
-        let mut links: HashMap<i32, Vec<i32>> = HashMap::new();
-        for link in quota_product::Entity::find()
-            .filter(quota_product::Column::ProductId.is_in(products.keys().copied()))
-            .all(txn)
-            .await?
-        {
-            links
-                .entry(link.product_id)
-                .or_default()
-                .push(link.quota_id);
-        }
         // Locked in id order (PostgreSQL; SQLite has one writer): what is
         // left is decided here, for the whole batch, under the rows' locks.
-        let quotas = quota::Entity::find()
-            .filter(quota::Column::Id.is_in(links.values().flatten().copied()))
-            .order_by_asc(quota::Column::Id)
-            .lock_exclusive()
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|q| (q.id, q))
+        let product_ids: Vec<i32> = products.keys().copied().collect();
+        let links = catalog::quotas_of_products(txn, &product_ids, true).await?;
+        let quotas = links
+            .values()
+            .flat_map(|linked| linked.0.iter().map(|(q, _)| (q.id, q.clone())))
             .collect();
         Ok(Self {
             products,
@@ -200,22 +187,25 @@ impl HoldReads {
         })
     }
 
-    /// The quotas counting a product (for one date of a series, its quotas), in id order.
-    fn quotas_for(&self, product_id: i32, sub_event_id: Option<i32>) -> Vec<i32> {
-        let mut ids: Vec<i32> = self
-            .links
-            .get(&product_id)
-            .into_iter()
-            .flatten()
-            .filter(|id| {
-                self.quotas
-                    .get(id)
-                    .is_some_and(|q| q.sub_event_id == sub_event_id)
-            })
-            .copied()
-            .collect();
-        ids.sort_unstable();
-        ids
+    /// The quotas counting a position of a product's variation (for one
+    /// date of a series, its quotas), in id order; `None` when the product's
+    /// quotas name variations and none was chosen.
+    fn quotas_for(
+        &self,
+        product_id: i32,
+        variation_id: Option<i32>,
+        sub_event_id: Option<i32>,
+    ) -> Option<Vec<i32>> {
+        let linked = self.links.get(&product_id);
+        if variation_id.is_none() && linked.is_some_and(|l| l.names_variations(sub_event_id)) {
+            return None;
+        }
+        Some(linked.map_or_else(Vec::new, |l| {
+            l.counting(variation_id, sub_event_id)
+                .into_iter()
+                .map(|q| q.id)
+                .collect()
+        }))
     }
 }
 
@@ -532,7 +522,11 @@ async fn decide_hold(
     let quota_ids = if ignore_quota {
         Vec::new()
     } else {
-        reads.quotas_for(product.id, input.sub_event_id)
+        reads
+            .quotas_for(product.id, input.variation_id, input.sub_event_id)
+            .ok_or_else(|| {
+                AppError::bad_input("variationId", "choose a variation of this product")
+            })?
     };
     if quota_ids.is_empty() && !ignore_quota {
         return Err(AppError::refused(
@@ -619,7 +613,9 @@ pub async fn of_carts(
     Ok(carts)
 }
 
-/// The quotas counting the products of `holds` (of any date).
+/// The quotas linked to the products of `holds`, of any date and variation:
+/// every quota a hold of the batch may take from, the ones that name
+/// variations included (they are linked to the variation's product too).
 ///
 /// # Errors
 /// On database errors.

@@ -5,12 +5,18 @@
 //! in no quota cannot be bought. A product created with a total quantity gets
 //! a quota of that size (django-program's `total_quantity`), so there is one
 //! mechanism for both.
+//!
+//! A quota may name variations of its products (pretix's `Quota.variations`):
+//! [`counts`] is the one rule of which positions it counts, and
+//! [`ProductQuotas::counting`] the one place that applies it, for holds,
+//! vouchers and every availability shown.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -20,7 +26,9 @@ use super::organizers::parse_name;
 use crate::auth::{Principal, TeamPermission};
 use crate::entities::product::ProductKind;
 use crate::entities::quota::Availability;
-use crate::entities::{event, product, product_category, product_variation, quota, quota_product};
+use crate::entities::{
+    event, product, product_category, product_variation, quota, quota_product, quota_variation,
+};
 use crate::error::AppError;
 
 /// What a category is created or changed with.
@@ -284,7 +292,9 @@ pub async fn create_product(
             let quota =
                 insert_quota(&change, &event, &product.name, Some(size), None, &ids).await?;
             change.log(added).await?;
-            change.commit(quota_added(&event, &quota, &ids)).await?;
+            change
+                .commit(quota_added(&event, &quota, &ids, &[]))
+                .await?;
         }
         None => change.commit(added).await?,
     }
@@ -389,33 +399,42 @@ pub async fn create_variation(
     Ok(variation)
 }
 
-/// Creates a quota over products of the event (team permission `ChangeItems`).
+/// Creates a quota over products of the event, and over chosen variations of
+/// them (team permission `ChangeItems`).
 ///
 /// # Errors
-/// `BAD_USER_INPUT` on a negative size, products of another event or a date of
-/// another event; as [`access::on_event`].
-#[allow(clippy::too_many_arguments)]
+/// `BAD_USER_INPUT` on a negative size, products of another event, variations
+/// of products the quota does not count or a date of another event; as
+/// [`access::on_event`].
 pub async fn create_quota(
     db: &sea_orm::DatabaseConnection,
     principal: &Principal,
     now: DateTime<Utc>,
     event_id: i32,
-    name: &str,
-    size: Option<i32>,
-    sub_event_id: Option<i32>,
-    product_ids: &[i32],
+    input: QuotaInput,
 ) -> Result<quota::Model, AppError> {
     let (change, event) =
         Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
-    let input = QuotaInput {
-        name: name.to_owned(),
-        size,
-        sub_event_id,
-        product_ids: product_ids.to_vec(),
-    };
-    let (name, ids) = check_quota(change.txn(), event.id, &input).await?;
-    let quota = insert_quota(&change, &event, &name, size, sub_event_id, &ids).await?;
-    change.commit(quota_added(&event, &quota, &ids)).await?;
+    let checked = check_quota(change.txn(), event.id, &input).await?;
+    let quota = insert_quota(
+        &change,
+        &event,
+        &checked.name,
+        input.size,
+        input.sub_event_id,
+        &checked.product_ids,
+    )
+    .await?;
+    link_variations(change.txn(), quota.id, &checked.variations, now).await?;
+    let variation_ids: Vec<i32> = checked.variations.iter().map(|(v, _)| *v).collect();
+    change
+        .commit(quota_added(
+            &event,
+            &quota,
+            &checked.product_ids,
+            &variation_ids,
+        ))
+        .await?;
     Ok(quota)
 }
 
@@ -427,19 +446,33 @@ pub struct QuotaInput {
     pub size: Option<i32>,
     pub sub_event_id: Option<i32>,
     pub product_ids: Vec<i32>,
+    /// Variations of its products it counts; a product none of whose
+    /// variations is named counts with all of them.
+    pub variation_ids: Vec<i32>,
+}
+
+/// A quota's input as [`check_quota`] accepts it.
+#[derive(Debug, Clone)]
+pub struct CheckedQuota {
+    pub name: String,
+    /// Each once, in id order.
+    pub product_ids: Vec<i32>,
+    /// `(variation, its product)`, each once, in variation id order.
+    pub variations: Vec<(i32, i32)>,
 }
 
 /// The one validation of a quota of `event_id`, for creation and changes:
-/// returns its name as stored and its products, each once, in id order.
+/// its name as stored, its products and the variations it names.
 ///
 /// # Errors
 /// `BAD_USER_INPUT` on a bad name, a negative size, products of another
-/// event or a date of another event.
+/// event, variations that are not of a product the quota counts
+/// (`variationIds`) or a date of another event.
 pub async fn check_quota(
     txn: &impl ConnectionTrait,
     event_id: i32,
     input: &QuotaInput,
-) -> Result<(String, Vec<i32>), AppError> {
+) -> Result<CheckedQuota, AppError> {
     let name = parse_name(&input.name)?;
     if input.size.is_some_and(|n| n < 0) {
         return Err(AppError::bad_input("size", "not negative"));
@@ -458,6 +491,24 @@ pub async fn check_quota(
             "every product must belong to the event",
         ));
     }
+    let mut variation_ids = input.variation_ids.clone();
+    variation_ids.sort_unstable();
+    variation_ids.dedup();
+    let variations: Vec<(i32, i32)> = product_variation::Entity::find()
+        .filter(product_variation::Column::Id.is_in(variation_ids.clone()))
+        .order_by_asc(product_variation::Column::Id)
+        .all(txn)
+        .await?
+        .into_iter()
+        .filter(|v| ids.contains(&v.product_id))
+        .map(|v| (v.id, v.product_id))
+        .collect();
+    if variations.len() != variation_ids.len() {
+        return Err(AppError::bad_input(
+            "variationIds",
+            "every variation must be of a product the quota counts",
+        ));
+    }
     if let Some(date) = input.sub_event_id {
         let found = crate::entities::sub_event::Entity::find_by_id(date)
             .one(txn)
@@ -469,16 +520,28 @@ pub async fn check_quota(
             ));
         }
     }
-    Ok((name, ids))
+    Ok(CheckedQuota {
+        name,
+        product_ids: ids,
+        variations,
+    })
 }
 
-fn quota_added<'a>(event: &event::Model, quota: &quota::Model, product_ids: &[i32]) -> Change<'a> {
+fn quota_added<'a>(
+    event: &event::Model,
+    quota: &quota::Model,
+    product_ids: &[i32],
+    variation_ids: &[i32],
+) -> Change<'a> {
     Change::on_event(
         event,
         "voltgate.quota.added",
         "quota",
         quota.id,
-        json!({ "name": quota.name, "size": quota.size, "products": product_ids }),
+        json!({
+            "name": quota.name, "size": quota.size, "products": product_ids,
+            "variations": variation_ids,
+        }),
     )
 }
 
@@ -521,6 +584,30 @@ pub async fn link_products(
     for product_id in product_ids {
         quota_product::ActiveModel {
             quota_id: Set(quota_id),
+            product_id: Set(*product_id),
+            added_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Names variations (`(variation, its product)`, checked by [`check_quota`])
+/// in a quota, in the caller's transaction.
+///
+/// # Errors
+/// On database errors.
+pub async fn link_variations(
+    txn: &impl ConnectionTrait,
+    quota_id: i32,
+    variations: &[(i32, i32)],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    for (variation_id, product_id) in variations {
+        quota_variation::ActiveModel {
+            quota_id: Set(quota_id),
+            variation_id: Set(*variation_id),
             product_id: Set(*product_id),
             added_at: Set(now),
         }
@@ -578,51 +665,156 @@ pub async fn quotas_of_event(
         .await?)
 }
 
-/// The quotas counting each product.
+/// Whether a quota linked to a product, naming `named` of its variations,
+/// counts a position of that product with `variation_id`: the one rule of
+/// per-variation quotas (pretix's `Quota.variations`). A quota that names no
+/// variation of the product counts all of them (and positions without one);
+/// one that names some counts only those.
+pub fn counts(named: &[i32], variation_id: Option<i32>) -> bool {
+    named.is_empty() || variation_id.is_some_and(|v| named.contains(&v))
+}
+
+/// The quotas linked to one product, each with the variations of that product
+/// it names (none: all), in quota id order. Everything that decides or shows
+/// what a position of the product takes reads them through [`Self::counting`].
+#[derive(Debug, Clone, Default)]
+pub struct ProductQuotas(pub Vec<(quota::Model, Vec<i32>)>);
+
+impl ProductQuotas {
+    /// The quotas counting a position with `variation_id` on `sub_event_id`
+    /// (`None`: an event without dates), in id order.
+    pub fn counting(
+        &self,
+        variation_id: Option<i32>,
+        sub_event_id: Option<i32>,
+    ) -> Vec<&quota::Model> {
+        self.0
+            .iter()
+            .filter(|(q, named)| q.sub_event_id == sub_event_id && counts(named, variation_id))
+            .map(|(q, _)| q)
+            .collect()
+    }
+
+    /// Whether a quota of `sub_event_id` names variations of the product:
+    /// then a position must choose one of them.
+    pub fn names_variations(&self, sub_event_id: Option<i32>) -> bool {
+        self.0
+            .iter()
+            .any(|(q, named)| q.sub_event_id == sub_event_id && !named.is_empty())
+    }
+
+    /// A variation's availability on `sub_event_id`, over the quotas counting it.
+    pub fn of_variation(
+        &self,
+        variation_id: i32,
+        sub_event_id: Option<i32>,
+    ) -> (Availability, Option<i32>) {
+        availability(self.counting(Some(variation_id), sub_event_id))
+    }
+
+    /// The product's availability on `sub_event_id`: over its quotas, or,
+    /// when they name variations, that of its best variation among `active`
+    /// ones (it is bought as one of them).
+    pub fn of_product(
+        &self,
+        active: &[product_variation::Model],
+        sub_event_id: Option<i32>,
+    ) -> (Availability, Option<i32>) {
+        if !self.names_variations(sub_event_id) {
+            return availability(self.counting(None, sub_event_id));
+        }
+        active
+            .iter()
+            .map(|v| self.of_variation(v.id, sub_event_id))
+            .min_by_key(|(state, remaining)| {
+                (
+                    *state,
+                    std::cmp::Reverse(remaining.map_or(i64::MAX, i64::from)),
+                )
+            })
+            .unwrap_or((Availability::Gone, Some(0)))
+    }
+}
+
+/// The quotas linked to each product, with the variations of it they name;
+/// their rows locked in id order until the transaction ends when `lock`
+/// (PostgreSQL; SQLite has one writer).
 ///
 /// # Errors
 /// On database errors.
 pub async fn quotas_of_products(
     db: &impl ConnectionTrait,
     product_ids: &[i32],
-) -> Result<HashMap<i32, Vec<quota::Model>>, AppError> {
+    lock: bool,
+) -> Result<HashMap<i32, ProductQuotas>, AppError> {
     let links = quota_product::Entity::find()
         .filter(quota_product::Column::ProductId.is_in(product_ids.iter().copied()))
         .all(db)
         .await?;
-    let quotas: HashMap<i32, quota::Model> = quota::Entity::find()
+    let mut named: HashMap<(i32, i32), Vec<i32>> = HashMap::new();
+    for link in quota_variation::Entity::find()
+        .filter(quota_variation::Column::ProductId.is_in(product_ids.iter().copied()))
+        .order_by_asc(quota_variation::Column::VariationId)
+        .all(db)
+        .await?
+    {
+        named
+            .entry((link.quota_id, link.product_id))
+            .or_default()
+            .push(link.variation_id);
+    }
+    let mut query = quota::Entity::find()
         .filter(quota::Column::Id.is_in(links.iter().map(|l| l.quota_id)))
+        .order_by_asc(quota::Column::Id);
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let quotas: HashMap<i32, quota::Model> = query
         .all(db)
         .await?
         .into_iter()
         .map(|q| (q.id, q))
         .collect();
-    let mut by_product: HashMap<i32, Vec<quota::Model>> =
-        product_ids.iter().map(|id| (*id, Vec::new())).collect();
+    let mut by_product: HashMap<i32, ProductQuotas> = product_ids
+        .iter()
+        .map(|id| (*id, ProductQuotas::default()))
+        .collect();
     for link in links {
         if let Some(quota) = quotas.get(&link.quota_id) {
+            let names = named
+                .remove(&(link.quota_id, link.product_id))
+                .unwrap_or_default();
             by_product
                 .entry(link.product_id)
                 .or_default()
-                .push(quota.clone());
+                .0
+                .push((quota.clone(), names));
         }
+    }
+    for quotas in by_product.values_mut() {
+        quotas.0.sort_by_key(|(q, _)| q.id);
     }
     Ok(by_product)
 }
 
-/// A product's availability over its quotas: the worst state and the least
-/// remaining (`None`: unlimited). A product in no quota is `Gone` with nothing left.
-pub fn availability(quotas: &[quota::Model]) -> (Availability, Option<i32>) {
-    if quotas.is_empty() {
-        return (Availability::Gone, Some(0));
+/// Availability over quotas: the worst state and the least remaining
+/// (`None`: unlimited). Over no quota it is `Gone` with nothing left.
+pub fn availability<'a>(
+    quotas: impl IntoIterator<Item = &'a quota::Model>,
+) -> (Availability, Option<i32>) {
+    let mut state = None;
+    let mut remaining = None;
+    for quota in quotas {
+        state = state.max(Some(quota.availability()));
+        remaining = match (remaining, quota.remaining()) {
+            (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+            (a, b) => a.or(b),
+        };
     }
-    let state = quotas
-        .iter()
-        .map(quota::Model::availability)
-        .max()
-        .unwrap_or(Availability::Gone);
-    let remaining = quotas.iter().filter_map(quota::Model::remaining).min();
-    (state, remaining)
+    match state {
+        Some(state) => (state, remaining),
+        None => (Availability::Gone, Some(0)),
+    }
 }
 
 /// The variations of a product.
@@ -672,4 +864,94 @@ pub async fn products_of_quota(
         .collect();
     ids.sort_unstable();
     Ok(ids)
+}
+
+/// The variations a quota names, in id order (none: every variation of its
+/// products).
+///
+/// # Errors
+/// On database errors.
+pub async fn variations_of_quota(
+    db: &impl ConnectionTrait,
+    quota_id: i32,
+) -> Result<Vec<product_variation::Model>, AppError> {
+    let ids: Vec<i32> = quota_variation::Entity::find()
+        .filter(quota_variation::Column::QuotaId.eq(quota_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|link| link.variation_id)
+        .collect();
+    Ok(product_variation::Entity::find()
+        .filter(product_variation::Column::Id.is_in(ids))
+        .order_by_asc(product_variation::Column::Id)
+        .all(db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(id: i32, size: i32, in_carts: i32) -> quota::Model {
+        quota::Model {
+            id,
+            event_id: 1,
+            sub_event_id: None,
+            name: String::new(),
+            size: Some(size),
+            paid: 0,
+            pending: 0,
+            in_carts,
+            blocked: 0,
+        }
+    }
+
+    fn variation(id: i32) -> product_variation::Model {
+        product_variation::Model {
+            id,
+            product_id: 1,
+            value: String::new(),
+            description: String::new(),
+            active: true,
+            price_minor: None,
+            position: 0,
+        }
+    }
+
+    #[test]
+    fn a_quota_counts_every_variation_unless_it_names_some() {
+        assert!(counts(&[], Some(7)));
+        assert!(counts(&[], None));
+        assert!(counts(&[7, 8], Some(8)));
+        assert!(!counts(&[7], Some(8)));
+        assert!(!counts(&[7], None));
+    }
+
+    #[test]
+    fn a_product_whose_quotas_name_variations_shows_its_best_variation() {
+        // A venue of 10 over both; the balcony (7) has 2 left, the floor (8) 1.
+        let quotas = ProductQuotas(vec![
+            (quota(1, 10, 0), vec![]),
+            (quota(2, 2, 0), vec![7]),
+            (quota(3, 1, 1), vec![8]),
+        ]);
+        let ids = |v: Option<i32>| -> Vec<i32> {
+            quotas.counting(v, None).iter().map(|q| q.id).collect()
+        };
+        assert_eq!(ids(Some(7)), vec![1, 2]);
+        assert_eq!(ids(Some(8)), vec![1, 3]);
+        assert_eq!(ids(Some(9)), vec![1]);
+        assert_eq!(
+            quotas.of_variation(8, None),
+            (Availability::Reserved, Some(0))
+        );
+        assert_eq!(
+            quotas.of_product(&[variation(7), variation(8)], None),
+            (Availability::Ok, Some(2))
+        );
+        assert_eq!(quotas.of_product(&[], None), (Availability::Gone, Some(0)));
+        // Of another date, they count nothing.
+        assert!(quotas.counting(Some(7), Some(4)).is_empty());
+    }
 }

@@ -36,7 +36,7 @@ use crate::db::find_locked;
 use crate::entities::product::ProductKind;
 use crate::entities::{
     cart_position, order_position, product, product_category, product_variation, quota,
-    quota_product, voucher, voucher_product,
+    quota_product, quota_variation, voucher, voucher_product,
 };
 use crate::error::{AppError, Reason};
 
@@ -384,6 +384,10 @@ pub async fn delete_product(
         return Err(in_use("vouchers apply to this product"));
     }
     // The foreign keys cascade too; deleting here does not depend on them.
+    quota_variation::Entity::delete_many()
+        .filter(quota_variation::Column::ProductId.eq(row.id))
+        .exec(txn)
+        .await?;
     quota_product::Entity::delete_many()
         .filter(quota_product::Column::ProductId.eq(row.id))
         .exec(txn)
@@ -501,8 +505,9 @@ pub async fn update_variation(
     Ok(row)
 }
 
-/// Deletes a variation, unless it was ordered, a cart holds it or a voucher
-/// names it (`IN_USE`).
+/// Deletes a variation, unless it was ordered, a cart holds it, a voucher
+/// names it or a quota names it alone of its product (`IN_USE`); quotas that
+/// name it among others stop naming it.
 ///
 /// # Errors
 /// `IN_USE`; as [`update_variation`].
@@ -540,6 +545,31 @@ pub async fn delete_variation(
     {
         return Err(in_use("vouchers apply to this variation"));
     }
+    // A quota naming only this variation of the product would count all of
+    // them once it is gone: change that quota first.
+    let mut named_per_quota: std::collections::HashMap<i32, usize> =
+        std::collections::HashMap::new();
+    let naming = quota_variation::Entity::find()
+        .filter(quota_variation::Column::VariationId.eq(row.id))
+        .all(txn)
+        .await?;
+    for link in quota_variation::Entity::find()
+        .filter(quota_variation::Column::QuotaId.is_in(naming.iter().map(|l| l.quota_id)))
+        .filter(quota_variation::Column::ProductId.eq(row.product_id))
+        .all(txn)
+        .await?
+    {
+        *named_per_quota.entry(link.quota_id).or_default() += 1;
+    }
+    if named_per_quota.values().any(|n| *n == 1) {
+        return Err(in_use(
+            "a quota counts this variation alone: change the quota first",
+        ));
+    }
+    quota_variation::Entity::delete_many()
+        .filter(quota_variation::Column::VariationId.eq(row.id))
+        .exec(txn)
+        .await?;
     product_variation::Entity::delete_by_id(row.id)
         .exec(txn)
         .await?;
@@ -557,7 +587,8 @@ pub async fn delete_variation(
 
 /// What changes in a quota: `size: Some(None)` makes it unlimited,
 /// `sub_event_id: Some(None)` takes it off its date, `product_ids` replaces
-/// its products.
+/// its products, `variation_ids` the variations it names (without it, those
+/// of products it still counts stay named).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QuotaPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -568,6 +599,8 @@ pub struct QuotaPatch {
     pub sub_event_id: Option<Option<i32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product_ids: Option<Vec<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variation_ids: Option<Vec<i32>>,
 }
 
 /// Changes a quota (team permission `ChangeItems` on its event). The size may
@@ -610,21 +643,38 @@ pub async fn update_quota(
         .into_iter()
         .map(|l| l.product_id)
         .collect();
+    let current_variations = quota_variation::Entity::find()
+        .filter(quota_variation::Column::QuotaId.eq(row.id))
+        .all(txn)
+        .await?;
     let mut input = QuotaInput {
         name: row.name.clone(),
         size: row.size,
         sub_event_id: row.sub_event_id,
         product_ids: current_products,
+        variation_ids: Vec::new(),
     };
     put(&mut input.name, patch.name.as_ref());
     put(&mut input.size, patch.size.as_ref());
     put(&mut input.sub_event_id, patch.sub_event_id.as_ref());
     put(&mut input.product_ids, patch.product_ids.as_ref());
-    let (name, product_ids) = catalog::check_quota(txn, event.id, &input).await?;
+    // A product taken off the quota takes its named variations with it.
+    input.variation_ids = match &patch.variation_ids {
+        Some(ids) => ids.clone(),
+        None => current_variations
+            .iter()
+            .filter(|l| input.product_ids.contains(&l.product_id))
+            .map(|l| l.variation_id)
+            .collect(),
+    };
+    let checked = catalog::check_quota(txn, event.id, &input).await?;
     // Only these columns: the counters are the buyers', never written back
     // from what was read.
     quota::Entity::update_many()
-        .col_expr(quota::Column::Name, sea_orm::sea_query::Expr::value(name))
+        .col_expr(
+            quota::Column::Name,
+            sea_orm::sea_query::Expr::value(checked.name),
+        )
         .col_expr(
             quota::Column::Size,
             sea_orm::sea_query::Expr::value(input.size),
@@ -641,7 +691,19 @@ pub async fn update_quota(
             .filter(quota_product::Column::QuotaId.eq(row.id))
             .exec(txn)
             .await?;
-        catalog::link_products(txn, row.id, &product_ids, now).await?;
+        catalog::link_products(txn, row.id, &checked.product_ids, now).await?;
+    }
+    let mut named: Vec<(i32, i32)> = current_variations
+        .iter()
+        .map(|l| (l.variation_id, l.product_id))
+        .collect();
+    named.sort_unstable();
+    if named != checked.variations {
+        quota_variation::Entity::delete_many()
+            .filter(quota_variation::Column::QuotaId.eq(row.id))
+            .exec(txn)
+            .await?;
+        catalog::link_variations(txn, row.id, &checked.variations, now).await?;
     }
     let row = quota::Entity::find_by_id(row.id)
         .one(txn)
@@ -655,6 +717,7 @@ pub async fn update_quota(
             row.id,
             json!({
                 "changes": patch, "paid": row.paid, "pending": row.pending, "in_carts": row.in_carts,
+                "variations": checked.variations.iter().map(|(v, _)| v).collect::<Vec<_>>(),
             }),
         ))
         .await?;
@@ -695,6 +758,10 @@ pub async fn delete_quota(
     }
     quota_product::Entity::delete_many()
         .filter(quota_product::Column::QuotaId.eq(row.id))
+        .exec(txn)
+        .await?;
+    quota_variation::Entity::delete_many()
+        .filter(quota_variation::Column::QuotaId.eq(row.id))
         .exec(txn)
         .await?;
     // The row decides: a hold that committed meanwhile shows in `in_carts`.

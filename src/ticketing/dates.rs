@@ -301,6 +301,9 @@ pub async fn settings_of(
 pub struct VariationOnDate {
     pub variation: product_variation::Model,
     pub terms: DateTerms,
+    /// Over the date's quotas counting the variation.
+    pub availability: Availability,
+    pub remaining: Option<i32>,
 }
 
 /// A product as a date sells it: its price there, whether it can be bought
@@ -329,7 +332,7 @@ pub async fn products_on_date(
     let products = catalog::products_of(db, principal, date.event_id).await?;
     let ids: Vec<i32> = products.iter().map(|p| p.id).collect();
     let rows = settings_of(db, date.id).await?;
-    let mut quotas = catalog::quotas_of_products(db, &ids).await?;
+    let mut quotas = catalog::quotas_of_products(db, &ids, false).await?;
     let mut variations: HashMap<i32, Vec<product_variation::Model>> = HashMap::new();
     for variation in product_variation::Entity::find()
         .filter(product_variation::Column::ProductId.is_in(ids.iter().copied()))
@@ -352,25 +355,23 @@ pub async fn products_on_date(
                 .filter(|r| r.product_id == product.id)
                 .cloned()
                 .collect();
-            let of_date: Vec<_> = quotas
-                .remove(&product.id)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|q| q.sub_event_id == Some(date.id))
-                .collect();
-            let (availability, remaining) = catalog::availability(&of_date);
+            let linked = quotas.remove(&product.id).unwrap_or_default();
+            let active = variations.remove(&product.id).unwrap_or_default();
+            let (availability, remaining) = linked.of_product(&active, Some(date.id));
             let mut terms = terms(&product, None, &own, now);
             terms.on_sale &= product.on_sale_at(now) && availability == Availability::Ok;
-            let variations = variations
-                .remove(&product.id)
-                .unwrap_or_default()
+            let variations = active
                 .into_iter()
                 .map(|variation| {
                     let mut v = self::terms(&product, Some(&variation), &own, now);
-                    v.on_sale &= terms.on_sale;
+                    let (availability, remaining) =
+                        linked.of_variation(variation.id, Some(date.id));
+                    v.on_sale &= terms.on_sale && availability == Availability::Ok;
                     VariationOnDate {
                         variation,
                         terms: v,
+                        availability,
+                        remaining,
                     }
                 })
                 .collect();

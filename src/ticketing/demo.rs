@@ -234,10 +234,13 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Option<DemoTicketin
         by,
         now,
         event.id,
-        "All admissions",
-        Some(700),
-        None,
-        &[full.id, day.id],
+        catalog::QuotaInput {
+            name: "All admissions".to_owned(),
+            size: Some(700),
+            sub_event_id: None,
+            product_ids: vec![full.id, day.id],
+            variation_ids: Vec::new(),
+        },
     )
     .await
     .map_err(|e| failed("quota", e))?;

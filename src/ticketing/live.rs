@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::access;
 use crate::auth::{Principal, TeamPermission};
 use crate::bus::SharedBus;
-use crate::entities::{event, quota};
+use crate::entities::{event, quota, quota_product, quota_variation};
 use crate::error::AppError;
 use crate::services::ServiceContext;
 
@@ -21,8 +21,10 @@ pub struct AvailabilityChanged {
     pub quotas: Vec<QuotaCounters>,
 }
 
-/// One quota's size and counters: enough to tell its state and what is left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One quota's size and counters: enough to tell its state and what is left;
+/// and what it counts, so a storefront knows which products and variations
+/// it limits (`catalog::counts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaCounters {
     pub id: i32,
     pub sub_event_id: Option<i32>,
@@ -34,6 +36,12 @@ pub struct QuotaCounters {
     /// announcements of servers that predate it).
     #[serde(default)]
     pub blocked: i32,
+    /// The products it counts (absent from older announcements).
+    #[serde(default)]
+    pub product_ids: Vec<i32>,
+    /// The variations of them it names; none: all their variations.
+    #[serde(default)]
+    pub variation_ids: Vec<i32>,
 }
 
 impl QuotaCounters {
@@ -63,6 +71,8 @@ impl From<&quota::Model> for QuotaCounters {
             pending: q.pending,
             in_carts: q.in_carts,
             blocked: q.blocked,
+            product_ids: Vec::new(),
+            variation_ids: Vec::new(),
         }
     }
 }
@@ -109,17 +119,19 @@ pub async fn announce_on(
             .order_by_asc(quota::Column::Id)
             .all(db)
             .await;
-        let quotas = match quotas {
+        let counters = match quotas {
+            Ok(quotas) => with_links(db, &quotas).await,
+            Err(err) => Err(err),
+        };
+        let quotas = match counters {
             Ok(quotas) => quotas,
             Err(err) => {
                 tracing::warn!(error = %err, event_id, "availability not announced");
                 continue;
             }
         };
-        let event = crate::bus::DomainEvent::AvailabilityChanged(AvailabilityChanged {
-            event_id,
-            quotas: quotas.iter().map(QuotaCounters::from).collect(),
-        });
+        let event =
+            crate::bus::DomainEvent::AvailabilityChanged(AvailabilityChanged { event_id, quotas });
         if let Err(err) = bus.publish(event).await {
             tracing::error!(
                 error = format!("{err:#}"),
@@ -127,4 +139,36 @@ pub async fn announce_on(
             );
         }
     }
+}
+
+/// The counters of `quotas` with the products and variations each counts.
+async fn with_links(
+    db: &DatabaseConnection,
+    quotas: &[quota::Model],
+) -> Result<Vec<QuotaCounters>, sea_orm::DbErr> {
+    let ids = quotas.iter().map(|q| q.id);
+    let mut counters: Vec<QuotaCounters> = quotas.iter().map(QuotaCounters::from).collect();
+    let products = quota_product::Entity::find()
+        .filter(quota_product::Column::QuotaId.is_in(ids.clone()))
+        .order_by_asc(quota_product::Column::ProductId)
+        .all(db)
+        .await?;
+    let variations = quota_variation::Entity::find()
+        .filter(quota_variation::Column::QuotaId.is_in(ids))
+        .order_by_asc(quota_variation::Column::VariationId)
+        .all(db)
+        .await?;
+    for quota in &mut counters {
+        quota.product_ids = products
+            .iter()
+            .filter(|l| l.quota_id == quota.id)
+            .map(|l| l.product_id)
+            .collect();
+        quota.variation_ids = variations
+            .iter()
+            .filter(|l| l.quota_id == quota.id)
+            .map(|l| l.variation_id)
+            .collect();
+    }
+    Ok(counters)
 }

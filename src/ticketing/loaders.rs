@@ -5,7 +5,7 @@ use sea_orm::{EntityTrait as _, QueryOrder as _};
 use super::catalog;
 use crate::entities::{
     cart_position, order_fee, order_payment, order_position, product, product_addon_rule, question,
-    question_answer, quota, ticket_block, voucher_product,
+    question_answer, ticket_block, voucher_product,
 };
 use crate::graphql::loaders::{DbLoader, LoadResult, many_per_key, one_per_key};
 
@@ -31,20 +31,20 @@ many_per_key!(
     order_fee::Entity::find().order_by_asc(order_fee::Column::Id)
 );
 
-/// The quotas counting a product.
+/// The quotas linked to a product, with the variations of it they name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QuotasOfProduct(pub i32);
 
 impl async_graphql::dataloader::Loader<QuotasOfProduct> for DbLoader {
-    type Value = Vec<quota::Model>;
+    type Value = catalog::ProductQuotas;
     type Error = async_graphql::Error;
 
     async fn load(
         &self,
         keys: &[QuotasOfProduct],
-    ) -> LoadResult<QuotasOfProduct, Vec<quota::Model>> {
+    ) -> LoadResult<QuotasOfProduct, catalog::ProductQuotas> {
         let ids: Vec<i32> = keys.iter().map(|k| k.0).collect();
-        let quotas = catalog::quotas_of_products(self.db(), &ids).await?;
+        let quotas = catalog::quotas_of_products(self.db(), &ids, false).await?;
         Ok(quotas
             .into_iter()
             .map(|(id, quotas)| (QuotasOfProduct(id), quotas))

@@ -27,8 +27,8 @@ use super::organizers::{
 use crate::auth::{Principal, TeamPermission};
 use crate::db::find_locked;
 use crate::entities::{
-    cart_position, event, order_position, quota, quota_product, sub_event, sub_event_meta_value,
-    team, team_api_token, team_event, team_member, voucher,
+    cart_position, event, order_position, quota, quota_product, quota_variation, sub_event,
+    sub_event_meta_value, team, team_api_token, team_event, team_member, voucher,
 };
 use crate::error::{AppError, Reason};
 
@@ -190,6 +190,10 @@ pub async fn delete_sub_event(
         return Err(in_use("vouchers apply to a quota of this date"));
     }
     // The foreign keys cascade too; deleting here does not depend on them.
+    quota_variation::Entity::delete_many()
+        .filter(quota_variation::Column::QuotaId.is_in(quotas.clone()))
+        .exec(txn)
+        .await?;
     quota_product::Entity::delete_many()
         .filter(quota_product::Column::QuotaId.is_in(quotas.clone()))
         .exec(txn)

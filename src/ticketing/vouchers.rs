@@ -31,15 +31,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{Audited, Change};
+use super::catalog;
 use super::quotas::{self, Counter, Units};
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
 use crate::db::page_by_id;
 use crate::entities::cart_position::{self, format_quota_ids, quota_ids};
 use crate::entities::voucher::{self, PriceMode};
-use crate::entities::{
-    event, product, product_variation, quota, quota_product, sub_event, voucher_product,
-};
+use crate::entities::{event, product, product_variation, quota, sub_event, voucher_product};
 use crate::error::{AppError, Reason};
 use crate::pagination::{Page, PageRequest};
 
@@ -53,7 +52,8 @@ pub struct Applies {
     pub product_ids: Vec<i32>,
     /// Only this variation of one of them.
     pub variation_id: Option<i32>,
-    /// Only the products this quota counts.
+    /// Only what this quota counts (its products, and of those the
+    /// variations it names).
     pub quota_id: Option<i32>,
     /// Only this date of a series.
     pub sub_event_id: Option<i32>,
@@ -276,24 +276,27 @@ async fn quotas_to_block(
             "choose a date for a voucher that blocks quota",
         ));
     }
-    let links = quota_product::Entity::find()
-        .filter(quota_product::Column::ProductId.eq(*product_id))
-        .all(db)
-        .await?;
-    let query =
-        quota::Entity::find().filter(quota::Column::Id.is_in(links.iter().map(|l| l.quota_id)));
-    let query = match applies.sub_event_id {
-        Some(date) => query.filter(quota::Column::SubEventId.eq(date)),
-        None => query.filter(quota::Column::SubEventId.is_null()),
-    };
-    let mut ids: Vec<i32> = query.all(db).await?.into_iter().map(|q| q.id).collect();
+    let linked = catalog::quotas_of_products(db, &[*product_id], false)
+        .await?
+        .remove(product_id)
+        .unwrap_or_default();
+    if applies.variation_id.is_none() && linked.names_variations(applies.sub_event_id) {
+        return Err(AppError::bad_input(
+            "variationId",
+            "choose a variation for a voucher that blocks quota",
+        ));
+    }
+    let ids: Vec<i32> = linked
+        .counting(applies.variation_id, applies.sub_event_id)
+        .into_iter()
+        .map(|q| q.id)
+        .collect();
     if ids.is_empty() {
         return Err(AppError::bad_input(
             "blockQuota",
             "the product is in no quota to block",
         ));
     }
-    ids.sort_unstable();
     Ok(ids)
 }
 
@@ -315,13 +318,18 @@ async fn applies_to(
     {
         return Ok(false);
     }
-    if let Some(quota_id) = voucher.quota_id
-        && quota_product::Entity::find_by_id((quota_id, product_id))
-            .one(db)
+    if let Some(quota_id) = voucher.quota_id {
+        let linked = catalog::quotas_of_products(db, &[product_id], false)
             .await?
-            .is_none()
-    {
-        return Ok(false);
+            .remove(&product_id)
+            .unwrap_or_default();
+        let counted = linked
+            .0
+            .iter()
+            .any(|(q, named)| q.id == quota_id && catalog::counts(named, variation_id));
+        if !counted {
+            return Ok(false);
+        }
     }
     let products: Vec<i32> = voucher_product::Entity::find()
         .filter(voucher_product::Column::VoucherId.eq(voucher.id))

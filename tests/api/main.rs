@@ -55,6 +55,7 @@ mod ticketing_payments;
 mod ticketing_permissions;
 mod ticketing_providers;
 mod ticketing_questions;
+mod ticketing_variation_quotas;
 mod ticketing_voucher_blocks;
 mod ticketing_vouchers;
 mod websocket_protocol;

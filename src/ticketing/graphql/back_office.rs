@@ -220,6 +220,10 @@ pub struct CreateQuotaInput {
     pub size: Option<i32>,
     pub sub_event_id: Option<ID>,
     pub product_ids: Vec<ID>,
+    /// Variations of those products it counts: a product none of whose
+    /// variations is named here counts with all of them.
+    #[graphql(default)]
+    pub variation_ids: Vec<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -598,7 +602,8 @@ impl BackOfficeMutation {
         })
     }
 
-    /// Team permission `CHANGE_ITEMS`: creates a quota over products of the event.
+    /// Team permission `CHANGE_ITEMS`: creates a quota over products of the
+    /// event, or over chosen variations of them (`variationIds`).
     async fn create_quota(
         &self,
         ctx: &Context<'_>,
@@ -612,15 +617,23 @@ impl BackOfficeMutation {
             .as_ref()
             .map(|id| ids::decode(id, Kind::SUB_EVENT, "subEventId"))
             .transpose()?;
+        let variation_ids = id_list(
+            &input.variation_ids,
+            Kind::PRODUCT_VARIATION,
+            "variationIds",
+        )?;
         let quota = catalog::create_quota(
             &services.db,
             principal(ctx),
             services.now(),
             event_id,
-            &input.name,
-            input.size,
-            sub_event_id,
-            &product_ids,
+            catalog::QuotaInput {
+                name: input.name,
+                size: input.size,
+                sub_event_id,
+                product_ids,
+                variation_ids,
+            },
         )
         .await?;
         Ok(QuotaPayload {

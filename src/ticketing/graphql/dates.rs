@@ -69,9 +69,17 @@ impl SubEventVariation {
     async fn price(&self) -> Money {
         Money::new(self.0.terms.price_minor, &self.1)
     }
-    /// Whether it can be bought on this date now.
+    /// Whether it can be bought on this date now: as its product, and
+    /// something left in the date's quotas counting it.
     async fn on_sale(&self) -> bool {
         self.0.terms.on_sale
+    }
+    /// Over the date's quotas counting it (those of its product that name no
+    /// variation of it, or name this one).
+    async fn availability(&self) -> ProductAvailability {
+        let mut availability = ProductAvailability::of(self.0.availability, self.0.remaining);
+        availability.is_available = self.0.terms.on_sale;
+        availability
     }
 }
 
@@ -92,7 +100,8 @@ impl SubEventProduct {
     async fn on_sale(&self) -> bool {
         self.0.terms.on_sale
     }
-    /// Over the product's quotas of this date.
+    /// Over the product's quotas of this date (when they name variations,
+    /// that of its best variation).
     async fn availability(&self) -> ProductAvailability {
         let mut availability = ProductAvailability::of(self.0.availability, self.0.remaining);
         availability.is_available = self.0.terms.on_sale;

@@ -136,8 +136,11 @@ pub struct UpdateQuotaInput {
     pub size: MaybeUndefined<i32>,
     /// `null`: not for one date.
     pub sub_event_id: MaybeUndefined<ID>,
-    /// Replaces the products it counts.
+    /// Replaces the products it counts (the variations it names of products
+    /// it no longer counts are dropped).
     pub product_ids: Option<Vec<ID>>,
+    /// Replaces the variations it names (empty: all variations of its products).
+    pub variation_ids: Option<Vec<ID>>,
 }
 
 #[derive(InputObject)]
@@ -376,8 +379,9 @@ impl EditingMutation {
     }
 
     /// Team permission `CHANGE_ITEMS`: deletes a variation; refused
-    /// (`IN_USE`) once it was ordered, while carts hold it or when vouchers
-    /// apply to it.
+    /// (`IN_USE`) once it was ordered, while carts hold it, when vouchers
+    /// apply to it or when a quota names it alone of its product (the quota
+    /// would count every variation).
     async fn delete_product_variation(
         &self,
         ctx: &Context<'_>,
@@ -391,8 +395,8 @@ impl EditingMutation {
         })
     }
 
-    /// Team permission `CHANGE_ITEMS`: changes a quota's name, size, date or
-    /// products; announced on `availabilityChanged`.
+    /// Team permission `CHANGE_ITEMS`: changes a quota's name, size, date,
+    /// products or variations; announced on `availabilityChanged`.
     async fn update_quota(
         &self,
         ctx: &Context<'_>,
@@ -407,6 +411,10 @@ impl EditingMutation {
             product_ids: input
                 .product_ids
                 .map(|list| id_list(&list, Kind::PRODUCT, "productIds"))
+                .transpose()?,
+            variation_ids: input
+                .variation_ids
+                .map(|list| id_list(&list, Kind::PRODUCT_VARIATION, "variationIds"))
                 .transpose()?,
         };
         let quota =

@@ -216,7 +216,7 @@ impl AvailabilityChange {
             .quotas
             .iter()
             .map(|q| QuotaAvailability {
-                counters: *q,
+                counters: q.clone(),
                 event_id: self.event.event_id,
             })
             .collect()
@@ -246,6 +246,23 @@ impl QuotaAvailability {
     async fn availability(&self) -> ProductAvailability {
         let quota = self.counters.quota(self.event_id);
         ProductAvailability::of(quota.availability(), quota.remaining())
+    }
+    /// The products it counts.
+    async fn product_ids(&self) -> Vec<ID> {
+        self.counters
+            .product_ids
+            .iter()
+            .map(|id| ids::encode(Kind::PRODUCT, *id))
+            .collect()
+    }
+    /// The variations of those products it counts; empty: all of them. A
+    /// product none of whose variations is listed counts with all of them.
+    async fn variation_ids(&self) -> Vec<ID> {
+        self.counters
+            .variation_ids
+            .iter()
+            .map(|id| ids::encode(Kind::PRODUCT_VARIATION, *id))
+            .collect()
     }
 }
 

@@ -559,17 +559,24 @@ impl Product {
             .collect())
     }
     /// Availability over the product's quotas (for events without dates): the
-    /// worst state and the least left. A product in no quota is `GONE`.
+    /// worst state and the least left. When its quotas name variations, that
+    /// of its best active variation (it is bought as one of them). A product
+    /// in no quota is `GONE`.
     async fn availability(&self, ctx: &Context<'_>) -> Result<ProductAvailability> {
         let quotas = loader(ctx)?
             .load_one(QuotasOfProduct(self.0.id))
             .await?
             .unwrap_or_default();
-        let quotas: Vec<_> = quotas
-            .into_iter()
-            .filter(|q| q.sub_event_id.is_none())
-            .collect();
-        let (state, remaining) = catalog::availability(&quotas);
+        let active = if quotas.names_variations(None) {
+            catalog::variations_of(&services(ctx)?.db, self.0.id)
+                .await?
+                .into_iter()
+                .filter(|v| v.active)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (state, remaining) = quotas.of_product(&active, None);
         let on_sale = self.0.on_sale_at(services(ctx)?.now());
         let mut availability = ProductAvailability::of(state, remaining);
         availability.is_available &= on_sale;
@@ -601,6 +608,23 @@ impl ProductVariation {
     async fn price(&self) -> Option<Money> {
         self.0.price_minor.map(|p| Money::new(p, &self.1))
     }
+    /// Availability over the quotas counting it (for events without dates):
+    /// its product's quotas that name no variation of it or name this one.
+    async fn availability(&self, ctx: &Context<'_>) -> Result<ProductAvailability> {
+        let quotas = loader(ctx)?
+            .load_one(QuotasOfProduct(self.0.product_id))
+            .await?
+            .unwrap_or_default();
+        let product = loader(ctx)?
+            .load_one(ProductById(self.0.product_id))
+            .await?;
+        let (state, remaining) = quotas.of_variation(self.0.id, None);
+        let now = services(ctx)?.now();
+        let on_sale = self.0.active && product.is_some_and(|p| p.on_sale_at(now));
+        let mut availability = ProductAvailability::of(state, remaining);
+        availability.is_available &= on_sale;
+        Ok(availability)
+    }
 }
 
 /// A quota and what takes it.
@@ -629,6 +653,25 @@ impl Quota {
         Ok(products
             .into_iter()
             .map(|id| ids::encode(Kind::PRODUCT, id))
+            .collect())
+    }
+    /// The variations of its products it names; a product none of whose
+    /// variations is named counts with all of them.
+    async fn variation_ids(&self, ctx: &Context<'_>) -> Result<Vec<ID>> {
+        let variations = catalog::variations_of_quota(&services(ctx)?.db, self.0.id).await?;
+        Ok(variations
+            .into_iter()
+            .map(|v| ids::encode(Kind::PRODUCT_VARIATION, v.id))
+            .collect())
+    }
+    /// The variations it names (pretix's `Quota.variations`), as
+    /// `variationIds`.
+    async fn variations(&self, ctx: &Context<'_>) -> Result<Vec<ProductVariation>> {
+        let variations = catalog::variations_of_quota(&services(ctx)?.db, self.0.id).await?;
+        let currency = event_row(ctx, self.0.event_id).await?.currency;
+        Ok(variations
+            .into_iter()
+            .map(|v| ProductVariation(v, currency.clone()))
             .collect())
     }
     /// Units in paid orders.

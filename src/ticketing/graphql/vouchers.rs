@@ -91,7 +91,8 @@ impl Voucher {
             .variation_id
             .map(|id| ids::encode(Kind::PRODUCT_VARIATION, id))
     }
-    /// Only the products this quota counts.
+    /// Only what this quota counts: its products (of those, the variations
+    /// it names, when it names some).
     async fn quota_id(&self) -> Option<ID> {
         self.0.quota_id.map(|id| ids::encode(Kind::QUOTA, id))
     }
@@ -162,7 +163,8 @@ pub struct CreateVouchersInput {
     pub product_ids: Vec<ID>,
     /// Only this variation (of one of `productIds`).
     pub variation_id: Option<ID>,
-    /// Only the products this quota counts.
+    /// Only what this quota counts: its products (of those, the variations
+    /// it names, when it names some).
     pub quota_id: Option<ID>,
     /// Only this date of a series.
     pub sub_event_id: Option<ID>,
