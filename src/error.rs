@@ -57,7 +57,7 @@ pub enum Reason {
     BayUnavailable,
     /// The ticket or code was used already (`CONFLICT`).
     AlreadyRedeemed,
-    /// The hold or reservation has expired (`CONFLICT`).
+    /// The hold or reservation has expired, or the time for a change is over (`CONFLICT`).
     Expired,
     /// The object's state does not allow this change (`CONFLICT`).
     InvalidTransition,

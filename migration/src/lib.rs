@@ -40,6 +40,7 @@ mod m20261209_010000_questions_addons;
 mod m20261209_020000_dates_blocks_rates;
 mod m20261209_030000_catalog_editing;
 mod m20261209_040000_payment_fees;
+mod m20261210_010000_answer_changes;
 mod m20261210_050000_quota_variations;
 
 pub struct Migrator;
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_020000_dates_blocks_rates::Migration),
             Box::new(m20261209_030000_catalog_editing::Migration),
             Box::new(m20261209_040000_payment_fees::Migration),
+            Box::new(m20261210_010000_answer_changes::Migration),
             Box::new(m20261210_050000_quota_variations::Migration),
         ]
     }

@@ -3,6 +3,8 @@
 //! the scanner session exchange, `redeemTicket` and the live
 //! `checkinActivity` stream.
 
+use std::collections::BTreeMap;
+
 use async_graphql::{
     Context, Enum, ID, InputObject, Object, Result, SimpleObject, Subscription, Union,
 };
@@ -13,11 +15,14 @@ use super::{lists, live, offline, redeem, scanners};
 use crate::auth::guards::principal;
 use crate::bus::{DomainEvent, Topic};
 use crate::entities::{checkin, checkin_list, scanner_device};
+use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::graphql::scalars::DateTime;
 use crate::realtime::follow::follow;
 use crate::services::services;
+use crate::ticketing::graphql::questions::Question;
+use crate::ticketing::questions::AnswerInput;
 
 impl Kind {
     pub const CHECKIN_LIST: Self = Self::named("CheckinList");
@@ -99,7 +104,10 @@ impl CheckinList {
     async fn allow_entry_after_exit(&self) -> bool {
         self.0.allow_entry_after_exit
     }
-    /// Questions every entry answers.
+    /// Free-text questions every entry answers, kept with the scan.
+    #[graphql(
+        deprecation = "Ask the event's questions with askDuringCheckin: asked once per ticket, typed, stored on the position"
+    )]
     async fn questions(&self) -> Vec<String> {
         self.0.question_list()
     }
@@ -260,7 +268,13 @@ pub struct CheckinAccepted {
 /// Nothing was recorded: scan again with answers to these questions.
 #[derive(SimpleObject)]
 pub struct CheckinNeedsAnswers {
+    /// The texts of everything to ask: the list's free-text questions left
+    /// unanswered, then the texts of `askedQuestions`.
     pub questions: Vec<String>,
+    /// The event's questions asked at check-in (`askDuringCheckin`) that
+    /// apply to the ticket and that it has not answered, in order: answer
+    /// each by `questionId` (an empty answer skips an optional one).
+    pub asked_questions: Vec<Question>,
     pub ticket: CheckinTicket,
 }
 
@@ -291,12 +305,21 @@ impl RedeemResult {
                 ticket: CheckinTicket(ticket),
                 remaining: remaining.unwrap_or(0),
             }),
-            Outcome::NeedsAnswers { questions, ticket } => {
-                Self::CheckinNeedsAnswers(CheckinNeedsAnswers {
-                    questions,
-                    ticket: CheckinTicket(ticket),
-                })
-            }
+            Outcome::NeedsAnswers {
+                questions,
+                asked,
+                ticket,
+            } => Self::CheckinNeedsAnswers(CheckinNeedsAnswers {
+                questions,
+                asked_questions: asked
+                    .into_iter()
+                    .map(|row| Question {
+                        row,
+                        product_ids: None,
+                    })
+                    .collect(),
+                ticket: CheckinTicket(ticket),
+            }),
             Outcome::Rejected {
                 reason,
                 checkin,
@@ -495,10 +518,49 @@ pub struct ScannerSessionPayload {
     pub signing_key_id: String,
 }
 
+/// An answer given at the door: to one of the event's questions by
+/// `questionId` (`answer`, or `values` for multiple choice), or to one of the
+/// list's free-text questions by its text (`question`, deprecated).
 #[derive(InputObject)]
 pub struct CheckinAnswerInput {
-    pub question: String,
-    pub answer: String,
+    /// The text of a list's free-text question (or of an event question).
+    pub question: Option<String>,
+    /// One of `CheckinNeedsAnswers.askedQuestions`.
+    pub question_id: Option<ID>,
+    pub answer: Option<String>,
+    /// The options chosen of a multiple choice question.
+    pub values: Option<Vec<String>>,
+}
+
+/// A scan's answers: by text (the list's questions) and by question id.
+fn door_answers(
+    input: Vec<CheckinAnswerInput>,
+) -> Result<(BTreeMap<String, String>, Vec<AnswerInput>)> {
+    let mut by_text = BTreeMap::new();
+    let mut by_id = Vec::new();
+    for answer in input {
+        match (answer.question, answer.question_id) {
+            (None, Some(id)) => by_id.push(AnswerInput {
+                question_id: ids::decode(&id, Kind::QUESTION, "answers")?,
+                value: answer.answer,
+                values: answer.values,
+            }),
+            (Some(text), None) if answer.values.is_none() => {
+                by_text.insert(text, answer.answer.unwrap_or_default());
+            }
+            _ => {
+                return Err(AppError::bad_input(
+                    "answers",
+                    "answer by questionId, or a list's question by its text with one answer",
+                )
+                .into());
+            }
+        }
+    }
+    if by_id.len() > super::questions::MAX_ANSWERS {
+        return Err(AppError::bad_input("answers", "at most 50 answers by questionId").into());
+    }
+    Ok((by_text, by_id))
 }
 
 #[derive(InputObject)]
@@ -743,23 +805,23 @@ impl CheckinMutation {
         let scans = input
             .scans
             .into_iter()
-            .map(|s| Scan {
-                secret: s.secret,
-                list_ids: list_ids.clone(),
-                kind: Some(s.kind.into()),
-                gate: None,
-                scanned_at: Some(s.scanned_at.0),
-                nonce: Some(s.nonce),
-                force: s.force,
-                answers: s
-                    .answers
-                    .into_iter()
-                    .map(|a| (a.question, a.answer))
-                    .collect(),
-                note: s.note,
-                counted_already: true,
+            .map(|s| {
+                let (answers, question_answers) = door_answers(s.answers)?;
+                Ok(Scan {
+                    secret: s.secret,
+                    list_ids: list_ids.clone(),
+                    kind: Some(s.kind.into()),
+                    gate: None,
+                    scanned_at: Some(s.scanned_at.0),
+                    nonce: Some(s.nonce),
+                    force: s.force,
+                    answers,
+                    question_answers,
+                    note: s.note,
+                    counted_already: true,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let uploaded = offline::upload(services, principal(ctx), services.now(), scans).await?;
         let mut results = Vec::with_capacity(uploaded.len());
         for (nonce, redeemed) in uploaded {
@@ -788,6 +850,7 @@ impl CheckinMutation {
     ) -> Result<RedeemResult> {
         let services = services(ctx)?;
         let list_ids = id_list(&input.list_ids, Kind::CHECKIN_LIST, "listIds")?;
+        let (answers, question_answers) = door_answers(input.answers)?;
         let scan = Scan {
             secret: input.secret,
             list_ids,
@@ -796,11 +859,8 @@ impl CheckinMutation {
             scanned_at: input.scanned_at.map(|t| t.0),
             nonce: input.nonce,
             force: input.force,
-            answers: input
-                .answers
-                .into_iter()
-                .map(|a| (a.question, a.answer))
-                .collect(),
+            answers,
+            question_answers,
             note: input.note,
             counted_already: false,
         };

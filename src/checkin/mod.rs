@@ -10,6 +10,8 @@
 //!   check-in permission);
 //! - `redeem`: one scan, its outcome and its record, written in the event's
 //!   write lane (`crate::lanes`) with the scans queued beside it;
+//! - `questions`: what a door asks before it admits (the event's questions
+//!   asked at check-in, the list's free-text ones);
 //! - `cache`: lists and scanner devices kept briefly in memory, so a scan
 //!   reads only its ticket;
 //! - `live`: the bus event every recorded scan publishes, and the counters
@@ -26,6 +28,8 @@
 //!   counts, by what that state's upsert returned: the figures are exact.
 //! - Every scan that reaches a list is recorded, rejected ones too; a scan
 //!   that needs answers records nothing until answered.
+//! - Answers given at the door are stored on the position by the
+//!   transaction that admits the entry, and by no other.
 //! - A nonce is unique per scanner (`checkins (nonce_scope, nonce)`): a repeat
 //!   records nothing and gets the first answer.
 //! - Scanner credentials are stored as SHA-256 only and shown once; a revoked
@@ -39,6 +43,7 @@ pub mod graphql;
 pub mod lists;
 pub mod live;
 pub mod offline;
+pub mod questions;
 pub mod redeem;
 pub mod scanners;
 pub mod settings;

@@ -20,7 +20,7 @@
 //! happened); a nonce already uploaded gets its first answer and records
 //! nothing, so a retried upload is harmless. Each scan gets its outcome.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _, Query};
@@ -34,7 +34,7 @@ use crate::auth::Principal;
 use crate::auth::tokens::sha256_hex;
 use crate::entities::checkin::RejectReason;
 use crate::entities::checkin_list;
-use crate::entities::{checkin_state, order, order_position, product};
+use crate::entities::{checkin_state, order, order_position, product, question_answer};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::signing::Signer;
@@ -69,7 +69,26 @@ struct Rules {
     include_pending: bool,
     allow_multiple_entries: bool,
     allow_entry_after_exit: bool,
+    /// The list's free-text questions (deprecated), asked at every entry.
     questions: Vec<String>,
+    /// The event's questions asked at check-in, in order.
+    door_questions: Vec<DoorQuestion>,
+}
+
+/// A question a door asks a ticket of `product_ids` that has not answered it
+/// (and, with a dependency, whose answer to that question is one of
+/// `dependency_values`).
+#[derive(Serialize)]
+struct DoorQuestion {
+    id: String,
+    question: String,
+    #[serde(rename = "type")]
+    kind: crate::entities::question::QuestionType,
+    required: bool,
+    options: Vec<String>,
+    product_ids: Vec<String>,
+    dependency_question_id: Option<String>,
+    dependency_values: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +111,10 @@ struct Entry {
     /// products in its order it enters through, in the order a scan tries
     /// them (the holder's own first). Empty otherwise.
     units: Vec<UnitEntry>,
+    /// The ticket's stored answers to the door questions and to the
+    /// questions they depend on, by question id: a door question answered
+    /// here is not asked.
+    answers: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -167,6 +190,7 @@ pub async fn download(
         .map(|s| (s.position_id, s))
         .collect();
     let blocked = tickets::blocked_of_event(db, list.event_id).await?;
+    let (door_questions, mut answers) = door_questions(db, list.event_id).await?;
     let all: Vec<Ticket> = positions
         .into_iter()
         .filter_map(|position| {
@@ -241,6 +265,7 @@ pub async fn download(
             entries: state.map_or(0, |s| s.entries),
             inside: state.is_some_and(|s| s.inside),
             units,
+            answers: answers.remove(&ticket.position.id).unwrap_or_default(),
         });
     }
     let document = Document {
@@ -257,11 +282,61 @@ pub async fn download(
             allow_multiple_entries: list.allow_multiple_entries,
             allow_entry_after_exit: list.allow_entry_after_exit,
             questions: list.question_list(),
+            door_questions,
         },
         tickets,
         revoked,
     };
     signer.sign_json(&document)
+}
+
+/// The event's questions asked at check-in, and per position its answers to
+/// them and to the questions they depend on: two reads, none when the event
+/// asks nothing at the door.
+async fn door_questions(
+    db: &impl ConnectionTrait,
+    event_id: i32,
+) -> Result<(Vec<DoorQuestion>, HashMap<i32, BTreeMap<String, String>>), AppError> {
+    let all = crate::ticketing::questions::of_event(db, event_id, true).await?;
+    let door: Vec<_> = all.iter().filter(|(q, _)| q.ask_during_checkin).collect();
+    if door.is_empty() {
+        return Ok((Vec::new(), HashMap::new()));
+    }
+    let mut wanted: Vec<i32> = door.iter().map(|(q, _)| q.id).collect();
+    wanted.extend(door.iter().filter_map(|(q, _)| q.dependency_question_id));
+    let mut answers: HashMap<i32, BTreeMap<String, String>> = HashMap::new();
+    for answer in question_answer::Entity::find()
+        .filter(question_answer::Column::QuestionId.is_in(dedup(wanted)))
+        .filter(question_answer::Column::OrderPositionId.is_not_null())
+        .all(db)
+        .await?
+    {
+        if let Some(position) = answer.order_position_id {
+            answers.entry(position).or_default().insert(
+                ids::encode(Kind::QUESTION, answer.question_id).to_string(),
+                answer.answer,
+            );
+        }
+    }
+    let questions = door
+        .into_iter()
+        .map(|(q, products)| DoorQuestion {
+            id: ids::encode(Kind::QUESTION, q.id).to_string(),
+            question: q.question.clone(),
+            kind: q.question_type,
+            required: q.required,
+            options: q.options(),
+            product_ids: products
+                .iter()
+                .map(|id| ids::encode(Kind::PRODUCT, *id).to_string())
+                .collect(),
+            dependency_question_id: q
+                .dependency_question_id
+                .map(|id| ids::encode(Kind::QUESTION, id).to_string()),
+            dependency_values: q.dependency_values(),
+        })
+        .collect();
+    Ok((questions, answers))
 }
 
 /// The live units of `list`'s products in `ticket`'s order, for its date, the

@@ -39,10 +39,11 @@ use crate::auth::Principal;
 use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::order::OrderStatus;
 use crate::entities::{
-    checkin, checkin_count, checkin_list, checkin_state, order, order_position, product,
+    checkin, checkin_count, checkin_list, checkin_state, order, order_position, product, question,
 };
 use crate::error::AppError;
 use crate::services::ServiceContext;
+use crate::ticketing::questions::{AnswerInput, DoorAnswers};
 use crate::ticketing::tickets;
 
 /// Most lists one scan may name.
@@ -64,7 +65,11 @@ pub struct Scan {
     pub nonce: Option<String>,
     /// Record a scan that already happened, even where it would be rejected.
     pub force: bool,
+    /// Answers by text: the list's free-text questions (and, for scanners
+    /// that know only texts, the event's questions of that text).
     pub answers: BTreeMap<String, String>,
+    /// Answers to the event's questions asked at check-in, by question id.
+    pub question_answers: Vec<AnswerInput>,
     pub note: Option<String>,
     /// Part of an upload, which counted against the rate limit as a whole.
     pub counted_already: bool,
@@ -90,6 +95,8 @@ pub enum Outcome {
     /// Nothing was recorded: scan again with answers to these questions.
     NeedsAnswers {
         questions: Vec<String>,
+        /// The event's questions the ticket has not answered.
+        asked: Vec<question::Model>,
         ticket: Ticket,
     },
     Rejected {
@@ -367,28 +374,37 @@ pub async fn redeem(
     {
         return record.rejected(services, list, Some(ticket), reason).await;
     }
-    if record.kind == CheckinKind::Entry && !record.force {
-        let missing: Vec<String> = list
-            .question_list()
-            .into_iter()
-            .filter(|q| scan.answers.get(q).is_none_or(|a| a.trim().is_empty()))
-            .collect();
-        if !missing.is_empty() {
+    // A door check asks about the unit first in line (`super::questions`).
+    let asked_of = units.first().unwrap_or(&ticket);
+    let door = match super::questions::ask(
+        reader,
+        &list,
+        asked_of,
+        record.kind,
+        record.force,
+        &scan.answers,
+        &scan.question_answers,
+    )
+    .await?
+    {
+        Ok(door) => door,
+        Err(missing) => {
             return Ok(Redeemed {
                 outcome: Outcome::NeedsAnswers {
-                    questions: missing,
+                    questions: missing.texts,
+                    asked: missing.questions,
                     ticket,
                 },
                 fresh: false,
             });
         }
-    }
+    };
     let candidates = if units.is_empty() {
         vec![ticket]
     } else {
         units
     };
-    record.admit(services, list, candidates).await
+    record.admit(services, list, candidates, door).await
 }
 
 /// What every record of one scan shares.
@@ -478,6 +494,7 @@ impl Record {
         services: &ServiceContext,
         list: checkin_list::Model,
         candidates: Vec<Ticket>,
+        door: DoorAnswers,
     ) -> Result<Redeemed, AppError> {
         let record = self.clone();
         let stripe = services.doors.stripe();
@@ -506,6 +523,9 @@ impl Record {
                         .into_iter()
                         .nth(chosen.unwrap_or(0))
                         .ok_or_else(|| AppError::internal(anyhow::anyhow!("no ticket to admit")))?;
+                    if reason.is_none() {
+                        door.store(txn, &ticket.position).await?;
+                    }
                     let checkin = record
                         .row(&list, Some(ticket.position.id), reason, record.force)
                         .insert(txn)

@@ -29,6 +29,9 @@ pub struct Model {
     pub sales_channels: String,
     /// How long a cart position holds quota.
     pub cart_hold_minutes: i32,
+    /// Until when buyers may change their orders' answers (pretix
+    /// `last_order_modification_date`); the event's start when `None`.
+    pub last_order_modification_date: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }
 

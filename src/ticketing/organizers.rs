@@ -176,6 +176,7 @@ pub struct EventInput {
     pub has_subevents: Option<bool>,
     pub sales_channels: Option<Vec<String>>,
     pub cart_hold_minutes: Option<i32>,
+    pub last_order_modification_date: Option<DateTime<Utc>>,
 }
 
 fn apply_event_input(row: &mut event::ActiveModel, input: EventInput) -> Result<(), AppError> {
@@ -241,6 +242,9 @@ fn apply_event_input(row: &mut event::ActiveModel, input: EventInput) -> Result<
         }
         row.cart_hold_minutes = Set(minutes);
     }
+    if input.last_order_modification_date.is_some() {
+        row.last_order_modification_date = Set(input.last_order_modification_date);
+    }
     Ok(())
 }
 
@@ -297,6 +301,7 @@ pub async fn create_event(
         has_subevents: Set(false),
         sales_channels: Set("web".to_owned()),
         cart_hold_minutes: Set(30),
+        last_order_modification_date: Set(None),
         created_at: Set(now),
         ..Default::default()
     };
@@ -332,6 +337,7 @@ pub async fn update_event(
         "name": input.name, "slug": input.slug, "live": input.live,
         "testmode": input.testmode, "presale_start": input.presale_start,
         "presale_end": input.presale_end,
+        "last_order_modification_date": input.last_order_modification_date,
     });
     let mut row: event::ActiveModel = event.into();
     apply_event_input(&mut row, input)?;

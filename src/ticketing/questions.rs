@@ -11,24 +11,33 @@
 //! required question that applies (and that buyers are asked: not hidden, not
 //! asked at check-in) is unanswered. The checks of a checkout read the
 //! questions and answers of all its positions at once.
+//!
+//! After checkout, buyers (the order's account, or anyone with the order's
+//! code and secret) change their answers as at checkout while the order is
+//! pending or paid and until the event's last date of modifications
+//! ([`answers_deadline`]). The door asks the questions marked
+//! `ask_during_checkin` that a ticket has not answered ([`at_the_door`]); the
+//! check-in domain stores the answers when it admits the ticket.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::json;
 
 use super::audit::{Audited, Change};
 use crate::auth::{Principal, TeamPermission};
+use crate::entities::order::OrderStatus;
 use crate::entities::question::QuestionType;
 use crate::entities::{
-    cart_position, event, order_position, product, question, question_answer, question_product,
+    cart_position, event, order, order_position, product, question, question_answer,
+    question_product, sub_event,
 };
-use crate::error::AppError;
+use crate::error::{AppError, Reason};
 
 /// The longest question text, in characters.
 pub const QUESTION_MAX: usize = 1000;
@@ -896,22 +905,48 @@ pub async fn set_cart_answers(
     Ok(position)
 }
 
-/// Sets an order position's answers (team permission `ChangeOrders`), as
-/// [`set_cart_answers`] does for a cart position; the team may answer hidden
-/// questions and those asked at check-in too. Required questions are not
-/// enforced here: the team may remove an answer.
+/// Who changes an order position's answers.
+#[derive(Debug, Clone, Copy)]
+pub enum AnswerAuthor<'a> {
+    /// The team (permission `ChangeOrders`), or the order's own account (as a buyer).
+    Principal(&'a Principal),
+    /// A buyer holding the order's code and secret.
+    Buyer {
+        event_id: i32,
+        code: &'a str,
+        secret: &'a str,
+    },
+}
+
+/// Sets an order position's answers, as [`set_cart_answers`] does for a
+/// cart position, each given answer replacing the position's answer to that
+/// question and an empty one removing it.
+///
+/// The team (permission `ChangeOrders`) may answer any question of the
+/// product, hidden ones and those asked at check-in too, at any time, and
+/// required questions are not enforced (the team may remove an answer).
+/// A buyer (the order's account, or the order's code and secret) answers as
+/// at checkout: only questions buyers are asked, every required one that
+/// applies still answered afterwards, answers to questions that no longer
+/// apply removed; and only while the order is pending or paid, before
+/// [`answers_deadline`].
 ///
 /// # Errors
-/// As [`set_cart_answers`]; as [`super::access::on_event`]; `NOT_FOUND` for
-/// staff on an unknown position.
+/// As [`set_cart_answers`]; `UNAUTHENTICATED` anonymously without the
+/// order's code; `FORBIDDEN` for a principal that is neither on the event's
+/// team with `ChangeOrders` nor the order's account; `NOT_FOUND` on a wrong
+/// code or secret, or a position of another order (and for staff on an
+/// unknown position); `INVALID_TRANSITION` (`CONFLICT`) for a buyer's
+/// canceled or expired order; `EXPIRED` (`CONFLICT`) for a buyer after the
+/// deadline.
 pub async fn set_order_answers(
     db: &DatabaseConnection,
-    principal: &Principal,
+    author: AnswerAuthor<'_>,
     now: DateTime<Utc>,
     position_id: i32,
     answers: &[AnswerInput],
 ) -> Result<order_position::Model, AppError> {
-    if matches!(principal, Principal::Anonymous) {
+    if matches!(author, AnswerAuthor::Principal(Principal::Anonymous)) {
         return Err(AppError::Unauthenticated);
     }
     let mut change = Audited::begin(db, None, now).await?;
@@ -920,37 +955,334 @@ pub async fn set_order_answers(
         .await?;
     let order = match &position {
         Some(p) => {
-            crate::entities::order::Entity::find_by_id(p.order_id)
+            order::Entity::find_by_id(p.order_id)
                 .one(change.txn())
                 .await?
         }
         None => None,
     };
-    let event = change
-        .check_event(
-            principal,
-            TeamPermission::ChangeOrders,
-            order.as_ref().map_or(0, |o| o.event_id),
-        )
-        .await?;
+    let (event, who) = match author {
+        AnswerAuthor::Buyer {
+            event_id,
+            code,
+            secret,
+        } => {
+            let by_code = super::orders::by_code(change.txn(), event_id, code, secret).await?;
+            if order.as_ref().map(|o| o.id) != Some(by_code.id) {
+                return Err(AppError::not_found("order position"));
+            }
+            (
+                event_row(change.txn(), by_code.event_id).await?,
+                Answerer::Buyer,
+            )
+        }
+        AnswerAuthor::Principal(principal) => {
+            let event_id = order.as_ref().map_or(0, |o| o.event_id);
+            let own = order.as_ref().is_some_and(|o| {
+                o.user_id.is_some() && o.user_id == principal.person().ok().map(|p| p.id)
+            });
+            // The team's rights first: a team member's own order is still theirs to manage.
+            match change
+                .check_event(principal, TeamPermission::ChangeOrders, event_id)
+                .await
+            {
+                Ok(event) => (event, Answerer::Team),
+                Err(AppError::Forbidden) if own => {
+                    (event_row(change.txn(), event_id).await?, Answerer::Buyer)
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    };
     let position = position.ok_or(AppError::not_found("order position"))?;
+    let order = order.ok_or(AppError::not_found("order"))?;
     let catalog = Catalog::of_event(change.txn(), event.id).await?;
-    let prepared = prepare(&catalog, position.product_id, answers, Answerer::Team)?;
+    let mut prepared = prepare(&catalog, position.product_id, answers, who)?;
+    if who == Answerer::Buyer {
+        buyer_may_change(change.txn(), &order, &event, now).await?;
+        prepared = as_at_checkout(change.txn(), &catalog, &position, prepared).await?;
+    }
     store(change.txn(), Holder::Order(position.id), &prepared).await?;
     let logged: serde_json::Map<String, serde_json::Value> = prepared
         .iter()
         .map(|(q, a)| (q.to_string(), json!(a)))
         .collect();
+    let by = if who == Answerer::Buyer {
+        "buyer"
+    } else {
+        "team"
+    };
     change
         .commit(Change::on_event(
             &event,
             "voltgate.order.answers.changed",
             "order",
             position.order_id,
-            json!({ "position": position.id, "answers": logged }),
+            json!({ "position": position.id, "answers": logged, "by": by }),
         ))
         .await?;
     Ok(position)
+}
+
+async fn event_row(db: &impl ConnectionTrait, event_id: i32) -> Result<event::Model, AppError> {
+    event::Entity::find_by_id(event_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::not_found("event"))
+}
+
+/// A buyer's change checked as checkout checks a cart: with the position's
+/// stored answers, every required question buyers are asked that applies
+/// must stay answered. Returns `prepared` with removals added for the
+/// answers to buyers' questions that no longer apply.
+async fn as_at_checkout(
+    db: &impl ConnectionTrait,
+    catalog: &Catalog,
+    position: &order_position::Model,
+    mut prepared: Vec<(i32, Option<String>)>,
+) -> Result<Vec<(i32, Option<String>)>, AppError> {
+    let mut answers: HashMap<i32, String> = question_answer::Entity::find()
+        .filter(question_answer::Column::OrderPositionId.eq(position.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.question_id, a.answer))
+        .collect();
+    for (question, answer) in &prepared {
+        match answer {
+            Some(answer) => answers.insert(*question, answer.clone()),
+            None => answers.remove(question),
+        };
+    }
+    let mut ordered: Vec<&question::Model> = catalog
+        .questions
+        .values()
+        .filter(|q| !q.hidden && !q.ask_during_checkin)
+        .collect();
+    ordered.sort_by_key(|q| (q.position, q.id));
+    for question in ordered {
+        let applies = catalog.applies(question, position.product_id, &answers);
+        if applies && question.required && !answers.contains_key(&question.id) {
+            return Err(wrong(question, "required"));
+        }
+        if !applies && answers.contains_key(&question.id) {
+            prepared.retain(|(q, _)| *q != question.id);
+            prepared.push((question.id, None));
+        }
+    }
+    Ok(prepared)
+}
+
+/// Until when buyers may change an order's answers: the event's last date of
+/// modifications, or else the start of the order's first date (a series) or
+/// of the event.
+///
+/// # Errors
+/// On database errors.
+pub async fn answers_deadline(
+    db: &impl ConnectionTrait,
+    event: &event::Model,
+    order_id: i32,
+) -> Result<DateTime<Utc>, AppError> {
+    if let Some(deadline) = event.last_order_modification_date {
+        return Ok(deadline);
+    }
+    if event.has_subevents {
+        let dates: Vec<Option<i32>> = order_position::Entity::find()
+            .select_only()
+            .column(order_position::Column::SubEventId)
+            .filter(order_position::Column::OrderId.eq(order_id))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let first = sub_event::Entity::find()
+            .filter(sub_event::Column::Id.is_in(dates.into_iter().flatten()))
+            .order_by_asc(sub_event::Column::DateFrom)
+            .one(db)
+            .await?;
+        if let Some(first) = first {
+            return Ok(first.date_from);
+        }
+    }
+    Ok(event.date_from)
+}
+
+/// Whether a buyer may still change `order`'s answers at `now`.
+///
+/// # Errors
+/// `INVALID_TRANSITION` for a canceled or expired order, `EXPIRED` after
+/// [`answers_deadline`]; on database errors.
+pub async fn buyer_may_change(
+    db: &impl ConnectionTrait,
+    order: &order::Model,
+    event: &event::Model,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    if !matches!(order.status, OrderStatus::Pending | OrderStatus::Paid) {
+        return Err(AppError::refused(
+            Reason::InvalidTransition,
+            "the answers of a canceled or expired order cannot be changed",
+        ));
+    }
+    if now >= answers_deadline(db, event, order.id).await? {
+        return Err(AppError::refused(
+            Reason::Expired,
+            "the answers of this order can no longer be changed",
+        ));
+    }
+    Ok(())
+}
+
+/// What the door asks of a ticket, and the answers a scan gives, checked
+/// (see [`at_the_door`]).
+#[derive(Debug, Clone, Default)]
+pub struct DoorAnswers {
+    /// The questions asked at check-in that apply to the position and that
+    /// it has not answered, in order.
+    pub asked: Vec<question::Model>,
+    /// Whether the scan leaves one of `asked` unanswered: not given at all,
+    /// or given empty while required.
+    pub incomplete: bool,
+    /// The product the answers were checked for.
+    product_id: i32,
+    /// What to store once the ticket is admitted (question id, stored form).
+    answers: Vec<(i32, String)>,
+}
+
+impl DoorAnswers {
+    /// Stores the answers on `position`, in the transaction that admits it.
+    /// A unit of another product than the one asked about (a door check
+    /// admitting through a different unit) keeps nothing.
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn store(
+        &self,
+        db: &impl ConnectionTrait,
+        position: &order_position::Model,
+    ) -> Result<(), AppError> {
+        if self.answers.is_empty() || position.product_id != self.product_id {
+            return Ok(());
+        }
+        let prepared: Vec<(i32, Option<String>)> = self
+            .answers
+            .iter()
+            .map(|(q, a)| (*q, Some(a.clone())))
+            .collect();
+        store(db, Holder::Order(position.id), &prepared).await?;
+        Ok(())
+    }
+}
+
+fn not_at_the_door() -> AppError {
+    AppError::bad_input(
+        "answers",
+        "a question not asked at the door for this ticket",
+    )
+}
+
+/// The questions asked at check-in (`ask_during_checkin`, hidden ones too:
+/// the door is the team's) that apply to `position` and that it has not
+/// answered, and `given` answers to them checked exactly as at checkout.
+/// An answer in `by_text` whose text is a door question's answers it too
+/// (for scanners that know only the texts). An empty answer to an optional
+/// question skips it; answers are stored only for questions that apply.
+///
+/// Events without door questions cost one indexed read.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on `answers` for a question not asked at the door for
+/// the ticket's product, a question answered twice, or an answer that does
+/// not fit its question (naming it).
+pub async fn at_the_door(
+    db: &impl ConnectionTrait,
+    event_id: i32,
+    position: &order_position::Model,
+    given: &[AnswerInput],
+    by_text: &BTreeMap<String, String>,
+) -> Result<DoorAnswers, AppError> {
+    let product_id = position.product_id;
+    let asks: Option<i32> = question::Entity::find()
+        .select_only()
+        .column(question::Column::Id)
+        .filter(question::Column::EventId.eq(event_id))
+        .filter(question::Column::AskDuringCheckin.eq(true))
+        .into_tuple()
+        .one(db)
+        .await?;
+    if asks.is_none() {
+        if !given.is_empty() {
+            return Err(not_at_the_door());
+        }
+        return Ok(DoorAnswers {
+            product_id,
+            ..DoorAnswers::default()
+        });
+    }
+    let catalog = Catalog::of_event(db, event_id).await?;
+    let stored: HashMap<i32, String> = question_answer::Entity::find()
+        .filter(question_answer::Column::OrderPositionId.eq(position.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.question_id, a.answer))
+        .collect();
+    let mut door: Vec<&question::Model> = catalog
+        .questions
+        .values()
+        .filter(|q| q.ask_during_checkin && catalog.asked_for(q.id, product_id))
+        .collect();
+    door.sort_by_key(|q| (q.position, q.id));
+    let mut mentioned = HashSet::new();
+    let mut checked = Vec::with_capacity(given.len());
+    for answer in given {
+        let question = door
+            .iter()
+            .find(|q| q.id == answer.question_id)
+            .ok_or_else(not_at_the_door)?;
+        if !mentioned.insert(question.id) {
+            return Err(wrong(question, "answered twice"));
+        }
+        let value = normalize(question, answer.value.as_deref(), answer.values.as_deref())?;
+        checked.push((question.id, value));
+    }
+    for question in &door {
+        if let Some(value) = by_text.get(&question.question)
+            && mentioned.insert(question.id)
+        {
+            checked.push((question.id, normalize(question, Some(value), None)?));
+        }
+    }
+    let mut merged = stored.clone();
+    for (id, answer) in &checked {
+        if let Some(answer) = answer {
+            merged.insert(*id, answer.clone());
+        }
+    }
+    let asked: Vec<question::Model> = door
+        .iter()
+        .filter(|q| !stored.contains_key(&q.id) && catalog.applies(q, product_id, &merged))
+        .map(|q| (*q).clone())
+        .collect();
+    let incomplete = asked
+        .iter()
+        .any(|q| !mentioned.contains(&q.id) || (q.required && !merged.contains_key(&q.id)));
+    let answers = checked
+        .into_iter()
+        .filter_map(|(id, answer)| answer.map(|a| (id, a)))
+        .filter(|(id, _)| {
+            catalog
+                .questions
+                .get(id)
+                .is_some_and(|q| catalog.applies(q, product_id, &merged))
+        })
+        .collect();
+    Ok(DoorAnswers {
+        asked,
+        incomplete,
+        product_id,
+        answers,
+    })
 }
 
 /// The answers of a checkout's cart positions that apply, to be copied to

@@ -16,6 +16,7 @@ mod bus_recovery;
 mod charging_sessions;
 mod charging_staff;
 mod checkin;
+mod checkin_questions;
 mod device_commands;
 mod device_security;
 mod errors;

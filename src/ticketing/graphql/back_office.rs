@@ -51,6 +51,8 @@ pub struct CreateEventInput {
     pub sales_channels: Option<Vec<String>>,
     /// How long carts hold quota (30 minutes when not given).
     pub cart_hold_minutes: Option<i32>,
+    /// Until when buyers may change their answers; the event's start when not given.
+    pub last_order_modification_date: Option<DateTime>,
 }
 
 #[derive(InputObject)]
@@ -68,6 +70,8 @@ pub struct UpdateEventInput {
     pub testmode: Option<bool>,
     pub sales_channels: Option<Vec<String>>,
     pub cart_hold_minutes: Option<i32>,
+    /// Until when buyers may change their answers.
+    pub last_order_modification_date: Option<DateTime>,
 }
 
 #[derive(SimpleObject)]
@@ -310,6 +314,7 @@ impl BackOfficeMutation {
                 has_subevents: None,
                 sales_channels: input.sales_channels,
                 cart_hold_minutes: input.cart_hold_minutes,
+                last_order_modification_date: input.last_order_modification_date.map(|d| d.0),
             },
         )
         .await?;
@@ -347,6 +352,7 @@ impl BackOfficeMutation {
                 has_subevents: None,
                 sales_channels: input.sales_channels,
                 cart_hold_minutes: input.cart_hold_minutes,
+                last_order_modification_date: input.last_order_modification_date.map(|d| d.0),
             },
         )
         .await?;

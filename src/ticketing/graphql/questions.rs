@@ -297,6 +297,8 @@ pub struct SetCartPositionAnswersPayload {
 pub struct SetOrderPositionAnswersInput {
     pub position_id: ID,
     pub answers: Vec<AnswerInput>,
+    /// A buyer without the order's account: the order's code and secret.
+    pub order: Option<super::invoices::OrderCodeInput>,
 }
 
 #[derive(SimpleObject)]
@@ -453,7 +455,11 @@ impl QuestionMutation {
         })
     }
 
-    /// Team permission `CHANGE_ORDERS`: changes an order position's answers.
+    /// Changes an order position's answers: team permission `CHANGE_ORDERS`
+    /// (any question, any time), or the buyer (the order's account, or with
+    /// `order` its code and secret) as at checkout, while the order is
+    /// pending or paid and until the event's `lastOrderModificationDate`
+    /// (`Order.canModifyAnswers`).
     async fn set_order_position_answers(
         &self,
         ctx: &Context<'_>,
@@ -461,9 +467,22 @@ impl QuestionMutation {
     ) -> Result<SetOrderPositionAnswersPayload> {
         let services = services(ctx)?;
         let id = ids::decode(&input.position_id, Kind::ORDER_POSITION, "positionId")?;
+        let event_id = input
+            .order
+            .as_ref()
+            .map(|o| ids::decode(&o.event_id, Kind::EVENT, "order.eventId"))
+            .transpose()?;
+        let author = match (&input.order, event_id) {
+            (Some(order), Some(event_id)) => questions::AnswerAuthor::Buyer {
+                event_id,
+                code: &order.code,
+                secret: &order.secret,
+            },
+            _ => questions::AnswerAuthor::Principal(principal(ctx)),
+        };
         let row = questions::set_order_answers(
             &services.db,
-            principal(ctx),
+            author,
             services.now(),
             id,
             &answers(input.answers)?,

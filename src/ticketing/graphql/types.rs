@@ -224,6 +224,12 @@ impl Event {
     async fn cart_hold_minutes(&self) -> i32 {
         self.0.cart_hold_minutes
     }
+    /// Until when buyers may change their orders' answers (pretix's last
+    /// date of modifications); null means until the event starts (for a
+    /// series, until the order's first date starts).
+    async fn last_order_modification_date(&self) -> Option<DateTime> {
+        self.0.last_order_modification_date.map(Into::into)
+    }
     /// The fee paying with each provider adds to an order, by provider
     /// (none: no fee).
     async fn payment_provider_fees(
@@ -839,6 +845,25 @@ impl Order {
     /// Its refunds, by number.
     async fn refunds(&self, ctx: &Context<'_>) -> Result<Vec<super::refunds::OrderRefund>> {
         super::refunds::of_order(ctx, self).await
+    }
+    /// Whether its buyer may still change its answers now
+    /// (`setOrderPositionAnswers`): pending or paid, before the event's
+    /// `lastOrderModificationDate` (pretix `Order.can_modify_answers`).
+    async fn can_modify_answers(&self, ctx: &Context<'_>) -> Result<bool> {
+        let services = services(ctx)?;
+        let event = event_row(ctx, self.0.event_id).await?;
+        match crate::ticketing::questions::buyer_may_change(
+            &services.db,
+            &self.0,
+            &event,
+            services.now(),
+        )
+        .await
+        {
+            Ok(()) => Ok(true),
+            Err(crate::error::AppError::Refused { .. }) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
     /// Its fees (a payment's fee is one); canceled ones do not count in the total.
     async fn fees(&self, ctx: &Context<'_>) -> Result<Vec<super::payments::OrderFee>> {
