@@ -112,6 +112,13 @@ impl App {
         services.firmware = settings.firmware.clone();
         services.commands = settings.device_commands.clone();
         services.kiosks = settings.kiosks.clone();
+        services.kiosk_access = Arc::new(crate::auth::kiosk_access::KioskAccess::new(
+            settings.kiosks.cache_ttl(),
+        ));
+        tokio::spawn(crate::auth::kiosk_access::listen(
+            &bus,
+            Arc::clone(&services.kiosk_access),
+        ));
         services.payments = Arc::new(crate::ticketing::providers::Providers::new(
             settings.payments.clone(),
         ));

@@ -10,6 +10,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
+pub mod aging;
 pub mod app;
 pub mod auth;
 pub mod bus;

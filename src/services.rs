@@ -40,6 +40,8 @@ pub struct ServiceContext {
     pub checkin_lanes: Arc<crate::lanes::Lanes<crate::lanes::Savepoints>>,
     /// What every scan reads and rarely changes: lists, scanner devices.
     pub doors: Arc<crate::checkin::cache::DoorCache>,
+    /// Whether kiosk tokens stand, read on every kiosk request.
+    pub kiosk_access: Arc<crate::auth::kiosk_access::KioskAccess>,
     /// Where hot read paths read: read-only connections beside the one
     /// writer of a SQLite file (`db::connect_readers`), the same pool as
     /// `db` on PostgreSQL.
@@ -80,6 +82,7 @@ impl ServiceContext {
             ticketing_lanes,
             checkin_lanes: Arc::default(),
             doors: Arc::default(),
+            kiosk_access: Arc::default(),
             badge_keys: Arc::default(),
             payments: Arc::default(),
         }

@@ -6,6 +6,7 @@
 //! and the rows principals are built from are entities.
 
 pub mod guards;
+pub mod kiosk_access;
 pub mod password;
 pub mod principal;
 pub mod rate_limit;

@@ -289,6 +289,26 @@ pub async fn authenticate(
     keys: &TokenKeys,
     token: &str,
 ) -> Result<Principal, AppError> {
+    authenticate_with(
+        db,
+        keys,
+        token,
+        &super::kiosk_access::KioskAccess::uncached(),
+    )
+    .await
+}
+
+/// As [`authenticate`], reading whether a kiosk token stands through this
+/// replica's `kiosks` cache (see `kiosk_access`).
+///
+/// # Errors
+/// As [`authenticate`].
+pub async fn authenticate_with(
+    db: &impl ConnectionTrait,
+    keys: &TokenKeys,
+    token: &str,
+    kiosks: &super::kiosk_access::KioskAccess,
+) -> Result<Principal, AppError> {
     let claims = keys.verify_access(token)?;
     let expires_at = claims.exp;
     match claims.cred {
@@ -302,7 +322,8 @@ pub async fn authenticate(
             cabinet,
             credential,
         }) => {
-            let station_id = kiosk_station(db, cabinet, credential)
+            let station_id = kiosks
+                .station(db, cabinet, credential)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
             Ok(Principal::Kiosk(Kiosk {
@@ -382,7 +403,7 @@ async fn person(
 /// The station of a cabinet whose kiosk may act: the cabinet exists and is
 /// not inactive, and the kiosk credential the token came from is not revoked
 /// (one lookup by primary key).
-async fn kiosk_station(
+pub(super) async fn kiosk_station(
     db: &impl ConnectionTrait,
     cabinet_id: i32,
     credential_id: Option<i32>,

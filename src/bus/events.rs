@@ -25,6 +25,7 @@ pub enum DomainEvent {
     ChargeStateChanged(ChargeStateChanged),
     AvailabilityChanged(crate::ticketing::live::AvailabilityChanged),
     KioskPairingChanged(KioskPairingChanged),
+    KioskAccessChanged(KioskAccessChanged),
 }
 
 impl DomainEvent {
@@ -53,6 +54,7 @@ impl DomainEvent {
             // One stream per event: storefronts filter by date.
             Self::AvailabilityChanged(e) => vec![Topic::Availability(e.event_id)],
             Self::KioskPairingChanged(e) => vec![Topic::KioskPairing(e.pairing_id)],
+            Self::KioskAccessChanged(_) => vec![Topic::KioskAccess],
         }
     }
 
@@ -65,6 +67,7 @@ impl DomainEvent {
             Self::ChargeStateChanged(_) => "charge_state_changed",
             Self::AvailabilityChanged(_) => "availability_changed",
             Self::KioskPairingChanged(_) => "kiosk_pairing_changed",
+            Self::KioskAccessChanged(_) => "kiosk_access_changed",
         }
     }
 }
@@ -122,6 +125,15 @@ pub struct KioskPairingChanged {
     /// The session it opened, once consumed.
     pub session_id: Option<i32>,
     pub at: DateTime<Utc>,
+}
+
+/// A kiosk credential was issued or revoked, or a cabinet (or a station)
+/// changed: replicas forget whether that cabinet's kiosk tokens stand. No
+/// client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KioskAccessChanged {
+    /// The cabinet; none for every cabinet.
+    pub cabinet_id: Option<i32>,
 }
 
 /// What happened to an alert.

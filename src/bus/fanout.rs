@@ -38,6 +38,8 @@ pub enum Topic {
     Availability(i32),
     /// One kiosk pairing's changes.
     KioskPairing(i32),
+    /// Changes of kiosk credentials and cabinets, for replicas' caches.
+    KioskAccess,
 }
 
 impl Topic {
@@ -47,6 +49,7 @@ impl Topic {
             Self::AllBays => "all".to_owned(),
             Self::Alerts => "alerts".to_owned(),
             Self::ChargeSessions => "sessions".to_owned(),
+            Self::KioskAccess => "kiosks".to_owned(),
             Self::ChargeSession(id) => format!("c{id}"),
             Self::ChargeBay(id) => format!("k{id}"),
             Self::StationBays(id) => format!("s{id}"),
@@ -62,6 +65,7 @@ impl Topic {
             "all" => return Some(Self::AllBays),
             "alerts" => return Some(Self::Alerts),
             "sessions" => return Some(Self::ChargeSessions),
+            "kiosks" => return Some(Self::KioskAccess),
             _ => {}
         }
         let id = |digits: &str| digits.parse::<i32>().ok().filter(|id| *id > 0);
@@ -179,6 +183,7 @@ mod tests {
             Topic::ChargeBay(12),
             Topic::Availability(5),
             Topic::KioskPairing(5),
+            Topic::KioskAccess,
         ];
         for topic in &all {
             match topic {
@@ -191,7 +196,8 @@ mod tests {
                 | Topic::ChargeSession(_)
                 | Topic::ChargeBay(_)
                 | Topic::Availability(_)
-                | Topic::KioskPairing(_) => {}
+                | Topic::KioskPairing(_)
+                | Topic::KioskAccess => {}
             }
         }
         all

@@ -30,7 +30,7 @@ use crate::telemetry::names;
 pub use cursor::{Cursor, CursorError, Position};
 pub use events::{
     AlertChange, AlertChanged, AssignmentChanged, BayStatusChanged, ChargeStateChanged,
-    DomainEvent, Envelope, KioskPairingChanged,
+    DomainEvent, Envelope, KioskAccessChanged, KioskPairingChanged,
 };
 pub use fanout::{Fanout, Topic};
 pub use history::Retention;

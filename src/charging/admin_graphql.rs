@@ -160,6 +160,10 @@ impl NetworkMutation {
         let s = services(ctx)?;
         let id = ids::decode(&input.id, Kind::STATION, "id")?;
         network::delete_station(&s.db, id, s.now()).await?;
+        // Its cabinets went with it.
+        s.kiosk_access
+            .changed(&s.bus, crate::auth::kiosk_access::Changed::All)
+            .await;
         Ok(DeletePayload { ok: true })
     }
 
@@ -207,6 +211,10 @@ impl NetworkMutation {
             status: input.status.map(Into::into),
         };
         let (row, events) = network::update_cabinet(&s.db, id, fields, s.now()).await?;
+        // Its status and station decide whether and where its kiosk may act.
+        s.kiosk_access
+            .changed(&s.bus, crate::auth::kiosk_access::Changed::Cabinet(id))
+            .await;
         bay_status::publish(s, events).await;
         Ok(CabinetPayload {
             cabinet: Cabinet(row),
@@ -224,6 +232,9 @@ impl NetworkMutation {
         let s = services(ctx)?;
         let id = ids::decode(&input.id, Kind::CABINET, "id")?;
         network::delete_cabinet(&s.db, id, s.now()).await?;
+        s.kiosk_access
+            .changed(&s.bus, crate::auth::kiosk_access::Changed::Cabinet(id))
+            .await;
         Ok(DeletePayload { ok: true })
     }
 

@@ -52,15 +52,19 @@ pub async fn out_of_service(db: &impl ConnectionTrait, bay: &bay::Model) -> AppR
         .one(db)
         .await?
         .is_some();
-    let cabinet_down = cabinet::Entity::find_by_id(bay.cabinet_id)
+    if flagged {
+        return Ok(true);
+    }
+    // The cabinet's station is the bay's: a cabinet moves with its bays.
+    let in_service = cabinet::Entity::find_by_id(bay.cabinet_id)
+        .find_also_related(station::Entity)
         .one(db)
         .await?
-        .is_none_or(|c| c.status != CabinetStatus::Active);
-    let station_down = station::Entity::find_by_id(bay.station_id)
-        .one(db)
-        .await?
-        .is_none_or(|s| s.status != StationStatus::Active);
-    Ok(flagged || cabinet_down || station_down)
+        .is_some_and(|(cabinet, station)| {
+            cabinet.status == CabinetStatus::Active
+                && station.is_some_and(|s| s.status == StationStatus::Active)
+        });
+    Ok(!in_service)
 }
 
 /// Brings the status of `bay_ids` up to date; the events of those that changed.

@@ -8,6 +8,7 @@ use super::graphql::Cabinet;
 use super::kiosks;
 use super::loaders::{BaysOfCabinet, CabinetById};
 use crate::auth::guards::principal;
+use crate::auth::kiosk_access::Changed;
 use crate::auth::rate_limit::{Limit, ip_key};
 use crate::entities::kiosk_credential;
 use crate::error::AppError;
@@ -187,6 +188,11 @@ impl KioskMutation {
             services.now(),
         )
         .await?;
+        // The cabinet's previous credential was revoked with it.
+        services
+            .kiosk_access
+            .changed(&services.bus, Changed::Cabinet(cabinet))
+            .await;
         tracing::info!(
             cabinet,
             staff,
@@ -210,6 +216,10 @@ impl KioskMutation {
         let id = ids::decode(&input.id, Kind::KIOSK_CREDENTIAL, "id")?;
         let services = services(ctx)?;
         let credential = kiosks::revoke(&services.db, id, services.now()).await?;
+        services
+            .kiosk_access
+            .changed(&services.bus, Changed::Cabinet(credential.cabinet_id))
+            .await;
         tracing::info!(
             credential = id,
             staff,

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, SqlErr,
     TransactionTrait,
 };
 
@@ -100,7 +100,7 @@ pub(crate) async fn apply(
         let error: String = error.chars().take(255).collect();
         update = update.col_expr(charging_session::Column::Error, Expr::value(error));
     }
-    if update.exec(db).await?.rows_affected != 1 {
+    let Some(updated) = update.exec_with_returning(db).await?.pop() else {
         // Another replica moved it first; this event came too late for the state it saw.
         let current = charging_session::Entity::find_by_id(session.id)
             .one(db)
@@ -111,11 +111,7 @@ pub(crate) async fn apply(
             from: current,
             event,
         }));
-    }
-    let updated = charging_session::Entity::find_by_id(session.id)
-        .one(db)
-        .await?
-        .ok_or(DbErr::RecordNotFound("charging session".into()))?;
+    };
     let mut events = vec![charge_event(db, &updated).await?];
     let moved = match (to, event) {
         (SessionState::Error, SessionEvent::PlugTimeout) => Some(SessionMove::PlugTimedOut),
@@ -149,17 +145,26 @@ async fn charge_event(
         .await?
         .map_or(0, |b| b.station_id);
     let latest = crate::supervision::telemetry::latest_of_session(db, session.id).await?;
-    Ok(DomainEvent::ChargeStateChanged(ChargeStateChanged {
+    Ok(charge_event_of(session, station_id, latest.as_ref()))
+}
+
+/// The event of `session` at a bay of `station_id`, with its latest sample.
+fn charge_event_of(
+    session: &charging_session::Model,
+    station_id: i32,
+    latest: Option<&crate::entities::session_telemetry::Model>,
+) -> DomainEvent {
+    DomainEvent::ChargeStateChanged(ChargeStateChanged {
         session_id: session.id,
         bay_id: session.bay_id,
         station_id,
         user_id: session.user_id,
         state: session.state,
         energy_kwh: session.energy_kwh,
-        current_a: latest.as_ref().map(|s| s.current_a),
-        voltage_v: latest.as_ref().map(|s| s.voltage_v),
+        current_a: latest.map(|s| s.current_a),
+        voltage_v: latest.map(|s| s.voltage_v),
         at: session.state_changed_at,
-    }))
+    })
 }
 
 async fn end_reservation(
@@ -189,9 +194,9 @@ struct Held {
     method: Option<auth_method::Model>,
 }
 
-/// Counts of failed attempts that refuse further ones: at this kiosk and at
-/// this bay within the window (one statement), and against each reservation
-/// the bay holds since its credential was issued.
+/// Counts of failed attempts that refuse further ones, in one statement: at
+/// this kiosk and at this bay within the window, and against each
+/// reservation the bay holds since its credential was issued.
 async fn check_limits(
     services: &ServiceContext,
     cabinet_id: i32,
@@ -199,51 +204,59 @@ async fn check_limits(
     held: &[Held],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    use charging_auth_attempt::Column;
     let settings = &services.kiosks;
     let since = (now - settings.failure_window()).timestamp_micros();
-    let count_where = |condition: sea_orm::sea_query::SimpleExpr| {
+    let count_where = |condition: Condition| {
         let case: Expr = Expr::case(condition, 1).into();
         Func::count(case)
     };
-    let (per_kiosk, per_bay) = charging_auth_attempt::Entity::find()
+    let in_window = |column: Column, id: i32| {
+        Condition::all()
+            .add(Column::CreatedAtUs.gt(since))
+            .add(column.eq(id))
+    };
+    let at_kiosk = in_window(Column::CabinetId, cabinet_id);
+    let at_bay = in_window(Column::BayId, bay_id);
+    let mut counted = Condition::any().add(at_kiosk.clone()).add(at_bay.clone());
+    let mut select = charging_auth_attempt::Entity::find()
         .select_only()
-        .expr(count_where(
-            charging_auth_attempt::Column::CabinetId.eq(cabinet_id),
-        ))
-        .expr(count_where(charging_auth_attempt::Column::BayId.eq(bay_id)))
-        .filter(charging_auth_attempt::Column::Succeeded.eq(false))
-        .filter(charging_auth_attempt::Column::CreatedAtUs.gt(since))
-        .filter(
-            Condition::any()
-                .add(charging_auth_attempt::Column::CabinetId.eq(cabinet_id))
-                .add(charging_auth_attempt::Column::BayId.eq(bay_id)),
-        )
-        .into_tuple::<(i64, i64)>()
-        .one(&services.db)
-        .await?
-        .unwrap_or_default();
+        .expr(count_where(at_kiosk))
+        .expr(count_where(at_bay));
     // Failures are also counted against the reservation the bay held when
     // they happened, since its credential was issued and not only within the
     // window: waiting does not buy more guesses at one code; regenerating
     // the credential (its owner) starts afresh.
-    let mut per_reservation = 0;
     for held in held {
         let issued = held
             .method
             .as_ref()
             .map_or(held.row.created_at, |m| m.created_at);
-        let failures = charging_auth_attempt::Entity::find()
-            .filter(charging_auth_attempt::Column::Succeeded.eq(false))
-            .filter(charging_auth_attempt::Column::ReservationId.eq(held.row.id))
-            .filter(charging_auth_attempt::Column::CreatedAtUs.gte(issued.timestamp_micros()))
-            .count(&services.db)
-            .await?;
-        per_reservation = per_reservation.max(failures);
+        let against = Condition::all()
+            .add(Column::ReservationId.eq(held.row.id))
+            .add(Column::CreatedAtUs.gte(issued.timestamp_micros()));
+        select = select.expr(count_where(against.clone()));
+        counted = counted.add(against);
     }
-    let limit = |n: i64, limit: u32| u64::try_from(n).unwrap_or(0) >= u64::from(limit);
-    if limit(per_kiosk, settings.failures_per_kiosk)
-        || limit(per_bay, settings.failures_per_reservation)
-        || per_reservation >= u64::from(settings.failures_per_reservation)
+    let query = select
+        .filter(Column::Succeeded.eq(false))
+        .filter(counted)
+        .into_query();
+    let row = services.db.query_one(&query).await?;
+    let count = |index: usize| -> AppResult<u64> {
+        Ok(match &row {
+            Some(row) => u64::try_from(row.try_get_by_index::<i64>(index)?).unwrap_or(0),
+            None => 0,
+        })
+    };
+    let per_kiosk = count(0)?;
+    let per_bay = count(1)?;
+    let mut per_reservation = 0;
+    for index in 0..held.len() {
+        per_reservation = per_reservation.max(count(2 + index)?);
+    }
+    if per_kiosk >= u64::from(settings.failures_per_kiosk)
+        || per_bay.max(per_reservation) >= u64::from(settings.failures_per_reservation)
     {
         tracing::warn!(
             cabinet = cabinet_id,
@@ -257,42 +270,27 @@ async fn check_limits(
 }
 
 /// The reservations `bay_id` holds now (any access mode, slot widened by the
-/// access margin), earliest first, with their access methods: what a failed
-/// attempt there is counted against, and (an active one too, to answer that
-/// it is in use rather than that the credential is wrong) what a credential
-/// may open.
+/// access margin), earliest first, with their access methods (one
+/// statement): what a failed attempt there is counted against, and (an
+/// active one too, to answer that it is in use rather than that the
+/// credential is wrong) what a credential may open.
 async fn held_now(
     services: &ServiceContext,
     bay_id: i32,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Held>> {
     let margin = services.reservations.access_margin();
-    let rows = reservation::Entity::find()
+    Ok(reservation::Entity::find()
+        .find_also_related(auth_method::Entity)
         .filter(reservation::Column::BayId.eq(bay_id))
         .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
         .filter(reservation::Column::StartsAtUs.lte((now + margin).timestamp_micros()))
         .filter(reservation::Column::EndsAtUs.gt((now - margin).timestamp_micros()))
         .order_by_asc(reservation::Column::StartsAtUs)
         .all(&services.db)
-        .await?;
-    let ids: Vec<i32> = rows.iter().filter_map(|row| row.auth_method_id).collect();
-    let mut methods: std::collections::HashMap<i32, auth_method::Model> = if ids.is_empty() {
-        Default::default()
-    } else {
-        auth_method::Entity::find()
-            .filter(auth_method::Column::Id.is_in(ids))
-            .all(&services.db)
-            .await?
-            .into_iter()
-            .map(|method| (method.id, method))
-            .collect()
-    };
-    Ok(rows
+        .await?
         .into_iter()
-        .map(|row| Held {
-            method: row.auth_method_id.and_then(|id| methods.remove(&id)),
-            row,
-        })
+        .map(|(row, method)| Held { row, method })
         .collect())
 }
 
@@ -505,7 +503,8 @@ pub(crate) async fn open_in(
         .insert(txn)
         .await?;
     let mut events = bay_status::refresh(txn, &[bay.id], at).await?;
-    events.push(charge_event(txn, &session).await?);
+    // A session opened in this transaction has no telemetry yet.
+    events.push(charge_event_of(&session, bay.station_id, None));
     Ok((session, events))
 }
 
@@ -534,6 +533,8 @@ pub(crate) fn succeeded_attempt(
 
 /// Opens a session for `row` at `bay`, whose access the caller has checked
 /// (a credential, or a pairing the customer authorized), and sends `unlock`.
+/// The session opens and `unlock` is logged in one transaction; a refused
+/// `unlock` is recorded and the session ended in a second one.
 ///
 /// # Errors
 /// As [`authenticate`] once the credential matched.
@@ -544,6 +545,10 @@ pub(crate) async fn open(
     row: &reservation::Model,
     method: AccessMode,
 ) -> AppResult<(charging_session::Model, Vec<DomainEvent>)> {
+    let at = services.now();
+    // A bay without a device opens too, and its session ends at once: the
+    // attempt and its outcome stay on record.
+    let target = commands_log::target(&services.db, bay.id).await?;
     let txn = services.db.begin().await?;
     let (session, mut events) = open_in(
         &txn,
@@ -553,10 +558,28 @@ pub(crate) async fn open(
             row,
             method,
             plug_timeout: services.kiosks.plug_timeout(),
-            at: services.now(),
+            at,
         },
     )
     .await?;
+    let logged = match target {
+        Some(target) => Some(
+            commands_log::log_in(
+                &txn,
+                target,
+                CommandAction::Unlock,
+                serde_json::Map::new(),
+                SendOptions {
+                    owner: Some(owner(session.id)),
+                    timeout: None,
+                },
+                services.commands.timeout(),
+                at,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     txn.commit().await?;
     bay_status::publish(services, std::mem::take(&mut events)).await;
     tracing::info!(
@@ -566,31 +589,41 @@ pub(crate) async fn open(
         "charging session opened"
     );
 
-    let unlock = commands_log::send(
-        services,
-        bay.id,
-        CommandAction::Unlock,
-        serde_json::Map::new(),
-        SendOptions {
-            owner: Some(owner(session.id)),
-            timeout: None,
-        },
-    )
-    .await;
-    if let Err(err) = unlock {
-        fail(services, &session, "the bay's device cannot be reached").await?;
-        return Err(err);
+    let Some(logged) = logged else {
+        fail(
+            services,
+            &session,
+            "the bay's device cannot be reached",
+            None,
+        )
+        .await?;
+        return Err(commands_log::no_device());
+    };
+    if let Err(unsent) = commands_log::transmit(services, &logged).await {
+        fail(
+            services,
+            &session,
+            "the bay's device cannot be reached",
+            Some((&logged, &unsent)),
+        )
+        .await?;
+        return Err(unsent.into());
     }
     Ok((session, events))
 }
 
-/// Ends `session` in `ERROR` with `why`, publishing what changed.
+/// Ends `session` in `ERROR` with `why`, publishing what changed; in the same
+/// transaction, records the command that could not be sent, if any.
 async fn fail(
     services: &ServiceContext,
     session: &charging_session::Model,
     why: &str,
+    unsent: Option<(&commands_log::Logged, &commands_log::Unsent)>,
 ) -> AppResult<()> {
     let txn = services.db.begin().await?;
+    if let Some((logged, unsent)) = unsent {
+        commands_log::unsent_in(&txn, logged, unsent).await?;
+    }
     let applied = apply(
         &txn,
         session,
@@ -665,7 +698,13 @@ pub async fn stop(
     )
     .await;
     if let Err(err) = sent {
-        fail(services, &stopping, "the bay's device cannot be reached").await?;
+        fail(
+            services,
+            &stopping,
+            "the bay's device cannot be reached",
+            None,
+        )
+        .await?;
         return Err(err);
     }
     Ok(stopping)
@@ -844,9 +883,14 @@ async fn start_plugged(services: &ServiceContext) -> anyhow::Result<()> {
                     .one(&services.db)
                     .await?;
                 if let Some(session) = session {
-                    fail(services, &session, "the bay's device cannot be reached")
-                        .await
-                        .map_err(|e| anyhow::anyhow!(e.message()))?;
+                    fail(
+                        services,
+                        &session,
+                        "the bay's device cannot be reached",
+                        None,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message()))?;
                 }
             }
         }

@@ -156,6 +156,17 @@ pub struct KioskSettings {
         default_value_t = 300
     )]
     pub offline_clock_skew_secs: i64,
+
+    /// Milliseconds a replica keeps whether a kiosk's credential and cabinet
+    /// stand, instead of reading them on every kiosk request (at most 60 s; 0
+    /// reads every time). A change forgets it at once on this replica and,
+    /// through the bus, on the others; this is the bound if that message is lost.
+    #[arg(
+        long = "kiosk-cache-ms",
+        env = "VOLTGATE_KIOSK_CACHE_MS",
+        default_value_t = 1000
+    )]
+    pub kiosk_cache_ms: u64,
 }
 
 impl Default for KioskSettings {
@@ -170,11 +181,16 @@ impl Default for KioskSettings {
             offline_horizon_minutes: 240,
             offline_upload_max: 200,
             offline_clock_skew_secs: 300,
+            kiosk_cache_ms: 1000,
         }
     }
 }
 
 impl KioskSettings {
+    pub fn cache_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.kiosk_cache_ms.min(60_000))
+    }
+
     pub fn plug_timeout(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::seconds(self.plug_timeout_secs.max(1))
     }

@@ -9,14 +9,13 @@
 //! the ticket, its order and its state are read and changed in the database
 //! on every scan.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::lists;
+use crate::aging::Aging;
 use crate::entities::{checkin_list, event, scanner_device};
 use crate::error::AppError;
 
@@ -25,55 +24,6 @@ use crate::error::AppError;
 pub struct DoorList {
     pub list: checkin_list::Model,
     pub products: Vec<i32>,
-}
-
-/// Entries kept until they age out, so a cache of ids that are scanned (and
-/// made up) cannot grow without bound.
-const MAX_ENTRIES: usize = 10_000;
-
-#[derive(Debug)]
-struct Aging<K, V> {
-    ttl: Duration,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-impl<K: Eq + Hash + Copy, V: Clone> Aging<K, V> {
-    fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(&key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, value)| value.clone())
-    }
-
-    fn put(&self, key: K, value: V) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= MAX_ENTRIES {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-
-    fn forget(&self, key: K) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key);
-    }
 }
 
 /// One replica's cache of door facts.
@@ -199,29 +149,6 @@ impl DoorCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_age_out_and_are_forgotten() {
-        let cache: Aging<i32, &str> = Aging::new(Duration::from_secs(60));
-        cache.put(1, "a");
-        assert_eq!(cache.get(1), Some("a"));
-        cache.forget(1);
-        assert_eq!(cache.get(1), None);
-
-        let expired: Aging<i32, &str> = Aging::new(Duration::ZERO);
-        expired.put(1, "a");
-        assert_eq!(expired.get(1), None, "a zero time keeps nothing");
-    }
-
-    #[test]
-    fn the_cache_stays_bounded() {
-        let cache: Aging<i32, i32> = Aging::new(Duration::from_secs(60));
-        for i in 0..i32::try_from(MAX_ENTRIES).unwrap_or(i32::MAX) + 5 {
-            cache.put(i, i);
-        }
-        let len = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
-        assert!(len <= MAX_ENTRIES, "{len}");
-    }
 
     #[test]
     fn a_replica_adds_to_one_of_the_stripes() {

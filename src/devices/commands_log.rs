@@ -138,33 +138,101 @@ pub async fn send(
     options: SendOptions,
 ) -> AppResult<device_command::Model> {
     let db = &services.db;
+    let target = target(db, bay_id).await?.ok_or_else(no_device)?;
+    let txn = db.begin().await?;
+    let logged = log_in(
+        &txn,
+        target,
+        action,
+        params,
+        options,
+        services.commands.timeout(),
+        services.now(),
+    )
+    .await?;
+    txn.commit().await?;
+    if let Err(unsent) = transmit(services, &logged).await {
+        let txn = db.begin().await?;
+        unsent_in(&txn, &logged, &unsent).await?;
+        txn.commit().await?;
+        return Err(unsent.into());
+    }
+    Ok(logged.command)
+}
+
+/// The answer when a bay has no device to send to.
+pub fn no_device() -> AppError {
+    AppError::refused(Reason::DeviceUnreachable, "the bay has no device")
+}
+
+/// Where a command to a bay goes: its device and its topic address.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub bay_id: i32,
+    pub device_id: i32,
+    address: BayAddress,
+}
+
+/// Where commands to `bay_id` go; `None` when the bay has no device.
+///
+/// # Errors
+/// `NOT_FOUND` when the bay or its cabinet does not exist; on database errors.
+pub async fn target(db: &impl ConnectionTrait, bay_id: i32) -> AppResult<Option<Target>> {
     let (bay, cabinet) = bay::Entity::find_by_id(bay_id)
         .find_also_related(cabinet::Entity)
         .one(db)
         .await?
         .ok_or(AppError::not_found("bay"))?;
     let cabinet = cabinet.ok_or(AppError::not_found("cabinet"))?;
-    let Some(device) = device::Entity::find()
+    let device_id = device::Entity::find()
+        .select_only()
+        .column(device::Column::Id)
         .filter(device::Column::BayId.eq(bay.id))
+        .into_tuple::<i32>()
         .one(db)
-        .await?
-    else {
-        return Err(AppError::refused(
-            Reason::DeviceUnreachable,
-            "the bay has no device",
-        ));
-    };
-    let now = services.now();
+        .await?;
+    Ok(device_id.map(|device_id| Target {
+        bay_id: bay.id,
+        device_id,
+        address: BayAddress {
+            prefix: cabinet.mqtt_prefix,
+            number: bay.number,
+        },
+    }))
+}
+
+/// A command logged and not yet sent.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub command: device_command::Model,
+    command_id: Uuid,
+    target: Target,
+    action: CommandAction,
+    params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Logs `action` for `target` within `db` (the caller's transaction, which
+/// may hold the change the command carries out); [`transmit`] sends it once
+/// that is committed, so an acknowledgement can never arrive for a command
+/// the log does not know yet.
+///
+/// # Errors
+/// On database errors.
+pub async fn log_in(
+    db: &impl ConnectionTrait,
+    target: Target,
+    action: CommandAction,
+    params: serde_json::Map<String, serde_json::Value>,
+    options: SendOptions,
+    default_timeout: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<Logged, DbErr> {
+    let timeout = options.timeout.unwrap_or(default_timeout);
     let command_id = Uuid::new_v4();
-    let timeout = options
-        .timeout
-        .unwrap_or_else(|| services.commands.timeout());
-    // Logged before it leaves, so an acknowledgement can never arrive for a
-    // command the log does not know yet.
-    let logged = device_command::ActiveModel {
+    let command = device_command::ActiveModel {
         command_id: Set(command_id.to_string()),
-        device_id: Set(device.id),
-        bay_id: Set(bay.id),
+        device_id: Set(target.device_id),
+        bay_id: Set(target.bay_id),
         action: Set(action.as_str().to_owned()),
         payload: Set(serde_json::Value::Object(params.clone()).to_string()),
         owner: Set(options.owner.as_ref().map(Owner::stored)),
@@ -175,52 +243,91 @@ pub async fn send(
         error: Set(None),
         ignored_acks: Set(0),
         ..Default::default()
-    };
-    let txn = db.begin().await?;
-    let logged = logged.insert(&txn).await?;
-    mark_device(&txn, device.id, &logged, now).await?;
-    txn.commit().await?;
+    }
+    .insert(db)
+    .await?;
+    mark_device(db, target.device_id, &command, now).await?;
+    Ok(Logged {
+        command,
+        command_id,
+        target,
+        action,
+        params,
+    })
+}
 
-    let address = BayAddress {
-        prefix: cabinet.mqtt_prefix,
-        number: bay.number,
-    };
+/// A command the transport refused; record it with [`unsent_in`].
+#[derive(Debug)]
+pub struct Unsent {
+    reason: String,
+}
+
+impl From<Unsent> for AppError {
+    fn from(_: Unsent) -> Self {
+        AppError::refused(
+            Reason::DeviceUnreachable,
+            "the bay's device cannot be reached",
+        )
+    }
+}
+
+/// Sends a command whose log is committed. Writes nothing: a refusal is
+/// returned for the caller to record, with its own changes, by [`unsent_in`].
+///
+/// # Errors
+/// [`Unsent`] when the transport refused the command (no credentials, MQTT down).
+pub async fn transmit(services: &ServiceContext, logged: &Logged) -> Result<(), Unsent> {
     if let Err(error) = services
         .devices
-        .send(&address, command_id, action, params)
+        .send(
+            &logged.target.address,
+            logged.command_id,
+            logged.action,
+            logged.params.clone(),
+        )
         .await
     {
         tracing::warn!(
             error = format!("{error:#}"),
-            bay = bay.id,
-            action = action.as_str(),
+            bay = logged.target.bay_id,
+            action = logged.action.as_str(),
             "a device command could not be sent"
         );
-        let reason: String = format!("not sent: {error:#}").chars().take(255).collect();
-        let txn = db.begin().await?;
-        device_command::Entity::update_many()
-            .col_expr(
-                device_command::Column::Status,
-                Expr::value(CommandStatus::Unsent),
-            )
-            .col_expr(device_command::Column::Error, Expr::value(reason))
-            .filter(device_command::Column::Id.eq(logged.id))
-            .exec(&txn)
-            .await?;
-        let unsent = device_command::Entity::find_by_id(logged.id)
-            .one_or_not_found(&txn, "device command")
-            .await?;
-        mark_device(&txn, device.id, &unsent, now).await?;
-        txn.commit().await?;
         metrics::counter!(crate::telemetry::names::DEVICE_COMMANDS, "outcome" => "unsent")
             .increment(1);
-        return Err(AppError::refused(
-            Reason::DeviceUnreachable,
-            "the bay's device cannot be reached",
-        ));
+        return Err(Unsent {
+            reason: format!("not sent: {error:#}").chars().take(255).collect(),
+        });
     }
     metrics::counter!(crate::telemetry::names::DEVICE_COMMANDS, "outcome" => "sent").increment(1);
-    Ok(logged)
+    Ok(())
+}
+
+/// Records, within `db`, that `logged` was not sent.
+///
+/// # Errors
+/// On database errors.
+pub async fn unsent_in(
+    db: &impl ConnectionTrait,
+    logged: &Logged,
+    unsent: &Unsent,
+) -> Result<device_command::Model, DbErr> {
+    let unsent = device_command::Entity::update_many()
+        .col_expr(
+            device_command::Column::Status,
+            Expr::value(CommandStatus::Unsent),
+        )
+        .col_expr(
+            device_command::Column::Error,
+            Expr::value(unsent.reason.clone()),
+        )
+        .filter(device_command::Column::Id.eq(logged.command.id))
+        .exec_with_returning(db)
+        .await?
+        .pop()
+        .ok_or(DbErr::RecordNotFound("device command".into()))?;
+    mark_device(db, logged.target.device_id, &unsent, unsent.sent_at).await?;
+    Ok(unsent)
 }
 
 /// Keeps the device's `last_command_*` fields on the command just sent or settled.

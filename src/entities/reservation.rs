@@ -85,6 +85,18 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Bay,
+    #[sea_orm(
+        belongs_to = "super::auth_method::Entity",
+        from = "Column::AuthMethodId",
+        to = "super::auth_method::Column::Id"
+    )]
+    AuthMethod,
+}
+
+impl Related<super::auth_method::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::AuthMethod.def()
+    }
 }
 
 impl Related<super::bay::Entity> for Entity {

@@ -92,9 +92,14 @@ async fn principal_of(state: &AppState, authorization: Option<&str>) -> Principa
             .unwrap_or_default();
     }
     match authorization.and_then(principal::bearer) {
-        Some(token) => principal::authenticate(&state.db, &state.keys, token)
-            .await
-            .unwrap_or_default(),
+        Some(token) => principal::authenticate_with(
+            &state.db,
+            &state.keys,
+            token,
+            &state.services.kiosk_access,
+        )
+        .await
+        .unwrap_or_default(),
         None => Principal::Anonymous,
     }
 }
@@ -414,7 +419,13 @@ async fn connection_init(
     let principal = match authorization {
         Some(value) => {
             let token = principal::bearer(value).ok_or(AppError::Unauthenticated)?;
-            principal::authenticate(&state.db, &state.keys, token).await?
+            principal::authenticate_with(
+                &state.db,
+                &state.keys,
+                token,
+                &state.services.kiosk_access,
+            )
+            .await?
         }
         None => Principal::Anonymous,
     };

@@ -389,6 +389,110 @@ async fn an_unlock_the_device_never_answers_fails_the_session_and_the_reservatio
 }
 
 #[tokio::test]
+async fn an_unlock_that_cannot_leave_ends_the_session_logs_the_command_and_frees_the_reservation() {
+    use voltgate::entities::{charging_auth_attempt, charging_session, device_command};
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 2).await;
+    let customer = TestUser::customer(&app, "cleo").await;
+    let kiosk = kiosk_for(&app, &bays[0]).await;
+    // Bay 0's device has no credentials (the transport refuses it); bay 1 has no device.
+    let device = crate::device_commands::stored_device(&app, &bays[0]).await;
+    voltgate::devices::credentials::revoke(&app.db, device.id)
+        .await
+        .map_err(|e| e.message())
+        .expect("revoked");
+    voltgate::entities::device::Entity::delete_many()
+        .filter(voltgate::entities::device::Column::BayId.eq(bays[1].bay_id))
+        .exec(&app.db)
+        .await
+        .expect("deleted");
+
+    for (bay, expect_command) in [(&bays[0], true), (&bays[1], false)] {
+        let (_, code) = reserve(&customer, bay, "CODE").await;
+        for attempt in 0..2 {
+            let refused = kiosk
+                .gql(
+                    AUTHENTICATE,
+                    json!({ "bay": global_id("Bay", bay.bay_id), "method": "CODE", "credential": code }),
+                )
+                .await;
+            assert_eq!(
+                error(&refused),
+                ("CONFLICT", "DEVICE_UNREACHABLE"),
+                "attempt {attempt}: {refused}"
+            );
+        }
+        // Each attempt opened a session that ended at once; the reservation
+        // can be used again and the bay is reserved, not occupied.
+        let sessions = charging_session::Entity::find()
+            .filter(charging_session::Column::BayId.eq(bay.bay_id))
+            .all(&app.db)
+            .await
+            .expect("sessions");
+        assert_eq!(sessions.len(), 2);
+        for session in &sessions {
+            assert_eq!(
+                session.state,
+                voltgate::entities::charging_session::SessionState::Error
+            );
+            assert_eq!(
+                session.error.as_deref(),
+                Some("the bay's device cannot be reached")
+            );
+            assert!(session.ended_at.is_some());
+        }
+        let row = voltgate::entities::reservation::Entity::find()
+            .filter(voltgate::entities::reservation::Column::BayId.eq(bay.bay_id))
+            .one(&app.db)
+            .await
+            .expect("query")
+            .expect("the reservation");
+        assert_eq!(
+            row.status,
+            voltgate::entities::reservation::ReservationStatus::Confirmed
+        );
+        assert_ne!(
+            bay_status(&app, bay).await,
+            voltgate::entities::BayStatus::Occupied
+        );
+        // The credential matched both times: recorded as successes, with their sessions.
+        let attempts = charging_auth_attempt::Entity::find()
+            .filter(charging_auth_attempt::Column::BayId.eq(bay.bay_id))
+            .all(&app.db)
+            .await
+            .expect("attempts");
+        assert_eq!(attempts.len(), 2);
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a.succeeded && a.session_id.is_some())
+        );
+        // The unlock the transport refused is logged as unsent, owned by its session.
+        let commands = device_command::Entity::find()
+            .filter(device_command::Column::BayId.eq(bay.bay_id))
+            .all(&app.db)
+            .await
+            .expect("commands");
+        if expect_command {
+            assert_eq!(commands.len(), 2);
+            for (command, session) in commands.iter().zip(&sessions) {
+                assert_eq!(command.action, "unlock");
+                assert_eq!(
+                    command.status,
+                    voltgate::entities::device_command::CommandStatus::Unsent
+                );
+                assert_eq!(
+                    command.owner.as_deref(),
+                    Some(format!("charging_session:{}", session.id).as_str())
+                );
+            }
+        } else {
+            assert!(commands.is_empty(), "no device, nothing to log");
+        }
+    }
+}
+
+#[tokio::test]
 async fn guessing_is_rate_limited_and_kiosks_act_only_on_their_own_bays() {
     let app = spawn_app_with(&["--terminal-failures-per-reservation", "3"]).await;
     let bays = app.seed(1, 2, 1).await;

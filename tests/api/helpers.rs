@@ -151,6 +151,12 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
     spawn(database_url, &[]).await
 }
 
+/// Starts a server on an existing database, with extra flags (a replica
+/// beside another: give both the same `--bus-channel`).
+pub async fn spawn_app_on_with(database_url: &str, extra: &[&str]) -> TestApp {
+    spawn(database_url, extra).await
+}
+
 async fn spawn(database_url: &str, extra: &[&str]) -> TestApp {
     let database_url = database_url.to_owned();
     let topic_root = topic_root();

@@ -314,3 +314,158 @@ async fn the_demo_kiosk_credential_signs_in() {
         "{signed_in}"
     );
 }
+
+/// Signs in with `secret`; the kiosk's access token.
+async fn sign_in(app: &TestApp, secret: &str) -> String {
+    let body = app.graphql(SIGN_IN, json!({ "secret": secret })).await;
+    body["data"]["kioskSignIn"]["accessToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+const REVOKE: &str =
+    "mutation($id: ID!) { revokeKioskCredential(input: { id: $id }) { credential { active } } }";
+const CABINET_STATUS: &str = "mutation($id: ID!, $status: CabinetStatus!) { updateCabinet(input: { id: $id, status: $status }) { cabinet { id } } }";
+
+#[tokio::test]
+async fn a_revoked_credential_or_a_cabinet_out_of_service_stops_a_busy_kiosk_at_once() {
+    // Kept a minute: what stops the kiosk below is the change, not the time.
+    let app = spawn_app_with(&["--kiosk-cache-ms", "60000"]).await;
+    app.seed(1, 1, 1).await;
+    let cabinet = cabinets(&app).await[0].id;
+    let staff = TestUser::staff(&app, "warden").await;
+    let (secret, credential) = issue(&staff, cabinet).await;
+    let kiosk = TestUser::bearer(&app, &sign_in(&app, &secret).await);
+    for _ in 0..3 {
+        let seen = kiosk.gql(TERMINAL, json!({})).await;
+        assert!(
+            seen["data"]["terminal"]["cabinet"]["id"].is_string(),
+            "{seen}"
+        );
+    }
+
+    let revoked = staff.gql(REVOKE, json!({ "id": credential["id"] })).await;
+    assert_eq!(
+        revoked["data"]["revokeKioskCredential"]["credential"]["active"], false,
+        "{revoked}"
+    );
+    assert_eq!(
+        code(&kiosk.gql(TERMINAL, json!({})).await),
+        "UNAUTHENTICATED",
+        "the next request after the revocation is refused"
+    );
+
+    // Issuing a new credential revokes the previous one: its tokens stop too.
+    let (second, _) = issue(&staff, cabinet).await;
+    let kiosk = TestUser::bearer(&app, &sign_in(&app, &second).await);
+    assert!(kiosk.gql(TERMINAL, json!({})).await["data"]["terminal"].is_object());
+    let (third, _) = issue(&staff, cabinet).await;
+    assert_eq!(
+        code(&kiosk.gql(TERMINAL, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+
+    // Taking the cabinet out of service stops its kiosk; back in service, it acts again.
+    let kiosk = TestUser::bearer(&app, &sign_in(&app, &third).await);
+    assert!(kiosk.gql(TERMINAL, json!({})).await["data"]["terminal"].is_object());
+    let cabinet_id = global_id("Cabinet", cabinet);
+    for (status, works) in [("INACTIVE", false), ("ACTIVE", true)] {
+        let changed = staff
+            .gql(
+                CABINET_STATUS,
+                json!({ "id": cabinet_id, "status": status }),
+            )
+            .await;
+        assert!(
+            changed["data"]["updateCabinet"]["cabinet"]["id"].is_string(),
+            "{changed}"
+        );
+        let seen = kiosk.gql(TERMINAL, json!({})).await;
+        if works {
+            assert!(seen["data"]["terminal"].is_object(), "{seen}");
+        } else {
+            assert_eq!(code(&seen), "UNAUTHENTICATED", "{seen}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_this_replica_did_not_see_stops_the_kiosk_within_the_cache_time() {
+    use sea_orm::sea_query::Expr;
+    let ttl = std::time::Duration::from_secs(3);
+    let app = spawn_app_with(&["--kiosk-cache-ms", "3000"]).await;
+    app.seed(1, 1, 1).await;
+    let cabinet = cabinets(&app).await[0].id;
+    let staff = TestUser::staff(&app, "warden").await;
+    let (secret, _) = issue(&staff, cabinet).await;
+    let kiosk = TestUser::bearer(&app, &sign_in(&app, &secret).await);
+    assert!(kiosk.gql(TERMINAL, json!({})).await["data"]["terminal"].is_object());
+
+    // Revoked behind the replica's back (another replica whose message was lost).
+    let revoked_at = std::time::Instant::now();
+    voltgate::entities::kiosk_credential::Entity::update_many()
+        .col_expr(
+            voltgate::entities::kiosk_credential::Column::RevokedAt,
+            Expr::value(chrono::Utc::now()),
+        )
+        .filter(voltgate::entities::kiosk_credential::Column::CabinetId.eq(cabinet))
+        .exec(&app.db)
+        .await
+        .expect("revoked");
+    loop {
+        let seen = kiosk.gql(TERMINAL, json!({})).await;
+        if code(&seen) == "UNAUTHENTICATED" {
+            break;
+        }
+        assert!(seen["data"]["terminal"].is_object(), "{seen}");
+        assert!(
+            revoked_at.elapsed() < ttl + std::time::Duration::from_secs(2),
+            "still accepted {:?} after the revocation",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_replica_stops_the_kiosk_on_another_through_the_bus() {
+    if crate::helpers::Services::from_env().redis.is_none() {
+        eprintln!("needs REDIS_URL (replicas share the bus through Redis); not run");
+        return;
+    }
+    let channel = format!("voltgate.test.{}", uuid::Uuid::new_v4().simple());
+    // Kept a minute on both: only the bus can make the other replica forget.
+    let flags = [
+        "--kiosk-cache-ms",
+        "60000",
+        "--bus-channel",
+        channel.as_str(),
+    ];
+    let a = spawn_app_with(&flags).await;
+    let b = crate::helpers::spawn_app_on_with(&a.database_url, &flags).await;
+    a.seed(1, 1, 1).await;
+    let cabinet = cabinets(&a).await[0].id;
+    let staff = TestUser::staff(&a, "warden").await;
+    let (secret, credential) = issue(&staff, cabinet).await;
+    let kiosk = TestUser::bearer(&b, &sign_in(&b, &secret).await);
+    assert!(kiosk.gql(TERMINAL, json!({})).await["data"]["terminal"].is_object());
+
+    let revoked = staff.gql(REVOKE, json!({ "id": credential["id"] })).await;
+    assert_eq!(
+        revoked["data"]["revokeKioskCredential"]["credential"]["active"],
+        false
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let seen = kiosk.gql(TERMINAL, json!({})).await;
+        if code(&seen) == "UNAUTHENTICATED" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica still accepts the revoked kiosk: {seen}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

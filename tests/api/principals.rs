@@ -1,11 +1,11 @@
 //! Principals and their scopes: a technician sees the stations assigned to them,
 //! a kiosk its own station, and each is refused what it is not.
 
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
+use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::json;
 use voltgate::auth::principal::{self, Principal};
 use voltgate::auth::{Scope, TeamPermission};
-use voltgate::entities::{CabinetStatus, bay, cabinet, station};
+use voltgate::entities::{bay, cabinet, station};
 
 use crate::client::{TestUser, keys};
 use crate::helpers::{TestApp, spawn_app};
@@ -101,10 +101,19 @@ async fn a_kiosk_acts_for_its_own_cabinet_and_sees_its_own_station() {
     let me = kiosk.gql("{ me { id } }", json!({})).await;
     assert_eq!(me["errors"][0]["extensions"]["code"], "FORBIDDEN", "{me}");
 
-    // A cabinet taken out of service ends its kiosk's access at once.
-    let mut retired: cabinet::ActiveModel = mine.clone().into();
-    retired.status = Set(CabinetStatus::Inactive);
-    retired.update(&app.db).await.expect("retired");
+    // A cabinet taken out of service ends its kiosk's access at once (the
+    // replica that changes it forgets what it kept of the kiosk).
+    let staff = TestUser::staff(&app, "warden").await;
+    let retired = staff
+        .gql(
+            "mutation($id: ID!) { updateCabinet(input: { id: $id, status: INACTIVE }) { cabinet { id } } }",
+            json!({ "id": crate::helpers::global_id("Cabinet", mine.id) }),
+        )
+        .await;
+    assert!(
+        retired["data"]["updateCabinet"]["cabinet"]["id"].is_string(),
+        "{retired}"
+    );
     assert!(
         principal::authenticate(&app.db, &keys(), &kiosk.token)
             .await
