@@ -1,10 +1,11 @@
 //! What every scan reads and almost nothing changes: check-in lists with
-//! their products, and whether a scanner device still stands. A replica keeps
+//! their products, whether a scanner device still stands, and whether an
+//! event asks questions at the door. A replica keeps
 //! them for a short time (`VOLTGATE_CHECKIN_CACHE_MS`) instead of reading them
 //! on every scan.
 //!
 //! A change made on this replica (a list edited or deleted, a scanner
-//! revoked) drops the entry at once; another replica reads it again when its
+//! revoked, a question created, changed or deleted) drops the entry at once; another replica reads it again when its
 //! entry ages out. Nothing a scan decides on its own rests on the cache alone:
 //! the ticket, its order and its state are read and changed in the database
 //! on every scan.
@@ -12,11 +13,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::lists;
 use crate::aging::Aging;
-use crate::entities::{checkin_list, event, scanner_device};
+use crate::entities::{checkin_list, event, question, scanner_device};
 use crate::error::AppError;
 
 /// A list with the products it admits (empty when it admits all).
@@ -35,6 +36,8 @@ pub struct DoorCache {
     /// Whether an event exists (a scanner's own event, which it never
     /// outlives unless deleted).
     events: Aging<i32, Option<Arc<event::Model>>>,
+    /// Whether an event asks any question at check-in.
+    door_questions: Aging<i32, bool>,
     /// The stripe of `checkin_counts` this replica adds its scans to.
     stripe: i32,
 }
@@ -58,6 +61,7 @@ impl DoorCache {
             lists: Aging::new(ttl),
             scanners: Aging::new(ttl),
             events: Aging::new(ttl),
+            door_questions: Aging::new(ttl),
             stripe: i32::from(u16::from_le_bytes([seed[0], seed[1]])) % STRIPES,
         }
     }
@@ -133,6 +137,30 @@ impl DoorCache {
         let event = event::Entity::find_by_id(id).one(db).await?.map(Arc::new);
         self.events.put(id, event.clone());
         Ok(event)
+    }
+
+    /// Whether event `id` asks any question at check-in (most ask none, and
+    /// their entry scans then skip the questions' reads).
+    ///
+    /// # Errors
+    /// On database errors.
+    pub async fn asks_at_door(&self, db: &impl ConnectionTrait, id: i32) -> Result<bool, AppError> {
+        if let Some(asks) = self.door_questions.get(id) {
+            return Ok(asks);
+        }
+        let asks = question::Entity::find()
+            .filter(question::Column::EventId.eq(id))
+            .filter(question::Column::AskDuringCheckin.eq(true))
+            .count(db)
+            .await?
+            > 0;
+        self.door_questions.put(id, asks);
+        Ok(asks)
+    }
+
+    /// An event's questions changed here.
+    pub fn forget_door_questions(&self, event_id: i32) {
+        self.door_questions.forget(event_id);
     }
 
     /// A list changed or was deleted here.

@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use sea_orm::ConnectionTrait;
 
 use super::redeem::Ticket;
-use crate::entities::checkin::CheckinKind;
 use crate::entities::{checkin_list, question};
 use crate::error::AppError;
 use crate::ticketing::questions::{self as asked, AnswerInput, DoorAnswers};
@@ -37,7 +36,8 @@ pub struct Missing {
     pub questions: Vec<question::Model>,
 }
 
-/// Checks a scan of `ticket` on `list` against what the door asks.
+/// Checks an entry scan of `ticket` on `list` against what the door asks
+/// (exits never ask; `event_asks` comes from the door cache).
 ///
 /// # Errors
 /// `BAD_USER_INPUT` on `answers` as [`asked::at_the_door`] refuses an
@@ -46,13 +46,28 @@ pub async fn ask(
     db: &impl ConnectionTrait,
     list: &checkin_list::Model,
     ticket: &Ticket,
-    kind: CheckinKind,
     force: bool,
     by_text: &BTreeMap<String, String>,
     by_id: &[AnswerInput],
+    event_asks: bool,
 ) -> Result<Result<DoorAnswers, Missing>, AppError> {
-    if kind == CheckinKind::Exit {
-        return Ok(Ok(DoorAnswers::default()));
+    // Most events ask nothing at the door (the door cache knows): only the
+    // list's own questions remain. Answers by id still go through the check,
+    // which refuses them.
+    if !event_asks && by_id.is_empty() {
+        let texts: Vec<String> = list
+            .question_list()
+            .into_iter()
+            .filter(|q| by_text.get(q).is_none_or(|a| a.trim().is_empty()))
+            .collect();
+        let door = DoorAnswers::none_asked(ticket.position.product_id);
+        if force || texts.is_empty() {
+            return Ok(Ok(door));
+        }
+        return Ok(Err(Missing {
+            texts,
+            questions: Vec::new(),
+        }));
     }
     if force {
         // The entry happened: answers that do not fit are not a reason to

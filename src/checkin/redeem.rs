@@ -376,17 +376,23 @@ pub async fn redeem(
     }
     // A door check asks about the unit first in line (`super::questions`).
     let asked_of = units.first().unwrap_or(&ticket);
-    let door = match super::questions::ask(
-        reader,
-        &list,
-        asked_of,
-        record.kind,
-        record.force,
-        &scan.answers,
-        &scan.question_answers,
-    )
-    .await?
-    {
+    let asked = if record.kind == CheckinKind::Exit {
+        // Exits never ask.
+        Ok(DoorAnswers::default())
+    } else {
+        let event_asks = services.doors.asks_at_door(reader, list.event_id).await?;
+        super::questions::ask(
+            reader,
+            &list,
+            asked_of,
+            record.force,
+            &scan.answers,
+            &scan.question_answers,
+            event_asks,
+        )
+        .await?
+    };
+    let door = match asked {
         Ok(door) => door,
         Err(missing) => {
             return Ok(Redeemed {

@@ -440,7 +440,7 @@ pub async fn delete(
     principal: &Principal,
     now: DateTime<Utc>,
     question_id: i32,
-) -> Result<(), AppError> {
+) -> Result<question::Model, AppError> {
     let (change, row, event) = question_for_change(db, principal, now, question_id).await?;
     let txn = change.txn();
     question::Entity::update_many()
@@ -475,7 +475,7 @@ pub async fn delete(
             json!({ "identifier": row.identifier, "answers": answers }),
         ))
         .await?;
-    Ok(())
+    Ok(row)
 }
 
 /// An event's questions in order (position, then id), with the products each
@@ -1150,6 +1150,17 @@ pub struct DoorAnswers {
 }
 
 impl DoorAnswers {
+    /// Nothing asked of a position of `product_id`: its event asks nothing
+    /// at the door.
+    pub fn none_asked(product_id: i32) -> Self {
+        Self {
+            product_id,
+            ..Self::default()
+        }
+    }
+}
+
+impl DoorAnswers {
     /// Stores the answers on `position`, in the transaction that admits it.
     /// A unit of another product than the one asked about (a door check
     /// admitting through a different unit) keeps nothing.
@@ -1214,10 +1225,7 @@ pub async fn at_the_door(
         if !given.is_empty() {
             return Err(not_at_the_door());
         }
-        return Ok(DoorAnswers {
-            product_id,
-            ..DoorAnswers::default()
-        });
+        return Ok(DoorAnswers::none_asked(product_id));
     }
     let catalog = Catalog::of_event(db, event_id).await?;
     let stored: HashMap<i32, String> = question_answer::Entity::find()

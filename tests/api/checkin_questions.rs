@@ -927,3 +927,23 @@ async fn a_canceled_orders_answers_do_not_change() {
         [pair("T-shirt size", "S")]
     );
 }
+
+#[tokio::test]
+async fn a_door_question_created_after_scans_is_asked_at_once() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "door-late", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let first = buy(&app, &venue, None, &venue.products[0], json!([]), true).await;
+    let second = buy(&app, &venue, None, &venue.products[0], json!([]), true).await;
+    // The replica now knows the event asks nothing at the door.
+    let admitted = scan(&door, json!({ "secret": first.ticket, "listIds": [list] })).await;
+    assert_eq!(outcome(&admitted).0, "CheckinAccepted", "{admitted}");
+    question(
+        &venue,
+        json!({ "question": "Wristband colour", "type": "CHOICE", "options": ["Red", "Blue"], "required": true, "askDuringCheckin": true, "productIds": [venue.products[0]] }),
+    )
+    .await;
+    let asked = scan(&door, json!({ "secret": second.ticket, "listIds": [list] })).await;
+    assert_eq!(outcome(&asked).0, "CheckinNeedsAnswers", "{asked}");
+}

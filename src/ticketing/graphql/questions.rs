@@ -378,6 +378,7 @@ impl QuestionMutation {
             },
         )
         .await?;
+        services.doors.forget_door_questions(row.event_id);
         Ok(QuestionPayload {
             question: changed(row),
         })
@@ -419,6 +420,7 @@ impl QuestionMutation {
         };
         let row =
             questions::update(&services.db, principal(ctx), services.now(), id, change).await?;
+        services.doors.forget_door_questions(row.event_id);
         Ok(QuestionPayload {
             question: changed(row),
         })
@@ -432,7 +434,8 @@ impl QuestionMutation {
     ) -> Result<DeleteQuestionPayload> {
         let services = services(ctx)?;
         let id = ids::decode(&input.question_id, Kind::QUESTION, "questionId")?;
-        questions::delete(&services.db, principal(ctx), services.now(), id).await?;
+        let row = questions::delete(&services.db, principal(ctx), services.now(), id).await?;
+        services.doors.forget_door_questions(row.event_id);
         Ok(DeleteQuestionPayload {
             deleted_question_id: input.question_id,
         })
