@@ -51,44 +51,29 @@ pub async fn ask(
     by_id: &[AnswerInput],
     event_asks: bool,
 ) -> Result<Result<DoorAnswers, Missing>, AppError> {
-    // Most events ask nothing at the door (the door cache knows): only the
-    // list's own questions remain. Answers by id still go through the check,
-    // which refuses them.
-    if !event_asks && by_id.is_empty() {
-        let texts: Vec<String> = list
-            .question_list()
-            .into_iter()
-            .filter(|q| by_text.get(q).is_none_or(|a| a.trim().is_empty()))
-            .collect();
-        let door = DoorAnswers::none_asked(ticket.position.product_id);
-        if force || texts.is_empty() {
-            return Ok(Ok(door));
-        }
-        return Ok(Err(Missing {
-            texts,
-            questions: Vec::new(),
-        }));
-    }
-    if force {
-        // The entry happened: answers that do not fit are not a reason to
-        // lose it, so they are dropped rather than refused.
-        let door =
-            match asked::at_the_door(db, list.event_id, &ticket.position, by_id, by_text).await {
-                Err(AppError::BadUserInput { .. }) => {
-                    asked::at_the_door(db, list.event_id, &ticket.position, &[], &BTreeMap::new())
-                        .await?
-                }
-                door => door?,
-            };
-        return Ok(Ok(door));
-    }
-    let door = asked::at_the_door(db, list.event_id, &ticket.position, by_id, by_text).await?;
     let mut texts: Vec<String> = list
         .question_list()
         .into_iter()
         .filter(|q| by_text.get(q).is_none_or(|a| a.trim().is_empty()))
         .collect();
-    if texts.is_empty() && !door.incomplete {
+    let door = if !event_asks && by_id.is_empty() {
+        // Most events ask nothing at the door (the door cache knows). Answers
+        // by id still go through the check, which refuses them.
+        DoorAnswers::none_asked(ticket.position.product_id)
+    } else if force {
+        // The entry happened: answers that do not fit are not a reason to
+        // lose it, so they are dropped rather than refused.
+        match asked::at_the_door(db, list.event_id, &ticket.position, by_id, by_text).await {
+            Err(AppError::BadUserInput { .. }) => {
+                asked::at_the_door(db, list.event_id, &ticket.position, &[], &BTreeMap::new())
+                    .await?
+            }
+            door => door?,
+        }
+    } else {
+        asked::at_the_door(db, list.event_id, &ticket.position, by_id, by_text).await?
+    };
+    if force || (texts.is_empty() && !door.incomplete) {
         return Ok(Ok(door));
     }
     texts.extend(door.asked.iter().map(|q| q.question.clone()));

@@ -146,6 +146,23 @@ pub async fn checkout(app: &TestApp, cart: &str) -> Value {
     .await
 }
 
+/// A replica for running jobs (the hold expiry) whose clock the test moves,
+/// publishing on `bus`.
+pub fn job_replica(
+    app: &TestApp,
+    bus: voltgate::bus::SharedBus,
+) -> (Arc<ManualClock>, ServiceContext) {
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+    let mut services = ServiceContext::new(
+        app.db.clone(),
+        bus,
+        Arc::new(keys()),
+        Arc::new(RateLimiter::disabled()),
+    );
+    services.clock = clock.clone();
+    (clock, services)
+}
+
 async fn availability(app: &TestApp, slug: &str) -> Value {
     let body = app
         .graphql(AVAILABILITY, json!({ "o": slug, "e": "finals" }))
@@ -442,14 +459,7 @@ async fn an_expired_cart_frees_its_quota() {
     assert_eq!(availability(&app, "expiry").await["state"], "RESERVED");
 
     // The job, on a replica whose clock is past the hold (30 minutes).
-    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
-    let mut services = ServiceContext::new(
-        app.db.clone(),
-        Arc::new(MemoryBus::default()),
-        Arc::new(keys()),
-        Arc::new(RateLimiter::disabled()),
-    );
-    services.clock = clock.clone();
+    let (clock, services) = job_replica(&app, Arc::new(MemoryBus::default()));
     let job = voltgate::ticketing::jobs::ExpireHolds;
     job.run(&services).await.expect("nothing expired yet");
     assert_eq!(availability(&app, "expiry").await["state"], "RESERVED");
@@ -662,11 +672,15 @@ fn only_quota(change: &Value) -> Value {
     change["data"]["availabilityChanged"]["quotas"][0]["availability"].clone()
 }
 
-#[tokio::test]
-async fn storefronts_see_carts_orders_cancellations_and_expiries_take_and_release_quota_live() {
-    let app = spawn_app().await;
-    let shop = Shop::open(&app, "live-shop").await;
-    let product = shop.product("Seat", "20.00", 100).await;
+/// A storefront watching the shop's event, once it is seen to be watching:
+/// a subscription has no ready signal, so seats of `product` are added to
+/// one cart until a change arrives, and the changes still coming are let
+/// pass. Returns the subscription, the cart and the first change seen.
+async fn watch_holding(
+    app: &TestApp,
+    shop: &Shop,
+    product: &str,
+) -> (crate::helpers::Subscription, String, Value) {
     let mut storefront = crate::helpers::Subscription::start(
         app.addr,
         "graphql-transport-ws",
@@ -674,12 +688,10 @@ async fn storefronts_see_carts_orders_cancellations_and_expiries_take_and_releas
         json!({ "e": shop.event }),
     )
     .await;
-
-    // A subscription has no ready signal: add seats to one cart until a change is seen.
     let mut cart = None;
     let mut seen = None;
     for _ in 0..50 {
-        let added = add_to_cart(&app, &product, 1, cart.as_deref()).await;
+        let added = add_to_cart(app, product, 1, cart.as_deref()).await;
         cart = added["data"]["addToCart"]["cart"]["id"]
             .as_str()
             .map(str::to_owned);
@@ -693,15 +705,24 @@ async fn storefronts_see_carts_orders_cancellations_and_expiries_take_and_releas
     }
     let cart = cart.expect("a cart");
     let first = seen.expect("the storefront sees the hold");
-    assert_eq!(
-        first["payload"]["data"]["availabilityChanged"]["eventId"],
-        shop.event
-    );
     while storefront
         .try_next(std::time::Duration::from_millis(300))
         .await
         .is_some()
     {}
+    (storefront, cart, first)
+}
+
+#[tokio::test]
+async fn storefronts_see_carts_orders_cancellations_and_expiries_take_and_release_quota_live() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "live-shop").await;
+    let product = shop.product("Seat", "20.00", 100).await;
+    let (mut storefront, cart, first) = watch_holding(&app, &shop, &product).await;
+    assert_eq!(
+        first["payload"]["data"]["availabilityChanged"]["eventId"],
+        shop.event
+    );
     let in_cart =
         add_to_cart(&app, &product, 1, Some(&cart)).await["data"]["addToCart"]["cart"]["positions"]
             .as_array()
@@ -750,14 +771,7 @@ async fn storefronts_see_carts_orders_cancellations_and_expiries_take_and_releas
         only_quota(&storefront.next_event().await),
         json!({ "state": "RESERVED", "remainingQuantity": 0, "isAvailable": false })
     );
-    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
-    let mut services = ServiceContext::new(
-        app.db.clone(),
-        app.bus.clone(),
-        Arc::new(keys()),
-        Arc::new(RateLimiter::disabled()),
-    );
-    services.clock = clock.clone();
+    let (clock, services) = job_replica(&app, app.bus.clone());
     clock.advance(chrono::TimeDelta::minutes(31));
     voltgate::ticketing::jobs::ExpireHolds
         .run(&services)
@@ -851,33 +865,7 @@ async fn deleting_a_blocking_voucher_announces_the_units_it_gives_back() {
         .await;
     let voucher = created["data"]["createVouchers"]["vouchers"][0]["id"].clone();
     assert!(voucher.is_string(), "{created}");
-    let mut storefront = crate::helpers::Subscription::start(
-        app.addr,
-        "graphql-transport-ws",
-        AVAILABILITY_CHANGED,
-        json!({ "e": shop.event }),
-    )
-    .await;
-    // A subscription has no ready signal: hold seats until a change is seen.
-    let mut cart = None;
-    for _ in 0..50 {
-        let added = add_to_cart(&app, &product, 1, cart.as_deref()).await;
-        cart = added["data"]["addToCart"]["cart"]["id"]
-            .as_str()
-            .map(str::to_owned);
-        if storefront
-            .try_next(std::time::Duration::from_millis(200))
-            .await
-            .is_some()
-        {
-            break;
-        }
-    }
-    while storefront
-        .try_next(std::time::Duration::from_millis(300))
-        .await
-        .is_some()
-    {}
+    let (mut storefront, cart, _) = watch_holding(&app, &shop, &product).await;
     let held = app
         .graphql(
             "query($id: String!) { cart(id: $id) { positions { id } } }",

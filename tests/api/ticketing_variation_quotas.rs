@@ -9,12 +9,9 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use voltgate::auth::rate_limit::RateLimiter;
 use voltgate::bus::memory::MemoryBus;
 use voltgate::jobs::Job as _;
-use voltgate::services::{ManualClock, ServiceContext};
 
-use crate::client::keys;
 use crate::helpers::{TestApp, spawn_app};
 use crate::ticketing::{CHECKOUT, CREATE_PRODUCT, Shop, code, reason};
 
@@ -323,14 +320,7 @@ async fn an_expired_hold_gives_its_variation_its_unit_back() {
     assert!(cart_of(&held).is_some(), "{held}");
     assert_eq!(seats.variation(&app, 0).await, reserved());
 
-    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
-    let mut services = ServiceContext::new(
-        app.db.clone(),
-        Arc::new(MemoryBus::default()),
-        Arc::new(keys()),
-        Arc::new(RateLimiter::disabled()),
-    );
-    services.clock = clock.clone();
+    let (clock, services) = crate::ticketing::job_replica(&app, Arc::new(MemoryBus::default()));
     clock.advance(chrono::TimeDelta::minutes(31));
     voltgate::ticketing::jobs::ExpireHolds
         .run(&services)

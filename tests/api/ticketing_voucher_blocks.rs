@@ -7,12 +7,9 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use voltgate::auth::rate_limit::RateLimiter;
 use voltgate::bus::memory::MemoryBus;
 use voltgate::jobs::Job as _;
-use voltgate::services::{ManualClock, ServiceContext};
 
-use crate::client::keys;
 use crate::helpers::{TestApp, spawn_app};
 use crate::ticketing::{Shop, add_to_cart, checkout, code, reason};
 
@@ -60,19 +57,6 @@ fn cart_of(body: &Value) -> Option<String> {
     body["data"]["addToCart"]["cart"]["id"]
         .as_str()
         .map(str::to_owned)
-}
-
-/// The expiry job on a replica whose clock the test moves.
-fn expiry_job(app: &TestApp) -> (Arc<ManualClock>, ServiceContext) {
-    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
-    let mut services = ServiceContext::new(
-        app.db.clone(),
-        Arc::new(MemoryBus::default()),
-        Arc::new(keys()),
-        Arc::new(RateLimiter::disabled()),
-    );
-    services.clock = clock.clone();
-    (clock, services)
 }
 
 #[tokio::test]
@@ -185,7 +169,7 @@ async fn an_expired_cart_gives_units_back_to_the_voucher_and_an_ended_voucher_re
         (1, 1, 0, 0, "RESERVED".into())
     );
 
-    let (clock, services) = expiry_job(&app);
+    let (clock, services) = crate::ticketing::job_replica(&app, Arc::new(MemoryBus::default()));
     let job = voltgate::ticketing::jobs::ExpireHolds;
     clock.advance(chrono::TimeDelta::minutes(31));
     job.run(&services).await.expect("the cart expires");
