@@ -17,8 +17,9 @@
 //!   previous one commits, with no timer, so a lone caller is not delayed.
 //!
 //! Ticketing applies each batch of holds and checkouts set-wise, a few
-//! statements for the whole batch (`ticketing::rush`); check-in runs each scan
-//! as a closure in its own savepoint of the batch ([`Savepoints`]).
+//! statements for the whole batch (`ticketing::rush`), and so does check-in
+//! with each batch of scans (`checkin::lane`); [`Savepoints`] runs any change
+//! as a closure in its own savepoint of the batch.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -193,8 +194,7 @@ pub type Change = Box<
 
 /// Runs each change of a batch in its own savepoint, one after the other on
 /// the batch's connection: one that fails rolls back alone. A change keeps the
-/// guarantees it has alone (check-in's entries are still taken by the
-/// conditional upsert of `checkin::redeem`).
+/// guarantees it has alone.
 #[derive(Debug, Default)]
 pub struct Savepoints;
 

@@ -37,7 +37,7 @@ pub struct ServiceContext {
     /// Ticketing's per-event lanes that batch holds and checkouts.
     pub ticketing_lanes: Arc<crate::lanes::Lanes<crate::ticketing::rush::Rush>>,
     /// Check-in's per-event lanes that batch the scans' writes.
-    pub checkin_lanes: Arc<crate::lanes::Lanes<crate::lanes::Savepoints>>,
+    pub checkin_lanes: Arc<crate::lanes::Lanes<crate::checkin::lane::Doors>>,
     /// What every scan reads and rarely changes: lists, scanner devices.
     pub doors: Arc<crate::checkin::cache::DoorCache>,
     /// Whether kiosk tokens stand, read on every kiosk request.

@@ -826,15 +826,9 @@ impl CheckinMutation {
         let mut results = Vec::with_capacity(uploaded.len());
         for (nonce, redeemed) in uploaded {
             live::publish(services, &redeemed).await;
-            let remaining = match (redeemed.outcome.checkin(), redeemed.outcome.ticket()) {
-                (Some(checkin), Some(ticket)) => {
-                    Some(redeem::remaining(&services.reader, checkin.list_id, ticket).await?)
-                }
-                _ => None,
-            };
             results.push(UploadedCheckin {
                 nonce,
-                result: RedeemResult::new(redeemed.outcome, remaining),
+                result: RedeemResult::new(redeemed.outcome, redeemed.remaining),
             });
         }
         Ok(UploadCheckinsPayload { results })
@@ -866,13 +860,7 @@ impl CheckinMutation {
         };
         let redeemed = redeem::redeem(services, principal(ctx), services.now(), scan).await?;
         live::publish(services, &redeemed).await;
-        let remaining = match (redeemed.outcome.checkin(), redeemed.outcome.ticket()) {
-            (Some(checkin), Some(ticket)) => {
-                Some(redeem::remaining(&services.reader, checkin.list_id, ticket).await?)
-            }
-            _ => None,
-        };
-        Ok(RedeemResult::new(redeemed.outcome, remaining))
+        Ok(RedeemResult::new(redeemed.outcome, redeemed.remaining))
     }
 }
 

@@ -89,15 +89,20 @@ pub async fn publish(services: &ServiceContext, redeemed: &Redeemed) {
         return;
     };
     let ticket = redeemed.outcome.ticket();
-    let counts = match ticket {
-        Some(t) => match counts(&services.reader, checkin.list_id, t.position.product_id).await {
-            Ok(c) => Some(c),
-            Err(err) => {
-                tracing::warn!(error = ?err, "check-in counts unavailable");
-                None
+    // The lane read the figures right after the scan; a scan without them
+    // reads them now.
+    let counts = match (redeemed.counts, ticket) {
+        (Some(read), _) => Some(read),
+        (None, Some(t)) => {
+            match counts(&services.reader, checkin.list_id, t.position.product_id).await {
+                Ok(c) => Some(c),
+                Err(err) => {
+                    tracing::warn!(error = ?err, "check-in counts unavailable");
+                    None
+                }
             }
-        },
-        None => None,
+        }
+        (None, None) => None,
     };
     let event = crate::bus::DomainEvent::CheckinRecorded(CheckinRecorded {
         checkin: checkin.clone(),

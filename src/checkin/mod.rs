@@ -8,8 +8,9 @@
 //!   exchanged for short-lived scanner access tokens;
 //! - `access`: who works the doors (scanners of the event, teams with the
 //!   check-in permission);
-//! - `redeem`: one scan, its outcome and its record, written in the event's
-//!   write lane (`crate::lanes`) with the scans queued beside it;
+//! - `redeem`: one scan, judged, its questions asked, and its answer;
+//! - `lane`: the event's door lane (`crate::lanes`), deciding and recording
+//!   a batch of scans set-wise, a fixed number of statements per batch;
 //! - `questions`: what a door asks before it admits (the event's questions
 //!   asked at check-in, the list's free-text ones);
 //! - `cache`: lists and scanner devices kept briefly in memory, so a scan
@@ -20,12 +21,13 @@
 //! - `graphql`: the API.
 //!
 //! Invariants:
-//! - An entry changes a ticket's `checkin_states` row only by an upsert whose
-//!   `UPDATE` carries the list's re-entry rule, in the transaction that
-//!   records the scan: two scanners scanning one ticket at once admit it
-//!   once, on SQLite and PostgreSQL.
-//! - `checkin_counts` changes in the same transaction as the state it
-//!   counts, by what that state's upsert returned: the figures are exact.
+//! - An entry changes a ticket's `checkin_states` row only in the door lane,
+//!   which first takes the row (created if missing, locked on PostgreSQL)
+//!   and decides the batch's scans of it in order against the list's
+//!   re-entry rule, in the transaction that records the scans: two scanners
+//!   scanning one ticket at once admit it once, on SQLite and PostgreSQL.
+//! - `checkin_counts` changes in the same transaction as the states it
+//!   counts, by what the lane decided: the figures are exact.
 //! - Every scan that reaches a list is recorded, rejected ones too; a scan
 //!   that needs answers records nothing until answered.
 //! - Answers given at the door are stored on the position by the
@@ -40,6 +42,7 @@ pub mod access;
 pub mod cache;
 pub mod demo;
 pub mod graphql;
+pub mod lane;
 pub mod lists;
 pub mod live;
 pub mod offline;

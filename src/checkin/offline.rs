@@ -434,6 +434,8 @@ pub async fn upload(
                     ticket: None,
                 },
                 fresh: false,
+                remaining: None,
+                counts: None,
             },
             Err(err) => return Err(err),
         };

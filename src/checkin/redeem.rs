@@ -1,45 +1,42 @@
 //! Redeeming a ticket at a door: one scan, its outcome, and its record.
 //!
 //! The outcome is decided in two steps. First the ticket is judged against the
-//! list by what it is ([`judge`]: its event, order, date and product), which
-//! needs no lock. Then an entry is admitted by the database alone, in one
-//! statement: the ticket's `checkin_states` row for the list is upserted, and
-//! the `UPDATE` of an existing row carries the list's re-entry rule as its
-//! condition. Exactly one of two racing scans inserts the row or matches the
-//! condition, on SQLite and PostgreSQL, with any number of replicas; the
-//! other is `ALREADY_REDEEMED`. What the upsert returns (the entries, and
-//! whether the holder was inside before) changes the list's counters in the
-//! same transaction.
+//! list by what it is ([`judge`]: its event, order, date and product), and the
+//! questions the door must ask are checked, which needs no lock. Then the scan
+//! goes to the event's door lane (`super::lane`), which decides entries and
+//! exits against the tickets' `checkin_states` rows, for a whole batch of scans
+//! at once, and records every scan of the batch, rejected ones too, in the
+//! transaction that changed the states and counters.
 //!
-//! Every scan is recorded in the same transaction as the state it changed,
-//! rejected ones too. A scan with a nonce is recorded under its scanner's
-//! nonce scope, unique in the table: a repeated nonce finds the first record
-//! and answers as it did, and a concurrent repeat loses the insert, rolls its
-//! savepoint back and does the same.
+//! A scan with a nonce is recorded under its scanner's nonce scope, unique in
+//! the table: the lane reads the batch's nonces first, so a repeat finds the
+//! first record and is answered as it was, records nothing and is not
+//! announced; a repeat in the same batch gets the answer of its first.
 //!
-//! A scan costs the writer only its writes: they run in the event's write
-//! lane (`crate::lanes`), so the scans of many doors share one commit; the
-//! lists and the scanner come from the door cache (`super::cache`), and the
-//! ticket is read on the readers, one join.
+//! A scan costs the writer only its share of its batch's statements; the lists
+//! and the scanner come from the door cache (`super::cache`), and the ticket is
+//! read on the readers, one join. The lane answers each scan with the figures
+//! and the units left as they stood right after it.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IdenStatic, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, SqlErr,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use super::access::{self, Operator};
 use super::cache::DoorList;
+use super::lane::{self, Reply, Work};
+use super::live::ProductCounts;
 use crate::auth::Principal;
 use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::order::OrderStatus;
 use crate::entities::{
-    checkin, checkin_count, checkin_list, checkin_state, order, order_position, product, question,
+    checkin, checkin_list, checkin_state, order, order_position, product, question,
 };
 use crate::error::AppError;
 use crate::services::ServiceContext;
@@ -126,11 +123,17 @@ impl Outcome {
 }
 
 /// A scan's outcome and whether it was recorded just now (a replayed nonce
-/// was not: nothing is announced for it).
+/// was not: nothing is announced for it), with what its door shows.
 #[derive(Debug, Clone)]
 pub struct Redeemed {
     pub outcome: Outcome,
     pub fresh: bool,
+    /// How many units of the ticket's order line had not entered the list
+    /// right after the scan (when the scan has a record and a ticket).
+    pub remaining: Option<i64>,
+    /// The list's figures for the ticket's product right after the scan,
+    /// read in its batch (`None`: not read, e.g. for a repeat).
+    pub counts: Option<ProductCounts>,
 }
 
 /// Judges `ticket` on `list` by what it is; re-entry is decided later, by
@@ -262,14 +265,8 @@ pub async fn redeem(
         Some(n) if n.len() <= 100 => Some(n.to_owned()),
         Some(_) => return Err(AppError::bad_input("nonce", "use at most 100 characters")),
     };
-    if let Some(nonce) = &nonce
-        && let Some(first) = by_nonce(reader, &scope, nonce).await?
-    {
-        return Ok(Redeemed {
-            outcome: replay(reader, first).await?,
-            fresh: false,
-        });
-    }
+    // A repeated nonce is answered in the lane, by the record it finds
+    // there: a repeat costs the first scan nothing.
     let scanned_at = scan.scanned_at.unwrap_or(now);
     if scanned_at > now + CLOCK_SKEW {
         return Err(AppError::bad_input(
@@ -395,6 +392,13 @@ pub async fn redeem(
     let door = match asked {
         Ok(door) => door,
         Err(missing) => {
+            // A repeat of a scan that was answered (and so is asked no more)
+            // gets its first answer; only this rare path looks it up here.
+            if let Some(nonce) = &record.nonce
+                && let Some(first) = by_nonce(reader, &record.scope, nonce).await?
+            {
+                return repeated(reader, first).await;
+            }
             return Ok(Redeemed {
                 outcome: Outcome::NeedsAnswers {
                     questions: missing.texts,
@@ -402,6 +406,8 @@ pub async fn redeem(
                     ticket,
                 },
                 fresh: false,
+                remaining: None,
+                counts: None,
             });
         }
     };
@@ -415,21 +421,21 @@ pub async fn redeem(
 
 /// What every record of one scan shares.
 #[derive(Debug, Clone)]
-struct Record {
-    kind: CheckinKind,
+pub(super) struct Record {
+    pub(super) kind: CheckinKind,
     operator: Operator,
-    scope: String,
-    nonce: Option<String>,
+    pub(super) scope: String,
+    pub(super) nonce: Option<String>,
     gate: String,
     note: Option<String>,
     answers: String,
-    scanned_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    force: bool,
+    pub(super) scanned_at: DateTime<Utc>,
+    pub(super) now: DateTime<Utc>,
+    pub(super) force: bool,
 }
 
 impl Record {
-    fn row(
+    pub(super) fn row(
         &self,
         list: &checkin_list::Model,
         position_id: Option<i32>,
@@ -458,7 +464,7 @@ impl Record {
         }
     }
 
-    /// Records a rejected scan.
+    /// Records a rejected scan, in the event's lane.
     async fn rejected(
         self,
         services: &ServiceContext,
@@ -466,35 +472,14 @@ impl Record {
         ticket: Option<Ticket>,
         reason: RejectReason,
     ) -> Result<Redeemed, AppError> {
-        let row = self.row(
-            &list,
-            ticket.as_ref().map(|t| t.position.id),
-            Some(reason),
-            false,
-        );
-        let stored = services
-            .checkin_lanes
-            .run(&services.db, list.event_id, move |txn| {
-                Box::pin(async move { row.insert(txn).await.map_err(nonce_taken) })
-            })
-            .await;
-        match stored {
-            Ok(checkin) => Ok(Redeemed {
-                outcome: Outcome::Rejected {
-                    reason,
-                    checkin: Some(checkin),
-                    ticket,
-                },
-                fresh: true,
-            }),
-            Err(err) => self.lost_race(services, err).await,
-        }
+        self.submit(services, list, Work::Reject { ticket, reason })
+            .await
     }
 
-    /// Changes a ticket's state on `list`, its counters, and records the
-    /// scan, in one savepoint of the event's lane: an entry admits the first
-    /// of `candidates` (units of one order line, or the scanned ticket alone)
-    /// the list's rule lets in, and is `ALREADY_REDEEMED` when none is left.
+    /// Admits or lets out the first of `candidates` (units of one order line,
+    /// or the scanned ticket alone) the list's rule allows, in the event's
+    /// lane (`super::lane`), and records the scan: an entry is
+    /// `ALREADY_REDEEMED` when none is left.
     async fn admit(
         self,
         services: &ServiceContext,
@@ -502,248 +487,47 @@ impl Record {
         candidates: Vec<Ticket>,
         door: DoorAnswers,
     ) -> Result<Redeemed, AppError> {
-        let record = self.clone();
-        let stripe = services.doors.stripe();
-        let event_id = list.event_id;
-        let stored = services
-            .checkin_lanes
-            .run(&services.db, event_id, move |txn| {
-                Box::pin(async move {
-                    let mut chosen = None;
-                    for (index, ticket) in candidates.iter().enumerate() {
-                        let change = match record.kind {
-                            CheckinKind::Entry => record.enter(txn, &list, ticket).await?,
-                            CheckinKind::Exit => Some(record.exit(txn, &list, ticket).await?),
-                        };
-                        if let Some(change) = change {
-                            change
-                                .count(txn, list.id, ticket.position.product_id, stripe)
-                                .await?;
-                            chosen = Some(index);
-                            break;
-                        }
-                    }
-                    // A forced entry's `UPDATE` has no condition, so it is always admitted.
-                    let reason = chosen.is_none().then_some(RejectReason::AlreadyRedeemed);
-                    let ticket = candidates
-                        .into_iter()
-                        .nth(chosen.unwrap_or(0))
-                        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no ticket to admit")))?;
-                    if reason.is_none() {
-                        door.store(txn, &ticket.position).await?;
-                    }
-                    let checkin = record
-                        .row(&list, Some(ticket.position.id), reason, record.force)
-                        .insert(txn)
-                        .await
-                        .map_err(nonce_taken)?;
-                    Ok(match reason {
-                        None => Outcome::Accepted { checkin, ticket },
-                        Some(reason) => Outcome::Rejected {
-                            reason,
-                            checkin: Some(checkin),
-                            ticket: Some(ticket),
-                        },
-                    })
-                })
-            })
-            .await;
-        match stored {
-            Ok(outcome) => Ok(Redeemed {
-                outcome,
-                fresh: true,
-            }),
-            Err(err) => self.lost_race(services, err).await,
-        }
+        self.submit(services, list, Work::Admit { candidates, door })
+            .await
     }
 
-    /// Admits an entry if the list's rule allows it (always when forced):
-    /// one upsert, whose `UPDATE` of an existing state carries the rule.
-    async fn enter(
-        &self,
-        db: &impl ConnectionTrait,
-        list: &checkin_list::Model,
-        ticket: &Ticket,
-    ) -> Result<Option<Change>, AppError> {
-        use checkin_state::Column as C;
-        let first = checkin_state::ActiveModel {
-            list_id: Set(list.id),
-            position_id: Set(ticket.position.id),
-            product_id: Set(ticket.position.product_id),
-            inside: Set(true),
-            entries: Set(1),
-            last_entry_at: Set(Some(self.scanned_at)),
-            updated_at: Set(self.now),
-            previously_inside: Set(false),
-        };
-        let mut again = OnConflict::columns([C::ListId, C::PositionId]);
-        // Right-hand sides read the row as it was: `previously_inside` keeps
-        // the old `inside` for the counters.
-        again.values([
-            (
-                C::PreviouslyInside,
-                Expr::col((checkin_state::Entity, C::Inside)),
-            ),
-            (C::Inside, Expr::value(true)),
-            (
-                C::Entries,
-                Expr::col((checkin_state::Entity, C::Entries)).add(1),
-            ),
-            (C::LastEntryAt, Expr::value(Some(self.scanned_at))),
-            (C::UpdatedAt, Expr::value(self.now)),
-        ]);
-        if !self.force && !list.allow_multiple_entries {
-            again.action_and_where(if list.allow_entry_after_exit {
-                Expr::col((checkin_state::Entity, C::Inside)).eq(false)
-            } else {
-                Expr::col((checkin_state::Entity, C::Entries)).eq(0)
-            });
-        }
-        let Some(row) = upsert(db, first, again, [C::Entries, C::PreviouslyInside]).await? else {
-            return Ok(None);
-        };
-        let entries: i32 = row.try_get("", C::Entries.as_str())?;
-        let previously_inside: bool = row.try_get("", C::PreviouslyInside.as_str())?;
-        Ok(Some(Change {
-            checked_in: i64::from(entries == 1),
-            inside: i64::from(!previously_inside),
-        }))
-    }
-
-    /// Records that the holder left (an exit is always accepted).
-    async fn exit(
-        &self,
-        db: &impl ConnectionTrait,
-        list: &checkin_list::Model,
-        ticket: &Ticket,
-    ) -> Result<Change, AppError> {
-        use checkin_state::Column as C;
-        let outside = checkin_state::ActiveModel {
-            list_id: Set(list.id),
-            position_id: Set(ticket.position.id),
-            product_id: Set(ticket.position.product_id),
-            inside: Set(false),
-            entries: Set(0),
-            last_entry_at: Set(None),
-            updated_at: Set(self.now),
-            previously_inside: Set(false),
-        };
-        let mut again = OnConflict::columns([C::ListId, C::PositionId]);
-        again.values([
-            (
-                C::PreviouslyInside,
-                Expr::col((checkin_state::Entity, C::Inside)),
-            ),
-            (C::Inside, Expr::value(false)),
-            (C::UpdatedAt, Expr::value(self.now)),
-        ]);
-        let row = upsert(db, outside, again, [C::PreviouslyInside])
-            .await?
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("an exit changed no state")))?;
-        let previously_inside: bool = row.try_get("", C::PreviouslyInside.as_str())?;
-        Ok(Change {
-            checked_in: 0,
-            inside: -i64::from(previously_inside),
-        })
-    }
-
-    /// A concurrent scan with the same nonce stored its record first: answer
-    /// as it did. Any other error stands.
-    async fn lost_race(
-        &self,
-        services: &ServiceContext,
-        err: AppError,
-    ) -> Result<Redeemed, AppError> {
-        if is_nonce_taken(&err)
-            && let Some(nonce) = &self.nonce
-            && let Some(first) = by_nonce(&services.db, &self.scope, nonce).await?
-        {
-            return Ok(Redeemed {
-                outcome: replay(&services.db, first).await?,
-                fresh: false,
-            });
-        }
-        Err(err)
-    }
-}
-
-/// What one scan did to its list's figures for the ticket's product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Change {
-    checked_in: i64,
-    inside: i64,
-}
-
-impl Change {
-    /// Adds the change to this replica's stripe of the list's counters.
-    async fn count(
+    async fn submit(
         self,
-        db: &impl ConnectionTrait,
-        list_id: i32,
-        product_id: i32,
-        stripe: i32,
-    ) -> Result<(), AppError> {
-        use checkin_count::Column as C;
-        if self.checked_in == 0 && self.inside == 0 {
-            return Ok(());
-        }
-        let row = checkin_count::ActiveModel {
-            list_id: Set(list_id),
-            product_id: Set(product_id),
-            stripe: Set(stripe),
-            checked_in: Set(self.checked_in),
-            inside: Set(self.inside),
+        services: &ServiceContext,
+        list: checkin_list::Model,
+        work: Work,
+    ) -> Result<Redeemed, AppError> {
+        let event_id = list.event_id;
+        let request = lane::Request {
+            record: self,
+            list,
+            stripe: services.doors.stripe(),
+            work,
         };
-        let mut add = OnConflict::columns([C::ListId, C::ProductId, C::Stripe]);
-        add.values([
-            (
-                C::CheckedIn,
-                Expr::col((checkin_count::Entity, C::CheckedIn)).add(self.checked_in),
-            ),
-            (
-                C::Inside,
-                Expr::col((checkin_count::Entity, C::Inside)).add(self.inside),
-            ),
-        ]);
-        checkin_count::Entity::insert(row)
-            .on_conflict(add)
-            .exec_without_returning(db)
-            .await?;
-        Ok(())
+        match services
+            .checkin_lanes
+            .submit(&services.db, event_id, request)
+            .await?
+        {
+            Reply::Stored(redeemed) => Ok(redeemed),
+            Reply::Repeat(first) => repeated(&services.reader, first).await,
+        }
     }
 }
 
-/// Inserts `row`, or changes the existing one as `on_conflict` says, and
-/// returns `columns` of the row written; `None` when the conflict's
-/// condition left the existing row alone.
-async fn upsert<const N: usize>(
-    db: &impl ConnectionTrait,
-    row: checkin_state::ActiveModel,
-    on_conflict: OnConflict,
-    columns: [checkin_state::Column; N],
-) -> Result<Option<sea_orm::QueryResult>, AppError> {
-    let mut insert = checkin_state::Entity::insert(row)
-        .on_conflict(on_conflict)
-        .into_query();
-    insert.returning(Query::returning().columns(columns));
-    Ok(db.query_one(&insert).await?)
-}
-
-/// What a lane's change answers when its record lost the nonce's unique
-/// index to a concurrent scan: the savepoint rolls back, and the caller
-/// answers as the first scan did.
-const NONCE_TAKEN: &str = "the scan's nonce is taken";
-
-fn nonce_taken(err: DbErr) -> AppError {
-    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-        AppError::Conflict(NONCE_TAKEN.to_owned())
-    } else {
-        err.into()
-    }
-}
-
-fn is_nonce_taken(err: &AppError) -> bool {
-    matches!(err, AppError::Conflict(message) if message == NONCE_TAKEN)
+/// The answer to a nonce recorded before: its first answer, nothing new.
+async fn repeated(db: &impl ConnectionTrait, first: checkin::Model) -> Result<Redeemed, AppError> {
+    let outcome = replay(db, first).await?;
+    let remaining = match (outcome.checkin(), outcome.ticket()) {
+        (Some(checkin), Some(ticket)) => Some(remaining(db, checkin.list_id, ticket).await?),
+        _ => None,
+    };
+    Ok(Redeemed {
+        outcome,
+        fresh: false,
+        remaining,
+        counts: None,
+    })
 }
 
 /// The live units of `list`'s products in `ticket`'s order, for its date:

@@ -636,6 +636,79 @@ async fn a_repeated_nonce_gets_the_first_answer_and_records_nothing_new() {
 }
 
 #[tokio::test]
+async fn scans_of_one_ticket_queued_together_admit_it_once_and_repeats_share_the_first_answer() {
+    let app = Arc::new(spawn_app().await);
+    let venue = Venue::open(&app, "together", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 2, true).await;
+    let (_, north) = venue.scanner(&app, "North").await;
+    let (_, south) = venue.scanner(&app, "South").await;
+    let doors = Arc::new([north, south]);
+    // Sixteen scans of one ticket at once (so that they share batches):
+    // the north door sends one nonce eight times, the south door eight of
+    // its own; and an exit of the other ticket, never admitted.
+    let scans = (0..16).map(|i| {
+        let door = i % 2;
+        let nonce = if door == 0 {
+            "north-1".to_owned()
+        } else {
+            format!("south-{i}")
+        };
+        let (doors, ticket, list) = (Arc::clone(&doors), tickets[0].clone(), list.clone());
+        tokio::spawn(async move {
+            scan(
+                &doors[door],
+                json!({ "secret": ticket, "listIds": [list], "nonce": nonce }),
+            )
+            .await
+        })
+    });
+    let exit = {
+        let (doors, ticket, list) = (Arc::clone(&doors), tickets[1].clone(), list.clone());
+        tokio::spawn(async move {
+            scan(
+                &doors[1],
+                json!({ "secret": ticket, "listIds": [list], "type": "EXIT", "nonce": "out-1" }),
+            )
+            .await
+        })
+    };
+    let mut bodies = Vec::new();
+    for handle in scans {
+        bodies.push(handle.await.expect("the scan finishes"));
+    }
+    let exit = exit.await.expect("the exit finishes");
+    assert_eq!(outcome(&exit), accepted(), "{exit}");
+
+    let repeats: Vec<_> = bodies.iter().step_by(2).collect();
+    let first = &repeats[0]["data"]["redeemTicket"];
+    for body in &repeats {
+        assert_eq!(
+            body["data"]["redeemTicket"]["checkin"]["id"], first["checkin"]["id"],
+            "one record for one nonce: {body}"
+        );
+        assert_eq!(outcome(body), outcome(repeats[0]), "{body}");
+    }
+    // Of the nine records (one per nonce), one admitted the ticket.
+    let mut admitted = usize::from(outcome(repeats[0]) == accepted());
+    for body in bodies.iter().skip(1).step_by(2) {
+        match outcome(body) {
+            o if o == accepted() => admitted += 1,
+            o => assert_eq!(o, rejected("ALREADY_REDEEMED"), "{body}"),
+        }
+    }
+    assert_eq!(admitted, 1, "one admission");
+    let history = history(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(history["totalCount"], 10, "{history}");
+    let figures = status(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(
+        (figures["checkedIn"].clone(), figures["inside"].clone()),
+        (json!(1), json!(1)),
+        "{figures}"
+    );
+}
+
+#[tokio::test]
 async fn forced_scans_record_what_happened_offline() {
     let app = spawn_app().await;
     let venue = Venue::open(&app, "forced", &["Seat"]).await;
