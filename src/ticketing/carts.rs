@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -267,6 +267,9 @@ pub async fn hold_all(
     now: DateTime<Utc>,
     holds: Vec<Hold>,
 ) -> Result<Vec<Result<Held, AppError>>, AppError> {
+    // At the precision PostgreSQL stores: a new position's hold read back
+    // must equal the cart's new end, or every cart would seem to move.
+    let now = now.trunc_subsecs(6);
     let reads = HoldReads::of(txn, &holds).await?;
     let mut tally = HoldTally::default();
     let mut decided = Vec::with_capacity(holds.len());

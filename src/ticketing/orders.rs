@@ -8,15 +8,15 @@
 //! inserts the order and its positions. An admission position is
 //! a ticket: a random secret for its QR code, and the olympic ticket's unique
 //! key, SHA-256 over the buyer, the purchase date and the position's id,
-//! written once the insert has given the id.
+//! inserted with the row: the ids are drawn before the insert.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -30,7 +30,7 @@ use super::quotas::{self, Counter};
 use super::vouchers;
 use crate::auth::tokens::random_token;
 use crate::auth::{Principal, TeamPermission};
-use crate::db::{page_by_id, per_row};
+use crate::db::page_by_id;
 use crate::entities::order::OrderStatus;
 use crate::entities::{
     cart_position, checkout_key, event, order, order_position, product, voucher,
@@ -653,42 +653,74 @@ async fn unique_codes(
     }
 }
 
-/// Gives each admission position its olympic ticket key, now that the
-/// inserts gave the ids: one `UPDATE` for the batch.
-async fn write_ticket_keys(
-    txn: &DatabaseTransaction,
-    products: &HashMap<i32, product::Model>,
-    placed: &mut [(usize, order::Model, Vec<order_position::Model>)],
-) -> Result<(), AppError> {
-    let mut keys: Vec<(i32, sea_orm::Value)> = Vec::new();
-    for (_, order, positions) in placed.iter_mut() {
-        let client = order
-            .user_id
-            .map_or_else(|| order.email.clone(), |id| id.to_string());
-        for position in positions
-            .iter_mut()
-            .filter(|p| products.get(&p.product_id).is_some_and(|p| p.admission))
-        {
-            let key = ticket_key(&client, order.datetime, position.id);
-            keys.push((position.id, key.clone().into()));
-            position.ticket_key = Some(key);
-        }
+/// `n` ids for new order positions, taken before their insert so that each
+/// ticket's key (over its id) is stored with its row: no `UPDATE` after the
+/// insert, whose new row versions would touch every index of the table.
+/// PostgreSQL draws them from the table's sequence in one statement (taken
+/// ids are never handed out again, committed or not); SQLite has one writer
+/// and the batch already wrote, so the ids after the highest one ever given
+/// (`AUTOINCREMENT`'s counter) are this transaction's until it commits.
+async fn position_ids(txn: &DatabaseTransaction, n: usize) -> Result<Vec<i32>, AppError> {
+    if n == 0 {
+        return Ok(Vec::new());
     }
+    let count = i32::try_from(n).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+    let backend = txn.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT nextval(pg_get_serial_sequence('order_positions', 'id'))::int4 AS id \
+                 FROM generate_series(1, $1)",
+                [count.into()],
+            ))
+            .await?;
+        return rows
+            .iter()
+            .map(|row| row.try_get::<i32>("", "id").map_err(AppError::from))
+            .collect();
+    }
+    let last = txn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'order_positions'), 0), \
+             COALESCE((SELECT MAX(id) FROM order_positions), 0)) AS last",
+        ))
+        .await?
+        .map(|row| row.try_get::<i64>("", "last"))
+        .transpose()?
+        .unwrap_or(0);
+    let first = i32::try_from(last + 1).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+    Ok((first..first.saturating_add(count)).collect())
+}
+
+/// Stores which order each claimed idempotency key's checkout placed: one
+/// `UPDATE` joined to a `VALUES` list, so the database matches each key row
+/// to its order by a join rather than testing one `CASE` arm per row.
+async fn set_key_orders(txn: &DatabaseTransaction, keys: &[(i32, i32)]) -> Result<(), AppError> {
     if keys.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i32> = keys.iter().map(|(id, _)| *id).collect();
-    order_position::Entity::update_many()
-        .col_expr(
-            order_position::Column::TicketKey,
-            per_row(
-                order_position::Column::Id,
-                keys,
-                Expr::col(order_position::Column::TicketKey),
-            ),
-        )
-        .filter(order_position::Column::Id.is_in(ids))
-        .exec(txn)
+    let backend = txn.get_database_backend();
+    let mut values = Vec::with_capacity(keys.len() * 2);
+    let mut rows = Vec::with_capacity(keys.len());
+    for (n, (key_id, order_id)) in keys.iter().enumerate() {
+        rows.push(format!("(${}, ${})", 2 * n + 1, 2 * n + 2));
+        values.push((*key_id).into());
+        values.push((*order_id).into());
+    }
+    let sql = format!(
+        "UPDATE checkout_keys SET order_id = v.column2 FROM (VALUES {}) AS v \
+         WHERE checkout_keys.id = v.column1",
+        rows.join(", ")
+    );
+    let sql = if backend == DatabaseBackend::Postgres {
+        sql
+    } else {
+        // SQLite numbers its parameters `?NNN`.
+        sql.replace('$', "?")
+    };
+    txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())
 }
@@ -759,14 +791,29 @@ async fn write_orders(
         .collect();
     let mut placed: Vec<(usize, order::Model, Vec<order_position::ActiveModel>)> =
         Vec::with_capacity(accepted.len());
+    let mut ids = position_ids(txn, accepted.iter().map(|a| a.positions.len()).sum())
+        .await?
+        .into_iter();
     for (a, code) in accepted.iter().zip(codes) {
         let order = orders
             .remove(&(a.event.id, code))
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("an order was not stored")))?;
+        let client = order
+            .user_id
+            .map_or_else(|| order.email.clone(), |id| id.to_string());
         let mut rows = Vec::with_capacity(a.positions.len());
         for (index, item) in a.positions.iter().enumerate() {
-            let tax_rate = products.get(&item.product_id).map_or(0, |p| p.tax_rate_bp);
+            let product = products.get(&item.product_id);
+            let tax_rate = product.map_or(0, |p| p.tax_rate_bp);
+            let id = ids
+                .next()
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("too few position ids")))?;
+            // An admission position is a ticket: its key is known with its id.
+            let ticket_key = product
+                .is_some_and(|p| p.admission)
+                .then(|| ticket_key(&client, order.datetime, id));
             rows.push(order_position::ActiveModel {
+                id: Set(id),
                 order_id: Set(order.id),
                 positionid: Set(i32::try_from(index + 1).unwrap_or(i32::MAX)),
                 product_id: Set(item.product_id),
@@ -776,7 +823,7 @@ async fn write_orders(
                 tax_rate_bp: Set(tax_rate),
                 tax_value_minor: Set(included_tax(item.price_minor, tax_rate)),
                 secret: Set(random_token()?),
-                ticket_key: Set(None),
+                ticket_key: Set(ticket_key),
                 canceled: Set(false),
                 attendee_name: Set(None),
                 attendee_email: Set(None),
@@ -788,26 +835,12 @@ async fn write_orders(
         }
         placed.push((a.index, order, rows));
     }
-    let keys: Vec<(i32, sea_orm::Value)> = accepted
+    let keys: Vec<(i32, i32)> = accepted
         .iter()
         .zip(&placed)
-        .filter_map(|(a, (_, order, _))| a.key_id.map(|id| (id, order.id.into())))
+        .filter_map(|(a, (_, order, _))| a.key_id.map(|id| (id, order.id)))
         .collect();
-    if !keys.is_empty() {
-        let ids: Vec<i32> = keys.iter().map(|(id, _)| *id).collect();
-        checkout_key::Entity::update_many()
-            .col_expr(
-                checkout_key::Column::OrderId,
-                per_row(
-                    checkout_key::Column::Id,
-                    keys,
-                    Expr::value(sea_orm::Value::Int(None)),
-                ),
-            )
-            .filter(checkout_key::Column::Id.is_in(ids))
-            .exec(txn)
-            .await?;
-    }
+    set_key_orders(txn, &keys).await?;
     let mut stored: HashMap<(i32, i32), order_position::Model> =
         order_position::Entity::insert_many(placed.iter().flat_map(|(_, _, rows)| rows.clone()))
             .exec_with_returning(txn)
@@ -826,7 +859,6 @@ async fn write_orders(
         super::questions::copy_to_order(txn, answers, &positions).await?;
         done.push((index, order, positions));
     }
-    write_ticket_keys(txn, products, &mut done).await?;
     let orders: Vec<PlacedOrder> = done
         .iter()
         .map(|(_, order, positions)| (order.clone(), positions.clone()))

@@ -13,6 +13,8 @@
 //! then is each buyer answered and the event's availability announced, once
 //! per batch.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
@@ -95,12 +97,26 @@ impl Batch for Rush {
                 holds.iter().filter_map(|h| h.input.voucher_code.as_deref()),
             )
             .await?;
+            let (hold_count, checkout_count) = (holds.len(), checkouts.len());
+            let started = Instant::now();
             let prepared = Prepared::read(txn, now, &checkouts, &blocking).await?;
             let mut quota_ids: Vec<i32> = prepared.quota_ids().collect();
             quota_ids.extend(carts::quota_ids_of(txn, &holds).await?);
             quotas::lock(txn, quota_ids).await?;
+            let locked = started.elapsed();
             let mut held = carts::hold_all(txn, now, holds).await?.into_iter();
+            let holds_done = started.elapsed();
             let mut placed = prepared.place(txn, now, checkouts).await?.into_iter();
+            // Where a batch's time goes, to tell reads and locks from writes.
+            tracing::debug!(
+                event_id,
+                holds = hold_count,
+                checkouts = checkout_count,
+                read_and_lock_ms = locked.as_secs_f64() * 1e3,
+                holds_ms = (holds_done - locked).as_secs_f64() * 1e3,
+                checkouts_ms = (started.elapsed() - holds_done).as_secs_f64() * 1e3,
+                "rush batch applied"
+            );
             sides
                 .into_iter()
                 .map(|hold| {
