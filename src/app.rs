@@ -424,6 +424,7 @@ async fn start_ingestion(
             min_voltage_v: settings.supervision.alert_min_voltage_v,
             max_voltage_v: settings.supervision.alert_max_voltage_v,
         },
+        cache_ttl: Duration::from_millis(settings.ingest_cache_ms),
     };
     Ok(Some(Arc::new(
         mqtt::ingest::start(options, db.clone(), bus.clone()).await?,

@@ -115,6 +115,12 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_INGEST_BATCH_LINGER_US", default_value_t = 0)]
     pub ingest_batch_linger_us: u64,
 
+    /// Milliseconds telemetry ingestion remembers bays and devices, the
+    /// sessions of bays and the open telemetry alerts of devices, instead of
+    /// reading them for every batch (`docs/supervision.md`). 0 reads every time.
+    #[arg(long, env = "VOLTGATE_INGEST_CACHE_MS", default_value_t = 1000)]
+    pub ingest_cache_ms: u64,
+
     /// A temperature reading above this (°C) raises an `OVER_TEMPERATURE` alert.
     #[arg(long, env = "VOLTGATE_ALERT_MAX_TEMPERATURE_C", default_value_t = 60.0)]
     pub alert_max_temperature_c: f64,

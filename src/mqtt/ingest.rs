@@ -10,7 +10,7 @@
 //! rumqttd drop a client that acknowledges out of order): an acker task holds
 //! each finished message until all earlier ones are finished too.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -40,6 +40,7 @@ use crate::entities::{DeviceStatus, LockState, bay};
 use crate::realtime::batcher::{self, BatchLimits};
 use crate::supervision::alerts;
 use crate::supervision::rules::Thresholds;
+use crate::supervision::telemetry_cache::{self, TelemetryCache};
 use crate::supervision::{incidents, sensors, telemetry};
 use crate::telemetry::names;
 
@@ -76,6 +77,9 @@ pub struct MqttOptions {
     pub batch_limits: BatchLimits,
     /// When readings raise alerts.
     pub alert_thresholds: Thresholds,
+    /// How long ingestion remembers bays, sessions and open alerts
+    /// ([`TelemetryCache`]); zero reads them for every batch.
+    pub cache_ttl: Duration,
 }
 
 /// Broker credentials; `Debug` hides the password.
@@ -202,6 +206,7 @@ struct Ingest {
     clock_skew: ClockSkew,
     batch_limits: BatchLimits,
     thresholds: Thresholds,
+    cache: Arc<TelemetryCache>,
 }
 
 /// The connection flag `/readyz` reads, kept equal to the connected gauge.
@@ -266,6 +271,8 @@ pub async fn start(
     tracing::info!(%broker, client_id = %options.client_id, %filter, "MQTT ingestion started");
 
     let (acks, ack_queue) = mpsc::unbounded_channel();
+    let cache = Arc::new(TelemetryCache::new(options.cache_ttl));
+    let listener = tokio::spawn(telemetry_cache::listen(&bus, Arc::clone(&cache)));
     let ingest = Arc::new(Ingest {
         db: db.clone(),
         bus,
@@ -274,11 +281,12 @@ pub async fn start(
         clock_skew: options.clock_skew,
         batch_limits: options.batch_limits,
         thresholds: options.alert_thresholds,
+        cache,
     });
-    let mut tasks = vec![tokio::spawn(acknowledge_in_order(
-        ack_queue,
-        client.clone(),
-    ))];
+    let mut tasks = vec![
+        listener,
+        tokio::spawn(acknowledge_in_order(ack_queue, client.clone())),
+    ];
     let mut queues = Vec::new();
     for _ in 0..options.workers.max(1) {
         let (tx, rx) = mpsc::channel(1024);
@@ -483,6 +491,7 @@ impl Report {
 struct Writer {
     skew: ClockSkew,
     thresholds: Thresholds,
+    cache: Arc<TelemetryCache>,
 }
 
 impl batcher::Apply for Writer {
@@ -634,17 +643,33 @@ impl Writer {
         if samples.is_empty() {
             return Ok(Vec::new());
         }
-        let places = samples
-            .iter()
-            .map(|(_, write, _)| (write.prefix.as_str(), write.bay))
-            .collect();
-        let found = state_batch::find_bays(txn, places).await?;
+        // Bays and devices from memory; those not remembered in one query.
+        let mut found: HashMap<(&str, i32), Arc<telemetry_cache::Place>> = HashMap::new();
+        let mut missing = Vec::new();
+        for (_, write, _) in &samples {
+            let place = (write.prefix.as_str(), write.bay);
+            if found.contains_key(&place) {
+                continue;
+            }
+            match self.cache.place(place.0, place.1) {
+                Some(known) => {
+                    found.insert(place, known);
+                }
+                None => missing.push(place),
+            }
+        }
+        for (place, (bay, device)) in state_batch::find_bays(txn, missing).await? {
+            let read = Arc::new((bay, device));
+            self.cache.keep_place(place.0, place.1, Arc::clone(&read));
+            found.insert(place, read);
+        }
         let mut outcomes = Vec::with_capacity(samples.len());
         let mut measured = Vec::with_capacity(samples.len());
         let mut places_of_measured = Vec::with_capacity(samples.len());
         for &(index, write, sample) in &samples {
             match found.get(&(write.prefix.as_str(), write.bay)) {
-                Some((bay, device)) => {
+                Some(place) => {
+                    let (bay, device) = &**place;
                     measured.push(telemetry::Measured {
                         bay,
                         device,
@@ -662,14 +687,16 @@ impl Writer {
                 )),
             }
         }
-        let recorded = telemetry::record_all(txn, &measured, &self.thresholds).await?;
+        let recorded = telemetry::record_all(txn, &measured, &self.thresholds, &self.cache).await?;
         for ((index, recorded), m) in places_of_measured.into_iter().zip(recorded).zip(&measured) {
             outcomes.push((
                 index,
                 match recorded {
                     telemetry::Recorded::Stored { event, alerts } => {
-                        let mut events = vec![DomainEvent::ChargeStateChanged(*event)];
-                        events.extend(alerts.into_iter().map(alerts::event));
+                        // The alerts first: a technician waits for them.
+                        let mut events: Vec<DomainEvent> =
+                            alerts.into_iter().map(alerts::event).collect();
+                        events.extend(event.map(|e| DomainEvent::ChargeStateChanged(*e)));
                         Ok(events)
                     }
                     telemetry::Recorded::Redelivered => Ok(Vec::new()),
@@ -771,6 +798,7 @@ async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
     let writer = Writer {
         skew: ingest.clock_skew,
         thresholds: ingest.thresholds,
+        cache: Arc::clone(&ingest.cache),
     };
     let outcomes = batcher::apply(&ingest.db, &writer, &writes).await;
     let mut events = Vec::new();
@@ -809,6 +837,18 @@ async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
             }
         }
     }
+    // Committed: this worker's next batch knows which alerts are open.
+    for event in &events {
+        if let DomainEvent::AlertChanged(change) = event {
+            ingest.cache.alert_changed(&change.alert);
+        }
+    }
+    // Alerts leave first, ahead of the batch's other events: a technician
+    // waits for them. Each topic's events keep their order.
+    let (mut events, others): (Vec<_>, Vec<_>) = events
+        .into_iter()
+        .partition(|event| matches!(event, DomainEvent::AlertChanged(_)));
+    events.extend(others);
     if let Err(err) = ingest.bus.publish_all(events).await {
         tracing::error!(
             error = format!("{err:#}"),

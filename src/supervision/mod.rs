@@ -31,4 +31,5 @@ pub mod settings;
 pub mod technicians;
 pub mod technicians_graphql;
 pub mod telemetry;
+pub mod telemetry_cache;
 pub mod telemetry_graphql;

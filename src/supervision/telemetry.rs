@@ -8,6 +8,7 @@
 //! its current and voltage are those of its latest sample.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
@@ -18,11 +19,12 @@ use sea_orm::{
 
 use super::alerts;
 use super::rules::{Thresholds, Verdict, judge_sample};
+use super::telemetry_cache::TelemetryCache;
 use crate::auth::Principal;
 use crate::bus::ChargeStateChanged;
 use crate::db::per_row;
 use crate::entities::charging_session::{self, SessionState};
-use crate::entities::{AlertSeverity, bay, device, session_telemetry};
+use crate::entities::{AlertKind, AlertSeverity, bay, device, session_telemetry};
 use crate::error::{AppError, AppResult};
 
 /// One sample as the device sent it.
@@ -41,7 +43,10 @@ pub struct Sample {
 pub enum Recorded {
     /// Stored; the session's change to announce after the commit.
     Stored {
-        event: Box<ChargeStateChanged>,
+        /// On the latest sample of its session in the batch only: the
+        /// session's energy after the batch, with this sample's current and
+        /// voltage.
+        event: Option<Box<ChargeStateChanged>>,
         /// Alerts the sample raised, refreshed or ended.
         alerts: Vec<(crate::entities::alert::Model, super::alerts::Change)>,
     },
@@ -67,13 +72,28 @@ pub struct Measured<'a> {
 /// Rows per multi-row `INSERT`, well under SQLite's bound on parameters.
 const INSERT_CHUNK: usize = 500;
 
+/// Sessions per multi-row `UPDATE` (two parameters each per `CASE`).
+const UPDATE_CHUNK: usize = 200;
+
 /// Stores each sample against the session open on its bay at its time and
-/// raises the sessions' energy to their totals, in a few statements whatever
-/// the number of samples: one lookup of the sessions, one multi-row insert
-/// per [`INSERT_CHUNK`] samples (a redelivery, already stored, is skipped by
-/// the unique device and `ts_us`), one update of the sessions' energy, one
-/// lookup of the alerts the samples may end. Alerts are then raised or ended
-/// in the samples' order. One outcome per sample, in order.
+/// raises the sessions' energy to their totals, in two statements whatever
+/// the number of samples when the replica's [`TelemetryCache`] knows the
+/// bays' sessions and open alerts:
+///
+/// 1. one `UPDATE … RETURNING` of the batch's sessions raises each one's
+///    energy and reads it back, which confirms that each picked session was
+///    still open at its samples' times (a remembered session that ended
+///    before them is not changed, and their sessions are read from the
+///    database instead);
+/// 2. one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` per
+///    [`INSERT_CHUNK`] samples: a redelivery, already stored, is skipped by
+///    the unique device and `ts_us`.
+///
+/// Bays whose sessions are not remembered cost one query for all of them,
+/// and devices whose open alerts are not, another. Alerts are then raised
+/// or ended in the samples' order. One outcome per sample, in order; each
+/// session with stored samples has one `chargeStateChanged`, on its latest
+/// sample of the batch.
 ///
 /// # Errors
 /// Database failures (the batch then fails).
@@ -81,19 +101,59 @@ pub async fn record_all(
     db: &impl ConnectionTrait,
     measured: &[Measured<'_>],
     thresholds: &Thresholds,
+    cache: &TelemetryCache,
 ) -> Result<Vec<Recorded>, DbErr> {
-    let sessions = sessions_at(db, measured).await?;
-    let mut outcomes: Vec<Option<Recorded>> = sessions
+    // Each sample's session: remembered, else read with the others missing.
+    let mut picked: Vec<Option<i32>> = vec![None; measured.len()];
+    let mut unresolved = Vec::new();
+    for (index, m) in measured.iter().enumerate() {
+        match cache
+            .sessions(m.bay.id)
+            .and_then(|sessions| pick(&sessions, m))
+        {
+            Some(session) => picked[index] = Some(session),
+            None => unresolved.push(index),
+        }
+    }
+    resolve(db, measured, &unresolved, cache, &mut picked).await?;
+
+    // Raise the sessions' energy and read them back; a remembered session
+    // that had ended before its samples is left as it was, and their
+    // sessions are read again.
+    let mut sessions = update_sessions(db, measured, &picked).await?;
+    let stale: Vec<usize> = (0..measured.len())
+        .filter(|&index| {
+            picked[index].is_some_and(|id| {
+                !sessions
+                    .get(&id)
+                    .is_some_and(|session| open_at(session, measured[index].sample.ts))
+            })
+        })
+        .collect();
+    if !stale.is_empty() {
+        let mut repicked: Vec<Option<i32>> = vec![None; measured.len()];
+        for &index in &stale {
+            cache.forget_sessions(measured[index].bay.id);
+            picked[index] = None;
+        }
+        resolve(db, measured, &stale, cache, &mut repicked).await?;
+        // Read in this transaction: taken as they are.
+        sessions.extend(update_sessions(db, measured, &repicked).await?);
+        for index in stale {
+            picked[index] = repicked[index];
+        }
+    }
+
+    let mut outcomes: Vec<Option<Recorded>> = picked
         .iter()
         .map(|session| session.is_none().then_some(Recorded::NoSession))
         .collect();
-
     // The first of a batch's samples with one device and `ts` is the one
     // inserted; the others are redeliveries.
     let mut keys = HashSet::new();
     let mut rows = Vec::new();
-    for (index, (m, session)) in measured.iter().zip(&sessions).enumerate() {
-        let Some(session) = session else { continue };
+    for (index, (m, session)) in measured.iter().zip(&picked).enumerate() {
+        let Some(session) = *session else { continue };
         let ts_us = m.sample.ts.timestamp_micros();
         if !keys.insert((m.device.id, ts_us)) {
             outcomes[index] = Some(Recorded::Redelivered);
@@ -103,7 +163,7 @@ pub async fn record_all(
             index,
             session_telemetry::ActiveModel {
                 id: NotSet,
-                session_id: Set(session.id),
+                session_id: Set(session),
                 device_id: Set(m.device.id),
                 bay_id: Set(m.bay.id),
                 current_a: Set(m.sample.current_a),
@@ -126,23 +186,22 @@ pub async fn record_all(
         }
     }
 
-    // Each session's energy: the largest total among what it had and its
-    // samples so far; each event carries it as of its sample, the update the last.
-    let mut energy: HashMap<i32, f64> = HashMap::new();
-    let as_of: Vec<f64> = stored
-        .iter()
-        .map(|&index| {
-            let session = sessions[index]
-                .as_ref()
-                .expect("stored samples have a session");
-            let total = energy
-                .entry(session.id)
-                .or_insert(session.energy_kwh.unwrap_or(f64::NEG_INFINITY));
-            *total = total.max(measured[index].sample.energy_kwh);
-            *total
-        })
-        .collect();
-    raise_energy(db, &energy).await?;
+    // Each session's latest stored sample of the batch carries its event.
+    let mut latest: HashMap<i32, usize> = HashMap::new();
+    for &index in &stored {
+        let Some(session) = picked[index] else {
+            continue;
+        };
+        let ts = measured[index].sample.ts;
+        latest
+            .entry(session)
+            .and_modify(|at| {
+                if measured[*at].sample.ts <= ts {
+                    *at = index;
+                }
+            })
+            .or_insert(index);
+    }
 
     let verdicts: Vec<_> = stored
         .iter()
@@ -151,34 +210,20 @@ pub async fn record_all(
             judge_sample(sample.current_a, sample.voltage_v, thresholds)
         })
         .collect();
-    let recoveries: Vec<alerts::Condition> = stored
+    let recoveries: Vec<(i32, AlertKind)> = stored
         .iter()
         .zip(&verdicts)
         .flat_map(|(&index, verdicts)| {
             verdicts.iter().filter_map(move |verdict| match verdict {
-                Verdict::Recover(kind) => Some(condition(
-                    &measured[index],
-                    *kind,
-                    AlertSeverity::Low,
-                    String::new(),
-                )),
+                Verdict::Recover(kind) => Some((measured[index].device.id, *kind)),
                 _ => None,
             })
         })
         .collect();
-    let mut open: HashSet<String> = alerts::open_among(db, &recoveries)
-        .await?
-        .into_iter()
-        .zip(&recoveries)
-        .filter(|&(open, _)| open)
-        .map(|(_, condition)| condition.open_key())
-        .collect();
+    let mut open = cache.open_among(db, &recoveries).await?;
 
-    for ((&index, verdicts), total) in stored.iter().zip(verdicts).zip(as_of) {
+    for (&index, verdicts) in stored.iter().zip(verdicts) {
         let m = &measured[index];
-        let session = sessions[index]
-            .as_ref()
-            .expect("stored samples have a session");
         let mut changed = Vec::new();
         for verdict in verdicts {
             match verdict {
@@ -188,12 +233,12 @@ pub async fn record_all(
                     message,
                 } => {
                     let raised = condition(m, kind, severity, message);
-                    open.insert(raised.open_key());
+                    open.insert((m.device.id, kind));
                     changed.push(alerts::raise(db, &raised, m.sample.ts).await?);
                 }
                 Verdict::Recover(kind) => {
                     let over = condition(m, kind, AlertSeverity::Low, String::new());
-                    if open.remove(&over.open_key())
+                    if open.remove(&(m.device.id, kind))
                         && let Some(ended) = alerts::recover(db, &over, m.sample.ts).await?
                     {
                         changed.push((ended, alerts::Change::Resolved));
@@ -202,32 +247,37 @@ pub async fn record_all(
                 Verdict::Nothing => {}
             }
         }
-        let event = ChargeStateChanged {
-            session_id: session.id,
-            bay_id: m.bay.id,
-            station_id: m.bay.station_id,
-            user_id: session.user_id,
-            state: session.state,
-            energy_kwh: Some(total),
-            current_a: Some(m.sample.current_a),
-            voltage_v: Some(m.sample.voltage_v),
-            at: session.state_changed_at,
-        };
+        let event = picked[index]
+            .filter(|session| latest.get(session) == Some(&index))
+            .and_then(|session| sessions.get(&session))
+            .map(|session| {
+                Box::new(ChargeStateChanged {
+                    session_id: session.id,
+                    bay_id: m.bay.id,
+                    station_id: m.bay.station_id,
+                    user_id: session.user_id,
+                    state: session.state,
+                    energy_kwh: session.energy_kwh,
+                    current_a: Some(m.sample.current_a),
+                    voltage_v: Some(m.sample.voltage_v),
+                    at: session.state_changed_at,
+                })
+            });
         outcomes[index] = Some(Recorded::Stored {
-            event: Box::new(event),
+            event,
             alerts: changed,
         });
     }
     Ok(outcomes
         .into_iter()
-        .map(|outcome| outcome.expect("every sample has an outcome"))
+        .map(|outcome| outcome.unwrap_or(Recorded::NoSession))
         .collect())
 }
 
 /// The condition of an alert a sample raises or ends.
 fn condition(
     m: &Measured<'_>,
-    kind: crate::entities::AlertKind,
+    kind: AlertKind,
     severity: AlertSeverity,
     message: String,
 ) -> alerts::Condition {
@@ -273,46 +323,104 @@ async fn insert_new(
     Ok(inserted)
 }
 
-/// Raises each session's energy to its total where that is more than stored,
-/// in one statement.
-async fn raise_energy(db: &impl ConnectionTrait, totals: &HashMap<i32, f64>) -> Result<(), DbErr> {
-    if totals.is_empty() {
-        return Ok(());
-    }
-    let total = || {
-        per_row(
-            charging_session::Column::Id,
-            totals.iter().map(|(&id, &kwh)| (id, kwh.into())).collect(),
-            Expr::col(charging_session::Column::EnergyKwh),
-        )
-    };
-    charging_session::Entity::update_many()
-        .col_expr(charging_session::Column::EnergyKwh, total())
-        .filter(charging_session::Column::Id.is_in(totals.keys().copied()))
-        .filter(
-            Condition::any()
-                .add(charging_session::Column::EnergyKwh.is_null())
-                .add(Expr::col(charging_session::Column::EnergyKwh).lt(total())),
-        )
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// For each sample, the newest session of its bay that was open at its
-/// time: not ended, or ended after it (a late sample of a session that just
-/// stopped), and opened before it (with [`CLOCK_GRACE`]). One query for all.
-async fn sessions_at(
+/// Raises each picked session's energy to the largest total of its samples
+/// where that is more than stored, and reads the sessions back, in one
+/// statement per [`UPDATE_CHUNK`] sessions. A session that ended before the
+/// latest of its samples is read back unchanged.
+async fn update_sessions(
     db: &impl ConnectionTrait,
     measured: &[Measured<'_>],
-) -> Result<Vec<Option<charging_session::Model>>, DbErr> {
-    let Some(earliest) = measured.iter().map(|m| m.sample.ts).min() else {
-        return Ok(Vec::new());
+    picked: &[Option<i32>],
+) -> Result<HashMap<i32, charging_session::Model>, DbErr> {
+    // Per session: its samples' largest total and latest time.
+    let mut batch: HashMap<i32, (f64, DateTime<Utc>)> = HashMap::new();
+    for (m, session) in measured.iter().zip(picked) {
+        let Some(session) = *session else { continue };
+        let (total, latest) = batch
+            .entry(session)
+            .or_insert((m.sample.energy_kwh, m.sample.ts));
+        *total = total.max(m.sample.energy_kwh);
+        *latest = Ord::max(*latest, m.sample.ts);
+    }
+    let batch: Vec<(i32, (f64, DateTime<Utc>))> = batch.into_iter().collect();
+    let mut sessions = HashMap::with_capacity(batch.len());
+    for chunk in batch.chunks(UPDATE_CHUNK) {
+        use charging_session::Column as C;
+        let total = || {
+            per_row(
+                C::Id,
+                chunk
+                    .iter()
+                    .map(|&(id, (kwh, _))| (id, kwh.into()))
+                    .collect(),
+                Expr::col(C::EnergyKwh),
+            )
+        };
+        let latest = per_row(
+            C::Id,
+            chunk.iter().map(|&(id, (_, ts))| (id, ts.into())).collect(),
+            Expr::col(C::EndedAt),
+        );
+        let open_then = Condition::any()
+            .add(C::State.is_not_in([SessionState::Stopped, SessionState::Error]))
+            .add(Expr::col(C::EndedAt).gte(latest));
+        let raise = Condition::all().add(open_then).add(
+            Condition::any()
+                .add(C::EnergyKwh.is_null())
+                .add(Expr::col(C::EnergyKwh).lt(total())),
+        );
+        let updated = charging_session::Entity::update_many()
+            .col_expr(
+                C::EnergyKwh,
+                Expr::case(raise, total())
+                    .finally(Expr::col(C::EnergyKwh))
+                    .into(),
+            )
+            .filter(C::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+            .exec_with_returning(db)
+            .await?;
+        sessions.extend(updated.into_iter().map(|session| (session.id, session)));
+    }
+    Ok(sessions)
+}
+
+/// Whether `session` was open at `ts`: not over, or over after it.
+fn open_at(session: &charging_session::Model, ts: DateTime<Utc>) -> bool {
+    !session.state.is_final() || session.ended_at.is_some_and(|at| at >= ts)
+}
+
+/// The newest of a bay's `sessions` (newest first) open at the sample's
+/// time and opened before it (with [`CLOCK_GRACE`]).
+fn pick(sessions: &[charging_session::Model], m: &Measured<'_>) -> Option<i32> {
+    let ts = m.sample.ts;
+    sessions
+        .iter()
+        .find(|session| {
+            session.bay_id == m.bay.id
+                && session.opened_at <= ts + CLOCK_GRACE
+                && open_at(session, ts)
+        })
+        .map(|session| session.id)
+}
+
+/// Reads the sessions of the bays of the samples at `indices`, in one
+/// query: not ended, or ended after the earliest of those samples (a late
+/// sample of a session that just stopped). Picks each one's session into
+/// `picked` and keeps each bay's sessions in `cache`.
+async fn resolve(
+    db: &impl ConnectionTrait,
+    measured: &[Measured<'_>],
+    indices: &[usize],
+    cache: &TelemetryCache,
+    picked: &mut [Option<i32>],
+) -> Result<(), DbErr> {
+    let Some(earliest) = indices.iter().map(|&i| measured[i].sample.ts).min() else {
+        return Ok(());
     };
-    let bays: HashSet<i32> = measured.iter().map(|m| m.bay.id).collect();
-    // Newest first, as the pick below wants.
+    let bays: HashSet<i32> = indices.iter().map(|&i| measured[i].bay.id).collect();
+    // Newest first, as the pick wants.
     let candidates = charging_session::Entity::find()
-        .filter(charging_session::Column::BayId.is_in(bays))
+        .filter(charging_session::Column::BayId.is_in(bays.iter().copied()))
         .filter(
             Condition::any()
                 .add(
@@ -324,23 +432,19 @@ async fn sessions_at(
         .order_by_desc(charging_session::Column::Id)
         .all(db)
         .await?;
-    let ended = |session: &charging_session::Model| {
-        matches!(session.state, SessionState::Stopped | SessionState::Error)
-    };
-    Ok(measured
-        .iter()
-        .map(|m| {
-            let ts = m.sample.ts;
-            candidates
-                .iter()
-                .find(|session| {
-                    session.bay_id == m.bay.id
-                        && session.opened_at <= ts + CLOCK_GRACE
-                        && (!ended(session) || session.ended_at.is_some_and(|at| at >= ts))
-                })
-                .cloned()
-        })
-        .collect())
+    let mut by_bay: HashMap<i32, Vec<charging_session::Model>> =
+        bays.iter().map(|&bay| (bay, Vec::new())).collect();
+    for session in candidates {
+        by_bay.entry(session.bay_id).or_default().push(session);
+    }
+    for &index in indices {
+        let m = &measured[index];
+        picked[index] = by_bay.get(&m.bay.id).and_then(|sessions| pick(sessions, m));
+    }
+    for (bay, sessions) in by_bay {
+        cache.keep_sessions(bay, Arc::from(sessions));
+    }
+    Ok(())
 }
 
 /// A session `principal` may read the telemetry of: its customer's, or one

@@ -498,3 +498,187 @@ async fn a_burst_of_samples_from_several_bays_is_stored_once_each_with_each_sess
         assert_eq!(stored.energy_kwh, Some(10.0 + nth as f64));
     }
 }
+
+/// Ends `session` and opens another on `bay` behind the server's back: no
+/// event announces either, as when another process changed them.
+async fn replace_session_silently(
+    app: &TestApp,
+    bay: &SeededBay,
+    customer: &TestUser,
+    session: i32,
+    ended_at: chrono::DateTime<Utc>,
+) -> i32 {
+    charging_session::Entity::update_many()
+        .col_expr(
+            charging_session::Column::State,
+            sea_orm::sea_query::Expr::value(charging_session::SessionState::Stopped),
+        )
+        .col_expr(
+            charging_session::Column::EndedAt,
+            sea_orm::sea_query::Expr::value(Some(ended_at)),
+        )
+        .filter(charging_session::Column::Id.eq(session))
+        .exec(&app.db)
+        .await
+        .expect("the session ended");
+    reservation::Entity::update_many()
+        .col_expr(
+            reservation::Column::ReferenceCode,
+            sea_orm::sea_query::Expr::value(format!("OLD{session}")),
+        )
+        .filter(reservation::Column::BayId.eq(bay.bay_id))
+        .exec(&app.db)
+        .await
+        .expect("the old reservation renamed");
+    charging_session(app, bay, customer).await
+}
+
+#[tokio::test]
+async fn a_remembered_session_that_ended_is_never_given_the_samples_after_its_end() {
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 1).await;
+    let bay = &bays[0];
+    let customer = TestUser::customer(&app, "erin").await;
+    let first = charging_session(&app, bay, &customer).await;
+    let device = app.device(bay).await;
+    // The ingestion now remembers the first session as the bay's.
+    sample(
+        &device,
+        bay,
+        Utc::now() - TimeDelta::seconds(5),
+        16.0,
+        230.0,
+        1.0,
+    )
+    .await;
+    wait_stored(&app, first, 1).await;
+
+    let ended_at = Utc::now();
+    let second = replace_session_silently(&app, bay, &customer, first, ended_at).await;
+    sample(
+        &device,
+        bay,
+        ended_at + TimeDelta::seconds(1),
+        16.0,
+        230.0,
+        0.2,
+    )
+    .await;
+    wait_stored(&app, second, 1).await;
+    assert_eq!(
+        stored_samples(&app, first).await,
+        1,
+        "nothing after its end"
+    );
+    let ended = charging_session::Entity::find_by_id(first)
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("the session");
+    assert_eq!(ended.energy_kwh, Some(1.0), "its energy stays its own");
+    let current = charging_session::Entity::find_by_id(second)
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("the session");
+    assert_eq!(current.energy_kwh, Some(0.2));
+}
+
+#[tokio::test]
+async fn a_batch_of_samples_is_one_change_per_session_carrying_its_latest_values() {
+    // A long linger gathers the burst into one batch or a few.
+    let app = crate::helpers::spawn_app_with(&["--ingest-batch-linger-us", "500000"]).await;
+    let bays = app.seed(1, 1, 1).await;
+    let bay = &bays[0];
+    let customer = TestUser::customer(&app, "fay").await;
+    let session = charging_session(&app, bay, &customer).await;
+    let mut follow = crate::helpers::Subscription::start_with(
+        app.addr,
+        "graphql-transport-ws",
+        json!({ "authorization": format!("Bearer {}", customer.token) }),
+        "subscription($s: ID) { chargeStateChanged(sessionId: $s) { state energyKwh currentA } }",
+        json!({ "s": global_id("ChargingSession", session) }),
+    )
+    .await;
+    let device = app.device(bay).await;
+    let start = Utc::now() - TimeDelta::seconds(20);
+    const SAMPLES: i64 = 10;
+    for n in 0..SAMPLES {
+        let at = start + TimeDelta::seconds(n);
+        sample(&device, bay, at, n as f64, 230.0, n as f64 / 10.0).await;
+    }
+    wait_stored(&app, session, SAMPLES as u64).await;
+    let mut changes = Vec::new();
+    while let Some(message) = follow.try_next(std::time::Duration::from_millis(700)).await {
+        changes.push(message["payload"]["data"]["chargeStateChanged"].clone());
+    }
+    let last = changes.last().unwrap_or_else(|| panic!("no change seen"));
+    assert_eq!(
+        (
+            &last["state"],
+            last["energyKwh"].as_f64(),
+            last["currentA"].as_f64()
+        ),
+        (&json!("CHARGING"), Some(0.9), Some(9.0)),
+        "{changes:?}"
+    );
+    assert!(
+        changes.len() < SAMPLES as usize,
+        "one change per batch, not per sample: {changes:?}"
+    );
+}
+
+#[tokio::test]
+async fn over_current_raises_one_alert_a_sample_within_the_limit_ends_it_and_a_resolved_one_frees_the_condition()
+ {
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 1).await;
+    let bay = &bays[0];
+    let customer = TestUser::customer(&app, "gil").await;
+    let staff = TestUser::staff(&app, "hal").await;
+    let _session = charging_session(&app, bay, &customer).await;
+    let device = app.device(bay).await;
+    let start = Utc::now() - TimeDelta::seconds(30);
+    let at = |n: i64| start + TimeDelta::seconds(n);
+
+    sample(&device, bay, at(0), 16.0, 230.0, 0.1).await;
+    sample(&device, bay, at(1), 45.0, 230.0, 0.2).await;
+    let raised = crate::alert_rules::wait_alert(&staff, "OVER_CURRENT", |_| true).await;
+    sample(&device, bay, at(2), 46.0, 230.0, 0.3).await;
+    let again =
+        crate::alert_rules::wait_alert(&staff, "OVER_CURRENT", |a| a["notificationCount"] == 2)
+            .await;
+    assert_eq!(again["id"], raised["id"]);
+    sample(&device, bay, at(3), 16.0, 230.0, 0.4).await;
+    let ended =
+        crate::alert_rules::wait_alert(&staff, "OVER_CURRENT", |a| a["status"] == "RESOLVED").await;
+    assert_eq!(ended["id"], raised["id"]);
+
+    // Raised again, then resolved by a person: the next sample over the
+    // limit opens a new alert, and the next within it ends that one.
+    sample(&device, bay, at(4), 45.0, 230.0, 0.5).await;
+    let second = crate::alert_rules::wait_alert(&staff, "OVER_CURRENT", |a| {
+        a["status"] == "NEW" && a["id"] != raised["id"]
+    })
+    .await;
+    let resolved = staff
+        .gql(
+            "mutation($id: ID!) { resolveAlert(id: $id, note: \"fuse replaced\") { status } }",
+            json!({ "id": second["id"] }),
+        )
+        .await;
+    assert_eq!(
+        resolved["data"]["resolveAlert"]["status"], "RESOLVED",
+        "{resolved}"
+    );
+    sample(&device, bay, at(5), 45.0, 230.0, 0.6).await;
+    let third = crate::alert_rules::wait_alert(&staff, "OVER_CURRENT", |a| {
+        a["status"] == "NEW" && a["id"] != raised["id"] && a["id"] != second["id"]
+    })
+    .await;
+    sample(&device, bay, at(6), 16.0, 230.0, 0.7).await;
+    crate::alert_rules::wait_alert(&staff, "OVER_CURRENT", |a| {
+        a["id"] == third["id"] && a["status"] == "RESOLVED"
+    })
+    .await;
+}

@@ -296,6 +296,7 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
         problems.push(format!("warm-up: only {warmed} of {} stored", warm.sent));
     }
 
+    let work_before = DbWork::take(&db).await;
     let before = CpuSnapshot::take(server.pid());
     let expected = fleet.len() as u64 * u64::from(per_device);
     let blasted = fleet
@@ -309,6 +310,9 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
         secs: at.duration_since(blasted.started).as_secs_f64(),
     };
     println!("ingestion: {} stored", ingest.text());
+    if let (Some(before), Some(after)) = (work_before, DbWork::take(&db).await) {
+        println!("{}", after.since(&before, ingest.messages));
+    }
 
     // Alerts: station 1's bays trigger, the others' keep sending.
     let station_bays = layout.bays_per_station as usize;
@@ -460,4 +464,62 @@ fn table(outcomes: &[Outcome], args: &Args) -> String {
         args.background_rate,
     ));
     out
+}
+
+/// PostgreSQL's own counts of the work done on the run's database
+/// (`pg_stat_database`, `pg_stat_user_tables`); `None` on SQLite. The
+/// harness's own polling of the stored count is in them too (one scan and
+/// one transaction per poll, every 20 ms).
+#[derive(Debug, Clone, Copy)]
+struct DbWork {
+    commits: i64,
+    /// Sequential and index scans of every table: each lookup, update and
+    /// conflict check starts at least one.
+    scans: i64,
+    /// Rows inserted and updated.
+    rows: i64,
+}
+
+impl DbWork {
+    async fn take(db: &sea_orm::DatabaseConnection) -> Option<Self> {
+        use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+        if db.get_database_backend() != DbBackend::Postgres {
+            return None;
+        }
+        // Backends report their counts at most once a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let _ = db
+            .execute_unprepared("SELECT pg_stat_clear_snapshot()")
+            .await;
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::bigint, \
+                 (SELECT COALESCE(SUM(seq_scan + COALESCE(idx_scan, 0)), 0) FROM pg_stat_user_tables)::bigint, \
+                 (SELECT COALESCE(SUM(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables)::bigint",
+            ))
+            .await
+            .ok()??;
+        Some(Self {
+            commits: row.try_get_by_index(0).ok()?,
+            scans: row.try_get_by_index(1).ok()?,
+            rows: row.try_get_by_index(2).ok()?,
+        })
+    }
+
+    fn since(&self, before: &Self, samples: u64) -> String {
+        let (commits, scans, rows) = (
+            self.commits - before.commits,
+            self.scans - before.scans,
+            self.rows - before.rows,
+        );
+        let per = |n: i64, d: f64| if d > 0.0 { n as f64 / d } else { 0.0 };
+        format!(
+            "database: {commits} transactions, {scans} table scans, {rows} rows written \
+             ({:.2} scans per transaction, {:.3} per sample; {:.1} samples per transaction)",
+            per(scans, commits as f64),
+            per(scans, samples as f64),
+            per(samples as i64, commits as f64),
+        )
+    }
 }
