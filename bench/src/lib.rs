@@ -33,7 +33,8 @@ pub struct Server {
 
 impl Server {
     /// Starts the `voltgate` binary next to the running benchmark with `env`
-    /// added to the defaults, and waits until it answers.
+    /// added to the defaults (an empty value removes one), and waits until it
+    /// answers.
     ///
     /// # Errors
     /// When the binary is missing or the server does not become ready.
@@ -63,8 +64,13 @@ impl Server {
             )
             .env("RUST_LOG", "error")
             .stdout(Stdio::null());
+        // An empty value removes the variable (e.g. `MQTT_URL`: the embedded broker).
         for (name, value) in env {
-            command.env(name, value);
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
         }
         let child = command.spawn().context("starting voltgate")?;
         let server = Self {

@@ -1,24 +1,27 @@
 //! Kiosks and reservations under load, in one run:
 //!
 //! (a) `terminalAuthenticate` latency with `--kiosks` (200) kiosks at once,
-//!     each at its own bay with a code reservation and one kept-alive
-//!     connection, authenticating again and again for `--seconds`. MQTT is
-//!     off, so the bay's `unlock` cannot be sent: every authentication runs
-//!     the whole path (credential check, session opened in a transaction,
-//!     command refused, session ended, the reservation usable again) and
-//!     answers `DEVICE_UNREACHABLE`, which counts as done. With `--rate N`
-//!     the kiosks together offer N authentications a second on a schedule,
-//!     each in turn, and latency counts from when each was due;
+//!     each the kiosk of its own cabinet, on one kept-alive connection. By
+//!     default every authentication succeeds, as at a working kiosk: each
+//!     kiosk has `--bays-per-kiosk` (10) bays, each with a code reservation
+//!     for now, and authenticates at each of them once in turn; the session
+//!     opens and `unlock` goes to the bay's device through the MQTT broker
+//!     (the embedded one, or `--mqtt-url`; no device answers within the run).
+//!     With `--unreachable`, MQTT is off and each kiosk authenticates at one
+//!     bay again and again for `--seconds`: the failure path (session opened,
+//!     `unlock` refused, session ended in `ERROR`, the reservation usable
+//!     again), answered `DEVICE_UNREACHABLE`. With `--rate N` the kiosks
+//!     together offer N authentications a second on a schedule, each in turn,
+//!     and latency counts from when each was due;
 //! (b) `--customers` (1,000) customers racing at once for the `--slots` (10)
 //!     one-hour slots of each of 10 bays: reservations per second, and a check
 //!     that every slot asked for has exactly one winner.
 //!
-//! Starts `voltgate serve` (MQTT off, rate limits off) on a throw-away SQLite
+//! Starts `voltgate serve` (rate limits off) on a throw-away SQLite
 //! database, or with `--database-url` on a PostgreSQL database of the run's
 //! own created beside the one named (dropped at the end); seeds the network
 //! with `voltgate seed --demo`. Run it with `bench/run-kiosk.sh`.
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,9 +43,18 @@ struct Args {
     /// Kiosks authenticating at once (one bay each).
     #[arg(long, default_value_t = 200)]
     kiosks: usize,
-    /// Seconds of authentications.
+    /// Seconds of authentications at most.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Bays (reservations) per kiosk: each kiosk opens a session at each once.
+    #[arg(long, default_value_t = 10)]
+    bays_per_kiosk: usize,
+    /// MQTT off: every authentication takes the failure path at one bay.
+    #[arg(long)]
+    unreachable: bool,
+    /// An external MQTT broker for the server (default: the embedded one).
+    #[arg(long)]
+    mqtt_url: Option<String>,
     /// Authentications per second the kiosks offer together, on a schedule
     /// (each kiosk in turn; latency counts from when each was due). Without
     /// it every kiosk authenticates again as soon as it is answered.
@@ -56,7 +68,6 @@ struct Args {
     slots: usize,
 }
 
-const BAYS_PER_STATION: usize = 10;
 const RACE_BAYS: usize = 10;
 
 #[tokio::main]
@@ -97,32 +108,46 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
-/// Bays of the seeded network: (cabinet id, bay id), by station; the first
-/// station is left to the demo's own reservations.
-async fn bays(addr: std::net::SocketAddr, staff: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let body = gql(
-        addr,
-        Some(staff),
-        "{ stations(first: 100) { edges { node { cabinets { id bays { id } } } } } }",
-        json!({}),
-    )
-    .await?;
+/// Cabinets of the seeded network with their bays' ids, by station; the
+/// first station is left to the demo's own reservations.
+async fn cabinets(
+    addr: std::net::SocketAddr,
+    staff: &str,
+) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     let mut found = Vec::new();
-    for edge in body["data"]["stations"]["edges"]
-        .as_array()
-        .with_context(|| format!("stations in {body}"))?
-        .iter()
-        .skip(1)
-    {
-        for cabinet in edge["node"]["cabinets"].as_array().into_iter().flatten() {
-            let id = cabinet["id"].as_str().unwrap_or_default().to_owned();
-            for bay in cabinet["bays"].as_array().into_iter().flatten() {
-                found.push((
-                    id.clone(),
-                    bay["id"].as_str().unwrap_or_default().to_owned(),
-                ));
-            }
+    let mut after: Option<String> = None;
+    loop {
+        let body = gql(
+            addr,
+            Some(staff),
+            "query($after: String) { stations(first: 100, after: $after) { \
+             pageInfo { hasNextPage endCursor } \
+             edges { node { cabinets { id bays { id } } } } } }",
+            json!({ "after": after }),
+        )
+        .await?;
+        let page = &body["data"]["stations"];
+        for cabinet in page["edges"]
+            .as_array()
+            .with_context(|| format!("stations in {body}"))?
+            .iter()
+            .flat_map(|edge| edge["node"]["cabinets"].as_array().into_iter().flatten())
+        {
+            let bays = cabinet["bays"].as_array().into_iter().flatten();
+            found.push((
+                cabinet["id"].as_str().unwrap_or_default().to_owned(),
+                bays.map(|bay| bay["id"].as_str().unwrap_or_default().to_owned())
+                    .collect(),
+            ));
         }
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    // The demo's own reservations are on the first station.
+    if !found.is_empty() {
+        found.remove(0);
     }
     Ok(found)
 }
@@ -134,14 +159,21 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         "defaults (SQLite)"
     };
     let voltgate = std::env::current_exe()?.with_file_name("voltgate");
-    let stations = 1 + args.kiosks.div_ceil(BAYS_PER_STATION) + 1;
+    // One station of one cabinet per kiosk, the demo's own first, the race's last.
+    let bays_per_station = if args.unreachable {
+        1
+    } else {
+        args.bays_per_kiosk.max(1)
+    }
+    .max(RACE_BAYS);
+    let stations = 1 + args.kiosks + 1;
     let seeded = Command::new(&voltgate)
         .args(["seed", "--demo", "--cabinets", "1"])
         .args([
             "--stations",
             &stations.to_string(),
             "--bays",
-            &BAYS_PER_STATION.to_string(),
+            &bays_per_station.to_string(),
         ])
         .env("DATABASE_URL", url)
         .env(
@@ -158,68 +190,89 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         "seed failed: {}",
         String::from_utf8_lossy(&seeded.stderr)
     );
-    let server = Server::start(
-        "kiosk",
-        &[
-            ("DATABASE_URL", url),
-            ("VOLTGATE_RATE_LIMITS", "false"),
-            ("VOLTGATE_TERMINAL_FAILURES_PER_KIOSK", "100000000"),
-            ("VOLTGATE_TERMINAL_FAILURES_PER_RESERVATION", "100000000"),
-        ],
-    )
-    .await?;
+    let mut env = vec![
+        ("DATABASE_URL", url),
+        ("VOLTGATE_RATE_LIMITS", "false"),
+        ("VOLTGATE_TERMINAL_FAILURES_PER_KIOSK", "100000000"),
+        ("VOLTGATE_TERMINAL_FAILURES_PER_RESERVATION", "100000000"),
+    ];
+    let mqtt = if args.unreachable {
+        "off"
+    } else if let Some(mqtt_url) = &args.mqtt_url {
+        env.push(("MQTT_URL", mqtt_url));
+        "external broker"
+    } else {
+        // No MQTT_URL: the embedded broker, on a port of its own.
+        env.extend([
+            ("MQTT_URL", ""),
+            ("VOLTGATE_EMBEDDED_MQTT_ADDR", "127.0.0.1:0"),
+        ]);
+        "embedded broker"
+    };
+    let server = Server::start("kiosk", &env).await?;
     let addr = server.addr;
     let username = format!("kioskbench{}", std::process::id());
     let staff = superuser_token(addr, url, &username).await?;
-    let all = bays(addr, &staff).await?;
+    let mut all = cabinets(addr, &staff).await?;
     anyhow::ensure!(
-        all.len() >= args.kiosks + RACE_BAYS,
-        "seeded {} bays, need {}",
+        all.len() > args.kiosks,
+        "seeded {} cabinets, need {}",
         all.len(),
-        args.kiosks + RACE_BAYS
+        args.kiosks + 1
     );
-    let (kiosk_bays, race_bays) = all.split_at(args.kiosks);
+    let race_bays = all.pop().map(|(_, bays)| bays).unwrap_or_default();
+    anyhow::ensure!(
+        race_bays.len() >= RACE_BAYS,
+        "the race needs {RACE_BAYS} bays"
+    );
 
-    // (a) One credential and token per cabinet; a reservation with a code per bay.
-    let mut tokens: HashMap<String, String> = HashMap::new();
+    // (a) One credential and token per cabinet; a reservation with a code for
+    // now at each bay a kiosk uses.
+    let per_kiosk = if args.unreachable {
+        1
+    } else {
+        args.bays_per_kiosk.max(1)
+    };
     let mut kiosks = Vec::with_capacity(args.kiosks);
-    for (cabinet, bay) in kiosk_bays {
-        if !tokens.contains_key(cabinet) {
-            let issued = gql(
-                addr,
-                Some(&staff),
-                "mutation($c: ID!) { issueKioskCredential(input: { cabinetId: $c }) { secret } }",
-                json!({ "c": cabinet }),
-            )
-            .await?;
-            let secret = field(&issued, &["issueKioskCredential", "secret"])?;
-            let signed = gql(
-                addr,
-                None,
-                "mutation($s: String!) { kioskSignIn(input: { credential: $s }) { accessToken } }",
-                json!({ "s": secret }),
-            )
-            .await?;
-            tokens.insert(
-                cabinet.clone(),
-                field(&signed, &["kioskSignIn", "accessToken"])?,
-            );
-        }
-        let reserved = gql(
+    for (cabinet, bays) in all.iter().take(args.kiosks) {
+        let issued = gql(
             addr,
             Some(&staff),
-            "mutation($input: CreateReservationInput!) { createReservation(input: $input) { access { content } } }",
-            json!({ "input": { "bayId": bay, "startsAt": chrono::Utc::now().to_rfc3339(),
-                "durationMinutes": 120, "accessMode": "CODE" } }),
+            "mutation($c: ID!) { issueKioskCredential(input: { cabinetId: $c }) { secret } }",
+            json!({ "c": cabinet }),
         )
         .await?;
-        let code = field(&reserved, &["createReservation", "access", "content"])?;
-        kiosks.push((tokens[cabinet].clone(), bay.clone(), code));
+        let secret = field(&issued, &["issueKioskCredential", "secret"])?;
+        let signed = gql(
+            addr,
+            None,
+            "mutation($s: String!) { kioskSignIn(input: { credential: $s }) { accessToken } }",
+            json!({ "s": secret }),
+        )
+        .await?;
+        let token = field(&signed, &["kioskSignIn", "accessToken"])?;
+        let mut codes = Vec::with_capacity(per_kiosk);
+        for bay in bays.iter().take(per_kiosk) {
+            let reserved = gql(
+                addr,
+                Some(&staff),
+                "mutation($input: CreateReservationInput!) { createReservation(input: $input) { access { content } } }",
+                json!({ "input": { "bayId": bay, "startsAt": chrono::Utc::now().to_rfc3339(),
+                    "durationMinutes": 120, "accessMode": "CODE" } }),
+            )
+            .await?;
+            codes.push((
+                bay.clone(),
+                field(&reserved, &["createReservation", "access", "content"])?,
+            ));
+        }
+        kiosks.push((token, codes));
     }
     anyhow::ensure!(
         args.rate.is_none_or(|rate| rate.is_finite() && rate > 0.0),
         "--rate must be a positive number"
     );
+    let unreachable = args.unreachable;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     // With a rate, kiosk k's i-th authentication is due at
@@ -228,14 +281,25 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         .rate
         .map(|rate| Duration::from_secs_f64(args.kiosks as f64 / rate));
     let mut tasks = Vec::new();
-    for (k, (token, bay, code)) in kiosks.into_iter().enumerate() {
+    for (k, (token, codes)) in kiosks.into_iter().enumerate() {
         let offset = period.map(|period| period.mul_f64(k as f64 / args.kiosks as f64));
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut unexpected) = (Vec::new(), Vec::new());
             // A kiosk stays connected all day.
             let mut connection = KeepAlive::new(addr);
             let mut round = 0_u32;
-            while Instant::now() < deadline {
+            loop {
+                // Unreachable: the one bay again and again; otherwise each bay once.
+                let Some((bay, code)) = (if unreachable {
+                    codes.first()
+                } else {
+                    codes.get(round as usize)
+                }) else {
+                    break;
+                };
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let sent = match (period, offset) {
                     (Some(period), Some(offset)) => {
                         let due = start + offset + period * round;
@@ -258,7 +322,13 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
                 latencies.push(sent.elapsed());
                 match answer {
                     Ok(body)
-                        if body["errors"][0]["extensions"]["reason"] == "DEVICE_UNREACHABLE" => {}
+                        if unreachable
+                            && body["errors"][0]["extensions"]["reason"]
+                                == "DEVICE_UNREACHABLE" => {}
+                    Ok(body)
+                        if !unreachable
+                            && body["data"]["terminalAuthenticate"]["session"]["id"]
+                                .is_string() => {}
                     Ok(body) => unexpected.push(body.to_string()),
                     Err(err) => unexpected.push(err.to_string()),
                 }
@@ -275,12 +345,17 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
+    let path = if unreachable {
+        "failure (DEVICE_UNREACHABLE)"
+    } else {
+        "success (session opened, unlock sent)"
+    };
     println!(
-        "\n| setup | kiosks | offered per s | authentications | per s | p50 ms | p99 ms | unexpected |"
+        "\n| setup | MQTT | path | kiosks | offered per s | authentications | per s | p50 ms | p99 ms | unexpected |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {setup} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+        "| {setup} | {mqtt} | {path} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
         args.kiosks,
         args.rate
             .map_or_else(|| "max".to_owned(), |rate| format!("{rate:.0}")),
@@ -314,12 +389,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         .and_hms_opt(6, 0, 0)
         .context("a time")?
         .and_utc();
-    let race_bays: Arc<Vec<String>> = Arc::new(
-        race_bays[..RACE_BAYS]
-            .iter()
-            .map(|(_, b)| b.clone())
-            .collect(),
-    );
+    let race_bays: Arc<Vec<String>> = Arc::new(race_bays[..RACE_BAYS].to_vec());
     let slots = RACE_BAYS * args.slots.max(1);
     let gate = Arc::new(tokio::sync::Barrier::new(customers.len()));
     let mut tasks = Vec::new();
