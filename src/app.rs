@@ -103,6 +103,9 @@ impl App {
         if let Some(readers) = db::connect_readers(&settings.database).await? {
             services.reader = readers;
         }
+        if let Some(lanes) = db::connect_lanes(&settings.database).await? {
+            services.lanes_db = lanes;
+        }
         services.doors = Arc::new(crate::checkin::cache::DoorCache::new(
             settings.checkin.cache_ttl(),
         ));

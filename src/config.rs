@@ -29,6 +29,13 @@ pub struct DatabaseSettings {
     /// hot read paths (scans at the doors).
     #[arg(long, env = "VOLTGATE_DB_READERS", default_value_t = 4)]
     pub db_readers: u32,
+
+    /// Connections of the write lanes' own on PostgreSQL (sales rushes, door
+    /// scans), beside the pool: a lane's batch never waits behind requests
+    /// for a connection. One lane runs at a time per event, so this bounds
+    /// how many events' lanes commit at once. SQLite's lanes use its writer.
+    #[arg(long, env = "VOLTGATE_DB_LANE_CONNECTIONS", default_value_t = 4)]
+    pub db_lane_connections: u32,
 }
 
 /// How the server reaches MQTT.
@@ -405,6 +412,7 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("database_url", &redact(&self.database_url))
             .field("db_max_connections", &self.db_max_connections)
             .field("db_readers", &self.db_readers)
+            .field("db_lane_connections", &self.db_lane_connections)
             .finish()
     }
 }

@@ -73,6 +73,31 @@ pub async fn connect_readers(
         .with_context(|| format!("cannot open readers of the database at {}", redact(url)))
 }
 
+/// The write lanes' own connections on PostgreSQL (see
+/// `DatabaseSettings::db_lane_connections`); `None` on SQLite, whose lanes
+/// commit on its one writer.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_lanes(
+    settings: &DatabaseSettings,
+) -> anyhow::Result<Option<DatabaseConnection>> {
+    let url = &settings.database_url;
+    if is_sqlite(url) {
+        return Ok(None);
+    }
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(settings.db_lane_connections.max(1))
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .map(Some)
+        .with_context(|| format!("cannot connect the write lanes to {}", redact(url)))
+}
+
 async fn connect_with(
     settings: &DatabaseSettings,
     background_checkpoints: bool,
@@ -343,6 +368,7 @@ mod tests {
             database_url: format!("sqlite://{}?mode=rwc", file.display()),
             db_max_connections: 1,
             db_readers: 1,
+            db_lane_connections: 1,
         };
         let (db, checkpointer) = connect_for_serving(&settings).await.expect("connects");
         assert!(checkpointer.is_some());

@@ -46,6 +46,10 @@ pub struct ServiceContext {
     /// writer of a SQLite file (`db::connect_readers`), the same pool as
     /// `db` on PostgreSQL.
     pub reader: DatabaseConnection,
+    /// Where the write lanes commit: connections of their own on PostgreSQL
+    /// (`db::connect_lanes`), so a batch never waits behind requests' reads
+    /// for a pooled connection; the one writer on SQLite.
+    pub lanes_db: DatabaseConnection,
     pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
     /// The payment providers offered, and their settings.
     pub payments: Arc<crate::ticketing::providers::Providers>,
@@ -65,6 +69,7 @@ impl ServiceContext {
         ));
         Self {
             reader: db.clone(),
+            lanes_db: db.clone(),
             db,
             bus,
             devices: Arc::new(Unavailable),

@@ -62,7 +62,7 @@ pub struct Request {
 pub(super) enum Work {
     /// Record a scan refused before it reached a state.
     Reject {
-        ticket: Option<Ticket>,
+        ticket: Option<Box<Ticket>>,
         reason: RejectReason,
     },
     /// An entry admits the first of `candidates` (units of one order line,
@@ -76,7 +76,7 @@ pub(super) enum Work {
 
 /// A scan's answer from the lane.
 pub enum Reply {
-    Stored(Redeemed),
+    Stored(Box<Redeemed>),
     /// The scan's nonce was recorded before this batch: its first record.
     Repeat(checkin::Model),
 }
@@ -264,10 +264,10 @@ async fn decide(db: &DatabaseTransaction, requests: &[Request]) -> Result<Vec<Re
                 .and_then(|slot| stored.get(slot))
                 .and_then(Option::as_ref)
                 .map(|answer| {
-                    Reply::Stored(Redeemed {
+                    Reply::Stored(Box::new(Redeemed {
                         fresh: false,
                         ..answer.clone()
-                    })
+                    }))
                 }),
             Plan::Repeat(_) | Plan::Decide => None,
         })
@@ -279,7 +279,7 @@ async fn decide(db: &DatabaseTransaction, requests: &[Request]) -> Result<Vec<Re
                 replies[index] = slot_of[index]
                     .and_then(|slot| stored.get_mut(slot))
                     .and_then(Option::take)
-                    .map(Reply::Stored);
+                    .map(|answer| Reply::Stored(Box::new(answer)));
             }
             Plan::SameAs(_) => {}
         }
@@ -426,7 +426,7 @@ fn decide_one<'r>(
         Work::Reject { ticket, reason } => {
             return Ok(Decided {
                 request,
-                ticket: ticket.clone(),
+                ticket: ticket.as_deref().cloned(),
                 reason: Some(*reason),
                 forced: false,
                 change: Change::default(),

@@ -472,6 +472,7 @@ impl Record {
         ticket: Option<Ticket>,
         reason: RejectReason,
     ) -> Result<Redeemed, AppError> {
+        let ticket = ticket.map(Box::new);
         self.submit(services, list, Work::Reject { ticket, reason })
             .await
     }
@@ -506,10 +507,10 @@ impl Record {
         };
         match services
             .checkin_lanes
-            .submit(&services.db, event_id, request)
+            .submit(&services.lanes_db, event_id, request)
             .await?
         {
-            Reply::Stored(redeemed) => Ok(redeemed),
+            Reply::Stored(redeemed) => Ok(*redeemed),
             Reply::Repeat(first) => repeated(&services.reader, first).await,
         }
     }

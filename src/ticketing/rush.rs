@@ -10,14 +10,16 @@
 //! requests need in one statement per table, decides each request in its order against what is left
 //! (a refused request stores nothing and does not fail the others), and
 //! writes the accepted ones in a few statements. The batch commits once; only
-//! then is each buyer answered and the event's availability announced, once
-//! per batch.
+//! then is each buyer answered and the event's availability announced, off
+//! the lane (see [`Announcer`]).
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use tokio::sync::mpsc;
 
 use super::carts::{self, CartAdd, Held, Hold};
 use super::live;
@@ -48,13 +50,53 @@ pub enum Reply {
 
 /// The lanes' batch: holds and checkouts, announced after each commit.
 pub struct Rush {
-    db: DatabaseConnection,
-    bus: SharedBus,
+    announcer: Announcer,
 }
 
 impl Rush {
     pub fn new(db: DatabaseConnection, bus: SharedBus) -> Self {
-        Self { db, bus }
+        Self {
+            announcer: Announcer {
+                db,
+                bus,
+                queue: OnceLock::new(),
+            },
+        }
+    }
+}
+
+/// Announces events' availability after their batches commit, off the
+/// lanes: reading the counters and publishing would otherwise hold an
+/// event's next batch back. One task per replica announces in turn, reading
+/// each event's counters once for all the batches that committed while it
+/// was busy, so a burst of batches gives one announcement that is never older
+/// than the last commit it was woken for.
+struct Announcer {
+    db: DatabaseConnection,
+    bus: SharedBus,
+    /// Started on the first commit, inside the runtime; the task ends when
+    /// the lanes are dropped.
+    queue: OnceLock<mpsc::UnboundedSender<i32>>,
+}
+
+impl Announcer {
+    fn wake(&self, event_id: i32) {
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(announce(self.db.clone(), self.bus.clone(), receiver));
+            sender
+        });
+        // Only fails once the task ended, i.e. while shutting down.
+        let _ = queue.send(event_id);
+    }
+}
+
+async fn announce(db: DatabaseConnection, bus: SharedBus, mut woken: mpsc::UnboundedReceiver<i32>) {
+    let mut events = Vec::new();
+    while woken.recv_many(&mut events, 1024).await > 0 {
+        events.sort_unstable();
+        events.dedup();
+        live::announce_on(&db, &bus, events.drain(..)).await;
     }
 }
 
@@ -138,11 +180,10 @@ impl Batch for Rush {
         event_id: i32,
         replies: &'a [Result<Reply, AppError>],
     ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if replies.iter().any(Result::is_ok) {
-                live::announce_on(&self.db, &self.bus, [event_id]).await;
-            }
-        })
+        if replies.iter().any(Result::is_ok) {
+            self.announcer.wake(event_id);
+        }
+        Box::pin(async {})
     }
 }
 
@@ -163,7 +204,7 @@ pub async fn add_to_cart(
     };
     match services
         .ticketing_lanes
-        .submit(&services.db, event_id, request)
+        .submit(&services.lanes_db, event_id, request)
         .await?
     {
         Reply::Held(held) => Ok(held),
@@ -203,7 +244,7 @@ pub async fn checkout(
     };
     match services
         .ticketing_lanes
-        .submit(&services.db, event_id, queued)
+        .submit(&services.lanes_db, event_id, queued)
         .await?
     {
         Reply::Placed(placed) => request.answer(&services.db, placed).await,

@@ -288,15 +288,12 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
             // A kiosk stays connected all day.
             let mut connection = KeepAlive::new(addr);
             let mut round = 0_u32;
-            loop {
-                // Unreachable: the one bay again and again; otherwise each bay once.
-                let Some((bay, code)) = (if unreachable {
-                    codes.first()
-                } else {
-                    codes.get(round as usize)
-                }) else {
-                    break;
-                };
+            // Unreachable: the one bay again and again; otherwise each bay once.
+            while let Some((bay, code)) = if unreachable {
+                codes.first()
+            } else {
+                codes.get(round as usize)
+            } {
                 if Instant::now() >= deadline {
                     break;
                 }
