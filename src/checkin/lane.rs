@@ -727,10 +727,11 @@ async fn remaining_after(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn list(after_exit: bool, multiple: bool) -> checkin_list::Model {
+    /// A list of event 7 admitting every product, with these re-entry rules.
+    pub(in crate::checkin) fn list(after_exit: bool, multiple: bool) -> checkin_list::Model {
         let at = chrono::DateTime::<chrono::Utc>::default();
         checkin_list::Model {
             id: 1,

@@ -701,20 +701,7 @@ mod tests {
     use super::*;
 
     fn list() -> checkin_list::Model {
-        let at = DateTime::<Utc>::default();
-        checkin_list::Model {
-            id: 1,
-            event_id: 7,
-            sub_event_id: None,
-            name: "Main".into(),
-            all_products: true,
-            include_pending: false,
-            allow_multiple_entries: false,
-            allow_entry_after_exit: true,
-            questions: "[]".into(),
-            created_at: at,
-            updated_at: at,
-        }
+        crate::checkin::lane::tests::list(true, false)
     }
 
     fn ticket(status: OrderStatus) -> Ticket {
