@@ -280,17 +280,6 @@ impl CheckoutReads {
             .into_iter()
             .map(|v| (v.id, v))
             .collect();
-        let limited: Vec<i32> = products
-            .values()
-            .filter(|p| p.limit_per_user.is_some())
-            .map(|p| p.id)
-            .collect();
-        let buyers: Vec<i32> = requests.iter().filter_map(|r| r.user_id).collect();
-        let bought = if limited.is_empty() || buyers.is_empty() {
-            HashMap::new()
-        } else {
-            bought_by(txn, &buyers, &limited).await?
-        };
         let addon_rules = super::addons::CartRules::read(txn, &products).await?;
         let questions = super::questions::CheckoutQuestions::read(txn, positions()).await?;
         Ok(Self {
@@ -298,10 +287,35 @@ impl CheckoutReads {
             events,
             products,
             vouchers,
-            bought,
+            // Read by `place`, once the batch holds its quotas.
+            bought: HashMap::new(),
             addon_rules,
             questions,
         })
+    }
+}
+
+impl CheckoutReads {
+    /// What the batch's buyers already bought of its products limited per
+    /// account. Read only once the batch holds its quotas: a batch of another
+    /// replica selling the same product to the same account has committed by
+    /// then, so the two cannot both sell the last one allowed.
+    async fn read_bought(
+        &mut self,
+        txn: &impl ConnectionTrait,
+        requests: &[Checkout],
+    ) -> Result<(), AppError> {
+        let limited: Vec<i32> = self
+            .products
+            .values()
+            .filter(|p| p.limit_per_user.is_some())
+            .map(|p| p.id)
+            .collect();
+        let buyers: Vec<i32> = requests.iter().filter_map(|r| r.user_id).collect();
+        if !limited.is_empty() && !buyers.is_empty() {
+            self.bought = bought_by(txn, &buyers, &limited).await?;
+        }
+        Ok(())
     }
 }
 
@@ -422,7 +436,8 @@ impl Prepared {
         now: DateTime<Utc>,
         requests: Vec<Checkout>,
     ) -> Result<Vec<Result<Placed, AppError>>, AppError> {
-        let Self { keys, reads } = self;
+        let Self { keys, mut reads } = self;
+        reads.read_bought(txn, &requests).await?;
         let mut tally = CheckoutTally::default();
         let mut outcomes: Vec<Option<Result<Placed, AppError>>> =
             Vec::with_capacity(requests.len());

@@ -446,6 +446,67 @@ async fn racing_requests_are_decided_one_after_the_other_within_their_batch() {
     assert_eq!((placed, over), (3, 2), "three passes per account");
 }
 
+/// A per-account limit holds when two replicas' lanes check out carts of one
+/// account at once: each batch reads what the account bought only once it
+/// holds the quotas, i.e. after the other replica's batch committed. (With the
+/// in-process bus there is one replica, and the race runs on it.)
+#[tokio::test]
+async fn a_per_account_limit_holds_when_replicas_check_out_at_once() {
+    let app = spawn_app().await;
+    let replica = app.replica().await;
+    let other: &TestApp = replica.as_ref().unwrap_or(&app);
+    let shop = Shop::open(&app, "replicated").await;
+    let pass = shop
+        .admin
+        .gql(
+            CREATE_PRODUCT,
+            json!({ "input": { "eventId": shop.event, "name": "Pass", "kind": "ADMISSION", "price": "5.00", "totalQuantity": 100, "limitPerUser": 1 } }),
+        )
+        .await;
+    let pass = pass["data"]["createProduct"]["product"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a product: {pass}"))
+        .to_owned();
+    let fan = person(&app, "replicated-fan").await;
+    let elsewhere = TestUser::bearer(other, &fan.token);
+    let mut carts = Vec::new();
+    for _ in 0..8 {
+        let added = fan
+            .gql(
+                ADD_TO_CART,
+                json!({ "input": { "productId": pass, "quantity": 1 } }),
+            )
+            .await;
+        carts.push(
+            added["data"]["addToCart"]["cart"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a cart: {added}"))
+                .to_owned(),
+        );
+    }
+    let checkouts = carts.into_iter().enumerate().map(|(index, cart)| {
+        let buyer = if index % 2 == 0 { &fan } else { &elsewhere }.clone();
+        tokio::spawn(async move {
+            buyer
+                .gql(
+                    CHECKOUT,
+                    json!({ "input": { "cartId": cart, "email": "fan@example.com" } }),
+                )
+                .await
+        })
+    });
+    let mut placed = 0;
+    for checkout in checkouts {
+        let body = checkout.await.expect("the checkout finishes");
+        if body["data"]["checkout"]["order"]["code"].is_string() {
+            placed += 1;
+        } else {
+            assert_eq!(code(&body), "CONFLICT", "{body}");
+        }
+    }
+    assert_eq!(placed, 1, "one pass per account, whichever replica sold it");
+}
+
 #[tokio::test]
 async fn an_expired_cart_frees_its_quota() {
     let app = spawn_app().await;
