@@ -406,21 +406,7 @@ async fn racing_requests_are_decided_one_after_the_other_within_their_batch() {
 
     // One account checks out five carts of a pass limited to three each at once.
     let fan = person(&app, "batched-fan").await;
-    let mut carts = Vec::new();
-    for _ in 0..5 {
-        let added = fan
-            .gql(
-                ADD_TO_CART,
-                json!({ "input": { "productId": pass, "quantity": 1 } }),
-            )
-            .await;
-        carts.push(
-            added["data"]["addToCart"]["cart"]["id"]
-                .as_str()
-                .expect("a cart")
-                .to_owned(),
-        );
-    }
+    let carts = carts_of_one(&fan, &pass, 5).await;
     let checkouts = carts.into_iter().map(|cart| {
         let fan = fan.clone();
         tokio::spawn(async move {
@@ -446,6 +432,26 @@ async fn racing_requests_are_decided_one_after_the_other_within_their_batch() {
     assert_eq!((placed, over), (3, 2), "three passes per account");
 }
 
+/// `count` new carts of `buyer`, each holding one of `product`.
+async fn carts_of_one(buyer: &TestUser, product: &str, count: usize) -> Vec<String> {
+    let mut carts = Vec::with_capacity(count);
+    for _ in 0..count {
+        let added = buyer
+            .gql(
+                ADD_TO_CART,
+                json!({ "input": { "productId": product, "quantity": 1 } }),
+            )
+            .await;
+        carts.push(
+            added["data"]["addToCart"]["cart"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a cart: {added}"))
+                .to_owned(),
+        );
+    }
+    carts
+}
+
 /// A per-account limit holds when two replicas' lanes check out carts of one
 /// account at once: each batch reads what the account bought only once it
 /// holds the quotas, i.e. after the other replica's batch committed. (With the
@@ -469,21 +475,7 @@ async fn a_per_account_limit_holds_when_replicas_check_out_at_once() {
         .to_owned();
     let fan = person(&app, "replicated-fan").await;
     let elsewhere = TestUser::bearer(other, &fan.token);
-    let mut carts = Vec::new();
-    for _ in 0..8 {
-        let added = fan
-            .gql(
-                ADD_TO_CART,
-                json!({ "input": { "productId": pass, "quantity": 1 } }),
-            )
-            .await;
-        carts.push(
-            added["data"]["addToCart"]["cart"]["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("a cart: {added}"))
-                .to_owned(),
-        );
-    }
+    let carts = carts_of_one(&fan, &pass, 8).await;
     let checkouts = carts.into_iter().enumerate().map(|(index, cart)| {
         let buyer = if index % 2 == 0 { &fan } else { &elsewhere }.clone();
         tokio::spawn(async move {
