@@ -115,6 +115,7 @@ impl App {
         services.firmware = settings.firmware.clone();
         services.commands = settings.device_commands.clone();
         services.kiosks = settings.kiosks.clone();
+        services.cart_max_positions = settings.cart_max_positions;
         services.kiosk_access = Arc::new(crate::auth::kiosk_access::KioskAccess::new(
             settings.kiosks.cache_ttl(),
         ));

@@ -196,6 +196,18 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: i64,
 
+    /// The most positions (tickets, add-ons, goods) one cart holds.
+    #[arg(
+        long,
+        env = "VOLTGATE_CART_MAX_POSITIONS",
+        default_value_t = crate::ticketing::carts::DEFAULT_CART_MAX_POSITIONS,
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::value_parser!(u16).range(1..),
+            usize::from
+        )
+    )]
+    pub cart_max_positions: usize,
+
     /// Enforce the rate limits on sign-in, registration and availability checks;
     /// turn off only for load tests, or behind another limiter.
     #[arg(long, env = "VOLTGATE_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -524,5 +536,25 @@ mod tests {
         let shown = format!("{:?} {:?}", probe.serve, probe.serve.mqtt_mode().ok());
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db/vg"), "{shown}");
+    }
+
+    #[test]
+    fn a_cart_limit_is_at_least_one_position() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Probe {
+            #[command(flatten)]
+            serve: ServeSettings,
+        }
+        let parse = |value: &str| {
+            Probe::try_parse_from(["voltgate", "--cart-max-positions", value])
+                .map(|probe| probe.serve.cart_max_positions)
+        };
+        assert_eq!(parse("250").ok(), Some(250));
+        assert!(parse("0").is_err());
+        assert!(parse("-3").is_err());
+        assert!(parse("many").is_err());
+        let default = Probe::try_parse_from(["voltgate"]).map(|p| p.serve.cart_max_positions);
+        assert_eq!(default.ok(), Some(100));
     }
 }

@@ -50,6 +50,8 @@ pub struct ServiceContext {
     /// (`db::connect_lanes`), so a batch never waits behind requests' reads
     /// for a pooled connection; the one writer on SQLite.
     pub lanes_db: DatabaseConnection,
+    /// The most positions one cart holds.
+    pub cart_max_positions: usize,
     pub badge_keys: Arc<crate::accounts::badges::BadgeKeys>,
     /// The payment providers offered, and their settings.
     pub payments: Arc<crate::ticketing::providers::Providers>,
@@ -70,6 +72,7 @@ impl ServiceContext {
         Self {
             reader: db.clone(),
             lanes_db: db.clone(),
+            cart_max_positions: crate::ticketing::carts::DEFAULT_CART_MAX_POSITIONS,
             db,
             bus,
             devices: Arc::new(Unavailable),

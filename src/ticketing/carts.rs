@@ -52,6 +52,11 @@ pub struct CartAdd {
 /// The most positions one call adds.
 pub const MAX_QUANTITY: i32 = 100;
 
+/// The most positions one cart holds unless configured
+/// (`VOLTGATE_CART_MAX_POSITIONS`): a cart is checked out, priced and
+/// ticketed as one, so its size bounds that work.
+pub const DEFAULT_CART_MAX_POSITIONS: usize = 100;
+
 /// A cart id as clients present it.
 ///
 /// # Errors
@@ -75,6 +80,8 @@ pub struct Hold {
     pub cart_id: String,
     pub user_id: Option<i32>,
     pub input: CartAdd,
+    /// The most positions the cart may hold after this one.
+    pub max_positions: usize,
 }
 
 impl Hold {
@@ -96,6 +103,7 @@ impl Hold {
             cart_id,
             user_id,
             input,
+            max_positions: DEFAULT_CART_MAX_POSITIONS,
         })
     }
 }
@@ -478,6 +486,15 @@ async fn decide_hold(
         return Err(AppError::bad_input(
             "cartId",
             "this cart is for another event",
+        ));
+    }
+    let positions = i64::try_from(existing.len()).unwrap_or(i64::MAX)
+        + tally.added_where(&hold.cart_id, |_| true);
+    let max_positions = i64::try_from(hold.max_positions).unwrap_or(i64::MAX);
+    if positions + i64::from(input.quantity) > max_positions {
+        return Err(AppError::bad_input(
+            "quantity",
+            format!("a cart holds at most {max_positions} items"),
         ));
     }
     if let Some(max) = product.max_per_order {

@@ -10,7 +10,7 @@ use voltgate::jobs::Job as _;
 use voltgate::services::{ManualClock, ServiceContext};
 
 use crate::client::{TestUser, keys};
-use crate::helpers::{TestApp, global_id, spawn_app};
+use crate::helpers::{TestApp, global_id, spawn_app, spawn_app_with};
 
 pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
@@ -497,6 +497,46 @@ async fn a_per_account_limit_holds_when_replicas_check_out_at_once() {
         }
     }
     assert_eq!(placed, 1, "one pass per account, whichever replica sold it");
+}
+
+/// A cart holds at most `VOLTGATE_CART_MAX_POSITIONS` positions, however
+/// many adds race into it; a refused add takes nothing from the quota.
+#[tokio::test]
+async fn a_cart_holds_at_most_the_configured_positions_even_when_adds_race() {
+    let app = Arc::new(spawn_app_with(&["--cart-max-positions", "5"]).await);
+    let shop = Shop::open(&app, "bounded").await;
+    let seat = shop.product("Seat", "5.00", 100).await;
+    let first = add_to_cart(&app, &seat, 3, None).await;
+    let cart = first["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a cart: {first}"))
+        .to_owned();
+    let over = add_to_cart(&app, &seat, 3, Some(&cart)).await;
+    assert_eq!(code(&over), "BAD_USER_INPUT", "{over}");
+    assert_eq!(
+        over["errors"][0]["extensions"]["field"], "quantity",
+        "{over}"
+    );
+
+    let adds = (0..8).map(|_| {
+        let (app, seat, cart) = (Arc::clone(&app), seat.clone(), cart.clone());
+        tokio::spawn(async move { add_to_cart(&app, &seat, 1, Some(&cart)).await })
+    });
+    let mut accepted = 0;
+    for add in adds {
+        let body = add.await.expect("the add finishes");
+        if body["errors"].is_array() {
+            assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+        } else {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 2, "two more fit a cart of five");
+    assert_eq!(
+        availability(&app, "bounded").await["remainingQuantity"],
+        95,
+        "the refused adds hold nothing"
+    );
 }
 
 #[tokio::test]
