@@ -514,16 +514,21 @@ mod tests {
         assert_eq!(redact("not a url with s3cret"), "<unparseable URL>");
     }
 
-    #[test]
-    fn settings_never_show_their_secrets() {
+    /// `serve`'s settings from its flags alone.
+    fn serve(flags: &[&str]) -> Result<ServeSettings, clap::Error> {
         use clap::Parser;
         #[derive(Parser)]
         struct Probe {
             #[command(flatten)]
             serve: ServeSettings,
         }
-        let probe = Probe::parse_from([
-            "voltgate",
+        Probe::try_parse_from(std::iter::once("voltgate").chain(flags.iter().copied()))
+            .map(|probe| probe.serve)
+    }
+
+    #[test]
+    fn settings_never_show_their_secrets() {
+        let settings = serve(&[
             "--database-url",
             "postgres://app:db-s3cret@db/vg",
             "--redis-url",
@@ -532,29 +537,34 @@ mod tests {
             "mqtt://dev:mqtt-s3cret@broker:1883",
             "--jwt-secret",
             "jwt-s3cret-jwt-s3cret-jwt-s3cret-jwt",
-        ]);
-        let shown = format!("{:?} {:?}", probe.serve, probe.serve.mqtt_mode().ok());
+        ])
+        .expect("valid flags");
+        let shown = format!("{settings:?} {:?}", settings.mqtt_mode().ok());
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db/vg"), "{shown}");
     }
 
     #[test]
     fn a_cart_limit_is_at_least_one_position() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Probe {
-            #[command(flatten)]
-            serve: ServeSettings,
-        }
-        let parse = |value: &str| {
-            Probe::try_parse_from(["voltgate", "--cart-max-positions", value])
-                .map(|probe| probe.serve.cart_max_positions)
+        let limit = |flags: &[&str]| serve(flags).map(|s| s.cart_max_positions).ok();
+        assert_eq!(limit(&["--cart-max-positions", "250"]), Some(250));
+        assert_eq!(limit(&["--cart-max-positions", "0"]), None);
+        assert_eq!(limit(&["--cart-max-positions", "-3"]), None);
+        assert_eq!(limit(&["--cart-max-positions", "many"]), None);
+        assert_eq!(limit(&[]), Some(100));
+    }
+
+    #[test]
+    fn a_maintenance_window_lasts_one_hour_to_two_weeks() {
+        let window = |flags: &[&str]| {
+            serve(flags)
+                .map(|s| s.reservations.maintenance_window())
+                .ok()
         };
-        assert_eq!(parse("250").ok(), Some(250));
-        assert!(parse("0").is_err());
-        assert!(parse("-3").is_err());
-        assert!(parse("many").is_err());
-        let default = Probe::try_parse_from(["voltgate"]).map(|p| p.serve.cart_max_positions);
-        assert_eq!(default.ok(), Some(100));
+        let hours = |value| window(&["--maintenance-window-hours", value]);
+        assert_eq!(hours("336"), Some(chrono::TimeDelta::weeks(2)));
+        assert_eq!(hours("0"), None);
+        assert_eq!(hours("337"), None);
+        assert_eq!(window(&[]), Some(chrono::TimeDelta::hours(4)));
     }
 }

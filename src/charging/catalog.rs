@@ -86,8 +86,14 @@ pub async fn availability(
         .all(db)
         .await?;
     let ids: Vec<i32> = bays.iter().map(|b| b.id).collect();
-    let under_maintenance =
-        super::maintenance_windows::blocking(db, station_id, start, end).await?;
+    let under_maintenance = super::maintenance_windows::blocking(
+        db,
+        settings.maintenance_window(),
+        station_id,
+        start,
+        end,
+    )
+    .await?;
     let cabinets_down: Vec<i32> = cabinet::Entity::find()
         .filter(cabinet::Column::StationId.eq(station_id))
         .filter(cabinet::Column::Status.ne(CabinetStatus::Active))

@@ -1,6 +1,7 @@
 //! Maintenance time windows: a planned or in-progress intervention
 //! (`maintenances`) takes its station out of service for
-//! `[planned_at, planned_at + VOLTGATE_MAINTENANCE_WINDOW_HOURS)`. New
+//! `[planned_at, planned_at + VOLTGATE_MAINTENANCE_WINDOW_HOURS)` (the
+//! reservation settings' `maintenance_window`). New
 //! reservations overlapping such a window are refused (`BAY_UNAVAILABLE`,
 //! [`blocking`]), the catalog shows its bays out of service for those slots,
 //! and supervision calls [`apply`] whenever it creates or edits an
@@ -23,18 +24,6 @@ use crate::entities::maintenance::{self, MaintenanceStatus};
 use crate::entities::reservation::{self, ReservationStatus};
 use crate::error::AppResult;
 
-/// How long an intervention keeps its station out of service, from its planned date.
-pub fn window_length() -> TimeDelta {
-    let hours = std::env::var("VOLTGATE_MAINTENANCE_WINDOW_HOURS")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-        .filter(|h| (1..=24 * 14).contains(h))
-        .unwrap_or(DEFAULT_WINDOW_HOURS);
-    TimeDelta::hours(hours)
-}
-
-const DEFAULT_WINDOW_HOURS: i64 = 4;
-
 const BLOCKING: [MaintenanceStatus; 2] =
     [MaintenanceStatus::Planned, MaintenanceStatus::InProgress];
 
@@ -53,11 +42,12 @@ pub fn window_of(intervention: &maintenance::Model, length: TimeDelta) -> Option
 /// On database errors.
 pub async fn blocking(
     db: &impl ConnectionTrait,
+    window: TimeDelta,
     station_id: i32,
     start: i64,
     end: i64,
 ) -> AppResult<bool> {
-    let length = window_length().num_microseconds().unwrap_or(0);
+    let length = window.num_microseconds().unwrap_or(0);
     // planned_at < end and planned_at + length > start.
     let from = DateTime::<Utc>::from_timestamp_micros(start - length).unwrap_or_default();
     let until = DateTime::<Utc>::from_timestamp_micros(end).unwrap_or_default();
@@ -79,10 +69,11 @@ pub async fn blocking(
 /// On database errors.
 pub async fn apply(
     db: &impl ConnectionTrait,
+    window: TimeDelta,
     intervention: &maintenance::Model,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<reservation::Model>> {
-    let Some((start, end)) = window_of(intervention, window_length()) else {
+    let Some((start, end)) = window_of(intervention, window) else {
         return Ok(Vec::new());
     };
     let bays: Vec<i32> = bay::Entity::find()

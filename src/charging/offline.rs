@@ -546,7 +546,14 @@ async fn decide(
         }
     }
     if bay.status == BayStatus::Maintenance
-        || maintenance_windows::blocking(txn, bay.station_id, us, us + 1).await?
+        || maintenance_windows::blocking(
+            txn,
+            services.reservations.maintenance_window(),
+            bay.station_id,
+            us,
+            us + 1,
+        )
+        .await?
     {
         return Ok(Err(conflict(
             "BAY_IN_MAINTENANCE",

@@ -294,7 +294,15 @@ pub async fn create(
                 "the bay is out of service",
             ));
         }
-        if super::maintenance_windows::blocking(&txn, target.station_id, start, end).await? {
+        if super::maintenance_windows::blocking(
+            &txn,
+            settings.maintenance_window(),
+            target.station_id,
+            start,
+            end,
+        )
+        .await?
+        {
             return Err(AppError::refused(
                 Reason::BayUnavailable,
                 "the station is under maintenance during this slot",

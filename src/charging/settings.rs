@@ -48,6 +48,16 @@ pub struct ReservationSettings {
         default_value_t = 3
     )]
     pub code_messages_per_hour: u32,
+
+    /// Hours from its planned date a planned or in-progress intervention
+    /// keeps its station out of service (1 … 336).
+    #[arg(
+        long = "maintenance-window-hours",
+        env = "VOLTGATE_MAINTENANCE_WINDOW_HOURS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(i64).range(1..=336)
+    )]
+    pub maintenance_window_hours: i64,
 }
 
 impl Default for ReservationSettings {
@@ -58,6 +68,7 @@ impl Default for ReservationSettings {
             access_margin_minutes: 15,
             no_show_grace_minutes: 15,
             code_messages_per_hour: 3,
+            maintenance_window_hours: 4,
         }
     }
 }
@@ -73,6 +84,11 @@ impl ReservationSettings {
 
     pub fn no_show_grace(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::minutes(self.no_show_grace_minutes.max(0))
+    }
+
+    /// How long an intervention keeps its station out of service.
+    pub fn maintenance_window(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::hours(self.maintenance_window_hours.clamp(1, 336))
     }
 }
 

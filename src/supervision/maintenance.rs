@@ -82,6 +82,7 @@ fn done_now(model: &mut maintenance::ActiveModel, now: DateTime<Utc>) {
 /// `NOT_FOUND` (station, technician); `BAD_USER_INPUT` on a missing field.
 pub async fn create(
     db: &impl ConnectionTrait,
+    window: chrono::TimeDelta,
     fields: Fields,
     now: DateTime<Utc>,
 ) -> AppResult<maintenance::Model> {
@@ -105,7 +106,7 @@ pub async fn create(
     };
     done_now(&mut model, now);
     let created = model.insert(db).await?;
-    crate::charging::maintenance_windows::apply(db, &created, now).await?;
+    crate::charging::maintenance_windows::apply(db, window, &created, now).await?;
     Ok(created)
 }
 
@@ -115,6 +116,7 @@ pub async fn create(
 /// `NOT_FOUND` (it, station, technician).
 pub async fn update(
     db: &impl ConnectionTrait,
+    window: chrono::TimeDelta,
     id: i32,
     fields: Fields,
     now: DateTime<Utc>,
@@ -147,7 +149,7 @@ pub async fn update(
     }
     done_now(&mut model, now);
     let updated = model.update(db).await?;
-    crate::charging::maintenance_windows::apply(db, &updated, now).await?;
+    crate::charging::maintenance_windows::apply(db, window, &updated, now).await?;
     Ok(updated)
 }
 

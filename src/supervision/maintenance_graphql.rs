@@ -209,7 +209,13 @@ impl MaintenanceMutation {
             planned_at: Some(input.planned_at.0),
             done_at: Some(input.done_at.map(|at| at.0)),
         };
-        let created = maintenance::create(&services.db, fields, services.now()).await?;
+        let created = maintenance::create(
+            &services.db,
+            services.reservations.maintenance_window(),
+            fields,
+            services.now(),
+        )
+        .await?;
         Ok(MaintenancePayload {
             maintenance: Maintenance(created),
         })
@@ -241,7 +247,14 @@ impl MaintenanceMutation {
             planned_at: input.planned_at.map(|at| at.0),
             done_at: input.done_at.map(|at| Some(at.0)),
         };
-        let updated = maintenance::update(&services.db, id, fields, services.now()).await?;
+        let updated = maintenance::update(
+            &services.db,
+            services.reservations.maintenance_window(),
+            id,
+            fields,
+            services.now(),
+        )
+        .await?;
         Ok(MaintenancePayload {
             maintenance: Maintenance(updated),
         })
