@@ -95,8 +95,27 @@ pub fn start(max_packet_bytes: u32) -> anyhow::Result<EmbeddedBroker> {
     })
 }
 
-/// Picks a free loopback port for rumqttd, which binds it again on its own thread.
+/// Where [`reserve`] draws ports: below Linux's default ephemeral range
+/// (32768–60999), from which `bind` to port 0 and outgoing connections take
+/// theirs.
+const PRIVATE_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// Picks a free loopback port for rumqttd, which binds it again on its own
+/// thread. rumqttd takes an address, not a listener, so the port is free
+/// again between this check and its bind: drawn at random outside the
+/// ephemeral range, it is not the next port another listener of the process
+/// gets from port 0 (which would take the broker's place and answer the
+/// server's client with another protocol).
 fn reserve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let span = PRIVATE_PORTS.end - PRIVATE_PORTS.start;
+    for _ in 0..64 {
+        let mut draw = [0_u8; 2];
+        getrandom::fill(&mut draw).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let port = PRIVATE_PORTS.start + u16::from_le_bytes(draw) % span;
+        if let Ok(listener) = TcpListener::bind(SocketAddr::new(addr.ip(), port)) {
+            return Ok(listener.local_addr()?);
+        }
+    }
     let listener = TcpListener::bind(addr).map_err(|err| {
         anyhow::anyhow!("the embedded MQTT broker cannot listen on {addr}: {err}")
     })?;
@@ -116,4 +135,21 @@ pub fn address_in_use(addr: SocketAddr) -> anyhow::Error {
 /// Whether an error binding a listener means the address is taken.
 pub fn is_in_use(err: &std::io::Error) -> bool {
     err.kind() == ErrorKind::AddrInUse
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_ports_are_free_loopback_ports_outside_the_ephemeral_range() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let first = reserve(loopback).expect("a port");
+        let second = reserve(loopback).expect("a port");
+        for addr in [first, second] {
+            assert!(addr.ip().is_loopback(), "{addr}");
+            assert!(PRIVATE_PORTS.contains(&addr.port()), "{addr}");
+            TcpListener::bind(addr).expect("free to bind again");
+        }
+    }
 }
