@@ -55,13 +55,10 @@ pub async fn connect_readers(
     if !is_sqlite_file(url) {
         return Ok(None);
     }
-    let mut options = ConnectOptions::new(url.clone());
+    let mut options = pool_options(url);
     options
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
         .max_connections(settings.db_readers.max(1))
         .min_connections(1)
-        .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.read_only(true)
                 .busy_timeout(Duration::from_secs(5))
@@ -86,12 +83,8 @@ pub async fn connect_lanes(
     if is_sqlite(url) {
         return Ok(None);
     }
-    let mut options = ConnectOptions::new(url.clone());
-    options
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
-        .max_connections(settings.db_lane_connections.max(1))
-        .sqlx_logging(false);
+    let mut options = pool_options(url);
+    options.max_connections(settings.db_lane_connections.max(1));
     Database::connect(options)
         .await
         .map(Some)
@@ -103,11 +96,7 @@ async fn connect_with(
     background_checkpoints: bool,
 ) -> anyhow::Result<DatabaseConnection> {
     let url = &settings.database_url;
-    let mut options = ConnectOptions::new(url.clone());
-    options
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+    let mut options = pool_options(url);
     if is_sqlite(url) {
         options
             .max_connections(1)
@@ -140,6 +129,16 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None)
         .await
         .context("applying database migrations")
+}
+
+/// What every pool of the server shares: bounded waits, no statement logging.
+fn pool_options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    options
 }
 
 pub fn is_sqlite(url: &str) -> bool {

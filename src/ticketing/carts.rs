@@ -85,9 +85,15 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// A hold into a cart that may hold `max_positions` positions at most.
+    ///
     /// # Errors
     /// `BAD_USER_INPUT` on a bad quantity or cart id.
-    pub fn new(principal: &Principal, input: CartAdd) -> Result<Self, AppError> {
+    pub fn new(
+        principal: &Principal,
+        input: CartAdd,
+        max_positions: usize,
+    ) -> Result<Self, AppError> {
         if !(1..=MAX_QUANTITY).contains(&input.quantity) {
             return Err(AppError::bad_input("quantity", "between 1 and 100"));
         }
@@ -103,7 +109,7 @@ impl Hold {
             cart_id,
             user_id,
             input,
-            max_positions: DEFAULT_CART_MAX_POSITIONS,
+            max_positions,
         })
     }
 }
@@ -121,7 +127,7 @@ pub async fn add(
     now: DateTime<Utc>,
     input: CartAdd,
 ) -> Result<Held, AppError> {
-    let hold = Hold::new(principal, input)?;
+    let hold = Hold::new(principal, input, DEFAULT_CART_MAX_POSITIONS)?;
     let txn = db.begin().await?;
     let held = hold_all(&txn, now, vec![hold]).await?.pop();
     let held = held.ok_or_else(|| AppError::internal(anyhow::anyhow!("no answer")))??;

@@ -196,8 +196,7 @@ pub async fn add_to_cart(
     principal: &Principal,
     input: CartAdd,
 ) -> Result<Held, AppError> {
-    let mut hold = Hold::new(principal, input)?;
-    hold.max_positions = services.cart_max_positions;
+    let hold = Hold::new(principal, input, services.cart_max_positions)?;
     let event_id = carts::event_of_product(&services.db, hold.input.product_id).await?;
     let request = Request {
         now: services.now(),
