@@ -412,6 +412,7 @@ async fn start_ingestion(
         shared: broker.is_none(),
         credentials,
         max_packet_bytes: settings.mqtt_max_packet_bytes,
+        receive_maximum: settings.mqtt_receive_maximum,
         max_payload_bytes: settings.mqtt_max_payload_bytes,
         clock_skew: crate::devices::reports::ClockSkew(chrono::TimeDelta::seconds(i64::from(
             settings.mqtt_max_clock_skew_secs,

@@ -95,6 +95,15 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MQTT_WORKERS", default_value_t = 4)]
     pub mqtt_workers: usize,
 
+    /// Most device messages (QoS 1) the broker may send this replica before it
+    /// acknowledges them (MQTT 5 Receive Maximum, announced on connecting).
+    /// Without it Mosquitto allows 20 (`max_inflight_messages`), which caps
+    /// ingestion batches at a few messages each; acknowledgements follow the
+    /// commit of each batch, so this also bounds what one replica holds unstored.
+    #[arg(long, env = "VOLTGATE_MQTT_RECEIVE_MAXIMUM", default_value_t = 2000,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub mqtt_receive_maximum: u16,
+
     /// Largest MQTT packet, in bytes: the server's client accepts (and announces) it,
     /// and the embedded broker enforces it. Keep it at least the broker's own limit
     /// (`max_packet_size` in Mosquitto), or one large publish costs the connection.
@@ -113,7 +122,7 @@ pub struct ServeSettings {
 
     /// Most device reports an ingestion worker applies in one transaction: what
     /// waits in its queue is taken together, up to this many.
-    #[arg(long, env = "VOLTGATE_INGEST_BATCH_MAX", default_value_t = 256)]
+    #[arg(long, env = "VOLTGATE_INGEST_BATCH_MAX", default_value_t = 1000)]
     pub ingest_batch_max: usize,
 
     /// Microseconds an ingestion worker waits for more reports before applying
@@ -552,6 +561,15 @@ mod tests {
         assert_eq!(limit(&["--cart-max-positions", "-3"]), None);
         assert_eq!(limit(&["--cart-max-positions", "many"]), None);
         assert_eq!(limit(&[]), Some(100));
+    }
+
+    #[test]
+    fn the_mqtt_window_is_one_to_65535_messages() {
+        let window = |flags: &[&str]| serve(flags).map(|s| s.mqtt_receive_maximum).ok();
+        assert_eq!(window(&["--mqtt-receive-maximum", "65535"]), Some(65535));
+        assert_eq!(window(&["--mqtt-receive-maximum", "0"]), None);
+        assert_eq!(window(&["--mqtt-receive-maximum", "65536"]), None);
+        assert_eq!(window(&[]), Some(2000));
     }
 
     #[test]

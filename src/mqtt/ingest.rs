@@ -68,6 +68,9 @@ pub struct MqttOptions {
     /// one, which would otherwise cost the connection. Keep it at least the
     /// broker's own limit.
     pub max_packet_bytes: u32,
+    /// Most unacknowledged QoS 1 messages the broker may send (MQTT 5 Receive
+    /// Maximum): the ingestion's window, and so the largest its batches can grow.
+    pub receive_maximum: u16,
     /// Largest payload ingested; a larger one is acknowledged, counted as
     /// `payload_too_large` and dropped.
     pub max_payload_bytes: usize,
@@ -242,20 +245,7 @@ pub async fn start(
     bus: SharedBus,
 ) -> anyhow::Result<MqttHandle> {
     let broker = format!("mqtt://{}:{}", options.host, options.port);
-    let mut client_options = ClientOptions::new(&options.client_id, &options.host, options.port);
-    client_options
-        .set_keep_alive(Duration::from_secs(15))
-        .set_manual_acks(true)
-        .set_max_packet_size(Some(options.max_packet_bytes));
-    if let Some(credentials) = &options.credentials {
-        client_options.set_credentials(&credentials.username, &credentials.password);
-    }
-    if options.shared {
-        client_options
-            .set_clean_start(false)
-            .set_session_expiry_interval(Some(options.session_expiry_secs));
-    }
-    let (client, mut eventloop) = AsyncClient::new(client_options, 1024);
+    let (client, mut eventloop) = AsyncClient::new(client_options(&options), 1024);
 
     wait_for_connack(&mut eventloop)
         .await
@@ -307,6 +297,26 @@ pub async fn start(
         connected,
         tasks: std::sync::Mutex::new(tasks),
     })
+}
+
+/// How the replica's client connects: messages are acknowledged by hand, after
+/// their batch commits, so the window it announces bounds what it holds unstored.
+fn client_options(options: &MqttOptions) -> ClientOptions {
+    let mut client_options = ClientOptions::new(&options.client_id, &options.host, options.port);
+    client_options
+        .set_keep_alive(Duration::from_secs(15))
+        .set_manual_acks(true)
+        .set_max_packet_size(Some(options.max_packet_bytes))
+        .set_receive_maximum(Some(options.receive_maximum));
+    if let Some(credentials) = &options.credentials {
+        client_options.set_credentials(&credentials.username, &credentials.password);
+    }
+    if options.shared {
+        client_options
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(options.session_expiry_secs));
+    }
+    client_options
 }
 
 /// Waits for the broker to accept the connection, retrying refused TCP
@@ -948,6 +958,33 @@ fn report_error(topic: &str, err: ReportError) -> DropReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_announces_its_window_and_packet_limit_and_acknowledges_by_hand() {
+        let options = MqttOptions {
+            host: "broker".to_owned(),
+            port: 1883,
+            client_id: "voltgate-a".to_owned(),
+            session_expiry_secs: 300,
+            topic_root: "voltgate".to_owned(),
+            workers: 4,
+            shared: true,
+            credentials: None,
+            max_packet_bytes: 4096,
+            receive_maximum: 2000,
+            max_payload_bytes: 1024,
+            clock_skew: ClockSkew(chrono::TimeDelta::seconds(300)),
+            batch_limits: BatchLimits::default(),
+            alert_thresholds: Thresholds::default(),
+            cache_ttl: Duration::from_secs(1),
+        };
+        let client = client_options(&options);
+        // Without Receive Maximum, Mosquitto lets 20 messages at a time through.
+        assert_eq!(client.receive_maximum(), Some(2000));
+        assert_eq!(client.max_packet_size(), Some(4096));
+        assert!(client.manual_acks());
+        assert!(!client.clean_start());
+    }
 
     #[test]
     fn all_channels_of_a_bay_share_a_worker() {

@@ -36,7 +36,7 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         Self {
-            max_items: 256,
+            max_items: 1000,
             linger: Duration::ZERO,
         }
     }
