@@ -356,6 +356,119 @@ mod tests {
         row.try_get_by_index::<i64>(0).expect("an integer")
     }
 
+    /// The first column of every row `sql` returns, as text.
+    async fn texts(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+        let rows = db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("query runs");
+        rows.iter()
+            .map(|row| row.try_get_by_index(0).expect("text"))
+            .collect()
+    }
+
+    /// The rebuild that leaves SQLite's telemetry with its session's key only
+    /// keeps every row, id and index; `down` gives the three keys back.
+    #[tokio::test]
+    async fn telemetry_keeps_its_rows_when_sqlite_rebuilds_it_with_one_key() {
+        use migration::{Migrator, MigratorTrait as _};
+        let dir = std::env::temp_dir().join(format!("voltgate-rebuild-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("rebuild.db");
+        let mut options =
+            sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=rwc", file.display()));
+        options.max_connections(1).sqlx_logging(false);
+        let db = sea_orm::Database::connect(options).await.expect("connects");
+        let migrations = Migrator::migrations();
+        let rebuild = migrations
+            .iter()
+            .position(|m| m.name() == "m20261211_010000_telemetry_keys")
+            .expect("the rebuild is a migration");
+        let before_rebuild = u32::try_from(rebuild).expect("few");
+        let from_rebuild = u32::try_from(migrations.len() - rebuild).expect("few");
+        Migrator::up(&db, Some(before_rebuild))
+            .await
+            .expect("migrates");
+        // Rows whose session, device and bay do not exist: the rows alone matter here.
+        db.execute_unprepared("PRAGMA foreign_keys = OFF")
+            .await
+            .expect("pragma");
+        db.execute_unprepared(
+            "INSERT INTO session_telemetry (id, session_id, device_id, bay_id, current_a, voltage_v, \
+             energy_kwh, ts, ts_us, received_at) VALUES \
+             (41, 7, 8, 9, 16.5, 230.0, 1.25, '2026-12-05T00:00:00Z', 1, '2026-12-05T00:00:00Z'), \
+             (42, 7, 8, 9, 16.0, 231.0, 1.5, '2026-12-05T00:00:01Z', 2, '2026-12-05T00:00:01Z')",
+        )
+        .await
+        .expect("samples");
+        let keys = || {
+            texts(
+                &db,
+                "SELECT \"table\" FROM pragma_foreign_key_list('session_telemetry') ORDER BY 1",
+            )
+        };
+        assert_eq!(keys().await, ["bays", "charging_sessions", "devices"]);
+
+        Migrator::up(&db, None).await.expect("rebuilds");
+        assert_eq!(keys().await, ["charging_sessions"]);
+        let kept = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT id, energy_kwh FROM session_telemetry ORDER BY id",
+            ))
+            .await
+            .expect("rows");
+        let kept: Vec<(i64, f64)> = kept
+            .iter()
+            .map(|row| {
+                (
+                    row.try_get_by_index(0).expect("id"),
+                    row.try_get_by_index(1).expect("energy"),
+                )
+            })
+            .collect();
+        assert_eq!(kept, [(41, 1.25), (42, 1.5)]);
+        let indexes = texts(
+            &db,
+            "SELECT name FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name = 'session_telemetry' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .await;
+        assert_eq!(
+            indexes,
+            [
+                "ix_session_telemetry_bay_id_id",
+                "ix_session_telemetry_session_id_ts_us",
+                "ix_session_telemetry_ts_us",
+                "ux_session_telemetry_device_id_ts_us",
+            ]
+        );
+        // A new sample takes the next id, not one of the kept ones.
+        db.execute_unprepared(
+            "INSERT INTO session_telemetry (session_id, device_id, bay_id, current_a, voltage_v, \
+             energy_kwh, ts, ts_us, received_at) VALUES \
+             (7, 8, 9, 15.0, 229.0, 1.75, '2026-12-05T00:00:02Z', 3, '2026-12-05T00:00:02Z')",
+        )
+        .await
+        .expect("a new sample");
+        let newest = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT MAX(id) FROM session_telemetry",
+            ))
+            .await
+            .expect("max")
+            .expect("a row");
+        assert_eq!(newest.try_get_by_index::<i64>(0).expect("id"), 43);
+
+        Migrator::down(&db, Some(from_rebuild))
+            .await
+            .expect("rolls back");
+        assert_eq!(keys().await, ["bays", "charging_sessions", "devices"]);
+        db.close().await.ok();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// Commits only append to the WAL; the side connection copies the pages back
     /// into the database file, which therefore grows without any commit doing it.
     #[tokio::test]

@@ -42,6 +42,7 @@ mod m20261209_030000_catalog_editing;
 mod m20261209_040000_payment_fees;
 mod m20261210_010000_answer_changes;
 mod m20261210_050000_quota_variations;
+mod m20261211_010000_telemetry_keys;
 
 pub struct Migrator;
 
@@ -84,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_040000_payment_fees::Migration),
             Box::new(m20261210_010000_answer_changes::Migration),
             Box::new(m20261210_050000_quota_variations::Migration),
+            Box::new(m20261211_010000_telemetry_keys::Migration),
         ]
     }
 }
