@@ -375,9 +375,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("voltgate-rebuild-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("rebuild.db");
-        let mut options =
-            sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=rwc", file.display()));
-        options.max_connections(1).sqlx_logging(false);
+        // One connection: the pragma below holds for every statement after it.
+        let mut options = pool_options(&format!("sqlite://{}?mode=rwc", file.display()));
+        options.max_connections(1);
         let db = sea_orm::Database::connect(options).await.expect("connects");
         let migrations = Migrator::migrations();
         let rebuild = migrations
