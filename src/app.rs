@@ -399,6 +399,16 @@ async fn start_ingestion(
             anyhow::bail!("the embedded MQTT broker is not running")
         }
     };
+    let shared = broker.is_none();
+    anyhow::ensure!(
+        !shared
+            || settings.mqtt_takeover_delay_secs == 0
+            || settings.mqtt_takeover_delay_secs < settings.mqtt_session_expiry_secs,
+        "VOLTGATE_MQTT_TAKEOVER_DELAY ({} s) must be shorter than VOLTGATE_MQTT_SESSION_EXPIRY ({} s): \
+         a session that expires first loses its messages before another replica can take it over",
+        settings.mqtt_takeover_delay_secs,
+        settings.mqtt_session_expiry_secs,
+    );
     let options = MqttOptions {
         host,
         port,
@@ -409,7 +419,8 @@ async fn start_ingestion(
         session_expiry_secs: settings.mqtt_session_expiry_secs,
         topic_root: settings.mqtt_topic_root.clone(),
         workers: settings.mqtt_workers,
-        shared: broker.is_none(),
+        shared,
+        takeover_delay_secs: settings.mqtt_takeover_delay_secs,
         credentials,
         max_packet_bytes: settings.mqtt_max_packet_bytes,
         receive_maximum: settings.mqtt_receive_maximum,

@@ -87,6 +87,10 @@ pub mod names {
     /// Messages handled again after a database error.
     pub const MQTT_RETRIED: &str = "voltgate_mqtt_messages_retried_total";
     pub const MQTT_CONNECTED: &str = "voltgate_mqtt_connected";
+    /// Sessions of dead replicas taken over, by outcome (`drained`, `empty`, `failed`).
+    pub const MQTT_TAKEOVERS: &str = "voltgate_mqtt_session_takeovers_total";
+    /// Device messages ingested from dead replicas' sessions.
+    pub const MQTT_TAKEN_OVER: &str = "voltgate_mqtt_taken_over_messages_total";
     /// Device connections the embedded broker's gate refused or cut, by reason.
     pub const MQTT_GATE_REFUSED: &str = "voltgate_mqtt_gate_refused_total";
     pub const BUS_PUBLISHED: &str = "voltgate_bus_events_published_total";

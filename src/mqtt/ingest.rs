@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use super::DropReason;
 use super::command_auth::{self, CommandKey};
 use super::payload::{self, CommandAction};
+use super::takeover::{self, Takeovers};
 use super::topic::{self, Channel};
 use crate::bus::{DomainEvent, SharedBus};
 use crate::devices::commands_log::{self, AckOutcome};
@@ -61,6 +62,11 @@ pub struct MqttOptions {
     /// and rumqttd 0.20 panics when a persistent client with a shared subscription
     /// disconnects while messages are in flight.
     pub shared: bool,
+    /// Seconds the broker waits, once this replica's connection has dropped
+    /// without a goodbye, before it announces the replica gone so the others
+    /// take over its session (MQTT 5 Will Delay Interval; [`takeover`]). Zero:
+    /// no takeover, the session's messages wait for this replica's return.
+    pub takeover_delay_secs: u32,
     /// User name and password from `MQTT_URL`, if it carries them.
     pub credentials: Option<Credentials>,
     /// Largest MQTT packet the client accepts; advertised to the broker in
@@ -107,6 +113,7 @@ pub struct MqttHandle {
     db: DatabaseConnection,
     connected: Arc<Connected>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    takeovers: Option<Arc<Takeovers>>,
 }
 
 impl MqttHandle {
@@ -189,11 +196,14 @@ impl MqttHandle {
         for task in tasks {
             task.abort();
         }
+        if let Some(takeovers) = &self.takeovers {
+            takeovers.abort_all();
+        }
     }
 }
 
 /// A message waiting for its worker; `seq` is its arrival order on this connection.
-struct Incoming {
+pub(super) struct Incoming {
     seq: u64,
     publish: Publish,
     topic: String,
@@ -201,10 +211,9 @@ struct Incoming {
 }
 
 /// What the workers share.
-struct Ingest {
+pub(super) struct Ingest {
     db: DatabaseConnection,
     bus: SharedBus,
-    acks: mpsc::UnboundedSender<AckEvent>,
     max_payload_bytes: usize,
     clock_skew: ClockSkew,
     batch_limits: BatchLimits,
@@ -228,7 +237,7 @@ impl Connected {
 }
 
 /// Messages to the acker.
-enum AckEvent {
+pub(super) enum AckEvent {
     /// The message with this arrival number has been handled.
     Done(u64, Box<Publish>),
     /// A new connection starts numbering at this value; older messages are not acknowledged.
@@ -250,15 +259,13 @@ pub async fn start(
     wait_for_connack(&mut eventloop)
         .await
         .with_context(|| format!("cannot connect to the MQTT broker at {broker}"))?;
-    let filter = if options.shared {
-        topic::shared_subscription(&options.topic_root)
-    } else {
-        topic::root_subscription(&options.topic_root)
-    };
-    client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
+    let filters = subscriptions(&options);
+    for filter in &filters {
+        client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
+    }
     let connected = Arc::new(Connected(AtomicBool::new(false)));
     connected.set(true);
-    tracing::info!(%broker, client_id = %options.client_id, %filter, "MQTT ingestion started");
+    tracing::info!(%broker, client_id = %options.client_id, ?filters, "MQTT ingestion started");
 
     let (acks, ack_queue) = mpsc::unbounded_channel();
     let cache = Arc::new(TelemetryCache::new(options.cache_ttl));
@@ -266,37 +273,85 @@ pub async fn start(
     let ingest = Arc::new(Ingest {
         db: db.clone(),
         bus,
-        acks: acks.clone(),
         max_payload_bytes: options.max_payload_bytes,
         clock_skew: options.clock_skew,
         batch_limits: options.batch_limits,
         thresholds: options.alert_thresholds,
         cache,
     });
+    let takeovers = takeover::enabled(&options)
+        .then(|| Arc::new(Takeovers::new(options.clone(), Arc::clone(&ingest))));
     let mut tasks = vec![
         listener,
-        tokio::spawn(acknowledge_in_order(ack_queue, client.clone())),
+        tokio::spawn(acknowledge_in_order(
+            ack_queue,
+            client.clone(),
+            Arc::new(AtomicU64::new(0)),
+        )),
     ];
-    let mut queues = Vec::new();
-    for _ in 0..options.workers.max(1) {
-        let (tx, rx) = mpsc::channel(1024);
-        queues.push(tx);
-        tasks.push(tokio::spawn(work(rx, Arc::clone(&ingest))));
-    }
+    let queues = start_workers(options.workers, &ingest, &acks, &mut tasks);
     tasks.push(tokio::spawn(poll(
         eventloop,
         client.clone(),
-        filter,
+        filters,
         Arc::clone(&connected),
         queues,
         acks,
+        takeovers.clone(),
     )));
     Ok(MqttHandle {
         client,
         db,
         connected,
         tasks: std::sync::Mutex::new(tasks),
+        takeovers,
     })
+}
+
+/// What the replica subscribes to: the device topics (shared between replicas
+/// when there are several) and, when sessions are taken over, the notices of
+/// replicas gone.
+pub(super) fn subscriptions(options: &MqttOptions) -> Vec<String> {
+    if !options.shared {
+        return vec![topic::root_subscription(&options.topic_root)];
+    }
+    let mut filters = vec![topic::shared_subscription(&options.topic_root)];
+    if takeover::enabled(options) {
+        filters.push(topic::replica_gone_topic(&options.topic_root));
+    }
+    filters
+}
+
+/// Starts `count` workers handing their finished messages to `acks`; returns their queues.
+pub(super) fn start_workers(
+    count: usize,
+    ingest: &Arc<Ingest>,
+    acks: &mpsc::UnboundedSender<AckEvent>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Vec<mpsc::Sender<Incoming>> {
+    (0..count.max(1))
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(1024);
+            tasks.push(tokio::spawn(work(rx, Arc::clone(ingest), acks.clone())));
+            tx
+        })
+        .collect()
+}
+
+/// Hands a message to its bay's worker; `false` once the workers are gone.
+pub(super) async fn route(queues: &[mpsc::Sender<Incoming>], seq: u64, publish: Publish) -> bool {
+    let received_at = Utc::now();
+    let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+    let queue = &queues[worker_for(&topic, queues.len())];
+    queue
+        .send(Incoming {
+            seq,
+            publish,
+            topic,
+            received_at,
+        })
+        .await
+        .is_ok()
 }
 
 /// How the replica's client connects: messages are acknowledged by hand, after
@@ -315,6 +370,9 @@ fn client_options(options: &MqttOptions) -> ClientOptions {
         client_options
             .set_clean_start(false)
             .set_session_expiry_interval(Some(options.session_expiry_secs));
+        if takeover::enabled(options) {
+            client_options.set_last_will(takeover::will(options));
+        }
     }
     client_options
 }
@@ -347,29 +405,21 @@ async fn wait_for_connack(eventloop: &mut EventLoop) -> anyhow::Result<()> {
 async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    filter: String,
+    filters: Vec<String>,
     connected: Arc<Connected>,
     queues: Vec<mpsc::Sender<Incoming>>,
     acks: mpsc::UnboundedSender<AckEvent>,
+    takeovers: Option<Arc<Takeovers>>,
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut seq = 0_u64;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let received_at = Utc::now();
-                let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-                let queue = &queues[worker_for(&topic, queues.len())];
-                if queue
-                    .send(Incoming {
-                        seq,
-                        publish,
-                        topic,
-                        received_at,
-                    })
-                    .await
-                    .is_err()
-                {
+                if let Some(takeovers) = takeovers.as_ref().filter(|t| t.is_notice(&publish)) {
+                    takeovers.notice(&publish.payload);
+                    let _ = acks.send(AckEvent::Done(seq, Box::new(publish)));
+                } else if !route(&queues, seq, publish).await {
                     return;
                 }
                 seq += 1;
@@ -381,12 +431,15 @@ async fn poll(
                 connected.set(true);
                 backoff = Duration::from_millis(200);
                 tracing::info!(session_present = ack.session_present, "MQTT reconnected");
-                if !ack.session_present
-                    && client
-                        .try_subscribe(filter.clone(), QoS::AtLeastOnce)
-                        .is_err()
-                {
-                    tracing::error!("cannot queue the MQTT re-subscription");
+                if !ack.session_present {
+                    for filter in &filters {
+                        if client
+                            .try_subscribe(filter.clone(), QoS::AtLeastOnce)
+                            .is_err()
+                        {
+                            tracing::error!(%filter, "cannot queue the MQTT re-subscription");
+                        }
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::Disconnect(disconnect))) => {
@@ -416,7 +469,11 @@ fn worker_for(topic: &str, workers: usize) -> usize {
     (hasher.finish() % workers as u64) as usize
 }
 
-async fn work(mut queue: mpsc::Receiver<Incoming>, ingest: Arc<Ingest>) {
+async fn work(
+    mut queue: mpsc::Receiver<Incoming>,
+    ingest: Arc<Ingest>,
+    acks: mpsc::UnboundedSender<AckEvent>,
+) {
     while let Some(batch) = batcher::gather(&mut queue, ingest.batch_limits).await {
         let handled = handle_batch(&ingest, &batch).await;
         for (incoming, handled) in batch.into_iter().zip(handled) {
@@ -429,8 +486,7 @@ async fn work(mut queue: mpsc::Receiver<Incoming>, ingest: Arc<Ingest>) {
                 }
             };
             metrics::counter!(names::MQTT_IN, "channel" => channel).increment(1);
-            if ingest
-                .acks
+            if acks
                 .send(AckEvent::Done(incoming.seq, Box::new(incoming.publish)))
                 .is_err()
             {
@@ -440,8 +496,13 @@ async fn work(mut queue: mpsc::Receiver<Incoming>, ingest: Arc<Ingest>) {
     }
 }
 
-/// Acknowledges handled messages in arrival order.
-async fn acknowledge_in_order(mut events: mpsc::UnboundedReceiver<AckEvent>, client: AsyncClient) {
+/// Acknowledges handled messages in arrival order; `acknowledged` follows how
+/// many of the connection's messages have been.
+pub(super) async fn acknowledge_in_order(
+    mut events: mpsc::UnboundedReceiver<AckEvent>,
+    client: AsyncClient,
+    acknowledged: Arc<AtomicU64>,
+) {
     let mut next = 0_u64;
     let mut finished: BTreeMap<u64, Box<Publish>> = BTreeMap::new();
     while let Some(event) = events.recv().await {
@@ -449,6 +510,7 @@ async fn acknowledge_in_order(mut events: mpsc::UnboundedReceiver<AckEvent>, cli
             AckEvent::Reset(start) => {
                 finished.clear();
                 next = start;
+                acknowledged.store(next, Ordering::Release);
             }
             AckEvent::Done(seq, publish) if seq >= next => {
                 finished.insert(seq, publish);
@@ -459,6 +521,7 @@ async fn acknowledge_in_order(mut events: mpsc::UnboundedReceiver<AckEvent>, cli
                     {
                         tracing::warn!(error = %err, "cannot acknowledge an MQTT message");
                     }
+                    acknowledged.store(next, Ordering::Release);
                 }
             }
             AckEvent::Done(..) => {}
@@ -956,19 +1019,20 @@ fn report_error(topic: &str, err: ReportError) -> DropReason {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    #[test]
-    fn the_client_announces_its_window_and_packet_limit_and_acknowledges_by_hand() {
-        let options = MqttOptions {
+    /// Options of a replica; `shared` among several, taken over after `takeover_delay_secs`.
+    pub(in crate::mqtt) fn options(shared: bool, takeover_delay_secs: u32) -> MqttOptions {
+        MqttOptions {
             host: "broker".to_owned(),
             port: 1883,
             client_id: "voltgate-a".to_owned(),
             session_expiry_secs: 300,
             topic_root: "voltgate".to_owned(),
             workers: 4,
-            shared: true,
+            shared,
+            takeover_delay_secs,
             credentials: None,
             max_packet_bytes: 4096,
             receive_maximum: 2000,
@@ -977,13 +1041,44 @@ mod tests {
             batch_limits: BatchLimits::default(),
             alert_thresholds: Thresholds::default(),
             cache_ttl: Duration::from_secs(1),
-        };
-        let client = client_options(&options);
+        }
+    }
+
+    #[test]
+    fn the_client_announces_its_window_and_packet_limit_and_acknowledges_by_hand() {
+        let client = client_options(&options(true, 1));
         // Without Receive Maximum, Mosquitto lets 20 messages at a time through.
         assert_eq!(client.receive_maximum(), Some(2000));
         assert_eq!(client.max_packet_size(), Some(4096));
         assert!(client.manual_acks());
         assert!(!client.clean_start());
+    }
+
+    #[test]
+    fn a_replica_among_several_leaves_a_delayed_will_naming_itself() {
+        let will = client_options(&options(true, 3))
+            .last_will()
+            .expect("a Will");
+        assert_eq!(&will.topic[..], b"voltgate/_replicas/gone");
+        assert_eq!(&will.message[..], b"voltgate-a");
+        assert_eq!(
+            will.properties.and_then(|p| p.delay_interval),
+            Some(3),
+            "a replica back within the delay is not taken over"
+        );
+        assert_eq!(
+            subscriptions(&options(true, 3)),
+            ["$share/voltgate/voltgate/#", "voltgate/_replicas/gone"]
+        );
+
+        for (shared, delay) in [(true, 0), (false, 3)] {
+            assert!(
+                client_options(&options(shared, delay))
+                    .last_will()
+                    .is_none()
+            );
+            assert_eq!(subscriptions(&options(shared, delay)).len(), 1);
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! protocol (version 1, `DESIGN.md` §5; `docs/mqtt-protocol.md`). `ingest` runs
 //! the client loop and hands each message, converted to the devices domain's
 //! types, to that domain; nothing a device sends can stop it: a message that
-//! cannot be understood is counted by reason and dropped. `broker` and `gate`
+//! cannot be understood is counted by reason and dropped; `takeover` ingests
+//! what the broker kept for a replica that died. `broker` and `gate`
 //! are the embedded broker and the authenticating front listener devices reach
 //! it through; `mosquitto` renders the equivalent password and ACL files for
 //! Mosquitto.
@@ -17,6 +18,7 @@ pub mod gate;
 pub mod ingest;
 pub mod mosquitto;
 pub mod payload;
+mod takeover;
 pub mod topic;
 
 pub use ingest::{MqttHandle, MqttOptions};

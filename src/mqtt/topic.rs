@@ -112,6 +112,13 @@ pub fn shared_subscription(root: &str) -> String {
     format!("$share/{}/{root}/#", super::SHARE_GROUP)
 }
 
+/// Where a replica's Will announces it gone (its payload: the replica's MQTT
+/// client id), so the others take over its session. No device may publish here:
+/// device topics always have a `bays` level.
+pub fn replica_gone_topic(root: &str) -> String {
+    format!("{root}/_replicas/gone")
+}
+
 /// The plain subscription to everything under `root`, for a single server.
 pub fn root_subscription(root: &str) -> String {
     format!("{root}/#")
