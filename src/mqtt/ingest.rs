@@ -431,14 +431,15 @@ async fn poll(
                 connected.set(true);
                 backoff = Duration::from_millis(200);
                 tracing::info!(session_present = ack.session_present, "MQTT reconnected");
-                if !ack.session_present {
-                    for filter in &filters {
-                        if client
-                            .try_subscribe(filter.clone(), QoS::AtLeastOnce)
-                            .is_err()
-                        {
-                            tracing::error!(%filter, "cannot queue the MQTT re-subscription");
-                        }
+                // Even a session that is still there may have lost its
+                // subscriptions: another replica that took it over while this
+                // one was away unsubscribed it. Subscribing again is harmless.
+                for filter in &filters {
+                    if client
+                        .try_subscribe(filter.clone(), QoS::AtLeastOnce)
+                        .is_err()
+                    {
+                        tracing::error!(%filter, "cannot queue the MQTT re-subscription");
                     }
                 }
             }

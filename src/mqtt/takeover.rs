@@ -19,7 +19,7 @@
 //! the delay does not publish its owner's Will. A replica that restarts while
 //! its session is being taken over takes it back (the broker disconnects the
 //! takeover, and redelivers what the takeover had not acknowledged to the
-//! owner). Several replicas hearing the same Will take the session over in
+//! owner), and subscribes again, since the takeover unsubscribed the session. Several replicas hearing the same Will take the session over in
 //! turn; each acknowledges what it applied, and the reports' own rules
 //! (only newer state applies, a sample is stored once) make a redelivery
 //! harmless.

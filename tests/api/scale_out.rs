@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     PATIENCE, ServerProcess, Services, Subscription, TestDevice, fresh_database_url, global_id,
-    seed_database,
+    report_until_seen, seed_database,
 };
 
 /// What replicas share: a fresh PostgreSQL database seeded with one station,
@@ -298,4 +298,71 @@ async fn session_present(broker: &(String, u16), client_id: &str) -> bool {
     })
     .await
     .expect("a CONNACK")
+}
+
+/// A replica whose session another connection took over and unsubscribed (a
+/// takeover that ran while the replica was away) subscribes again when it
+/// reconnects, though the broker says its session is still there.
+#[tokio::test]
+async fn a_replica_back_from_a_takeover_subscribes_again() {
+    let Some(cluster) = Cluster::start("takeover test", 1).await else {
+        return;
+    };
+    let client_id = format!("voltgate-returning-{}", Uuid::new_v4().simple());
+    let replica = cluster.replica_as(&client_id);
+    let http = reqwest::Client::new();
+    replica.wait_ready(&http, true).await;
+    let bay = &cluster.bays[0];
+    let mut subscription = Subscription::start(
+        replica.addr,
+        "graphql-transport-ws",
+        "subscription($s: ID) { bayStatusChanged(stationId: $s) { changedAt } }",
+        json!({ "s": global_id("Station", bay.station_id) }),
+    )
+    .await;
+    let device = TestDevice::connect(&cluster.broker(), bay).await;
+    report_until_seen(&device, &mut subscription, "idle", "locked").await;
+
+    // Take the session as a takeover does, but keep it for the replica's return.
+    let broker = cluster.broker();
+    let mut options = rumqttc::v5::MqttOptions::new(&client_id, broker.0.as_str(), broker.1);
+    options
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(30));
+    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 8);
+    let filters = [
+        format!("$share/voltgate/{}/#", cluster.topic_root),
+        format!("{}/_replicas/gone", cluster.topic_root),
+    ];
+    let mut unsubscribed = 0;
+    tokio::time::timeout(PATIENCE, async {
+        while unsubscribed < filters.len() {
+            match eventloop
+                .poll()
+                .await
+                .expect("the broker accepts the connection")
+            {
+                rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_)) => {
+                    for filter in &filters {
+                        client.try_unsubscribe(filter.clone()).expect("queued");
+                    }
+                }
+                rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::UnsubAck(_)) => {
+                    unsubscribed += 1;
+                }
+                _ => {}
+            }
+        }
+        client.try_disconnect().expect("queued");
+        while !matches!(
+            eventloop.poll().await,
+            Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)
+        ) {}
+    })
+    .await
+    .expect("the session is taken and unsubscribed");
+
+    // The replica reconnects to a session without subscriptions and must
+    // subscribe again to hear its device.
+    report_until_seen(&device, &mut subscription, "idle", "unlocked").await;
 }
