@@ -402,7 +402,7 @@ async fn start_ingestion(
     let shared = broker.is_none();
     anyhow::ensure!(
         !shared
-            || settings.mqtt_takeover_delay_secs == 0
+            || !settings.mqtt_takeover
             || settings.mqtt_takeover_delay_secs < settings.mqtt_session_expiry_secs,
         "VOLTGATE_MQTT_TAKEOVER_DELAY ({} s) must be shorter than VOLTGATE_MQTT_SESSION_EXPIRY ({} s): \
          a session that expires first loses its messages before another replica can take it over",
@@ -420,7 +420,9 @@ async fn start_ingestion(
         topic_root: settings.mqtt_topic_root.clone(),
         workers: settings.mqtt_workers,
         shared,
-        takeover_delay_secs: settings.mqtt_takeover_delay_secs,
+        takeover_delay_secs: settings
+            .mqtt_takeover
+            .then_some(settings.mqtt_takeover_delay_secs),
         credentials,
         max_packet_bytes: settings.mqtt_max_packet_bytes,
         receive_maximum: settings.mqtt_receive_maximum,

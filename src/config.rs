@@ -91,13 +91,19 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MQTT_SESSION_EXPIRY", default_value_t = 300)]
     pub mqtt_session_expiry_secs: u32,
 
-    /// Seconds the broker waits after this replica's connection dropped without
-    /// a goodbye before the other replicas take over its MQTT session and ingest
-    /// what the broker kept for it (MQTT 5 Will Delay Interval). A replica back
-    /// within this time resumes its own session. 0 disables takeovers: the
-    /// messages wait for the replica's return or expire with its session.
-    /// Applies only to an external broker shared by replicas.
-    #[arg(long, env = "VOLTGATE_MQTT_TAKEOVER_DELAY", default_value_t = 1)]
+    /// Let the other replicas take over this replica's MQTT session when it dies
+    /// and ingest what the broker kept for it (through a Will on
+    /// `<root>/_replicas/gone`). Applies only to an external broker shared by
+    /// replicas; off, those messages wait for this replica's return or expire
+    /// with its session.
+    #[arg(long, env = "VOLTGATE_MQTT_TAKEOVER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mqtt_takeover: bool,
+
+    /// Seconds the broker waits, once this replica's connection dropped
+    /// without a goodbye, before announcing it gone (MQTT 5 Will Delay
+    /// Interval): a replica back within this time resumes its own session and
+    /// is not taken over. 0 announces at once.
+    #[arg(long, env = "VOLTGATE_MQTT_TAKEOVER_DELAY", default_value_t = 0)]
     pub mqtt_takeover_delay_secs: u32,
 
     /// Number of ingestion workers; messages of one bay always go to the same worker.

@@ -62,11 +62,10 @@ pub struct MqttOptions {
     /// and rumqttd 0.20 panics when a persistent client with a shared subscription
     /// disconnects while messages are in flight.
     pub shared: bool,
-    /// Seconds the broker waits, once this replica's connection has dropped
-    /// without a goodbye, before it announces the replica gone so the others
-    /// take over its session (MQTT 5 Will Delay Interval; [`takeover`]). Zero:
-    /// no takeover, the session's messages wait for this replica's return.
-    pub takeover_delay_secs: u32,
+    /// Whether the other replicas take over this replica's session when it
+    /// dies ([`takeover`]), and after how many seconds the broker announces it
+    /// gone (MQTT 5 Will Delay Interval; a replica back sooner is not taken over).
+    pub takeover_delay_secs: Option<u32>,
     /// User name and password from `MQTT_URL`, if it carries them.
     pub credentials: Option<Credentials>,
     /// Largest MQTT packet the client accepts; advertised to the broker in
@@ -1024,7 +1023,7 @@ pub(super) mod tests {
     use super::*;
 
     /// Options of a replica; `shared` among several, taken over after `takeover_delay_secs`.
-    pub(in crate::mqtt) fn options(shared: bool, takeover_delay_secs: u32) -> MqttOptions {
+    pub(in crate::mqtt) fn options(shared: bool, takeover_delay_secs: Option<u32>) -> MqttOptions {
         MqttOptions {
             host: "broker".to_owned(),
             port: 1883,
@@ -1047,7 +1046,7 @@ pub(super) mod tests {
 
     #[test]
     fn the_client_announces_its_window_and_packet_limit_and_acknowledges_by_hand() {
-        let client = client_options(&options(true, 1));
+        let client = client_options(&options(true, Some(0)));
         // Without Receive Maximum, Mosquitto lets 20 messages at a time through.
         assert_eq!(client.receive_maximum(), Some(2000));
         assert_eq!(client.max_packet_size(), Some(4096));
@@ -1056,29 +1055,38 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_replica_among_several_leaves_a_delayed_will_naming_itself() {
-        let will = client_options(&options(true, 3))
+    fn a_replica_among_several_leaves_a_will_naming_itself() {
+        let will = client_options(&options(true, Some(0)))
             .last_will()
             .expect("a Will");
         assert_eq!(&will.topic[..], b"voltgate/_replicas/gone");
         assert_eq!(&will.message[..], b"voltgate-a");
         assert_eq!(
             will.properties.and_then(|p| p.delay_interval),
+            None,
+            "announced at once"
+        );
+        let delayed = client_options(&options(true, Some(3)))
+            .last_will()
+            .and_then(|will| will.properties)
+            .and_then(|p| p.delay_interval);
+        assert_eq!(
+            delayed,
             Some(3),
-            "a replica back within the delay is not taken over"
+            "a replica back within 3 s is not taken over"
         );
         assert_eq!(
-            subscriptions(&options(true, 3)),
+            subscriptions(&options(true, Some(0))),
             ["$share/voltgate/voltgate/#", "voltgate/_replicas/gone"]
         );
 
-        for (shared, delay) in [(true, 0), (false, 3)] {
+        for (shared, takeover) in [(true, None), (false, Some(0))] {
             assert!(
-                client_options(&options(shared, delay))
+                client_options(&options(shared, takeover))
                     .last_will()
                     .is_none()
             );
-            assert_eq!(subscriptions(&options(shared, delay)).len(), 1);
+            assert_eq!(subscriptions(&options(shared, takeover)).len(), 1);
         }
     }
 

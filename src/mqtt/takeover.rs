@@ -4,25 +4,32 @@
 //! subscription, and the broker keeps routing that subscription's messages to
 //! a member whose connection is gone: they would wait in its session until it
 //! came back, or be lost when the session expired. So each replica leaves a
-//! Will on [`topic::replica_gone_topic`] naming its client id, delayed by
-//! `VOLTGATE_MQTT_TAKEOVER_DELAY`. When its connection drops without a
-//! DISCONNECT and it is not back within the delay, the broker publishes the
-//! Will; every other replica hears it, connects under the dead replica's client
-//! id (clean start off, so the session and its messages are resumed, with a
-//! session expiry of zero, so the session ends with this connection),
-//! unsubscribes (the broker routes no more messages to that session), ingests
-//! what the session held, the messages the dead replica had received but not
-//! acknowledged among them, and disconnects.
+//! Will on [`topic::replica_gone_topic`] naming its client id. When its
+//! connection drops without a DISCONNECT (after `VOLTGATE_MQTT_TAKEOVER_DELAY`,
+//! 0 by default), the broker publishes the Will; every other replica hears it,
+//! connects under the dead replica's client id (clean start off, so the
+//! session and its messages are resumed, with a session expiry of zero, so the
+//! session ends with this connection), unsubscribes (the broker routes no more
+//! messages to that session), ingests what the session held, the messages the
+//! dead replica had received but not acknowledged among them, and disconnects.
 //!
-//! Replicas never chase each other: a takeover connection carries no Will, and
-//! because the Will is delayed, a session resumed by another connection within
-//! the delay does not publish its owner's Will. A replica that restarts while
-//! its session is being taken over takes it back (the broker disconnects the
-//! takeover, and redelivers what the takeover had not acknowledged to the
-//! owner), and subscribes again, since the takeover unsubscribed the session. Several replicas hearing the same Will take the session over in
-//! turn; each acknowledges what it applied, and the reports' own rules
-//! (only newer state applies, a sample is stored once) make a redelivery
-//! harmless.
+//! A takeover connection carries no Will, so it never sets off another. A
+//! replica that comes back while its session is being taken over takes it
+//! back (the broker disconnects the takeover and redelivers to the owner what
+//! the takeover had not acknowledged) and subscribes again, since the takeover
+//! unsubscribed the session. Several replicas hearing the same Will take the
+//! session over in turn; each acknowledges what it applied, and the reports'
+//! own rules (only newer state applies, a sample is stored once) make a
+//! redelivery harmless.
+//!
+//! One case sets off a Will of a live replica: a takeover that arrives after
+//! the replica's connection dropped and it reconnected (a network blip) takes
+//! its session from it, and the broker publishes the Will of the connection
+//! it closes. Replicas therefore take over one client id at most once per
+//! [`COOLDOWN`], so such a chain ends; a Will delay of a few seconds
+//! (`VOLTGATE_MQTT_TAKEOVER_DELAY`) avoids it altogether, since a session
+//! resumed within the delay does not publish its owner's Will, at the cost of
+//! that much more time before a dead replica's messages flow again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,12 +56,14 @@ const QUIET: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(50);
 /// A takeover never holds a session longer than this, whatever keeps arriving.
 const LONGEST: Duration = Duration::from_secs(120);
+/// A replica takes over one client id at most this often.
+const COOLDOWN: Duration = Duration::from_secs(5);
 /// Longest client id taken from a notice.
 const MAX_CLIENT_ID_BYTES: usize = 256;
 
 /// Whether replicas announce their death and take over each other's sessions.
 pub(super) fn enabled(options: &MqttOptions) -> bool {
-    options.shared && options.takeover_delay_secs > 0
+    options.shared && options.takeover_delay_secs.is_some()
 }
 
 /// The Will a replica leaves: its client id on the gone topic, after the delay.
@@ -65,7 +74,7 @@ pub(super) fn will(options: &MqttOptions) -> LastWill {
         QoS::AtLeastOnce,
         false,
         Some(LastWillProperties {
-            delay_interval: Some(options.takeover_delay_secs),
+            delay_interval: options.takeover_delay_secs.filter(|&secs| secs > 0),
             payload_format_indicator: Some(1),
             message_expiry_interval: None,
             content_type: None,
@@ -76,12 +85,33 @@ pub(super) fn will(options: &MqttOptions) -> LastWill {
     )
 }
 
-/// The replica's takeovers: which sessions it is draining now.
+/// The replica's takeovers.
 pub(super) struct Takeovers {
     options: MqttOptions,
     ingest: Arc<Ingest>,
     notice_topic: String,
-    running: std::sync::Mutex<HashMap<String, AbortHandle>>,
+    state: std::sync::Mutex<State>,
+}
+
+/// Which sessions the replica is draining now, and when it last started on each.
+#[derive(Default)]
+struct State {
+    running: HashMap<String, AbortHandle>,
+    started: HashMap<String, Instant>,
+}
+
+impl State {
+    /// Whether to take `client_id` over now: not while a takeover of it runs,
+    /// nor within [`COOLDOWN`] of the last one; if so, it counts as started.
+    fn admit(&mut self, client_id: &str, now: Instant) -> bool {
+        self.started
+            .retain(|_, at| now.saturating_duration_since(*at) < COOLDOWN);
+        if self.running.contains_key(client_id) || self.started.contains_key(client_id) {
+            return false;
+        }
+        self.started.insert(client_id.to_owned(), now);
+        true
+    }
 }
 
 impl Takeovers {
@@ -90,7 +120,7 @@ impl Takeovers {
             notice_topic: topic::replica_gone_topic(&options.topic_root),
             options,
             ingest,
-            running: std::sync::Mutex::new(HashMap::new()),
+            state: std::sync::Mutex::new(State::default()),
         }
     }
 
@@ -106,8 +136,8 @@ impl Takeovers {
             return;
         };
         // Held while spawning, so the task cannot remove its entry before it is in.
-        let mut running = self.lock_running();
-        if running.contains_key(&client_id) {
+        let mut state = self.lock_state();
+        if !state.admit(&client_id, Instant::now()) {
             return;
         }
         tracing::warn!(%client_id, "a replica is gone; taking over its MQTT session");
@@ -126,21 +156,21 @@ impl Takeovers {
                 }
             };
             metrics::counter!(names::MQTT_TAKEOVERS, "outcome" => outcome).increment(1);
-            this.lock_running().remove(&id);
+            this.lock_state().running.remove(&id);
         });
-        running.insert(client_id, task.abort_handle());
+        state.running.insert(client_id, task.abort_handle());
     }
 
     /// Stops every takeover (the server is shutting down); the sessions' owners
     /// or another replica get what was not acknowledged.
     pub(super) fn abort_all(&self) {
-        for (_, task) in self.lock_running().drain() {
+        for (_, task) in self.lock_state().running.drain() {
             task.abort();
         }
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
-        self.running
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -310,9 +340,25 @@ mod tests {
     }
 
     #[test]
+    fn one_client_id_is_taken_over_once_per_cooldown() {
+        let mut state = State::default();
+        let start = Instant::now();
+        assert!(state.admit("a", start));
+        assert!(
+            !state.admit("a", start + Duration::from_secs(1)),
+            "again too soon"
+        );
+        assert!(
+            state.admit("b", start + Duration::from_secs(1)),
+            "another replica"
+        );
+        assert!(state.admit("a", start + COOLDOWN), "after the cooldown");
+    }
+
+    #[test]
     fn a_takeover_resumes_the_session_ends_it_and_leaves_no_will() {
         let options =
-            takeover_client_options(&crate::mqtt::ingest::tests::options(true, 1), "dead");
+            takeover_client_options(&crate::mqtt::ingest::tests::options(true, Some(0)), "dead");
         assert_eq!(options.client_id(), "dead");
         assert!(!options.clean_start());
         assert_eq!(options.session_expiry_interval(), Some(0));

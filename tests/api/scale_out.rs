@@ -65,7 +65,6 @@ impl Cluster {
             ("VOLTGATE_MQTT_TOPIC_ROOT", self.topic_root.clone()),
             ("VOLTGATE_MQTT_CLIENT_ID", client_id.to_owned()),
             ("VOLTGATE_MQTT_SESSION_EXPIRY", "30".to_owned()),
-            ("VOLTGATE_MQTT_TAKEOVER_DELAY", "1".to_owned()),
             ("VOLTGATE_BUS_CHANNEL", self.channel.clone()),
         ])
     }
@@ -265,8 +264,8 @@ async fn a_replica_stopped_cleanly_keeps_its_session() {
     survivor.wait_ready(&http, true).await;
 
     stopped.terminate();
-    // Twice the Will's delay: a Will would have been published by now.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A Will is published at once (no delay is set): a second is plenty.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let takeovers = survivor
         .metric(&http, "voltgate_mqtt_session_takeovers_total")
         .await;
