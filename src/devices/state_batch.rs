@@ -18,7 +18,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Value,
+    ActiveEnum as _, ColumnTrait, Condition, ConnectionTrait as _, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, QueryFilter, Statement, Value,
 };
 
 use super::reports::{ClockSkew, ReportError, StateOutcome, StateReport};
@@ -127,22 +128,12 @@ pub async fn apply_state_reports_in(
         if let Some(at) = round.iter().map(|p| p.received_at).max() {
             crate::devices::firmware::versions_reported(txn, &versions, at).await?;
         }
-        let locks: Vec<(i32, Value)> = round
+        let locks: Vec<(i32, LockState)> = round
             .iter()
             .filter(|p| applied.contains(&p.device_id))
-            .filter_map(|p| Some((p.bay_id, p.report.lock?.into())))
+            .filter_map(|p| Some((p.bay_id, p.report.lock?)))
             .collect();
-        if !locks.is_empty() {
-            let ids: Vec<i32> = locks.iter().map(|(id, _)| *id).collect();
-            bay::Entity::update_many()
-                .col_expr(
-                    bay::Column::LockState,
-                    per_row(bay::Column::Id, locks, Expr::col(bay::Column::LockState)),
-                )
-                .filter(bay::Column::Id.is_in(ids))
-                .exec(txn)
-                .await?;
-        }
+        update_locks(txn, locks).await?;
         for pending in round {
             let input = &inputs[pending.index];
             let outcome = if applied.contains(&pending.device_id) {
@@ -246,15 +237,7 @@ pub async fn find_bays<'a>(
     if places.is_empty() {
         return Ok(HashMap::new());
     }
-    let wanted = places
-        .iter()
-        .fold(Condition::any(), |any, (prefix, number)| {
-            any.add(
-                Condition::all()
-                    .add(cabinet::Column::MqttPrefix.eq(*prefix))
-                    .add(bay::Column::Number.eq(*number)),
-            )
-        });
+    let wanted = places_condition(txn.get_database_backend(), &places);
     let rows = bay::Entity::find()
         .find_also_related(cabinet::Entity)
         .find_also_related(device::Entity)
@@ -279,9 +262,134 @@ pub async fn find_bays<'a>(
         .collect())
 }
 
+/// Sets the lock state the round's reports carry on their bays.
+async fn update_locks(
+    txn: &DatabaseTransaction,
+    locks: Vec<(i32, LockState)>,
+) -> Result<(), DbErr> {
+    if locks.is_empty() {
+        return Ok(());
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // One statement text for any number of bays, as in `update_devices_from_json`.
+        const SQL: &str = r#"UPDATE "bays" AS b SET "lock_state" = v.lock
+            FROM json_to_recordset($1::json) AS v(id integer, lock text) WHERE b."id" = v.id"#;
+        let locks: Vec<serde_json::Value> = locks
+            .iter()
+            .map(|(id, lock)| serde_json::json!({ "id": id, "lock": lock.to_value() }))
+            .collect();
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL,
+            [serde_json::Value::Array(locks).to_string().into()],
+        ))
+        .await?;
+        return Ok(());
+    }
+    let ids: Vec<i32> = locks.iter().map(|(id, _)| *id).collect();
+    let locks = locks
+        .into_iter()
+        .map(|(id, lock)| (id, lock.into()))
+        .collect();
+    bay::Entity::update_many()
+        .col_expr(
+            bay::Column::LockState,
+            per_row(bay::Column::Id, locks, Expr::col(bay::Column::LockState)),
+        )
+        .filter(bay::Column::Id.is_in(ids))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// `(prefix, number)` is one of `places`, with the places passed as one JSON
+/// parameter: the statement's text is the same whatever their number, so the
+/// database plans it once per connection rather than once per batch, and its
+/// cost grows with the places instead of with an `OR` arm per place.
+fn places_condition(backend: DbBackend, places: &[(&str, i32)]) -> Expr {
+    let places = serde_json::to_string(places).unwrap_or_else(|_| "[]".to_owned());
+    let sql = match backend {
+        DbBackend::Postgres => {
+            r#"("cabinets"."mqtt_prefix", "bays"."number") IN (SELECT w ->> 0, (w ->> 1)::integer FROM json_array_elements($1::json) AS w)"#
+        }
+        _ => {
+            r#"("cabinets"."mqtt_prefix", "bays"."number") IN (SELECT w.value ->> 0, w.value ->> 1 FROM json_each(?) AS w)"#
+        }
+    };
+    Expr::cust_with_values(sql, [places])
+}
+
 /// Writes a round's reports to their devices where newer than what is
 /// stored; returns the devices that took their report.
 async fn update_devices(
+    txn: &DatabaseTransaction,
+    round: &[Pending<'_>],
+) -> Result<HashSet<i32>, DbErr> {
+    match txn.get_database_backend() {
+        DbBackend::Postgres => update_devices_from_json(txn, round).await,
+        _ => update_devices_per_row(txn, round).await,
+    }
+}
+
+/// [`update_devices`] on PostgreSQL: the round's reports are one JSON
+/// parameter joined to the devices, so the statement's text, and its plan,
+/// are the same for every round. The condition is
+/// [`update_devices_per_row`]'s, on each report's own values.
+async fn update_devices_from_json(
+    txn: &DatabaseTransaction,
+    round: &[Pending<'_>],
+) -> Result<HashSet<i32>, DbErr> {
+    const SQL: &str = r#"UPDATE "devices" AS d SET
+        "status" = v.status,
+        "hardware_mac" = v.mac,
+        "last_seen" = v.order_at,
+        "last_heard_at" = v.received_at,
+        "firmware_version" = COALESCE(v.fw, d."firmware_version"),
+        "ip_address" = COALESCE(v.ip, d."ip_address"),
+        "plugged" = COALESCE(v.plugged, d."plugged"),
+        "state_order_us" = v.order_us,
+        "state_seq" = v.seq
+    FROM json_to_recordset($1::json) AS v(
+        id integer, status text, mac text, order_at timestamptz, received_at timestamptz,
+        fw text, ip text, plugged boolean, order_us bigint, seq bigint, latest_us bigint)
+    WHERE d."id" = v.id AND (
+        d."state_order_us" IS NULL
+        OR d."state_order_us" > v.latest_us
+        OR d."state_order_us" < v.order_us
+        OR (d."state_order_us" = v.order_us AND d."state_seq" < v.seq))
+    RETURNING d."id""#;
+    let reports: Vec<serde_json::Value> = round
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.device_id,
+                "status": p.report.status.to_value(),
+                "mac": p.report.mac,
+                "order_at": p.order_at,
+                "received_at": p.received_at,
+                "fw": p.report.fw,
+                "ip": p.report.ip.map(|ip| ip.to_string()),
+                "plugged": p.report.plugged,
+                "order_us": p.order_us,
+                "seq": p.seq,
+                "latest_us": p.latest_us,
+            })
+        })
+        .collect();
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL,
+            [serde_json::Value::Array(reports).to_string().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<i32>("", "id"))
+        .collect()
+}
+
+/// [`update_devices`] with a `CASE` per column and one arm per report (SQLite).
+async fn update_devices_per_row(
     txn: &DatabaseTransaction,
     round: &[Pending<'_>],
 ) -> Result<HashSet<i32>, DbErr> {
