@@ -27,6 +27,14 @@ use crate::bus::BayStatusChanged;
 use crate::db::per_row;
 use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
 
+/// From how many rows on a statement takes them as one JSON parameter rather
+/// than an `OR` or `CASE` arm each. Below it the arms are few and each is an
+/// index lookup; from it on, a statement whose text grows with the rows costs
+/// more to send and plan than the rows cost, while the planner, which cannot
+/// see how many rows the JSON holds (it assumes 100), may scan whole tables
+/// for a handful of them.
+const SET_PARAMETER_FROM: usize = 64;
+
 /// One state report to apply, with where it came from.
 #[derive(Debug, Clone, Copy)]
 pub struct StateInput<'a> {
@@ -237,7 +245,19 @@ pub async fn find_bays<'a>(
     if places.is_empty() {
         return Ok(HashMap::new());
     }
-    let wanted = places_condition(txn.get_database_backend(), &places);
+    let wanted = if places.len() < SET_PARAMETER_FROM {
+        places
+            .iter()
+            .fold(Condition::any(), |any, (prefix, number)| {
+                any.add(
+                    Condition::all()
+                        .add(cabinet::Column::MqttPrefix.eq(*prefix))
+                        .add(bay::Column::Number.eq(*number)),
+                )
+            })
+    } else {
+        Condition::all().add(places_condition(txn.get_database_backend(), &places))
+    };
     let rows = bay::Entity::find()
         .find_also_related(cabinet::Entity)
         .find_also_related(device::Entity)
@@ -270,7 +290,7 @@ async fn update_locks(
     if locks.is_empty() {
         return Ok(());
     }
-    if txn.get_database_backend() == DbBackend::Postgres {
+    if txn.get_database_backend() == DbBackend::Postgres && locks.len() >= SET_PARAMETER_FROM {
         // One statement text for any number of bays, as in `update_devices_from_json`.
         const SQL: &str = r#"UPDATE "bays" AS b SET "lock_state" = v.lock
             FROM json_to_recordset($1::json) AS v(id integer, lock text) WHERE b."id" = v.id"#;
@@ -326,7 +346,9 @@ async fn update_devices(
     round: &[Pending<'_>],
 ) -> Result<HashSet<i32>, DbErr> {
     match txn.get_database_backend() {
-        DbBackend::Postgres => update_devices_from_json(txn, round).await,
+        DbBackend::Postgres if round.len() >= SET_PARAMETER_FROM => {
+            update_devices_from_json(txn, round).await
+        }
         _ => update_devices_per_row(txn, round).await,
     }
 }
@@ -388,7 +410,8 @@ async fn update_devices_from_json(
         .collect()
 }
 
-/// [`update_devices`] with a `CASE` per column and one arm per report (SQLite).
+/// [`update_devices`] with a `CASE` per column and one arm per report (SQLite,
+/// and rounds smaller than [`SET_PARAMETER_FROM`]).
 async fn update_devices_per_row(
     txn: &DatabaseTransaction,
     round: &[Pending<'_>],
@@ -489,11 +512,39 @@ mod tests {
         let mut options = ConnectOptions::new("sqlite::memory:");
         options.max_connections(1).min_connections(1);
         let db = Database::connect(options).await.expect("a database");
+        seeded(db, 2).await
+    }
+
+    /// A new database, on the PostgreSQL server of `DATABASE_URL` when it names one.
+    async fn any_database() -> DatabaseConnection {
+        let server = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| url.starts_with("postgres"));
+        let Some(server) = server else {
+            let mut options = ConnectOptions::new("sqlite::memory:");
+            options.max_connections(1).min_connections(1);
+            return Database::connect(options).await.expect("a database");
+        };
+        let admin = Database::connect(&server).await.expect("the server");
+        let name = format!("voltgate_unit_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("a database");
+        let mut url = url::Url::parse(&server).expect("a URL");
+        url.set_path(&name);
+        Database::connect(url.as_str())
+            .await
+            .expect("the new database")
+    }
+
+    /// Migrates `db` and seeds one cabinet of `bays` bays with their devices.
+    async fn seeded(db: DatabaseConnection, bays: u32) -> (DatabaseConnection, String) {
         crate::db::migrate(&db).await.expect("migrated");
         let size = DemoSize {
             stations: 1,
             cabinets_per_station: 1,
-            bays_per_cabinet: 2,
+            bays_per_cabinet: bays,
         };
         demo(&db, &size, "vg").await.expect("seeded");
         let prefix = cabinet::Entity::find()
@@ -605,5 +656,61 @@ mod tests {
             LockState::Locked,
             "the newest report's lock"
         );
+    }
+
+    /// Rounds of [`SET_PARAMETER_FROM`] reports or more take the statements
+    /// whose rows come as one JSON parameter; the rule is the same.
+    #[tokio::test]
+    async fn a_large_batch_follows_the_same_rule() {
+        let bays = i32::try_from(SET_PARAMETER_FROM).expect("small") + 6;
+        let (db, prefix) = seeded(any_database().await, bays.unsigned_abs()).await;
+        let now = Utc::now();
+        let at = |ms: i64| {
+            (now - TimeDelta::seconds(60) + TimeDelta::milliseconds(ms)).timestamp_millis()
+        };
+        let newer: Vec<StateReport> = (1..=bays)
+            .map(|bay| report(bay, at(20), LockState::Unlocked))
+            .collect();
+        let older: Vec<StateReport> = (1..=bays)
+            .map(|bay| report(bay, at(10), LockState::Blocked))
+            .collect();
+        let mut inputs: Vec<StateInput<'_>> = Vec::new();
+        for (number, report) in (1..).zip(newer.iter()).chain((1..).zip(older.iter())) {
+            inputs.push(StateInput {
+                prefix: &prefix,
+                number,
+                report,
+                received_at: now,
+            });
+        }
+        inputs.push(StateInput {
+            prefix: &prefix,
+            number: bays + 1,
+            report: &newer[0],
+            received_at: now,
+        });
+        let txn = db.begin().await.expect("a transaction");
+        let results = apply_state_reports_in(&txn, &inputs, ClockSkew(TimeDelta::seconds(30)))
+            .await
+            .expect("applied")
+            .results;
+        txn.commit().await.expect("committed");
+
+        let described: Vec<String> = results.iter().map(describe).collect();
+        let count = |what: &str| described.iter().filter(|d| d.starts_with(what)).count();
+        let bays = usize::try_from(bays).expect("positive");
+        assert_eq!(count("applied"), bays, "{described:?}");
+        assert!(described[..bays].iter().all(|d| d.ends_with("Unlocked")));
+        assert_eq!(count("stale"), bays, "the older report of each device");
+        assert_eq!(count("unknown bay"), 1);
+        let stored = device::Entity::find().all(&db).await.expect("query");
+        assert!(
+            stored.iter().all(
+                |d| d.state_order_us == Some(at(20) * 1000) && d.status == DeviceStatus::Online
+            ),
+            "every device took its newer report"
+        );
+        let locks = bay::Entity::find().all(&db).await.expect("query");
+        assert!(locks.iter().all(|b| b.lock_state == LockState::Unlocked));
     }
 }
