@@ -8,6 +8,13 @@
 //! most one report per device, in arrival order, so a device's second report
 //! of the batch is compared with its first one's result, as it would be alone.
 //!
+//! A statement carries its rows as arms (`OR` for the lookup, `CASE` for the
+//! updates) while they are few, and from [`SET_PARAMETER_FROM`] on as one JSON
+//! parameter joined in (`json_each` on SQLite for the lookup;
+//! `json_array_elements` and `json_to_recordset` on PostgreSQL, updates
+//! included): the text of a large batch's statements then no longer grows with
+//! it, and neither does the cost of sending and planning them.
+//!
 //! The rule is the one of [`super::reports::apply_state_report_in`], which is
 //! this with one report: a report replaces the stored state only when it is
 //! newer (device `ts`, then `seq`), decided by the `UPDATE`'s own condition, so
