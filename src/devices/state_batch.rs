@@ -301,16 +301,10 @@ async fn update_locks(
         // One statement text for any number of bays, as in `update_devices_from_json`.
         const SQL: &str = r#"UPDATE "bays" AS b SET "lock_state" = v.lock
             FROM json_to_recordset($1::json) AS v(id integer, lock text) WHERE b."id" = v.id"#;
-        let locks: Vec<serde_json::Value> = locks
+        let locks = locks
             .iter()
-            .map(|(id, lock)| serde_json::json!({ "id": id, "lock": lock.to_value() }))
-            .collect();
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            SQL,
-            [serde_json::Value::Array(locks).to_string().into()],
-        ))
-        .await?;
+            .map(|(id, lock)| serde_json::json!({ "id": id, "lock": lock.to_value() }));
+        txn.execute_raw(with_json_rows(SQL, locks)).await?;
         return Ok(());
     }
     let ids: Vec<i32> = locks.iter().map(|(id, _)| *id).collect();
@@ -327,6 +321,12 @@ async fn update_locks(
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// A PostgreSQL statement whose one parameter, `$1`, is `rows` as a JSON array.
+fn with_json_rows(sql: &str, rows: impl Iterator<Item = serde_json::Value>) -> Statement {
+    let rows = serde_json::Value::Array(rows.collect()).to_string();
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, [rows.into()])
 }
 
 /// `(prefix, number)` is one of `places`, with the places passed as one JSON
@@ -387,31 +387,22 @@ async fn update_devices_from_json(
         OR d."state_order_us" < v.order_us
         OR (d."state_order_us" = v.order_us AND d."state_seq" < v.seq))
     RETURNING d."id""#;
-    let reports: Vec<serde_json::Value> = round
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "id": p.device_id,
-                "status": p.report.status.to_value(),
-                "mac": p.report.mac,
-                "order_at": p.order_at,
-                "received_at": p.received_at,
-                "fw": p.report.fw,
-                "ip": p.report.ip.map(|ip| ip.to_string()),
-                "plugged": p.report.plugged,
-                "order_us": p.order_us,
-                "seq": p.seq,
-                "latest_us": p.latest_us,
-            })
+    let reports = round.iter().map(|p| {
+        serde_json::json!({
+            "id": p.device_id,
+            "status": p.report.status.to_value(),
+            "mac": p.report.mac,
+            "order_at": p.order_at,
+            "received_at": p.received_at,
+            "fw": p.report.fw,
+            "ip": p.report.ip.map(|ip| ip.to_string()),
+            "plugged": p.report.plugged,
+            "order_us": p.order_us,
+            "seq": p.seq,
+            "latest_us": p.latest_us,
         })
-        .collect();
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            SQL,
-            [serde_json::Value::Array(reports).to_string().into()],
-        ))
-        .await?;
+    });
+    let rows = txn.query_all_raw(with_json_rows(SQL, reports)).await?;
     rows.iter()
         .map(|row| row.try_get::<i32>("", "id"))
         .collect()

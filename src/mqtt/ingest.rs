@@ -356,15 +356,7 @@ pub(super) async fn route(queues: &[mpsc::Sender<Incoming>], seq: u64, publish: 
 /// How the replica's client connects: messages are acknowledged by hand, after
 /// their batch commits, so the window it announces bounds what it holds unstored.
 fn client_options(options: &MqttOptions) -> ClientOptions {
-    let mut client_options = ClientOptions::new(&options.client_id, &options.host, options.port);
-    client_options
-        .set_keep_alive(Duration::from_secs(15))
-        .set_manual_acks(true)
-        .set_max_packet_size(Some(options.max_packet_bytes))
-        .set_receive_maximum(Some(options.receive_maximum));
-    if let Some(credentials) = &options.credentials {
-        client_options.set_credentials(&credentials.username, &credentials.password);
-    }
+    let mut client_options = client_options_as(options, &options.client_id);
     if options.shared {
         client_options
             .set_clean_start(false)
@@ -372,6 +364,21 @@ fn client_options(options: &MqttOptions) -> ClientOptions {
         if takeover::enabled(options) {
             client_options.set_last_will(takeover::will(options));
         }
+    }
+    client_options
+}
+
+/// What every ingesting connection has, under `client_id`: this replica's, or
+/// the dead one's a takeover resumes.
+pub(super) fn client_options_as(options: &MqttOptions, client_id: &str) -> ClientOptions {
+    let mut client_options = ClientOptions::new(client_id, &options.host, options.port);
+    client_options
+        .set_keep_alive(Duration::from_secs(15))
+        .set_manual_acks(true)
+        .set_max_packet_size(Some(options.max_packet_bytes))
+        .set_receive_maximum(Some(options.receive_maximum));
+    if let Some(credentials) = &options.credentials {
+        client_options.set_credentials(&credentials.username, &credentials.password);
     }
     client_options
 }

@@ -43,8 +43,8 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::ingest::{
-    AckEvent, Incoming, Ingest, MqttOptions, acknowledge_in_order, route, start_workers,
-    subscriptions,
+    AckEvent, Incoming, Ingest, MqttOptions, acknowledge_in_order, client_options_as, route,
+    start_workers, subscriptions,
 };
 use super::topic;
 use crate::telemetry::names;
@@ -281,17 +281,10 @@ impl Takeovers {
 /// How a takeover connects under the dead replica's client id: resuming its
 /// session, ending it with the connection, without a Will of its own.
 fn takeover_client_options(options: &MqttOptions, client_id: &str) -> ClientOptions {
-    let mut client_options = ClientOptions::new(client_id, &options.host, options.port);
+    let mut client_options = client_options_as(options, client_id);
     client_options
-        .set_keep_alive(Duration::from_secs(15))
-        .set_manual_acks(true)
-        .set_max_packet_size(Some(options.max_packet_bytes))
-        .set_receive_maximum(Some(options.receive_maximum))
         .set_clean_start(false)
         .set_session_expiry_interval(Some(0));
-    if let Some(credentials) = &options.credentials {
-        client_options.set_credentials(&credentials.username, &credentials.password);
-    }
     client_options
 }
 
