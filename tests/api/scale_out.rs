@@ -53,11 +53,12 @@ impl Cluster {
 
     /// A replica with a client id of its own, named after `name`.
     fn replica(&self, name: &str) -> ServerProcess {
-        self.replica_as(&format!("voltgate-{name}-{}", Uuid::new_v4().simple()))
+        self.replica_as(&format!("voltgate-{name}-{}", Uuid::new_v4().simple()), 0)
     }
 
-    /// A replica with the MQTT client id `client_id`.
-    fn replica_as(&self, client_id: &str) -> ServerProcess {
+    /// A replica with the MQTT client id `client_id`, announced gone
+    /// `takeover_delay_secs` after its connection drops.
+    fn replica_as(&self, client_id: &str, takeover_delay_secs: u32) -> ServerProcess {
         ServerProcess::start(&[
             ("DATABASE_URL", self.database_url.clone()),
             ("REDIS_URL", self.redis_url.clone()),
@@ -65,6 +66,10 @@ impl Cluster {
             ("VOLTGATE_MQTT_TOPIC_ROOT", self.topic_root.clone()),
             ("VOLTGATE_MQTT_CLIENT_ID", client_id.to_owned()),
             ("VOLTGATE_MQTT_SESSION_EXPIRY", "30".to_owned()),
+            (
+                "VOLTGATE_MQTT_TAKEOVER_DELAY",
+                takeover_delay_secs.to_string(),
+            ),
             ("VOLTGATE_BUS_CHANNEL", self.channel.clone()),
         ])
     }
@@ -179,7 +184,10 @@ async fn the_survivor_ingests_what_the_broker_kept_for_a_killed_replica() {
     };
     let bays = &cluster.bays;
     let killed_id = format!("voltgate-killed-{}", Uuid::new_v4().simple());
-    let killed = cluster.replica_as(&killed_id);
+    // Announced 2 s after its death, so the broker keeps the reports sent
+    // meanwhile in its session: an immediate takeover could end the session
+    // before any of them reached it, and prove nothing.
+    let killed = cluster.replica_as(&killed_id, 2);
     let survivor = cluster.replica("survivor");
     let http = reqwest::Client::new();
     killed.wait_ready(&http, true).await;
@@ -257,7 +265,7 @@ async fn a_replica_stopped_cleanly_keeps_its_session() {
         return;
     };
     let stopped_id = format!("voltgate-stopped-{}", Uuid::new_v4().simple());
-    let stopped = cluster.replica_as(&stopped_id);
+    let stopped = cluster.replica_as(&stopped_id, 0);
     let survivor = cluster.replica("survivor");
     let http = reqwest::Client::new();
     stopped.wait_ready(&http, true).await;
@@ -278,13 +286,24 @@ async fn a_replica_stopped_cleanly_keeps_its_session() {
 
 /// Whether the broker holds a session for `client_id`; the check itself ends it.
 async fn session_present(broker: &(String, u16), client_id: &str) -> bool {
+    resume_session(broker, client_id, 0).await.2
+}
+
+/// Connects as `client_id`, resuming its session if the broker holds one (the
+/// session then expires `expiry_secs` after this connection ends); returns
+/// the connection and whether a session was resumed.
+async fn resume_session(
+    broker: &(String, u16),
+    client_id: &str,
+    expiry_secs: u32,
+) -> (rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop, bool) {
     use rumqttc::v5::mqttbytes::v5::Packet;
     let mut options = rumqttc::v5::MqttOptions::new(client_id, broker.0.as_str(), broker.1);
     options
         .set_clean_start(false)
-        .set_session_expiry_interval(Some(0));
-    let (_client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 8);
-    tokio::time::timeout(PATIENCE, async {
+        .set_session_expiry_interval(Some(expiry_secs));
+    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 8);
+    let present = tokio::time::timeout(PATIENCE, async {
         loop {
             if let rumqttc::v5::Event::Incoming(Packet::ConnAck(ack)) = eventloop
                 .poll()
@@ -296,7 +315,8 @@ async fn session_present(broker: &(String, u16), client_id: &str) -> bool {
         }
     })
     .await
-    .expect("a CONNACK")
+    .expect("a CONNACK");
+    (client, eventloop, present)
 }
 
 /// A replica whose session another connection took over and unsubscribed (a
@@ -308,7 +328,7 @@ async fn a_replica_back_from_a_takeover_subscribes_again() {
         return;
     };
     let client_id = format!("voltgate-returning-{}", Uuid::new_v4().simple());
-    let replica = cluster.replica_as(&client_id);
+    let replica = cluster.replica_as(&client_id, 0);
     let http = reqwest::Client::new();
     replica.wait_ready(&http, true).await;
     let bay = &cluster.bays[0];
@@ -323,33 +343,21 @@ async fn a_replica_back_from_a_takeover_subscribes_again() {
     report_until_seen(&device, &mut subscription, "idle", "locked").await;
 
     // Take the session as a takeover does, but keep it for the replica's return.
-    let broker = cluster.broker();
-    let mut options = rumqttc::v5::MqttOptions::new(&client_id, broker.0.as_str(), broker.1);
-    options
-        .set_clean_start(false)
-        .set_session_expiry_interval(Some(30));
-    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 8);
+    let (client, mut eventloop, _) = resume_session(&cluster.broker(), &client_id, 30).await;
     let filters = [
         format!("$share/voltgate/{}/#", cluster.topic_root),
         format!("{}/_replicas/gone", cluster.topic_root),
     ];
+    for filter in &filters {
+        client.try_unsubscribe(filter.clone()).expect("queued");
+    }
     let mut unsubscribed = 0;
     tokio::time::timeout(PATIENCE, async {
         while unsubscribed < filters.len() {
-            match eventloop
-                .poll()
-                .await
-                .expect("the broker accepts the connection")
+            if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::UnsubAck(_)) =
+                eventloop.poll().await.expect("the connection holds")
             {
-                rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_)) => {
-                    for filter in &filters {
-                        client.try_unsubscribe(filter.clone()).expect("queued");
-                    }
-                }
-                rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::UnsubAck(_)) => {
-                    unsubscribed += 1;
-                }
-                _ => {}
+                unsubscribed += 1;
             }
         }
         client.try_disconnect().expect("queued");
