@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, Statement};
 
 use crate::config::{DatabaseSettings, redact};
 
@@ -290,6 +290,20 @@ where
         has_next_page,
         total_count,
     })
+}
+
+/// From how many rows on a statement takes them as one JSON parameter rather
+/// than an `OR` or `CASE` arm each. Below it the arms are few and each is an
+/// index lookup; from it on, a statement whose text grows with the rows costs
+/// more to send and plan than the rows cost, while the planner, which cannot
+/// see how many rows the JSON holds (it assumes 100), may scan whole tables
+/// for a handful of them.
+pub const SET_PARAMETER_FROM: usize = 64;
+
+/// A PostgreSQL statement whose one parameter, `$1`, is `rows` as a JSON array.
+pub fn with_json_rows(sql: &str, rows: impl Iterator<Item = serde_json::Value>) -> Statement {
+    let rows = serde_json::Value::Array(rows.collect()).to_string();
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, [rows.into()])
 }
 
 /// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … ELSE otherwise END`:

@@ -26,21 +26,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveEnum as _, ColumnTrait, Condition, ConnectionTrait as _, DatabaseTransaction, DbBackend,
-    DbErr, EntityTrait, QueryFilter, Statement, Value,
+    DbErr, EntityTrait, QueryFilter, Value,
 };
 
 use super::reports::{ClockSkew, ReportError, StateOutcome, StateReport};
 use crate::bus::BayStatusChanged;
-use crate::db::per_row;
+use crate::db::{SET_PARAMETER_FROM, per_row, with_json_rows};
 use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
-
-/// From how many rows on a statement takes them as one JSON parameter rather
-/// than an `OR` or `CASE` arm each. Below it the arms are few and each is an
-/// index lookup; from it on, a statement whose text grows with the rows costs
-/// more to send and plan than the rows cost, while the planner, which cannot
-/// see how many rows the JSON holds (it assumes 100), may scan whole tables
-/// for a handful of them.
-const SET_PARAMETER_FROM: usize = 64;
 
 /// One state report to apply, with where it came from.
 #[derive(Debug, Clone, Copy)]
@@ -321,12 +313,6 @@ async fn update_locks(
         .exec(txn)
         .await?;
     Ok(())
-}
-
-/// A PostgreSQL statement whose one parameter, `$1`, is `rows` as a JSON array.
-fn with_json_rows(sql: &str, rows: impl Iterator<Item = serde_json::Value>) -> Statement {
-    let rows = serde_json::Value::Array(rows.collect()).to_string();
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, [rows.into()])
 }
 
 /// `(prefix, number)` is one of `places`, with the places passed as one JSON

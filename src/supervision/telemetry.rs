@@ -10,10 +10,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
@@ -22,7 +22,7 @@ use super::rules::{Thresholds, Verdict, judge_sample};
 use super::telemetry_cache::TelemetryCache;
 use crate::auth::Principal;
 use crate::bus::ChargeStateChanged;
-use crate::db::per_row;
+use crate::db::{SET_PARAMETER_FROM, per_row, with_json_rows};
 use crate::entities::charging_session::{self, SessionState};
 use crate::entities::{AlertKind, AlertSeverity, bay, device, session_telemetry};
 use crate::error::{AppError, AppResult};
@@ -151,6 +151,7 @@ pub async fn record_all(
     // The first of a batch's samples with one device and `ts` is the one
     // inserted; the others are redeliveries.
     let mut keys = HashSet::new();
+    let mut indices = Vec::new();
     let mut rows = Vec::new();
     for (index, (m, session)) in measured.iter().zip(&picked).enumerate() {
         let Some(session) = *session else { continue };
@@ -159,30 +160,27 @@ pub async fn record_all(
             outcomes[index] = Some(Recorded::Redelivered);
             continue;
         }
-        rows.push((
-            index,
-            session_telemetry::ActiveModel {
-                id: NotSet,
-                session_id: Set(session),
-                device_id: Set(m.device.id),
-                bay_id: Set(m.bay.id),
-                current_a: Set(m.sample.current_a),
-                voltage_v: Set(m.sample.voltage_v),
-                energy_kwh: Set(m.sample.energy_kwh),
-                ts: Set(m.sample.ts),
-                ts_us: Set(ts_us),
-                received_at: Set(m.received_at),
-            },
-        ));
+        indices.push(index);
+        rows.push(session_telemetry::Model {
+            id: 0,
+            session_id: session,
+            device_id: m.device.id,
+            bay_id: m.bay.id,
+            current_a: m.sample.current_a,
+            voltage_v: m.sample.voltage_v,
+            energy_kwh: m.sample.energy_kwh,
+            ts: m.sample.ts,
+            ts_us,
+            received_at: m.received_at,
+        });
     }
-    let inserted = insert_new(db, rows.iter().map(|(_, row)| row.clone())).await?;
+    let inserted = insert_new(db, &rows).await?;
     let mut stored = Vec::new();
-    for (index, _) in &rows {
-        let m = &measured[*index];
-        if inserted.contains(&(m.device.id, m.sample.ts.timestamp_micros())) {
-            stored.push(*index);
+    for (&index, row) in indices.iter().zip(&rows) {
+        if inserted.contains(&(row.device_id, row.ts_us)) {
+            stored.push(index);
         } else {
-            outcomes[*index] = Some(Recorded::Redelivered);
+            outcomes[index] = Some(Recorded::Redelivered);
         }
     }
 
@@ -295,14 +293,59 @@ fn condition(
 
 /// Inserts the rows that are not stored yet; returns the (device, `ts_us`)
 /// of those inserted.
+///
+/// On PostgreSQL, from [`SET_PARAMETER_FROM`] rows on, the rows are one JSON
+/// parameter: the statement's text, and so its prepared statement, is the
+/// same for every batch, where a `VALUES` list's text (nine parameters a row)
+/// differs with every batch size and is parsed and planned anew each time.
 async fn insert_new(
     db: &impl ConnectionTrait,
-    rows: impl Iterator<Item = session_telemetry::ActiveModel>,
+    rows: &[session_telemetry::Model],
 ) -> Result<HashSet<(i32, i64)>, DbErr> {
-    let rows: Vec<_> = rows.collect();
     let mut inserted = HashSet::new();
+    if db.get_database_backend() == DbBackend::Postgres && rows.len() >= SET_PARAMETER_FROM {
+        const SQL: &str = r#"INSERT INTO "session_telemetry"
+            ("session_id", "device_id", "bay_id", "current_a", "voltage_v", "energy_kwh",
+             "ts", "ts_us", "received_at")
+        SELECT session_id, device_id, bay_id, current_a, voltage_v, energy_kwh, ts, ts_us, received_at
+        FROM json_to_recordset($1::json) AS v(
+            session_id integer, device_id integer, bay_id integer, current_a double precision,
+            voltage_v double precision, energy_kwh double precision, ts timestamptz,
+            ts_us bigint, received_at timestamptz)
+        ON CONFLICT ("device_id", "ts_us") DO NOTHING
+        RETURNING "device_id", "ts_us""#;
+        let rows = rows.iter().map(|row| {
+            serde_json::json!({
+                "session_id": row.session_id,
+                "device_id": row.device_id,
+                "bay_id": row.bay_id,
+                "current_a": row.current_a,
+                "voltage_v": row.voltage_v,
+                "energy_kwh": row.energy_kwh,
+                "ts": json_time(row.ts),
+                "ts_us": row.ts_us,
+                "received_at": json_time(row.received_at),
+            })
+        });
+        for row in db.query_all_raw(with_json_rows(SQL, rows)).await? {
+            inserted.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+        }
+        return Ok(inserted);
+    }
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut insert = session_telemetry::Entity::insert_many(chunk.iter().cloned())
+        let active = chunk.iter().map(|row| session_telemetry::ActiveModel {
+            id: NotSet,
+            session_id: Set(row.session_id),
+            device_id: Set(row.device_id),
+            bay_id: Set(row.bay_id),
+            current_a: Set(row.current_a),
+            voltage_v: Set(row.voltage_v),
+            energy_kwh: Set(row.energy_kwh),
+            ts: Set(row.ts),
+            ts_us: Set(row.ts_us),
+            received_at: Set(row.received_at),
+        });
+        let mut insert = session_telemetry::Entity::insert_many(active)
             .on_conflict(
                 OnConflict::columns([
                     session_telemetry::Column::DeviceId,
@@ -323,10 +366,17 @@ async fn insert_new(
     Ok(inserted)
 }
 
+/// A time as PostgreSQL reads it from JSON, to the microsecond it stores.
+fn json_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
 /// Raises each picked session's energy to the largest total of its samples
 /// where that is more than stored, and reads the sessions back, in one
-/// statement per [`UPDATE_CHUNK`] sessions. A session that ended before the
-/// latest of its samples is read back unchanged.
+/// statement per [`UPDATE_CHUNK`] sessions (on PostgreSQL from
+/// [`SET_PARAMETER_FROM`] sessions on, one statement with the sessions as a
+/// JSON parameter). A session that ended before the latest of its samples is
+/// read back unchanged.
 async fn update_sessions(
     db: &impl ConnectionTrait,
     measured: &[Measured<'_>],
@@ -344,6 +394,25 @@ async fn update_sessions(
     }
     let batch: Vec<(i32, (f64, DateTime<Utc>))> = batch.into_iter().collect();
     let mut sessions = HashMap::with_capacity(batch.len());
+    if db.get_database_backend() == DbBackend::Postgres && batch.len() >= SET_PARAMETER_FROM {
+        // The condition of the `CASE` below, on each session's own values.
+        const SQL: &str = r#"UPDATE "charging_sessions" AS s SET "energy_kwh" = CASE
+            WHEN (s."state" NOT IN ('stopped', 'error') OR s."ended_at" >= v.latest)
+                AND (s."energy_kwh" IS NULL OR s."energy_kwh" < v.total)
+            THEN v.total ELSE s."energy_kwh" END
+        FROM json_to_recordset($1::json) AS v(id integer, total double precision, latest timestamptz)
+        WHERE s."id" = v.id
+        RETURNING s.*"#;
+        let rows = batch.iter().map(|&(id, (total, latest))| {
+            serde_json::json!({ "id": id, "total": total, "latest": json_time(latest) })
+        });
+        let updated = charging_session::Entity::find()
+            .from_raw_sql(with_json_rows(SQL, rows))
+            .all(db)
+            .await?;
+        sessions.extend(updated.into_iter().map(|session| (session.id, session)));
+        return Ok(sessions);
+    }
     for chunk in batch.chunks(UPDATE_CHUNK) {
         use charging_session::Column as C;
         let total = || {

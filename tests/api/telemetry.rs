@@ -499,6 +499,73 @@ async fn a_burst_of_samples_from_several_bays_is_stored_once_each_with_each_sess
     }
 }
 
+#[tokio::test]
+async fn a_batch_of_many_sessions_stores_each_sample_once_and_keeps_each_sessions_largest_total() {
+    // One worker that lingers: the burst is one batch of more sessions and
+    // samples than the statements take as arms (on PostgreSQL they then
+    // come as one JSON parameter each).
+    let app = crate::helpers::spawn_app_with(&[
+        "--mqtt-workers",
+        "1",
+        "--ingest-batch-linger-us",
+        "500000",
+    ])
+    .await;
+    const BAYS: usize = 70;
+    let bays = app.seed(1, 1, BAYS as u32).await;
+    let customer = TestUser::customer(&app, "ida").await;
+    let mut sessions = Vec::new();
+    let mut devices = Vec::new();
+    for bay in &bays {
+        sessions.push(charging_session(&app, bay, &customer).await);
+        devices.push(app.device(bay).await);
+    }
+    let start = Utc::now() - TimeDelta::seconds(30);
+    let later = start + TimeDelta::seconds(1);
+    let bursts = bays
+        .iter()
+        .zip(&devices)
+        .enumerate()
+        .map(|(nth, (bay, device))| {
+            let total = 2.0 + nth as f64 / 8.0;
+            async move {
+                sample(device, bay, start, 16.0, 230.0, total).await;
+                // A redelivery, then a sample reporting less (out of order).
+                sample(device, bay, start, 16.0, 230.0, total).await;
+                sample(device, bay, later, 8.0, 231.5, 1.0).await;
+            }
+        });
+    futures_util::future::join_all(bursts).await;
+    for (nth, session) in sessions.iter().enumerate() {
+        wait_stored(&app, *session, 2).await;
+        let stored = session_telemetry::Entity::find()
+            .filter(session_telemetry::Column::SessionId.eq(*session))
+            .all(&app.db)
+            .await
+            .expect("query");
+        let mut seen: Vec<(i64, f64, f64)> = stored
+            .iter()
+            .map(|row| (row.ts_us, row.current_a, row.voltage_v))
+            .collect();
+        seen.sort_by_key(|row| row.0);
+        assert_eq!(
+            seen,
+            vec![
+                (start.timestamp_micros(), 16.0, 230.0),
+                (later.timestamp_micros(), 8.0, 231.5)
+            ],
+            "session {nth}: each sample once, with its values"
+        );
+        assert!(stored.iter().all(|row| row.bay_id == bays[nth].bay_id));
+        let session = charging_session::Entity::find_by_id(*session)
+            .one(&app.db)
+            .await
+            .expect("query")
+            .expect("the session");
+        assert_eq!(session.energy_kwh, Some(2.0 + nth as f64 / 8.0));
+    }
+}
+
 /// Ends `session` and opens another on `bay` behind the server's back: no
 /// event announces either, as when another process changed them.
 async fn replace_session_silently(
