@@ -100,6 +100,12 @@ pub mod names {
     pub const BUS_LAGGED: &str = "voltgate_bus_events_lagged_total";
     /// Items per batch transaction (device reports, samples).
     pub const BATCH_SIZE: &str = "voltgate_batch_items";
+    /// Seconds a batch's transaction took, commit included.
+    pub const BATCH_DURATION: &str = "voltgate_batch_duration_seconds";
+    /// Seconds a device message waited, from its receipt until its batch began.
+    pub const INGEST_QUEUED: &str = "voltgate_ingest_queued_seconds";
+    /// Seconds publishing a batch's events to the bus took.
+    pub const BUS_PUBLISH_DURATION: &str = "voltgate_bus_publish_duration_seconds";
     /// Batches that hit a database error and were applied item by item.
     pub const BATCH_FAILED: &str = "voltgate_batch_failures_total";
     /// Subscriptions resumed from a cursor, and events replayed to them.

@@ -856,6 +856,10 @@ async fn state_events(
 /// transaction, then publishes the resulting events (after the commit).
 /// Returns what became of each message, in order.
 async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
+    if let Some(oldest) = batch.iter().map(|incoming| incoming.received_at).min() {
+        let queued = (Utc::now() - oldest).to_std().unwrap_or_default();
+        metrics::histogram!(names::INGEST_QUEUED).record(queued.as_secs_f64());
+    }
     let mut handled: Vec<Handled> = Vec::with_capacity(batch.len());
     let mut writes = Vec::new();
     for (index, incoming) in batch.iter().enumerate() {
@@ -929,7 +933,10 @@ async fn handle_batch(ingest: &Ingest, batch: &[Incoming]) -> Vec<Handled> {
         .into_iter()
         .partition(|event| matches!(event, DomainEvent::AlertChanged(_)));
     events.extend(others);
-    if let Err(err) = ingest.bus.publish_all(events).await {
+    let publishing = std::time::Instant::now();
+    let published = ingest.bus.publish_all(events).await;
+    metrics::histogram!(names::BUS_PUBLISH_DURATION).record(publishing.elapsed().as_secs_f64());
+    if let Err(err) = published {
         tracing::error!(
             error = format!("{err:#}"),
             "device reports stored but their events were not published"

@@ -113,8 +113,12 @@ pub async fn apply<A: Apply>(
     items: &[A::Item],
 ) -> Vec<Result<A::Outcome, DbErr>> {
     metrics::histogram!(names::BATCH_SIZE).record(items.len() as f64);
+    let started = std::time::Instant::now();
     match apply_together(db, applier, items).await {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Ok(outcomes) => {
+            metrics::histogram!(names::BATCH_DURATION).record(started.elapsed().as_secs_f64());
+            outcomes.into_iter().map(Ok).collect()
+        }
         Err(err) => {
             metrics::counter!(names::BATCH_FAILED).increment(1);
             tracing::warn!(error = %err, items = items.len(), "batch failed; applying its items one by one");
