@@ -11,13 +11,19 @@
 //! or ending changes no row), for the bays a slot covers now and the bays
 //! shown busy.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
+};
 
 use crate::bus::{BayStatusChanged, DomainEvent};
 use crate::entities::reservation::{self, ReservationStatus};
 use crate::entities::{
-    BayStatus, CabinetStatus, StationStatus, bay, bay_maintenance, cabinet, device, station,
+    BayStatus, CabinetStatus, DeviceStatus, StationStatus, bay, bay_maintenance, cabinet, device,
+    station,
 };
 use crate::error::AppResult;
 use crate::services::ServiceContext;
@@ -67,7 +73,11 @@ pub async fn out_of_service(db: &impl ConnectionTrait, bay: &bay::Model) -> AppR
     Ok(!in_service)
 }
 
-/// Brings the status of `bay_ids` up to date; the events of those that changed.
+/// Brings the status of `bay_ids` up to date; the events of those that
+/// changed. A few statements whatever the number of bays: one reads each
+/// bay's status, its maintenance flag, its cabinet's and station's status and
+/// its device's; one its holding reservations; then one `UPDATE` per new
+/// status writes (and locks) only the bays whose status changes.
 ///
 /// # Errors
 /// On database errors.
@@ -77,38 +87,99 @@ pub async fn refresh(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<DomainEvent>> {
     let mut events = Vec::new();
-    for &bay_id in bay_ids {
-        let Some(row) = bay::Entity::find_by_id(bay_id).one(db).await? else {
-            continue;
-        };
-        let holding = reservation::Entity::find()
-            .filter(reservation::Column::BayId.eq(bay_id))
-            .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
-            .filter(reservation::Column::EndsAtUs.gt(now.timestamp_micros()))
-            .all(db)
-            .await?;
-        let status = derive(out_of_service(db, &row).await?, &holding, now);
-        if status == row.status {
-            continue;
-        }
-        let updated = bay::Entity::update(bay::ActiveModel {
-            id: Set(bay_id),
-            status: Set(status),
-            ..Default::default()
-        })
-        .exec(db)
+    for chunk in bay_ids.chunks(REFRESH_CHUNK) {
+        events.extend(refresh_chunk(db, chunk, now).await?);
+    }
+    Ok(events)
+}
+
+/// Bays per round of [`refresh`], well under SQLite's bound on parameters.
+const REFRESH_CHUNK: usize = 500;
+
+type BayInputs = (
+    i32,
+    BayStatus,
+    Option<i32>,
+    CabinetStatus,
+    StationStatus,
+    Option<DeviceStatus>,
+);
+
+async fn refresh_chunk(
+    db: &impl ConnectionTrait,
+    bay_ids: &[i32],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<DomainEvent>> {
+    if bay_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The cabinet's station is the bay's: a cabinet moves with its bays.
+    let inputs: Vec<BayInputs> = bay::Entity::find()
+        .select_only()
+        .column(bay::Column::Id)
+        .column(bay::Column::Status)
+        .column(bay_maintenance::Column::BayId)
+        .column(cabinet::Column::Status)
+        .column(station::Column::Status)
+        .column(device::Column::Status)
+        .join(JoinType::InnerJoin, bay::Relation::Cabinet.def())
+        .join(JoinType::InnerJoin, cabinet::Relation::Station.def())
+        .join(
+            JoinType::LeftJoin,
+            bay_maintenance::Relation::Bay.def().rev(),
+        )
+        .join(JoinType::LeftJoin, bay::Relation::Device.def())
+        .filter(bay::Column::Id.is_in(bay_ids.iter().copied()))
+        .into_tuple()
+        .all(db)
         .await?;
-        let device_status = device::Entity::find()
-            .filter(device::Column::BayId.eq(bay_id))
-            .one(db)
-            .await?
-            .map(|d| d.status);
-        events.push(DomainEvent::BayStatusChanged(BayStatusChanged {
-            bay: updated,
-            device_status,
-            changed_at: now,
+    let mut holding: HashMap<i32, Vec<reservation::Model>> = HashMap::new();
+    for row in reservation::Entity::find()
+        .filter(reservation::Column::BayId.is_in(bay_ids.iter().copied()))
+        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
+        .filter(reservation::Column::EndsAtUs.gt(now.timestamp_micros()))
+        .all(db)
+        .await?
+    {
+        holding.entry(row.bay_id).or_default().push(row);
+    }
+    let mut changes: Vec<(BayStatus, Vec<i32>)> = Vec::new();
+    let mut device_status = HashMap::new();
+    for (bay_id, stored, flagged, cabinet, station, device) in inputs {
+        let in_maintenance = flagged.is_some()
+            || cabinet != CabinetStatus::Active
+            || station != StationStatus::Active;
+        let held = holding.get(&bay_id).map_or(&[][..], Vec::as_slice);
+        let status = derive(in_maintenance, held, now);
+        if status != stored {
+            match changes.iter_mut().find(|(to, _)| *to == status) {
+                Some((_, ids)) => ids.push(bay_id),
+                None => changes.push((status, vec![bay_id])),
+            }
+            device_status.insert(bay_id, device);
+        }
+    }
+    let mut events = Vec::new();
+    for (status, ids) in changes {
+        let updated = bay::Entity::update_many()
+            .col_expr(bay::Column::Status, Expr::value(status))
+            .filter(bay::Column::Id.is_in(ids))
+            .exec_with_returning(db)
+            .await?;
+        events.extend(updated.into_iter().map(|bay| {
+            DomainEvent::BayStatusChanged(BayStatusChanged {
+                device_status: device_status.get(&bay.id).copied().flatten(),
+                bay,
+                changed_at: now,
+            })
         }));
     }
+    // In the order asked for, as one bay at a time would give them.
+    let place: HashMap<i32, usize> = bay_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    events.sort_by_key(|event| match event {
+        DomainEvent::BayStatusChanged(change) => place.get(&change.bay.id).copied(),
+        _ => None,
+    });
     Ok(events)
 }
 

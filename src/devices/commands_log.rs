@@ -20,7 +20,7 @@ use clap::Args;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -176,28 +176,24 @@ pub struct Target {
 /// Where commands to `bay_id` go; `None` when the bay has no device.
 ///
 /// # Errors
-/// `NOT_FOUND` when the bay or its cabinet does not exist; on database errors.
+/// `NOT_FOUND` when the bay does not exist; on database errors.
 pub async fn target(db: &impl ConnectionTrait, bay_id: i32) -> AppResult<Option<Target>> {
-    let (bay, cabinet) = bay::Entity::find_by_id(bay_id)
-        .find_also_related(cabinet::Entity)
+    // One statement: the bay, its cabinet's prefix and its device, if any.
+    let (number, prefix, device_id) = bay::Entity::find_by_id(bay_id)
+        .select_only()
+        .column(bay::Column::Number)
+        .column(cabinet::Column::MqttPrefix)
+        .column(device::Column::Id)
+        .join(JoinType::InnerJoin, bay::Relation::Cabinet.def())
+        .join(JoinType::LeftJoin, bay::Relation::Device.def())
+        .into_tuple::<(i32, String, Option<i32>)>()
         .one(db)
         .await?
         .ok_or(AppError::not_found("bay"))?;
-    let cabinet = cabinet.ok_or(AppError::not_found("cabinet"))?;
-    let device_id = device::Entity::find()
-        .select_only()
-        .column(device::Column::Id)
-        .filter(device::Column::BayId.eq(bay.id))
-        .into_tuple::<i32>()
-        .one(db)
-        .await?;
     Ok(device_id.map(|device_id| Target {
-        bay_id: bay.id,
+        bay_id,
         device_id,
-        address: BayAddress {
-            prefix: cabinet.mqtt_prefix,
-            number: bay.number,
-        },
+        address: BayAddress { prefix, number },
     }))
 }
 
