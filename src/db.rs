@@ -131,6 +131,24 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .context("applying database migrations")
 }
 
+/// Gathers the planner's statistics after a bulk load (PostgreSQL's
+/// `ANALYZE`). Until a table has statistics PostgreSQL guesses its size and
+/// selectivities, and may plan a lookup by unique keys as a scan of whole
+/// tables; autovacuum gathers them some time after the load, or never where
+/// it is off. SQLite plans by its indexes without statistics: nothing to do.
+///
+/// # Errors
+/// On database errors.
+pub async fn analyze(db: &DatabaseConnection) -> anyhow::Result<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        use sea_orm::ConnectionTrait as _;
+        db.execute_unprepared("ANALYZE")
+            .await
+            .context("gathering the planner's statistics")?;
+    }
+    Ok(())
+}
+
 /// What every pool of the server shares: bounded waits, no statement logging.
 fn pool_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());

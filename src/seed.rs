@@ -349,6 +349,8 @@ pub async fn everything(
             credentials_path.display()
         ));
     }
+    // What was just loaded is planned from statistics, not guesses.
+    crate::db::analyze(db).await?;
     Ok(told)
 }
 
