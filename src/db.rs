@@ -318,6 +318,12 @@ where
 /// for a handful of them.
 pub const SET_PARAMETER_FROM: usize = 64;
 
+/// Whether a statement of `rows` rows on `backend` takes them as one JSON
+/// parameter ([`with_json_rows`]): on PostgreSQL, from [`SET_PARAMETER_FROM`] on.
+pub fn takes_json_rows(backend: DbBackend, rows: usize) -> bool {
+    backend == DbBackend::Postgres && rows >= SET_PARAMETER_FROM
+}
+
 /// A PostgreSQL statement whose one parameter, `$1`, is `rows` as a JSON array.
 pub fn with_json_rows(sql: &str, rows: impl Iterator<Item = serde_json::Value>) -> Statement {
     let rows = serde_json::Value::Array(rows.collect()).to_string();

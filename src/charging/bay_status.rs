@@ -67,10 +67,14 @@ pub async fn out_of_service(db: &impl ConnectionTrait, bay: &bay::Model) -> AppR
         .one(db)
         .await?
         .is_some_and(|(cabinet, station)| {
-            cabinet.status == CabinetStatus::Active
-                && station.is_some_and(|s| s.status == StationStatus::Active)
+            station.is_some_and(|station| in_service(cabinet.status, station.status))
         });
     Ok(!in_service)
+}
+
+/// Whether a cabinet and its station take reservations.
+fn in_service(cabinet: CabinetStatus, station: StationStatus) -> bool {
+    cabinet == CabinetStatus::Active && station == StationStatus::Active
 }
 
 /// Brings the status of `bay_ids` up to date; the events of those that
@@ -110,9 +114,6 @@ async fn refresh_chunk(
     bay_ids: &[i32],
     now: DateTime<Utc>,
 ) -> AppResult<Vec<DomainEvent>> {
-    if bay_ids.is_empty() {
-        return Ok(Vec::new());
-    }
     // The cabinet's station is the bay's: a cabinet moves with its bays.
     let inputs: Vec<BayInputs> = bay::Entity::find()
         .select_only()
@@ -146,9 +147,7 @@ async fn refresh_chunk(
     let mut changes: Vec<(BayStatus, Vec<i32>)> = Vec::new();
     let mut device_status = HashMap::new();
     for (bay_id, stored, flagged, cabinet, station, device) in inputs {
-        let in_maintenance = flagged.is_some()
-            || cabinet != CabinetStatus::Active
-            || station != StationStatus::Active;
+        let in_maintenance = flagged.is_some() || !in_service(cabinet, station);
         let held = holding.get(&bay_id).map_or(&[][..], Vec::as_slice);
         let status = derive(in_maintenance, held, now);
         if status != stored {

@@ -31,7 +31,7 @@ use sea_orm::{
 
 use super::reports::{ClockSkew, ReportError, StateOutcome, StateReport};
 use crate::bus::BayStatusChanged;
-use crate::db::{SET_PARAMETER_FROM, per_row, with_json_rows};
+use crate::db::{SET_PARAMETER_FROM, per_row, takes_json_rows, with_json_rows};
 use crate::entities::{DeviceStatus, LockState, bay, cabinet, device};
 
 /// One state report to apply, with where it came from.
@@ -289,7 +289,7 @@ async fn update_locks(
     if locks.is_empty() {
         return Ok(());
     }
-    if txn.get_database_backend() == DbBackend::Postgres && locks.len() >= SET_PARAMETER_FROM {
+    if takes_json_rows(txn.get_database_backend(), locks.len()) {
         // One statement text for any number of bays, as in `update_devices_from_json`.
         const SQL: &str = r#"UPDATE "bays" AS b SET "lock_state" = v.lock
             FROM json_to_recordset($1::json) AS v(id integer, lock text) WHERE b."id" = v.id"#;
@@ -338,11 +338,10 @@ async fn update_devices(
     txn: &DatabaseTransaction,
     round: &[Pending<'_>],
 ) -> Result<HashSet<i32>, DbErr> {
-    match txn.get_database_backend() {
-        DbBackend::Postgres if round.len() >= SET_PARAMETER_FROM => {
-            update_devices_from_json(txn, round).await
-        }
-        _ => update_devices_per_row(txn, round).await,
+    if takes_json_rows(txn.get_database_backend(), round.len()) {
+        update_devices_from_json(txn, round).await
+    } else {
+        update_devices_per_row(txn, round).await
     }
 }
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 
 use super::alerts;
@@ -22,7 +23,7 @@ use super::rules::{Thresholds, Verdict, judge_sample};
 use super::telemetry_cache::TelemetryCache;
 use crate::auth::Principal;
 use crate::bus::ChargeStateChanged;
-use crate::db::{SET_PARAMETER_FROM, per_row, with_json_rows};
+use crate::db::{per_row, takes_json_rows, with_json_rows};
 use crate::entities::charging_session::{self, SessionState};
 use crate::entities::{AlertKind, AlertSeverity, bay, device, session_telemetry};
 use crate::error::{AppError, AppResult};
@@ -294,7 +295,7 @@ fn condition(
 /// Inserts the rows that are not stored yet; returns the (device, `ts_us`)
 /// of those inserted.
 ///
-/// On PostgreSQL, from [`SET_PARAMETER_FROM`] rows on, the rows are one JSON
+/// On PostgreSQL, from [`SET_PARAMETER_FROM`](crate::db::SET_PARAMETER_FROM) rows on, the rows are one JSON
 /// parameter: the statement's text, and so its prepared statement, is the
 /// same for every batch, where a `VALUES` list's text (nine parameters a row)
 /// differs with every batch size and is parsed and planned anew each time.
@@ -303,7 +304,7 @@ async fn insert_new(
     rows: &[session_telemetry::Model],
 ) -> Result<HashSet<(i32, i64)>, DbErr> {
     let mut inserted = HashSet::new();
-    if db.get_database_backend() == DbBackend::Postgres && rows.len() >= SET_PARAMETER_FROM {
+    if takes_json_rows(db.get_database_backend(), rows.len()) {
         const SQL: &str = r#"INSERT INTO "session_telemetry"
             ("session_id", "device_id", "bay_id", "current_a", "voltage_v", "energy_kwh",
              "ts", "ts_us", "received_at")
@@ -333,17 +334,10 @@ async fn insert_new(
         return Ok(inserted);
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let active = chunk.iter().map(|row| session_telemetry::ActiveModel {
-            id: NotSet,
-            session_id: Set(row.session_id),
-            device_id: Set(row.device_id),
-            bay_id: Set(row.bay_id),
-            current_a: Set(row.current_a),
-            voltage_v: Set(row.voltage_v),
-            energy_kwh: Set(row.energy_kwh),
-            ts: Set(row.ts),
-            ts_us: Set(row.ts_us),
-            received_at: Set(row.received_at),
+        let active = chunk.iter().map(|row| {
+            let mut active = row.clone().into_active_model().reset_all();
+            active.id = NotSet;
+            active
         });
         let mut insert = session_telemetry::Entity::insert_many(active)
             .on_conflict(
@@ -374,7 +368,7 @@ fn json_time(at: DateTime<Utc>) -> String {
 /// Raises each picked session's energy to the largest total of its samples
 /// where that is more than stored, and reads the sessions back, in one
 /// statement per [`UPDATE_CHUNK`] sessions (on PostgreSQL from
-/// [`SET_PARAMETER_FROM`] sessions on, one statement with the sessions as a
+/// [`SET_PARAMETER_FROM`](crate::db::SET_PARAMETER_FROM) sessions on, one statement with the sessions as a
 /// JSON parameter). A session that ended before the latest of its samples is
 /// read back unchanged.
 async fn update_sessions(
@@ -394,7 +388,7 @@ async fn update_sessions(
     }
     let batch: Vec<(i32, (f64, DateTime<Utc>))> = batch.into_iter().collect();
     let mut sessions = HashMap::with_capacity(batch.len());
-    if db.get_database_backend() == DbBackend::Postgres && batch.len() >= SET_PARAMETER_FROM {
+    if takes_json_rows(db.get_database_backend(), batch.len()) {
         // The condition of the `CASE` below, on each session's own values.
         const SQL: &str = r#"UPDATE "charging_sessions" AS s SET "energy_kwh" = CASE
             WHEN (s."state" NOT IN ('stopped', 'error') OR s."ended_at" >= v.latest)
