@@ -286,7 +286,7 @@ impl DeviceCommands for MqttCommands {
         params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<()> {
         self.0
-            .send_command_as(&bay.prefix, bay.number, command_id, action, params)
+            .send_command_as(bay, command_id, action, params)
             .await
     }
 }

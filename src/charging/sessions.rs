@@ -359,14 +359,22 @@ pub async fn authenticate(
     if credential.is_empty() || credential.len() > 256 {
         return Err(AppError::bad_input("credential", "1 to 256 characters"));
     }
-    let bay = bay::Entity::find_by_id(attempt.bay_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::not_found("bay"))?;
+    // Three independent reads at once, on connections of their own: the
+    // authentication waits for the slowest, not for their sum. What is read
+    // of another cabinet's bay is dropped unused.
+    let (bay, held, target) = tokio::try_join!(
+        async {
+            bay::Entity::find_by_id(attempt.bay_id)
+                .one(db)
+                .await?
+                .ok_or(AppError::not_found("bay"))
+        },
+        held_now(services, attempt.bay_id, now),
+        commands_log::target(db, attempt.bay_id),
+    )?;
     if bay.cabinet_id != attempt.cabinet_id {
         return Err(AppError::Forbidden);
     }
-    let held = held_now(services, bay.id, now).await?;
     check_limits(services, attempt.cabinet_id, bay.id, &held, now).await?;
 
     let badge_keys = services.badge_keys.get(db).await?;
@@ -416,7 +424,15 @@ pub async fn authenticate(
             "this credential does not open this bay now",
         ));
     };
-    open(services, attempt.cabinet_id, &bay, &row, attempt.method).await
+    open_at(
+        services,
+        target,
+        attempt.cabinet_id,
+        &bay,
+        &row,
+        attempt.method,
+    )
+    .await
 }
 
 /// A session about to open: whose access the caller has checked.
@@ -545,10 +561,22 @@ pub(crate) async fn open(
     row: &reservation::Model,
     method: AccessMode,
 ) -> AppResult<(charging_session::Model, Vec<DomainEvent>)> {
+    let target = commands_log::target(&services.db, bay.id).await?;
+    open_at(services, target, cabinet_id, bay, row, method).await
+}
+
+/// [`open`] with the bay's command target read already.
+async fn open_at(
+    services: &ServiceContext,
+    target: Option<commands_log::Target>,
+    cabinet_id: i32,
+    bay: &bay::Model,
+    row: &reservation::Model,
+    method: AccessMode,
+) -> AppResult<(charging_session::Model, Vec<DomainEvent>)> {
     let at = services.now();
     // A bay without a device opens too, and its session ends at once: the
     // attempt and its outcome stay on record.
-    let target = commands_log::target(&services.db, bay.id).await?;
     let txn = services.db.begin().await?;
     let (session, mut events) = open_in(
         &txn,

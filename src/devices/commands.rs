@@ -68,6 +68,18 @@ pub struct BayAddress {
     pub prefix: String,
     /// The bay's number in its cabinet (the device's slot).
     pub number: i32,
+    /// The device's login, read with the address so that signing a command
+    /// needs no lookup; `None` when it has no live credentials (nothing can be
+    /// signed for it).
+    pub login: Option<DeviceLogin>,
+}
+
+/// What a device's command key derives from: its username and credential
+/// generation (`devices::credentials`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLogin {
+    pub username: String,
+    pub generation: i32,
 }
 
 /// Sends commands to devices; the answer is the command id the device will acknowledge.

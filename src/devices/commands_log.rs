@@ -178,22 +178,32 @@ pub struct Target {
 /// # Errors
 /// `NOT_FOUND` when the bay does not exist; on database errors.
 pub async fn target(db: &impl ConnectionTrait, bay_id: i32) -> AppResult<Option<Target>> {
-    // One statement: the bay, its cabinet's prefix and its device, if any.
-    let (number, prefix, device_id) = bay::Entity::find_by_id(bay_id)
-        .select_only()
-        .column(bay::Column::Number)
-        .column(cabinet::Column::MqttPrefix)
-        .column(device::Column::Id)
-        .join(JoinType::InnerJoin, bay::Relation::Cabinet.def())
-        .join(JoinType::LeftJoin, bay::Relation::Device.def())
-        .into_tuple::<(i32, String, Option<i32>)>()
-        .one(db)
-        .await?
-        .ok_or(AppError::not_found("bay"))?;
+    // One statement: the bay, its cabinet's prefix and its device with its login, if any.
+    let (number, prefix, device_id, username, generation, has_password) =
+        bay::Entity::find_by_id(bay_id)
+            .select_only()
+            .column(bay::Column::Number)
+            .column(cabinet::Column::MqttPrefix)
+            .column(device::Column::Id)
+            .column(device::Column::MqttUsername)
+            .column(device::Column::MqttKeyGeneration)
+            .expr(Expr::col((device::Entity, device::Column::MqttPasswordHash)).is_not_null())
+            .join(JoinType::InnerJoin, bay::Relation::Cabinet.def())
+            .join(JoinType::LeftJoin, bay::Relation::Device.def())
+            .into_tuple::<(i32, String, Option<i32>, Option<String>, Option<i32>, bool)>()
+            .one(db)
+            .await?
+            .ok_or(AppError::not_found("bay"))?;
+    let login = generation
+        .and_then(|generation| super::credentials::live_login(username, generation, has_password));
     Ok(device_id.map(|device_id| Target {
         bay_id,
         device_id,
-        address: BayAddress { prefix, number },
+        address: BayAddress {
+            prefix,
+            number,
+            login,
+        },
     }))
 }
 

@@ -25,6 +25,7 @@ use sea_orm::{
 };
 use sha2::{Digest as _, Sha256, Sha512};
 
+use super::commands::DeviceLogin;
 use crate::entities::{bay, cabinet, device, server_secret};
 use crate::error::AppError;
 
@@ -244,16 +245,16 @@ pub async fn broker_accounts(db: &impl ConnectionTrait) -> Result<Vec<BrokerAcco
     Ok(accounts)
 }
 
-/// The command key of the device on bay `number` under `prefix`; `None` when the
+/// The login of the device on bay `number` under `prefix`; `None` when the
 /// bay has no device or the device has no live credentials (nothing to sign for).
 ///
 /// # Errors
 /// When the database fails.
-pub async fn command_key_for_bay(
+pub async fn login_for_bay(
     db: &impl ConnectionTrait,
     prefix: &str,
     number: i32,
-) -> Result<Option<[u8; 32]>, DbErr> {
+) -> Result<Option<DeviceLogin>, DbErr> {
     use sea_orm::{JoinType, QuerySelect as _, RelationTrait as _};
     let found = device::Entity::find()
         .join(JoinType::InnerJoin, device::Relation::Bay.def())
@@ -262,18 +263,50 @@ pub async fn command_key_for_bay(
         .filter(bay::Column::Number.eq(number))
         .one(db)
         .await?;
-    let Some(found) = found.filter(|d| d.mqtt_password_hash.is_some()) else {
-        return Ok(None);
-    };
-    let Some(username) = found.mqtt_username else {
-        return Ok(None);
-    };
-    let secret = command_secret(db).await?;
-    Ok(Some(derive_command_key(
-        &secret,
-        &username,
-        found.mqtt_key_generation,
-    )))
+    Ok(found.and_then(|device| {
+        live_login(
+            device.mqtt_username,
+            device.mqtt_key_generation,
+            device.mqtt_password_hash.is_some(),
+        )
+    }))
+}
+
+/// A device's login from its stored fields, when its credentials are live
+/// (a password is stored: revoking clears it).
+pub fn live_login(
+    username: Option<String>,
+    generation: i32,
+    has_password: bool,
+) -> Option<DeviceLogin> {
+    Some(DeviceLogin {
+        username: username.filter(|_| has_password)?,
+        generation,
+    })
+}
+
+/// The secret command keys derive from, read (or created) once per server:
+/// it never changes once stored, and every command sent would read it.
+#[derive(Debug, Default)]
+pub struct CommandSecret(tokio::sync::OnceCell<[u8; 32]>);
+
+impl CommandSecret {
+    /// The command key of the device with `login`.
+    ///
+    /// # Errors
+    /// When the secret cannot be read or created.
+    pub async fn key_for(
+        &self,
+        db: &impl ConnectionTrait,
+        login: &DeviceLogin,
+    ) -> Result<[u8; 32], DbErr> {
+        let secret = self.0.get_or_try_init(|| command_secret(db)).await?;
+        Ok(derive_command_key(
+            secret,
+            &login.username,
+            login.generation,
+        ))
+    }
 }
 
 /// The secret command keys derive from, created on first use. Concurrent first

@@ -33,8 +33,9 @@ use super::payload::{self, CommandAction};
 use super::takeover::{self, Takeovers};
 use super::topic::{self, Channel};
 use crate::bus::{DomainEvent, SharedBus};
+use crate::devices::commands::BayAddress;
 use crate::devices::commands_log::{self, AckOutcome};
-use crate::devices::credentials;
+use crate::devices::credentials::{self, CommandSecret};
 use crate::devices::reports::{self, ClockSkew, ReportError, StateOutcome};
 use crate::devices::state_batch::{self, StateInput};
 use crate::entities::{DeviceStatus, LockState, bay};
@@ -110,6 +111,7 @@ impl std::fmt::Debug for Credentials {
 pub struct MqttHandle {
     client: AsyncClient,
     db: DatabaseConnection,
+    command_secret: CommandSecret,
     connected: Arc<Connected>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     takeovers: Option<Arc<Takeovers>>,
@@ -134,29 +136,33 @@ impl MqttHandle {
         params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<uuid::Uuid> {
         let command_id = uuid::Uuid::new_v4();
-        self.send_command_as(prefix, bay, command_id, action, params)
+        let address = BayAddress {
+            prefix: prefix.to_owned(),
+            number: bay,
+            login: credentials::login_for_bay(&self.db, prefix, bay).await?,
+        };
+        self.send_command_as(&address, command_id, action, params)
             .await?;
         Ok(command_id)
     }
 
-    /// Sends a signed command under an id the caller chose (and logged first).
+    /// Sends a signed command under an id the caller chose (and logged first),
+    /// to the device whose login `address` carries.
     ///
     /// # Errors
     /// As [`Self::send_command`].
     pub async fn send_command_as(
         &self,
-        prefix: &str,
-        bay: i32,
+        address: &BayAddress,
         command_id: uuid::Uuid,
         action: CommandAction,
         params: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<()> {
-        let key = credentials::command_key_for_bay(&self.db, prefix, bay)
-            .await?
-            .map(CommandKey)
-            .ok_or_else(|| {
-                anyhow::anyhow!("the device of bay {bay} under {prefix} has no credentials")
-            })?;
+        let (prefix, bay) = (&address.prefix, address.number);
+        let login = address.login.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("the device of bay {bay} under {prefix} has no credentials")
+        })?;
+        let key = CommandKey(self.command_secret.key_for(&self.db, login).await?);
         let now = Utc::now();
         let mut command = payload::Command {
             v: payload::PROTOCOL_VERSION,
@@ -301,6 +307,7 @@ pub async fn start(
     Ok(MqttHandle {
         client,
         db,
+        command_secret: CommandSecret::default(),
         connected,
         tasks: std::sync::Mutex::new(tasks),
         takeovers,

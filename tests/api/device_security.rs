@@ -197,16 +197,7 @@ async fn rotated_and_revoked_credentials_stop_working() {
     let bays = app.seed(1, 1, 1).await;
     let staff = app.staff("keeper").await;
     let old = login(&bays[0]).expect("credentials");
-    let device_id = {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        voltgate::entities::device::Entity::find()
-            .filter(voltgate::entities::device::Column::BayId.eq(bays[0].bay_id))
-            .one(&app.db)
-            .await
-            .expect("query")
-            .expect("device")
-            .id
-    };
+    let device_id = device_of(&app.db, &bays[0]).await;
 
     let connected = app.device(&bays[0]).await;
     let rotated = app
@@ -503,6 +494,18 @@ async fn next_message(
         .expect("the client runs")
 }
 
+/// The id of the device installed on `bay`.
+async fn device_of(db: &sea_orm::DatabaseConnection, bay: &SeededBay) -> i32 {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    voltgate::entities::device::Entity::find()
+        .filter(voltgate::entities::device::Column::BayId.eq(bay.bay_id))
+        .one(db)
+        .await
+        .expect("query")
+        .expect("device")
+        .id
+}
+
 /// The next packet from the broker that `wanted` accepts.
 async fn next_packet(device: &TestDevice, wanted: impl Fn(&Packet) -> bool) -> Packet {
     loop {
@@ -680,16 +683,7 @@ async fn mosquitto_enforces_the_generated_password_and_acl_files() {
 
     // Revoking device 2, regenerating the files and reloading Mosquitto cuts it
     // off, while device 1 stays.
-    let device_id = {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        voltgate::entities::device::Entity::find()
-            .filter(voltgate::entities::device::Column::BayId.eq(bays[1].bay_id))
-            .one(&db)
-            .await
-            .expect("query")
-            .expect("device")
-            .id
-    };
+    let device_id = device_of(&db, &bays[1]).await;
     voltgate::devices::credentials::revoke(&db, device_id)
         .await
         .map_err(|e| e.message())
@@ -782,4 +776,92 @@ async fn commands_reach_their_device_signed_and_forgeries_are_refused() {
         .and_then(CommandKey::from_hex);
     let mut stranger = CommandVerifier::new(other.expect("a command key"));
     assert_eq!(stranger.accept(&command, now), Err(Refusal::BadSignature));
+}
+
+#[tokio::test]
+async fn a_command_after_a_rotation_is_signed_with_the_new_key_only() {
+    use voltgate::mqtt::command_auth::{CommandKey, CommandVerifier, Refusal};
+    use voltgate::mqtt::payload;
+
+    if !embedded_only("a_command_after_a_rotation_is_signed_with_the_new_key_only") {
+        return;
+    }
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 1).await;
+    let staff = app.staff("keeper").await;
+    let old_key = bays[0]
+        .secrets
+        .as_ref()
+        .and_then(|s| CommandKey::from_hex(&s.command_key))
+        .expect("a command key");
+    // A first command, so the server has its command secret in hand before the rotation.
+    let send = |action: &'static str| {
+        app.graphql_as(
+            &staff,
+            "mutation($bay: ID!, $action: ManualDeviceAction!) { sendDeviceCommand(input: { bayId: $bay, action: $action }) { command { commandId } } }",
+            json!({ "bay": global_id("Bay", bays[0].bay_id), "action": action }),
+        )
+    };
+    let first = send("LOCK").await;
+    assert!(first["errors"].is_null(), "{first}");
+
+    let device_id = device_of(&app.db, &bays[0]).await;
+    let rotated = app
+        .graphql_as(
+            &staff,
+            "mutation($id: ID!) { issueDeviceCredentials(input: { deviceId: $id }) { username password commandKey device { id } } }",
+            json!({ "id": global_id("Device", device_id) }),
+        )
+        .await;
+    let payload = &rotated["data"]["issueDeviceCredentials"];
+    let login = (
+        payload["username"].as_str().expect("a username").to_owned(),
+        payload["password"].as_str().expect("a password").to_owned(),
+    );
+    let new_key = payload["commandKey"]
+        .as_str()
+        .and_then(CommandKey::from_hex)
+        .expect("a new command key");
+
+    let device = TestDevice::connect_as(&app.broker, &bays[0], Some(login))
+        .await
+        .expect("the new credentials work");
+    let own_cmd = format!("{}/bays/{}/cmd", bays[0].prefix, bays[0].number);
+    device
+        .client
+        .subscribe(own_cmd.clone(), QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    next_packet(&device, |p| matches!(p, Packet::SubAck(_))).await;
+
+    let sent = send("UNLOCK").await;
+    let sent_id = sent["data"]["sendDeviceCommand"]["command"]["commandId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a command id: {sent}"))
+        .to_owned();
+    let command = loop {
+        let Packet::Publish(publish) =
+            next_packet(&device, |p| matches!(p, Packet::Publish(_))).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(publish.topic, own_cmd);
+        let command = payload::decode_command(&publish.payload, payload::DEFAULT_MAX_PAYLOAD_BYTES)
+            .expect("a valid command");
+        // The first command may still be redelivered to the device's new session.
+        if command.command_id.to_string() == sent_id {
+            break command;
+        }
+    };
+    let now = chrono::Utc::now();
+    assert_eq!(
+        CommandVerifier::new(new_key).accept(&command, now),
+        Ok(()),
+        "signed with the rotated key"
+    );
+    assert_eq!(
+        CommandVerifier::new(old_key).accept(&command, now),
+        Err(Refusal::BadSignature),
+        "the key before the rotation signs nothing any more"
+    );
 }
