@@ -222,6 +222,30 @@ fn check_product_members(input: &ProductInput) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The product's slug, checked like an organizer's.
+///
+/// # Errors
+/// `BAD_USER_INPUT` on a malformed slug.
+pub(crate) fn product_slug(input: &ProductInput) -> Result<Option<String>, AppError> {
+    input
+        .slug
+        .as_deref()
+        .map(super::organizers::parse_slug)
+        .transpose()
+}
+
+/// A write of a product refused by the unique slug within its event (the
+/// only unique key a product's own columns have) as `SLUG_TAKEN`.
+pub(crate) fn slug_taken(err: sea_orm::DbErr) -> AppError {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AppError::refused(
+            crate::error::Reason::SlugTaken,
+            "the event has a product with this slug already",
+        ),
+        _ => AppError::from(err),
+    }
+}
+
 /// Creates a product (team permission `ChangeItems`), with a quota of its
 /// total quantity when one is given.
 ///
@@ -239,11 +263,7 @@ pub async fn create_product(
         Audited::on_event(db, principal, now, TeamPermission::ChangeItems, event_id).await?;
     let txn = change.txn();
     let name = check_product(txn, event.id, &input).await?;
-    let slug = input
-        .slug
-        .as_deref()
-        .map(super::organizers::parse_slug)
-        .transpose()?;
+    let slug = product_slug(&input)?;
     let product = product::ActiveModel {
         event_id: Set(event.id),
         category_id: Set(input.category_id),
@@ -272,13 +292,7 @@ pub async fn create_product(
     }
     .insert(txn)
     .await
-    .map_err(|err| match err.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AppError::refused(
-            crate::error::Reason::SlugTaken,
-            "the event has a product with this slug already",
-        ),
-        _ => AppError::from(err),
-    })?;
+    .map_err(slug_taken)?;
     let added = Change::on_event(
         &event,
         "voltgate.product.added",

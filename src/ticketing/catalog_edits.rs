@@ -179,6 +179,8 @@ pub struct ProductPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub slug: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ProductKind>,
@@ -224,6 +226,7 @@ fn put<T: Clone>(target: &mut T, value: Option<&T>) {
 impl ProductPatch {
     fn apply(&self, input: &mut ProductInput) {
         put(&mut input.name, self.name.as_ref());
+        put(&mut input.slug, self.slug.as_ref());
         put(&mut input.description, self.description.as_ref());
         put(&mut input.kind, self.kind.as_ref());
         put(&mut input.category_id, self.category_id.as_ref());
@@ -279,8 +282,10 @@ pub async fn update_product(
     let mut input = ProductInput::from(&row);
     patch.apply(&mut input);
     let name = catalog::check_product(change.txn(), event.id, &input).await?;
+    let slug = catalog::product_slug(&input)?;
     let mut active: product::ActiveModel = row.into();
     active.name = Set(name);
+    active.slug = Set(slug);
     active.description = Set(input.description);
     active.kind = Set(input.kind);
     active.admission = Set(input.kind == ProductKind::Admission);
@@ -300,7 +305,10 @@ pub async fn update_product(
     active.checkin_attention = Set(input.checkin_attention);
     active.position = Set(input.position);
     active.updated_at = Set(now);
-    let row = active.update(change.txn()).await?;
+    let row = active
+        .update(change.txn())
+        .await
+        .map_err(catalog::slug_taken)?;
     change
         .commit(Change::on_event(
             &event,

@@ -396,3 +396,50 @@ async fn add_on_rules_and_slugs_are_checked_when_created() {
     let refused = add_on(&app, &cart, &s.workshop, &seat, 1).await;
     assert_eq!(field(&refused), "addonTo", "{refused}");
 }
+
+#[tokio::test]
+async fn a_products_slug_is_changed_checked_and_cleared() {
+    let app = spawn_app().await;
+    let s = open(&app, "slugs").await;
+    let set_slug = |product: &str, slug: Value| {
+        s.shop.admin.gql(
+            "mutation($p: ID!, $slug: String) { updateProduct(input: { productId: $p, slug: $slug }) { product { slug name } } }",
+            json!({ "p": product, "slug": slug }),
+        )
+    };
+    let taken = set_slug(&s.cap, json!("workshop")).await;
+    assert_eq!(reason(&taken), "SLUG_TAKEN", "{taken}");
+    let bad = set_slug(&s.cap, json!("Cap Hat")).await;
+    assert_eq!(field(&bad), "slug", "{bad}");
+
+    let named = set_slug(&s.cap, json!("cap")).await;
+    assert_eq!(
+        named["data"]["updateProduct"]["product"]["slug"], "cap",
+        "{named}"
+    );
+    assert_eq!(
+        named["data"]["updateProduct"]["product"]["name"], "Cap",
+        "{named}"
+    );
+    // Clearing the workshop's slug frees it for another product.
+    let cleared = set_slug(&s.workshop, Value::Null).await;
+    assert!(cleared["errors"].is_null(), "{cleared}");
+    let moved = set_slug(&s.cap, json!("workshop")).await;
+    assert_eq!(
+        moved["data"]["updateProduct"]["product"]["slug"], "workshop",
+        "{moved}"
+    );
+    // A patch without the slug keeps it.
+    let renamed = s
+        .shop
+        .admin
+        .gql(
+            "mutation($p: ID!) { updateProduct(input: { productId: $p, name: \"Cap 2\" }) { product { slug name } } }",
+            json!({ "p": s.cap }),
+        )
+        .await;
+    assert_eq!(
+        renamed["data"]["updateProduct"]["product"]["slug"], "workshop",
+        "{renamed}"
+    );
+}

@@ -76,6 +76,9 @@ pub struct UpdateProductInput {
     /// `null`: in no category.
     pub category_id: MaybeUndefined<ID>,
     pub name: Option<String>,
+    /// Unique within the event; `null`: none. Orders keep their products
+    /// whatever the slug.
+    pub slug: MaybeUndefined<String>,
     pub description: Option<String>,
     pub kind: Option<ProductKind>,
     /// Decimal string, tax included. Carts and orders keep their price.
@@ -297,6 +300,7 @@ impl EditingMutation {
         let id = ids::decode(&input.product_id, Kind::PRODUCT, "productId")?;
         let patch = ProductPatch {
             name: input.name,
+            slug: clearable(input.slug, same)?,
             description: input.description,
             kind: input.kind.map(Into::into),
             category_id: clearable(
