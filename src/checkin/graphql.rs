@@ -806,7 +806,12 @@ impl CheckinMutation {
             .scans
             .into_iter()
             .map(|s| {
-                let (answers, question_answers) = door_answers(s.answers)?;
+                // The scan happened: answers that cannot be read are dropped,
+                // like answers that do not fit, and the entry is kept.
+                let (answers, question_answers) = door_answers(s.answers).unwrap_or_else(|_| {
+                    tracing::info!(nonce = %s.nonce, "an offline scan's answers cannot be read; dropped");
+                    Default::default()
+                });
                 Ok(Scan {
                     secret: s.secret,
                     list_ids: list_ids.clone(),

@@ -453,9 +453,10 @@ async fn a_forced_scan_admits_without_answers() {
     assert!(answers_of(&app, &venue, &bought).await.is_empty());
 
     // An offline upload's answers are kept when they fit, and dropped (the
-    // entry kept) when they do not.
+    // entry kept) when they do not or cannot be read.
     let other = buy(&app, &venue, None, &venue.products[0], json!([]), true).await;
     let third = buy(&app, &venue, None, &venue.products[0], json!([]), true).await;
+    let fourth = buy(&app, &venue, None, &venue.products[0], json!([]), true).await;
     let uploaded = door
         .gql(
             "mutation($input: UploadCheckinsInput!) { uploadCheckins(input: $input) { results { nonce result { __typename } } } }",
@@ -464,6 +465,8 @@ async fn a_forced_scan_admits_without_answers() {
                   "answers": [{ "questionId": q.colour, "answer": "Blue" }] },
                 { "secret": third.ticket, "scannedAt": chrono::Utc::now().to_rfc3339(), "nonce": "n-2",
                   "answers": [{ "questionId": q.colour, "answer": "Green" }] },
+                { "secret": fourth.ticket, "scannedAt": chrono::Utc::now().to_rfc3339(), "nonce": "n-3",
+                  "answers": [{ "questionId": "not-an-id", "answer": "Blue" }] },
             ] } }),
         )
         .await;
@@ -477,10 +480,15 @@ async fn a_forced_scan_admits_without_answers() {
         "{uploaded}"
     );
     assert_eq!(
+        results[2]["result"]["__typename"], "CheckinAccepted",
+        "{uploaded}"
+    );
+    assert_eq!(
         answers_of(&app, &venue, &other).await,
         [pair("Wristband colour", "Blue")]
     );
     assert!(answers_of(&app, &venue, &third).await.is_empty());
+    assert!(answers_of(&app, &venue, &fourth).await.is_empty());
 }
 
 #[tokio::test]
