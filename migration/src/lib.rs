@@ -43,6 +43,7 @@ mod m20261209_040000_payment_fees;
 mod m20261210_010000_answer_changes;
 mod m20261210_050000_quota_variations;
 mod m20261211_010000_telemetry_keys;
+mod m20261212_010000_alert_notified_count;
 
 pub struct Migrator;
 
@@ -86,6 +87,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_010000_answer_changes::Migration),
             Box::new(m20261210_050000_quota_variations::Migration),
             Box::new(m20261211_010000_telemetry_keys::Migration),
+            Box::new(m20261212_010000_alert_notified_count::Migration),
         ]
     }
 }

@@ -31,6 +31,10 @@ pub struct Model {
     pub last_seen: DateTimeUtc,
     pub notified_at: Option<DateTimeUtc>,
     pub notification_count: i32,
+    /// `notification_count` when it was last notified: seen again since then
+    /// when the count has grown (counts the server keeps, whatever the
+    /// device's clock).
+    pub notified_count: i32,
     pub assigned_technician_id: Option<i32>,
     pub acknowledged_by_id: Option<i32>,
     pub acknowledged_at: Option<DateTimeUtc>,

@@ -98,6 +98,7 @@ pub async fn raise(
         last_seen: Set(at),
         notified_at: Set(None),
         notification_count: Set(1),
+        notified_count: Set(0),
         assigned_technician_id: Set(None),
         acknowledged_by_id: Set(None),
         acknowledged_at: Set(None),

@@ -2,7 +2,9 @@
 //! queued for the technicians assigned to its station (active assignments,
 //! observers included) and for staff; an open alert seen again is queued
 //! once more when the re-notification interval has passed since the last
-//! notification (`NotificationPolicy`).
+//! notification (`NotificationPolicy`). "Seen again" is counted
+//! (`notification_count` past `notified_count`), never read from the
+//! device's clock.
 //!
 //! The [`NotifyAlerts`] job claims due alerts (`jobs::claim_batch`) and moves
 //! each one's `notified_at` by a conditional `UPDATE` that applies only if
@@ -60,12 +62,15 @@ async fn notify_batch(
 ) -> Result<(u64, u64), DbErr> {
     let mut due = Condition::any().add(alert::Column::NotifiedAt.is_null());
     if let Some(after) = policy.renotify_after {
-        // Seen again since the last notification (`last_seen` is the device's
-        // clock, close enough to tell a repeat from silence).
+        // Seen again since the last notification: counted, not compared with
+        // `last_seen`, which is the device's clock.
         due = due.add(
             Condition::all()
                 .add(alert::Column::NotifiedAt.lte(now - after))
-                .add(Expr::col(alert::Column::LastSeen).gt(Expr::col(alert::Column::NotifiedAt))),
+                .add(
+                    Expr::col(alert::Column::NotificationCount)
+                        .gt(Expr::col(alert::Column::NotifiedCount)),
+                ),
         );
     }
     let txn = db.begin().await?;
@@ -85,6 +90,10 @@ async fn notify_batch(
     for alert in alerts {
         let mut moved = alert::Entity::update_many()
             .col_expr(alert::Column::NotifiedAt, Expr::value(now))
+            .col_expr(
+                alert::Column::NotifiedCount,
+                Expr::col(alert::Column::NotificationCount),
+            )
             .filter(alert::Column::Id.eq(alert.id));
         moved = match alert.notified_at {
             Some(at) => moved.filter(alert::Column::NotifiedAt.eq(at)),

@@ -385,6 +385,7 @@ mod tests {
             last_seen: now,
             notified_at: None,
             notification_count: 1,
+            notified_count: 0,
             assigned_technician_id: None,
             acknowledged_by_id: None,
             acknowledged_at: None,

@@ -133,3 +133,27 @@ async fn alerts_below_the_notified_severity_are_not_queued() {
         "{notified:?}"
     );
 }
+
+#[tokio::test]
+async fn an_alert_from_a_device_whose_clock_runs_behind_is_still_notified_again() {
+    let app = spawn_app_with(&["--alert-renotify-secs", "1"]).await;
+    let bays = app.seed(1, 1, 1).await;
+    let staff = TestUser::staff(&app, "warden").await;
+    let device = app.device(&bays[0]).await;
+    // Ten minutes behind the server: every sighting is older than the
+    // server's notification of it.
+    let behind = chrono::TimeDelta::minutes(10);
+
+    smoke(&device, &bays[0], Utc::now().trunc_subsecs(6) - behind).await;
+    let expected = vec![staff.id.expect("staff")];
+    assert_eq!(wait_queued(&app, "alert_raised", 1).await, expected);
+    let first = the_alert(&app).await;
+    assert!(first.notified_at.is_some_and(|at| at > first.last_seen));
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    smoke(&device, &bays[0], Utc::now().trunc_subsecs(6) - behind).await;
+    assert_eq!(wait_queued(&app, "alert_repeated", 1).await, expected);
+    let again = the_alert(&app).await;
+    assert_eq!(again.notification_count, 2);
+    assert_eq!(again.notified_count, 2, "the repeat is counted as told");
+}
