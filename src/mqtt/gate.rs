@@ -12,11 +12,11 @@
 //! 3. forwards the CONNECT to rumqttd's private listener under the internal
 //!    login, with the client id replaced by the device's username, so one device
 //!    cannot take over another's session;
-//! 4. relays packets: broker → device bytes as they are, device → broker packet
-//!    by packet, checking every PUBLISH topic (only its own bay's device topics,
-//!    never `cmd`) and every SUBSCRIBE filter (only its own `cmd`). A violation
-//!    ends the connection, and so does a rotation or revocation of the device's
-//!    credentials.
+//! 4. relays packets: broker → device bytes as they are, device → broker the
+//!    whole packets of each read in one write, checking every PUBLISH topic
+//!    (only its own bay's device topics, never `cmd`) and every SUBSCRIBE
+//!    filter (only its own `cmd`). A violation ends the connection, and so
+//!    does a rotation or revocation of the device's credentials.
 //!
 //! Every refusal is counted in `voltgate_mqtt_gate_refused_total{reason}` and
 //! logged as a security event.
@@ -150,17 +150,20 @@ struct Framed {
     max_packet_bytes: usize,
 }
 
+/// Room made for each read: a burst of small publishes arrives in one read.
+const READ_CHUNK: usize = 4 * 1024;
+/// Most bytes of device packets relayed in one write to the broker.
+const MAX_WRITE: usize = 64 * 1024;
+
 impl Framed {
     /// The next whole packet; `Ok(None)` at a clean end of stream.
     async fn next(&mut self) -> Result<Option<Packet>, Refusal> {
         loop {
-            match Packet::read(&mut self.buffer, self.max_packet_bytes) {
-                Ok(packet) => return Ok(Some(packet)),
-                Err(FrameError::InsufficientBytes(_)) => {}
-                Err(FrameError::PayloadSizeLimitExceeded(size)) => {
-                    return Err(Refusal::PacketTooLarge(size));
-                }
-                Err(err) => return Err(Refusal::Protocol(err.to_string())),
+            if let Some(packet) = self.buffered()? {
+                return Ok(Some(packet));
+            }
+            if self.buffer.capacity() - self.buffer.len() < READ_CHUNK / 4 {
+                self.buffer.reserve(READ_CHUNK);
             }
             if self
                 .stream
@@ -173,6 +176,24 @@ impl Framed {
             }
         }
     }
+
+    /// The next whole packet among the bytes already read, without waiting.
+    fn buffered(&mut self) -> Result<Option<Packet>, Refusal> {
+        match Packet::read(&mut self.buffer, self.max_packet_bytes) {
+            Ok(packet) => Ok(Some(packet)),
+            Err(FrameError::InsufficientBytes(_)) => Ok(None),
+            Err(FrameError::PayloadSizeLimitExceeded(size)) => Err(Refusal::PacketTooLarge(size)),
+            Err(err) => Err(Refusal::Protocol(err.to_string())),
+        }
+    }
+}
+
+/// Appends `packet`'s bytes to `out`.
+fn encode(packet: &Packet, out: &mut BytesMut) -> Result<(), Refusal> {
+    packet
+        .write(out, usize::MAX)
+        .map(|_| ())
+        .map_err(|e| Refusal::Protocol(e.to_string()))
 }
 
 async fn write_packet(
@@ -180,9 +201,7 @@ async fn write_packet(
     packet: &Packet,
 ) -> Result<(), Refusal> {
     let mut bytes = BytesMut::with_capacity(packet.size() + 5);
-    packet
-        .write(&mut bytes, usize::MAX)
-        .map_err(|e| Refusal::Protocol(e.to_string()))?;
+    encode(packet, &mut bytes)?;
     stream.write_all(&bytes).await.map_err(Refusal::Io)
 }
 
@@ -301,39 +320,54 @@ async fn serve_device(
 }
 
 /// Relays device packets to the broker, refusing anything outside the device's topics.
+/// The whole packets of one read go to the broker in one write.
 async fn relay_checked(
     device: &mut Framed,
     broker: &mut tokio::net::tcp::OwnedWriteHalf,
     access: &DeviceAccess,
 ) -> Result<(), Refusal> {
-    while let Some(packet) = device.next().await? {
-        match &packet {
-            Packet::Publish(publish)
-                if !topic::device_may_publish(&access.prefix, access.bay, &publish.topic) =>
-            {
-                return Err(Refusal::PublishTopic(format!(
-                    "{} → {}",
-                    access.username, publish.topic
-                )));
-            }
-            Packet::Subscribe(subscribe) => {
-                if let Some(filter) = subscribe
-                    .filters
-                    .iter()
-                    .find(|f| !topic::device_may_subscribe(&access.prefix, access.bay, &f.path))
-                {
-                    return Err(Refusal::SubscribeFilter(format!(
-                        "{} → {}",
-                        access.username, filter.path
-                    )));
-                }
-            }
-            Packet::Connect(_) => {
-                return Err(Refusal::Protocol("a second CONNECT".to_owned()));
-            }
-            _ => {}
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    while let Some(first) = device.next().await? {
+        let mut next = Some(first);
+        while let Some(packet) = next {
+            check(&packet, access)?;
+            encode(&packet, &mut out)?;
+            next = if out.len() < MAX_WRITE {
+                device.buffered()?
+            } else {
+                None
+            };
         }
-        write_packet(broker, &packet).await?;
+        broker.write_all(&out).await.map_err(Refusal::Io)?;
+        out.clear();
     }
     Ok(())
+}
+
+/// Whether a device may send `packet`: only its own bay's device topics,
+/// never `cmd`; subscriptions to its own `cmd` only; one CONNECT.
+fn check(packet: &Packet, access: &DeviceAccess) -> Result<(), Refusal> {
+    match packet {
+        Packet::Publish(publish)
+            if !topic::device_may_publish(&access.prefix, access.bay, &publish.topic) =>
+        {
+            Err(Refusal::PublishTopic(format!(
+                "{} → {}",
+                access.username, publish.topic
+            )))
+        }
+        Packet::Subscribe(subscribe) => match subscribe
+            .filters
+            .iter()
+            .find(|f| !topic::device_may_subscribe(&access.prefix, access.bay, &f.path))
+        {
+            Some(filter) => Err(Refusal::SubscribeFilter(format!(
+                "{} → {}",
+                access.username, filter.path
+            ))),
+            None => Ok(()),
+        },
+        Packet::Connect(_) => Err(Refusal::Protocol("a second CONNECT".to_owned())),
+        _ => Ok(()),
+    }
 }
