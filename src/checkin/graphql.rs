@@ -808,8 +808,8 @@ impl CheckinMutation {
             .map(|s| {
                 // The scan happened: answers that cannot be read are dropped,
                 // like answers that do not fit, and the entry is kept.
-                let (answers, question_answers) = door_answers(s.answers).unwrap_or_else(|_| {
-                    tracing::info!(nonce = %s.nonce, "an offline scan's answers cannot be read; dropped");
+                let (answers, question_answers) = door_answers(s.answers).unwrap_or_else(|err| {
+                    tracing::info!(nonce = %s.nonce, error = %err.message, "an offline scan's answers cannot be read; dropped");
                     Default::default()
                 });
                 Ok(Scan {

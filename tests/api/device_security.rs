@@ -9,8 +9,8 @@ use rumqttc::{Packet, QoS, SubscribeReasonCode};
 use serde_json::json;
 
 use crate::helpers::{
-    PATIENCE, SeededBay, Services, TestDevice, fresh_database_url, global_id, report_until_seen,
-    seed_database, spawn_app, topic_root,
+    PATIENCE, SeededBay, Services, TestApp, TestDevice, fresh_database_url, global_id,
+    report_until_seen, seed_database, spawn_app, topic_root,
 };
 
 const DROPPED: &str = "voltgate_mqtt_messages_dropped_total";
@@ -200,13 +200,7 @@ async fn rotated_and_revoked_credentials_stop_working() {
     let device_id = device_of(&app.db, &bays[0]).await;
 
     let connected = app.device(&bays[0]).await;
-    let rotated = app
-        .graphql_as(
-            &staff,
-            "mutation($id: ID!) { issueDeviceCredentials(input: { deviceId: $id }) { username password commandKey device { id } } }",
-            json!({ "id": global_id("Device", device_id) }),
-        )
-        .await;
+    let rotated = rotate(&app, &staff, device_id).await;
     let payload = &rotated["data"]["issueDeviceCredentials"];
     assert_eq!(payload["username"], old.0.as_str(), "{rotated}");
     let new_password = payload["password"].as_str().expect("a password").to_owned();
@@ -506,6 +500,28 @@ async fn device_of(db: &sea_orm::DatabaseConnection, bay: &SeededBay) -> i32 {
         .id
 }
 
+/// Issues `device_id` new credentials as `staff`; the mutation's answer.
+async fn rotate(app: &TestApp, staff: &str, device_id: i32) -> serde_json::Value {
+    app.graphql_as(
+        staff,
+        "mutation($id: ID!) { issueDeviceCredentials(input: { deviceId: $id }) { username password commandKey device { id } } }",
+        json!({ "id": global_id("Device", device_id) }),
+    )
+    .await
+}
+
+/// Subscribes `device` to its own command topic, once acknowledged; the topic.
+async fn subscribe_to_commands(device: &TestDevice, bay: &SeededBay) -> String {
+    let own_cmd = format!("{}/bays/{}/cmd", bay.prefix, bay.number);
+    device
+        .client
+        .subscribe(own_cmd.clone(), QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    next_packet(device, |p| matches!(p, Packet::SubAck(_))).await;
+    own_cmd
+}
+
 /// The next packet from the broker that `wanted` accepts.
 async fn next_packet(device: &TestDevice, wanted: impl Fn(&Packet) -> bool) -> Packet {
     loop {
@@ -721,13 +737,7 @@ async fn commands_reach_their_device_signed_and_forgeries_are_refused() {
     let app = spawn_app().await;
     let bays = app.seed(1, 1, 2).await;
     let device = app.device(&bays[0]).await;
-    let own_cmd = format!("{}/bays/{}/cmd", bays[0].prefix, bays[0].number);
-    device
-        .client
-        .subscribe(own_cmd.clone(), QoS::AtLeastOnce)
-        .await
-        .expect("queued");
-    next_packet(&device, |p| matches!(p, Packet::SubAck(_))).await;
+    let own_cmd = subscribe_to_commands(&device, &bays[0]).await;
 
     let mqtt = app.mqtt.as_ref().expect("MQTT is on");
     let sent = mqtt
@@ -806,13 +816,7 @@ async fn a_command_after_a_rotation_is_signed_with_the_new_key_only() {
     assert!(first["errors"].is_null(), "{first}");
 
     let device_id = device_of(&app.db, &bays[0]).await;
-    let rotated = app
-        .graphql_as(
-            &staff,
-            "mutation($id: ID!) { issueDeviceCredentials(input: { deviceId: $id }) { username password commandKey device { id } } }",
-            json!({ "id": global_id("Device", device_id) }),
-        )
-        .await;
+    let rotated = rotate(&app, &staff, device_id).await;
     let payload = &rotated["data"]["issueDeviceCredentials"];
     let login = (
         payload["username"].as_str().expect("a username").to_owned(),
@@ -826,13 +830,7 @@ async fn a_command_after_a_rotation_is_signed_with_the_new_key_only() {
     let device = TestDevice::connect_as(&app.broker, &bays[0], Some(login))
         .await
         .expect("the new credentials work");
-    let own_cmd = format!("{}/bays/{}/cmd", bays[0].prefix, bays[0].number);
-    device
-        .client
-        .subscribe(own_cmd.clone(), QoS::AtLeastOnce)
-        .await
-        .expect("queued");
-    next_packet(&device, |p| matches!(p, Packet::SubAck(_))).await;
+    let own_cmd = subscribe_to_commands(&device, &bays[0]).await;
 
     let sent = send("UNLOCK").await;
     let sent_id = sent["data"]["sendDeviceCommand"]["command"]["commandId"]
