@@ -887,7 +887,10 @@ pub async fn set_cart_answers(
 ) -> Result<cart_position::Model, AppError> {
     let cart_id = super::carts::parse_cart_id(cart_id)?;
     let txn = db.begin().await?;
+    // Locked as a checkout locks its cart's positions: an answer is stored
+    // before a checkout reads the cart, or finds the position gone after it.
     let position = cart_position::Entity::find_by_id(position_id)
+        .lock_exclusive()
         .one(&txn)
         .await?
         .filter(|p| p.cart_id == cart_id)

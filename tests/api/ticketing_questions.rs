@@ -66,6 +66,26 @@ async fn answer(app: &TestApp, cart: &str, position: &str, answers: Value) -> Va
     .await
 }
 
+/// The order a checkout placed, read by its code and secret with its answers.
+async fn placed_order(app: &TestApp, shop: &Shop, placed: &Value) -> Value {
+    let order = &placed["data"]["checkout"];
+    assert!(order["order"]["code"].is_string(), "{placed}");
+    app.graphql(
+        ORDER_ANSWERS,
+        json!({ "e": shop.event, "c": order["order"]["code"], "s": order["secret"] }),
+    )
+    .await
+}
+
+/// Answers still held by cart positions.
+async fn cart_answers_left(app: &TestApp) -> u64 {
+    question_answer::Entity::find()
+        .filter(question_answer::Column::CartPositionId.is_not_null())
+        .count(&app.db)
+        .await
+        .unwrap_or(99)
+}
+
 /// The questions and their answers of the event's team-set-up shop: a
 /// required size for tickets, a yes/no, a required follow-up to "yes", and a
 /// hidden note.
@@ -169,14 +189,7 @@ async fn answers_are_given_on_the_cart_required_ones_checked_and_copied_to_the_o
     .await;
     assert!(answered["errors"].is_null(), "{answered}");
     let placed = checkout(&app, &cart).await;
-    let order = &placed["data"]["checkout"];
-    assert!(order["order"]["code"].is_string(), "{placed}");
-    let read = app
-        .graphql(
-            ORDER_ANSWERS,
-            json!({ "e": shop.event, "c": order["order"]["code"], "s": order["secret"] }),
-        )
-        .await;
+    let read = placed_order(&app, &shop, &placed).await;
     let position = &read["data"]["order"]["positions"][0];
     assert_eq!(
         position["answers"],
@@ -188,12 +201,7 @@ async fn answers_are_given_on_the_cart_required_ones_checked_and_copied_to_the_o
         "{read}"
     );
     // The cart's answers left with its positions.
-    let left = question_answer::Entity::find()
-        .filter(question_answer::Column::CartPositionId.is_not_null())
-        .count(&app.db)
-        .await
-        .unwrap_or(99);
-    assert_eq!(left, 0);
+    assert_eq!(cart_answers_left(&app).await, 0);
 
     // The team answers the hidden question; the buyer does not see it.
     let order_position = position["id"].as_str().unwrap_or_default();
@@ -213,12 +221,7 @@ async fn answers_are_given_on_the_cart_required_ones_checked_and_copied_to_the_o
         ]),
         "{set}"
     );
-    let read = app
-        .graphql(
-            ORDER_ANSWERS,
-            json!({ "e": shop.event, "c": order["order"]["code"], "s": order["secret"] }),
-        )
-        .await;
+    let read = placed_order(&app, &shop, &placed).await;
     let identifiers: Vec<&str> = read["data"]["order"]["positions"][0]["answers"]
         .as_array()
         .unwrap_or_else(|| panic!("answers: {read}"))
@@ -491,4 +494,67 @@ async fn answers_set_at_once_to_one_question_leave_exactly_one_answer() {
         .unwrap_or_default();
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(sizes.contains(&stored[0].answer.as_str()));
+}
+
+#[tokio::test]
+async fn an_answer_given_while_its_cart_is_checked_out_reaches_the_order_or_is_refused() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app, "answering-late").await;
+    let ticket = shop.product("Seat", "20.00", 100).await;
+    let remark = id(&question(
+        &shop,
+        json!({ "question": "Anything else?", "type": "STRING", "productIds": [ticket], "identifier": "remark" }),
+    )
+    .await);
+    let mut carts = Vec::new();
+    for _ in 0..20 {
+        let (cart, position) = cart_with(&app, &ticket).await;
+        let first = answer(
+            &app,
+            &cart,
+            &position,
+            json!([{ "questionId": remark, "value": "early" }]),
+        )
+        .await;
+        assert!(first["errors"].is_null(), "{first}");
+        carts.push((cart, position));
+    }
+    // Each cart's answer is changed while the cart is checked out: the change
+    // either is stored before the checkout reads the cart, or finds the
+    // position gone (a new answer's row would wait on the position's lock for
+    // its foreign key; a changed one has no such check).
+    let races = carts.iter().map(|(cart, position)| {
+        let (app, remark) = (&app, &remark);
+        async move {
+            tokio::join!(
+                answer(
+                    app,
+                    cart,
+                    position,
+                    json!([{ "questionId": remark, "value": "late" }]),
+                ),
+                checkout(app, cart),
+            )
+        }
+    });
+    for (answered, placed) in futures_util::future::join_all(races).await {
+        let read = placed_order(&app, &shop, &placed).await;
+        let answers = &read["data"]["order"]["positions"][0]["answers"];
+        if answered["errors"].is_null() {
+            assert_eq!(
+                answers,
+                &json!([{ "question": { "identifier": "remark" }, "answer": "late", "values": ["late"] }]),
+                "an acknowledged answer was lost: {read}"
+            );
+        } else {
+            assert_eq!(code(&answered), "NOT_FOUND", "{answered}");
+            assert_eq!(
+                answers,
+                &json!([{ "question": { "identifier": "remark" }, "answer": "early", "values": ["early"] }]),
+                "{read}"
+            );
+        }
+    }
+    // Nothing is left behind on positions that are gone.
+    assert_eq!(cart_answers_left(&app).await, 0);
 }
