@@ -330,48 +330,65 @@ pub fn with_json_rows(sql: &str, rows: impl Iterator<Item = serde_json::Value>) 
     Statement::from_sql_and_values(DbBackend::Postgres, sql, [rows.into()])
 }
 
-/// One side of a composite unique key for [`matching_pairs`]: the column's
-/// name and its PostgreSQL type.
-pub struct KeyColumn {
-    pub name: &'static str,
-    pub sql_type: &'static str,
-}
-
-impl KeyColumn {
-    pub const fn new(name: &'static str, sql_type: &'static str) -> Self {
-        Self { name, sql_type }
-    }
-}
-
-/// A PostgreSQL statement reading the rows of `table` whose `(first, second)`
-/// is one of `pairs`, a composite unique key: the pairs are one JSON
-/// parameter, and each is looked up in the key's index.
+/// The rows of `E` whose `(first, second)`, a composite unique key, is one
+/// of `pairs`; on SQLite possibly also rows that combine a first and a second
+/// of different pairs, which callers tell apart by matching the pair. Each
+/// column comes with its PostgreSQL type.
 ///
-/// `first IN (…) AND second IN (…)` is the portable form, but PostgreSQL
-/// estimates each `IN` value of a column without statistics at 0.5 % of the
-/// rows, so a batch's few dozen values read as a large share of the table
-/// and it is scanned whole: every batch reads a growing table from end to end
-/// until the next `ANALYZE` (never, where autovacuum is off). A plain join on
-/// the pairs is no better: planned while the table is small, it hashes the
-/// pairs against a scan of the table, and the prepared statement keeps that
-/// plan as the table grows. Each pair's lookup is therefore a `LATERAL`
-/// subquery with `LIMIT 1` (the key is unique), which is never flattened into
-/// a join and whose only sensible plan is the index.
-pub fn matching_pairs(
+/// SQLite reads `first IN (…) AND second IN (…)` through the key's index.
+/// PostgreSQL estimates each `IN` value of a column without statistics at
+/// 0.5 % of the rows, so a batch's few dozen values read as a large share of
+/// the table and it is scanned whole: every batch reads a growing table from
+/// end to end until the next `ANALYZE` (never, where autovacuum is off).
+/// There the pairs are one JSON parameter ([`pairs_statement`]).
+pub async fn find_by_pairs<E, A, B>(
+    db: &impl sea_orm::ConnectionTrait,
+    first: (E::Column, &str),
+    second: (E::Column, &str),
+    pairs: &[(A, B)],
+) -> Result<Vec<E::Model>, sea_orm::DbErr>
+where
+    E: sea_orm::EntityTrait,
+    A: Into<sea_orm::Value> + serde::Serialize + Clone,
+    B: Into<sea_orm::Value> + serde::Serialize + Clone,
+{
+    use sea_orm::{ColumnTrait as _, IdenStatic as _, QueryFilter as _};
+    if db.get_database_backend() == DbBackend::Postgres {
+        let statement = pairs_statement(
+            E::default().table_name(),
+            (first.0.as_str(), first.1),
+            (second.0.as_str(), second.1),
+            pairs
+                .iter()
+                .map(|(a, b)| serde_json::json!({ "a": a, "b": b })),
+        );
+        return E::find().from_raw_sql(statement).all(db).await;
+    }
+    E::find()
+        .filter(first.0.is_in(pairs.iter().map(|(a, _)| a.clone())))
+        .filter(second.0.is_in(pairs.iter().map(|(_, b)| b.clone())))
+        .all(db)
+        .await
+}
+
+/// [`find_by_pairs`]' PostgreSQL statement over `table`, each column given
+/// with its type, the pairs as `{"a": …, "b": …}` objects. A plain join on the
+/// pairs is no better than the `IN` lists: planned while the table is small,
+/// it hashes the pairs against a scan of the table, and the prepared
+/// statement keeps that plan as the table grows. Each pair's lookup is
+/// therefore a `LATERAL` subquery with `LIMIT 1` (the key is unique), which
+/// is never flattened into a join and whose only sensible plan is the index.
+fn pairs_statement(
     table: &str,
-    first: &KeyColumn,
-    second: &KeyColumn,
-    pairs: impl Iterator<Item = (serde_json::Value, serde_json::Value)>,
+    (first, first_type): (&str, &str),
+    (second, second_type): (&str, &str),
+    pairs: impl Iterator<Item = serde_json::Value>,
 ) -> Statement {
     let sql = format!(
-        r#"SELECT t.* FROM json_to_recordset($1::json) AS k("a" {}, "b" {})
-        CROSS JOIN LATERAL (SELECT * FROM "{table}" WHERE "{}" = k."a" AND "{}" = k."b" LIMIT 1) t"#,
-        first.sql_type, second.sql_type, first.name, second.name
+        r#"SELECT t.* FROM json_to_recordset($1::json) AS k("a" {first_type}, "b" {second_type})
+        CROSS JOIN LATERAL (SELECT * FROM "{table}" WHERE "{first}" = k."a" AND "{second}" = k."b" LIMIT 1) t"#
     );
-    with_json_rows(
-        &sql,
-        pairs.map(|(a, b)| serde_json::json!({ "a": a, "b": b })),
-    )
+    with_json_rows(&sql, pairs)
 }
 
 /// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … ELSE otherwise END`:
@@ -608,7 +625,7 @@ mod tests {
     /// analyzed, which is the plan a prepared statement keeps as it grows
     /// (`a IN (…) AND b IN (…)`, or a plain join, then scan the whole table).
     #[tokio::test]
-    async fn matching_pairs_reads_by_the_key_however_the_table_grew() {
+    async fn pairs_are_read_by_the_key_however_the_table_grew() {
         let Some(server) = std::env::var("DATABASE_URL")
             .ok()
             .filter(|url| url.starts_with("postgres"))
@@ -626,13 +643,18 @@ mod tests {
         ] {
             db.execute_unprepared(sql).await.expect("set up");
         }
-        let first = KeyColumn::new("scope", "text");
-        let second = KeyColumn::new("nonce", "text");
+        let columns = (("scope", "text"), ("nonce", "text"));
+        let pairs_of = |pairs: Vec<(String, String)>| {
+            let rows = pairs
+                .into_iter()
+                .map(|(a, b)| serde_json::json!({ "a": a, "b": b }));
+            pairs_statement("pairs", columns.0, columns.1, rows)
+        };
 
-        let many: Vec<_> = (1..=60)
-            .map(|g| (format!("s{}", g % 50).into(), format!("n{g}").into()))
+        let many = (1..=60)
+            .map(|g| (format!("s{}", g % 50), format!("n{g}")))
             .collect();
-        let statement = matching_pairs("pairs", &first, &second, many.into_iter());
+        let statement = pairs_of(many);
         let explain = Statement {
             sql: format!("EXPLAIN {}", statement.sql),
             ..statement
@@ -655,9 +677,9 @@ mod tests {
         .expect("rows");
         // Stored pairs, and a scope and a nonce that are stored, but not together.
         let wanted = [("s1", "n1"), ("s2", "n2"), ("s1", "n2")];
-        let pairs = wanted.iter().map(|(a, b)| ((*a).into(), (*b).into()));
+        let wanted = wanted.iter().map(|(a, b)| ((*a).into(), (*b).into()));
         let mut found: Vec<String> = db
-            .query_all_raw(matching_pairs("pairs", &first, &second, pairs))
+            .query_all_raw(pairs_of(wanted.collect()))
             .await
             .expect("query runs")
             .iter()

@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
+    TransactionTrait,
 };
 
 use super::live::ProductCounts;
@@ -310,7 +310,13 @@ async fn plan(db: &DatabaseTransaction, requests: &[Request]) -> Result<Vec<Plan
     let keyed: Vec<(&str, &str)> = requests.iter().filter_map(nonce_of).collect();
     let mut earlier: HashMap<(String, String), checkin::Model> = HashMap::new();
     if !keyed.is_empty() {
-        for record in earlier_records(db, &keyed).await? {
+        let stored = crate::db::find_by_pairs::<checkin::Entity, _, _>(
+            db,
+            (checkin::Column::NonceScope, "text"),
+            (checkin::Column::Nonce, "text"),
+            &keyed,
+        );
+        for record in stored.await? {
             if let (Some(scope), Some(nonce)) = (record.nonce_scope.clone(), record.nonce.clone()) {
                 earlier.insert((scope, nonce), record);
             }
@@ -336,32 +342,6 @@ async fn plan(db: &DatabaseTransaction, requests: &[Request]) -> Result<Vec<Plan
             }
         })
         .collect())
-}
-
-/// The records stored under any of `keyed` (scope, nonce), and possibly
-/// others of the same scopes and nonces, which the caller tells apart. On
-/// PostgreSQL a join on the pairs ([`crate::db::matching_pairs`]).
-async fn earlier_records(
-    db: &DatabaseTransaction,
-    keyed: &[(&str, &str)],
-) -> Result<Vec<checkin::Model>, DbErr> {
-    use crate::db::{KeyColumn, matching_pairs};
-    if db.get_database_backend() == DbBackend::Postgres {
-        let scope = KeyColumn::new("nonce_scope", "text");
-        let nonce = KeyColumn::new("nonce", "text");
-        let pairs = keyed.iter().map(|(s, n)| ((*s).into(), (*n).into()));
-        return checkin::Entity::find()
-            .from_raw_sql(matching_pairs("checkins", &scope, &nonce, pairs))
-            .all(db)
-            .await;
-    }
-    let scopes: BTreeSet<&str> = keyed.iter().map(|(s, _)| *s).collect();
-    let nonces: BTreeSet<&str> = keyed.iter().map(|(_, n)| *n).collect();
-    checkin::Entity::find()
-        .filter(checkin::Column::NonceScope.is_in(scopes))
-        .filter(checkin::Column::Nonce.is_in(nonces))
-        .all(db)
-        .await
 }
 
 /// Step 2: the states of every ticket the batch's entries and exits may

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 use serde_json::json;
@@ -644,7 +644,18 @@ async fn unique_codes(
         .map(|_| order_code())
         .collect::<Result<_, _>>()?;
     loop {
-        let taken: HashSet<(i32, String)> = orders_with_codes(txn, accepted, &codes)
+        let pairs: Vec<(i32, &str)> = accepted
+            .iter()
+            .zip(&codes)
+            .map(|(a, code)| (a.event.id, code.as_str()))
+            .collect();
+        let stored = crate::db::find_by_pairs::<order::Entity, _, _>(
+            txn,
+            (order::Column::EventId, "int4"),
+            (order::Column::Code, "text"),
+            &pairs,
+        );
+        let taken: HashSet<(i32, String)> = stored
             .await?
             .into_iter()
             .map(|o| (o.event_id, o.code))
@@ -663,35 +674,6 @@ async fn unique_codes(
             return Ok(codes);
         }
     }
-}
-
-/// The orders that hold any of `codes` in their accepted checkout's event
-/// (and possibly others of those events and codes). On PostgreSQL a join on
-/// the pairs ([`crate::db::matching_pairs`]), which stays an index lookup
-/// each while the orders grow without fresh statistics.
-async fn orders_with_codes(
-    txn: &DatabaseTransaction,
-    accepted: &[Accepted],
-    codes: &[String],
-) -> Result<Vec<order::Model>, DbErr> {
-    use crate::db::{KeyColumn, matching_pairs};
-    if txn.get_database_backend() == DatabaseBackend::Postgres {
-        let event = KeyColumn::new("event_id", "int4");
-        let code = KeyColumn::new("code", "text");
-        let pairs = accepted
-            .iter()
-            .zip(codes)
-            .map(|(a, code)| (a.event.id.into(), code.as_str().into()));
-        return order::Entity::find()
-            .from_raw_sql(matching_pairs("orders", &event, &code, pairs))
-            .all(txn)
-            .await;
-    }
-    order::Entity::find()
-        .filter(order::Column::EventId.is_in(accepted.iter().map(|a| a.event.id)))
-        .filter(order::Column::Code.is_in(codes.iter().cloned()))
-        .all(txn)
-        .await
 }
 
 /// `n` ids for new order positions, taken before their insert so that each
