@@ -44,6 +44,7 @@ mod m20261210_010000_answer_changes;
 mod m20261210_050000_quota_variations;
 mod m20261211_010000_telemetry_keys;
 mod m20261212_010000_alert_notified_count;
+mod m20261213_010000_attempts_by_reservation;
 
 pub struct Migrator;
 
@@ -88,6 +89,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_050000_quota_variations::Migration),
             Box::new(m20261211_010000_telemetry_keys::Migration),
             Box::new(m20261212_010000_alert_notified_count::Migration),
+            Box::new(m20261213_010000_attempts_by_reservation::Migration),
         ]
     }
 }

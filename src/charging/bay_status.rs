@@ -14,9 +14,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
+    QuerySelect, RelationTrait,
 };
 
 use crate::bus::{BayStatusChanged, DomainEvent};
@@ -28,12 +29,16 @@ use crate::entities::{
 use crate::error::AppResult;
 use crate::services::ServiceContext;
 
+/// Of a reservation holding a bay, what its status depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Holding {
+    pub status: ReservationStatus,
+    pub starts_at_us: i64,
+    pub ends_at_us: i64,
+}
+
 /// What a bay's status should be now, from its inputs.
-pub fn derive(
-    in_maintenance: bool,
-    holding: &[reservation::Model],
-    now: DateTime<Utc>,
-) -> BayStatus {
+pub fn derive(in_maintenance: bool, holding: &[Holding], now: DateTime<Utc>) -> BayStatus {
     let now = now.timestamp_micros();
     if in_maintenance {
         BayStatus::Maintenance
@@ -79,8 +84,8 @@ fn in_service(cabinet: CabinetStatus, station: StationStatus) -> bool {
 
 /// Brings the status of `bay_ids` up to date; the events of those that
 /// changed. A few statements whatever the number of bays: one reads each
-/// bay's status, its maintenance flag, its cabinet's and station's status and
-/// its device's; one its holding reservations; then one `UPDATE` per new
+/// bay's status, its maintenance flag, its cabinet's and station's status,
+/// its device's and its holding reservations; then one `UPDATE` per new
 /// status writes (and locks) only the bays whose status changes.
 ///
 /// # Errors
@@ -100,22 +105,50 @@ pub async fn refresh(
 /// Bays per round of [`refresh`], well under SQLite's bound on parameters.
 const REFRESH_CHUNK: usize = 500;
 
-type BayInputs = (
+/// A bay's inputs and one of its holding reservations (status, start, end),
+/// if any: one row per bay and reservation.
+type BayRow = (
     i32,
     BayStatus,
     Option<i32>,
     CabinetStatus,
     StationStatus,
     Option<DeviceStatus>,
+    Option<ReservationStatus>,
+    Option<i64>,
+    Option<i64>,
 );
+
+/// A bay's inputs, its reservations gathered.
+struct BayInputs {
+    stored: BayStatus,
+    in_maintenance: bool,
+    device: Option<DeviceStatus>,
+    holding: Vec<Holding>,
+}
 
 async fn refresh_chunk(
     db: &impl ConnectionTrait,
     bay_ids: &[i32],
     now: DateTime<Utc>,
 ) -> AppResult<Vec<DomainEvent>> {
-    // The cabinet's station is the bay's: a cabinet moves with its bays.
-    let inputs: Vec<BayInputs> = bay::Entity::find()
+    let now_us = now.timestamp_micros();
+    // One statement: each bay with its maintenance flag, cabinet, station and
+    // device, and its holding reservations not over yet (joined on those
+    // conditions, so a bay without any still gives its row). The cabinet's
+    // station is the bay's: a cabinet moves with its bays.
+    let holding = reservation::Relation::Bay
+        .def()
+        .rev()
+        .on_condition(move |_, reservations| {
+            Condition::all()
+                .add(
+                    Expr::col((reservations.clone(), reservation::Column::Status))
+                        .is_in(ReservationStatus::HOLDING.map(|status| status.to_value())),
+                )
+                .add(Expr::col((reservations, reservation::Column::EndsAtUs)).gt(now_us))
+        });
+    let rows: Vec<BayRow> = bay::Entity::find()
         .select_only()
         .column(bay::Column::Id)
         .column(bay::Column::Status)
@@ -123,6 +156,9 @@ async fn refresh_chunk(
         .column(cabinet::Column::Status)
         .column(station::Column::Status)
         .column(device::Column::Status)
+        .column(reservation::Column::Status)
+        .column(reservation::Column::StartsAtUs)
+        .column(reservation::Column::EndsAtUs)
         .join(JoinType::InnerJoin, bay::Relation::Cabinet.def())
         .join(JoinType::InnerJoin, cabinet::Relation::Station.def())
         .join(
@@ -130,32 +166,37 @@ async fn refresh_chunk(
             bay_maintenance::Relation::Bay.def().rev(),
         )
         .join(JoinType::LeftJoin, bay::Relation::Device.def())
+        .join(JoinType::LeftJoin, holding)
         .filter(bay::Column::Id.is_in(bay_ids.iter().copied()))
         .into_tuple()
         .all(db)
         .await?;
-    let mut holding: HashMap<i32, Vec<reservation::Model>> = HashMap::new();
-    for row in reservation::Entity::find()
-        .filter(reservation::Column::BayId.is_in(bay_ids.iter().copied()))
-        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
-        .filter(reservation::Column::EndsAtUs.gt(now.timestamp_micros()))
-        .all(db)
-        .await?
-    {
-        holding.entry(row.bay_id).or_default().push(row);
+    let mut bays: HashMap<i32, BayInputs> = HashMap::new();
+    for (bay_id, stored, flagged, cabinet, station, device, status, starts, ends) in rows {
+        let inputs = bays.entry(bay_id).or_insert_with(|| BayInputs {
+            stored,
+            in_maintenance: flagged.is_some() || !in_service(cabinet, station),
+            device,
+            holding: Vec::new(),
+        });
+        if let (Some(status), Some(starts_at_us), Some(ends_at_us)) = (status, starts, ends) {
+            inputs.holding.push(Holding {
+                status,
+                starts_at_us,
+                ends_at_us,
+            });
+        }
     }
     let mut changes: Vec<(BayStatus, Vec<i32>)> = Vec::new();
     let mut device_status = HashMap::new();
-    for (bay_id, stored, flagged, cabinet, station, device) in inputs {
-        let in_maintenance = flagged.is_some() || !in_service(cabinet, station);
-        let held = holding.get(&bay_id).map_or(&[][..], Vec::as_slice);
-        let status = derive(in_maintenance, held, now);
-        if status != stored {
+    for (bay_id, inputs) in bays {
+        let status = derive(inputs.in_maintenance, &inputs.holding, now);
+        if status != inputs.stored {
             match changes.iter_mut().find(|(to, _)| *to == status) {
                 Some((_, ids)) => ids.push(bay_id),
                 None => changes.push((status, vec![bay_id])),
             }
-            device_status.insert(bay_id, device);
+            device_status.insert(bay_id, inputs.device);
         }
     }
     let mut events = Vec::new();

@@ -17,7 +17,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, SqlErr,
@@ -194,73 +194,101 @@ struct Held {
     method: Option<auth_method::Model>,
 }
 
-/// Counts of failed attempts that refuse further ones, in one statement: at
-/// this kiosk and at this bay within the window, and against each
-/// reservation the bay holds since its credential was issued.
-async fn check_limits(
+/// A failed attempt that may count against a limit: where, against which
+/// reservation, when (µs).
+type Failure = (i32, i32, Option<i32>, i64);
+
+/// The failed attempts that may refuse this one, in one statement read
+/// beside the bay's held reservations: at this kiosk and at this bay within
+/// the window, and against any reservation the bay holds now. Rows are few:
+/// an attempt refused by a limit is not recorded.
+async fn recent_failures(
     services: &ServiceContext,
     cabinet_id: i32,
     bay_id: i32,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Failure>> {
+    use charging_auth_attempt::Column;
+    let since = (now - services.kiosks.failure_window()).timestamp_micros();
+    let held_ids = held_filter(reservation::Entity::find(), services, bay_id, now)
+        .select_only()
+        .column(reservation::Column::Id)
+        .into_query();
+    Ok(charging_auth_attempt::Entity::find()
+        .select_only()
+        .columns([
+            Column::CabinetId,
+            Column::BayId,
+            Column::ReservationId,
+            Column::CreatedAtUs,
+        ])
+        .filter(Column::Succeeded.eq(false))
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(Column::CabinetId.eq(cabinet_id))
+                        .add(Column::CreatedAtUs.gt(since)),
+                )
+                .add(
+                    Condition::all()
+                        .add(Column::BayId.eq(bay_id))
+                        .add(Column::CreatedAtUs.gt(since)),
+                )
+                .add(Column::ReservationId.in_subquery(held_ids)),
+        )
+        .into_tuple()
+        .all(&services.db)
+        .await?)
+}
+
+/// Whether the failures refuse another attempt: too many at this kiosk or at
+/// this bay within the window, or against a reservation the bay holds since
+/// its credential was issued (`issued`: each held reservation's id and when,
+/// in µs; waiting does not buy more guesses at one code, regenerating the
+/// credential, which its owner does, starts afresh).
+fn over_limits(
+    settings: &super::settings::KioskSettings,
+    (cabinet_id, bay_id): (i32, i32),
+    issued: &[(i32, i64)],
+    failures: &[Failure],
+    now: DateTime<Utc>,
+) -> bool {
+    let since = (now - settings.failure_window()).timestamp_micros();
+    let count = |counts: &dyn Fn(&Failure) -> bool| failures.iter().filter(|f| counts(f)).count();
+    let per_kiosk = count(&|&(cabinet, _, _, at)| cabinet == cabinet_id && at > since);
+    let per_bay = count(&|&(_, bay, _, at)| bay == bay_id && at > since);
+    let per_reservation = issued
+        .iter()
+        .map(|&(id, issued)| count(&|&(_, _, against, at)| against == Some(id) && at >= issued))
+        .max()
+        .unwrap_or(0);
+    per_kiosk >= settings.failures_per_kiosk as usize
+        || per_bay.max(per_reservation) >= settings.failures_per_reservation as usize
+}
+
+/// Refuses the attempt when [`over_limits`].
+fn check_limits(
+    services: &ServiceContext,
+    place: (i32, i32),
     held: &[Held],
+    failures: &[Failure],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    use charging_auth_attempt::Column;
-    let settings = &services.kiosks;
-    let since = (now - settings.failure_window()).timestamp_micros();
-    let count_where = |condition: Condition| {
-        let case: Expr = Expr::case(condition, 1).into();
-        Func::count(case)
-    };
-    let in_window = |column: Column, id: i32| {
-        Condition::all()
-            .add(Column::CreatedAtUs.gt(since))
-            .add(column.eq(id))
-    };
-    let at_kiosk = in_window(Column::CabinetId, cabinet_id);
-    let at_bay = in_window(Column::BayId, bay_id);
-    let mut counted = Condition::any().add(at_kiosk.clone()).add(at_bay.clone());
-    let mut select = charging_auth_attempt::Entity::find()
-        .select_only()
-        .expr(count_where(at_kiosk))
-        .expr(count_where(at_bay));
-    // Failures are also counted against the reservation the bay held when
-    // they happened, since its credential was issued and not only within the
-    // window: waiting does not buy more guesses at one code; regenerating
-    // the credential (its owner) starts afresh.
-    for held in held {
-        let issued = held
-            .method
-            .as_ref()
-            .map_or(held.row.created_at, |m| m.created_at);
-        let against = Condition::all()
-            .add(Column::ReservationId.eq(held.row.id))
-            .add(Column::CreatedAtUs.gte(issued.timestamp_micros()));
-        select = select.expr(count_where(against.clone()));
-        counted = counted.add(against);
-    }
-    let query = select
-        .filter(Column::Succeeded.eq(false))
-        .filter(counted)
-        .into_query();
-    let row = services.db.query_one(&query).await?;
-    let count = |index: usize| -> AppResult<u64> {
-        Ok(match &row {
-            Some(row) => u64::try_from(row.try_get_by_index::<i64>(index)?).unwrap_or(0),
-            None => 0,
+    let issued: Vec<(i32, i64)> = held
+        .iter()
+        .map(|held| {
+            let at = held
+                .method
+                .as_ref()
+                .map_or(held.row.created_at, |m| m.created_at);
+            (held.row.id, at.timestamp_micros())
         })
-    };
-    let per_kiosk = count(0)?;
-    let per_bay = count(1)?;
-    let mut per_reservation = 0;
-    for index in 0..held.len() {
-        per_reservation = per_reservation.max(count(2 + index)?);
-    }
-    if per_kiosk >= u64::from(settings.failures_per_kiosk)
-        || per_bay.max(per_reservation) >= u64::from(settings.failures_per_reservation)
-    {
+        .collect();
+    if over_limits(&services.kiosks, place, &issued, failures, now) {
         tracing::warn!(
-            cabinet = cabinet_id,
-            bay = bay_id,
+            cabinet = place.0,
+            bay = place.1,
             security = true,
             "kiosk authentication rate-limited"
         );
@@ -269,23 +297,33 @@ async fn check_limits(
     Ok(())
 }
 
-/// The reservations `bay_id` holds now (any access mode, slot widened by the
-/// access margin), earliest first, with their access methods (one
-/// statement): what a failed attempt there is counted against, and (an
-/// active one too, to answer that it is in use rather than that the
-/// credential is wrong) what a credential may open.
+/// Narrows `query` to the reservations `bay_id` holds now (any access mode,
+/// slot widened by the access margin).
+fn held_filter<Q: QueryFilter>(
+    query: Q,
+    services: &ServiceContext,
+    bay_id: i32,
+    now: DateTime<Utc>,
+) -> Q {
+    let margin = services.reservations.access_margin();
+    query
+        .filter(reservation::Column::BayId.eq(bay_id))
+        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
+        .filter(reservation::Column::StartsAtUs.lte((now + margin).timestamp_micros()))
+        .filter(reservation::Column::EndsAtUs.gt((now - margin).timestamp_micros()))
+}
+
+/// The reservations `bay_id` holds now ([`held_filter`]), earliest first,
+/// with their access methods (one statement): what a failed attempt there is
+/// counted against, and (an active one too, to answer that it is in use
+/// rather than that the credential is wrong) what a credential may open.
 async fn held_now(
     services: &ServiceContext,
     bay_id: i32,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Held>> {
-    let margin = services.reservations.access_margin();
-    Ok(reservation::Entity::find()
-        .find_also_related(auth_method::Entity)
-        .filter(reservation::Column::BayId.eq(bay_id))
-        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
-        .filter(reservation::Column::StartsAtUs.lte((now + margin).timestamp_micros()))
-        .filter(reservation::Column::EndsAtUs.gt((now - margin).timestamp_micros()))
+    let query = reservation::Entity::find().find_also_related(auth_method::Entity);
+    Ok(held_filter(query, services, bay_id, now)
         .order_by_asc(reservation::Column::StartsAtUs)
         .all(&services.db)
         .await?
@@ -359,10 +397,10 @@ pub async fn authenticate(
     if credential.is_empty() || credential.len() > 256 {
         return Err(AppError::bad_input("credential", "1 to 256 characters"));
     }
-    // Three independent reads at once, on connections of their own: the
+    // Four independent reads at once, on connections of their own: the
     // authentication waits for the slowest, not for their sum. What is read
     // of another cabinet's bay is dropped unused.
-    let (bay, held, target) = tokio::try_join!(
+    let (bay, held, target, failures) = tokio::try_join!(
         async {
             bay::Entity::find_by_id(attempt.bay_id)
                 .one(db)
@@ -371,11 +409,18 @@ pub async fn authenticate(
         },
         held_now(services, attempt.bay_id, now),
         commands_log::target(db, attempt.bay_id),
+        recent_failures(services, attempt.cabinet_id, attempt.bay_id, now),
     )?;
     if bay.cabinet_id != attempt.cabinet_id {
         return Err(AppError::Forbidden);
     }
-    check_limits(services, attempt.cabinet_id, bay.id, &held, now).await?;
+    check_limits(
+        services,
+        (attempt.cabinet_id, bay.id),
+        &held,
+        &failures,
+        now,
+    )?;
 
     let badge_keys = services.badge_keys.get(db).await?;
     let mut found = None;
@@ -941,4 +986,68 @@ pub async fn get(
         _ => principal.is_staff() || principal.person().is_ok_and(|p| p.id == s.user_id),
     })
     .ok_or(AppError::not_found("charging session"))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+
+    use super::*;
+    use crate::charging::settings::KioskSettings;
+
+    fn settings() -> KioskSettings {
+        KioskSettings {
+            failures_per_kiosk: 3,
+            failures_per_reservation: 2,
+            failure_window_minutes: 15,
+            ..KioskSettings::default()
+        }
+    }
+
+    #[test]
+    fn failures_count_against_their_kiosk_bay_and_reservation() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+        let us = |ago: TimeDelta| (now - ago).timestamp_micros();
+        let recent = us(TimeDelta::minutes(1));
+        let old = us(TimeDelta::hours(2));
+        let settings = settings();
+        // Kiosk 1, bay 10, reservation 100 issued three hours ago.
+        let place = (1, 10);
+        let issued = [(100, us(TimeDelta::hours(3)))];
+        let limited = |failures: &[Failure]| over_limits(&settings, place, &issued, failures, now);
+
+        assert!(!limited(&[]));
+        assert!(
+            !limited(&[(1, 11, None, recent), (1, 12, None, recent)]),
+            "two at the kiosk, under its three"
+        );
+        assert!(limited(&[
+            (1, 11, None, recent),
+            (1, 12, None, recent),
+            (1, 13, None, recent)
+        ]));
+        assert!(
+            !limited(&[(1, 11, None, old), (1, 12, None, old), (1, 13, None, old)]),
+            "the kiosk's window is over"
+        );
+        assert!(
+            limited(&[(1, 10, None, recent), (2, 10, None, recent)]),
+            "two at the bay"
+        );
+        assert!(
+            limited(&[(1, 10, Some(100), old), (1, 10, Some(100), old)]),
+            "the reservation counts since its credential was issued, not within the window"
+        );
+        assert!(
+            !limited(&[
+                (1, 10, Some(100), us(TimeDelta::hours(4))),
+                (1, 10, Some(100), old)
+            ]),
+            "before the credential was issued (regenerated since)"
+        );
+        assert!(
+            !limited(&[(1, 10, Some(101), old), (1, 10, Some(101), old)]),
+            "another reservation's failures out of the window"
+        );
+    }
 }
