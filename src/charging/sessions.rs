@@ -194,9 +194,15 @@ struct Held {
     method: Option<auth_method::Model>,
 }
 
-/// A failed attempt that may count against a limit: where, against which
-/// reservation, when (µs).
-type Failure = (i32, i32, Option<i32>, i64);
+/// A failed attempt that may count against a limit.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    cabinet_id: i32,
+    bay_id: i32,
+    /// The reservation the bay held when it failed, if any.
+    reservation_id: Option<i32>,
+    at_us: i64,
+}
 
 /// The failed attempts that may refuse this one, in one statement read
 /// beside the bay's held reservations: at this kiosk and at this bay within
@@ -237,9 +243,17 @@ async fn recent_failures(
                 )
                 .add(Column::ReservationId.in_subquery(held_ids)),
         )
-        .into_tuple()
+        .into_tuple::<(i32, i32, Option<i32>, i64)>()
         .all(&services.db)
-        .await?)
+        .await?
+        .into_iter()
+        .map(|(cabinet_id, bay_id, reservation_id, at_us)| Failure {
+            cabinet_id,
+            bay_id,
+            reservation_id,
+            at_us,
+        })
+        .collect())
 }
 
 /// Whether the failures refuse another attempt: too many at this kiosk or at
@@ -256,11 +270,11 @@ fn over_limits(
 ) -> bool {
     let since = (now - settings.failure_window()).timestamp_micros();
     let count = |counts: &dyn Fn(&Failure) -> bool| failures.iter().filter(|f| counts(f)).count();
-    let per_kiosk = count(&|&(cabinet, _, _, at)| cabinet == cabinet_id && at > since);
-    let per_bay = count(&|&(_, bay, _, at)| bay == bay_id && at > since);
+    let per_kiosk = count(&|f| f.cabinet_id == cabinet_id && f.at_us > since);
+    let per_bay = count(&|f| f.bay_id == bay_id && f.at_us > since);
     let per_reservation = issued
         .iter()
-        .map(|&(id, issued)| count(&|&(_, _, against, at)| against == Some(id) && at >= issued))
+        .map(|&(id, issued)| count(&|f| f.reservation_id == Some(id) && f.at_us >= issued))
         .max()
         .unwrap_or(0);
     per_kiosk >= settings.failures_per_kiosk as usize
@@ -1011,10 +1025,22 @@ mod tests {
         let recent = us(TimeDelta::minutes(1));
         let old = us(TimeDelta::hours(2));
         let settings = settings();
-        // Kiosk 1, bay 10, reservation 100 issued three hours ago.
+        // Kiosk 1, bay 10, reservation 100 issued three hours ago; each
+        // failure is (kiosk, bay, reservation, when).
         let place = (1, 10);
         let issued = [(100, us(TimeDelta::hours(3)))];
-        let limited = |failures: &[Failure]| over_limits(&settings, place, &issued, failures, now);
+        let limited = |failures: &[(i32, i32, Option<i32>, i64)]| {
+            let failures: Vec<Failure> = failures
+                .iter()
+                .map(|&(cabinet_id, bay_id, reservation_id, at_us)| Failure {
+                    cabinet_id,
+                    bay_id,
+                    reservation_id,
+                    at_us,
+                })
+                .collect();
+            over_limits(&settings, place, &issued, &failures, now)
+        };
 
         assert!(!limited(&[]));
         assert!(
