@@ -29,6 +29,7 @@ mod jobs;
 mod kiosk_offline;
 mod kiosks;
 mod live;
+mod migrations;
 mod mqtt_resilience;
 mod pairing;
 mod principals;
