@@ -195,13 +195,13 @@ struct Held {
 }
 
 /// A failed attempt that may count against a limit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, sea_orm::FromQueryResult)]
 struct Failure {
     cabinet_id: i32,
     bay_id: i32,
     /// The reservation the bay held when it failed, if any.
     reservation_id: Option<i32>,
-    at_us: i64,
+    created_at_us: i64,
 }
 
 /// The failed attempts that may refuse this one, in one statement read
@@ -243,17 +243,9 @@ async fn recent_failures(
                 )
                 .add(Column::ReservationId.in_subquery(held_ids)),
         )
-        .into_tuple::<(i32, i32, Option<i32>, i64)>()
+        .into_model::<Failure>()
         .all(&services.db)
-        .await?
-        .into_iter()
-        .map(|(cabinet_id, bay_id, reservation_id, at_us)| Failure {
-            cabinet_id,
-            bay_id,
-            reservation_id,
-            at_us,
-        })
-        .collect())
+        .await?)
 }
 
 /// Whether the failures refuse another attempt: too many at this kiosk or at
@@ -270,11 +262,11 @@ fn over_limits(
 ) -> bool {
     let since = (now - settings.failure_window()).timestamp_micros();
     let count = |counts: &dyn Fn(&Failure) -> bool| failures.iter().filter(|f| counts(f)).count();
-    let per_kiosk = count(&|f| f.cabinet_id == cabinet_id && f.at_us > since);
-    let per_bay = count(&|f| f.bay_id == bay_id && f.at_us > since);
+    let per_kiosk = count(&|f| f.cabinet_id == cabinet_id && f.created_at_us > since);
+    let per_bay = count(&|f| f.bay_id == bay_id && f.created_at_us > since);
     let per_reservation = issued
         .iter()
-        .map(|&(id, issued)| count(&|f| f.reservation_id == Some(id) && f.at_us >= issued))
+        .map(|&(id, issued)| count(&|f| f.reservation_id == Some(id) && f.created_at_us >= issued))
         .max()
         .unwrap_or(0);
     per_kiosk >= settings.failures_per_kiosk as usize
@@ -1032,12 +1024,14 @@ mod tests {
         let limited = |failures: &[(i32, i32, Option<i32>, i64)]| {
             let failures: Vec<Failure> = failures
                 .iter()
-                .map(|&(cabinet_id, bay_id, reservation_id, at_us)| Failure {
-                    cabinet_id,
-                    bay_id,
-                    reservation_id,
-                    at_us,
-                })
+                .map(
+                    |&(cabinet_id, bay_id, reservation_id, created_at_us)| Failure {
+                        cabinet_id,
+                        bay_id,
+                        reservation_id,
+                        created_at_us,
+                    },
+                )
                 .collect();
             over_limits(&settings, place, &issued, &failures, now)
         };

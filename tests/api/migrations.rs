@@ -1,6 +1,7 @@
 //! The latest migrations roll back and apply again on a database in use,
-//! keeping every row (the telemetry keys' rollback rebuilds a table on
-//! SQLite and restores constraints on PostgreSQL).
+//! keeping every row: a new migration's `down` is tested as soon as it is
+//! added, on both backends (a rollback that rebuilds a table, as SQLite needs
+//! to drop a constraint, must carry its rows across).
 
 use std::collections::BTreeMap;
 
