@@ -437,6 +437,36 @@ where
     query.one(db).await
 }
 
+/// Databases for unit tests.
+#[cfg(test)]
+pub mod testing {
+    use sea_orm::{ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection};
+
+    /// A new empty database, on the PostgreSQL server of `DATABASE_URL` when
+    /// it names one, otherwise SQLite in memory (one connection).
+    pub async fn any_database() -> DatabaseConnection {
+        let server = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| url.starts_with("postgres"));
+        let Some(server) = server else {
+            let mut options = ConnectOptions::new("sqlite::memory:");
+            options.max_connections(1).min_connections(1);
+            return Database::connect(options).await.expect("a database");
+        };
+        let admin = Database::connect(&server).await.expect("the server");
+        let name = format!("voltgate_unit_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("a database");
+        let mut url = url::Url::parse(&server).expect("a URL");
+        url.set_path(&name);
+        Database::connect(url.as_str())
+            .await
+            .expect("the new database")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnectionTrait as _, Statement};

@@ -34,6 +34,8 @@ pub struct ServiceContext {
     pub firmware: crate::devices::firmware::FirmwareSettings,
     pub kiosks: crate::charging::settings::KioskSettings,
     pub signer: Arc<crate::signing::SignerCell>,
+    /// Publishes events' availability, each event's in the order it was read.
+    pub availability: Arc<crate::ticketing::live::Announcements>,
     /// Ticketing's per-event lanes that batch holds and checkouts.
     pub ticketing_lanes: Arc<crate::lanes::Lanes<crate::ticketing::rush::Rush>>,
     /// Check-in's per-event lanes that batch the scans' writes.
@@ -66,9 +68,16 @@ impl ServiceContext {
         keys: Arc<TokenKeys>,
         limiter: Arc<RateLimiter>,
     ) -> Self {
-        let ticketing_lanes = Arc::new(crate::lanes::Lanes::new(
-            crate::ticketing::rush::Rush::new(db.clone(), bus.clone()),
+        let availability = Arc::new(crate::ticketing::live::Announcements::new(
+            db.clone(),
+            bus.clone(),
         ));
+        let ticketing_lanes = Arc::new(crate::lanes::Lanes::new(
+            crate::ticketing::rush::Rush::new(Arc::clone(&availability)),
+        ));
+        let checkin_lanes = Arc::new(crate::lanes::Lanes::new(crate::checkin::lane::Doors::new(
+            bus.clone(),
+        )));
         Self {
             reader: db.clone(),
             lanes_db: db.clone(),
@@ -87,8 +96,9 @@ impl ServiceContext {
             firmware: crate::devices::firmware::FirmwareSettings::default(),
             kiosks: crate::charging::settings::KioskSettings::default(),
             signer: Arc::default(),
+            availability,
             ticketing_lanes,
-            checkin_lanes: Arc::default(),
+            checkin_lanes,
             doors: Arc::default(),
             kiosk_access: Arc::default(),
             badge_keys: Arc::default(),

@@ -830,7 +830,6 @@ impl CheckinMutation {
         let uploaded = offline::upload(services, principal(ctx), services.now(), scans).await?;
         let mut results = Vec::with_capacity(uploaded.len());
         for (nonce, redeemed) in uploaded {
-            live::publish(services, &redeemed).await;
             results.push(UploadedCheckin {
                 nonce,
                 result: RedeemResult::new(redeemed.outcome, redeemed.remaining),
@@ -864,7 +863,6 @@ impl CheckinMutation {
             counted_already: false,
         };
         let redeemed = redeem::redeem(services, principal(ctx), services.now(), scan).await?;
-        live::publish(services, &redeemed).await;
         Ok(RedeemResult::new(redeemed.outcome, redeemed.remaining))
     }
 }

@@ -21,6 +21,10 @@
 //! 5. reads the figures and the units left of what the batch touched, and
 //!    answers each scan with them as they stood right after it.
 //!
+//! Once the batch has committed, its new records are published in one
+//! publication, in the order it decided them, and only then are its
+//! scanners answered.
+//!
 //! A record whose nonce a concurrent transaction (another replica) stored
 //! first fails the savepoint; the batch then reads the nonces again and is
 //! decided anew, the repeat now answered by the first record.
@@ -36,6 +40,7 @@ use sea_orm::{
 
 use super::live::ProductCounts;
 use super::redeem::{Outcome, Record, Redeemed, Ticket};
+use crate::bus::SharedBus;
 use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::{checkin, checkin_count, checkin_list, checkin_state, order_position};
 use crate::error::AppError;
@@ -81,9 +86,22 @@ pub enum Reply {
     Repeat(checkin::Model),
 }
 
-/// The lanes' batch of scans.
-#[derive(Debug, Default)]
-pub struct Doors;
+/// The lanes' batch of scans, announced after each commit.
+pub struct Doors {
+    bus: SharedBus,
+}
+
+impl Doors {
+    pub fn new(bus: SharedBus) -> Self {
+        Self { bus }
+    }
+}
+
+impl std::fmt::Debug for Doors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Doors").finish_non_exhaustive()
+    }
+}
 
 impl Batch for Doors {
     type Request = Request;
@@ -112,6 +130,36 @@ impl Batch for Doors {
             )))
         })
     }
+
+    /// Publishes the batch's new records in the order the batch decided them,
+    /// in one publication, before any of its scanners is answered: each
+    /// event's figures are the batch's as of that scan, so a dashboard never
+    /// sees them step back, as it could if each scan's request published its
+    /// own.
+    fn committed<'a>(
+        &'a self,
+        _event_id: i32,
+        replies: &'a [Result<Reply, AppError>],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let events: Vec<_> = replies
+                .iter()
+                .filter_map(|reply| match reply {
+                    Ok(Reply::Stored(redeemed)) => super::live::recorded(redeemed),
+                    _ => None,
+                })
+                .collect();
+            if events.is_empty() {
+                return;
+            }
+            if let Err(err) = self.bus.publish_all(events).await {
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    "check-ins stored but not published"
+                );
+            }
+        })
+    }
 }
 
 /// Why a savepoint of the batch failed.
@@ -138,6 +186,14 @@ impl From<DbErr> for Lost {
 pub(super) struct State {
     pub inside: bool,
     pub entries: i32,
+}
+
+impl State {
+    /// A ticket without a state row yet.
+    pub const NEVER_ENTERED: Self = Self {
+        inside: false,
+        entries: 0,
+    };
 }
 
 /// What one scan did to its list's figures for the ticket's product.
@@ -747,10 +803,7 @@ pub(super) mod tests {
         }
     }
 
-    const NEW: State = State {
-        inside: false,
-        entries: 0,
-    };
+    const NEW: State = State::NEVER_ENTERED;
 
     #[test]
     fn two_entries_of_one_ticket_in_one_batch_admit_it_once() {

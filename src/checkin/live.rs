@@ -1,6 +1,7 @@
 //! What door dashboards watch: every recorded scan, with the list's figures
 //! for the ticket's product right after it, published on the event's
-//! check-in topic once the scan's transaction has committed.
+//! check-in topic once the scan's transaction has committed, a replica's
+//! scans in the order its door lane decided them.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
@@ -9,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use super::redeem::Redeemed;
 use crate::entities::{checkin, checkin_count};
 use crate::error::AppError;
-use crate::services::ServiceContext;
 
 /// A scan was recorded (accepted, rejected or forced).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,42 +79,21 @@ pub async fn of_list(
         .collect())
 }
 
-/// Announces a scan that is already stored; a replayed nonce announces
-/// nothing. A bus failure is logged: the scan stands.
-pub async fn publish(services: &ServiceContext, redeemed: &Redeemed) {
+/// The event of a scan just stored, with the list's figures for its product
+/// as its batch left them; none for a repeat, which announces nothing. The
+/// door lane publishes a batch's events in the order it decided its scans,
+/// once the batch has committed (`super::lane`).
+pub fn recorded(redeemed: &Redeemed) -> Option<crate::bus::DomainEvent> {
     if !redeemed.fresh {
-        return;
+        return None;
     }
-    let Some(checkin) = redeemed.outcome.checkin() else {
-        return;
-    };
+    let checkin = redeemed.outcome.checkin()?;
     let ticket = redeemed.outcome.ticket();
-    // The lane read the figures right after the scan; a scan without them
-    // reads them now.
-    let counts = match (redeemed.counts, ticket) {
-        (Some(read), _) => Some(read),
-        (None, Some(t)) => {
-            match counts(&services.reader, checkin.list_id, t.position.product_id).await {
-                Ok(c) => Some(c),
-                Err(err) => {
-                    tracing::warn!(error = ?err, "check-in counts unavailable");
-                    None
-                }
-            }
-        }
-        (None, None) => None,
-    };
-    let event = crate::bus::DomainEvent::CheckinRecorded(CheckinRecorded {
+    Some(crate::bus::DomainEvent::CheckinRecorded(CheckinRecorded {
         checkin: checkin.clone(),
         product_id: ticket.map(|t| t.product.id),
         product_name: ticket.map(|t| t.product.name.clone()),
         attendee_name: ticket.and_then(|t| t.position.attendee_name.clone()),
-        counts,
-    });
-    if let Err(err) = services.bus.publish(event).await {
-        tracing::error!(
-            error = format!("{err:#}"),
-            "check-in stored but not published"
-        );
-    }
+        counts: redeemed.counts,
+    }))
 }

@@ -18,7 +18,7 @@
 //! read on the readers, one join. The lane answers each scan with the figures
 //! and the units left as they stood right after it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -350,7 +350,7 @@ pub async fn redeem(
         verdicts.push((list, verdict, units));
     }
     let covering: Vec<_> = verdicts.iter().filter(|(_, v, _)| covers(*v)).collect();
-    let (list, verdict, units) = match covering.as_slice() {
+    let (list, verdict, mut units) = match covering.as_slice() {
         [] => verdicts.swap_remove(0),
         [one] => (one.0, one.1, one.2.clone()),
         _ => {
@@ -371,13 +371,18 @@ pub async fn redeem(
     {
         return record.rejected(services, list, Some(ticket), reason).await;
     }
-    // A door check asks about the unit first in line (`super::questions`).
-    let asked_of = units.first().unwrap_or(&ticket);
     let asked = if record.kind == CheckinKind::Exit {
         // Exits never ask.
         Ok(DoorAnswers::default())
     } else {
         let event_asks = services.doors.asks_at_door(reader, list.event_id).await?;
+        // A door check asks about the unit it is about to admit, which the
+        // lane takes first when the states still let it in (`super::questions`).
+        if event_asks && units.len() > 1 {
+            let first = first_to_enter(reader, &list, &units, record.force).await?;
+            units[..=first].rotate_right(1);
+        }
+        let asked_of = units.first().unwrap_or(&ticket);
         super::questions::ask(
             reader,
             &list,
@@ -570,6 +575,40 @@ async fn units_in_order(
         });
     }
     Ok(units)
+}
+
+/// The index of the first of `units` (two or more) that `list` lets in as
+/// their states stand now; the first when none does.
+async fn first_to_enter(
+    db: &impl ConnectionTrait,
+    list: &checkin_list::Model,
+    units: &[Ticket],
+    force: bool,
+) -> Result<usize, AppError> {
+    let states: HashMap<i32, lane::State> = checkin_state::Entity::find()
+        .filter(checkin_state::Column::ListId.eq(list.id))
+        .filter(checkin_state::Column::PositionId.is_in(units.iter().map(|u| u.position.id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let state = lane::State {
+                inside: row.inside,
+                entries: row.entries,
+            };
+            (row.position_id, state)
+        })
+        .collect();
+    Ok(units
+        .iter()
+        .position(|unit| {
+            let mut state = states
+                .get(&unit.position.id)
+                .copied()
+                .unwrap_or(lane::State::NEVER_ENTERED);
+            lane::enter(&mut state, list, force).is_some()
+        })
+        .unwrap_or(0))
 }
 
 /// How many units of `ticket`'s order line (its product in its order) have

@@ -498,29 +498,6 @@ mod tests {
         seeded(db, 2).await
     }
 
-    /// A new database, on the PostgreSQL server of `DATABASE_URL` when it names one.
-    async fn any_database() -> DatabaseConnection {
-        let server = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|url| url.starts_with("postgres"));
-        let Some(server) = server else {
-            let mut options = ConnectOptions::new("sqlite::memory:");
-            options.max_connections(1).min_connections(1);
-            return Database::connect(options).await.expect("a database");
-        };
-        let admin = Database::connect(&server).await.expect("the server");
-        let name = format!("voltgate_unit_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("a database");
-        let mut url = url::Url::parse(&server).expect("a URL");
-        url.set_path(&name);
-        Database::connect(url.as_str())
-            .await
-            .expect("the new database")
-    }
-
     /// Migrates `db` and seeds one cabinet of `bays` bays with their devices.
     async fn seeded(db: DatabaseConnection, bays: u32) -> (DatabaseConnection, String) {
         crate::db::migrate(&db).await.expect("migrated");
@@ -646,7 +623,11 @@ mod tests {
     #[tokio::test]
     async fn a_large_batch_follows_the_same_rule() {
         let bays = i32::try_from(SET_PARAMETER_FROM).expect("small") + 6;
-        let (db, prefix) = seeded(any_database().await, bays.unsigned_abs()).await;
+        let (db, prefix) = seeded(
+            crate::db::testing::any_database().await,
+            bays.unsigned_abs(),
+        )
+        .await;
         let now = Utc::now();
         let at = |ms: i64| {
             (now - TimeDelta::seconds(60) + TimeDelta::milliseconds(ms)).timestamp_millis()

@@ -13,20 +13,19 @@
 //! then is each buyer answered and the event's availability announced, off
 //! the lane (see [`Announcer`]).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::DatabaseTransaction;
 use tokio::sync::mpsc;
 
 use super::carts::{self, CartAdd, Held, Hold};
-use super::live;
+use super::live::Announcements;
 use super::orders::{self, Checkout, Placed, PlacedOrder, Prepared};
 use super::{quotas, vouchers};
 use crate::auth::Principal;
-use crate::bus::SharedBus;
 use crate::error::AppError;
 use crate::lanes::{Batch, Replies};
 use crate::services::ServiceContext;
@@ -54,11 +53,10 @@ pub struct Rush {
 }
 
 impl Rush {
-    pub fn new(db: DatabaseConnection, bus: SharedBus) -> Self {
+    pub fn new(announcements: Arc<Announcements>) -> Self {
         Self {
             announcer: Announcer {
-                db,
-                bus,
+                announcements,
                 queue: OnceLock::new(),
             },
         }
@@ -72,8 +70,7 @@ impl Rush {
 /// was busy, so a burst of batches gives one announcement that is never older
 /// than the last commit it was woken for.
 struct Announcer {
-    db: DatabaseConnection,
-    bus: SharedBus,
+    announcements: Arc<Announcements>,
     /// Started on the first commit, inside the runtime; the task ends when
     /// the lanes are dropped.
     queue: OnceLock<mpsc::UnboundedSender<i32>>,
@@ -83,7 +80,7 @@ impl Announcer {
     fn wake(&self, event_id: i32) {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(announce(self.db.clone(), self.bus.clone(), receiver));
+            tokio::spawn(announce(Arc::clone(&self.announcements), receiver));
             sender
         });
         // Only fails once the task ended, i.e. while shutting down.
@@ -91,12 +88,12 @@ impl Announcer {
     }
 }
 
-async fn announce(db: DatabaseConnection, bus: SharedBus, mut woken: mpsc::UnboundedReceiver<i32>) {
+async fn announce(announcements: Arc<Announcements>, mut woken: mpsc::UnboundedReceiver<i32>) {
     let mut events = Vec::new();
     while woken.recv_many(&mut events, 1024).await > 0 {
         events.sort_unstable();
         events.dedup();
-        live::announce_on(&db, &bus, events.drain(..)).await;
+        announcements.announce(events.drain(..)).await;
     }
 }
 

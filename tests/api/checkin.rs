@@ -849,14 +849,16 @@ const ACTIVITY: &str = "subscription($e: ID!, $l: ID, $after: String) {
     }
 }";
 
-#[tokio::test]
-async fn door_dashboards_follow_scans_live_and_resume_from_a_cursor() {
-    let app = spawn_app().await;
-    let venue = Venue::open(&app, "live", &["Seat"]).await;
-    let list = venue.list(json!({})).await;
-    let other_list = venue.list(json!({ "name": "Other" })).await;
-    let (tickets, _) = venue.tickets(&app, &venue.products[0], 3, true).await;
-    let (_, door) = venue.scanner(&app, "Main").await;
+/// `door`'s dashboard of `list`, once it delivers: a subscription has no
+/// ready signal, so `exiting` is scanned out (always accepted, counting nobody
+/// in) until one is seen; returns the stream, drained, and the first exit seen.
+async fn watching(
+    app: &TestApp,
+    venue: &Venue,
+    door: &TestUser,
+    list: &str,
+    exiting: &str,
+) -> (Subscription, Value) {
     let mut stream = Subscription::start_with(
         app.addr,
         "graphql-transport-ws",
@@ -865,12 +867,11 @@ async fn door_dashboards_follow_scans_live_and_resume_from_a_cursor() {
         json!({ "e": venue.shop.event, "l": list }),
     )
     .await;
-    // A subscription has no ready signal: exit scans (always accepted) until one is seen.
     let mut first = None;
     for _ in 0..50 {
         scan(
-            &door,
-            json!({ "secret": tickets[2], "listIds": [list], "type": "EXIT" }),
+            door,
+            json!({ "secret": exiting, "listIds": [list], "type": "EXIT" }),
         )
         .await;
         if let Some(message) = stream.try_next(std::time::Duration::from_millis(200)).await {
@@ -879,15 +880,63 @@ async fn door_dashboards_follow_scans_live_and_resume_from_a_cursor() {
         }
     }
     let first = first.expect("the stream delivers scans");
-    assert_eq!(
-        first["payload"]["data"]["checkinActivity"]["checkin"]["type"], "EXIT",
-        "{first}"
-    );
     while stream
         .try_next(std::time::Duration::from_millis(300))
         .await
         .is_some()
     {}
+    (stream, first)
+}
+
+/// Scans decided together in one batch of the door lane reach a dashboard in
+/// the order they were decided: the checked-in count goes up one at a time,
+/// never back. Several workers, as a server runs, so the scanners' requests
+/// finish in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dashboard_sees_concurrent_scans_counted_up_in_order() {
+    const TICKETS: usize = 40; // and one more for the exits
+    let app = Arc::new(spawn_app().await);
+    let venue = Venue::open(&app, "order", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 41, true).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let (mut stream, _) = watching(&app, &venue, &door, &list, &tickets[TICKETS]).await;
+
+    let door = Arc::new(door);
+    let scans: Vec<_> = tickets[..TICKETS]
+        .iter()
+        .map(|ticket| {
+            let (door, ticket, list) = (Arc::clone(&door), ticket.clone(), list.clone());
+            tokio::spawn(async move {
+                outcome(&scan(&door, json!({ "secret": ticket, "listIds": [list] })).await)
+            })
+        })
+        .collect();
+    for handle in scans {
+        assert_eq!(handle.await.expect("the scan finishes"), accepted());
+    }
+    let mut counted = Vec::with_capacity(TICKETS);
+    for _ in 0..TICKETS {
+        let event = stream.next_event().await["data"]["checkinActivity"].clone();
+        counted.push(event["counts"]["checkedIn"].as_i64().unwrap_or_default());
+    }
+    let expected: Vec<i64> = (1..=i64::try_from(TICKETS).expect("small")).collect();
+    assert_eq!(counted, expected, "counted up one scan at a time");
+}
+
+#[tokio::test]
+async fn door_dashboards_follow_scans_live_and_resume_from_a_cursor() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "live", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let other_list = venue.list(json!({ "name": "Other" })).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 3, true).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let (mut stream, first) = watching(&app, &venue, &door, &list, &tickets[2]).await;
+    assert_eq!(
+        first["payload"]["data"]["checkinActivity"]["checkin"]["type"], "EXIT",
+        "{first}"
+    );
 
     // Scans on another list are not this dashboard's.
     scan(
@@ -1067,6 +1116,72 @@ async fn an_order_line_is_redeemed_at_most_its_quantity_and_the_last_unit_once()
     assert_eq!(won, 1, "the last unit is handed out once");
     let figures = status(&venue.shop.admin, &venue, &counter).await;
     assert_eq!(figures["checkedIn"], 3, "{figures}");
+}
+
+/// A door check asks its questions about the unit it is about to hand out:
+/// once the first meal of an order line was answered for and taken, the
+/// second is asked about again, and each keeps its own answer.
+#[tokio::test]
+async fn a_door_check_asks_about_the_unit_it_hands_out() {
+    let app = spawn_app().await;
+    let venue = Venue::open(&app, "meal-questions", &["Seat"]).await;
+    let meal = product_of_kind(&venue, "Lunch", "MERCHANDISE").await;
+    let asked = venue
+        .shop
+        .admin
+        .gql(
+            "mutation($input: CreateQuestionInput!) { createQuestion(input: $input) { question { id } } }",
+            json!({ "input": { "eventId": venue.shop.event, "question": "Main course", "type": "STRING", "required": true, "askDuringCheckin": true, "productIds": [meal] } }),
+        )
+        .await;
+    let course = asked["data"]["createQuestion"]["question"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a question: {asked}"))
+        .to_owned();
+    let counter = venue
+        .list(
+            json!({ "name": "Lunch counter", "productIds": [meal], "allowEntryAfterExit": false }),
+        )
+        .await;
+    let badge = paid_order(&app, &venue, &[(&venue.products[0], 1), (&meal, 2)]).await;
+    let (_, till) = venue.scanner(&app, "Counter").await;
+    let bare = json!({ "secret": badge, "listIds": [counter] });
+    let answered = |answer: &str| {
+        json!({ "secret": badge, "listIds": [counter], "answers": [
+            { "questionId": course, "answer": answer },
+        ] })
+    };
+
+    let first = scan(&till, bare.clone()).await;
+    assert_eq!(outcome(&first).0, "CheckinNeedsAnswers", "{first}");
+    let first = scan(&till, answered("Risotto")).await;
+    assert_eq!(outcome(&first), accepted(), "{first}");
+    assert_eq!(first["data"]["redeemTicket"]["remaining"], 1, "{first}");
+
+    // The first meal's answer does not stand for the second one.
+    let second = scan(&till, bare).await;
+    assert_eq!(outcome(&second).0, "CheckinNeedsAnswers", "{second}");
+    assert_eq!(
+        second["data"]["redeemTicket"]["questions"],
+        json!(["Main course"]),
+        "{second}"
+    );
+    let second = scan(&till, answered("Curry")).await;
+    assert_eq!(outcome(&second), accepted(), "{second}");
+    assert_eq!(second["data"]["redeemTicket"]["remaining"], 0, "{second}");
+
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+    use voltgate::entities::question_answer;
+    let mut stored: Vec<String> = question_answer::Entity::find()
+        .filter(question_answer::Column::QuestionId.eq(decode_id(&course)))
+        .all(&app.db)
+        .await
+        .expect("answers")
+        .into_iter()
+        .map(|a| a.answer)
+        .collect();
+    stored.sort();
+    assert_eq!(stored, ["Curry", "Risotto"], "one answer per meal");
 }
 
 const DOWNLOAD: &str = "query($l: ID!, $since: String) { checkinDownload(listId: $l, since: $since) { document signature publicKey keyId } }";
