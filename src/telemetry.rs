@@ -98,6 +98,9 @@ pub mod names {
     pub const BUS_PUBLISH_FAILED: &str = "voltgate_bus_publish_failures_total";
     pub const BUS_RECEIVED: &str = "voltgate_bus_events_received_total";
     pub const BUS_LAGGED: &str = "voltgate_bus_events_lagged_total";
+    /// Times the bus told every local subscriber it may have missed events
+    /// (its Redis connection dropped, or came back).
+    pub const BUS_INTERRUPTIONS: &str = "voltgate_bus_interruptions_total";
     /// Items per batch transaction (device reports, samples).
     pub const BATCH_SIZE: &str = "voltgate_batch_items";
     /// Seconds a batch's transaction took, commit included.

@@ -82,13 +82,22 @@ impl Topic {
     }
 }
 
-/// A subscriber fell more than the channel's capacity behind and missed events.
+/// A subscriber may have missed events: it fell more than the channel's
+/// capacity behind, or the transport lost some ([`Fanout::interrupt`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lagged;
 
+/// What a topic's channel carries.
+#[derive(Debug, Clone)]
+enum Delivery {
+    Event(Arc<Stamped>),
+    /// Events may have been lost before this point.
+    Gap,
+}
+
 #[derive(Default)]
 pub struct Fanout {
-    channels: Mutex<HashMap<Topic, broadcast::Sender<Arc<Stamped>>>>,
+    channels: Mutex<HashMap<Topic, broadcast::Sender<Delivery>>>,
 }
 
 impl Fanout {
@@ -98,7 +107,7 @@ impl Fanout {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         for (topic, _) in &event.positions {
             if let Some(sender) = channels.get(topic)
-                && sender.send(Arc::clone(event)).is_err()
+                && sender.send(Delivery::Event(Arc::clone(event))).is_err()
             {
                 // Nobody listens any more: forget the channel.
                 channels.remove(topic);
@@ -119,12 +128,27 @@ impl Fanout {
                 .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
                 .subscribe()
         };
-        BroadcastStream::new(receiver).map(|item| {
-            item.map_err(|BroadcastStreamRecvError::Lagged(missed)| {
+        BroadcastStream::new(receiver).map(|item| match item {
+            Ok(Delivery::Event(event)) => Ok(event),
+            Ok(Delivery::Gap) => Err(Lagged),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
                 metrics::counter!(names::BUS_LAGGED).increment(missed);
-                Lagged
-            })
+                Err(Lagged)
+            }
         })
+    }
+
+    /// Tells every current subscriber that events may have been lost (the
+    /// transport's connection dropped), as if each had fallen behind: a
+    /// subscription ends with the last cursor it was given, to resume from the
+    /// history, and a cache forgets what it kept. Subscribers that come later
+    /// are not told.
+    pub fn interrupt(&self) {
+        let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        for sender in channels.values() {
+            // A channel whose subscribers are gone is dropped at the next delivery.
+            let _ = sender.send(Delivery::Gap);
+        }
     }
 
     /// Number of topics with live channels (for tests and diagnostics).
@@ -236,6 +260,30 @@ mod tests {
         ] {
             assert_eq!(Topic::from_key(key), None, "{key:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_interruption_tells_every_subscriber_after_what_it_had() {
+        let fanout = Fanout::default();
+        let mut bay = Box::pin(fanout.subscribe(Topic::Bay(10)));
+        let mut station = Box::pin(fanout.subscribe(Topic::StationBays(2)));
+        fanout.deliver(&bay_event(1, 10));
+        fanout.interrupt();
+        fanout.deliver(&bay_event(1, 10));
+        assert!(matches!(bay.next().await, Some(Ok(_))));
+        assert_eq!(bay.next().await.map(|item| item.err()), Some(Some(Lagged)));
+        assert!(
+            matches!(bay.next().await, Some(Ok(_))),
+            "the channel goes on"
+        );
+        assert_eq!(
+            station.next().await.map(|item| item.err()),
+            Some(Some(Lagged))
+        );
+        // A subscriber that comes later is not told of the earlier gap.
+        let mut later = Box::pin(fanout.subscribe(Topic::Bay(10)));
+        fanout.deliver(&bay_event(1, 10));
+        assert!(matches!(later.next().await, Some(Ok(_))));
     }
 
     #[tokio::test]

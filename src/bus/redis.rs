@@ -219,7 +219,14 @@ async fn keep_alive(mut connection: ConnectionManager) {
 }
 
 /// Hands every message of the channel to the local fan-out until the connection manager is dropped.
+///
+/// Messages published while the connection is down never reach this replica,
+/// so a dropped connection interrupts the fan-out: every subscription ends
+/// with the last cursor it was given and resumes from the streams, and caches
+/// forget what they kept. The re-subscription interrupts it again, for the
+/// subscriptions that started during the outage.
 async fn relay(mut pushes: mpsc::UnboundedReceiver<PushInfo>, fanout: Arc<Fanout>) {
+    let mut subscribed = false;
     while let Some(push) = pushes.recv().await {
         match push.kind {
             PushKind::Message => {
@@ -235,7 +242,19 @@ async fn relay(mut pushes: mpsc::UnboundedReceiver<PushInfo>, fanout: Arc<Fanout
                     }
                 }
             }
-            PushKind::Disconnection => tracing::warn!("Redis bus connection lost; reconnecting"),
+            PushKind::Disconnection => {
+                tracing::warn!("Redis bus connection lost; reconnecting");
+                metrics::counter!(names::BUS_INTERRUPTIONS).increment(1);
+                fanout.interrupt();
+            }
+            PushKind::Subscribe => {
+                if subscribed {
+                    tracing::info!("Redis bus subscribed again");
+                    metrics::counter!(names::BUS_INTERRUPTIONS).increment(1);
+                    fanout.interrupt();
+                }
+                subscribed = true;
+            }
             _ => {}
         }
     }
