@@ -25,48 +25,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use clap::Parser;
 use serde_json::json;
 use voltgate_bench::{KeepAlive, Server, field, gql, percentile, superuser_token};
 
 const PER_ORDER: usize = 100;
 
+/// Check-in throughput: scanners admitting every ticket of an event once.
+#[derive(Parser)]
 struct Args {
+    /// The PostgreSQL database to run on; a throw-away SQLite database otherwise.
+    #[arg(long)]
     database_url: Option<String>,
+    #[arg(long, default_value_t = 50)]
     scanners: usize,
+    #[arg(long, default_value_t = 10_000)]
     tickets: usize,
+    /// A new HTTP connection per scan instead of one kept open per scanner.
+    #[arg(long)]
     fresh_connections: bool,
-    /// Scans per second offered by all scanners together (each at its
-    /// share, on a schedule); `None`: every scanner as fast as answered.
+    /// Scans per second offered by all scanners together (each at its share,
+    /// on a schedule); without it, every scanner as fast as answered.
+    #[arg(long)]
     rate: Option<f64>,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut parsed = Args {
-        database_url: None,
-        scanners: 50,
-        tickets: 10_000,
-        fresh_connections: false,
-        rate: None,
-    };
-    let mut given = std::env::args().skip(1);
-    while let Some(flag) = given.next() {
-        if flag == "--fresh-connections" {
-            parsed.fresh_connections = true;
-            continue;
-        }
-        let value = given
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--database-url" => parsed.database_url = Some(value),
-            "--scanners" => parsed.scanners = value.parse()?,
-            "--tickets" => parsed.tickets = value.parse()?,
-            "--rate" => parsed.rate = Some(value.parse::<f64>()?).filter(|r| *r > 0.0),
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    Ok(parsed)
 }
 
 struct Door {
@@ -186,7 +168,8 @@ const REDEEM: &str = "mutation($input: RedeemTicketInput!) { redeemTicket(input:
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let mut args = Args::parse();
+    args.rate = args.rate.filter(|r| *r > 0.0);
     let scratch =
         std::env::temp_dir().join(format!("voltgate-checkin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
