@@ -21,15 +21,16 @@
 //! 5. reads the figures and the units left of what the batch touched, and
 //!    answers each scan with them as they stood right after it.
 //!
-//! Once the batch has committed, its new records are published in one
-//! publication, in the order it decided them, and only then are its
-//! scanners answered.
+//! Once the batch has committed, its new records are handed to one publisher
+//! per replica, which publishes them in the order the batches committed and
+//! each batch decided them, off the lane.
 //!
 //! A record whose nonce a concurrent transaction (another replica) stored
 //! first fails the savepoint; the batch then reads the nonces again and is
 //! decided anew, the repeat now answered by the first record.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -37,10 +38,11 @@ use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
     TransactionTrait,
 };
+use tokio::sync::mpsc;
 
 use super::live::ProductCounts;
 use super::redeem::{Outcome, Record, Redeemed, Ticket};
-use crate::bus::SharedBus;
+use crate::bus::{DomainEvent, SharedBus};
 use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::{checkin, checkin_count, checkin_list, checkin_state, order_position};
 use crate::error::AppError;
@@ -89,11 +91,46 @@ pub enum Reply {
 /// The lanes' batch of scans, announced after each commit.
 pub struct Doors {
     bus: SharedBus,
+    /// The batches' records waiting to be published, in the order their
+    /// batches committed; the task that publishes them starts on the first
+    /// commit, inside the runtime, and ends when the lanes are dropped.
+    published: OnceLock<mpsc::UnboundedSender<Vec<DomainEvent>>>,
 }
 
 impl Doors {
     pub fn new(bus: SharedBus) -> Self {
-        Self { bus }
+        Self {
+            bus,
+            published: OnceLock::new(),
+        }
+    }
+
+    fn publish(&self, events: Vec<DomainEvent>) {
+        let queue = self.published.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(publish_in_order(self.bus.clone(), receiver));
+            sender
+        });
+        // Only fails once the task ended, i.e. while shutting down.
+        let _ = queue.send(events);
+    }
+}
+
+/// Publishes the door lanes' records in the order their batches committed,
+/// off the lanes: a lane goes on to its next batch, and its scanners are
+/// answered, while the bus takes the last one's (for up to 15 s of retries
+/// through a Redis outage). What queued meanwhile goes in one publication,
+/// so the queue never holds more than one publication's wait of scans.
+async fn publish_in_order(bus: SharedBus, mut batches: mpsc::UnboundedReceiver<Vec<DomainEvent>>) {
+    let mut queued = Vec::new();
+    while batches.recv_many(&mut queued, 1024).await > 0 {
+        let events: Vec<DomainEvent> = queued.drain(..).flatten().collect();
+        if let Err(err) = bus.publish_all(events).await {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "check-ins stored but not published"
+            );
+        }
     }
 }
 
@@ -131,34 +168,26 @@ impl Batch for Doors {
         })
     }
 
-    /// Publishes the batch's new records in the order the batch decided them,
-    /// in one publication, before any of its scanners is answered: each
-    /// event's figures are the batch's as of that scan, so a dashboard never
-    /// sees them step back, as it could if each scan's request published its
-    /// own.
+    /// Hands the batch's new records to the publisher, in the order the
+    /// batch decided them: each event's figures are the batch's as of that
+    /// scan, so a dashboard never sees them step back, as it could when each
+    /// scan's request published its own.
     fn committed<'a>(
         &'a self,
         _event_id: i32,
         replies: &'a [Result<Reply, AppError>],
     ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let events: Vec<_> = replies
-                .iter()
-                .filter_map(|reply| match reply {
-                    Ok(Reply::Stored(redeemed)) => super::live::recorded(redeemed),
-                    _ => None,
-                })
-                .collect();
-            if events.is_empty() {
-                return;
-            }
-            if let Err(err) = self.bus.publish_all(events).await {
-                tracing::error!(
-                    error = format!("{err:#}"),
-                    "check-ins stored but not published"
-                );
-            }
-        })
+        let events: Vec<_> = replies
+            .iter()
+            .filter_map(|reply| match reply {
+                Ok(Reply::Stored(redeemed)) => super::live::recorded(redeemed),
+                _ => None,
+            })
+            .collect();
+        if !events.is_empty() {
+            self.publish(events);
+        }
+        Box::pin(async {})
     }
 }
 
