@@ -217,6 +217,15 @@ pub(super) struct State {
     pub entries: i32,
 }
 
+impl From<&checkin_state::Model> for State {
+    fn from(row: &checkin_state::Model) -> Self {
+        Self {
+            inside: row.inside,
+            entries: row.entries,
+        }
+    }
+}
+
 impl State {
     /// A ticket without a state row yet.
     pub const NEVER_ENTERED: Self = Self {
@@ -481,10 +490,7 @@ async fn take_states(
             .exec_with_returning(db)
             .await?
         {
-            let read = State {
-                inside: state.inside,
-                entries: state.entries,
-            };
+            let read = State::from(&state);
             rows.insert(
                 (state.list_id, state.position_id),
                 Row {

@@ -591,13 +591,7 @@ async fn first_to_enter(
         .all(db)
         .await?
         .into_iter()
-        .map(|row| {
-            let state = lane::State {
-                inside: row.inside,
-                entries: row.entries,
-            };
-            (row.position_id, state)
-        })
+        .map(|row| (row.position_id, lane::State::from(&row)))
         .collect();
     Ok(units
         .iter()

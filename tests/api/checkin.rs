@@ -1126,18 +1126,11 @@ async fn a_door_check_asks_about_the_unit_it_hands_out() {
     let app = spawn_app().await;
     let venue = Venue::open(&app, "meal-questions", &["Seat"]).await;
     let meal = product_of_kind(&venue, "Lunch", "MERCHANDISE").await;
-    let asked = venue
-        .shop
-        .admin
-        .gql(
-            "mutation($input: CreateQuestionInput!) { createQuestion(input: $input) { question { id } } }",
-            json!({ "input": { "eventId": venue.shop.event, "question": "Main course", "type": "STRING", "required": true, "askDuringCheckin": true, "productIds": [meal] } }),
-        )
-        .await;
-    let course = asked["data"]["createQuestion"]["question"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a question: {asked}"))
-        .to_owned();
+    let course = crate::checkin_questions::question(
+        &venue,
+        json!({ "question": "Main course", "type": "STRING", "required": true, "askDuringCheckin": true, "productIds": [meal] }),
+    )
+    .await;
     let counter = venue
         .list(
             json!({ "name": "Lunch counter", "productIds": [meal], "allowEntryAfterExit": false }),

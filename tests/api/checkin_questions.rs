@@ -104,7 +104,7 @@ async fn buy(
     bought
 }
 
-async fn question(venue: &Venue, fields: Value) -> String {
+pub(crate) async fn question(venue: &Venue, fields: Value) -> String {
     let mut input = fields;
     input["eventId"] = json!(venue.shop.event);
     let body = venue
