@@ -101,6 +101,8 @@ pub mod names {
     /// Times the bus told every local subscriber it may have missed events
     /// (its Redis connection dropped, or came back).
     pub const BUS_INTERRUPTIONS: &str = "voltgate_bus_interruptions_total";
+    /// Events not published because a newer one of the same row already was.
+    pub const BUS_SUPERSEDED: &str = "voltgate_bus_events_superseded_total";
     /// Items per batch transaction (device reports, samples).
     pub const BATCH_SIZE: &str = "voltgate_batch_items";
     /// Seconds a batch's transaction took, commit included.

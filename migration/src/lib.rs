@@ -45,6 +45,7 @@ mod m20261210_050000_quota_variations;
 mod m20261211_010000_telemetry_keys;
 mod m20261212_010000_alert_notified_count;
 mod m20261213_010000_attempts_by_reservation;
+mod m20261214_010000_revisions;
 
 pub struct Migrator;
 
@@ -90,6 +91,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_010000_telemetry_keys::Migration),
             Box::new(m20261212_010000_alert_notified_count::Migration),
             Box::new(m20261213_010000_attempts_by_reservation::Migration),
+            Box::new(m20261214_010000_revisions::Migration),
         ]
     }
 }

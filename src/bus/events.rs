@@ -58,6 +58,20 @@ impl DomainEvent {
         }
     }
 
+    /// For an event carrying the whole state of one row: that row, as a key
+    /// of the bus, and the revision it carries. The bus drops such an event
+    /// when it has already published a later revision of the row: events
+    /// published after their commits may reach it out of their writes' order,
+    /// and an older state must not be the last a subscriber sees.
+    pub fn revision(&self) -> Option<(String, i64)> {
+        match self {
+            Self::BayStatusChanged(e) => Some((format!("bay:{}", e.bay.id), e.bay.revision)),
+            Self::AlertChanged(e) => Some((format!("alert:{}", e.alert.id), e.alert.revision)),
+            Self::ChargeStateChanged(e) => Some((format!("session:{}", e.session_id), e.revision)),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::BayStatusChanged(_) => "bay_status_changed",
@@ -113,6 +127,10 @@ pub struct ChargeStateChanged {
     pub current_a: Option<f64>,
     pub voltage_v: Option<f64>,
     pub at: DateTime<Utc>,
+    /// The session's revision (see [`DomainEvent::revision`]). (Events of
+    /// earlier versions have none.)
+    #[serde(default)]
+    pub revision: i64,
 }
 
 /// A kiosk's mobile pairing changed state. Not public: `terminalPairingChanged`
@@ -196,6 +214,7 @@ pub mod fixtures {
                 number,
                 status: BayStatus::Available,
                 lock_state: LockState::Unlocked,
+                revision: 1,
             },
             device_status: Some(DeviceStatus::Idle),
             changed_at: "2026-11-22T10:00:00.123456Z".parse().unwrap_or_default(),

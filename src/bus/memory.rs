@@ -6,15 +6,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 
 use super::history::{REPLAY_PAGE, Retention, Rings};
+use super::revisions::Latest;
 use super::{Cursor, DomainEvent, Envelope, EventBus, Fanout, FollowError, Stamped};
 use crate::telemetry::names;
 
 pub struct MemoryBus {
     fanout: Fanout,
     retention: Retention,
-    /// Also orders publishing: an event is stamped, kept and delivered under
-    /// this lock, so every subscriber sees positions in increasing order.
-    rings: Mutex<Rings>,
+    /// The history, and the newest revision published of each row. Also
+    /// orders publishing: an event is admitted, stamped, kept and delivered
+    /// under this lock, so every subscriber sees positions in increasing order.
+    published: Mutex<(Rings, Latest)>,
 }
 
 impl MemoryBus {
@@ -24,7 +26,7 @@ impl MemoryBus {
         Self {
             fanout: Fanout::default(),
             retention,
-            rings: Mutex::new(Rings::new(epoch.into(), retention)),
+            published: Mutex::new((Rings::new(epoch.into(), retention), Latest::default())),
         }
     }
 }
@@ -48,9 +50,17 @@ impl EventBus for MemoryBus {
 
     async fn publish_all(&self, events: Vec<DomainEvent>) -> anyhow::Result<()> {
         let now = now_ms();
-        let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (rings, latest) = &mut *guard;
         for event in events {
             metrics::counter!(names::BUS_PUBLISHED, "type" => event.name()).increment(1);
+            if !latest.admit(&event) {
+                metrics::counter!(names::BUS_SUPERSEDED).increment(1);
+                continue;
+            }
             let position = rings.next_position(now);
             let epoch = Arc::clone(rings.epoch());
             let stamped = Arc::new(Stamped::at(Envelope::new(event), epoch, |_| position));
@@ -61,8 +71,11 @@ impl EventBus for MemoryBus {
     }
 
     async fn replay(&self, after: &Cursor) -> Result<Vec<Arc<Stamped>>, FollowError> {
-        let rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(rings.replay(after, now_ms(), REPLAY_PAGE)?)
+        let guard = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(guard.0.replay(after, now_ms(), REPLAY_PAGE)?)
     }
 
     fn fanout(&self) -> &Fanout {

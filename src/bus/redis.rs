@@ -41,10 +41,14 @@ const PUBLISH_MAX_BACKOFF: Duration = Duration::from_secs(2);
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Appends each event to its topics' streams (trimmed by count and age,
-/// expiring when idle), then publishes it with the stream ids it got. KEYS:
-/// the epoch key, then each event's topic streams in turn. ARGV: channel, an
-/// epoch to use if there is none yet, events kept per topic, ms kept, then per
-/// event its number of topics and its envelope.
+/// expiring when idle), then publishes it with the stream ids it got; an
+/// event carrying a row's revision older than the last published of that row
+/// is dropped instead (see [`super::revisions`]), the revisions kept in one
+/// hash that expires when idle like the streams. KEYS: the epoch key, the
+/// revisions hash, then each event's topic streams in turn. ARGV: channel, an
+/// epoch to use if there is none yet, events kept per topic, ms kept, then
+/// per event its number of topics, its envelope, its row ('' for none) and
+/// that row's revision. Returns how many events were published.
 const PUBLISH_SCRIPT: &str = r"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -54,19 +58,36 @@ end
 local now = redis.call('TIME')
 local min_id = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[4]))
 local ttl = math.floor(tonumber(ARGV[4]) / 1000) + 1
-local key = 2
-for arg = 5, #ARGV, 2 do
+local key = 3
+local published = 0
+for arg = 5, #ARGV, 4 do
+  local topics = tonumber(ARGV[arg])
   local envelope = ARGV[arg + 1]
-  local ids = {}
-  for _ = 1, tonumber(ARGV[arg]) do
-    ids[#ids + 1] = redis.call('XADD', KEYS[key], 'MAXLEN', '~', ARGV[3], '*', 'e', envelope)
-    redis.call('XTRIM', KEYS[key], 'MINID', '~', min_id)
-    redis.call('EXPIRE', KEYS[key], ttl)
-    key = key + 1
+  local row = ARGV[arg + 2]
+  local news = true
+  if row ~= '' then
+    local last = redis.call('HGET', KEYS[2], row)
+    if last and tonumber(last) > tonumber(ARGV[arg + 3]) then
+      news = false
+    else
+      redis.call('HSET', KEYS[2], row, ARGV[arg + 3])
+      redis.call('EXPIRE', KEYS[2], math.max(ttl, 60))
+    end
   end
-  redis.call('PUBLISH', ARGV[1], epoch .. '\n' .. table.concat(ids, ',') .. '\n' .. envelope)
+  if news then
+    local ids = {}
+    for topic = 0, topics - 1 do
+      local stream = KEYS[key + topic]
+      ids[#ids + 1] = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[3], '*', 'e', envelope)
+      redis.call('XTRIM', stream, 'MINID', '~', min_id)
+      redis.call('EXPIRE', stream, ttl)
+    end
+    redis.call('PUBLISH', ARGV[1], epoch .. '\n' .. table.concat(ids, ',') .. '\n' .. envelope)
+    published = published + 1
+  end
+  key = key + topics
 end
-return key - 2
+return published
 ";
 
 /// What [`history::decide`] needs about a cursor, and the page after it, in one
@@ -149,14 +170,19 @@ impl RedisBus {
         format!("{}:epoch", self.channel)
     }
 
+    fn revisions_key(&self) -> String {
+        format!("{}:revisions", self.channel)
+    }
+
     fn stream_key(&self, topic: super::Topic) -> String {
         format!("{}:topic:{}", self.channel, topic.key())
     }
 
-    /// Appends and publishes `events` in one atomic script (one round trip).
-    async fn publish_once(&self, events: &[(&DomainEvent, Vec<u8>)]) -> redis::RedisResult<()> {
+    /// Appends and publishes `events` in one atomic script (one round trip);
+    /// how many were published (the others were superseded).
+    async fn publish_once(&self, events: &[(&DomainEvent, Vec<u8>)]) -> redis::RedisResult<usize> {
         let mut invocation = self.publish_script.prepare_invoke();
-        invocation.key(self.epoch_key());
+        invocation.key(self.epoch_key()).key(self.revisions_key());
         let new_epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         invocation
             .arg(&self.channel)
@@ -165,14 +191,18 @@ impl RedisBus {
             .arg(self.retention.max_age_ms());
         for (event, payload) in events {
             let topics = event.topics();
-            invocation.arg(topics.len()).arg(payload);
+            let (row, revision) = event.revision().unwrap_or_default();
+            invocation
+                .arg(topics.len())
+                .arg(payload)
+                .arg(row)
+                .arg(revision);
             for topic in topics {
                 invocation.key(self.stream_key(topic));
             }
         }
         let mut connection = self.connection.clone();
-        invocation.invoke_async::<usize>(&mut connection).await?;
-        Ok(())
+        invocation.invoke_async::<usize>(&mut connection).await
     }
 }
 
@@ -279,10 +309,14 @@ impl EventBus for RedisBus {
         let mut backoff = PUBLISH_FIRST_BACKOFF;
         loop {
             match self.publish_once(&encoded).await {
-                Ok(()) => {
+                Ok(published) => {
                     for envelope in &envelopes {
                         metrics::counter!(names::BUS_PUBLISHED, "type" => envelope.event.name())
                             .increment(1);
+                    }
+                    let superseded = envelopes.len().saturating_sub(published);
+                    if superseded > 0 {
+                        metrics::counter!(names::BUS_SUPERSEDED).increment(superseded as u64);
                     }
                     return Ok(());
                 }

@@ -5,8 +5,9 @@
 //! covers the present, `AVAILABLE` otherwise.
 //!
 //! Whoever changes one of those inputs calls [`refresh`] in the same
-//! transaction; it writes the bays whose status changed and returns their
-//! `BayStatusChanged` events, which the caller publishes after the commit.
+//! transaction; it writes the bays whose status changed (raising their
+//! revision) and returns their `BayStatusChanged` events, which the caller
+//! publishes after the commit.
 //! The `RefreshBayStatuses` job does the same as time passes (a slot starting
 //! or ending changes no row), for the bays a slot covers now and the bays
 //! shown busy.
@@ -203,6 +204,7 @@ async fn refresh_chunk(
     for (status, ids) in changes {
         let updated = bay::Entity::update_many()
             .col_expr(bay::Column::Status, Expr::value(status))
+            .col_expr(bay::Column::Revision, bay::next_revision())
             .filter(bay::Column::Id.is_in(ids))
             .exec_with_returning(db)
             .await?;

@@ -81,6 +81,10 @@ pub(crate) async fn apply(
     let mut update = charging_session::Entity::update_many()
         .col_expr(charging_session::Column::State, Expr::value(to))
         .col_expr(charging_session::Column::StateChangedAt, Expr::value(now))
+        .col_expr(
+            charging_session::Column::Revision,
+            charging_session::next_revision(),
+        )
         .filter(charging_session::Column::Id.eq(session.id))
         .filter(charging_session::Column::State.eq(session.state));
     if to == SessionState::WaitingPlug {
@@ -164,6 +168,7 @@ fn charge_event_of(
         current_a: latest.map(|s| s.current_a),
         voltage_v: latest.map(|s| s.voltage_v),
         at: session.state_changed_at,
+        revision: session.revision,
     })
 }
 
@@ -1000,6 +1005,90 @@ mod tests {
 
     use super::*;
     use crate::charging::settings::KioskSettings;
+
+    /// A session's announced changes raise its revision, and its
+    /// announcement carries the revision written.
+    #[tokio::test]
+    async fn each_change_of_a_session_raises_its_revision() {
+        let db = crate::db::testing::any_database().await;
+        crate::db::migrate(&db).await.expect("migrated");
+        let size = crate::seed::DemoSize {
+            stations: 1,
+            cabinets_per_station: 1,
+            bays_per_cabinet: 4,
+        };
+        crate::seed::demo(&db, &size, "vg")
+            .await
+            .expect("a network");
+        crate::charging::demo::seed(&db)
+            .await
+            .expect("seeded")
+            .expect("a charging demo");
+        let charging = charging_session::Entity::find()
+            .filter(charging_session::Column::State.eq(SessionState::Charging))
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the demo's session that charges");
+        assert_eq!(charging.revision, 2, "unlocked, then charging");
+
+        // A sample of its meter.
+        let bay = bay::Entity::find_by_id(charging.bay_id)
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("its bay");
+        let meter = device::Entity::find()
+            .filter(device::Column::BayId.eq(bay.id))
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("its device");
+        let sample = crate::supervision::telemetry::Sample {
+            current_a: 30.0,
+            voltage_v: 230.0,
+            energy_kwh: 9.0,
+            ts: Utc::now(),
+        };
+        let recorded = crate::supervision::telemetry::record_all(
+            &db,
+            &[crate::supervision::telemetry::Measured {
+                bay: &bay,
+                device: &meter,
+                sample: &sample,
+                received_at: sample.ts,
+            }],
+            &crate::supervision::rules::Thresholds::default(),
+            &crate::supervision::telemetry_cache::TelemetryCache::new(
+                std::time::Duration::from_secs(1),
+            ),
+        )
+        .await
+        .expect("recorded");
+        assert!(
+            matches!(
+                &recorded[..],
+                [crate::supervision::telemetry::Recorded::Stored { event: Some(e), .. }] if e.revision == 3
+            ),
+            "{recorded:?}"
+        );
+
+        let (stopping, events) = apply(
+            &db,
+            &charging,
+            SessionEvent::StopRequested,
+            Utc::now(),
+            None,
+        )
+        .await
+        .expect("applied")
+        .expect("a valid transition");
+        assert_eq!(stopping.revision, 4);
+        assert!(
+            matches!(&events[0], DomainEvent::ChargeStateChanged(e) if e.revision == 4),
+            "{events:?}"
+        );
+    }
 
     fn settings() -> KioskSettings {
         KioskSettings {

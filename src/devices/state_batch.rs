@@ -135,20 +135,22 @@ pub async fn apply_state_reports_in(
         if let Some(at) = round.iter().map(|p| p.received_at).max() {
             crate::devices::firmware::versions_reported(txn, &versions, at).await?;
         }
-        let locks: Vec<(i32, LockState)> = round
+        let changed: Vec<(i32, Option<LockState>)> = round
             .iter()
             .filter(|p| applied.contains(&p.device_id))
-            .filter_map(|p| Some((p.bay_id, p.report.lock?)))
+            .map(|p| (p.bay_id, p.report.lock))
             .collect();
-        update_locks(txn, locks).await?;
+        let mut written = update_bays(txn, changed).await?;
         for pending in round {
             let input = &inputs[pending.index];
             let outcome = if applied.contains(&pending.device_id) {
                 let (bay, _) = bays
                     .get_mut(&(input.prefix, input.number))
                     .expect("a pending report's bay was found");
-                if let Some(lock) = input.report.lock {
-                    bay.lock_state = lock;
+                // As written: its current status (a request may have changed
+                // it since the lookup) and its new revision.
+                if let Some(row) = written.remove(&bay.id) {
+                    *bay = row;
                 }
                 StateOutcome::Applied(
                     BayStatusChanged {
@@ -281,38 +283,47 @@ pub async fn find_bays<'a>(
         .collect())
 }
 
-/// Sets the lock state the round's reports carry on their bays.
-async fn update_locks(
+/// Writes the bays of a round's applied reports: the lock state a report
+/// carries, and a new revision for each (the bay's announcement is then newer
+/// than any made before). Returns the rows as written, locked until the
+/// batch commits.
+async fn update_bays(
     txn: &DatabaseTransaction,
-    locks: Vec<(i32, LockState)>,
-) -> Result<(), DbErr> {
-    if locks.is_empty() {
-        return Ok(());
+    changed: Vec<(i32, Option<LockState>)>,
+) -> Result<HashMap<i32, bay::Model>, DbErr> {
+    if changed.is_empty() {
+        return Ok(HashMap::new());
     }
-    if takes_json_rows(txn.get_database_backend(), locks.len()) {
+    let rows = if takes_json_rows(txn.get_database_backend(), changed.len()) {
         // One statement text for any number of bays, as in `update_devices_from_json`.
-        const SQL: &str = r#"UPDATE "bays" AS b SET "lock_state" = v.lock
-            FROM json_to_recordset($1::json) AS v(id integer, lock text) WHERE b."id" = v.id"#;
-        let locks = locks
-            .iter()
-            .map(|(id, lock)| serde_json::json!({ "id": id, "lock": lock.to_value() }));
-        txn.execute_raw(with_json_rows(SQL, locks)).await?;
-        return Ok(());
-    }
-    let ids: Vec<i32> = locks.iter().map(|(id, _)| *id).collect();
-    let locks = locks
-        .into_iter()
-        .map(|(id, lock)| (id, lock.into()))
-        .collect();
-    bay::Entity::update_many()
-        .col_expr(
-            bay::Column::LockState,
-            per_row(bay::Column::Id, locks, Expr::col(bay::Column::LockState)),
-        )
-        .filter(bay::Column::Id.is_in(ids))
-        .exec(txn)
-        .await?;
-    Ok(())
+        const SQL: &str = r#"UPDATE "bays" AS b
+            SET "lock_state" = COALESCE(v.lock, b."lock_state"), "revision" = b."revision" + 1
+            FROM json_to_recordset($1::json) AS v(id integer, lock text) WHERE b."id" = v.id
+            RETURNING b.*"#;
+        let changed = changed.iter().map(
+            |(id, lock)| serde_json::json!({ "id": id, "lock": lock.map(|lock| lock.to_value()) }),
+        );
+        bay::Entity::find()
+            .from_raw_sql(with_json_rows(SQL, changed))
+            .all(txn)
+            .await?
+    } else {
+        let ids: Vec<i32> = changed.iter().map(|(id, _)| *id).collect();
+        let locks = changed
+            .into_iter()
+            .filter_map(|(id, lock)| Some((id, lock?.into())))
+            .collect();
+        bay::Entity::update_many()
+            .col_expr(
+                bay::Column::LockState,
+                per_row(bay::Column::Id, locks, Expr::col(bay::Column::LockState)),
+            )
+            .col_expr(bay::Column::Revision, bay::next_revision())
+            .filter(bay::Column::Id.is_in(ids))
+            .exec_with_returning(txn)
+            .await?
+    };
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
 /// `(prefix, number)` is one of `places`, with the places passed as one JSON
@@ -487,8 +498,9 @@ mod tests {
     use sea_orm::{ConnectOptions, Database, DatabaseConnection, TransactionTrait};
 
     use super::*;
-    use crate::entities::LockState;
+    use crate::entities::{BayStatus, LockState};
     use crate::seed::{DemoSize, demo, demo_mac};
+    use sea_orm::Statement;
 
     /// A database with one cabinet of two bays (ids 1 and 2), each with its device.
     async fn network() -> (DatabaseConnection, String) {
@@ -616,6 +628,92 @@ mod tests {
             LockState::Locked,
             "the newest report's lock"
         );
+    }
+
+    /// A report's announcement carries its bay as written, not as the batch
+    /// first read it: with the status a request committed meanwhile (on
+    /// PostgreSQL the batch waits for that request on the bay's lock) and the
+    /// bay's next revision, so the bus can tell the two announcements' order.
+    #[tokio::test]
+    async fn an_applied_reports_event_carries_its_bay_as_written_with_its_next_revision() {
+        use sea_orm::ConnectionTrait as _;
+        let (db, prefix) = seeded(crate::db::testing::any_database().await, 1).await;
+        let now = Utc::now();
+        let apply = |db: DatabaseConnection, prefix: String, ms: i64| async move {
+            let report = report(
+                1,
+                (now - TimeDelta::seconds(60)).timestamp_millis() + ms,
+                LockState::Unlocked,
+            );
+            let input = StateInput {
+                prefix: &prefix,
+                number: 1,
+                report: &report,
+                received_at: now,
+            };
+            let txn = db.begin().await.expect("a transaction");
+            let mut results =
+                apply_state_reports_in(&txn, &[input], ClockSkew(TimeDelta::seconds(30)))
+                    .await
+                    .expect("applied")
+                    .results;
+            txn.commit().await.expect("committed");
+            match results.pop() {
+                Some(Ok(StateOutcome::Applied(change, _))) => change.bay,
+                other => panic!("applied, not {other:?}"),
+            }
+        };
+        let first = apply(db.clone(), prefix.clone(), 10).await;
+        assert_eq!((first.status, first.revision), (BayStatus::Available, 1));
+
+        // A request changes the bay's status and holds its lock until it commits.
+        let request = db.begin().await.expect("a transaction");
+        bay::Entity::update_many()
+            .col_expr(bay::Column::Status, Expr::value(BayStatus::Occupied))
+            .col_expr(bay::Column::Revision, bay::next_revision())
+            .filter(bay::Column::Id.eq(1))
+            .exec(&request)
+            .await
+            .expect("updated");
+        let second = if db.get_database_backend() == DbBackend::Postgres {
+            let batch = tokio::spawn(apply(db.clone(), prefix.clone(), 20));
+            // The batch read the bay before the request committed, and now
+            // waits for its lock.
+            let waiting = Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            );
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let row = db
+                    .query_one_raw(waiting.clone())
+                    .await
+                    .expect("query")
+                    .expect("a row");
+                if row.try_get::<i64>("", "n").expect("a count") > 0 {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the batch never waited for the bay"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            request.commit().await.expect("committed");
+            batch.await.expect("the batch ran")
+        } else {
+            // SQLite has one writer: the request commits before the batch runs.
+            request.commit().await.expect("committed");
+            apply(db.clone(), prefix.clone(), 20).await
+        };
+        assert_eq!((second.status, second.revision), (BayStatus::Occupied, 3));
+        let stored = bay::Entity::find_by_id(1)
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the bay");
+        assert_eq!(stored, second, "the announcement is the row as stored");
     }
 
     /// Rounds of [`SET_PARAMETER_FROM`] reports or more take the statements

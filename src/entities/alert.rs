@@ -42,6 +42,11 @@ pub struct Model {
     pub resolved_at: Option<DateTimeUtc>,
     pub resolution_note: Option<String>,
     pub open_key: Option<String>,
+    /// Raised by every announced change of the alert, in the statement that
+    /// makes it: the bus drops an announcement older than one it has
+    /// already published for the alert. (Events of earlier versions have none.)
+    #[serde(default)]
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -63,4 +68,11 @@ impl Entity {
     pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
         Self::find().filter(principal.stations().on(Column::StationId))
     }
+}
+
+/// An alert's revision after an announced change, for the statement that
+/// makes it: raised under the row's lock, so revisions follow the writes' order.
+pub fn next_revision() -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::ExprTrait as _;
+    Expr::col((Entity, Column::Revision)).add(1)
 }

@@ -19,6 +19,11 @@ pub struct Model {
     pub number: i32,
     pub status: BayStatus,
     pub lock_state: LockState,
+    /// Raised by every announced change of the bay, in the statement that
+    /// makes it: the bus drops an announcement older than one it has
+    /// already published for the bay. (Events of earlier versions have none.)
+    #[serde(default)]
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -66,4 +71,11 @@ impl Entity {
     pub fn visible_to(principal: &crate::auth::Principal) -> Select<Self> {
         Self::find().filter(principal.stations().on(Column::StationId))
     }
+}
+
+/// A bay's revision after an announced change, for the `UPDATE` that makes
+/// it: raised under the row's lock, so revisions follow the writes' order.
+pub fn next_revision() -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::ExprTrait as _;
+    Expr::col(Column::Revision).add(1)
 }

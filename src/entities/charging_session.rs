@@ -66,6 +66,10 @@ pub struct Model {
     pub energy_kwh: Option<f64>,
     /// Why the session ended in `error`.
     pub error: Option<String>,
+    /// Raised by every announced change of the session (its state, its
+    /// meter), in the statement that makes it: the bus drops an announcement
+    /// older than one it has already published for the session.
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -93,3 +97,10 @@ impl Related<super::reservation::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// A session's revision after an announced change, for the `UPDATE` that
+/// makes it: raised under the row's lock, so revisions follow the writes' order.
+pub fn next_revision() -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::ExprTrait as _;
+    Expr::col(Column::Revision).add(1)
+}

@@ -106,6 +106,7 @@ pub async fn raise(
         resolved_at: Set(None),
         resolution_note: Set(None),
         open_key: Set(Some(key.clone())),
+        revision: Set(1),
     };
     let seen_again = OnConflict::column(alert::Column::OpenKey)
         .update_columns([
@@ -118,6 +119,7 @@ pub async fn raise(
             alert::Column::NotificationCount,
             Expr::col((alert::Entity, alert::Column::NotificationCount)).add(1),
         )
+        .value(alert::Column::Revision, alert::next_revision())
         .value(
             alert::Column::Status,
             Expr::case(
@@ -170,6 +172,7 @@ pub async fn recover(
             Expr::value("the condition ended by itself"),
         )
         .col_expr(alert::Column::OpenKey, Expr::value(Option::<String>::None))
+        .col_expr(alert::Column::Revision, alert::next_revision())
         .filter(alert::Column::Id.eq(open.id))
         .filter(alert::Column::OpenKey.eq(key))
         .exec(db)
@@ -254,6 +257,7 @@ pub async fn acknowledge(
             alert::Column::AssignedTechnicianId,
             Expr::value(current.assigned_technician_id.unwrap_or(by)),
         )
+        .col_expr(alert::Column::Revision, alert::next_revision())
         .filter(alert::Column::Id.eq(id))
         .filter(alert::Column::Status.is_in([AlertStatus::New, AlertStatus::Active]))
         .exec(db)
@@ -288,6 +292,7 @@ pub async fn resolve(
         .col_expr(alert::Column::ResolvedAt, Expr::value(at))
         .col_expr(alert::Column::ResolutionNote, Expr::value(note))
         .col_expr(alert::Column::OpenKey, Expr::value(Option::<String>::None))
+        .col_expr(alert::Column::Revision, alert::next_revision())
         .filter(alert::Column::Id.eq(id))
         .filter(alert::Column::Status.is_in([
             AlertStatus::New,
@@ -317,6 +322,7 @@ pub async fn close(
     get(db, principal, id).await?;
     let closed = alert::Entity::update_many()
         .col_expr(alert::Column::Status, Expr::value(AlertStatus::Closed))
+        .col_expr(alert::Column::Revision, alert::next_revision())
         .filter(alert::Column::Id.eq(id))
         .filter(alert::Column::Status.eq(AlertStatus::Resolved))
         .exec(db)
@@ -383,4 +389,88 @@ pub async fn count_open(db: &impl ConnectionTrait, principal: &Principal) -> App
         .filter(alert::Column::OpenKey.is_not_null())
         .count(db)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait as _, EntityTrait as _};
+
+    use super::*;
+    use crate::auth::principal::tests::person;
+    use crate::entities::{RoleName, UserStatus, station, user};
+    use crate::seed::{DemoSize, demo};
+
+    /// Every announced change of an alert raises its revision, so the bus
+    /// can tell which of two announcements of it is the later.
+    #[tokio::test]
+    async fn each_change_of_an_alert_raises_its_revision() {
+        let db = crate::db::testing::any_database().await;
+        crate::db::migrate(&db).await.expect("migrated");
+        let size = DemoSize {
+            stations: 1,
+            cabinets_per_station: 1,
+            bays_per_cabinet: 1,
+        };
+        demo(&db, &size, "vg").await.expect("seeded");
+        let station = station::Entity::find()
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("a station");
+        let now = Utc::now();
+        let staff = user::ActiveModel {
+            username: Set("staff".into()),
+            email: Set("staff@example.test".into()),
+            password_hash: Set(String::new()),
+            status: Set(UserStatus::Active),
+            is_active: Set(true),
+            is_staff: Set(true),
+            is_superuser: Set(false),
+            failed_attempts: Set(0),
+            date_joined: Set(now),
+            full_name: Set("Staff".into()),
+            locale: Set("en".into()),
+            timezone: Set("UTC".into()),
+            needs_password_change: Set(false),
+            auth_backend: Set("native".into()),
+            token_version: Set(0),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .expect("a staff account");
+        let principal = Principal::Person(person(staff.id, &[RoleName::Administrator], &[]));
+        let condition = Condition {
+            kind: AlertKind::Smoke,
+            severity: AlertSeverity::Critical,
+            message: "smoke".into(),
+            station_id: station.id,
+            bay_id: None,
+            device_id: None,
+            reading_id: None,
+            session_id: None,
+        };
+
+        let (raised, _) = raise(&db, &condition, now).await.expect("raised");
+        let (seen_again, _) = raise(&db, &condition, now).await.expect("raised");
+        let taken = acknowledge(&db, &principal, raised.id, staff.id, now)
+            .await
+            .expect("taken in charge");
+        let resolved = resolve(&db, &principal, raised.id, staff.id, None, now)
+            .await
+            .expect("resolved");
+        let closed = close(&db, &principal, raised.id).await.expect("closed");
+        let (again, _) = raise(&db, &condition, now).await.expect("raised");
+        let ended = recover(&db, &condition, now)
+            .await
+            .expect("recovered")
+            .expect("an open alert");
+        assert_eq!(
+            [&raised, &seen_again, &taken, &resolved, &closed].map(|a| a.revision),
+            [1, 2, 3, 4, 5]
+        );
+        assert_ne!(again.id, raised.id, "a new alert once the first is closed");
+        assert_eq!([again.revision, ended.revision], [1, 2]);
+    }
 }

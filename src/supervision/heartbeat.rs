@@ -78,7 +78,15 @@ impl Job for DetectSilentDevices {
             if marked.rows_affected == 0 {
                 continue;
             }
-            let Some(bay) = bay::Entity::find_by_id(found.bay_id).one(&txn).await? else {
+            // The bay as it stands, locked, with its next revision: the
+            // announcement is then newer than any made of it before.
+            let Some(bay) = bay::Entity::update_many()
+                .col_expr(bay::Column::Revision, bay::next_revision())
+                .filter(bay::Column::Id.eq(found.bay_id))
+                .exec_with_returning(&txn)
+                .await?
+                .pop()
+            else {
                 continue;
             };
             let alert = sensors::device_state(&txn, &bay, found.id, true, now)

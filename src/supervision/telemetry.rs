@@ -260,6 +260,7 @@ pub async fn record_all(
                     current_a: Some(m.sample.current_a),
                     voltage_v: Some(m.sample.voltage_v),
                     at: session.state_changed_at,
+                    revision: session.revision,
                 })
             });
         outcomes[index] = Some(Recorded::Stored {
@@ -439,6 +440,9 @@ async fn update_sessions(
                     .finally(Expr::col(C::EnergyKwh))
                     .into(),
             )
+            // Each session sampled is announced: the announcement is then
+            // newer than any made of it before.
+            .col_expr(C::Revision, charging_session::next_revision())
             .filter(C::Id.is_in(chunk.iter().map(|(id, _)| *id)))
             .exec_with_returning(db)
             .await?;

@@ -393,6 +393,7 @@ mod tests {
             resolved_at: None,
             resolution_note: None,
             open_key: None,
+            revision: 0,
         }
     }
 

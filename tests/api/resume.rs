@@ -237,6 +237,7 @@ fn synthetic_change(bay: &SeededBay, n: i64) -> voltgate::bus::DomainEvent {
             } else {
                 LockState::Unlocked
             },
+            revision: n,
         },
         device_status: None,
         changed_at: Utc::now(),
