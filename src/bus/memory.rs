@@ -57,7 +57,7 @@ impl EventBus for MemoryBus {
         let (rings, latest) = &mut *guard;
         for event in events {
             metrics::counter!(names::BUS_PUBLISHED, "type" => event.name()).increment(1);
-            if !latest.admit(&event) {
+            if !latest.admit(&event, now) {
                 metrics::counter!(names::BUS_SUPERSEDED).increment(1);
                 continue;
             }

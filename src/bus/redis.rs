@@ -43,12 +43,13 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Appends each event to its topics' streams (trimmed by count and age,
 /// expiring when idle), then publishes it with the stream ids it got; an
 /// event carrying a row's revision older than the last published of that row
-/// is dropped instead (see [`super::revisions`]), the revisions kept in one
-/// hash that expires when idle like the streams. KEYS: the epoch key, the
-/// revisions hash, then each event's topic streams in turn. ARGV: channel, an
-/// epoch to use if there is none yet, events kept per topic, ms kept, then
-/// per event its number of topics, its envelope, its row ('' for none) and
-/// that row's revision. Returns how many events were published.
+/// is dropped instead (see [`super::revisions`]; the last revision of a row
+/// is a key of its own, kept for [`super::revisions::KEPT_FOR_MS`] after
+/// its last event). KEYS: the epoch key, then per event its row's revision
+/// key if it has one, then its topic streams. ARGV: channel, an epoch to use
+/// if there is none yet, events kept per topic, ms kept, ms a revision is
+/// kept, then per event its number of topics, its envelope and its revision
+/// ('' for none). Returns how many events were published.
 const PUBLISH_SCRIPT: &str = r"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -58,21 +59,21 @@ end
 local now = redis.call('TIME')
 local min_id = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[4]))
 local ttl = math.floor(tonumber(ARGV[4]) / 1000) + 1
-local key = 3
+local key = 2
 local published = 0
-for arg = 5, #ARGV, 4 do
+for arg = 6, #ARGV, 3 do
   local topics = tonumber(ARGV[arg])
   local envelope = ARGV[arg + 1]
-  local row = ARGV[arg + 2]
   local news = true
-  if row ~= '' then
-    local last = redis.call('HGET', KEYS[2], row)
-    if last and tonumber(last) > tonumber(ARGV[arg + 3]) then
+  if ARGV[arg + 2] ~= '' then
+    local revision = tonumber(ARGV[arg + 2])
+    local last = redis.call('GET', KEYS[key])
+    if last and tonumber(last) > revision then
       news = false
     else
-      redis.call('HSET', KEYS[2], row, ARGV[arg + 3])
-      redis.call('EXPIRE', KEYS[2], math.max(ttl, 60))
+      redis.call('SET', KEYS[key], ARGV[arg + 2], 'PX', ARGV[5])
     end
+    key = key + 1
   end
   if news then
     local ids = {}
@@ -170,8 +171,8 @@ impl RedisBus {
         format!("{}:epoch", self.channel)
     }
 
-    fn revisions_key(&self) -> String {
-        format!("{}:revisions", self.channel)
+    fn revision_key(&self, row: &str) -> String {
+        format!("{}:revision:{row}", self.channel)
     }
 
     fn stream_key(&self, topic: super::Topic) -> String {
@@ -182,21 +183,25 @@ impl RedisBus {
     /// how many were published (the others were superseded).
     async fn publish_once(&self, events: &[(&DomainEvent, Vec<u8>)]) -> redis::RedisResult<usize> {
         let mut invocation = self.publish_script.prepare_invoke();
-        invocation.key(self.epoch_key()).key(self.revisions_key());
+        invocation.key(self.epoch_key());
         let new_epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         invocation
             .arg(&self.channel)
             .arg(new_epoch)
             .arg(self.retention.max_events)
-            .arg(self.retention.max_age_ms());
+            .arg(self.retention.max_age_ms())
+            .arg(super::revisions::KEPT_FOR_MS);
         for (event, payload) in events {
             let topics = event.topics();
-            let (row, revision) = event.revision().unwrap_or_default();
-            invocation
-                .arg(topics.len())
-                .arg(payload)
-                .arg(row)
-                .arg(revision);
+            invocation.arg(topics.len()).arg(payload);
+            match event.revision() {
+                Some((row, revision)) => {
+                    invocation.arg(revision).key(self.revision_key(&row));
+                }
+                None => {
+                    invocation.arg("");
+                }
+            }
             for topic in topics {
                 invocation.key(self.stream_key(topic));
             }
