@@ -22,6 +22,7 @@ use sea_orm::{
 };
 
 use crate::bus::{BayStatusChanged, DomainEvent};
+use crate::db::per_row;
 use crate::entities::reservation::{self, ReservationStatus};
 use crate::entities::{
     BayStatus, CabinetStatus, DeviceStatus, StationStatus, bay, bay_maintenance, cabinet, device,
@@ -86,8 +87,8 @@ fn in_service(cabinet: CabinetStatus, station: StationStatus) -> bool {
 /// Brings the status of `bay_ids` up to date; the events of those that
 /// changed. A few statements whatever the number of bays: one reads each
 /// bay's status, its maintenance flag, its cabinet's and station's status,
-/// its device's and its holding reservations; then one `UPDATE` per new
-/// status writes (and locks) only the bays whose status changes.
+/// its device's and its holding reservations; then one `UPDATE` writes
+/// (and locks) only the bays whose status changes.
 ///
 /// # Errors
 /// On database errors.
@@ -96,10 +97,23 @@ pub async fn refresh(
     bay_ids: &[i32],
     now: DateTime<Utc>,
 ) -> AppResult<Vec<DomainEvent>> {
+    // In ascending order, so that concurrent refreshes lock bays in one order.
+    let mut sorted = bay_ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
     let mut events = Vec::new();
-    for chunk in bay_ids.chunks(REFRESH_CHUNK) {
+    for chunk in sorted.chunks(REFRESH_CHUNK) {
         events.extend(refresh_chunk(db, chunk, now).await?);
     }
+    // In the order asked for, as one bay at a time would give them.
+    let mut place: HashMap<i32, usize> = HashMap::new();
+    for (i, id) in bay_ids.iter().enumerate() {
+        place.entry(*id).or_insert(i);
+    }
+    events.sort_by_key(|event| match event {
+        DomainEvent::BayStatusChanged(change) => place.get(&change.bay.id).copied(),
+        _ => None,
+    });
     Ok(events)
 }
 
@@ -188,40 +202,40 @@ async fn refresh_chunk(
             });
         }
     }
-    let mut changes: Vec<(BayStatus, Vec<i32>)> = Vec::new();
+    let mut changes: Vec<(i32, sea_orm::Value)> = Vec::new();
     let mut device_status = HashMap::new();
     for (bay_id, inputs) in bays {
         let status = derive(inputs.in_maintenance, &inputs.holding, now);
         if status != inputs.stored {
-            match changes.iter_mut().find(|(to, _)| *to == status) {
-                Some((_, ids)) => ids.push(bay_id),
-                None => changes.push((status, vec![bay_id])),
-            }
+            changes.push((bay_id, status.into()));
             device_status.insert(bay_id, inputs.device);
         }
     }
-    let mut events = Vec::new();
-    for (status, ids) in changes {
-        let updated = bay::Entity::update_many()
-            .col_expr(bay::Column::Status, Expr::value(status))
-            .col_expr(bay::Column::Revision, bay::next_revision())
-            .filter(bay::Column::Id.is_in(ids))
-            .exec_with_returning(db)
-            .await?;
-        events.extend(updated.into_iter().map(|bay| {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement for every bay whatever its new status: concurrent
+    // refreshes then take the rows' locks in one order, and never deadlock.
+    let ids: Vec<i32> = changes.iter().map(|(id, _)| *id).collect();
+    let updated = bay::Entity::update_many()
+        .col_expr(
+            bay::Column::Status,
+            per_row(bay::Column::Id, changes, Expr::col(bay::Column::Status)),
+        )
+        .col_expr(bay::Column::Revision, bay::next_revision())
+        .filter(bay::Column::Id.is_in(ids))
+        .exec_with_returning(db)
+        .await?;
+    let events = updated
+        .into_iter()
+        .map(|bay| {
             DomainEvent::BayStatusChanged(BayStatusChanged {
                 device_status: device_status.get(&bay.id).copied().flatten(),
                 bay,
                 changed_at: now,
             })
-        }));
-    }
-    // In the order asked for, as one bay at a time would give them.
-    let place: HashMap<i32, usize> = bay_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    events.sort_by_key(|event| match event {
-        DomainEvent::BayStatusChanged(change) => place.get(&change.bay.id).copied(),
-        _ => None,
-    });
+        })
+        .collect();
     Ok(events)
 }
 
@@ -287,5 +301,106 @@ impl crate::jobs::Job for RefreshBayStatuses {
         txn.commit().await?;
         publish(services, events).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait as _, DbBackend, Set, TransactionTrait as _};
+
+    use super::*;
+    use crate::seed::{DemoSize, demo};
+
+    /// Two bays whose stored status is out of date, towards two different
+    /// statuses: bay 1 shown `OCCUPIED` with nothing holding it, bay 2 shown
+    /// `AVAILABLE` though flagged for maintenance.
+    async fn stale_pair(db: &sea_orm::DatabaseConnection) {
+        bay::Entity::update_many()
+            .col_expr(
+                bay::Column::Status,
+                per_row(
+                    bay::Column::Id,
+                    vec![
+                        (1, BayStatus::Occupied.into()),
+                        (2, BayStatus::Available.into()),
+                    ],
+                    Expr::col(bay::Column::Status),
+                ),
+            )
+            .filter(bay::Column::Id.is_in([1, 2]))
+            .exec(db)
+            .await
+            .expect("statuses set");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_writes_each_bays_own_status_and_raises_its_revision() {
+        let db = crate::db::testing::any_database().await;
+        crate::db::migrate(&db).await.expect("migrated");
+        let size = DemoSize {
+            stations: 1,
+            cabinets_per_station: 1,
+            bays_per_cabinet: 2,
+        };
+        demo(&db, &size, "vg").await.expect("seeded");
+        bay_maintenance::ActiveModel {
+            bay_id: Set(2),
+            reason: Set("inspection".into()),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&db)
+        .await
+        .expect("flagged");
+        stale_pair(&db).await;
+
+        let events = refresh(&db, &[2, 1, 2], Utc::now())
+            .await
+            .expect("refreshed");
+        let changed: Vec<(i32, BayStatus, i64)> = events
+            .iter()
+            .filter_map(|event| match event {
+                DomainEvent::BayStatusChanged(change) => {
+                    Some((change.bay.id, change.bay.status, change.bay.revision))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [(2, BayStatus::Maintenance, 1), (1, BayStatus::Available, 1)],
+            "in the order asked for, each with its own status"
+        );
+        assert!(
+            refresh(&db, &[1, 2], Utc::now())
+                .await
+                .expect("refreshed")
+                .is_empty(),
+            "nothing left to change"
+        );
+
+        if db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        // Refreshes of the same bays at once, each in its own transaction
+        // (as two requests, or a request and the job): they take the bays'
+        // locks in one order, so none fails on a deadlock.
+        for _ in 0..20 {
+            stale_pair(&db).await;
+            let refreshes = (0..4).map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let txn = db.begin().await?;
+                    let asked = if i % 2 == 0 { [1, 2] } else { [2, 1] };
+                    refresh(&txn, &asked, Utc::now())
+                        .await
+                        .map_err(|e| sea_orm::DbErr::Custom(e.message()))?;
+                    tokio::task::yield_now().await;
+                    txn.commit().await
+                })
+            });
+            for outcome in futures_util::future::join_all(refreshes).await {
+                outcome.expect("the refresh ran").expect("no deadlock");
+            }
+        }
     }
 }
