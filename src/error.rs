@@ -214,6 +214,11 @@ pub enum AppError {
         message: String,
     },
     RateLimited,
+    /// The database gave up on the request's transaction for a reason that
+    /// goes away when it is tried again (a deadlock, a serialization failure,
+    /// a lock or a connection not had in time): `RATE_LIMITED`, not
+    /// `INTERNAL`, so that clients retry.
+    Busy,
     /// A subscription fell behind its events and ends; `cursor` is the last
     /// one it delivered, to resume from (`SUBSCRIBER_LAGGING`).
     Lagging {
@@ -267,6 +272,7 @@ impl AppError {
             | Self::Conflict(message)
             | Self::Refused { message, .. } => message.clone(),
             Self::RateLimited => "too many requests, retry later".to_owned(),
+            Self::Busy => "the server is busy; retry in a moment".to_owned(),
             Self::Lagging { .. } => LAGGING_MESSAGE.to_owned(),
             Self::PasswordChangeRequired => "change your temporary password first".to_owned(),
             Self::Internal(_) => "internal error".to_owned(),
@@ -281,7 +287,7 @@ impl AppError {
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Refused { reason, .. } => reason.code(),
-            Self::RateLimited | Self::Lagging { .. } => ErrorCode::RateLimited,
+            Self::RateLimited | Self::Busy | Self::Lagging { .. } => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -289,8 +295,47 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
+        if is_transient(&err) {
+            tracing::warn!(error = %err, "database busy; the client is told to retry");
+            return Self::Busy;
+        }
         Self::Internal(err.into())
     }
+}
+
+/// Whether the database refused `err`'s statement for a reason that passes:
+/// on PostgreSQL a deadlock (`40P01`), a serialization failure (`40001`) or
+/// a lock not had in time (`55P03`); on SQLite the database busy or locked
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes); on either, no
+/// pooled connection free in time.
+pub fn is_transient(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+    let cause = match err {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => return true,
+        DbErr::Query(RuntimeErr::SqlxError(cause))
+        | DbErr::Exec(RuntimeErr::SqlxError(cause))
+        | DbErr::Conn(RuntimeErr::SqlxError(cause)) => cause,
+        _ => return false,
+    };
+    if matches!(cause.as_ref(), sea_orm::sqlx::Error::PoolTimedOut) {
+        return true;
+    }
+    let Some(database) = cause.as_database_error() else {
+        return false;
+    };
+    let Some(code) = database.code() else {
+        return false;
+    };
+    if database
+        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        // SQLite's primary code is the extended one's low byte.
+        return code
+            .parse::<u32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6));
+    }
+    matches!(code.as_ref(), "40P01" | "40001" | "55P03")
 }
 
 impl From<AppError> for async_graphql::Error {
@@ -331,6 +376,67 @@ pub type AppResult<T> = Result<T, AppError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A statement the database refuses because another transaction holds
+    /// what it needs is answered `RATE_LIMITED`, to be retried; a statement
+    /// that can never succeed stays `INTERNAL`.
+    #[tokio::test]
+    async fn a_lock_not_had_in_time_asks_the_client_to_retry() {
+        use sea_orm::{ConnectionTrait as _, Database, TransactionTrait as _};
+        let server = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| url.starts_with("postgres"));
+        // A file, so that two connections share it; none waits for a lock.
+        let file = std::env::temp_dir().join(format!("voltgate-busy-{}.db", uuid::Uuid::new_v4()));
+        let db = match &server {
+            Some(_) => crate::db::testing::any_database().await,
+            None => {
+                let mut options =
+                    sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=rwc", file.display()));
+                options.max_connections(2).min_connections(2);
+                Database::connect(options).await.expect("a database")
+            }
+        };
+        let postgres = server.is_some();
+        db.execute_unprepared("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+            .await
+            .expect("a table");
+        db.execute_unprepared("INSERT INTO counters VALUES (1, 0)")
+            .await
+            .expect("a row");
+        let holder = db.begin().await.expect("a transaction");
+        holder
+            .execute_unprepared("UPDATE counters SET n = n + 1 WHERE id = 1")
+            .await
+            .expect("the row is held");
+        let waiter = db.begin().await.expect("another transaction");
+        waiter
+            .execute_unprepared(if postgres {
+                "SET LOCAL lock_timeout = '20ms'"
+            } else {
+                "PRAGMA busy_timeout = 0"
+            })
+            .await
+            .expect("no waiting");
+        let refused = waiter
+            .execute_unprepared("UPDATE counters SET n = n + 1 WHERE id = 1")
+            .await
+            .expect_err("the row is held by the other transaction");
+        assert!(is_transient(&refused), "{refused:?}");
+        let answered = AppError::from(refused);
+        assert_eq!(answered.code(), ErrorCode::RateLimited);
+        assert!(!answered.message().contains("counters"));
+        drop(waiter);
+        holder.rollback().await.expect("rolled back");
+
+        let broken = db
+            .execute_unprepared("UPDATE no_such_table SET n = 1")
+            .await
+            .expect_err("no such table");
+        assert!(!is_transient(&broken));
+        assert_eq!(AppError::from(broken).code(), ErrorCode::Internal);
+        std::fs::remove_file(&file).ok();
+    }
 
     #[test]
     fn internal_errors_hide_their_cause() {
