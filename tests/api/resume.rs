@@ -244,6 +244,28 @@ fn synthetic_change(bay: &SeededBay, n: i64) -> voltgate::bus::DomainEvent {
     })
 }
 
+/// Publishes changes of `bay` (revisions 1, 2, …) straight on the bus until
+/// `subscription` sees one (a subscription has no "ready" signal); the last
+/// revision published.
+async fn until_live(app: &TestApp, bay: &SeededBay, subscription: &mut Subscription) -> i64 {
+    let mut n = 0;
+    loop {
+        n += 1;
+        app.bus
+            .publish(synthetic_change(bay, n))
+            .await
+            .expect("published");
+        if subscription
+            .try_next(Duration::from_millis(200))
+            .await
+            .is_some()
+        {
+            return n;
+        }
+        assert!(n < 50, "the subscription never went live");
+    }
+}
+
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_is_ended_with_the_cursor_to_resume_from() {
     let app = crate::helpers::spawn_app_with(&[
@@ -259,19 +281,7 @@ async fn a_subscriber_that_stops_reading_is_ended_with_the_cursor_to_resume_from
     let mut sleeper = app
         .subscribe("graphql-transport-ws", FOLLOW, station_of(&bay, None))
         .await;
-    // Live once it has seen an event.
-    let mut n = 0;
-    loop {
-        n += 1;
-        app.bus
-            .publish(synthetic_change(&bay, n))
-            .await
-            .expect("published");
-        if sleeper.try_next(Duration::from_millis(200)).await.is_some() {
-            break;
-        }
-        assert!(n < 50, "the subscription never went live");
-    }
+    let mut n = until_live(&app, &bay, &mut sleeper).await;
     let mut last_cursor = drain(&mut sleeper).await.pop().map(|c| c.cursor);
 
     // It stops reading. Events keep coming, in small bursts the server keeps up
@@ -323,4 +333,40 @@ async fn a_subscriber_that_stops_reading_is_ended_with_the_cursor_to_resume_from
         .await;
     let first = change_of(&resumed.next_event().await);
     assert_ne!(first.cursor, cursor);
+}
+
+/// Two changes of one bay reach the bus in the other order than their
+/// writes (their revisions): subscribers get the newer and never the older
+/// after it, through the whole delivery path, on either bus.
+#[tokio::test]
+async fn an_older_state_of_a_bay_that_arrives_late_reaches_no_subscriber() {
+    let app = crate::helpers::spawn_app().await;
+    let bay = app.seed(1, 1, 1).await.remove(0);
+    let mut watcher = app
+        .subscribe("graphql-transport-ws", FOLLOW, station_of(&bay, None))
+        .await;
+    let n = until_live(&app, &bay, &mut watcher).await;
+    drain(&mut watcher).await;
+
+    // Revisions alternate the lock: even locked, odd unlocked.
+    let base = (n + 10) / 2 * 2;
+    for revision in [base + 2, base + 1, base + 3, base + 4] {
+        app.bus
+            .publish(synthetic_change(&bay, revision))
+            .await
+            .expect("published");
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(watcher.next_event().await["data"]["bayStatusChanged"]["lockState"].clone());
+    }
+    assert_eq!(
+        seen,
+        [json!("LOCKED"), json!("UNLOCKED"), json!("LOCKED")],
+        "revisions {}, {} and {}; not the late {}",
+        base + 2,
+        base + 3,
+        base + 4,
+        base + 1
+    );
 }
