@@ -63,11 +63,11 @@ impl DomainEvent {
     /// when it has already published a later revision of the row: events
     /// published after their commits may reach it out of their writes' order,
     /// and an older state must not be the last a subscriber sees.
-    pub fn revision(&self) -> Option<(String, i64)> {
+    pub fn revision(&self) -> Option<(Row, i64)> {
         match self {
-            Self::BayStatusChanged(e) => Some((format!("bay:{}", e.bay.id), e.bay.revision)),
-            Self::AlertChanged(e) => Some((format!("alert:{}", e.alert.id), e.alert.revision)),
-            Self::ChargeStateChanged(e) => Some((format!("session:{}", e.session_id), e.revision)),
+            Self::BayStatusChanged(e) => Some((Row("bay", e.bay.id), e.bay.revision)),
+            Self::AlertChanged(e) => Some((Row("alert", e.alert.id), e.alert.revision)),
+            Self::ChargeStateChanged(e) => Some((Row("session", e.session_id), e.revision)),
             _ => None,
         }
     }
@@ -83,6 +83,17 @@ impl DomainEvent {
             Self::KioskPairingChanged(_) => "kiosk_pairing_changed",
             Self::KioskAccessChanged(_) => "kiosk_access_changed",
         }
+    }
+}
+
+/// A row whose events carry its whole state: its kind and id (`bay:7` as a
+/// key name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Row(pub &'static str, pub i32);
+
+impl std::fmt::Display for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
     }
 }
 

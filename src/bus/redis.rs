@@ -171,7 +171,7 @@ impl RedisBus {
         format!("{}:epoch", self.channel)
     }
 
-    fn revision_key(&self, row: &str) -> String {
+    fn revision_key(&self, row: super::events::Row) -> String {
         format!("{}:revision:{row}", self.channel)
     }
 
@@ -196,7 +196,7 @@ impl RedisBus {
             invocation.arg(topics.len()).arg(payload);
             match event.revision() {
                 Some((row, revision)) => {
-                    invocation.arg(revision).key(self.revision_key(&row));
+                    invocation.arg(revision).key(self.revision_key(row));
                 }
                 None => {
                     invocation.arg("");

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use super::DomainEvent;
+use super::events::Row;
 
 /// How long a row's last revision is remembered after its last event.
 pub const KEPT_FOR_MS: u64 = 60_000;
@@ -30,7 +31,7 @@ const SWEEP_EVERY: usize = 1024;
 #[derive(Debug, Default)]
 pub struct Latest {
     /// Per row, its last revision published and when (ms).
-    rows: HashMap<String, (i64, u64)>,
+    rows: HashMap<Row, (i64, u64)>,
     admitted_since_sweep: usize,
 }
 
