@@ -465,6 +465,36 @@ pub mod testing {
             .await
             .expect("the new database")
     }
+
+    /// How many sessions of `db`'s PostgreSQL database wait for a lock
+    /// (another transaction's).
+    pub async fn sessions_waiting_for_a_lock(db: &DatabaseConnection) -> i64 {
+        let waiting = sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        );
+        let row = db
+            .query_one_raw(waiting)
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("a count")
+    }
+
+    /// Returns once a session of `db`'s PostgreSQL database waits for a
+    /// lock, so a test can commit the transaction holding it after the
+    /// waiter has taken its turn; fails after 10 s.
+    pub async fn until_a_session_waits_for_a_lock(db: &DatabaseConnection) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sessions_waiting_for_a_lock(db).await == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no session waited for a lock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! covers the present, `AVAILABLE` otherwise.
 //!
 //! Whoever changes one of those inputs calls [`refresh`] in the same
-//! transaction; it writes the bays whose status changed (raising their
-//! revision) and returns their `BayStatusChanged` events, which the caller
-//! publishes after the commit.
+//! transaction; it locks the bays, reads their inputs, writes the bays whose
+//! status changed (raising their revision) and returns their
+//! `BayStatusChanged` events, which the caller publishes after the commit.
 //! The `RefreshBayStatuses` job does the same as time passes (a slot starting
 //! or ending changes no row), for the bays a slot covers now and the bays
 //! shown busy.
@@ -15,10 +15,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType};
 use sea_orm::{
-    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
-    QuerySelect, RelationTrait,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait,
 };
 
 use crate::bus::{BayStatusChanged, DomainEvent};
@@ -85,8 +85,8 @@ fn in_service(cabinet: CabinetStatus, station: StationStatus) -> bool {
 }
 
 /// Brings the status of `bay_ids` up to date; the events of those that
-/// changed. A few statements whatever the number of bays: one reads each
-/// bay's status, its maintenance flag, its cabinet's and station's status,
+/// changed. A few statements whatever the number of bays: on PostgreSQL one
+/// locks the bays, one reads each bay's status, its maintenance flag, its cabinet's and station's status,
 /// its device's and its holding reservations; then one `UPDATE` writes
 /// (and locks) only the bays whose status changes.
 ///
@@ -148,6 +148,24 @@ async fn refresh_chunk(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<DomainEvent>> {
     let now_us = now.timestamp_micros();
+    if db.get_database_backend() == DbBackend::Postgres {
+        // The bays' locks before their inputs are read: a refresh that waits
+        // for another transaction's change of a bay then reads what that one
+        // committed (each statement of READ COMMITTED sees the commits before
+        // it) instead of deciding on inputs read before and writing over the
+        // other's status. `NO KEY UPDATE`, as the `UPDATE` below takes: rows
+        // referencing a bay being inserted meanwhile (their key checks) do not
+        // conflict with it. SQLite's single writer serializes refreshes.
+        bay::Entity::find()
+            .select_only()
+            .column(bay::Column::Id)
+            .filter(bay::Column::Id.is_in(bay_ids.iter().copied()))
+            .order_by_asc(bay::Column::Id)
+            .lock(LockType::NoKeyUpdate)
+            .into_tuple::<i32>()
+            .all(db)
+            .await?;
+    }
     // One statement: each bay with its maintenance flag, cabinet, station and
     // device, and its holding reservations not over yet (joined on those
     // conditions, so a bay without any still gives its row). The cabinet's
@@ -402,5 +420,110 @@ mod tests {
                 outcome.expect("the refresh ran").expect("no deadlock");
             }
         }
+    }
+
+    /// A refresh decides on what committed before it: one that waits for
+    /// another transaction's change of a bay reads that change once it is
+    /// committed, instead of keeping the inputs it would have read before and
+    /// writing over the other's status. On PostgreSQL; SQLite's single writer
+    /// runs one transaction at a time.
+    #[tokio::test]
+    async fn a_refresh_that_waits_for_another_decides_on_what_that_one_committed() {
+        use crate::entities::reservation::AccessMode;
+        let db = crate::db::testing::any_database().await;
+        if db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        crate::db::migrate(&db).await.expect("migrated");
+        let size = DemoSize {
+            stations: 1,
+            cabinets_per_station: 1,
+            bays_per_cabinet: 4,
+        };
+        demo(&db, &size, "vg").await.expect("seeded");
+        crate::charging::demo::seed(&db)
+            .await
+            .expect("seeded")
+            .expect("a charging demo");
+        let reservations = reservation::Entity::find().all(&db).await.expect("query");
+        let user_id = reservations.first().expect("a demo reservation").user_id;
+        let bay_id = (1..=4)
+            .rev()
+            .find(|id| reservations.iter().all(|r| r.bay_id != *id))
+            .expect("a bay nobody reserved");
+        let now = Utc::now();
+        let holding_now = move |code: &str| reservation::ActiveModel {
+            reference_code: Set(code.into()),
+            user_id: Set(user_id),
+            bay_id: Set(bay_id),
+            auth_method_id: Set(None),
+            auth_choice: Set(AccessMode::Code),
+            starts_at_us: Set((now - chrono::TimeDelta::minutes(10)).timestamp_micros()),
+            ends_at_us: Set((now + chrono::TimeDelta::minutes(50)).timestamp_micros()),
+            status: Set(ReservationStatus::Confirmed),
+            cancelled_at_us: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        let first = holding_now("WAITFIRST")
+            .insert(&db)
+            .await
+            .expect("inserted");
+        refresh(&db, &[bay_id], now).await.expect("refreshed");
+
+        // The reservation is cancelled: that transaction's refresh writes
+        // `AVAILABLE` and holds the bay until it commits.
+        let cancelling = db.begin().await.expect("a transaction");
+        reservation::Entity::update_many()
+            .col_expr(
+                reservation::Column::Status,
+                Expr::value(ReservationStatus::Cancelled),
+            )
+            .filter(reservation::Column::Id.eq(first.id))
+            .exec(&cancelling)
+            .await
+            .expect("cancelled");
+        let events = refresh(&cancelling, &[bay_id], now)
+            .await
+            .expect("refreshed");
+        assert!(
+            matches!(&events[..], [DomainEvent::BayStatusChanged(c)] if c.bay.status == BayStatus::Available)
+        );
+        // Meanwhile another reservation takes the slot, in a transaction of
+        // its own.
+        let taking = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let txn = db.begin().await?;
+                holding_now("WAITSECOND").insert(&txn).await?;
+                refresh(&txn, &[bay_id], now)
+                    .await
+                    .map_err(|e| sea_orm::DbErr::Custom(e.message()))?;
+                txn.commit().await
+            }
+        });
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !taking.is_finished()
+            && crate::db::testing::sessions_waiting_for_a_lock(&db).await == 0
+        {
+            assert!(tokio::time::Instant::now() < deadline, "stuck");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        cancelling.commit().await.expect("committed");
+        taking
+            .await
+            .expect("the second ran")
+            .expect("the second committed");
+
+        let stored = bay::Entity::find_by_id(bay_id)
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the bay");
+        assert_eq!(
+            stored.status,
+            BayStatus::Reserved,
+            "the second reservation holds the bay now"
+        );
     }
 }

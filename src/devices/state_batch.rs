@@ -500,7 +500,6 @@ mod tests {
     use super::*;
     use crate::entities::{BayStatus, LockState};
     use crate::seed::{DemoSize, demo, demo_mac};
-    use sea_orm::Statement;
 
     /// A database with one cabinet of two bays (ids 1 and 2), each with its device.
     async fn network() -> (DatabaseConnection, String) {
@@ -636,7 +635,6 @@ mod tests {
     /// bay's next revision, so the bus can tell the two announcements' order.
     #[tokio::test]
     async fn an_applied_reports_event_carries_its_bay_as_written_with_its_next_revision() {
-        use sea_orm::ConnectionTrait as _;
         let (db, prefix) = seeded(crate::db::testing::any_database().await, 1).await;
         let now = Utc::now();
         let apply = |db: DatabaseConnection, prefix: String, ms: i64| async move {
@@ -679,27 +677,7 @@ mod tests {
             let batch = tokio::spawn(apply(db.clone(), prefix.clone(), 20));
             // The batch read the bay before the request committed, and now
             // waits for its lock.
-            let waiting = Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT COUNT(*) AS n FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            );
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                let row = db
-                    .query_one_raw(waiting.clone())
-                    .await
-                    .expect("query")
-                    .expect("a row");
-                if row.try_get::<i64>("", "n").expect("a count") > 0 {
-                    break;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the batch never waited for the bay"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+            crate::db::testing::until_a_session_waits_for_a_lock(&db).await;
             request.commit().await.expect("committed");
             batch.await.expect("the batch ran")
         } else {
