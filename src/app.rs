@@ -86,7 +86,15 @@ impl App {
 
         let retention = settings.event_retention();
         let bus: SharedBus = match &settings.redis_url {
-            Some(url) => Arc::new(RedisBus::connect(url, &settings.bus_channel, retention).await?),
+            Some(url) => Arc::new(
+                RedisBus::connect(
+                    url,
+                    &settings.bus_channel,
+                    retention,
+                    settings.bus_publishing(),
+                )
+                .await?,
+            ),
             None => Arc::new(MemoryBus::new(retention)),
         };
 

@@ -305,6 +305,21 @@ pub struct ServeSettings {
     )]
     pub event_retention_events: usize,
 
+    /// Milliseconds a publish retries while Redis does not answer before its
+    /// events wait in the backlog (the caller waits that long).
+    #[arg(
+        long,
+        env = "VOLTGATE_BUS_PUBLISH_PATIENCE_MS",
+        default_value_t = 15_000
+    )]
+    pub bus_publish_patience_ms: u64,
+
+    /// Events a replica keeps for Redis at most while it does not answer
+    /// (a row's newer state replaces its older one); beyond, the oldest are
+    /// dropped and counted in `voltgate_bus_events_lost_total`.
+    #[arg(long, env = "VOLTGATE_BUS_BACKLOG_EVENTS", default_value_t = 100_000)]
+    pub bus_backlog_events: usize,
+
     /// Reverse proxies (load balancers) in front of voltgate that append the
     /// client's address to `X-Forwarded-For`: the client IP used for rate limits
     /// and the security journal is read that many hops from the right. 0 trusts
@@ -411,6 +426,14 @@ impl ServeSettings {
         crate::bus::Retention {
             max_age: std::time::Duration::from_secs(self.event_retention_secs.max(1)),
             max_events: self.event_retention_events.max(1),
+        }
+    }
+
+    /// How the Redis bus publishes through an outage.
+    pub fn bus_publishing(&self) -> crate::bus::redis::Publishing {
+        crate::bus::redis::Publishing {
+            patience: std::time::Duration::from_millis(self.bus_publish_patience_ms),
+            backlog_events: self.bus_backlog_events.max(1),
         }
     }
 

@@ -94,8 +94,14 @@ pub mod names {
     /// Device connections the embedded broker's gate refused or cut, by reason.
     pub const MQTT_GATE_REFUSED: &str = "voltgate_mqtt_gate_refused_total";
     pub const BUS_PUBLISHED: &str = "voltgate_bus_events_published_total";
-    /// Events given up on after retrying through a bus outage.
-    pub const BUS_PUBLISH_FAILED: &str = "voltgate_bus_publish_failures_total";
+    /// Events Redis did not take within the publish's patience, kept in the
+    /// backlog until it answers.
+    pub const BUS_DEFERRED: &str = "voltgate_bus_events_deferred_total";
+    /// Events waiting in the backlog.
+    pub const BUS_BACKLOG: &str = "voltgate_bus_backlog_events";
+    /// Events stored but never published: dropped from a full backlog, or
+    /// after waiting in it too long.
+    pub const BUS_LOST: &str = "voltgate_bus_events_lost_total";
     pub const BUS_RECEIVED: &str = "voltgate_bus_events_received_total";
     pub const BUS_LAGGED: &str = "voltgate_bus_events_lagged_total";
     /// Times the bus told every local subscriber it may have missed events

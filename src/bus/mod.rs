@@ -12,6 +12,7 @@
 //! subscriber that comes back with a [`Cursor`] is [`follow`]ed from there: the
 //! events it missed first, then live, with no gap and no duplicate.
 
+pub mod backlog;
 pub mod cursor;
 pub mod events;
 pub mod fanout;
@@ -317,9 +318,14 @@ mod tests {
         {
             let url = url::Url::parse(&url).expect("REDIS_URL is a URL");
             let channel = format!("voltgate-unit-{}", uuid::Uuid::new_v4().simple());
-            let bus = redis::RedisBus::connect(&url, &channel, Retention::default())
-                .await
-                .expect("Redis");
+            let bus = redis::RedisBus::connect(
+                &url,
+                &channel,
+                Retention::default(),
+                redis::Publishing::default(),
+            )
+            .await
+            .expect("Redis");
             buses.push(Arc::new(bus));
         }
         buses

@@ -11,6 +11,11 @@
 //! are the events' positions, the same on every replica; the streams are the
 //! history subscribers resume from. The history's epoch is a key the first
 //! publish creates, so a Redis that lost its data starts a new one.
+//!
+//! A publish retries while Redis is away; past its patience, its events and
+//! every later one wait in the backlog (`super::backlog`), in order, and a
+//! task publishes them as soon as Redis answers: an outage delays events,
+//! it does not lose them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,17 +27,38 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use url::Url;
 
+use super::backlog::{self, Backlog, Pending};
 use super::history::{self, Facts, REPLAY_PAGE, Retention};
 use super::{Cursor, DomainEvent, Envelope, EventBus, Fanout, FollowError, Position, Stamped};
 use crate::config::redact;
 use crate::telemetry::names;
 
-/// How long a publish keeps retrying while Redis is away: ingestion slows down
-/// through a short outage instead of losing events. Retries back off from 50 ms
-/// to 2 s.
-const PUBLISH_PATIENCE: Duration = Duration::from_secs(15);
+/// Retries of a publish while Redis is away back off from 50 ms to 2 s.
 const PUBLISH_FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const PUBLISH_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Events the backlog publishes per script call.
+const BACKLOG_ROUND: usize = 256;
+
+/// How a replica publishes through a Redis outage.
+#[derive(Debug, Clone, Copy)]
+pub struct Publishing {
+    /// How long a publish retries before its events go to the backlog: the
+    /// caller (ingestion, a request) waits that long, so a short outage slows
+    /// it down instead of reordering anything.
+    pub patience: Duration,
+    /// Events the backlog keeps at most (see [`super::backlog`]).
+    pub backlog_events: usize,
+}
+
+impl Default for Publishing {
+    fn default() -> Self {
+        Self {
+            patience: Duration::from_secs(15),
+            backlog_events: 100_000,
+        }
+    }
+}
 
 /// How often an idle replica checks its Redis connection. The manager reconnects by
 /// itself when Redis closes the connection, but gives up after a few attempts and
@@ -113,14 +139,28 @@ pub struct RedisBus {
     fanout: Arc<Fanout>,
     keep_alive: tokio::task::JoinHandle<()>,
     retention: Retention,
-    publish_script: redis::Script,
+    publisher: Arc<Publisher>,
+    drain: tokio::task::JoinHandle<()>,
     replay_script: redis::Script,
 }
 
 impl Drop for RedisBus {
     fn drop(&mut self) {
         self.keep_alive.abort();
+        self.drain.abort();
     }
+}
+
+/// What publishing needs, shared with the task that drains the backlog.
+struct Publisher {
+    connection: ConnectionManager,
+    channel: String,
+    retention: Retention,
+    patience: Duration,
+    script: redis::Script,
+    backlog: std::sync::Mutex<Backlog>,
+    /// Rung when events join the backlog.
+    queued: tokio::sync::Notify,
 }
 
 impl RedisBus {
@@ -128,7 +168,12 @@ impl RedisBus {
     ///
     /// # Errors
     /// When Redis cannot be reached at start; the message names the URL without its password.
-    pub async fn connect(url: &Url, channel: &str, retention: Retention) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &Url,
+        channel: &str,
+        retention: Retention,
+        publishing: Publishing,
+    ) -> anyhow::Result<Self> {
         let mut url = url.clone();
         // Push messages (and automatic re-subscription) need RESP3.
         if !url.query_pairs().any(|(k, _)| k == "protocol") {
@@ -156,34 +201,113 @@ impl RedisBus {
         let fanout = Arc::new(Fanout::default());
         tokio::spawn(relay(push_rx, Arc::clone(&fanout)));
         let keep_alive = tokio::spawn(keep_alive(connection.clone()));
+        let publisher = Arc::new(Publisher {
+            connection: connection.clone(),
+            channel: channel.to_owned(),
+            retention,
+            patience: publishing.patience,
+            script: redis::Script::new(PUBLISH_SCRIPT),
+            backlog: std::sync::Mutex::new(Backlog::new(publishing.backlog_events)),
+            queued: tokio::sync::Notify::new(),
+        });
+        let drain = tokio::spawn(drain(Arc::clone(&publisher)));
         Ok(Self {
             connection,
             channel: channel.to_owned(),
             fanout,
             keep_alive,
             retention,
-            publish_script: redis::Script::new(PUBLISH_SCRIPT),
+            publisher,
+            drain,
             replay_script: redis::Script::new(REPLAY_SCRIPT),
         })
     }
 
     fn epoch_key(&self) -> String {
-        format!("{}:epoch", self.channel)
-    }
-
-    fn revision_key(&self, row: super::events::Row) -> String {
-        format!("{}:revision:{row}", self.channel)
+        epoch_key(&self.channel)
     }
 
     fn stream_key(&self, topic: super::Topic) -> String {
-        format!("{}:topic:{}", self.channel, topic.key())
+        stream_key(&self.channel, topic)
+    }
+}
+
+fn epoch_key(channel: &str) -> String {
+    format!("{channel}:epoch")
+}
+
+fn stream_key(channel: &str, topic: super::Topic) -> String {
+    format!("{channel}:topic:{}", topic.key())
+}
+
+impl Publisher {
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Publishes `events`, retrying for the patience while Redis is away;
+    /// then, or while earlier events are still waiting (they go first), they
+    /// join the backlog.
+    async fn publish(&self, events: Vec<DomainEvent>) -> anyhow::Result<()> {
+        let since = tokio::time::Instant::now();
+        let mut pending = events
+            .into_iter()
+            .map(|event| {
+                let payload = serde_json::to_vec(&Envelope::new(event.clone()))?;
+                Ok(Pending {
+                    event,
+                    payload,
+                    since,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if !self.backlog().is_empty() {
+            self.defer(std::mem::take(&mut pending));
+            return Ok(());
+        }
+        let give_up = since + self.patience;
+        let mut backoff = PUBLISH_FIRST_BACKOFF;
+        loop {
+            match self.publish_once(&pending).await {
+                Ok(published) => {
+                    count_published(&pending, published);
+                    return Ok(());
+                }
+                Err(err) if tokio::time::Instant::now() + backoff > give_up => {
+                    tracing::warn!(
+                        error = %err,
+                        events = pending.len(),
+                        "Redis does not answer; events kept until it does"
+                    );
+                    self.defer(pending);
+                    return Ok(());
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "Redis publish failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = Ord::min(backoff * 2, PUBLISH_MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn defer(&self, pending: Vec<Pending>) {
+        metrics::counter!(names::BUS_DEFERRED).increment(pending.len() as u64);
+        let mut backlog = self.backlog();
+        let dropped: usize = pending.into_iter().map(|p| backlog.push(p)).sum();
+        lost(dropped, "the backlog is full");
+        metrics::gauge!(names::BUS_BACKLOG).set(backlog.len() as f64);
+        drop(backlog);
+        self.queued.notify_one();
     }
 
     /// Appends and publishes `events` in one atomic script (one round trip);
     /// how many were published (the others were superseded).
-    async fn publish_once(&self, events: &[(&DomainEvent, Vec<u8>)]) -> redis::RedisResult<usize> {
-        let mut invocation = self.publish_script.prepare_invoke();
-        invocation.key(self.epoch_key());
+    async fn publish_once(&self, events: &[Pending]) -> redis::RedisResult<usize> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation.key(epoch_key(&self.channel));
         let new_epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         invocation
             .arg(&self.channel)
@@ -191,23 +315,77 @@ impl RedisBus {
             .arg(self.retention.max_events)
             .arg(self.retention.max_age_ms())
             .arg(super::revisions::KEPT_FOR_MS);
-        for (event, payload) in events {
+        for Pending { event, payload, .. } in events {
             let topics = event.topics();
             invocation.arg(topics.len()).arg(payload);
             match event.revision() {
                 Some((row, revision)) => {
-                    invocation.arg(revision).key(self.revision_key(row));
+                    invocation
+                        .arg(revision)
+                        .key(format!("{}:revision:{row}", self.channel));
                 }
                 None => {
                     invocation.arg("");
                 }
             }
             for topic in topics {
-                invocation.key(self.stream_key(topic));
+                invocation.key(stream_key(&self.channel, topic));
             }
         }
         let mut connection = self.connection.clone();
         invocation.invoke_async::<usize>(&mut connection).await
+    }
+}
+
+fn count_published(events: &[Pending], published: usize) {
+    for pending in events {
+        metrics::counter!(names::BUS_PUBLISHED, "type" => pending.event.name()).increment(1);
+    }
+    let superseded = events.len().saturating_sub(published);
+    if superseded > 0 {
+        metrics::counter!(names::BUS_SUPERSEDED).increment(superseded as u64);
+    }
+}
+
+fn lost(events: usize, why: &str) {
+    if events > 0 {
+        metrics::counter!(names::BUS_LOST).increment(events as u64);
+        tracing::error!(events, "events stored but never published: {why}");
+    }
+}
+
+/// Publishes the backlog, oldest first, as soon as Redis answers; events
+/// that waited [`backlog::MAX_AGE`] are dropped.
+async fn drain(publisher: Arc<Publisher>) {
+    let mut backoff = PUBLISH_FIRST_BACKOFF;
+    loop {
+        let (round, left) = {
+            let mut backlog = publisher.backlog();
+            let expired = backlog.expire(tokio::time::Instant::now() - backlog::MAX_AGE);
+            lost(expired, "Redis did not answer in time");
+            (backlog.front(BACKLOG_ROUND), backlog.len())
+        };
+        metrics::gauge!(names::BUS_BACKLOG).set(left as f64);
+        if round.is_empty() {
+            publisher.queued.notified().await;
+            continue;
+        }
+        let (places, pending): (Vec<u64>, Vec<Pending>) = round.into_iter().unzip();
+        match publisher.publish_once(&pending).await {
+            Ok(published) => {
+                count_published(&pending, published);
+                publisher.backlog().published(&places);
+                backoff = PUBLISH_FIRST_BACKOFF;
+                if left == pending.len() {
+                    tracing::info!("Redis answers again; the events kept are published");
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "Redis publish of the backlog failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = Ord::min(backoff * 2, PUBLISH_MAX_BACKOFF);
+            }
+        }
     }
 }
 
@@ -305,37 +483,7 @@ impl EventBus for RedisBus {
         if events.is_empty() {
             return Ok(());
         }
-        let envelopes: Vec<Envelope> = events.into_iter().map(Envelope::new).collect();
-        let encoded = envelopes
-            .iter()
-            .map(|envelope| Ok((&envelope.event, serde_json::to_vec(envelope)?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let give_up = tokio::time::Instant::now() + PUBLISH_PATIENCE;
-        let mut backoff = PUBLISH_FIRST_BACKOFF;
-        loop {
-            match self.publish_once(&encoded).await {
-                Ok(published) => {
-                    for envelope in &envelopes {
-                        metrics::counter!(names::BUS_PUBLISHED, "type" => envelope.event.name())
-                            .increment(1);
-                    }
-                    let superseded = envelopes.len().saturating_sub(published);
-                    if superseded > 0 {
-                        metrics::counter!(names::BUS_SUPERSEDED).increment(superseded as u64);
-                    }
-                    return Ok(());
-                }
-                Err(err) if tokio::time::Instant::now() + backoff > give_up => {
-                    metrics::counter!(names::BUS_PUBLISH_FAILED).increment(envelopes.len() as u64);
-                    return Err(anyhow::Error::from(err)).context("publishing events to Redis");
-                }
-                Err(err) => {
-                    tracing::debug!(error = %err, "Redis publish failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = Ord::min(backoff * 2, PUBLISH_MAX_BACKOFF);
-                }
-            }
-        }
+        self.publisher.publish(events).await
     }
 
     async fn replay(&self, after: &Cursor) -> Result<Vec<Arc<Stamped>>, FollowError> {

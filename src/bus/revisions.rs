@@ -12,10 +12,11 @@
 //! script, for every replica at once.
 //!
 //! A row's record is kept for [`KEPT_FOR_MS`] after its last event: an
-//! event reaches the bus within its publish's retries (15 s at most) of its
-//! commit, so an older one can only trail a newer one by less than that, and
-//! the record stays bounded by the rows changed lately, not every alert and
-//! session there ever was.
+//! event reaches the bus within its publish's retries of its commit, or,
+//! through a longer Redis outage, from the backlog that keeps it for less
+//! than that ([`super::backlog::MAX_AGE`]), so an older one can only trail a
+//! newer one by less than the record lasts, and the record stays bounded by
+//! the rows changed lately, not every alert and session there ever was.
 
 use std::collections::HashMap;
 
@@ -23,7 +24,7 @@ use super::DomainEvent;
 use super::events::Row;
 
 /// How long a row's last revision is remembered after its last event.
-pub const KEPT_FOR_MS: u64 = 60_000;
+pub const KEPT_FOR_MS: u64 = 600_000;
 
 /// Admissions between sweeps of the rows not heard of for [`KEPT_FOR_MS`].
 const SWEEP_EVERY: usize = 1024;

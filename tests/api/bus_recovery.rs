@@ -6,6 +6,7 @@
 //! `redis-server` is not installed.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -27,9 +28,20 @@ struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` on `port`, or `None` when it is not installed.
     fn start(port: u16) -> Option<Self> {
-        let child = Command::new("redis-server")
+        Self::start_in(port, None)
+    }
+
+    /// [`Self::start`], keeping its data in `dir` when given: a server
+    /// started again there loads what the last one saved.
+    fn start_in(port: u16, dir: Option<&Path>) -> Option<Self> {
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no"]);
+        if let Some(dir) = dir {
+            command.arg("--dir").arg(dir);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -48,6 +60,21 @@ impl RedisServer {
 
     fn stop(mut self) {
         self.child.kill().ok();
+        self.child.wait().ok();
+    }
+
+    /// Shuts the server down after saving its data (`SHUTDOWN SAVE`).
+    async fn stop_saving(mut self, port: u16) {
+        let admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a Redis URL");
+        let mut admin = admin
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis");
+        // The server closes the connection instead of answering.
+        let _ = redis::cmd("SHUTDOWN")
+            .arg("SAVE")
+            .query_async::<redis::Value>(&mut admin)
+            .await;
         self.child.wait().ok();
     }
 }
@@ -76,15 +103,24 @@ struct Following {
 impl Following {
     /// `None` (and a note) where `redis-server` is not installed.
     async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, None, &[]).await
+    }
+
+    /// [`Self::start`] with Redis's data kept in `dir`, and `extra` arguments
+    /// for the replica.
+    async fn start_with(test: &str, dir: Option<&Path>, extra: &[&str]) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let Some(redis) = RedisServer::start(port) else {
+        let Some(redis) = RedisServer::start_in(port, dir) else {
             eprintln!("redis-server is not installed; {test} not run");
             return None;
         };
-        let app = spawn_app_with(&["--redis-url", &format!("redis://127.0.0.1:{port}")]).await;
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut args = vec!["--redis-url", &url];
+        args.extend_from_slice(extra);
+        let app = spawn_app_with(&args).await;
         let bay = app.seed(1, 1, 1).await.remove(0);
         let station = global_id("Station", bay.station_id);
         let mut subscription = follow(&app, &station, None).await;
@@ -250,10 +286,7 @@ async fn a_dropped_redis_connection_ends_subscriptions_with_a_cursor_to_resume_f
         if !is_lagging(&message) {
             break message;
         }
-        cursor = message["payload"]["errors"][0]["extensions"]["cursor"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a cursor: {message}"))
-            .to_owned();
+        cursor = lagging_cursor(&message);
     };
     assert_eq!(
         next["payload"]["data"]["bayStatusChanged"]["lockState"], "UNLOCKED",
@@ -261,9 +294,94 @@ async fn a_dropped_redis_connection_ends_subscriptions_with_a_cursor_to_resume_f
     );
 }
 
+/// A change committed while Redis is away for longer than a publish waits
+/// is not lost: the replica keeps its event and publishes it once Redis
+/// answers, so a subscriber resuming from its last cursor receives it though
+/// the bay has not changed since.
+#[tokio::test]
+async fn an_event_committed_through_a_long_redis_outage_is_published_once_redis_answers() {
+    let dir = std::env::temp_dir().join(format!("voltgate-redis-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("a data directory");
+    let Some(Following {
+        redis,
+        port,
+        app,
+        station,
+        device,
+        mut subscription,
+        cursor,
+        ..
+    }) = Following::start_with(
+        "the long Redis outage test",
+        Some(&dir),
+        &["--bus-publish-patience-ms", "300"],
+    )
+    .await
+    else {
+        return;
+    };
+
+    // Redis goes away, its data (the history, the epoch) saved.
+    redis.stop_saving(port).await;
+    let lagging = subscription.next_message().await;
+    assert!(is_lagging(&lagging), "{lagging}");
+    // A report is stored meanwhile; its publish gives up waiting.
+    let deferred = app.metric("voltgate_bus_events_deferred_total").await;
+    device
+        .report(chrono::Utc::now(), "charging", "unlocked")
+        .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while app.metric("voltgate_bus_events_deferred_total").await <= deferred {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the report's event was not kept for later"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let _redis = RedisServer::start_in(port, Some(&dir)).expect("redis-server restarts");
+    // Resumed from its last cursor (again, while the replica has not read the
+    // history back yet), the subscriber gets the kept event.
+    let mut cursor = cursor;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let event = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resume was never served"
+        );
+        let mut resumed = follow(&app, &station, Some(&cursor)).await;
+        let message = resumed
+            .try_next(PATIENCE / 2)
+            .await
+            .expect("the event kept through the outage reaches the subscriber");
+        if is_lagging(&message) {
+            cursor = lagging_cursor(&message);
+            continue;
+        }
+        if message["type"] == "next" && message["payload"]["errors"].is_null() {
+            break message;
+        }
+        // The history cannot be read until the replica has reconnected.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        event["payload"]["data"]["bayStatusChanged"]["lockState"], "UNLOCKED",
+        "{event}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Whether `message` ends its subscription with `SUBSCRIBER_LAGGING`.
 fn is_lagging(message: &serde_json::Value) -> bool {
     message["payload"]["errors"][0]["extensions"]["reason"] == "SUBSCRIBER_LAGGING"
+}
+
+/// The cursor a `SUBSCRIBER_LAGGING` notice says to resume from.
+fn lagging_cursor(message: &serde_json::Value) -> String {
+    message["payload"]["errors"][0]["extensions"]["cursor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a cursor: {message}"))
+        .to_owned()
 }
 
 /// Follows `station`'s bays on `app`, from `after` when given.
