@@ -159,6 +159,13 @@ impl BayPart {
     async fn lock_state(&self) -> LockState {
         self.0.lock_state.into()
     }
+    /// Raised by every announced change of this bay: of two states of one
+    /// bay, the one with the higher revision is the later. A client that
+    /// fetched it (after `CURSOR_EXPIRED`, say) ignores events with a lower
+    /// revision than what it fetched.
+    async fn revision(&self) -> i64 {
+        self.0.revision
+    }
     async fn station(&self, ctx: &Context<'_>) -> Result<Station> {
         loader(ctx)?
             .load_one(StationById(self.0.station_id))

@@ -47,6 +47,13 @@ impl ChargingSession {
     async fn state(&self) -> ChargingSessionState {
         self.0.state.into()
     }
+    /// Raised by every announced change of this session: of two states of one
+    /// session, the one with the higher revision is the later. A client that
+    /// fetched it (after `CURSOR_EXPIRED`, say) ignores events with a lower
+    /// revision than what it fetched.
+    async fn revision(&self) -> i64 {
+        self.0.revision
+    }
     async fn bay_id(&self) -> ID {
         ids::encode(Kind::BAY, self.0.bay_id)
     }
@@ -229,6 +236,9 @@ pub struct ChargeStateEvent {
     pub voltage_v: Option<f64>,
     /// When the session entered this state.
     pub at: DateTime,
+    /// The session's revision as of this change (see
+    /// `ChargingSession.revision`).
+    pub revision: i64,
     /// Give it as `after` to resume after this event.
     pub cursor: String,
 }
@@ -283,6 +293,7 @@ impl SessionSubscription {
                             current_a: changed.current_a,
                             voltage_v: changed.voltage_v,
                             at: changed.at.into(),
+                            revision: changed.revision,
                             cursor: step.cursor,
                         }))
                     }

@@ -88,6 +88,13 @@ impl Alert {
     async fn status(&self) -> AlertStatus {
         self.0.status.into()
     }
+    /// Raised by every announced change of this alert: of two states of one
+    /// alert, the one with the higher revision is the later. A client that
+    /// fetched it (after `CURSOR_EXPIRED`, say) ignores events with a lower
+    /// revision than what it fetched.
+    async fn revision(&self) -> i64 {
+        self.0.revision
+    }
     async fn message(&self) -> &str {
         &self.0.message
     }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::helpers::{SeededBay, Subscription, TestApp, TestDevice, global_id, spawn_app};
 
 const FOLLOW: &str = "subscription($s: ID, $after: String) {
-    bayStatusChanged(stationId: $s, after: $after) { cursor lockState changedAt }
+    bayStatusChanged(stationId: $s, after: $after) { cursor lockState changedAt bay { revision } }
 }";
 
 fn station_of(bay: &SeededBay, after: Option<&str>) -> Value {
@@ -357,9 +357,18 @@ async fn an_older_state_of_a_bay_that_arrives_late_reaches_no_subscriber() {
             .expect("published");
     }
     let mut seen = Vec::new();
+    let mut revisions = Vec::new();
     for _ in 0..3 {
-        seen.push(watcher.next_event().await["data"]["bayStatusChanged"]["lockState"].clone());
+        let event = watcher.next_event().await;
+        let change = &event["data"]["bayStatusChanged"];
+        seen.push(change["lockState"].clone());
+        revisions.push(change["bay"]["revision"].clone());
     }
+    assert_eq!(
+        revisions,
+        [json!(base + 2), json!(base + 3), json!(base + 4)],
+        "each state with its revision"
+    );
     assert_eq!(
         seen,
         [json!("LOCKED"), json!("UNLOCKED"), json!("LOCKED")],
