@@ -31,6 +31,43 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
 
+/// Work a lane hands off after its batch commits (publishing, announcing),
+/// done by one task per replica in the order it was handed over, so the
+/// lane goes on with its next batch meanwhile. Whatever was handed over
+/// while the task was busy is done in one go: the queue holds at most one
+/// round's wait of items.
+pub struct InTurn<T> {
+    /// Started on the first item, inside the runtime; the task ends when
+    /// this is dropped.
+    queue: std::sync::OnceLock<mpsc::UnboundedSender<T>>,
+    work: Arc<dyn Fn(Vec<T>) -> BoxFuture<'static, ()> + Send + Sync>,
+}
+
+impl<T: Send + 'static> InTurn<T> {
+    pub fn new(work: impl Fn(Vec<T>) -> BoxFuture<'static, ()> + Send + Sync + 'static) -> Self {
+        Self {
+            queue: std::sync::OnceLock::new(),
+            work: Arc::new(work),
+        }
+    }
+
+    pub fn hand(&self, item: T) {
+        let queue = self.queue.get_or_init(|| {
+            let (sender, mut receiver) = mpsc::unbounded_channel();
+            let work = Arc::clone(&self.work);
+            tokio::spawn(async move {
+                let mut items = Vec::new();
+                while receiver.recv_many(&mut items, 1024).await > 0 {
+                    work(std::mem::take(&mut items)).await;
+                }
+            });
+            sender
+        });
+        // Only fails once the task ended, i.e. while shutting down.
+        let _ = queue.send(item);
+    }
+}
+
 /// The most requests one batch takes; the rest wait for the next.
 pub const MAX_BATCH: usize = 256;
 

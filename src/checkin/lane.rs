@@ -30,7 +30,6 @@
 //! decided anew, the repeat now answered by the first record.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::OnceLock;
 
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -38,7 +37,6 @@ use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
     TransactionTrait,
 };
-use tokio::sync::mpsc;
 
 use super::live::ProductCounts;
 use super::redeem::{Outcome, Record, Redeemed, Ticket};
@@ -46,7 +44,7 @@ use crate::bus::{DomainEvent, SharedBus};
 use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::{checkin, checkin_count, checkin_list, checkin_state, order_position};
 use crate::error::AppError;
-use crate::lanes::{Batch, Replies};
+use crate::lanes::{Batch, InTurn, Replies};
 use crate::ticketing::questions::DoorAnswers;
 
 /// How often a batch is decided again after losing a nonce to another
@@ -90,46 +88,29 @@ pub enum Reply {
 
 /// The lanes' batch of scans, announced after each commit.
 pub struct Doors {
-    bus: SharedBus,
-    /// The batches' records waiting to be published, in the order their
-    /// batches committed; the task that publishes them starts on the first
-    /// commit, inside the runtime, and ends when the lanes are dropped.
-    published: OnceLock<mpsc::UnboundedSender<Vec<DomainEvent>>>,
+    /// Publishes the batches' records in the order their batches committed,
+    /// off the lanes: a lane goes on to its next batch, and its scanners are
+    /// answered, while the bus takes the last one's (through a Redis outage,
+    /// up to the publish's patience). What was handed over meanwhile goes in
+    /// one publication.
+    publisher: InTurn<Vec<DomainEvent>>,
 }
 
 impl Doors {
     pub fn new(bus: SharedBus) -> Self {
         Self {
-            bus,
-            published: OnceLock::new(),
-        }
-    }
-
-    fn publish(&self, events: Vec<DomainEvent>) {
-        let queue = self.published.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(publish_in_order(self.bus.clone(), receiver));
-            sender
-        });
-        // Only fails once the task ended, i.e. while shutting down.
-        let _ = queue.send(events);
-    }
-}
-
-/// Publishes the door lanes' records in the order their batches committed,
-/// off the lanes: a lane goes on to its next batch, and its scanners are
-/// answered, while the bus takes the last one's (for up to 15 s of retries
-/// through a Redis outage). What queued meanwhile goes in one publication,
-/// so the queue never holds more than one publication's wait of scans.
-async fn publish_in_order(bus: SharedBus, mut batches: mpsc::UnboundedReceiver<Vec<DomainEvent>>) {
-    let mut queued = Vec::new();
-    while batches.recv_many(&mut queued, 1024).await > 0 {
-        let events: Vec<DomainEvent> = queued.drain(..).flatten().collect();
-        if let Err(err) = bus.publish_all(events).await {
-            tracing::error!(
-                error = format!("{err:#}"),
-                "check-ins stored but not published"
-            );
+            publisher: InTurn::new(move |batches: Vec<Vec<DomainEvent>>| {
+                let bus = bus.clone();
+                Box::pin(async move {
+                    let events: Vec<DomainEvent> = batches.into_iter().flatten().collect();
+                    if let Err(err) = bus.publish_all(events).await {
+                        tracing::error!(
+                            error = format!("{err:#}"),
+                            "check-ins stored but not published"
+                        );
+                    }
+                })
+            }),
         }
     }
 }
@@ -185,7 +166,7 @@ impl Batch for Doors {
             })
             .collect();
         if !events.is_empty() {
-            self.publish(events);
+            self.publisher.hand(events);
         }
         Box::pin(async {})
     }

@@ -11,15 +11,14 @@
 //! (a refused request stores nothing and does not fail the others), and
 //! writes the accepted ones in a few statements. The batch commits once; only
 //! then is each buyer answered and the event's availability announced, off
-//! the lane (see [`Announcer`]).
+//! the lane (see [`Rush`]).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseTransaction;
-use tokio::sync::mpsc;
 
 use super::carts::{self, CartAdd, Held, Hold};
 use super::live::Announcements;
@@ -27,7 +26,7 @@ use super::orders::{self, Checkout, Placed, PlacedOrder, Prepared};
 use super::{quotas, vouchers};
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::lanes::{Batch, Replies};
+use crate::lanes::{Batch, InTurn, Replies};
 use crate::services::ServiceContext;
 
 /// A request to an event's lane, with the time it was made.
@@ -49,51 +48,27 @@ pub enum Reply {
 
 /// The lanes' batch: holds and checkouts, announced after each commit.
 pub struct Rush {
-    announcer: Announcer,
+    /// Announces events' availability after their batches commit, off the
+    /// lanes: reading the counters and publishing would otherwise hold an
+    /// event's next batch back. Each event's counters are read once for all
+    /// the batches that committed while the announcer was busy, so a burst of
+    /// batches gives one announcement that is never older than the last
+    /// commit it was woken for.
+    announcer: InTurn<i32>,
 }
 
 impl Rush {
     pub fn new(announcements: Arc<Announcements>) -> Self {
         Self {
-            announcer: Announcer {
-                announcements,
-                queue: OnceLock::new(),
-            },
+            announcer: InTurn::new(move |mut events: Vec<i32>| {
+                let announcements = Arc::clone(&announcements);
+                Box::pin(async move {
+                    events.sort_unstable();
+                    events.dedup();
+                    announcements.announce(events).await;
+                })
+            }),
         }
-    }
-}
-
-/// Announces events' availability after their batches commit, off the
-/// lanes: reading the counters and publishing would otherwise hold an
-/// event's next batch back. One task per replica announces in turn, reading
-/// each event's counters once for all the batches that committed while it
-/// was busy, so a burst of batches gives one announcement that is never older
-/// than the last commit it was woken for.
-struct Announcer {
-    announcements: Arc<Announcements>,
-    /// Started on the first commit, inside the runtime; the task ends when
-    /// the lanes are dropped.
-    queue: OnceLock<mpsc::UnboundedSender<i32>>,
-}
-
-impl Announcer {
-    fn wake(&self, event_id: i32) {
-        let queue = self.queue.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(announce(Arc::clone(&self.announcements), receiver));
-            sender
-        });
-        // Only fails once the task ended, i.e. while shutting down.
-        let _ = queue.send(event_id);
-    }
-}
-
-async fn announce(announcements: Arc<Announcements>, mut woken: mpsc::UnboundedReceiver<i32>) {
-    let mut events = Vec::new();
-    while woken.recv_many(&mut events, 1024).await > 0 {
-        events.sort_unstable();
-        events.dedup();
-        announcements.announce(events.drain(..)).await;
     }
 }
 
@@ -178,7 +153,7 @@ impl Batch for Rush {
         replies: &'a [Result<Reply, AppError>],
     ) -> BoxFuture<'a, ()> {
         if replies.iter().any(Result::is_ok) {
-            self.announcer.wake(event_id);
+            self.announcer.hand(event_id);
         }
         Box::pin(async {})
     }
