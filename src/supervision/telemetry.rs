@@ -390,11 +390,13 @@ async fn update_sessions(
     let batch: Vec<(i32, (f64, DateTime<Utc>))> = batch.into_iter().collect();
     let mut sessions = HashMap::with_capacity(batch.len());
     if takes_json_rows(db.get_database_backend(), batch.len()) {
-        // The condition of the `CASE` below, on each session's own values.
+        // The condition of the `CASE` below, on each session's own values;
+        // each session sampled is announced, so its revision is raised too.
         const SQL: &str = r#"UPDATE "charging_sessions" AS s SET "energy_kwh" = CASE
             WHEN (s."state" NOT IN ('stopped', 'error') OR s."ended_at" >= v.latest)
                 AND (s."energy_kwh" IS NULL OR s."energy_kwh" < v.total)
-            THEN v.total ELSE s."energy_kwh" END
+            THEN v.total ELSE s."energy_kwh" END,
+            "revision" = s."revision" + 1
         FROM json_to_recordset($1::json) AS v(id integer, total double precision, latest timestamptz)
         WHERE s."id" = v.id
         RETURNING s.*"#;
@@ -743,5 +745,96 @@ impl crate::jobs::Job for PruneTelemetry {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _, Set};
+
+    use super::*;
+
+    /// Every session a batch samples is read back with its revision raised
+    /// and its energy up to date, whichever form the statement takes: a few
+    /// sessions, or (on PostgreSQL) enough to take them as one JSON parameter.
+    #[tokio::test]
+    async fn every_sampled_session_comes_back_with_its_revision_raised() {
+        let db = crate::db::testing::any_database().await;
+        crate::db::migrate(&db).await.expect("migrated");
+        let size = crate::seed::DemoSize {
+            stations: 1,
+            cabinets_per_station: 1,
+            bays_per_cabinet: 4,
+        };
+        crate::seed::demo(&db, &size, "vg")
+            .await
+            .expect("a network");
+        crate::charging::demo::seed(&db)
+            .await
+            .expect("seeded")
+            .expect("a charging demo");
+        let template = charging_session::Entity::find()
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the demo's session");
+        let bay = bay::Entity::find_by_id(template.bay_id)
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("its bay");
+        let meter = device::Entity::find()
+            .filter(device::Column::BayId.eq(bay.id))
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("its device");
+        let now = Utc::now();
+        let sessions = crate::db::SET_PARAMETER_FROM + 2;
+        // Sessions stopped after the samples' time: still sampled.
+        let mut ids = Vec::new();
+        for _ in 0..sessions {
+            let mut row = template.clone().into_active_model();
+            row.id = sea_orm::ActiveValue::NotSet;
+            row.state = Set(SessionState::Stopped);
+            row.ended_at = Set(Some(now + TimeDelta::hours(1)));
+            row.energy_kwh = Set(Some(1.0));
+            row.revision = Set(0);
+            row.start_command_id = Set(None);
+            ids.push(row.insert(&db).await.expect("inserted").id);
+        }
+        let sample = Sample {
+            current_a: 16.0,
+            voltage_v: 230.0,
+            energy_kwh: 2.5,
+            ts: now,
+        };
+        let measured = Measured {
+            bay: &bay,
+            device: &meter,
+            sample: &sample,
+            received_at: now,
+        };
+        let sample_all = |batch: &[i32]| {
+            let picked: Vec<Option<i32>> = batch.iter().copied().map(Some).collect();
+            let all = vec![measured; batch.len()];
+            let db = db.clone();
+            async move { update_sessions(&db, &all, &picked).await.expect("updated") }
+        };
+        // A few sessions, then all of them.
+        let first = sample_all(&ids[..2]).await;
+        let all = sample_all(&ids).await;
+        for id in &ids[..2] {
+            assert_eq!((first[id].revision, first[id].energy_kwh), (1, Some(2.5)));
+        }
+        assert_eq!(all.len(), ids.len());
+        for id in &ids {
+            let expected = if ids[..2].contains(id) { 2 } else { 1 };
+            assert_eq!(
+                (all[id].revision, all[id].energy_kwh),
+                (expected, Some(2.5)),
+                "session {id}"
+            );
+        }
     }
 }
