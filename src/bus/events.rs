@@ -72,6 +72,13 @@ impl DomainEvent {
         }
     }
 
+    /// Whether this is a row's state announced again (see
+    /// [`BayStatusChanged::repeat`]): the bus then drops it at the same
+    /// revision as the last it published, not only at an older one.
+    pub fn is_repeat(&self) -> bool {
+        matches!(self, Self::BayStatusChanged(e) if e.repeat)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::BayStatusChanged(_) => "bay_status_changed",
@@ -104,6 +111,14 @@ pub struct BayStatusChanged {
     pub bay: bay::Model,
     pub device_status: Option<DeviceStatus>,
     pub changed_at: DateTime<Utc>,
+    /// The bay's state announced again, not a change: a device report
+    /// delivered again after its replica committed it, whose first
+    /// announcement may never have been published (the replica died between
+    /// its commit and its publish). The bus publishes it only when it has
+    /// published no state of the bay as new, so a repeat of one it did
+    /// publish reaches nobody.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeat: bool,
 }
 
 /// An alert was raised, seen again, taken in charge, resolved or closed. It
@@ -229,6 +244,7 @@ pub mod fixtures {
             },
             device_status: Some(DeviceStatus::Idle),
             changed_at: "2026-11-22T10:00:00.123456Z".parse().unwrap_or_default(),
+            repeat: false,
         })
     }
 }

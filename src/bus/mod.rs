@@ -356,4 +356,30 @@ mod tests {
             assert_eq!(number(&next(&mut resumed).await), 4, "{}", bus.kind());
         }
     }
+
+    /// A state announced again (a redelivered report) reaches subscribers
+    /// only if its first announcement never did.
+    #[tokio::test]
+    async fn a_state_announced_again_reaches_no_one_if_it_was_published() {
+        let again = |revision| {
+            let mut event = bay_at(revision);
+            if let DomainEvent::BayStatusChanged(change) = &mut event {
+                change.repeat = true;
+            }
+            event
+        };
+        for bus in buses().await {
+            let mut live = follow(bus.as_ref(), Topic::Bay(7), None)
+                .await
+                .expect("live");
+            bus.publish(bay_at(1)).await.expect("published");
+            assert_eq!(number(&next(&mut live).await), 1, "{}", bus.kind());
+            // Revision 1's again, then revision 2's, whose announcement was lost.
+            bus.publish_all(vec![again(1), again(2), bay_at(3)])
+                .await
+                .expect("published");
+            assert_eq!(number(&next(&mut live).await), 2, "{}", bus.kind());
+            assert_eq!(number(&next(&mut live).await), 3, "{}", bus.kind());
+        }
+    }
 }

@@ -74,8 +74,9 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// its last event). KEYS: the epoch key, then per event its row's revision
 /// key if it has one, then its topic streams. ARGV: channel, an epoch to use
 /// if there is none yet, events kept per topic, ms kept, ms a revision is
-/// kept, then per event its number of topics, its envelope and its revision
-/// ('' for none). Returns how many events were published.
+/// kept, then per event its number of topics, its envelope, its revision
+/// ('' for none) and '1' for a state announced again (dropped at the same
+/// revision too). Returns how many events were published.
 const PUBLISH_SCRIPT: &str = r"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -87,14 +88,14 @@ local min_id = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber
 local ttl = math.floor(tonumber(ARGV[4]) / 1000) + 1
 local key = 2
 local published = 0
-for arg = 6, #ARGV, 3 do
+for arg = 6, #ARGV, 4 do
   local topics = tonumber(ARGV[arg])
   local envelope = ARGV[arg + 1]
   local news = true
   if ARGV[arg + 2] ~= '' then
     local revision = tonumber(ARGV[arg + 2])
     local last = redis.call('GET', KEYS[key])
-    if last and tonumber(last) > revision then
+    if last and (tonumber(last) > revision or (tonumber(last) == revision and ARGV[arg + 3] == '1')) then
       news = false
     else
       redis.call('SET', KEYS[key], ARGV[arg + 2], 'PX', ARGV[5])
@@ -328,6 +329,7 @@ impl Publisher {
                     invocation.arg("");
                 }
             }
+            invocation.arg(if event.is_repeat() { "1" } else { "" });
             for topic in topics {
                 invocation.key(stream_key(&self.channel, topic));
             }

@@ -39,8 +39,8 @@ pub struct Latest {
 impl Latest {
     /// Whether `event`, published at `now_ms`, is still news: it carries no
     /// revision, or one not older than the last published of its row (which
-    /// it then becomes). Equal revisions pass: a row written without raising
-    /// its revision keeps being announced.
+    /// it then becomes). Equal revisions pass, but for a state announced
+    /// again ([`DomainEvent::is_repeat`]), which must be newer.
     pub fn admit(&mut self, event: &DomainEvent, now_ms: u64) -> bool {
         let Some((row, revision)) = event.revision() else {
             return true;
@@ -52,7 +52,9 @@ impl Latest {
                 .retain(|_, (_, at)| at.saturating_add(KEPT_FOR_MS) >= now_ms);
         }
         match self.rows.get_mut(&row) {
-            Some((last, _)) if *last > revision => false,
+            Some((last, _)) if *last > revision || (*last == revision && event.is_repeat()) => {
+                false
+            }
             Some(kept) => {
                 *kept = (revision, now_ms);
                 true
@@ -93,6 +95,23 @@ mod tests {
         assert!(latest.admit(&at(8, 1), 3), "another bay is its own row");
         assert!(latest.admit(&at(7, 3), 4));
         assert!(!latest.admit(&at(7, 2), 5));
+    }
+
+    #[test]
+    fn a_state_announced_again_passes_only_if_the_bus_has_not_published_it() {
+        let again = |bay, revision| {
+            let mut event = at(bay, revision);
+            if let DomainEvent::BayStatusChanged(change) = &mut event {
+                change.repeat = true;
+            }
+            event
+        };
+        let mut latest = Latest::default();
+        assert!(latest.admit(&at(7, 2), 0));
+        assert!(!latest.admit(&again(7, 2), 1), "published already");
+        assert!(!latest.admit(&again(7, 1), 2), "older");
+        assert!(latest.admit(&again(7, 3), 3), "its announcement never came");
+        assert!(latest.admit(&again(8, 1), 4), "nothing published of bay 8");
     }
 
     #[test]

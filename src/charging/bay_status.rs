@@ -251,6 +251,7 @@ async fn refresh_chunk(
                 device_status: device_status.get(&bay.id).copied().flatten(),
                 bay,
                 changed_at: now,
+                repeat: false,
             })
         })
         .collect();

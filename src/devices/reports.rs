@@ -82,7 +82,13 @@ pub enum StateOutcome {
     /// The report was newer than the stored state and is now the device's
     /// state; with the device's id.
     Applied(BayStatusChanged, i32),
-    /// An older or duplicate report (a late delivery or a QoS 1 redelivery): ignored.
+    /// The report the device's stored state came from, delivered again (a
+    /// QoS 1 redelivery, maybe after its replica died between its commit and
+    /// its publish): nothing changes, and the bay's state is announced again
+    /// ([`BayStatusChanged::repeat`]), in case its announcement was lost.
+    Repeated(BayStatusChanged),
+    /// An older report (a late delivery, or a redelivery of one since
+    /// overtaken): ignored.
     Stale,
 }
 

@@ -157,11 +157,22 @@ pub async fn apply_state_reports_in(
                         bay: bay.clone(),
                         device_status: Some(input.report.status),
                         changed_at: pending.order_at,
+                        repeat: false,
                     },
                     pending.device_id,
                 )
             } else {
-                StateOutcome::Stale
+                let (bay, device) = &bays[&(input.prefix, input.number)];
+                if pending.is_stored_by(device) {
+                    StateOutcome::Repeated(BayStatusChanged {
+                        bay: bay.clone(),
+                        device_status: Some(input.report.status),
+                        changed_at: pending.order_at,
+                        repeat: true,
+                    })
+                } else {
+                    StateOutcome::Stale
+                }
             };
             results[pending.index] = Some(Ok(outcome));
         }
@@ -198,6 +209,12 @@ struct Pending<'a> {
 }
 
 impl<'a> Pending<'a> {
+    /// Whether `device`'s stored state, as the batch read it, came from
+    /// this very report.
+    fn is_stored_by(&self, device: &device::Model) -> bool {
+        device.state_order_us == Some(self.order_us) && device.state_seq == Some(self.seq)
+    }
+
     fn new(
         index: usize,
         input: &StateInput<'a>,
@@ -545,6 +562,10 @@ mod tests {
             Ok(StateOutcome::Applied(change, _)) => {
                 format!("applied {} {:?}", change.bay.id, change.bay.lock_state)
             }
+            Ok(StateOutcome::Repeated(change)) => format!(
+                "repeated {} {:?} r{} {}",
+                change.bay.id, change.bay.lock_state, change.bay.revision, change.repeat
+            ),
             Ok(StateOutcome::Stale) => "stale".into(),
             Err(ReportError::UnknownBay { .. }) => "unknown bay".into(),
             Err(ReportError::MacMismatch { .. }) => "mac mismatch".into(),
@@ -552,6 +573,47 @@ mod tests {
             Err(ReportError::NoSession { .. }) => "no session".into(),
             Err(ReportError::Database(err)) => format!("database: {err}"),
         }
+    }
+
+    /// The report a device's state came from, delivered again in a later
+    /// batch (its replica may have died before publishing), announces the
+    /// bay's state again, marked as a repeat; an older one stays stale.
+    #[tokio::test]
+    async fn the_report_stored_delivered_again_announces_its_bay_again() {
+        let (db, prefix) = network().await;
+        let now = Utc::now();
+        let at = |ms: i64| {
+            (now - TimeDelta::seconds(60) + TimeDelta::milliseconds(ms)).timestamp_millis()
+        };
+        let older = report(1, at(10), LockState::Locked);
+        let stored = report(1, at(20), LockState::Unlocked);
+        let skew = ClockSkew(TimeDelta::seconds(30));
+        let apply = |reports: Vec<StateReport>| {
+            let (db, prefix) = (db.clone(), prefix.clone());
+            async move {
+                let inputs: Vec<StateInput<'_>> = reports
+                    .iter()
+                    .map(|report| StateInput {
+                        prefix: &prefix,
+                        number: 1,
+                        report,
+                        received_at: now,
+                    })
+                    .collect();
+                let txn = db.begin().await.expect("a transaction");
+                let results = apply_state_reports_in(&txn, &inputs, skew)
+                    .await
+                    .expect("applied")
+                    .results;
+                txn.commit().await.expect("committed");
+                results.iter().map(describe).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(apply(vec![stored.clone()]).await, ["applied 1 Unlocked"]);
+        assert_eq!(
+            apply(vec![stored, older]).await,
+            ["repeated 1 Unlocked r1 true", "stale"]
+        );
     }
 
     #[tokio::test]

@@ -850,6 +850,10 @@ async fn state_events(
             );
             Ok(Ok(events))
         }
+        Ok(StateOutcome::Repeated(again)) => {
+            metrics::counter!(names::MQTT_STALE).increment(1);
+            Ok(Ok(vec![DomainEvent::BayStatusChanged(again)]))
+        }
         Ok(StateOutcome::Stale) => {
             metrics::counter!(names::MQTT_STALE).increment(1);
             Ok(Ok(Vec::new()))

@@ -102,6 +102,7 @@ impl Job for DetectSilentDevices {
                 bay,
                 device_status: Some(DeviceStatus::Offline),
                 changed_at: now,
+                repeat: false,
             }));
             events.extend(
                 alert.map(|(alert, change)| {

@@ -241,6 +241,7 @@ fn synthetic_change(bay: &SeededBay, n: i64) -> voltgate::bus::DomainEvent {
         },
         device_status: None,
         changed_at: Utc::now(),
+        repeat: false,
     })
 }
 
