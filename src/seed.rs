@@ -359,6 +359,43 @@ pub async fn everything(
     Ok(told)
 }
 
+/// Networks for unit tests.
+#[cfg(test)]
+pub mod testing {
+    use sea_orm::DatabaseConnection;
+
+    use super::{DemoSize, demo};
+
+    /// Migrates `db` and seeds the demo network's one station of one cabinet
+    /// of `bays` bays, each with its device; the cabinet's MQTT prefix.
+    pub async fn one_cabinet(db: &DatabaseConnection, bays: u32) -> String {
+        crate::db::migrate(db).await.expect("migrated");
+        let size = DemoSize {
+            stations: 1,
+            cabinets_per_station: 1,
+            bays_per_cabinet: bays,
+        };
+        demo(db, &size, "vg").await.expect("a network");
+        use sea_orm::EntityTrait as _;
+        crate::entities::cabinet::Entity::find()
+            .one(db)
+            .await
+            .expect("query")
+            .expect("a cabinet")
+            .mqtt_prefix
+    }
+
+    /// [`one_cabinet`] with the charging demo: its customers, reservations
+    /// and charging sessions (one of them charging).
+    pub async fn one_cabinet_charging(db: &DatabaseConnection, bays: u32) {
+        one_cabinet(db, bays).await;
+        crate::charging::demo::seed(db)
+            .await
+            .expect("seeded")
+            .expect("a charging demo");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::demo_mac;

@@ -328,7 +328,6 @@ mod tests {
     use sea_orm::{ActiveModelTrait as _, DbBackend, Set, TransactionTrait as _};
 
     use super::*;
-    use crate::seed::{DemoSize, demo};
 
     /// Two bays whose stored status is out of date, towards two different
     /// statuses: bay 1 shown `OCCUPIED` with nothing holding it, bay 2 shown
@@ -355,13 +354,7 @@ mod tests {
     #[tokio::test]
     async fn a_refresh_writes_each_bays_own_status_and_raises_its_revision() {
         let db = crate::db::testing::any_database().await;
-        crate::db::migrate(&db).await.expect("migrated");
-        let size = DemoSize {
-            stations: 1,
-            cabinets_per_station: 1,
-            bays_per_cabinet: 2,
-        };
-        demo(&db, &size, "vg").await.expect("seeded");
+        crate::seed::testing::one_cabinet(&db, 2).await;
         bay_maintenance::ActiveModel {
             bay_id: Set(2),
             reason: Set("inspection".into()),
@@ -435,17 +428,7 @@ mod tests {
         if db.get_database_backend() != DbBackend::Postgres {
             return;
         }
-        crate::db::migrate(&db).await.expect("migrated");
-        let size = DemoSize {
-            stations: 1,
-            cabinets_per_station: 1,
-            bays_per_cabinet: 4,
-        };
-        demo(&db, &size, "vg").await.expect("seeded");
-        crate::charging::demo::seed(&db)
-            .await
-            .expect("seeded")
-            .expect("a charging demo");
+        crate::seed::testing::one_cabinet_charging(&db, 4).await;
         let reservations = reservation::Entity::find().all(&db).await.expect("query");
         let user_id = reservations.first().expect("a demo reservation").user_id;
         let bay_id = (1..=4)

@@ -1011,19 +1011,7 @@ mod tests {
     #[tokio::test]
     async fn each_change_of_a_session_raises_its_revision() {
         let db = crate::db::testing::any_database().await;
-        crate::db::migrate(&db).await.expect("migrated");
-        let size = crate::seed::DemoSize {
-            stations: 1,
-            cabinets_per_station: 1,
-            bays_per_cabinet: 4,
-        };
-        crate::seed::demo(&db, &size, "vg")
-            .await
-            .expect("a network");
-        crate::charging::demo::seed(&db)
-            .await
-            .expect("seeded")
-            .expect("a charging demo");
+        crate::seed::testing::one_cabinet_charging(&db, 4).await;
         let charging = charging_session::Entity::find()
             .filter(charging_session::Column::State.eq(SessionState::Charging))
             .one(&db)

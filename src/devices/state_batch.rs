@@ -516,7 +516,7 @@ mod tests {
 
     use super::*;
     use crate::entities::{BayStatus, LockState};
-    use crate::seed::{DemoSize, demo, demo_mac};
+    use crate::seed::demo_mac;
 
     /// A database with one cabinet of two bays (ids 1 and 2), each with its device.
     async fn network() -> (DatabaseConnection, String) {
@@ -528,19 +528,7 @@ mod tests {
 
     /// Migrates `db` and seeds one cabinet of `bays` bays with their devices.
     async fn seeded(db: DatabaseConnection, bays: u32) -> (DatabaseConnection, String) {
-        crate::db::migrate(&db).await.expect("migrated");
-        let size = DemoSize {
-            stations: 1,
-            cabinets_per_station: 1,
-            bays_per_cabinet: bays,
-        };
-        demo(&db, &size, "vg").await.expect("seeded");
-        let prefix = cabinet::Entity::find()
-            .one(&db)
-            .await
-            .expect("query")
-            .expect("a cabinet")
-            .mqtt_prefix;
+        let prefix = crate::seed::testing::one_cabinet(&db, bays).await;
         (db, prefix)
     }
 

@@ -398,20 +398,13 @@ mod tests {
     use super::*;
     use crate::auth::principal::tests::person;
     use crate::entities::{RoleName, UserStatus, station, user};
-    use crate::seed::{DemoSize, demo};
 
     /// Every announced change of an alert raises its revision, so the bus
     /// can tell which of two announcements of it is the later.
     #[tokio::test]
     async fn each_change_of_an_alert_raises_its_revision() {
         let db = crate::db::testing::any_database().await;
-        crate::db::migrate(&db).await.expect("migrated");
-        let size = DemoSize {
-            stations: 1,
-            cabinets_per_station: 1,
-            bays_per_cabinet: 1,
-        };
-        demo(&db, &size, "vg").await.expect("seeded");
+        crate::seed::testing::one_cabinet(&db, 1).await;
         let station = station::Entity::find()
             .one(&db)
             .await

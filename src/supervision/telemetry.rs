@@ -760,19 +760,7 @@ mod tests {
     #[tokio::test]
     async fn every_sampled_session_comes_back_with_its_revision_raised() {
         let db = crate::db::testing::any_database().await;
-        crate::db::migrate(&db).await.expect("migrated");
-        let size = crate::seed::DemoSize {
-            stations: 1,
-            cabinets_per_station: 1,
-            bays_per_cabinet: 4,
-        };
-        crate::seed::demo(&db, &size, "vg")
-            .await
-            .expect("a network");
-        crate::charging::demo::seed(&db)
-            .await
-            .expect("seeded")
-            .expect("a charging demo");
+        crate::seed::testing::one_cabinet_charging(&db, 4).await;
         let template = charging_session::Entity::find()
             .one(&db)
             .await
