@@ -385,6 +385,27 @@ pub mod testing {
             .mqtt_prefix
     }
 
+    /// Bay `bay_id` and its device.
+    pub async fn bay_and_device(
+        db: &DatabaseConnection,
+        bay_id: i32,
+    ) -> (crate::entities::bay::Model, crate::entities::device::Model) {
+        use crate::entities::{bay, device};
+        use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+        let bay = bay::Entity::find_by_id(bay_id)
+            .one(db)
+            .await
+            .expect("query")
+            .expect("the bay");
+        let device = device::Entity::find()
+            .filter(device::Column::BayId.eq(bay_id))
+            .one(db)
+            .await
+            .expect("query")
+            .expect("its device");
+        (bay, device)
+    }
+
     /// [`one_cabinet`] with the charging demo: its customers, reservations
     /// and charging sessions (one of them charging).
     pub async fn one_cabinet_charging(db: &DatabaseConnection, bays: u32) {

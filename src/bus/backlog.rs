@@ -106,7 +106,10 @@ impl Backlog {
         }
     }
 
-    /// Drops the events that have waited since before `cutoff`; how many.
+    /// Drops the events at the front that have waited since before
+    /// `cutoff` (the front is the oldest, up to a publish that gave up just
+    /// after events queued behind it: that one goes at the next round);
+    /// how many.
     pub fn expire(&mut self, cutoff: Instant) -> usize {
         let mut dropped = 0;
         while self

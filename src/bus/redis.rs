@@ -135,11 +135,9 @@ return {epoch, now[1], now[2], held, retained, page}
 type ReplayReply = (String, u64, u64, usize, usize, Vec<(String, Vec<Vec<u8>>)>);
 
 pub struct RedisBus {
-    connection: ConnectionManager,
-    channel: String,
     fanout: Arc<Fanout>,
     keep_alive: tokio::task::JoinHandle<()>,
-    retention: Retention,
+    /// Its connection, channel and retention serve replays too.
     publisher: Arc<Publisher>,
     drain: tokio::task::JoinHandle<()>,
     replay_script: redis::Script,
@@ -203,7 +201,7 @@ impl RedisBus {
         tokio::spawn(relay(push_rx, Arc::clone(&fanout)));
         let keep_alive = tokio::spawn(keep_alive(connection.clone()));
         let publisher = Arc::new(Publisher {
-            connection: connection.clone(),
+            connection,
             channel: channel.to_owned(),
             retention,
             patience: publishing.patience,
@@ -213,11 +211,8 @@ impl RedisBus {
         });
         let drain = tokio::spawn(drain(Arc::clone(&publisher)));
         Ok(Self {
-            connection,
-            channel: channel.to_owned(),
             fanout,
             keep_alive,
-            retention,
             publisher,
             drain,
             replay_script: redis::Script::new(REPLAY_SCRIPT),
@@ -225,11 +220,11 @@ impl RedisBus {
     }
 
     fn epoch_key(&self) -> String {
-        epoch_key(&self.channel)
+        epoch_key(&self.publisher.channel)
     }
 
     fn stream_key(&self, topic: super::Topic) -> String {
-        stream_key(&self.channel, topic)
+        stream_key(&self.publisher.channel, topic)
     }
 }
 
@@ -256,9 +251,10 @@ impl Publisher {
         let mut pending = events
             .into_iter()
             .map(|event| {
-                let payload = serde_json::to_vec(&Envelope::new(event.clone()))?;
+                let envelope = Envelope::new(event);
+                let payload = serde_json::to_vec(&envelope)?;
                 Ok(Pending {
-                    event,
+                    event: envelope.event,
                     payload,
                     since,
                 })
@@ -489,7 +485,7 @@ impl EventBus for RedisBus {
     }
 
     async fn replay(&self, after: &Cursor) -> Result<Vec<Arc<Stamped>>, FollowError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.publisher.connection.clone();
         let (epoch, secs, micros, held, retained, page): ReplayReply = self
             .replay_script
             .key(self.epoch_key())
@@ -505,7 +501,7 @@ impl EventBus for RedisBus {
             empty: retained == 0,
             now_ms: secs * 1000 + micros / 1000,
         };
-        history::decide(after, facts, self.retention)?;
+        history::decide(after, facts, self.publisher.retention)?;
         let epoch: Arc<str> = epoch.into();
         page.into_iter()
             .map(|(id, fields)| {
@@ -531,11 +527,11 @@ impl EventBus for RedisBus {
     }
 
     fn retention(&self) -> Retention {
-        self.retention
+        self.publisher.retention
     }
 
     async fn is_ready(&self) -> bool {
-        let mut connection = self.connection.clone();
+        let mut connection = self.publisher.connection.clone();
         redis::cmd("PING")
             .query_async::<String>(&mut connection)
             .await

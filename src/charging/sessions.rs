@@ -1021,17 +1021,7 @@ mod tests {
         assert_eq!(charging.revision, 2, "unlocked, then charging");
 
         // A sample of its meter.
-        let bay = bay::Entity::find_by_id(charging.bay_id)
-            .one(&db)
-            .await
-            .expect("query")
-            .expect("its bay");
-        let meter = device::Entity::find()
-            .filter(device::Column::BayId.eq(bay.id))
-            .one(&db)
-            .await
-            .expect("query")
-            .expect("its device");
+        let (bay, meter) = crate::seed::testing::bay_and_device(&db, charging.bay_id).await;
         let sample = crate::supervision::telemetry::Sample {
             current_a: 30.0,
             voltage_v: 230.0,

@@ -545,6 +545,21 @@ mod tests {
         }
     }
 
+    /// Applies `inputs` in one committed transaction; each outcome described.
+    async fn applied(
+        db: &DatabaseConnection,
+        inputs: &[StateInput<'_>],
+        skew: ClockSkew,
+    ) -> Vec<String> {
+        let txn = db.begin().await.expect("a transaction");
+        let results = apply_state_reports_in(&txn, inputs, skew)
+            .await
+            .expect("applied")
+            .results;
+        txn.commit().await.expect("committed");
+        results.iter().map(describe).collect()
+    }
+
     fn describe(result: &Result<StateOutcome, ReportError>) -> String {
         match result {
             Ok(StateOutcome::Applied(change, _)) => {
@@ -576,30 +591,18 @@ mod tests {
         let older = report(1, at(10), LockState::Locked);
         let stored = report(1, at(20), LockState::Unlocked);
         let skew = ClockSkew(TimeDelta::seconds(30));
-        let apply = |reports: Vec<StateReport>| {
-            let (db, prefix) = (db.clone(), prefix.clone());
-            async move {
-                let inputs: Vec<StateInput<'_>> = reports
-                    .iter()
-                    .map(|report| StateInput {
-                        prefix: &prefix,
-                        number: 1,
-                        report,
-                        received_at: now,
-                    })
-                    .collect();
-                let txn = db.begin().await.expect("a transaction");
-                let results = apply_state_reports_in(&txn, &inputs, skew)
-                    .await
-                    .expect("applied")
-                    .results;
-                txn.commit().await.expect("committed");
-                results.iter().map(describe).collect::<Vec<_>>()
-            }
+        let input = |report| StateInput {
+            prefix: &prefix,
+            number: 1,
+            report,
+            received_at: now,
         };
-        assert_eq!(apply(vec![stored.clone()]).await, ["applied 1 Unlocked"]);
         assert_eq!(
-            apply(vec![stored, older]).await,
+            applied(&db, &[input(&stored)], skew).await,
+            ["applied 1 Unlocked"]
+        );
+        assert_eq!(
+            applied(&db, &[input(&stored), input(&older)], skew).await,
             ["repeated 1 Unlocked r1 true", "stale"]
         );
     }
@@ -638,16 +641,8 @@ mod tests {
             input(1, &ahead),
         ];
         let skew = ClockSkew(TimeDelta::seconds(30));
-        let txn = db.begin().await.expect("a transaction");
-        let results = apply_state_reports_in(&txn, &inputs, skew)
-            .await
-            .expect("applied")
-            .results;
-        txn.commit().await.expect("committed");
-
-        let described: Vec<String> = results.iter().map(describe).collect();
         assert_eq!(
-            described,
+            applied(&db, &inputs, skew).await,
             [
                 "applied 1 Unlocked",
                 "applied 2 Unlocked",

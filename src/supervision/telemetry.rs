@@ -766,17 +766,7 @@ mod tests {
             .await
             .expect("query")
             .expect("the demo's session");
-        let bay = bay::Entity::find_by_id(template.bay_id)
-            .one(&db)
-            .await
-            .expect("query")
-            .expect("its bay");
-        let meter = device::Entity::find()
-            .filter(device::Column::BayId.eq(bay.id))
-            .one(&db)
-            .await
-            .expect("query")
-            .expect("its device");
+        let (bay, meter) = crate::seed::testing::bay_and_device(&db, template.bay_id).await;
         let now = Utc::now();
         let sessions = crate::db::SET_PARAMETER_FROM + 2;
         // Sessions stopped after the samples' time: still sampled.
