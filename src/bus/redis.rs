@@ -359,8 +359,10 @@ async fn drain(publisher: Arc<Publisher>) {
     loop {
         let (round, left) = {
             let mut backlog = publisher.backlog();
-            let expired = backlog.expire(tokio::time::Instant::now() - backlog::MAX_AGE);
-            lost(expired, "Redis did not answer in time");
+            // No cutoff on a clock younger than the age (a machine just booted).
+            if let Some(cutoff) = tokio::time::Instant::now().checked_sub(backlog::MAX_AGE) {
+                lost(backlog.expire(cutoff), "Redis did not answer in time");
+            }
             (backlog.front(BACKLOG_ROUND), backlog.len())
         };
         metrics::gauge!(names::BUS_BACKLOG).set(left as f64);
