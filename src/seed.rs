@@ -415,6 +415,50 @@ pub mod testing {
             .expect("seeded")
             .expect("a charging demo");
     }
+
+    /// In [`one_cabinet_charging`]'s network: a bay none of the demo's
+    /// reservations is for, and a demo customer.
+    pub async fn free_bay_and_customer(db: &DatabaseConnection) -> (i32, i32) {
+        use crate::entities::{bay, reservation};
+        use sea_orm::{EntityTrait as _, QueryOrder as _};
+        let reservations = reservation::Entity::find().all(db).await.expect("query");
+        let user_id = reservations.first().expect("a demo reservation").user_id;
+        let bay_id = bay::Entity::find()
+            .order_by_desc(bay::Column::Id)
+            .all(db)
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|bay| bay.id)
+            .find(|id| reservations.iter().all(|r| r.bay_id != *id))
+            .expect("a bay nobody reserved");
+        (bay_id, user_id)
+    }
+
+    /// A `CONFIRMED` code reservation of `bay_id` by `user_id`, its slot
+    /// from ten minutes before `now` to fifty after.
+    pub fn holding_now(
+        code: &str,
+        bay_id: i32,
+        user_id: i32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::entities::reservation::ActiveModel {
+        use crate::entities::reservation::{AccessMode, ActiveModel, ReservationStatus};
+        use sea_orm::Set;
+        ActiveModel {
+            reference_code: Set(code.into()),
+            user_id: Set(user_id),
+            bay_id: Set(bay_id),
+            auth_method_id: Set(None),
+            auth_choice: Set(AccessMode::Code),
+            starts_at_us: Set((now - chrono::TimeDelta::minutes(10)).timestamp_micros()),
+            ends_at_us: Set((now + chrono::TimeDelta::minutes(50)).timestamp_micros()),
+            status: Set(ReservationStatus::Confirmed),
+            cancelled_at_us: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

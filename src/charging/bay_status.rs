@@ -9,8 +9,8 @@
 //! status changed (raising their revision) and returns their
 //! `BayStatusChanged` events, which the caller publishes after the commit.
 //! The `RefreshBayStatuses` job does the same as time passes (a slot starting
-//! or ending changes no row), for the bays a slot covers now and the bays
-//! shown busy.
+//! or ending changes no row), for those of the bays a slot covers now and the
+//! bays shown busy whose status is out of date.
 
 use std::collections::HashMap;
 
@@ -97,13 +97,43 @@ pub async fn refresh(
     bay_ids: &[i32],
     now: DateTime<Utc>,
 ) -> AppResult<Vec<DomainEvent>> {
+    refresh_with(db, bay_ids, now, Locks::Take).await
+}
+
+/// [`refresh`] in a transaction that holds the bays' locks already (on
+/// PostgreSQL a `FOR NO KEY UPDATE` or stronger, or an `UPDATE`, of each bay,
+/// taken in the same transaction): one statement fewer.
+///
+/// # Errors
+/// On database errors.
+pub async fn refresh_locked(
+    db: &impl ConnectionTrait,
+    bay_ids: &[i32],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<DomainEvent>> {
+    refresh_with(db, bay_ids, now, Locks::Held).await
+}
+
+/// Whether a refresh takes its bays' locks or its transaction holds them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Locks {
+    Take,
+    Held,
+}
+
+async fn refresh_with(
+    db: &impl ConnectionTrait,
+    bay_ids: &[i32],
+    now: DateTime<Utc>,
+    locks: Locks,
+) -> AppResult<Vec<DomainEvent>> {
     // In ascending order, so that concurrent refreshes lock bays in one order.
     let mut sorted = bay_ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     let mut events = Vec::new();
     for chunk in sorted.chunks(REFRESH_CHUNK) {
-        events.extend(refresh_chunk(db, chunk, now).await?);
+        events.extend(refresh_chunk(db, chunk, now, locks).await?);
     }
     // In the order asked for, as one bay at a time would give them.
     let mut place: HashMap<i32, usize> = HashMap::new();
@@ -146,9 +176,9 @@ async fn refresh_chunk(
     db: &impl ConnectionTrait,
     bay_ids: &[i32],
     now: DateTime<Utc>,
+    locks: Locks,
 ) -> AppResult<Vec<DomainEvent>> {
-    let now_us = now.timestamp_micros();
-    if db.get_database_backend() == DbBackend::Postgres {
+    if locks == Locks::Take && db.get_database_backend() == DbBackend::Postgres {
         // The bays' locks before their inputs are read: a refresh that waits
         // for another transaction's change of a bay then reads what that one
         // committed (each statement of READ COMMITTED sees the commits before
@@ -166,6 +196,79 @@ async fn refresh_chunk(
             .all(db)
             .await?;
     }
+    let bays = inputs(db, bay_ids, now).await?;
+    let mut changes: Vec<(i32, sea_orm::Value)> = Vec::new();
+    let mut device_status = HashMap::new();
+    for (bay_id, inputs) in bays {
+        let status = derive(inputs.in_maintenance, &inputs.holding, now);
+        if status != inputs.stored {
+            changes.push((bay_id, status.into()));
+            device_status.insert(bay_id, inputs.device);
+        }
+    }
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement for every bay whatever its new status: concurrent
+    // refreshes then take the rows' locks in one order, and never deadlock.
+    let ids: Vec<i32> = changes.iter().map(|(id, _)| *id).collect();
+    let updated = bay::Entity::update_many()
+        .col_expr(
+            bay::Column::Status,
+            per_row(bay::Column::Id, changes, Expr::col(bay::Column::Status)),
+        )
+        .col_expr(bay::Column::Revision, bay::next_revision())
+        .filter(bay::Column::Id.is_in(ids))
+        .exec_with_returning(db)
+        .await?;
+    let events = updated
+        .into_iter()
+        .map(|bay| {
+            DomainEvent::BayStatusChanged(BayStatusChanged {
+                device_status: device_status.get(&bay.id).copied().flatten(),
+                bay,
+                changed_at: now,
+                repeat: false,
+            })
+        })
+        .collect();
+    Ok(events)
+}
+
+/// Of `bay_ids`, those whose stored status is not what their inputs give
+/// now, read without locks: what a [`refresh`] of them would change unless
+/// another transaction changes them first.
+///
+/// # Errors
+/// On database errors.
+pub async fn out_of_date(
+    db: &impl ConnectionTrait,
+    bay_ids: &[i32],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<i32>> {
+    let mut stale = Vec::new();
+    for chunk in bay_ids.chunks(REFRESH_CHUNK) {
+        stale.extend(
+            inputs(db, chunk, now)
+                .await?
+                .into_iter()
+                .filter(|(_, inputs)| {
+                    derive(inputs.in_maintenance, &inputs.holding, now) != inputs.stored
+                })
+                .map(|(id, _)| id),
+        );
+    }
+    stale.sort_unstable();
+    Ok(stale)
+}
+
+/// The inputs of each of `bay_ids` (at most [`REFRESH_CHUNK`]).
+async fn inputs(
+    db: &impl ConnectionTrait,
+    bay_ids: &[i32],
+    now: DateTime<Utc>,
+) -> AppResult<HashMap<i32, BayInputs>> {
+    let now_us = now.timestamp_micros();
     // One statement: each bay with its maintenance flag, cabinet, station and
     // device, and its holding reservations not over yet (joined on those
     // conditions, so a bay without any still gives its row). The cabinet's
@@ -220,42 +323,7 @@ async fn refresh_chunk(
             });
         }
     }
-    let mut changes: Vec<(i32, sea_orm::Value)> = Vec::new();
-    let mut device_status = HashMap::new();
-    for (bay_id, inputs) in bays {
-        let status = derive(inputs.in_maintenance, &inputs.holding, now);
-        if status != inputs.stored {
-            changes.push((bay_id, status.into()));
-            device_status.insert(bay_id, inputs.device);
-        }
-    }
-    if changes.is_empty() {
-        return Ok(Vec::new());
-    }
-    // One statement for every bay whatever its new status: concurrent
-    // refreshes then take the rows' locks in one order, and never deadlock.
-    let ids: Vec<i32> = changes.iter().map(|(id, _)| *id).collect();
-    let updated = bay::Entity::update_many()
-        .col_expr(
-            bay::Column::Status,
-            per_row(bay::Column::Id, changes, Expr::col(bay::Column::Status)),
-        )
-        .col_expr(bay::Column::Revision, bay::next_revision())
-        .filter(bay::Column::Id.is_in(ids))
-        .exec_with_returning(db)
-        .await?;
-    let events = updated
-        .into_iter()
-        .map(|bay| {
-            DomainEvent::BayStatusChanged(BayStatusChanged {
-                device_status: device_status.get(&bay.id).copied().flatten(),
-                bay,
-                changed_at: now,
-                repeat: false,
-            })
-        })
-        .collect();
-    Ok(events)
+    Ok(bays)
 }
 
 /// Publishes events of a committed change. The change is stored, so a failed
@@ -286,41 +354,58 @@ impl crate::jobs::Job for RefreshBayStatuses {
     }
 
     async fn run(&self, services: &ServiceContext) -> anyhow::Result<()> {
-        use anyhow::Context as _;
-        use sea_orm::{QuerySelect, TransactionTrait};
-        let now = services.now();
-        let now_us = now.timestamp_micros();
-        // Bays a holding reservation covers now (they should show it), and
-        // bays shown as reserved or occupied (their reservation may have ended).
-        let mut bay_ids: Vec<i32> = reservation::Entity::find()
-            .select_only()
-            .column(reservation::Column::BayId)
-            .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
-            .filter(reservation::Column::StartsAtUs.lte(now_us))
-            .filter(reservation::Column::EndsAtUs.gt(now_us))
-            .into_tuple()
-            .all(&services.db)
-            .await
-            .context("reading bays with slots in progress")?;
-        let shown_busy: Vec<i32> = bay::Entity::find()
-            .select_only()
-            .column(bay::Column::Id)
-            .filter(bay::Column::Status.is_in([BayStatus::Reserved, BayStatus::Occupied]))
-            .into_tuple()
-            .all(&services.db)
-            .await
-            .context("reading busy bays")?;
-        bay_ids.extend(shown_busy);
-        bay_ids.sort_unstable();
-        bay_ids.dedup();
-        let txn = services.db.begin().await?;
-        let events = refresh(&txn, &bay_ids, now)
-            .await
-            .map_err(|_| anyhow::anyhow!("refreshing bay statuses failed"))?;
-        txn.commit().await?;
+        let events = catch_up(&services.db, services.now()).await?;
         publish(services, events).await;
         Ok(())
     }
+}
+
+/// The job's work: brings up to date the bays a holding reservation covers
+/// now (they should show it) and the bays shown reserved or occupied (their
+/// reservation may have ended); the events to publish.
+async fn catch_up(
+    db: &sea_orm::DatabaseConnection,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<DomainEvent>> {
+    use anyhow::Context as _;
+    use sea_orm::{QuerySelect, TransactionTrait};
+    let now_us = now.timestamp_micros();
+    let mut bay_ids: Vec<i32> = reservation::Entity::find()
+        .select_only()
+        .column(reservation::Column::BayId)
+        .filter(reservation::Column::Status.is_in(ReservationStatus::HOLDING))
+        .filter(reservation::Column::StartsAtUs.lte(now_us))
+        .filter(reservation::Column::EndsAtUs.gt(now_us))
+        .into_tuple()
+        .all(db)
+        .await
+        .context("reading bays with slots in progress")?;
+    let shown_busy: Vec<i32> = bay::Entity::find()
+        .select_only()
+        .column(bay::Column::Id)
+        .filter(bay::Column::Status.is_in([BayStatus::Reserved, BayStatus::Occupied]))
+        .into_tuple()
+        .all(db)
+        .await
+        .context("reading busy bays")?;
+    bay_ids.extend(shown_busy);
+    bay_ids.sort_unstable();
+    bay_ids.dedup();
+    // Only the bays whose status is out of date (a slot started or ended: a
+    // few of the thousands here) are refreshed, under their locks, so
+    // kiosks and reservations wait for none of the others meanwhile.
+    let stale = out_of_date(db, &bay_ids, now)
+        .await
+        .map_err(|_| anyhow::anyhow!("reading bay statuses failed"))?;
+    if stale.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = db.begin().await?;
+    let events = refresh(&txn, &stale, now)
+        .await
+        .map_err(|_| anyhow::anyhow!("refreshing bay statuses failed"))?;
+    txn.commit().await?;
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -416,6 +501,50 @@ mod tests {
         }
     }
 
+    /// The job locks only the bays whose status is out of date: a request
+    /// holding an up-to-date busy bay (a kiosk opening a session there) does
+    /// not hold the job up, nor does the job hold it. On PostgreSQL.
+    #[tokio::test]
+    async fn the_job_refreshes_stale_bays_without_waiting_for_up_to_date_ones() {
+        let db = crate::db::testing::any_database().await;
+        if db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        crate::seed::testing::one_cabinet_charging(&db, 4).await;
+        let occupied = bay::Entity::find()
+            .filter(bay::Column::Status.eq(BayStatus::Occupied))
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the demo's bay that charges");
+        let (stale, _) = crate::seed::testing::free_bay_and_customer(&db).await;
+        bay::Entity::update_many()
+            .col_expr(bay::Column::Status, Expr::value(BayStatus::Reserved))
+            .filter(bay::Column::Id.eq(stale))
+            .exec(&db)
+            .await
+            .expect("made stale");
+
+        let holding = db.begin().await.expect("a transaction");
+        bay::Entity::update_many()
+            .col_expr(bay::Column::Status, Expr::col(bay::Column::Status))
+            .filter(bay::Column::Id.eq(occupied.id))
+            .exec(&holding)
+            .await
+            .expect("locked");
+        let events =
+            tokio::time::timeout(std::time::Duration::from_secs(5), catch_up(&db, Utc::now()))
+                .await
+                .expect("the job did not wait for the locked bay")
+                .expect("the job ran");
+        holding.rollback().await.expect("rolled back");
+        assert!(
+            matches!(&events[..], [DomainEvent::BayStatusChanged(c)]
+                if c.bay.id == stale && c.bay.status == BayStatus::Available),
+            "{events:?}"
+        );
+    }
+
     /// A refresh decides on what committed before it: one that waits for
     /// another transaction's change of a bay reads that change once it is
     /// committed, instead of keeping the inputs it would have read before and
@@ -423,32 +552,15 @@ mod tests {
     /// runs one transaction at a time.
     #[tokio::test]
     async fn a_refresh_that_waits_for_another_decides_on_what_that_one_committed() {
-        use crate::entities::reservation::AccessMode;
         let db = crate::db::testing::any_database().await;
         if db.get_database_backend() != DbBackend::Postgres {
             return;
         }
         crate::seed::testing::one_cabinet_charging(&db, 4).await;
-        let reservations = reservation::Entity::find().all(&db).await.expect("query");
-        let user_id = reservations.first().expect("a demo reservation").user_id;
-        let bay_id = (1..=4)
-            .rev()
-            .find(|id| reservations.iter().all(|r| r.bay_id != *id))
-            .expect("a bay nobody reserved");
+        let (bay_id, user_id) = crate::seed::testing::free_bay_and_customer(&db).await;
         let now = Utc::now();
-        let holding_now = move |code: &str| reservation::ActiveModel {
-            reference_code: Set(code.into()),
-            user_id: Set(user_id),
-            bay_id: Set(bay_id),
-            auth_method_id: Set(None),
-            auth_choice: Set(AccessMode::Code),
-            starts_at_us: Set((now - chrono::TimeDelta::minutes(10)).timestamp_micros()),
-            ends_at_us: Set((now + chrono::TimeDelta::minutes(50)).timestamp_micros()),
-            status: Set(ReservationStatus::Confirmed),
-            cancelled_at_us: Set(None),
-            created_at: Set(now),
-            ..Default::default()
-        };
+        let holding_now =
+            move |code: &str| crate::seed::testing::holding_now(code, bay_id, user_id, now);
         let first = holding_now("WAITFIRST")
             .insert(&db)
             .await

@@ -349,7 +349,8 @@ pub async fn create(
             .await?;
             access = Some(secret);
         }
-        let events = bay_status::refresh(&txn, &[input.bay_id], now).await?;
+        // The bay is locked since the transaction's first statement.
+        let events = bay_status::refresh_locked(&txn, &[input.bay_id], now).await?;
         txn.commit().await?;
         return Ok((row, access, events));
     }

@@ -1068,6 +1068,78 @@ mod tests {
         );
     }
 
+    /// A session opening while another transaction changes its bay (here:
+    /// puts it in maintenance) waits for that one and decides the bay's
+    /// status on what it committed, rather than writing `OCCUPIED` over
+    /// `MAINTENANCE` from inputs read before. On PostgreSQL, where the
+    /// opening's status refresh locks the bay before reading; SQLite's single
+    /// writer runs one transaction at a time.
+    #[tokio::test]
+    async fn a_session_opening_while_its_bay_changes_decides_on_what_committed() {
+        use crate::entities::{BayStatus, bay_maintenance};
+        let db = crate::db::testing::any_database().await;
+        if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return;
+        }
+        crate::seed::testing::one_cabinet_charging(&db, 4).await;
+        let (bay_id, user_id) = crate::seed::testing::free_bay_and_customer(&db).await;
+        let now = Utc::now();
+        let row = crate::seed::testing::holding_now("OPENWAITS", bay_id, user_id, now)
+            .insert(&db)
+            .await
+            .expect("inserted");
+        let (bay, _) = crate::seed::testing::bay_and_device(&db, bay_id).await;
+
+        // Staff put the bay in maintenance: that transaction writes
+        // `MAINTENANCE` and holds the bay until it commits.
+        let flagging = db.begin().await.expect("a transaction");
+        bay_maintenance::ActiveModel {
+            bay_id: Set(bay_id),
+            reason: Set("cable".into()),
+            created_at: Set(now),
+        }
+        .insert(&flagging)
+        .await
+        .expect("flagged");
+        bay_status::refresh(&flagging, &[bay_id], now)
+            .await
+            .expect("refreshed");
+        // Meanwhile a kiosk opens a session for the reservation.
+        let opening = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let txn = db.begin().await?;
+                open_in(
+                    &txn,
+                    Opening {
+                        cabinet_id: bay.cabinet_id,
+                        bay: &bay,
+                        row: &row,
+                        method: AccessMode::Code,
+                        plug_timeout: TimeDelta::minutes(5),
+                        at: now,
+                    },
+                )
+                .await
+                .map_err(|e| sea_orm::DbErr::Custom(e.message()))?;
+                txn.commit().await
+            }
+        });
+        crate::db::testing::until_a_session_waits_for_a_lock(&db).await;
+        flagging.commit().await.expect("committed");
+        opening
+            .await
+            .expect("the opening ran")
+            .expect("the session opened");
+
+        let stored = bay::Entity::find_by_id(bay_id)
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("the bay");
+        assert_eq!(stored.status, BayStatus::Maintenance);
+    }
+
     fn settings() -> KioskSettings {
         KioskSettings {
             failures_per_kiosk: 3,
