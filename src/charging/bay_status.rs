@@ -172,6 +172,14 @@ struct BayInputs {
     holding: Vec<Holding>,
 }
 
+impl BayInputs {
+    /// The status the bay should show now, when it is not the stored one.
+    fn out_of_date(&self, now: DateTime<Utc>) -> Option<BayStatus> {
+        let status = derive(self.in_maintenance, &self.holding, now);
+        (status != self.stored).then_some(status)
+    }
+}
+
 async fn refresh_chunk(
     db: &impl ConnectionTrait,
     bay_ids: &[i32],
@@ -200,8 +208,7 @@ async fn refresh_chunk(
     let mut changes: Vec<(i32, sea_orm::Value)> = Vec::new();
     let mut device_status = HashMap::new();
     for (bay_id, inputs) in bays {
-        let status = derive(inputs.in_maintenance, &inputs.holding, now);
-        if status != inputs.stored {
+        if let Some(status) = inputs.out_of_date(now) {
             changes.push((bay_id, status.into()));
             device_status.insert(bay_id, inputs.device);
         }
@@ -238,10 +245,7 @@ async fn refresh_chunk(
 /// Of `bay_ids`, those whose stored status is not what their inputs give
 /// now, read without locks: what a [`refresh`] of them would change unless
 /// another transaction changes them first.
-///
-/// # Errors
-/// On database errors.
-pub async fn out_of_date(
+async fn out_of_date(
     db: &impl ConnectionTrait,
     bay_ids: &[i32],
     now: DateTime<Utc>,
@@ -252,13 +256,10 @@ pub async fn out_of_date(
             inputs(db, chunk, now)
                 .await?
                 .into_iter()
-                .filter(|(_, inputs)| {
-                    derive(inputs.in_maintenance, &inputs.holding, now) != inputs.stored
-                })
+                .filter(|(_, inputs)| inputs.out_of_date(now).is_some())
                 .map(|(id, _)| id),
         );
     }
-    stale.sort_unstable();
     Ok(stale)
 }
 
@@ -503,7 +504,7 @@ mod tests {
 
     /// The job locks only the bays whose status is out of date: a request
     /// holding an up-to-date busy bay (a kiosk opening a session there) does
-    /// not hold the job up, nor does the job hold it. On PostgreSQL.
+    /// not hold the job up. On PostgreSQL.
     #[tokio::test]
     async fn the_job_refreshes_stale_bays_without_waiting_for_up_to_date_ones() {
         let db = crate::db::testing::any_database().await;
