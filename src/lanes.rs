@@ -209,6 +209,7 @@ async fn run_batch<B: Batch>(
         tracing::error!(error = %err, key, "a lane's batch could not {stage}");
         err.to_string()
     };
+    let started = std::time::Instant::now();
     let txn = db.begin().await.map_err(|e| failed("begin", &e))?;
     let replies = batch
         .apply(&txn, key, requests)
@@ -217,7 +218,16 @@ async fn run_batch<B: Batch>(
     if replies.len() != count {
         return Err(failed("be answered", &"one answer per request"));
     }
+    let applied = started.elapsed();
     txn.commit().await.map_err(|e| failed("commit", &e))?;
+    // Where a lane's time goes: its batches' sizes, work and flushes.
+    tracing::debug!(
+        key,
+        requests = count,
+        apply_ms = applied.as_secs_f64() * 1e3,
+        commit_ms = (started.elapsed() - applied).as_secs_f64() * 1e3,
+        "lane batch committed"
+    );
     Ok(replies)
 }
 

@@ -62,7 +62,12 @@ impl Server {
                 "VOLTGATE_JWT_SECRET",
                 "a-benchmark-secret-that-is-long-enough",
             )
-            .env("RUST_LOG", "error")
+            // `BENCH_SERVER_LOG` (a `RUST_LOG` filter) shows the server's logs, e.g. its
+            // lanes' batches: `BENCH_SERVER_LOG=voltgate::ticketing::rush=debug`.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdout(Stdio::null());
         // An empty value removes the variable (e.g. `MQTT_URL`: the embedded broker).
         for (name, value) in env {
