@@ -3,6 +3,7 @@
 //! forgets them at once, and the map stays bounded whatever keys are asked
 //! for (ids made up by a caller included).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
@@ -18,7 +19,7 @@ pub struct Aging<K, V> {
     entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
-impl<K: Eq + Hash + Copy, V: Clone> Aging<K, V> {
+impl<K: Eq + Hash, V: Clone> Aging<K, V> {
     /// Entries live `ttl`; a zero time keeps nothing.
     pub fn new(ttl: Duration) -> Self {
         Self {
@@ -27,10 +28,14 @@ impl<K: Eq + Hash + Copy, V: Clone> Aging<K, V> {
         }
     }
 
-    pub fn get(&self, key: K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
-            .get(&key)
+            .get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, value)| value.clone())
     }
@@ -56,11 +61,15 @@ impl<K: Eq + Hash + Copy, V: Clone> Aging<K, V> {
         entries.insert(key, (read_at, value));
     }
 
-    pub fn forget(&self, key: K) {
+    pub fn forget<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key);
+            .remove(key);
     }
 
     /// Forgets every entry whose key `which` picks.
@@ -88,13 +97,13 @@ mod tests {
     fn entries_age_out_and_are_forgotten() {
         let cache: Aging<i32, &str> = Aging::new(Duration::from_secs(60));
         cache.put(1, "a");
-        assert_eq!(cache.get(1), Some("a"));
-        cache.forget(1);
-        assert_eq!(cache.get(1), None);
+        assert_eq!(cache.get(&1), Some("a"));
+        cache.forget(&1);
+        assert_eq!(cache.get(&1), None);
 
         let expired: Aging<i32, &str> = Aging::new(Duration::ZERO);
         expired.put(1, "a");
-        assert_eq!(expired.get(1), None, "a zero time keeps nothing");
+        assert_eq!(expired.get(&1), None, "a zero time keeps nothing");
     }
 
     #[test]
@@ -104,9 +113,9 @@ mod tests {
         cache.put((1, 2), 2);
         cache.put((2, 1), 3);
         cache.forget_where(|(a, _)| *a == 1);
-        assert_eq!(cache.get((1, 1)), None);
-        assert_eq!(cache.get((1, 2)), None);
-        assert_eq!(cache.get((2, 1)), Some(3));
+        assert_eq!(cache.get(&(1, 1)), None);
+        assert_eq!(cache.get(&(1, 2)), None);
+        assert_eq!(cache.get(&(2, 1)), Some(3));
     }
 
     #[test]
@@ -116,7 +125,7 @@ mod tests {
             .checked_sub(Duration::from_secs(1))
             .unwrap_or_else(Instant::now);
         cache.put_read_at(1, 1, long_ago);
-        assert_eq!(cache.get(1), None);
+        assert_eq!(cache.get(&1), None);
     }
 
     #[test]

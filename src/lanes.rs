@@ -132,6 +132,11 @@ impl<B: Batch> Lanes<B> {
         }
     }
 
+    /// What the lanes apply their batches with.
+    pub fn batch(&self) -> &B {
+        &self.batch
+    }
+
     /// Queues `request` in the lane of `key` and returns its answer once its
     /// batch has committed.
     ///

@@ -68,7 +68,7 @@ impl KioskAccess {
         credential_id: Option<i32>,
     ) -> Result<Option<i32>, AppError> {
         let key = (cabinet_id, credential_id);
-        if let Some(station) = self.stations.get(key) {
+        if let Some(station) = self.stations.get(&key) {
             return Ok(station);
         }
         let generation = self.generation();
@@ -156,9 +156,9 @@ mod tests {
         access.stations.put((1, Some(10)), Some(100));
         access.stations.put((2, Some(20)), Some(200));
         access.forget(Changed::Cabinet(1));
-        assert_eq!(access.stations.get((1, Some(10))), None);
-        assert_eq!(access.stations.get((2, Some(20))), Some(Some(200)));
+        assert_eq!(access.stations.get(&(1, Some(10))), None);
+        assert_eq!(access.stations.get(&(2, Some(20))), Some(Some(200)));
         access.forget(Changed::All);
-        assert_eq!(access.stations.get((2, Some(20))), None);
+        assert_eq!(access.stations.get(&(2, Some(20))), None);
     }
 }

@@ -79,7 +79,7 @@ impl DoorCache {
         db: &impl ConnectionTrait,
         id: i32,
     ) -> Result<Option<Arc<DoorList>>, AppError> {
-        if let Some(list) = self.lists.get(id) {
+        if let Some(list) = self.lists.get(&id) {
             return Ok(list);
         }
         let list = match checkin_list::Entity::find_by_id(id).one(db).await? {
@@ -107,7 +107,7 @@ impl DoorCache {
         id: i32,
         event_id: i32,
     ) -> Result<bool, AppError> {
-        let event = match self.scanners.get(id) {
+        let event = match self.scanners.get(&id) {
             Some(event) => event,
             None => {
                 let event = scanner_device::Entity::find_by_id(id)
@@ -131,7 +131,7 @@ impl DoorCache {
         db: &impl ConnectionTrait,
         id: i32,
     ) -> Result<Option<Arc<event::Model>>, AppError> {
-        if let Some(event) = self.events.get(id) {
+        if let Some(event) = self.events.get(&id) {
             return Ok(event);
         }
         let event = event::Entity::find_by_id(id).one(db).await?.map(Arc::new);
@@ -145,7 +145,7 @@ impl DoorCache {
     /// # Errors
     /// On database errors.
     pub async fn asks_at_door(&self, db: &impl ConnectionTrait, id: i32) -> Result<bool, AppError> {
-        if let Some(asks) = self.door_questions.get(id) {
+        if let Some(asks) = self.door_questions.get(&id) {
             return Ok(asks);
         }
         let asks = question::Entity::find()
@@ -160,17 +160,17 @@ impl DoorCache {
 
     /// An event's questions changed here.
     pub fn forget_door_questions(&self, event_id: i32) {
-        self.door_questions.forget(event_id);
+        self.door_questions.forget(&event_id);
     }
 
     /// A list changed or was deleted here.
     pub fn forget_list(&self, id: i32) {
-        self.lists.forget(id);
+        self.lists.forget(&id);
     }
 
     /// A scanner device was revoked here.
     pub fn forget_scanner(&self, id: i32) {
-        self.scanners.forget(id);
+        self.scanners.forget(&id);
     }
 }
 

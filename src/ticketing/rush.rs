@@ -14,7 +14,7 @@
 //! the lane (see [`Rush`]).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -24,6 +24,7 @@ use super::carts::{self, CartAdd, Held, Hold};
 use super::live::Announcements;
 use super::orders::{self, Checkout, Placed, PlacedOrder, Prepared};
 use super::{quotas, vouchers};
+use crate::aging::Aging;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::lanes::{Batch, InTurn, Replies};
@@ -55,11 +56,36 @@ pub struct Rush {
     /// batches gives one announcement that is never older than the last
     /// commit it was woken for.
     announcer: InTurn<i32>,
+    routes: Routes,
+}
+
+/// Which event's lane a request goes to, remembered for the products and
+/// carts this replica has seen, so that a buyer's add and checkout do not
+/// each read it first. A product never changes event. A cart keeps its
+/// event while it holds anything; one emptied and reused for another event
+/// is remembered anew by its first hold here, and a replica that still
+/// remembers the old event sends its checkout to that lane, which applies it
+/// under the same locks as any other batch and announces the event it
+/// changed (see [`Rush::committed`](Batch::committed)).
+struct Routes {
+    products: Aging<i32, i32>,
+    carts: Aging<String, i32>,
+}
+
+impl Routes {
+    /// Long enough for a buyer between adding and checking out; the map is
+    /// bounded whatever its age (`aging::MAX_ENTRIES`).
+    const CART_TTL: Duration = Duration::from_secs(600);
+    const PRODUCT_TTL: Duration = Duration::from_secs(600);
 }
 
 impl Rush {
     pub fn new(announcements: Arc<Announcements>) -> Self {
         Self {
+            routes: Routes {
+                products: Aging::new(Routes::PRODUCT_TTL),
+                carts: Aging::new(Routes::CART_TTL),
+            },
             announcer: InTurn::new(move |mut events: Vec<i32>| {
                 let announcements = Arc::clone(&announcements);
                 Box::pin(async move {
@@ -149,10 +175,22 @@ impl Batch for Rush {
 
     fn committed<'a>(
         &'a self,
-        event_id: i32,
+        _event_id: i32,
         replies: &'a [Result<Reply, AppError>],
     ) -> BoxFuture<'a, ()> {
-        if replies.iter().any(Result::is_ok) {
+        // The events the replies changed: a lane's own, unless a stale route
+        // sent it a cart of another event.
+        let mut changed: Vec<i32> = replies
+            .iter()
+            .filter_map(|reply| match reply {
+                Ok(Reply::Held((_, positions))) => positions.first().map(|p| p.event_id),
+                Ok(Reply::Placed(Placed::Order(order, _))) => Some(order.event_id),
+                Ok(Reply::Placed(Placed::KeyTaken)) | Err(_) => None,
+            })
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        for event_id in changed {
             self.announcer.hand(event_id);
         }
         Box::pin(async {})
@@ -169,17 +207,26 @@ pub async fn add_to_cart(
     input: CartAdd,
 ) -> Result<Held, AppError> {
     let hold = Hold::new(principal, input, services.cart_max_positions)?;
-    let event_id = carts::event_of_product(&services.db, hold.input.product_id).await?;
+    let lanes = &services.ticketing_lanes;
+    let routes = &lanes.batch().routes;
+    let product_id = hold.input.product_id;
+    let event_id = match routes.products.get(&product_id) {
+        Some(event_id) => event_id,
+        None => {
+            let event_id = carts::event_of_product(&services.db, product_id).await?;
+            routes.products.put(product_id, event_id);
+            event_id
+        }
+    };
     let request = Request {
         now: services.now(),
         kind: Kind::Hold(hold),
     };
-    match services
-        .ticketing_lanes
-        .submit(&services.lanes_db, event_id, request)
-        .await?
-    {
-        Reply::Held(held) => Ok(held),
+    match lanes.submit(&services.lanes_db, event_id, request).await? {
+        Reply::Held(held) => {
+            routes.carts.put(held.0.clone(), event_id);
+            Ok(held)
+        }
         Reply::Placed(_) => Err(AppError::internal(anyhow::anyhow!("a hold was placed"))),
     }
 }
@@ -199,7 +246,13 @@ pub async fn checkout(
     if let Some(first) = request.first_result(&services.db).await? {
         return Ok(first);
     }
-    let Some(event_id) = orders::event_of_cart(&services.db, &request.cart_id).await? else {
+    let lanes = &services.ticketing_lanes;
+    let remembered = lanes.batch().routes.carts.get(request.cart_id.as_str());
+    let event_id = match remembered {
+        Some(event_id) => Some(event_id),
+        None => orders::event_of_cart(&services.db, &request.cart_id).await?,
+    };
+    let Some(event_id) = event_id else {
         return orders::checkout(
             &services.db,
             principal,
@@ -214,11 +267,7 @@ pub async fn checkout(
         now: services.now(),
         kind: Kind::Checkout(request.clone()),
     };
-    match services
-        .ticketing_lanes
-        .submit(&services.lanes_db, event_id, queued)
-        .await?
-    {
+    match lanes.submit(&services.lanes_db, event_id, queued).await? {
         Reply::Placed(placed) => request.answer(&services.db, placed).await,
         Reply::Held(_) => Err(AppError::internal(anyhow::anyhow!("a checkout was held"))),
     }

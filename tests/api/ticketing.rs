@@ -539,6 +539,60 @@ async fn a_cart_holds_at_most_the_configured_positions_even_when_adds_race() {
     );
 }
 
+/// Each replica remembers which event's lane a cart goes to. A cart emptied
+/// by the expiry job and reused for another event is checked out right on a
+/// replica that still remembers its first event: that lane applies it under
+/// the usual locks, so the order and the quotas are the new event's. (With
+/// the in-process bus there is one replica, which remembers the reuse.)
+#[tokio::test]
+async fn a_cart_reused_for_another_event_is_ordered_for_it_on_any_replica() {
+    let app = spawn_app().await;
+    let replica = app.replica().await;
+    let other: &TestApp = replica.as_ref().unwrap_or(&app);
+    let first = Shop::open(&app, "first-event").await;
+    let second = Shop::open(&app, "second-event").await;
+    let early = first.product("Early", "5.00", 5).await;
+    let late = second.product("Late", "7.00", 5).await;
+
+    let added = add_to_cart(other, &early, 1, None).await;
+    let cart = added["data"]["addToCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a cart: {added}"))
+        .to_owned();
+    let (clock, services) = job_replica(&app, Arc::new(MemoryBus::default()));
+    clock.advance(chrono::TimeDelta::minutes(31));
+    voltgate::ticketing::jobs::ExpireHolds
+        .run(&services)
+        .await
+        .expect("the hold expires");
+    let reused = add_to_cart(&app, &late, 1, Some(&cart)).await;
+    assert_eq!(
+        reused["data"]["addToCart"]["cart"]["id"], cart,
+        "an emptied cart takes another event's product: {reused}"
+    );
+
+    let placed = checkout(other, &cart).await;
+    let order = &placed["data"]["checkout"]["order"];
+    assert_eq!(order["status"], "PENDING", "{placed}");
+    assert_eq!(order["total"]["amount"], "7.00", "{placed}");
+    assert_eq!(
+        availability(&app, "second-event").await["remainingQuantity"],
+        4,
+        "the second event's quota counts the order"
+    );
+    assert_eq!(
+        availability(&app, "first-event").await,
+        json!({ "state": "OK", "remainingQuantity": 5, "isAvailable": true }),
+        "the first event's quota gave its hold back and sold nothing"
+    );
+    let again = checkout(other, &cart).await;
+    assert_eq!(
+        code(&again),
+        "BAD_USER_INPUT",
+        "a cart orders once: {again}"
+    );
+}
+
 #[tokio::test]
 async fn an_expired_cart_frees_its_quota() {
     let app = spawn_app().await;
