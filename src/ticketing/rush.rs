@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::carts::{self, CartAdd, Held, Hold};
 use super::live::Announcements;
@@ -73,19 +73,49 @@ struct Routes {
 }
 
 impl Routes {
-    /// Long enough for a buyer between adding and checking out; the map is
+    /// Long enough for a buyer between adding and checking out; each map is
     /// bounded whatever its age (`aging::MAX_ENTRIES`).
-    const CART_TTL: Duration = Duration::from_secs(600);
-    const PRODUCT_TTL: Duration = Duration::from_secs(600);
+    const TTL: Duration = Duration::from_secs(600);
+
+    fn new() -> Self {
+        Self {
+            products: Aging::new(Self::TTL),
+            carts: Aging::new(Self::TTL),
+        }
+    }
+
+    /// The event of `product_id`, read once and then remembered.
+    async fn event_of_product(
+        &self,
+        db: &DatabaseConnection,
+        product_id: i32,
+    ) -> Result<i32, AppError> {
+        if let Some(event_id) = self.products.get(&product_id) {
+            return Ok(event_id);
+        }
+        let event_id = carts::event_of_product(db, product_id).await?;
+        self.products.put(product_id, event_id);
+        Ok(event_id)
+    }
+
+    /// The event of `cart_id` as this replica last held into it, else as
+    /// stored (see [`orders::event_of_cart`]).
+    async fn event_of_cart(
+        &self,
+        db: &DatabaseConnection,
+        cart_id: &str,
+    ) -> Result<Option<i32>, AppError> {
+        match self.carts.get(cart_id) {
+            Some(event_id) => Ok(Some(event_id)),
+            None => orders::event_of_cart(db, cart_id).await,
+        }
+    }
 }
 
 impl Rush {
     pub fn new(announcements: Arc<Announcements>) -> Self {
         Self {
-            routes: Routes {
-                products: Aging::new(Routes::PRODUCT_TTL),
-                carts: Aging::new(Routes::CART_TTL),
-            },
+            routes: Routes::new(),
             announcer: InTurn::new(move |mut events: Vec<i32>| {
                 let announcements = Arc::clone(&announcements);
                 Box::pin(async move {
@@ -209,15 +239,9 @@ pub async fn add_to_cart(
     let hold = Hold::new(principal, input, services.cart_max_positions)?;
     let lanes = &services.ticketing_lanes;
     let routes = &lanes.batch().routes;
-    let product_id = hold.input.product_id;
-    let event_id = match routes.products.get(&product_id) {
-        Some(event_id) => event_id,
-        None => {
-            let event_id = carts::event_of_product(&services.db, product_id).await?;
-            routes.products.put(product_id, event_id);
-            event_id
-        }
-    };
+    let event_id = routes
+        .event_of_product(&services.db, hold.input.product_id)
+        .await?;
     let request = Request {
         now: services.now(),
         kind: Kind::Hold(hold),
@@ -247,12 +271,8 @@ pub async fn checkout(
         return Ok(first);
     }
     let lanes = &services.ticketing_lanes;
-    let remembered = lanes.batch().routes.carts.get(request.cart_id.as_str());
-    let event_id = match remembered {
-        Some(event_id) => Some(event_id),
-        None => orders::event_of_cart(&services.db, &request.cart_id).await?,
-    };
-    let Some(event_id) = event_id else {
+    let routes = &lanes.batch().routes;
+    let Some(event_id) = routes.event_of_cart(&services.db, &request.cart_id).await? else {
         return orders::checkout(
             &services.db,
             principal,
