@@ -179,7 +179,12 @@ impl RedisBus {
             url.query_pairs_mut().append_pair("protocol", "resp3");
         }
         let shown = redact(url.as_str());
-        let client = redis::Client::open(url.as_str())
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+            .with_context(|| format!("invalid REDIS_URL {shown}"))?;
+        // Nagle's algorithm off (the driver leaves it on): a publish written
+        // right after another would wait for Redis's delayed ACK.
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let client = redis::Client::open(info.set_tcp_settings(tcp))
             .with_context(|| format!("invalid REDIS_URL {shown}"))?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()

@@ -100,26 +100,44 @@ pub fn start(max_packet_bytes: u32) -> anyhow::Result<EmbeddedBroker> {
 /// theirs.
 const PRIVATE_PORTS: std::ops::Range<u16> = 20_000..32_768;
 
+/// Ports this process has handed to a broker. rumqttd binds them on its own
+/// thread some time after [`reserve`] checked them, so a second broker starting
+/// in that window (servers in one test process do) could draw the same free
+/// port; its client would then reach the other broker and be turned away.
+/// rumqttd never releases a port before the process exits, so neither does this.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 /// Picks a free loopback port for rumqttd, which binds it again on its own
 /// thread. rumqttd takes an address, not a listener, so the port is free
 /// again between this check and its bind: drawn at random outside the
 /// ephemeral range, it is not the next port another listener of the process
 /// gets from port 0 (which would take the broker's place and answer the
-/// server's client with another protocol).
+/// server's client with another protocol), and never one already handed out
+/// by this process.
 fn reserve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let span = PRIVATE_PORTS.end - PRIVATE_PORTS.start;
     for _ in 0..64 {
         let mut draw = [0_u8; 2];
         getrandom::fill(&mut draw).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let port = PRIVATE_PORTS.start + u16::from_le_bytes(draw) % span;
+        if handed_out.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind(SocketAddr::new(addr.ip(), port)) {
-            return Ok(listener.local_addr()?);
+            let reserved = listener.local_addr()?;
+            handed_out.push(port);
+            return Ok(reserved);
         }
     }
     let listener = TcpListener::bind(addr).map_err(|err| {
         anyhow::anyhow!("the embedded MQTT broker cannot listen on {addr}: {err}")
     })?;
-    Ok(listener.local_addr()?)
+    let reserved = listener.local_addr()?;
+    handed_out.push(reserved.port());
+    Ok(reserved)
 }
 
 /// The message for a device address already taken, naming the ways out.
@@ -151,5 +169,18 @@ mod tests {
             assert!(PRIVATE_PORTS.contains(&addr.port()), "{addr}");
             TcpListener::bind(addr).expect("free to bind again");
         }
+    }
+
+    #[test]
+    fn a_port_is_handed_out_once_even_while_still_free() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        // Nothing binds these, as if their brokers had not started yet.
+        let ports: Vec<u16> = (0..200)
+            .map(|_| reserve(loopback).expect("a port").port())
+            .collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
     }
 }

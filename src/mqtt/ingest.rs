@@ -387,6 +387,13 @@ pub(super) fn client_options_as(options: &MqttOptions, client_id: &str) -> Clien
     if let Some(credentials) = &options.credentials {
         client_options.set_credentials(&credentials.username, &credentials.password);
     }
+    // Nagle's algorithm off (rumqttc leaves it on): an acknowledgement written
+    // right after another would wait for the broker's delayed ACK (up to
+    // 40 ms), and the broker's next deliveries with it once its window of
+    // unacknowledged messages is full.
+    let mut network = client_options.network_options();
+    network.set_tcp_nodelay(true);
+    client_options.set_network_options(network);
     client_options
 }
 
