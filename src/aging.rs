@@ -54,7 +54,11 @@ impl<K: Eq + Hash, V: Clone> Aging<K, V> {
         if entries.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
             entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= MAX_ENTRIES {
+            // A sweep that freed little would walk the map again a few puts
+            // later, on the request path: leave room for a quarter at least,
+            // so a walk is paid for by that many puts (what is dropped is
+            // only read again).
+            if entries.len() > MAX_ENTRIES / 4 * 3 {
                 entries.clear();
             }
         }
@@ -126,6 +130,27 @@ mod tests {
             .unwrap_or_else(Instant::now);
         cache.put_read_at(1, 1, long_ago);
         assert_eq!(cache.get(&1), None);
+    }
+
+    #[test]
+    fn a_full_map_swept_of_a_few_entries_makes_room_for_many() {
+        let cache: Aging<i32, i32> = Aging::new(Duration::from_secs(60));
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(120))
+            .unwrap_or_else(Instant::now);
+        let full = i32::try_from(MAX_ENTRIES).unwrap_or(i32::MAX);
+        for i in 0..full {
+            // Ten aged-out entries among fresh ones: a sweep alone would
+            // free ten places, and the eleventh put would sweep again.
+            cache.put_read_at(i, i, if i < 10 { long_ago } else { Instant::now() });
+        }
+        cache.put(full, full);
+        assert!(
+            cache.entry_count() <= MAX_ENTRIES / 4 * 3,
+            "{} entries after a sweep",
+            cache.entry_count()
+        );
+        assert_eq!(cache.get(&full), Some(full), "the new entry is kept");
     }
 
     #[test]

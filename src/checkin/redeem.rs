@@ -15,7 +15,7 @@
 //!
 //! A scan costs the writer only its share of its batch's statements; the lists
 //! and the scanner come from the door cache (`super::cache`), and the ticket is
-//! read on the readers, one join. The lane answers each scan with the figures
+//! read on the readers, one statement. The lane answers each scan with the figures
 //! and the units left as they stood right after it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,7 +36,7 @@ use crate::auth::Principal;
 use crate::entities::checkin::{CheckinKind, RejectReason};
 use crate::entities::order::OrderStatus;
 use crate::entities::{
-    checkin, checkin_list, checkin_state, order, order_position, product, question,
+    checkin, checkin_list, checkin_state, order, order_position, product, question, ticket_block,
 };
 use crate::error::AppError;
 use crate::services::ServiceContext;
@@ -705,22 +705,52 @@ pub async fn ticket_of(db: &impl ConnectionTrait, id: i32) -> Result<Option<Tick
     load(db, order_position::Column::Id.eq(id)).await
 }
 
-/// The position `which` selects with its order and product (one join), and
-/// whether it is blocked.
+/// The position `which` selects with its order and product, and whether it
+/// is blocked: one statement (a join and an `EXISTS`), so a scan reads its
+/// ticket in one round trip.
 async fn load(
     db: &impl ConnectionTrait,
     which: sea_orm::sea_query::SimpleExpr,
 ) -> Result<Option<Ticket>, AppError> {
-    let Some((position, Some(order), Some(product))) = order_position::Entity::find()
+    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::{
+        ExprTrait as _, FromQueryResult, IdenStatic as _, QueryTrait, SelectA, SelectB, SelectC,
+    };
+
+    let mut query = order_position::Entity::find()
         .filter(which)
         .find_also_related(order::Entity)
         .find_also_related(product::Entity)
-        .one(db)
-        .await?
-    else {
+        .limit(1)
+        .into_query();
+    query.expr_as(
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(ticket_block::Entity)
+                .and_where(
+                    Expr::col((ticket_block::Entity, ticket_block::Column::PositionId))
+                        .equals((order_position::Entity, order_position::Column::Id)),
+                )
+                .and_where(
+                    Expr::col((ticket_block::Entity, ticket_block::Column::Blocked)).eq(true),
+                )
+                .to_owned(),
+        ),
+        "blocked",
+    );
+    let statement = db.get_database_backend().build(&query);
+    let Some(row) = db.query_one_raw(statement).await? else {
         return Ok(None);
     };
-    let blocked = !tickets::blocked_among(db, &[position.id]).await?.is_empty();
+    let position = order_position::Model::from_query_result(&row, SelectA.as_str())?;
+    let (Some(order), Some(product)) = (
+        order::Model::from_query_result_optional(&row, SelectB.as_str())?,
+        product::Model::from_query_result_optional(&row, SelectC.as_str())?,
+    ) else {
+        return Ok(None);
+    };
+    let blocked: bool = row.try_get("", "blocked")?;
     Ok(Some(Ticket {
         position,
         order,
