@@ -635,6 +635,47 @@ async fn a_repeated_nonce_gets_the_first_answer_and_records_nothing_new() {
     assert_eq!(history["totalCount"], 3, "{history}");
 }
 
+/// A scanner that retries through a load balancer may reach two replicas
+/// with one nonce at once: whichever stores it first, every answer is that
+/// record's, and nothing else is recorded. On the defaults there is one
+/// replica and the repeats meet in its lane. Several workers, as a server
+/// runs, so the requests are handled in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_nonce_sent_to_two_replicas_at_once_is_recorded_once() {
+    let app = spawn_app().await;
+    let replica = app.replica().await;
+    let venue = Venue::open(&app, "nonce-replicas", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 8, true).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let doors = Arc::new([
+        TestUser::bearer(&app, &door.token),
+        TestUser::bearer(replica.as_ref().unwrap_or(&app), &door.token),
+    ]);
+    for (round, ticket) in tickets.iter().enumerate() {
+        let input =
+            json!({ "secret": ticket, "listIds": [list], "nonce": format!("retry-{round}") });
+        let sent = (0..8).map(|i| {
+            let (doors, input) = (Arc::clone(&doors), input.clone());
+            tokio::spawn(async move { scan(&doors[i % 2], input).await })
+        });
+        let mut ids = Vec::new();
+        for handle in sent {
+            let body = handle.await.expect("the scan finishes");
+            assert_eq!(outcome(&body), accepted(), "round {round}: {body}");
+            ids.push(body["data"]["redeemTicket"]["checkin"]["id"].clone());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "round {round}: one record, {ids:?}");
+    }
+    let history = history(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(
+        history["totalCount"],
+        tickets.len(),
+        "one record per nonce: {history}"
+    );
+}
+
 #[tokio::test]
 async fn scans_of_one_ticket_queued_together_admit_it_once_and_repeats_share_the_first_answer() {
     let app = Arc::new(spawn_app().await);
