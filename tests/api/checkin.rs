@@ -623,16 +623,25 @@ async fn a_repeated_nonce_gets_the_first_answer_and_records_nothing_new() {
             .await
         })
     });
+    all_accepted_as_one_record(repeats, "repeats of scan-0002").await;
+    let history = history(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(history["totalCount"], 3, "{history}");
+}
+
+/// Awaits scans sent at once with one nonce: every one accepted, all
+/// answered with the same record.
+async fn all_accepted_as_one_record(
+    scans: impl IntoIterator<Item = tokio::task::JoinHandle<Value>>,
+    what: &str,
+) {
     let mut ids = Vec::new();
-    for handle in repeats {
+    for handle in scans {
         let body = handle.await.expect("the scan finishes");
-        assert_eq!(outcome(&body), accepted(), "{body}");
+        assert_eq!(outcome(&body), accepted(), "{what}: {body}");
         ids.push(body["data"]["redeemTicket"]["checkin"]["id"].clone());
     }
     ids.dedup();
-    assert_eq!(ids.len(), 1, "one record: {ids:?}");
-    let history = history(&venue.shop.admin, &venue, &list).await;
-    assert_eq!(history["totalCount"], 3, "{history}");
+    assert_eq!(ids.len(), 1, "{what}: one record, {ids:?}");
 }
 
 /// A scanner that retries through a load balancer may reach two replicas
@@ -659,14 +668,7 @@ async fn one_nonce_sent_to_two_replicas_at_once_is_recorded_once() {
             let (doors, input) = (Arc::clone(&doors), input.clone());
             tokio::spawn(async move { scan(&doors[i % 2], input).await })
         });
-        let mut ids = Vec::new();
-        for handle in sent {
-            let body = handle.await.expect("the scan finishes");
-            assert_eq!(outcome(&body), accepted(), "round {round}: {body}");
-            ids.push(body["data"]["redeemTicket"]["checkin"]["id"].clone());
-        }
-        ids.dedup();
-        assert_eq!(ids.len(), 1, "round {round}: one record, {ids:?}");
+        all_accepted_as_one_record(sent, &format!("round {round}")).await;
     }
     let history = history(&venue.shop.admin, &venue, &list).await;
     assert_eq!(
