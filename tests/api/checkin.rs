@@ -678,6 +678,114 @@ async fn one_nonce_sent_to_two_replicas_at_once_is_recorded_once() {
     );
 }
 
+/// A batch whose nonce another transaction (another replica's lane) stores
+/// while the batch runs is decided again, and the scan is answered by that
+/// record: the batch's own writes of that attempt are undone, so the ticket
+/// is still outside and enters on its next scan. The other transaction is
+/// held open by the test until the batch waits on its nonce, so the race
+/// happens every time. PostgreSQL only: SQLite has one writer, so no other
+/// transaction holds a nonce while a batch runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_loses_its_nonce_to_another_transaction_answers_with_that_record() {
+    use sea_orm::{ConnectionTrait as _, DatabaseBackend, Statement, TransactionTrait as _};
+
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DatabaseBackend::Postgres {
+        return;
+    }
+    let venue = Venue::open(&app, "nonce-lost", &["Seat"]).await;
+    let list = venue.list(json!({})).await;
+    let (tickets, _) = venue.tickets(&app, &venue.products[0], 2, true).await;
+    let (_, door) = venue.scanner(&app, "Main").await;
+    let first = scan(
+        &door,
+        json!({ "secret": tickets[0], "listIds": [list], "nonce": "first" }),
+    )
+    .await;
+    assert_eq!(outcome(&first), accepted(), "{first}");
+
+    // Another transaction records the scanner's next nonce for the second
+    // ticket (a copy of the first record) and keeps it uncommitted.
+    let other = app.db.begin().await.expect("a transaction");
+    let stored = other
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "INSERT INTO checkins (event_id, list_id, position_id, kind, successful, reason, \
+             forced, scanner_id, user_id, team_api_token_id, gate, note, answers, nonce_scope, \
+             nonce, datetime, created_at) \
+             SELECT event_id, list_id, (SELECT id FROM order_positions WHERE secret = $1), kind, \
+             successful, reason, forced, scanner_id, user_id, team_api_token_id, 'Elsewhere', \
+             note, answers, nonce_scope, 'taken', datetime, created_at \
+             FROM checkins WHERE nonce = 'first' RETURNING id",
+            [tickets[1].clone().into()],
+        ))
+        .await
+        .expect("the other record")
+        .expect("inserted");
+    let taken: i32 = stored.try_get("", "id").expect("its id");
+
+    let sent = {
+        let (secret, list) = (tickets[1].clone(), list.clone());
+        tokio::spawn(async move {
+            scan(
+                &door,
+                json!({ "secret": secret, "listIds": [list], "nonce": "taken" }),
+            )
+            .await
+        })
+    };
+    // The batch reaches the record's insert and waits for the other
+    // transaction's nonce; only then does the other commit.
+    let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let row = app
+            .db
+            .query_one_raw(Statement::from_string(DatabaseBackend::Postgres, waiting))
+            .await
+            .expect("pg_stat_activity")
+            .expect("a count");
+        if row.try_get::<i64>("", "n").expect("n") > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the batch never waited for the other transaction's nonce"
+        );
+        tokio::task::yield_now().await;
+    }
+    other.commit().await.expect("the other commits");
+
+    let answer = sent.await.expect("the scan finishes");
+    assert_eq!(outcome(&answer), accepted(), "{answer}");
+    let record = answer["data"]["redeemTicket"]["checkin"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a record: {answer}"));
+    assert_eq!(decode_id(record), taken, "answered by the other's record");
+    assert_eq!(
+        answer["data"]["redeemTicket"]["checkin"]["gate"],
+        "Elsewhere"
+    );
+
+    let history = history(&venue.shop.admin, &venue, &list).await;
+    assert_eq!(
+        history["totalCount"], 2,
+        "nothing of the lost attempt: {history}"
+    );
+    let door = &venue.scanner(&app, "Main").await.1;
+    let next = scan(
+        door,
+        json!({ "secret": tickets[1], "listIds": [list], "nonce": "next" }),
+    )
+    .await;
+    assert_eq!(
+        outcome(&next),
+        accepted(),
+        "the lost attempt left the ticket outside: {next}"
+    );
+}
+
 #[tokio::test]
 async fn scans_of_one_ticket_queued_together_admit_it_once_and_repeats_share_the_first_answer() {
     let app = Arc::new(spawn_app().await);
