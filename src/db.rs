@@ -391,6 +391,44 @@ fn pairs_statement(
     with_json_rows(&sql, pairs)
 }
 
+/// Rows per multi-row `INSERT` of [`insert_skipping_conflicts`], well under
+/// SQLite's bound on parameters.
+pub const INSERT_CHUNK: usize = 500;
+
+/// Inserts `rows` in multi-row statements of [`INSERT_CHUNK`] rows, skipping
+/// each row whose `key` (a unique index) is stored already, and returns the
+/// `returning` columns of the rows inserted.
+///
+/// # Errors
+/// Database failures.
+pub async fn insert_skipping_conflicts<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    rows: Vec<E::ActiveModel>,
+    key: &[E::Column],
+    returning: &[E::Column],
+) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr>
+where
+    E: sea_orm::EntityTrait,
+{
+    use sea_orm::QueryTrait as _;
+    use sea_orm::sea_query::{OnConflict, Query};
+    let mut inserted = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        let mut insert = E::insert_many(chunk)
+            .on_conflict(
+                OnConflict::columns(key.iter().copied())
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
+        insert.returning(Query::returning().columns(returning.iter().copied()));
+        inserted.extend(db.query_all(&insert).await?);
+    }
+    Ok(inserted)
+}
+
 /// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … ELSE otherwise END`:
 /// one column's new value for each row of a multi-row `UPDATE`.
 pub fn per_row<C: sea_orm::ColumnTrait>(

@@ -17,9 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use voltgate::devices::credentials::username_for_mac;
 use voltgate::entities::{
-    RoleName, charging_session, reservation, session_telemetry, station_assignment, user,
+    RoleName, charging_session, reservation, sensor_reading, session_telemetry, station_assignment,
+    user,
 };
-use voltgate::mqtt::payload::{PROTOCOL_VERSION, Telemetry};
+use voltgate::mqtt::payload::{PROTOCOL_VERSION, SensorReading, Telemetry};
 use voltgate::mqtt::topic::default_prefix;
 use voltgate::seed::{CredentialsFile, demo_mac};
 
@@ -41,8 +42,50 @@ fn to_i32(n: u32) -> i32 {
 /// One bay's device.
 struct FleetDevice {
     client: AsyncClient,
-    topic: String,
+    /// `<prefix>/bays/<n>`.
+    bay_topic: String,
     station: u32,
+}
+
+/// What an ingestion burst sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Burst {
+    /// Telemetry samples of the bays' charging sessions.
+    Telemetry,
+    /// Temperature readings (`sensors/temperature`), within the limits.
+    Readings,
+}
+
+impl Burst {
+    /// A device's topic for this burst under its bay's.
+    fn topic(self, bay_topic: &str) -> String {
+        match self {
+            Self::Telemetry => format!("{bay_topic}/telemetry"),
+            Self::Readings => format!("{bay_topic}/sensors/temperature"),
+        }
+    }
+
+    /// The `n`th message of a device's burst, at `ts`.
+    fn payload(self, ts: DateTime<Utc>, n: u32) -> Vec<u8> {
+        match self {
+            Self::Telemetry => payload(ts, NORMAL_A, f64::from(n) / 1000.0),
+            Self::Readings => serde_json::to_vec(&SensorReading {
+                v: PROTOCOL_VERSION,
+                ts,
+                value: 20.0 + f64::from(n % 10) / 10.0,
+                unit: "C".to_owned(),
+            })
+            .expect("a reading serializes"),
+        }
+    }
+
+    /// The raw reader's topic filter for every device's messages of this burst.
+    fn filter(self, topic_root: &str) -> String {
+        match self {
+            Self::Telemetry => format!("{topic_root}/+/+/bays/+/telemetry"),
+            Self::Readings => format!("{topic_root}/+/+/bays/+/sensors/+"),
+        }
+    }
 }
 
 /// Every seeded bay's device on its own MQTT connection, sending telemetry.
@@ -113,7 +156,7 @@ impl Fleet {
                 let prefix = default_prefix(topic_root, to_i32(station), 1);
                 devices.push(FleetDevice {
                     client,
-                    topic: format!("{prefix}/bays/{number}/telemetry"),
+                    bay_topic: format!("{prefix}/bays/{number}"),
                     station,
                 });
             }
@@ -138,26 +181,28 @@ impl Fleet {
         self.devices[index].station
     }
 
-    /// Every device of `devices` sends `per_device` samples as fast as its
-    /// client takes them (QoS 1, up to 500 unacknowledged), `ts` 1 ms apart
-    /// from `first_ts` and the energy growing: all are new samples to store.
+    /// Every device of `devices` sends `per_device` messages of `burst` as
+    /// fast as its client takes them (QoS 1, up to 500 unacknowledged), `ts`
+    /// 1 ms apart from `first_ts` (and a sample's energy growing): all are
+    /// new to store.
     ///
     /// # Errors
     /// When a client's queue is closed.
     pub async fn blast(
         &self,
+        burst: Burst,
         devices: std::ops::Range<usize>,
         per_device: u32,
         first_ts: DateTime<Utc>,
     ) -> anyhow::Result<Blasted> {
         let started = Instant::now();
         let sending = self.devices[devices].iter().map(|device| async move {
+            let topic = burst.topic(&device.bay_topic);
             for n in 0..per_device {
                 let ts = first_ts + TimeDelta::milliseconds(i64::from(n));
-                let body = payload(ts, NORMAL_A, f64::from(n) / 1000.0);
                 device
                     .client
-                    .publish(&device.topic, QoS::AtLeastOnce, false, body)
+                    .publish(&topic, QoS::AtLeastOnce, false, burst.payload(ts, n))
                     .await?;
             }
             anyhow::Ok(u64::from(per_device))
@@ -187,7 +232,7 @@ impl Fleet {
         device
             .client
             .publish(
-                &device.topic,
+                Burst::Telemetry.topic(&device.bay_topic),
                 QoS::AtLeastOnce,
                 false,
                 payload(ts, current_a, 0.0),
@@ -327,28 +372,33 @@ pub async fn connect(database_url: &str) -> anyhow::Result<DatabaseConnection> {
         .with_context(|| format!("cannot open {database_url}"))
 }
 
-/// How many samples are stored.
+/// How many messages of `burst`'s kind (samples or readings) are stored.
 ///
 /// # Errors
 /// Database failures.
-pub async fn stored(db: &DatabaseConnection) -> anyhow::Result<u64> {
+pub async fn stored(db: &DatabaseConnection, burst: Burst) -> anyhow::Result<u64> {
     use sea_orm::PaginatorTrait as _;
-    Ok(session_telemetry::Entity::find().count(db).await?)
+    Ok(match burst {
+        Burst::Telemetry => session_telemetry::Entity::find().count(db).await?,
+        Burst::Readings => sensor_reading::Entity::find().count(db).await?,
+    })
 }
 
-/// Polls the database until `expected` samples are stored or `patience`
-/// runs out; returns how many were, and when the count was first reached.
+/// Polls the database until `expected` messages of `burst`'s kind are
+/// stored or `patience` runs out; returns how many were, and when the count
+/// was first reached.
 ///
 /// # Errors
 /// Database failures.
 pub async fn wait_stored(
     db: &DatabaseConnection,
+    burst: Burst,
     expected: u64,
     patience: Duration,
 ) -> anyhow::Result<(u64, Instant)> {
     let deadline = Instant::now() + patience;
     loop {
-        let count = stored(db).await?;
+        let count = stored(db, burst).await?;
         if count >= expected || Instant::now() >= deadline {
             return Ok((count, Instant::now()));
         }
@@ -356,7 +406,8 @@ pub async fn wait_stored(
     }
 }
 
-/// A plain MQTT client reading every telemetry topic, counting what arrives.
+/// A plain MQTT client reading every device's topic of a burst, counting
+/// what arrives.
 pub struct RawReader {
     received: Arc<AtomicU64>,
     reached: Arc<Notify>,
@@ -365,7 +416,8 @@ pub struct RawReader {
 }
 
 impl RawReader {
-    /// Subscribes to `<root>/+/+/bays/+/telemetry` as `login`.
+    /// Subscribes to every device's topic of `burst` under `topic_root` as
+    /// `login`.
     ///
     /// # Errors
     /// When the broker does not acknowledge within 5 s.
@@ -373,12 +425,13 @@ impl RawReader {
         broker: std::net::SocketAddr,
         login: &(String, String),
         topic_root: &str,
+        burst: Burst,
     ) -> anyhow::Result<Self> {
         let (client, mut eventloop) = raw_subscriber(
             broker,
             &format!("supervision-raw-{}", std::process::id()),
             Some(login),
-            &format!("{topic_root}/+/+/bays/+/telemetry"),
+            &burst.filter(topic_root),
         )
         .await?;
         let received = Arc::new(AtomicU64::new(0));

@@ -1033,7 +1033,7 @@ mod tests {
             &[crate::supervision::telemetry::Measured {
                 bay: &bay,
                 device: &meter,
-                sample: &sample,
+                report: &sample,
                 received_at: sample.ts,
             }],
             &crate::supervision::rules::Thresholds::default(),

@@ -43,7 +43,7 @@ use crate::realtime::batcher::{self, BatchLimits};
 use crate::supervision::alerts;
 use crate::supervision::rules::Thresholds;
 use crate::supervision::telemetry_cache::{self, TelemetryCache};
-use crate::supervision::{incidents, sensors, telemetry};
+use crate::supervision::{self, incidents, sensors, telemetry};
 use crate::telemetry::names;
 
 /// How long a device may act on a command after it was sent; devices refuse it later.
@@ -619,19 +619,10 @@ impl batcher::Apply for Writer {
                         Err(err) => Err(err),
                     }
                 }
-                Report::Sensor(reading) => {
-                    if reading.ts > self.skew.latest_accepted(at) {
-                        return Ok(Err(ReportError::FromTheFuture { ts: reading.ts }));
-                    }
-                    match reports::find_bay(txn, prefix, bay).await {
-                        Ok((bay, device)) => {
-                            let recorded =
-                                sensors::record(txn, &bay, &device, reading, at, &self.thresholds)
-                                    .await?;
-                            Ok(recorded.alerts.into_iter().map(alerts::event).collect())
-                        }
-                        Err(err) => Err(err),
-                    }
+                // Readings too: the batch's path, with one reading.
+                Report::Sensor(_) => {
+                    let mut outcomes = self.apply_all(txn, std::slice::from_ref(write)).await?;
+                    return Ok(outcomes.pop().expect("one outcome per report"));
                 }
                 // One code path for samples too: the batch's, with one sample.
                 Report::Telemetry(_) => {
@@ -647,10 +638,10 @@ impl batcher::Apply for Writer {
         })
     }
 
-    /// State reports and telemetry samples, nearly all of a batch, are
-    /// applied together in a few statements ([`state_batch`],
-    /// [`telemetry::record_all`]); acknowledgements and sensor readings one by
-    /// one. Samples come last, so they see the sessions as the batch's
+    /// State reports, telemetry samples and sensor readings, nearly all of a
+    /// batch, are applied together in a few statements ([`state_batch`],
+    /// [`telemetry::record_all`], [`sensors::record_all`]); acknowledgements
+    /// one by one. Samples come last, so they see the sessions as the batch's
     /// acknowledgements left them. The outcomes keep the batch's order.
     fn apply_all<'a>(
         &'a self,
@@ -705,10 +696,13 @@ impl batcher::Apply for Writer {
                         };
                         state_events(txn, report, result, at, alerted).await?
                     }
-                    Report::Ack(_) | Report::Sensor(_) => self.apply(txn, write).await?,
+                    Report::Ack(_) => self.apply(txn, write).await?,
                     // Recorded below, all together.
-                    Report::Telemetry(_) => Ok(Vec::new()),
+                    Report::Sensor(_) | Report::Telemetry(_) => Ok(Vec::new()),
                 });
+            }
+            for (index, outcome) in self.record_readings(txn, writes).await? {
+                outcomes[index] = outcome;
             }
             for (index, outcome) in self.record_samples(txn, writes).await? {
                 outcomes[index] = outcome;
@@ -719,6 +713,96 @@ impl batcher::Apply for Writer {
 }
 
 impl Writer {
+    /// The bay and device of each of `items` (an index in the batch, its
+    /// write, its report): from memory, those not remembered in one query.
+    /// An item whose bay is unknown gets its outcome instead.
+    async fn locate<'w, T>(
+        &self,
+        txn: &DatabaseTransaction,
+        items: &[(usize, &'w Write, &'w T)],
+    ) -> Result<
+        (
+            Vec<Located<'w, T>>,
+            Vec<(usize, <Self as batcher::Apply>::Outcome)>,
+        ),
+        sea_orm::DbErr,
+    > {
+        let mut found: HashMap<(&str, i32), Arc<telemetry_cache::Place>> = HashMap::new();
+        let mut missing = Vec::new();
+        for (_, write, _) in items {
+            let place = (write.prefix.as_str(), write.bay);
+            if found.contains_key(&place) || missing.contains(&place) {
+                continue;
+            }
+            match self.cache.place(place.0, place.1) {
+                Some(known) => {
+                    found.insert(place, known);
+                }
+                None => missing.push(place),
+            }
+        }
+        for (place, (bay, device)) in state_batch::find_bays(txn, missing).await? {
+            let read = Arc::new((bay, device));
+            self.cache.keep_place(place.0, place.1, Arc::clone(&read));
+            found.insert(place, read);
+        }
+        let mut located = Vec::with_capacity(items.len());
+        let mut unknown = Vec::new();
+        for &(index, write, report) in items {
+            match found.get(&(write.prefix.as_str(), write.bay)) {
+                Some(place) => located.push(Located {
+                    index,
+                    place: Arc::clone(place),
+                    report,
+                    received_at: write.received_at,
+                }),
+                None => unknown.push((
+                    index,
+                    Err(ReportError::UnknownBay {
+                        prefix: write.prefix.clone(),
+                        number: write.bay,
+                    }),
+                )),
+            }
+        }
+        Ok((located, unknown))
+    }
+
+    /// Stores the batch's sensor readings together; the outcome of each by
+    /// its index in `writes`.
+    async fn record_readings(
+        &self,
+        txn: &DatabaseTransaction,
+        writes: &[Write],
+    ) -> Result<Vec<(usize, <Self as batcher::Apply>::Outcome)>, sea_orm::DbErr> {
+        let mut outcomes = Vec::new();
+        let mut readings = Vec::new();
+        for (index, write) in writes.iter().enumerate() {
+            let Report::Sensor(reading) = &write.report else {
+                continue;
+            };
+            if reading.ts > self.skew.latest_accepted(write.received_at) {
+                outcomes.push((index, Err(ReportError::FromTheFuture { ts: reading.ts })));
+            } else {
+                readings.push((index, write, reading));
+            }
+        }
+        if readings.is_empty() {
+            return Ok(outcomes);
+        }
+        let (located, unknown) = self.locate(txn, &readings).await?;
+        outcomes.extend(unknown);
+        let measured = measured(&located);
+        let recorded = sensors::record_all(txn, &measured, &self.thresholds).await?;
+        for (located, recorded) in located.iter().zip(recorded) {
+            outcomes.push((
+                located.index,
+                Ok(recorded.alerts.into_iter().map(alerts::event).collect()),
+            ));
+        }
+        Ok(outcomes)
+    }
+
     /// Records the batch's telemetry samples together; the outcome of each,
     /// by its place in `writes`.
     async fn record_samples(
@@ -737,54 +821,12 @@ impl Writer {
         if samples.is_empty() {
             return Ok(Vec::new());
         }
-        // Bays and devices from memory; those not remembered in one query.
-        let mut found: HashMap<(&str, i32), Arc<telemetry_cache::Place>> = HashMap::new();
-        let mut missing = Vec::new();
-        for (_, write, _) in &samples {
-            let place = (write.prefix.as_str(), write.bay);
-            if found.contains_key(&place) {
-                continue;
-            }
-            match self.cache.place(place.0, place.1) {
-                Some(known) => {
-                    found.insert(place, known);
-                }
-                None => missing.push(place),
-            }
-        }
-        for (place, (bay, device)) in state_batch::find_bays(txn, missing).await? {
-            let read = Arc::new((bay, device));
-            self.cache.keep_place(place.0, place.1, Arc::clone(&read));
-            found.insert(place, read);
-        }
-        let mut outcomes = Vec::with_capacity(samples.len());
-        let mut measured = Vec::with_capacity(samples.len());
-        let mut places_of_measured = Vec::with_capacity(samples.len());
-        for &(index, write, sample) in &samples {
-            match found.get(&(write.prefix.as_str(), write.bay)) {
-                Some(place) => {
-                    let (bay, device) = &**place;
-                    measured.push(telemetry::Measured {
-                        bay,
-                        device,
-                        sample,
-                        received_at: write.received_at,
-                    });
-                    places_of_measured.push(index);
-                }
-                None => outcomes.push((
-                    index,
-                    Err(ReportError::UnknownBay {
-                        prefix: write.prefix.clone(),
-                        number: write.bay,
-                    }),
-                )),
-            }
-        }
+        let (located, mut outcomes) = self.locate(txn, &samples).await?;
+        let measured = measured(&located);
         let recorded = telemetry::record_all(txn, &measured, &self.thresholds, &self.cache).await?;
-        for ((index, recorded), m) in places_of_measured.into_iter().zip(recorded).zip(&measured) {
+        for ((located, recorded), m) in located.iter().zip(recorded).zip(&measured) {
             outcomes.push((
-                index,
+                located.index,
                 match recorded {
                     telemetry::Recorded::Stored { event, alerts } => {
                         // The alerts first: a technician waits for them.
@@ -795,13 +837,35 @@ impl Writer {
                     }
                     telemetry::Recorded::Redelivered => Ok(Vec::new()),
                     telemetry::Recorded::NoSession => {
-                        Err(ReportError::NoSession { ts: m.sample.ts })
+                        Err(ReportError::NoSession { ts: m.report.ts })
                     }
                 },
             ));
         }
         Ok(outcomes)
     }
+}
+
+/// A report of a batch at its bay and device.
+struct Located<'w, T> {
+    /// Its place in the batch.
+    index: usize,
+    place: Arc<telemetry_cache::Place>,
+    report: &'w T,
+    received_at: DateTime<Utc>,
+}
+
+/// What the supervision's batch functions take of located reports.
+fn measured<'a, T>(located: &'a [Located<'_, T>]) -> Vec<supervision::Measured<'a, T>> {
+    located
+        .iter()
+        .map(|l| supervision::Measured {
+            bay: &l.place.0,
+            device: &l.place.1,
+            report: l.report,
+            received_at: l.received_at,
+        })
+        .collect()
 }
 
 /// The devices of a batch that may have an open alert a report can end,

@@ -183,6 +183,45 @@ pub async fn recover(
     alert::Entity::find_by_id(open.id).one(db).await
 }
 
+/// What a report's verdict does to its alert within a batch: `Raise`
+/// raises (or refreshes) it; `Recover` ends it when `open` holds it, read
+/// for the batch beforehand. `open` (device, kind) is kept current, so a
+/// later report of the batch ends an alert an earlier one raised.
+/// `condition` builds the alert's condition from its kind, severity and
+/// message.
+///
+/// # Errors
+/// Database failures.
+pub async fn follow_verdict(
+    db: &impl ConnectionTrait,
+    verdict: super::rules::Verdict,
+    device_id: i32,
+    condition: impl Fn(AlertKind, AlertSeverity, String) -> Condition,
+    open: &mut std::collections::HashSet<(i32, AlertKind)>,
+    at: DateTime<Utc>,
+) -> Result<Option<(alert::Model, Change)>, sea_orm::DbErr> {
+    use super::rules::Verdict;
+    match verdict {
+        Verdict::Raise {
+            kind,
+            severity,
+            message,
+        } => {
+            open.insert((device_id, kind));
+            raise(db, &condition(kind, severity, message), at)
+                .await
+                .map(Some)
+        }
+        Verdict::Recover(kind) if open.remove(&(device_id, kind)) => {
+            let over = condition(kind, AlertSeverity::Low, String::new());
+            Ok(recover(db, &over, at)
+                .await?
+                .map(|ended| (ended, Change::Resolved)))
+        }
+        Verdict::Recover(_) | Verdict::Nothing => Ok(None),
+    }
+}
+
 /// Raises (or refreshes) the alert of `condition` while it `holds`, ends the
 /// open one once it no longer does.
 ///

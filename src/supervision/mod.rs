@@ -2,7 +2,7 @@
 //! that raise them, for staff and the technicians of each station.
 //!
 //! Readings come from the MQTT ingestion in its batch transactions
-//! (`sensors::record`), and so do the alerts they raise (`alerts::raise`,
+//! (`sensors::record_all`), and so do the alerts they raise (`alerts::raise`,
 //! `alerts::recover`): an alert and the reading or report that raised it are
 //! stored together, and their events leave after the commit. An open alert's
 //! condition (`<subject>:<kind>`) is unique, so a condition seen again updates
@@ -33,3 +33,26 @@ pub mod technicians_graphql;
 pub mod telemetry;
 pub mod telemetry_cache;
 pub mod telemetry_graphql;
+
+use chrono::{DateTime, Utc};
+
+use crate::entities::{bay, device};
+
+/// A device's report to store (a telemetry sample, a sensor reading) with
+/// the bay and device that sent it.
+#[derive(Debug)]
+pub struct Measured<'a, T> {
+    pub bay: &'a bay::Model,
+    pub device: &'a device::Model,
+    pub report: &'a T,
+    pub received_at: DateTime<Utc>,
+}
+
+// Copied by hand: a derive would ask `T: Copy` of the borrowed report.
+impl<T> Clone for Measured<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Measured<'_, T> {}

@@ -1,13 +1,15 @@
 //! Sensor readings, stored within the ingestion's batch transaction, and the
 //! alerts they raise or end.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::alerts::{self, Change, Condition};
 use super::rules::{Thresholds, Verdict, judge_reading};
-use crate::entities::{alert, bay, device, sensor, sensor_reading};
+use crate::entities::{AlertKind, alert, bay, device, sensor, sensor_reading};
 
 /// One reading as the device sent it.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,115 +30,223 @@ pub struct Recorded {
     pub alerts: Vec<(alert::Model, Change)>,
 }
 
-/// Stores `reading` of `device` (on `bay`): its sensor is created on the
-/// device's first reading of that kind; a reading already stored (same
-/// sensor and device time, a QoS 1 redelivery) is not stored again and
-/// judged no further.
+/// A reading with the bay and device that sent it.
+pub type Measured<'a> = super::Measured<'a, Reading>;
+
+/// Stores a batch's readings in a few statements however many there are,
+/// one outcome each in their order:
+///
+/// 1. the sensors of the batch's (device, kind) pairs are read in one query;
+///    a device's first reading of a kind creates its sensor (one `INSERT`
+///    for all new ones, and one read of them);
+/// 2. the readings are inserted in one multi-row `INSERT` per
+///    [`crate::db::INSERT_CHUNK`]: a reading already stored (same sensor and device
+///    time, a QoS 1 redelivery), or a repeat within the batch, is skipped
+///    and judged no further;
+/// 3. each stored reading is judged in the batch's order; whether the alerts
+///    the readings back to normal could end are open is read in one query,
+///    and only those are ended, so a batch of normal readings (nearly all)
+///    costs no statement per reading. A reading that raises an alert is one
+///    upsert, as alone.
 ///
 /// # Errors
 /// Database failures (the batch then fails).
-pub async fn record(
+pub async fn record_all(
     db: &impl ConnectionTrait,
-    bay: &bay::Model,
-    device: &device::Model,
-    reading: &Reading,
-    received_at: DateTime<Utc>,
+    measured: &[Measured<'_>],
     thresholds: &Thresholds,
-) -> Result<Recorded, sea_orm::DbErr> {
-    let sensor_id = sensor_of(db, device.id, reading, received_at).await?;
-    // One statement on the hot path: the id of a new row, or nothing for a redelivery.
-    let inserted = sensor_reading::Entity::insert(sensor_reading::ActiveModel {
-        id: NotSet,
-        sensor_id: Set(sensor_id),
-        value: Set(reading.value),
-        ts: Set(reading.ts),
-        ts_us: Set(reading.ts.timestamp_micros()),
-        received_at: Set(received_at),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            sensor_reading::Column::SensorId,
-            sensor_reading::Column::TsUs,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
-    .exec(db)
-    .await;
-    let reading_id = match inserted {
-        Ok(row) => Some(row.last_insert_id),
-        Err(sea_orm::DbErr::RecordNotInserted) => return Ok(Recorded::default()),
-        Err(err) => return Err(err),
-    };
-    let condition = |kind, severity, message| Condition {
+) -> Result<Vec<Recorded>, sea_orm::DbErr> {
+    let mut outcomes: Vec<Recorded> = measured.iter().map(|_| Recorded::default()).collect();
+    if measured.is_empty() {
+        return Ok(outcomes);
+    }
+    let sensors = sensors_of(db, measured).await?;
+
+    // The first of a batch's readings of one sensor at one device time is
+    // the one inserted; the others are redeliveries.
+    let mut keys = HashSet::new();
+    let mut rows = Vec::new();
+    for m in measured {
+        let sensor_id = sensors[&(m.device.id, m.report.kind.as_str())];
+        let ts_us = m.report.ts.timestamp_micros();
+        if keys.insert((sensor_id, ts_us)) {
+            rows.push(sensor_reading::ActiveModel {
+                id: NotSet,
+                sensor_id: Set(sensor_id),
+                value: Set(m.report.value),
+                ts: Set(m.report.ts),
+                ts_us: Set(ts_us),
+                received_at: Set(m.received_at),
+            });
+        }
+    }
+    let inserted = insert_new(db, rows).await?;
+
+    // Only the batch's first reading of a key was inserted: a repeat, or a
+    // reading stored before, is a redelivery.
+    let mut stored = Vec::new();
+    let mut claimed = HashSet::new();
+    for (index, m) in measured.iter().enumerate() {
+        let key = (
+            sensors[&(m.device.id, m.report.kind.as_str())],
+            m.report.ts.timestamp_micros(),
+        );
+        if let Some(&reading_id) = inserted.get(&key)
+            && claimed.insert(key)
+        {
+            let reading = m.report;
+            let verdict = judge_reading(&reading.kind, reading.value, &reading.unit, thresholds);
+            stored.push((index, reading_id, verdict));
+            outcomes[index].stored = true;
+        }
+    }
+
+    let condition = |m: &Measured<'_>, kind, severity, message, reading_id| Condition {
         kind,
         severity,
         message,
-        station_id: bay.station_id,
-        bay_id: Some(bay.id),
-        device_id: Some(device.id),
+        station_id: m.bay.station_id,
+        bay_id: Some(m.bay.id),
+        device_id: Some(m.device.id),
         reading_id,
         session_id: None,
     };
-    let mut recorded = Recorded {
-        stored: true,
-        alerts: Vec::new(),
-    };
-    match judge_reading(&reading.kind, reading.value, &reading.unit, thresholds) {
-        Verdict::Raise {
-            kind,
-            severity,
-            message,
-        } => {
-            let raised = alerts::raise(db, &condition(kind, severity, message), reading.ts).await?;
-            recorded.alerts.push(raised);
+    // One condition per device and kind, however many readings ask.
+    let mut asked = HashSet::new();
+    let recoveries: Vec<Condition> = stored
+        .iter()
+        .filter(|(index, _, verdict)| match verdict {
+            Verdict::Recover(kind) => asked.insert((measured[*index].device.id, *kind)),
+            _ => false,
+        })
+        .filter_map(|(index, _, verdict)| match verdict {
+            Verdict::Recover(kind) => Some(condition(
+                &measured[*index],
+                *kind,
+                crate::entities::AlertSeverity::Low,
+                String::new(),
+                None,
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut open: HashSet<(i32, AlertKind)> = recoveries
+        .iter()
+        .zip(alerts::open_among(db, &recoveries).await?)
+        .filter(|(_, open)| *open)
+        .filter_map(|(condition, _)| Some((condition.device_id?, condition.kind)))
+        .collect();
+
+    for (index, reading_id, verdict) in stored {
+        let m = &measured[index];
+        // The reading that raised an alert is named by it.
+        let condition =
+            |kind, severity, message| condition(m, kind, severity, message, Some(reading_id));
+        let at = m.report.ts;
+        if let Some(change) =
+            alerts::follow_verdict(db, verdict, m.device.id, condition, &mut open, at).await?
+        {
+            outcomes[index].alerts.push(change);
         }
-        Verdict::Recover(kind) => {
-            let over = condition(kind, crate::entities::AlertSeverity::Low, String::new());
-            if let Some(ended) = alerts::recover(db, &over, reading.ts).await? {
-                recorded.alerts.push((ended, Change::Resolved));
-            }
-        }
-        Verdict::Nothing => {}
     }
-    Ok(recorded)
+    Ok(outcomes)
 }
 
-/// The id of `device`'s sensor of the reading's kind, created (as first seen
-/// at `first_seen`) if need be.
-async fn sensor_of(
+/// The sensor of each (device, kind) of `measured`, created (as first seen
+/// when its first reading was received) where missing.
+async fn sensors_of<'m>(
     db: &impl ConnectionTrait,
-    device_id: i32,
-    reading: &Reading,
-    first_seen: DateTime<Utc>,
-) -> Result<i32, sea_orm::DbErr> {
-    let find = || {
-        sensor::Entity::find()
-            .filter(sensor::Column::DeviceId.eq(device_id))
-            .filter(sensor::Column::Kind.eq(reading.kind.clone()))
+    measured: &[Measured<'m>],
+) -> Result<HashMap<(i32, &'m str), i32>, sea_orm::DbErr> {
+    let mut wanted: Vec<(i32, &'m str)> = measured
+        .iter()
+        .map(|m| (m.device.id, m.report.kind.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut found = HashMap::with_capacity(wanted.len());
+    let keep = |rows: Vec<sensor::Model>, found: &mut HashMap<(i32, &'m str), i32>| {
+        for row in rows {
+            // SQLite's lookup may return pairs crossed between devices.
+            if let Some(&(device, kind)) = wanted
+                .iter()
+                .find(|(device, kind)| *device == row.device_id && *kind == row.kind)
+            {
+                found.insert((device, kind), row.id);
+            }
+        }
     };
-    if let Some(existing) = find().one(db).await? {
-        return Ok(existing.id);
+    let pairs = |wanted: &[(i32, &str)]| -> Vec<(i32, String)> {
+        wanted.iter().map(|&(d, k)| (d, k.to_owned())).collect()
+    };
+    let by_pair = |pairs: Vec<(i32, String)>| async move {
+        crate::db::find_by_pairs::<sensor::Entity, _, _>(
+            db,
+            (sensor::Column::DeviceId, "integer"),
+            (sensor::Column::Kind, "text"),
+            &pairs,
+        )
+        .await
+    };
+    keep(by_pair(pairs(&wanted)).await?, &mut found);
+    let missing: Vec<(i32, &'m str)> = wanted
+        .iter()
+        .filter(|pair| !found.contains_key(*pair))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(found);
     }
-    sensor::Entity::insert(sensor::ActiveModel {
-        id: NotSet,
-        device_id: Set(device_id),
-        kind: Set(reading.kind.clone()),
-        unit: Set(reading.unit.chars().take(16).collect()),
-        created_at: Set(first_seen),
-    })
-    .on_conflict(
-        OnConflict::columns([sensor::Column::DeviceId, sensor::Column::Kind])
-            .do_nothing()
-            .to_owned(),
+    let new = missing.iter().map(|&(device_id, kind)| {
+        let first = measured
+            .iter()
+            .find(|m| m.device.id == device_id && m.report.kind == kind)
+            .expect("a reading of each missing sensor");
+        sensor::ActiveModel {
+            id: NotSet,
+            device_id: Set(device_id),
+            kind: Set(kind.to_owned()),
+            unit: Set(first.report.unit.chars().take(16).collect()),
+            created_at: Set(first.received_at),
+        }
+    });
+    sensor::Entity::insert_many(new)
+        .on_conflict(
+            OnConflict::columns([sensor::Column::DeviceId, sensor::Column::Kind])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    keep(by_pair(pairs(&missing)).await?, &mut found);
+    if found.len() != wanted.len() {
+        return Err(sea_orm::DbErr::RecordNotFound(
+            "a sensor just created".into(),
+        ));
+    }
+    Ok(found)
+}
+
+/// Inserts the readings not stored yet; returns the id of each inserted one
+/// by its (sensor, `ts_us`).
+async fn insert_new(
+    db: &impl ConnectionTrait,
+    rows: Vec<sensor_reading::ActiveModel>,
+) -> Result<HashMap<(i32, i64), i32>, sea_orm::DbErr> {
+    use sensor_reading::Column as C;
+    let mut inserted = HashMap::new();
+    for row in crate::db::insert_skipping_conflicts::<sensor_reading::Entity>(
+        db,
+        rows,
+        &[C::SensorId, C::TsUs],
+        &[C::Id, C::SensorId, C::TsUs],
     )
-    .exec_without_returning(db)
-    .await?;
-    find()
-        .one(db)
-        .await?
-        .map(|s| s.id)
-        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the sensor just created".into()))
+    .await?
+    {
+        let id: i32 = row.try_get_by_index(0)?;
+        inserted.insert((row.try_get_by_index(1)?, row.try_get_by_index(2)?), id);
+    }
+    Ok(inserted)
 }
 
 /// Raises or ends the `DEVICE_OFFLINE` alert of `device` after a state report
@@ -292,4 +402,104 @@ pub async fn readings(
         .all(db)
         .await?;
     Ok((found, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use sea_orm::{PaginatorTrait as _, QueryOrder as _, TransactionTrait as _};
+
+    use super::*;
+
+    fn reading(kind: &str, value: f64, ts: DateTime<Utc>) -> Reading {
+        Reading {
+            kind: kind.to_owned(),
+            value,
+            unit: "C".to_owned(),
+            ts,
+        }
+    }
+
+    /// One batch: two devices' first readings of three kinds (their sensors
+    /// created), a repeat within the batch, an alert raised and ended by the
+    /// same batch; then a redelivery of a stored reading in another batch.
+    #[tokio::test]
+    async fn a_batch_of_readings_is_stored_once_each_and_judged_in_its_order() {
+        let db = crate::db::testing::any_database().await;
+        crate::seed::testing::one_cabinet(&db, 2).await;
+        let bays: Vec<i32> = bay::Entity::find()
+            .order_by_asc(bay::Column::Id)
+            .all(&db)
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|bay| bay.id)
+            .collect();
+        let (bay_a, device_a) = crate::seed::testing::bay_and_device(&db, bays[0]).await;
+        let (bay_b, device_b) = crate::seed::testing::bay_and_device(&db, bays[1]).await;
+        let t0 = Utc::now();
+        let readings = [
+            (0, reading("temperature", 20.0, t0)),
+            (0, reading("temperature", 20.0, t0)),
+            (0, reading("temperature", 70.0, t0 + TimeDelta::seconds(1))),
+            (1, reading("smoke", 0.0, t0)),
+            (0, reading("temperature", 30.0, t0 + TimeDelta::seconds(2))),
+            (1, reading("temperature", 21.0, t0)),
+        ];
+        let places = [(&bay_a, &device_a), (&bay_b, &device_b)];
+        let measured: Vec<Measured<'_>> = readings
+            .iter()
+            .map(|(place, reading)| Measured {
+                bay: places[*place].0,
+                device: places[*place].1,
+                report: reading,
+                received_at: t0,
+            })
+            .collect();
+        let txn = db.begin().await.expect("a transaction");
+        let recorded = record_all(&txn, &measured, &Thresholds::default())
+            .await
+            .expect("stored");
+        txn.commit().await.expect("committed");
+
+        let stored: Vec<bool> = recorded.iter().map(|r| r.stored).collect();
+        assert_eq!(stored, [true, false, true, true, true, true]);
+        let changes: Vec<Vec<(AlertKind, Change)>> = recorded
+            .iter()
+            .map(|r| r.alerts.iter().map(|(a, c)| (a.kind, *c)).collect())
+            .collect();
+        assert_eq!(changes[2], [(AlertKind::OverTemperature, Change::Raised)]);
+        assert_eq!(changes[4], [(AlertKind::OverTemperature, Change::Resolved)]);
+        assert!(
+            [0, 1, 3, 5].iter().all(|&i| changes[i].is_empty()),
+            "{changes:?}"
+        );
+        let raised = &recorded[2].alerts[0].0;
+        assert!(raised.reading_id.is_some(), "the alert names its reading");
+        assert_eq!(sensor::Entity::find().count(&db).await.expect("count"), 3);
+        assert_eq!(
+            sensor_reading::Entity::find()
+                .count(&db)
+                .await
+                .expect("count"),
+            5
+        );
+
+        // A QoS 1 redelivery in a later batch: stored once, judged no further.
+        let again = [measured[2]];
+        let txn = db.begin().await.expect("a transaction");
+        let recorded = record_all(&txn, &again, &Thresholds::default())
+            .await
+            .expect("stored");
+        txn.commit().await.expect("committed");
+        assert!(!recorded[0].stored);
+        assert!(recorded[0].alerts.is_empty(), "no alert raised again");
+        assert_eq!(
+            sensor_reading::Entity::find()
+                .count(&db)
+                .await
+                .expect("count"),
+            5
+        );
+    }
 }

@@ -11,11 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr,
     EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
 };
 
 use super::alerts;
@@ -25,7 +24,7 @@ use crate::auth::Principal;
 use crate::bus::ChargeStateChanged;
 use crate::db::{per_row, takes_json_rows, with_json_rows};
 use crate::entities::charging_session::{self, SessionState};
-use crate::entities::{AlertKind, AlertSeverity, bay, device, session_telemetry};
+use crate::entities::{AlertKind, AlertSeverity, bay, session_telemetry};
 use crate::error::{AppError, AppResult};
 
 /// One sample as the device sent it.
@@ -62,16 +61,7 @@ pub enum Recorded {
 const CLOCK_GRACE: TimeDelta = TimeDelta::seconds(60);
 
 /// One sample to store, with the bay and device it came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Measured<'a> {
-    pub bay: &'a bay::Model,
-    pub device: &'a device::Model,
-    pub sample: &'a Sample,
-    pub received_at: DateTime<Utc>,
-}
-
-/// Rows per multi-row `INSERT`, well under SQLite's bound on parameters.
-const INSERT_CHUNK: usize = 500;
+pub type Measured<'a> = super::Measured<'a, Sample>;
 
 /// Sessions per multi-row `UPDATE` (two parameters each per `CASE`).
 const UPDATE_CHUNK: usize = 200;
@@ -87,7 +77,7 @@ const UPDATE_CHUNK: usize = 200;
 ///    before them is not changed, and their sessions are read from the
 ///    database instead);
 /// 2. one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` per
-///    [`INSERT_CHUNK`] samples: a redelivery, already stored, is skipped by
+///    [`crate::db::INSERT_CHUNK`] samples: a redelivery, already stored, is skipped by
 ///    the unique device and `ts_us`.
 ///
 /// Bays whose sessions are not remembered cost one query for all of them,
@@ -127,7 +117,7 @@ pub async fn record_all(
             picked[index].is_some_and(|id| {
                 !sessions
                     .get(&id)
-                    .is_some_and(|session| open_at(session, measured[index].sample.ts))
+                    .is_some_and(|session| open_at(session, measured[index].report.ts))
             })
         })
         .collect();
@@ -156,7 +146,7 @@ pub async fn record_all(
     let mut rows = Vec::new();
     for (index, (m, session)) in measured.iter().zip(&picked).enumerate() {
         let Some(session) = *session else { continue };
-        let ts_us = m.sample.ts.timestamp_micros();
+        let ts_us = m.report.ts.timestamp_micros();
         if !keys.insert((m.device.id, ts_us)) {
             outcomes[index] = Some(Recorded::Redelivered);
             continue;
@@ -167,10 +157,10 @@ pub async fn record_all(
             session_id: session,
             device_id: m.device.id,
             bay_id: m.bay.id,
-            current_a: m.sample.current_a,
-            voltage_v: m.sample.voltage_v,
-            energy_kwh: m.sample.energy_kwh,
-            ts: m.sample.ts,
+            current_a: m.report.current_a,
+            voltage_v: m.report.voltage_v,
+            energy_kwh: m.report.energy_kwh,
+            ts: m.report.ts,
             ts_us,
             received_at: m.received_at,
         });
@@ -191,11 +181,11 @@ pub async fn record_all(
         let Some(session) = picked[index] else {
             continue;
         };
-        let ts = measured[index].sample.ts;
+        let ts = measured[index].report.ts;
         latest
             .entry(session)
             .and_modify(|at| {
-                if measured[*at].sample.ts <= ts {
+                if measured[*at].report.ts <= ts {
                     *at = index;
                 }
             })
@@ -205,7 +195,7 @@ pub async fn record_all(
     let verdicts: Vec<_> = stored
         .iter()
         .map(|&index| {
-            let sample = measured[index].sample;
+            let sample = measured[index].report;
             judge_sample(sample.current_a, sample.voltage_v, thresholds)
         })
         .collect();
@@ -225,25 +215,12 @@ pub async fn record_all(
         let m = &measured[index];
         let mut changed = Vec::new();
         for verdict in verdicts {
-            match verdict {
-                Verdict::Raise {
-                    kind,
-                    severity,
-                    message,
-                } => {
-                    let raised = condition(m, kind, severity, message);
-                    open.insert((m.device.id, kind));
-                    changed.push(alerts::raise(db, &raised, m.sample.ts).await?);
-                }
-                Verdict::Recover(kind) => {
-                    let over = condition(m, kind, AlertSeverity::Low, String::new());
-                    if open.remove(&(m.device.id, kind))
-                        && let Some(ended) = alerts::recover(db, &over, m.sample.ts).await?
-                    {
-                        changed.push((ended, alerts::Change::Resolved));
-                    }
-                }
-                Verdict::Nothing => {}
+            let condition = |kind, severity, message| condition(m, kind, severity, message);
+            let at = m.report.ts;
+            if let Some(change) =
+                alerts::follow_verdict(db, verdict, m.device.id, condition, &mut open, at).await?
+            {
+                changed.push(change);
             }
         }
         let event = picked[index]
@@ -257,8 +234,8 @@ pub async fn record_all(
                     user_id: session.user_id,
                     state: session.state,
                     energy_kwh: session.energy_kwh,
-                    current_a: Some(m.sample.current_a),
-                    voltage_v: Some(m.sample.voltage_v),
+                    current_a: Some(m.report.current_a),
+                    voltage_v: Some(m.report.voltage_v),
                     at: session.state_changed_at,
                     revision: session.revision,
                 })
@@ -334,29 +311,23 @@ async fn insert_new(
         }
         return Ok(inserted);
     }
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let active = chunk.iter().map(|row| {
+    let active = rows
+        .iter()
+        .map(|row| {
             let mut active = row.clone().into_active_model().reset_all();
             active.id = NotSet;
             active
-        });
-        let mut insert = session_telemetry::Entity::insert_many(active)
-            .on_conflict(
-                OnConflict::columns([
-                    session_telemetry::Column::DeviceId,
-                    session_telemetry::Column::TsUs,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .into_query();
-        insert.returning(Query::returning().columns([
-            session_telemetry::Column::DeviceId,
-            session_telemetry::Column::TsUs,
-        ]));
-        for row in db.query_all(&insert).await? {
-            inserted.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
-        }
+        })
+        .collect();
+    let key = [
+        session_telemetry::Column::DeviceId,
+        session_telemetry::Column::TsUs,
+    ];
+    for row in
+        crate::db::insert_skipping_conflicts::<session_telemetry::Entity>(db, active, &key, &key)
+            .await?
+    {
+        inserted.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
     }
     Ok(inserted)
 }
@@ -383,9 +354,9 @@ async fn update_sessions(
         let Some(session) = *session else { continue };
         let (total, latest) = batch
             .entry(session)
-            .or_insert((m.sample.energy_kwh, m.sample.ts));
-        *total = total.max(m.sample.energy_kwh);
-        *latest = Ord::max(*latest, m.sample.ts);
+            .or_insert((m.report.energy_kwh, m.report.ts));
+        *total = total.max(m.report.energy_kwh);
+        *latest = Ord::max(*latest, m.report.ts);
     }
     let batch: Vec<(i32, (f64, DateTime<Utc>))> = batch.into_iter().collect();
     let mut sessions = HashMap::with_capacity(batch.len());
@@ -461,7 +432,7 @@ fn open_at(session: &charging_session::Model, ts: DateTime<Utc>) -> bool {
 /// The newest of a bay's `sessions` (newest first) open at the sample's
 /// time and opened before it (with [`CLOCK_GRACE`]).
 fn pick(sessions: &[charging_session::Model], m: &Measured<'_>) -> Option<i32> {
-    let ts = m.sample.ts;
+    let ts = m.report.ts;
     sessions
         .iter()
         .find(|session| {
@@ -483,7 +454,7 @@ async fn resolve(
     cache: &TelemetryCache,
     picked: &mut [Option<i32>],
 ) -> Result<(), DbErr> {
-    let Some(earliest) = indices.iter().map(|&i| measured[i].sample.ts).min() else {
+    let Some(earliest) = indices.iter().map(|&i| measured[i].report.ts).min() else {
         return Ok(());
     };
     let bays: HashSet<i32> = indices.iter().map(|&i| measured[i].bay.id).collect();
@@ -790,7 +761,7 @@ mod tests {
         let measured = Measured {
             bay: &bay,
             device: &meter,
-            sample: &sample,
+            report: &sample,
             received_at: now,
         };
         let sample_all = |batch: &[i32]| {

@@ -36,7 +36,7 @@ use voltgate_bench::realtime::setup::{Deployment, Services, Setup};
 use voltgate_bench::report::{Latencies, micros_text, ms, percent};
 use voltgate_bench::server::{self, Layout};
 use voltgate_bench::supervision::{
-    self as parts, AlertFollower, Fleet, NORMAL_A, OVER_A, RawReader,
+    self as parts, AlertFollower, Burst, Fleet, NORMAL_A, OVER_A, RawReader,
 };
 use voltgate_bench::{field, gql};
 
@@ -60,6 +60,10 @@ struct Args {
     /// Samples each device sends in the ingestion burst [250; quick: 20].
     #[arg(long)]
     samples_per_device: Option<u32>,
+    /// What the ingestion burst (and the broker's raw rate) sends: telemetry
+    /// samples, or temperature readings of the bays' sensors.
+    #[arg(long, value_enum, default_value_t = Burst::Telemetry)]
+    burst: Burst,
     /// Alert triggers (over-current and back, alternately) [400; quick: 40].
     #[arg(long)]
     triggers: Option<u32>,
@@ -247,11 +251,11 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
     let raw = match (deployment.broker(), &deployment.raw_login) {
         (Some(broker), Some(login)) => {
             let fleet = Fleet::connect(broker, &deployment.credentials(), root, layout).await?;
-            let reader = RawReader::subscribe(broker, login, root).await?;
+            let reader = RawReader::subscribe(broker, login, root, args.burst).await?;
             let expected = fleet.len() as u64 * u64::from(per_device);
             reader.expect(expected);
             let blasted = fleet
-                .blast(0..fleet.len(), per_device, phase_start(0))
+                .blast(args.burst, 0..fleet.len(), per_device, phase_start(0))
                 .await?;
             let (received, at) = reader.wait(Duration::from_secs(60)).await;
             reader.stop();
@@ -291,9 +295,12 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
         Arc::new(Fleet::connect(server.mqtt, &deployment.credentials(), root, layout).await?);
     // Warm-up: connections, caches and prepared statements. The demo network
     // holds samples of its own, so counts start from what is stored already.
-    let seeded = parts::stored(&db).await?;
-    let warm = fleet.blast(0..fleet.len(), 5, phase_start(1)).await?;
-    let (warmed, _) = parts::wait_stored(&db, seeded + warm.sent, Duration::from_secs(30)).await?;
+    let seeded = parts::stored(&db, args.burst).await?;
+    let warm = fleet
+        .blast(args.burst, 0..fleet.len(), 5, phase_start(1))
+        .await?;
+    let (warmed, _) =
+        parts::wait_stored(&db, args.burst, seeded + warm.sent, Duration::from_secs(30)).await?;
     if warmed < seeded + warm.sent {
         problems.push(format!(
             "warm-up: only {} of {} stored",
@@ -306,9 +313,10 @@ async fn run_setup(args: &Args, deployment: &Deployment) -> anyhow::Result<Outco
     let before = CpuSnapshot::take(server.pid());
     let expected = fleet.len() as u64 * u64::from(per_device);
     let blasted = fleet
-        .blast(0..fleet.len(), per_device, phase_start(2))
+        .blast(args.burst, 0..fleet.len(), per_device, phase_start(2))
         .await?;
-    let (stored, at) = parts::wait_stored(&db, warmed + expected, Duration::from_secs(120)).await?;
+    let (stored, at) =
+        parts::wait_stored(&db, args.burst, warmed + expected, Duration::from_secs(120)).await?;
     let cpu = CpuSnapshot::take(server.pid()).since(&before);
     let ingest = Rate {
         messages: stored.saturating_sub(warmed),
@@ -462,9 +470,13 @@ fn table(outcomes: &[Outcome], args: &Args) -> String {
         ));
     }
     out.push_str(&format!(
-        "\n{} devices; ingestion: {} samples each, sent as fast as the clients take them; alerts: {} triggers at {}/s with {} background samples/s.\n",
+        "\n{} devices; ingestion: {} {} each, sent as fast as the clients take them; alerts: {} triggers at {}/s with {} background samples/s.\n",
         args.stations * args.bays_per_station,
         args.samples_per_device(),
+        match args.burst {
+            Burst::Telemetry => "telemetry samples",
+            Burst::Readings => "temperature readings",
+        },
         args.triggers(),
         args.trigger_rate,
         args.background_rate,
