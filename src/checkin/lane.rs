@@ -760,20 +760,19 @@ async fn remaining_after(
         }
     }
     let lists: BTreeSet<i32> = decided.iter().map(|s| s.request.list.id).collect();
-    let ids: Vec<i32> = units.values().flatten().copied().collect();
+    let pairs: Vec<(i32, i32)> = lists
+        .iter()
+        .flat_map(|&list| units.values().flatten().map(move |&unit| (list, unit)))
+        .collect();
     let mut entered: BTreeSet<(i32, i32)> = BTreeSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(i32, i32)> = checkin_state::Entity::find()
-            .select_only()
-            .column(checkin_state::Column::ListId)
-            .column(checkin_state::Column::PositionId)
-            .filter(checkin_state::Column::ListId.is_in(lists.iter().copied()))
-            .filter(checkin_state::Column::PositionId.is_in(chunk.iter().copied()))
-            .filter(checkin_state::Column::Entries.gt(0))
-            .into_tuple()
-            .all(db)
-            .await?;
-        entered.extend(rows);
+    for chunk in pairs.chunks(CHUNK) {
+        entered.extend(
+            super::redeem::states_of(db, chunk)
+                .await?
+                .into_iter()
+                .filter(|state| state.entries > 0)
+                .map(|state| (state.list_id, state.position_id)),
+        );
     }
     let mut left: HashMap<(i32, (i32, i32)), i64> = HashMap::new();
     let mut answers = vec![None; decided.len()];

@@ -24,8 +24,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::access::{self, Operator};
@@ -629,13 +628,38 @@ pub async fn remaining(
         .into_tuple()
         .all(db)
         .await?;
-    let entered = checkin_state::Entity::find()
-        .filter(checkin_state::Column::ListId.eq(list_id))
-        .filter(checkin_state::Column::PositionId.is_in(units.iter().copied()))
-        .filter(checkin_state::Column::Entries.gt(0))
-        .count(db)
-        .await?;
+    let pairs: Vec<(i32, i32)> = units.iter().map(|&unit| (list_id, unit)).collect();
+    let entered = states_of(db, &pairs)
+        .await?
+        .iter()
+        .filter(|state| state.list_id == list_id && state.entries > 0)
+        .count();
     Ok(i64::try_from(units.len()).unwrap_or(i64::MAX) - i64::try_from(entered).unwrap_or(0))
+}
+
+/// The stored states of `pairs` (list, position), by their key: on
+/// PostgreSQL one index lookup per pair whatever the statistics say (an `IN`
+/// list over a table that grew since it was last analyzed, or a generic
+/// plan of the prepared statement, is read as a scan of the whole table:
+/// 6–8 ms a batch at a busy door); on SQLite possibly also states of a list
+/// and a position of different pairs.
+///
+/// # Errors
+/// On database errors.
+pub(super) async fn states_of(
+    db: &impl ConnectionTrait,
+    pairs: &[(i32, i32)],
+) -> Result<Vec<checkin_state::Model>, sea_orm::DbErr> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::db::find_by_pairs::<checkin_state::Entity, _, _>(
+        db,
+        (checkin_state::Column::ListId, "integer"),
+        (checkin_state::Column::PositionId, "integer"),
+        pairs,
+    )
+    .await
 }
 
 async fn by_nonce(
