@@ -1,7 +1,8 @@
 //! What telemetry ingestion needs for every sample and that rarely changes,
 //! kept in a replica's memory so that a batch of samples costs no lookups:
-//! the bay and device at an MQTT place, the sessions of a bay, and the
-//! over-current and voltage alerts open on a device.
+//! the bay and device at an MQTT place (sensor readings use these too), the
+//! sessions of a bay, and the over-current and voltage alerts open on a
+//! device.
 //!
 //! Everything is forgotten together every `VOLTGATE_INGEST_CACHE_MS` (1 s), so
 //! a worker reads again what its next batch needs in one query per kind,
