@@ -353,6 +353,9 @@ where
     B: Into<sea_orm::Value> + serde::Serialize + Clone,
 {
     use sea_orm::{ColumnTrait as _, IdenStatic as _, QueryFilter as _};
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
     if db.get_database_backend() == DbBackend::Postgres {
         let statement = pairs_statement(
             E::default().table_name(),

@@ -384,17 +384,15 @@ fn nonce_of(request: &Request) -> Option<(&str, &str)> {
 async fn plan(db: &DatabaseTransaction, requests: &[Request]) -> Result<Vec<Plan>, Lost> {
     let keyed: Vec<(&str, &str)> = requests.iter().filter_map(nonce_of).collect();
     let mut earlier: HashMap<(String, String), checkin::Model> = HashMap::new();
-    if !keyed.is_empty() {
-        let stored = crate::db::find_by_pairs::<checkin::Entity, _, _>(
-            db,
-            (checkin::Column::NonceScope, "text"),
-            (checkin::Column::Nonce, "text"),
-            &keyed,
-        );
-        for record in stored.await? {
-            if let (Some(scope), Some(nonce)) = (record.nonce_scope.clone(), record.nonce.clone()) {
-                earlier.insert((scope, nonce), record);
-            }
+    let stored = crate::db::find_by_pairs::<checkin::Entity, _, _>(
+        db,
+        (checkin::Column::NonceScope, "text"),
+        (checkin::Column::Nonce, "text"),
+        &keyed,
+    );
+    for record in stored.await? {
+        if let (Some(scope), Some(nonce)) = (record.nonce_scope.clone(), record.nonce.clone()) {
+            earlier.insert((scope, nonce), record);
         }
     }
     let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();

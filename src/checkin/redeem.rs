@@ -632,7 +632,7 @@ pub async fn remaining(
     let entered = states_of(db, &pairs)
         .await?
         .iter()
-        .filter(|state| state.list_id == list_id && state.entries > 0)
+        .filter(|state| state.entries > 0)
         .count();
     Ok(i64::try_from(units.len()).unwrap_or(i64::MAX) - i64::try_from(entered).unwrap_or(0))
 }
@@ -650,9 +650,6 @@ pub(super) async fn states_of(
     db: &impl ConnectionTrait,
     pairs: &[(i32, i32)],
 ) -> Result<Vec<checkin_state::Model>, sea_orm::DbErr> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
     crate::db::find_by_pairs::<checkin_state::Entity, _, _>(
         db,
         (checkin_state::Column::ListId, "integer"),

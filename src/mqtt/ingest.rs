@@ -728,7 +728,7 @@ impl Writer {
         sea_orm::DbErr,
     > {
         let mut found: HashMap<(&str, i32), Arc<telemetry_cache::Place>> = HashMap::new();
-        let mut missing = Vec::new();
+        let mut missing = HashSet::new();
         for (_, write, _) in items {
             let place = (write.prefix.as_str(), write.bay);
             if found.contains_key(&place) || missing.contains(&place) {
@@ -738,9 +738,12 @@ impl Writer {
                 Some(known) => {
                     found.insert(place, known);
                 }
-                None => missing.push(place),
+                None => {
+                    missing.insert(place);
+                }
             }
         }
+        let missing = missing.into_iter().collect();
         for (place, (bay, device)) in state_batch::find_bays(txn, missing).await? {
             let read = Arc::new((bay, device));
             self.cache.keep_place(place.0, place.1, Arc::clone(&read));

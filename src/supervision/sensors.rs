@@ -61,39 +61,37 @@ pub async fn record_all(
         return Ok(outcomes);
     }
     let sensors = sensors_of(db, measured).await?;
+    let keys: Vec<(i32, i64)> = measured
+        .iter()
+        .map(|m| {
+            let sensor_id = sensors[&(m.device.id, m.report.kind.as_str())];
+            (sensor_id, m.report.ts.timestamp_micros())
+        })
+        .collect();
 
     // The first of a batch's readings of one sensor at one device time is
     // the one inserted; the others are redeliveries.
-    let mut keys = HashSet::new();
-    let mut rows = Vec::new();
-    for m in measured {
-        let sensor_id = sensors[&(m.device.id, m.report.kind.as_str())];
-        let ts_us = m.report.ts.timestamp_micros();
-        if keys.insert((sensor_id, ts_us)) {
-            rows.push(sensor_reading::ActiveModel {
-                id: NotSet,
-                sensor_id: Set(sensor_id),
-                value: Set(m.report.value),
-                ts: Set(m.report.ts),
-                ts_us: Set(ts_us),
-                received_at: Set(m.received_at),
-            });
-        }
-    }
-    let inserted = insert_new(db, rows).await?;
+    let mut seen = HashSet::new();
+    let rows = measured
+        .iter()
+        .zip(&keys)
+        .filter(|(_, key)| seen.insert(**key))
+        .map(|(m, &(sensor_id, ts_us))| sensor_reading::ActiveModel {
+            id: NotSet,
+            sensor_id: Set(sensor_id),
+            value: Set(m.report.value),
+            ts: Set(m.report.ts),
+            ts_us: Set(ts_us),
+            received_at: Set(m.received_at),
+        })
+        .collect();
+    let mut inserted = insert_new(db, rows).await?;
 
     // Only the batch's first reading of a key was inserted: a repeat, or a
     // reading stored before, is a redelivery.
     let mut stored = Vec::new();
-    let mut claimed = HashSet::new();
-    for (index, m) in measured.iter().enumerate() {
-        let key = (
-            sensors[&(m.device.id, m.report.kind.as_str())],
-            m.report.ts.timestamp_micros(),
-        );
-        if let Some(&reading_id) = inserted.get(&key)
-            && claimed.insert(key)
-        {
+    for (index, (m, key)) in measured.iter().zip(&keys).enumerate() {
+        if let Some(reading_id) = inserted.remove(key) {
             let reading = m.report;
             let verdict = judge_reading(&reading.kind, reading.value, &reading.unit, thresholds);
             stored.push((index, reading_id, verdict));
@@ -115,18 +113,17 @@ pub async fn record_all(
     let mut asked = HashSet::new();
     let recoveries: Vec<Condition> = stored
         .iter()
-        .filter(|(index, _, verdict)| match verdict {
-            Verdict::Recover(kind) => asked.insert((measured[*index].device.id, *kind)),
-            _ => false,
-        })
         .filter_map(|(index, _, verdict)| match verdict {
-            Verdict::Recover(kind) => Some(condition(
-                &measured[*index],
-                *kind,
-                crate::entities::AlertSeverity::Low,
-                String::new(),
-                None,
-            )),
+            Verdict::Recover(kind) if asked.insert((measured[*index].device.id, *kind)) => {
+                let low = crate::entities::AlertSeverity::Low;
+                Some(condition(
+                    &measured[*index],
+                    *kind,
+                    low,
+                    String::new(),
+                    None,
+                ))
+            }
             _ => None,
         })
         .collect();
@@ -168,27 +165,12 @@ async fn sensors_of<'m>(
     let keep = |rows: Vec<sensor::Model>, found: &mut HashMap<(i32, &'m str), i32>| {
         for row in rows {
             // SQLite's lookup may return pairs crossed between devices.
-            if let Some(&(device, kind)) = wanted
-                .iter()
-                .find(|(device, kind)| *device == row.device_id && *kind == row.kind)
-            {
-                found.insert((device, kind), row.id);
+            if let Ok(at) = wanted.binary_search(&(row.device_id, row.kind.as_str())) {
+                found.insert(wanted[at], row.id);
             }
         }
     };
-    let pairs = |wanted: &[(i32, &str)]| -> Vec<(i32, String)> {
-        wanted.iter().map(|&(d, k)| (d, k.to_owned())).collect()
-    };
-    let by_pair = |pairs: Vec<(i32, String)>| async move {
-        crate::db::find_by_pairs::<sensor::Entity, _, _>(
-            db,
-            (sensor::Column::DeviceId, "integer"),
-            (sensor::Column::Kind, "text"),
-            &pairs,
-        )
-        .await
-    };
-    keep(by_pair(pairs(&wanted)).await?, &mut found);
+    keep(by_pair(db, &wanted).await?, &mut found);
     let missing: Vec<(i32, &'m str)> = wanted
         .iter()
         .filter(|pair| !found.contains_key(*pair))
@@ -218,13 +200,27 @@ async fn sensors_of<'m>(
         )
         .exec_without_returning(db)
         .await?;
-    keep(by_pair(pairs(&missing)).await?, &mut found);
+    keep(by_pair(db, &missing).await?, &mut found);
     if found.len() != wanted.len() {
         return Err(sea_orm::DbErr::RecordNotFound(
             "a sensor just created".into(),
         ));
     }
     Ok(found)
+}
+
+/// The sensors of `pairs` (device, kind), by their key.
+async fn by_pair(
+    db: &impl ConnectionTrait,
+    pairs: &[(i32, &str)],
+) -> Result<Vec<sensor::Model>, sea_orm::DbErr> {
+    crate::db::find_by_pairs::<sensor::Entity, _, _>(
+        db,
+        (sensor::Column::DeviceId, "integer"),
+        (sensor::Column::Kind, "text"),
+        pairs,
+    )
+    .await
 }
 
 /// Inserts the readings not stored yet; returns the id of each inserted one

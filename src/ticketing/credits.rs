@@ -68,16 +68,11 @@ pub async fn apply(
         return Err(AppError::bad_input("orderId", "not one of your orders"));
     }
     let order = lock_order(txn, order_id, now).await?;
-    // The credit's row is taken before it is read, so concurrent payments
-    // from one credit each see what the one before left: read unlocked, they
-    // would all size their payment from the same balance and every one but
-    // the first would find it short and spend nothing of what remains.
-    store_credit::Entity::update_many()
-        .col_expr(store_credit::Column::UpdatedAt, Expr::value(now))
-        .filter(store_credit::Column::Id.eq(credit_id))
-        .exec(txn)
-        .await?;
-    let credit = store_credit::Entity::find_by_id(credit_id).one(txn).await?;
+    // The credit's row is read locked, so concurrent payments from one
+    // credit each see what the one before left: read unlocked, they would
+    // all size their payment from the same balance and every one but the
+    // first would find it short and spend nothing of what remains.
+    let credit = crate::db::find_locked(txn, store_credit::Entity::find_by_id(credit_id)).await?;
     let credit = match credit {
         Some(c) if c.user_id == person.id && c.event_id == order.event_id => c,
         _ => {
