@@ -778,23 +778,18 @@ impl Writer {
         txn: &DatabaseTransaction,
         writes: &[Write],
     ) -> Result<Vec<(usize, <Self as batcher::Apply>::Outcome)>, sea_orm::DbErr> {
-        let mut outcomes = Vec::new();
-        let mut readings = Vec::new();
-        for (index, write) in writes.iter().enumerate() {
-            let Report::Sensor(reading) = &write.report else {
-                continue;
-            };
-            if reading.ts > self.skew.latest_accepted(write.received_at) {
-                outcomes.push((index, Err(ReportError::FromTheFuture { ts: reading.ts })));
-            } else {
-                readings.push((index, write, reading));
-            }
-        }
+        let readings: Vec<(usize, &Write, &sensors::Reading)> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, write)| match &write.report {
+                Report::Sensor(reading) => Some((index, write, reading)),
+                _ => None,
+            })
+            .collect();
         if readings.is_empty() {
-            return Ok(outcomes);
+            return Ok(Vec::new());
         }
-        let (located, unknown) = self.locate(txn, &readings).await?;
-        outcomes.extend(unknown);
+        let (located, mut outcomes) = self.locate(txn, &readings).await?;
         let measured = measured(&located);
         let recorded = sensors::record_all(txn, &measured, &self.thresholds).await?;
         for (located, recorded) in located.iter().zip(recorded) {
@@ -1082,6 +1077,9 @@ fn decode(
         Channel::Sensor(kind) => {
             let reading =
                 payload::decode_sensor(bytes, limit).map_err(|reason| ("sensor", reason))?;
+            if reading.ts > skew.latest_accepted(incoming.received_at) {
+                return Err(("sensor", DropReason::ClockSkew));
+            }
             Ok(write(Report::Sensor(sensors::Reading {
                 kind,
                 value: reading.value,

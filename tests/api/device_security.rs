@@ -341,6 +341,61 @@ async fn a_report_from_the_future_is_refused_and_does_not_freeze_the_bay() {
     );
 }
 
+#[tokio::test]
+async fn a_sensor_reading_from_the_future_is_dropped_at_decoding_and_the_next_one_stored() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use voltgate::entities::sensor_reading;
+
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 1).await;
+    let device = app.device(&bays[0]).await;
+    let label = format!("{DROPPED}{{reason=\"clock_skew\"}}");
+    let before = app.metric(&label).await;
+    let topic = format!(
+        "{}/bays/{}/sensors/temperature",
+        bays[0].prefix, bays[0].number
+    );
+    let reading = |ts: &str, value: f64| {
+        json!({ "v": 1, "ts": ts, "value": value, "unit": "C" })
+            .to_string()
+            .into_bytes()
+    };
+
+    // Stamped 2099, then a valid reading on the same bay: the bay's messages
+    // are handled in order, so once the second is stored the first was seen.
+    device
+        .publish(&topic, reading("2099-01-01T00:00:00Z", 90.0))
+        .await;
+    device
+        .publish(&topic, reading(&chrono::Utc::now().to_rfc3339(), 21.5))
+        .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let stored = sensor_reading::Entity::find()
+            .all(&app.db)
+            .await
+            .expect("readings");
+        let dropped = app.metric(&label).await;
+        if !stored.is_empty() && dropped >= before + 1.0 {
+            assert_eq!(stored.len(), 1, "only the valid reading is stored");
+            assert!((stored[0].value - 21.5).abs() < f64::EPSILON, "{stored:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stored {stored:?}, clock_skew {before} -> {dropped}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sensor_reading::Entity::find()
+            .count(&app.db)
+            .await
+            .expect("count"),
+        1
+    );
+}
+
 /// A Mosquitto process of the test's own, on a free port, killed when dropped.
 pub struct Mosquitto {
     child: Child,
