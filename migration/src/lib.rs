@@ -46,6 +46,7 @@ mod m20261211_010000_telemetry_keys;
 mod m20261212_010000_alert_notified_count;
 mod m20261213_010000_attempts_by_reservation;
 mod m20261214_010000_revisions;
+mod m20261215_010000_telemetry_one_index;
 
 pub struct Migrator;
 
@@ -92,6 +93,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_010000_alert_notified_count::Migration),
             Box::new(m20261213_010000_attempts_by_reservation::Migration),
             Box::new(m20261214_010000_revisions::Migration),
+            Box::new(m20261215_010000_telemetry_one_index::Migration),
         ]
     }
 }

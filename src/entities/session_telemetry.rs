@@ -1,7 +1,7 @@
 //! One measurement of a charging session (`SessionTelemetry`): current,
 //! voltage and the session's energy so far, at the device's time. Unique per
-//! device and device time (`ts_us`, microseconds), so a redelivered sample is
-//! stored once.
+//! session, device time (`ts_us`, microseconds) and device, so a redelivered
+//! sample is stored once; that key is also its session's range index.
 
 use sea_orm::entity::prelude::*;
 

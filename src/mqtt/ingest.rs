@@ -778,14 +778,10 @@ impl Writer {
         txn: &DatabaseTransaction,
         writes: &[Write],
     ) -> Result<Vec<(usize, <Self as batcher::Apply>::Outcome)>, sea_orm::DbErr> {
-        let readings: Vec<(usize, &Write, &sensors::Reading)> = writes
-            .iter()
-            .enumerate()
-            .filter_map(|(index, write)| match &write.report {
-                Report::Sensor(reading) => Some((index, write, reading)),
-                _ => None,
-            })
-            .collect();
+        let readings = of_kind(writes, |report| match report {
+            Report::Sensor(reading) => Some(reading),
+            _ => None,
+        });
         if readings.is_empty() {
             return Ok(Vec::new());
         }
@@ -808,14 +804,10 @@ impl Writer {
         txn: &DatabaseTransaction,
         writes: &[Write],
     ) -> Result<Vec<(usize, <Self as batcher::Apply>::Outcome)>, sea_orm::DbErr> {
-        let samples: Vec<(usize, &Write, &telemetry::Sample)> = writes
-            .iter()
-            .enumerate()
-            .filter_map(|(index, write)| match &write.report {
-                Report::Telemetry(sample) => Some((index, write, sample)),
-                _ => None,
-            })
-            .collect();
+        let samples = of_kind(writes, |report| match report {
+            Report::Telemetry(sample) => Some(sample),
+            _ => None,
+        });
         if samples.is_empty() {
             return Ok(Vec::new());
         }
@@ -842,6 +834,18 @@ impl Writer {
         }
         Ok(outcomes)
     }
+}
+
+/// The reports of a batch that `kind` picks, with their places in it.
+fn of_kind<'w, T>(
+    writes: &'w [Write],
+    kind: impl Fn(&'w Report) -> Option<&'w T>,
+) -> Vec<(usize, &'w Write, &'w T)> {
+    writes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, write)| kind(&write.report).map(|report| (index, write, report)))
+        .collect()
 }
 
 /// A report of a batch at its bay and device.

@@ -78,7 +78,8 @@ const UPDATE_CHUNK: usize = 200;
 ///    database instead);
 /// 2. one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` per
 ///    [`crate::db::INSERT_CHUNK`] samples: a redelivery, already stored, is skipped by
-///    the unique device and `ts_us`.
+///    the unique session, `ts_us` and device (a redelivery picks the session
+///    its first delivery did: the one open on its bay at its time).
 ///
 /// Bays whose sessions are not remembered cost one query for all of them,
 /// and devices whose open alerts are not, another. Alerts are then raised
@@ -291,7 +292,7 @@ async fn insert_new(
             session_id integer, device_id integer, bay_id integer, current_a double precision,
             voltage_v double precision, energy_kwh double precision, ts timestamptz,
             ts_us bigint, received_at timestamptz)
-        ON CONFLICT ("device_id", "ts_us") DO NOTHING
+        ON CONFLICT ("session_id", "ts_us", "device_id") DO NOTHING
         RETURNING "device_id", "ts_us""#;
         let rows = rows.iter().map(|row| {
             serde_json::json!({
@@ -319,13 +320,13 @@ async fn insert_new(
             active
         })
         .collect();
-    let key = [
-        session_telemetry::Column::DeviceId,
-        session_telemetry::Column::TsUs,
-    ];
-    for row in
-        crate::db::insert_skipping_conflicts::<session_telemetry::Entity>(db, active, &key, &key)
-            .await?
+    use session_telemetry::Column as C;
+    let key = [C::SessionId, C::TsUs, C::DeviceId];
+    let returning = [C::DeviceId, C::TsUs];
+    for row in crate::db::insert_skipping_conflicts::<session_telemetry::Entity>(
+        db, active, &key, &returning,
+    )
+    .await?
     {
         inserted.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
     }
@@ -611,7 +612,9 @@ pub async fn series(
 }
 
 /// The latest sample of each bay `principal` supervises (of `station_id`
-/// only, when given) that has any.
+/// only, when given) that has any: of its newest session with samples, the
+/// latest by device time. Each bay walks its sessions newest first, one
+/// lookup of the samples' key each, and stops at the first with samples.
 ///
 /// # Errors
 /// Database failures.
@@ -620,23 +623,63 @@ pub async fn latest_per_bay(
     principal: &Principal,
     station_id: Option<i32>,
 ) -> Result<Vec<session_telemetry::Model>, DbErr> {
-    use sea_orm::{JoinType, RelationTrait as _};
-    let mut newest = session_telemetry::Entity::find()
+    use sea_orm::sea_query::{Alias, Order, Query, SelectStatement, SubQueryStatement};
+    use session_telemetry::Column as T;
+    let scalar = |query: SelectStatement| {
+        Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(query)))
+    };
+    // Nested rather than one join of sessions and samples, which PostgreSQL
+    // may plan as a merge over every sample: each level is one walk of an
+    // index, newest first, that stops at its first row.
+    let (session, sample, any) = (Alias::new("s"), Alias::new("t"), Alias::new("u"));
+    let latest_of_session = Query::select()
+        .column((sample.clone(), T::Id))
+        .from_as(session_telemetry::Entity, sample.clone())
+        .and_where(
+            Expr::col((sample.clone(), T::SessionId))
+                .equals((session.clone(), charging_session::Column::Id)),
+        )
+        .order_by((sample, T::TsUs), Order::Desc)
+        .limit(1)
+        .to_owned();
+    let sampled = Query::select()
+        .expr(Expr::val(1))
+        .from_as(session_telemetry::Entity, any.clone())
+        .and_where(
+            Expr::col((any, T::SessionId)).equals((session.clone(), charging_session::Column::Id)),
+        )
+        .to_owned();
+    let latest_of_bay = Query::select()
+        .expr(scalar(latest_of_session))
+        .from_as(charging_session::Entity, session.clone())
+        .and_where(
+            Expr::col((session.clone(), charging_session::Column::BayId))
+                .equals((bay::Entity, bay::Column::Id)),
+        )
+        .and_where(Expr::exists(sampled))
+        .order_by((session, charging_session::Column::Id), Order::Desc)
+        .limit(1)
+        .to_owned();
+    let mut bays = bay::Entity::find()
         .select_only()
-        .column_as(session_telemetry::Column::Id.max(), "id")
-        .join(JoinType::InnerJoin, session_telemetry::Relation::Bay.def())
-        .filter(principal.stations().on(bay::Column::StationId))
-        .group_by(session_telemetry::Column::BayId);
+        .expr_as(scalar(latest_of_bay), "id")
+        .filter(principal.stations().on(bay::Column::StationId));
     if let Some(station) = station_id {
-        newest = newest.filter(bay::Column::StationId.eq(station));
+        bays = bays.filter(bay::Column::StationId.eq(station));
     }
-    let ids: Vec<i64> = newest.into_tuple::<i64>().all(db).await?;
+    let ids: Vec<i64> = bays
+        .into_tuple::<Option<i64>>()
+        .all(db)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     session_telemetry::Entity::find()
-        .filter(session_telemetry::Column::Id.is_in(ids))
-        .order_by_asc(session_telemetry::Column::BayId)
+        .filter(T::Id.is_in(ids))
+        .order_by_asc(T::BayId)
         .all(db)
         .await
 }
@@ -656,7 +699,11 @@ pub async fn latest_of_session(
         .await
 }
 
-/// Deletes up to `limit` samples measured before `cutoff`; how many it deleted.
+/// Deletes, of the `limit` samples stored first, those measured before
+/// `cutoff`; how many it deleted. Samples are taken in the order they were
+/// stored (their primary key), which is their devices' time order but for
+/// samples delivered late: such a sample is deleted once those stored before
+/// it are, later than its own time says by as much as it was late.
 ///
 /// # Errors
 /// Database failures.
@@ -665,15 +712,21 @@ pub async fn prune(
     cutoff: DateTime<Utc>,
     limit: u64,
 ) -> Result<u64, DbErr> {
-    let old: Vec<i64> = session_telemetry::Entity::find()
+    let first: Vec<(i64, i64)> = session_telemetry::Entity::find()
         .select_only()
         .column(session_telemetry::Column::Id)
-        .filter(session_telemetry::Column::TsUs.lt(cutoff.timestamp_micros()))
-        .order_by_asc(session_telemetry::Column::TsUs)
+        .column(session_telemetry::Column::TsUs)
+        .order_by_asc(session_telemetry::Column::Id)
         .limit(limit)
         .into_tuple()
         .all(db)
         .await?;
+    let cutoff_us = cutoff.timestamp_micros();
+    let old: Vec<i64> = first
+        .into_iter()
+        .filter(|&(_, ts_us)| ts_us < cutoff_us)
+        .map(|(id, _)| id)
+        .collect();
     if old.is_empty() {
         return Ok(0);
     }
@@ -709,9 +762,11 @@ impl crate::jobs::Job for PruneTelemetry {
             return Ok(());
         };
         let cutoff = services.now() - retention;
-        // A bounded number of statements per run; the next run goes on.
+        // A bounded number of statements per run; the next run goes on. A
+        // round that finds nothing old among the first samples is the end:
+        // those after them were stored later.
         for _ in 0..20 {
-            if prune(&services.db, cutoff, PRUNE_BATCH).await? < PRUNE_BATCH {
+            if prune(&services.db, cutoff, PRUNE_BATCH).await? == 0 {
                 break;
             }
         }

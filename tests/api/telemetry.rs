@@ -4,7 +4,8 @@
 
 use chrono::{TimeDelta, Utc};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait, EntityTrait as _, PaginatorTrait as _, QueryFilter, Set,
+    ActiveModelTrait as _, ColumnTrait, EntityTrait as _, PaginatorTrait as _, QueryFilter,
+    QueryOrder as _, Set,
 };
 use serde_json::{Value, json};
 use voltgate::entities::{charging_session, reservation, session_telemetry};
@@ -400,46 +401,124 @@ async fn a_sensor_and_its_readings_are_listed_for_its_station_only() {
     );
 }
 
+/// Stores a sample of `session` at `bay` directly, `at` its device time.
+async fn stored_sample(
+    app: &TestApp,
+    bay: &SeededBay,
+    session: i32,
+    at: chrono::DateTime<Utc>,
+    current_a: f64,
+) {
+    let device_id = crate::device_commands::stored_device(app, bay).await.id;
+    session_telemetry::ActiveModel {
+        session_id: Set(session),
+        device_id: Set(device_id),
+        bay_id: Set(bay.bay_id),
+        current_a: Set(current_a),
+        voltage_v: Set(230.0),
+        energy_kwh: Set(1.0),
+        ts: Set(at),
+        ts_us: Set(at.timestamp_micros()),
+        received_at: Set(at),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .expect("sample stored");
+}
+
 #[tokio::test]
-async fn retention_prunes_only_samples_older_than_the_cutoff_in_batches() {
+async fn a_bays_latest_sample_is_of_its_newest_session_with_samples() {
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 2).await;
+    // The station's second bay never sampled.
+    let bay = &bays[0];
+    let customer = TestUser::customer(&app, "lena").await;
+    let staff = TestUser::staff(&app, "stan").await;
+    let first = charging_session(&app, bay, &customer).await;
+    let now = Utc::now();
+    stored_sample(&app, bay, first, now - TimeDelta::seconds(40), 12.0).await;
+    stored_sample(&app, bay, first, now - TimeDelta::seconds(30), 13.0).await;
+    stored_sample(&app, bay, first, now - TimeDelta::seconds(35), 11.0).await;
+
+    // The first session ends and the next one opens on the bay, no sample yet.
+    let mut ended: charging_session::ActiveModel = charging_session::Entity::find_by_id(first)
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("the session")
+        .into();
+    ended.state = Set(charging_session::SessionState::Stopped);
+    ended.ended_at = Set(Some(now - TimeDelta::seconds(20)));
+    let ended = ended.update(&app.db).await.expect("ended");
+    let mut next: charging_session::ActiveModel = ended.into();
+    next.id = sea_orm::ActiveValue::NotSet;
+    next.state = Set(charging_session::SessionState::Charging);
+    next.opened_at = Set(now - TimeDelta::seconds(10));
+    next.ended_at = Set(None);
+    let second = next.insert(&app.db).await.expect("the next session").id;
+
+    let latest = |body: Value| body["data"]["latestTelemetry"].clone();
+    let expected = |session: i32, current: f64| {
+        json!([{ "bayId": global_id("Bay", bay.bay_id), "sessionId": global_id("ChargingSession", session),
+            "currentA": current, "energyKwh": 1.0 }])
+    };
+    // The bay that never sampled is not listed.
+    assert_eq!(
+        latest(staff.gql(LATEST, json!({})).await),
+        expected(first, 13.0),
+        "the ended session's latest by device time"
+    );
+    stored_sample(&app, bay, second, now - TimeDelta::seconds(5), 16.0).await;
+    assert_eq!(
+        latest(staff.gql(LATEST, json!({})).await),
+        expected(second, 16.0)
+    );
+}
+
+#[tokio::test]
+async fn retention_prunes_samples_older_than_the_cutoff_in_the_order_they_were_stored() {
     // The app's own prune job keeps everything, so only the calls below prune.
     let app = crate::helpers::spawn_app_with(&["--telemetry-retention-days", "0"]).await;
     let bays = app.seed(1, 1, 1).await;
     let customer = TestUser::customer(&app, "cleo").await;
     let session = charging_session(&app, &bays[0], &customer).await;
-    let device_id = crate::device_commands::stored_device(&app, &bays[0])
-        .await
-        .id;
     let now = Utc::now();
-    for days in [120, 100, 91, 89, 1] {
-        let ts = now - TimeDelta::days(days);
-        session_telemetry::ActiveModel {
-            session_id: Set(session),
-            device_id: Set(device_id),
-            bay_id: Set(bays[0].bay_id),
-            current_a: Set(16.0),
-            voltage_v: Set(230.0),
-            energy_kwh: Set(1.0),
-            ts: Set(ts),
-            ts_us: Set(ts.timestamp_micros()),
-            received_at: Set(ts),
-            ..Default::default()
-        }
-        .insert(&app.db)
-        .await
-        .expect("sample stored");
+    // Stored in this order: 91 days old after one of 89, and 95 after the
+    // newest, as samples delivered late are.
+    for days in [120, 100, 89, 91, 1, 95] {
+        stored_sample(&app, &bays[0], session, now - TimeDelta::days(days), 16.0).await;
     }
     let cutoff = now - TimeDelta::days(90);
     let prune = voltgate::supervision::telemetry::prune;
-    // Batches of two: the three old samples take two statements, then none is left.
+    // Batches of the first two stored: 120 and 100, then 91 (beside 89),
+    // then none among 89 and 1: the sample of 95 days stored after them waits
+    // until they are old too.
     assert_eq!(prune(&app.db, cutoff, 2).await.expect("prune"), 2);
     assert_eq!(prune(&app.db, cutoff, 2).await.expect("prune"), 1);
     assert_eq!(prune(&app.db, cutoff, 2).await.expect("prune"), 0);
+    assert_eq!(stored_samples(&app, session).await, 3);
+    let left: Vec<i64> = session_telemetry::Entity::find()
+        .order_by_asc(session_telemetry::Column::Id)
+        .all(&app.db)
+        .await
+        .expect("samples")
+        .iter()
+        .map(|sample| (now - sample.ts).num_days())
+        .collect();
     assert_eq!(
-        stored_samples(&app, session).await,
-        2,
-        "newer samples are kept"
+        left,
+        vec![89, 1, 95],
+        "newer samples and the late one are kept"
     );
+    // A cutoff past every sample but the newest takes the late one with them.
+    assert_eq!(
+        prune(&app.db, now - TimeDelta::days(2), 5)
+            .await
+            .expect("prune"),
+        2
+    );
+    assert_eq!(stored_samples(&app, session).await, 1);
 }
 
 #[tokio::test]
