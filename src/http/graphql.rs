@@ -32,9 +32,10 @@ use crate::realtime::connection;
 use crate::realtime::protocol::Subprotocol;
 use crate::telemetry::names;
 
-/// Per-connection read buffer: room for typical GraphQL messages; larger ones still
-/// arrive, in several reads.
-const WS_READ_BUFFER_BYTES: usize = 4096;
+/// Per-connection read buffer, held by every idle subscriber: room for a typical
+/// subscribe, ping or complete message; larger ones still arrive, in several
+/// reads (tested).
+const WS_READ_BUFFER_BYTES: usize = 1024;
 
 /// The client's address: the peer's, or, behind `hops` trusted proxies that each
 /// append to `X-Forwarded-For`, the entry that many hops from the right. Entries

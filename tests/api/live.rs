@@ -53,6 +53,29 @@ async fn a_device_state_message_reaches_the_station_subscriber_and_is_stored() {
 }
 
 #[tokio::test]
+async fn a_subscribe_message_longer_than_the_read_buffer_arrives_whole() {
+    let app = spawn_app().await;
+    let bays = app.seed(1, 1, 1).await;
+    let bay = &bays[0];
+    let station = global_id("Station", bay.station_id);
+    // A comment makes the document a few times the connection's read buffer.
+    let padded = format!("# {}\n{BAY_STATUS}", "x".repeat(3000));
+    let mut subscription = app
+        .subscribe(
+            "graphql-transport-ws",
+            &padded,
+            json!({ "station": station }),
+        )
+        .await;
+    let device = app.device(bay).await;
+    let event = report_until_seen(&device, &mut subscription, "charging", "unlocked").await;
+    assert_eq!(
+        event["payload"]["data"]["bayStatusChanged"]["lockState"], "UNLOCKED",
+        "{event}"
+    );
+}
+
+#[tokio::test]
 async fn subscribers_only_receive_their_station_or_bay() {
     let app = spawn_app().await;
     let bays = app.seed(2, 1, 2).await;
