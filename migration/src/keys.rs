@@ -58,6 +58,24 @@ pub async fn index<T: Iden + Clone + 'static>(
     create_index(manager, "ix", table, columns, false, None).await
 }
 
+/// Drops the index [`index`] (or, when `unique`, [`unique_index`]) created on
+/// `columns` of `table`.
+pub async fn drop_index<T: Iden + Clone + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: &[&str],
+    unique: bool,
+) -> Result<(), DbErr> {
+    let name = index_name(if unique { "ux" } else { "ix" }, &table, columns);
+    manager
+        .drop_index(Index::drop().name(name).table(table).to_owned())
+        .await
+}
+
+fn index_name(prefix: &str, table: &impl Iden, columns: &[&str]) -> String {
+    format!("{prefix}_{}_{}", table.to_string(), columns.join("_"))
+}
+
 async fn create_index<T: Iden + Clone + 'static>(
     manager: &SchemaManager<'_>,
     prefix: &str,
@@ -66,7 +84,7 @@ async fn create_index<T: Iden + Clone + 'static>(
     unique: bool,
     condition: Option<Expr>,
 ) -> Result<(), DbErr> {
-    let name = format!("{prefix}_{}_{}", table.to_string(), columns.join("_"));
+    let name = index_name(prefix, &table, columns);
     let mut index = Index::create().name(name).table(table).to_owned();
     for column in columns {
         index.col(Alias::new(*column));

@@ -23,17 +23,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(format!(
-                        "ix_{}_{}",
-                        ChargingAuthAttempts::Table.to_string(),
-                        COLUMNS.join("_")
-                    ))
-                    .table(ChargingAuthAttempts::Table)
-                    .to_owned(),
-            )
-            .await
+        keys::drop_index(manager, ChargingAuthAttempts::Table, &COLUMNS, false).await
     }
 }

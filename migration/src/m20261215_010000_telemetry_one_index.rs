@@ -41,27 +41,6 @@ const REPLACED: [(bool, &[&str]); 4] = [
 /// A bay's sessions, newest first.
 const SESSIONS_BY_BAY: [&str; 2] = ["bay_id", "id"];
 
-fn name(unique: bool, table: &impl Iden, columns: &[&str]) -> String {
-    let prefix = if unique { "ux" } else { "ix" };
-    format!("{prefix}_{}_{}", table.to_string(), columns.join("_"))
-}
-
-async fn drop_index<T: Iden + Clone + 'static>(
-    manager: &SchemaManager<'_>,
-    unique: bool,
-    table: T,
-    columns: &[&str],
-) -> Result<(), DbErr> {
-    manager
-        .drop_index(
-            Index::drop()
-                .name(name(unique, &table, columns))
-                .table(table)
-                .to_owned(),
-        )
-        .await
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -69,13 +48,13 @@ impl MigrationTrait for Migration {
         // the old key's columns).
         keys::unique_index(manager, SessionTelemetry::Table, &KEY).await?;
         for (unique, columns) in REPLACED {
-            drop_index(manager, unique, SessionTelemetry::Table, columns).await?;
+            keys::drop_index(manager, SessionTelemetry::Table, columns, unique).await?;
         }
         keys::index(manager, ChargingSessions::Table, &SESSIONS_BY_BAY).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        drop_index(manager, false, ChargingSessions::Table, &SESSIONS_BY_BAY).await?;
+        keys::drop_index(manager, ChargingSessions::Table, &SESSIONS_BY_BAY, false).await?;
         for (unique, columns) in REPLACED {
             if unique {
                 keys::unique_index(manager, SessionTelemetry::Table, columns).await?;
@@ -83,6 +62,6 @@ impl MigrationTrait for Migration {
                 keys::index(manager, SessionTelemetry::Table, columns).await?;
             }
         }
-        drop_index(manager, true, SessionTelemetry::Table, &KEY).await
+        keys::drop_index(manager, SessionTelemetry::Table, &KEY, true).await
     }
 }
