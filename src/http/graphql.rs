@@ -355,6 +355,10 @@ pub async fn get(
         .then_some(stock_protocol.ok())
         .flatten();
     let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
+    let max_message_size = state.max_ws_message_bytes;
+    // The connection's task lives as long as the socket: it holds the state
+    // behind one pointer rather than a copy of every handle in it.
+    let state = Arc::new(state);
     upgrade
         .protocols(Subprotocol::ALL)
         // GraphQL clients send small messages; tungstenite's 128 KiB default would be
@@ -363,14 +367,16 @@ pub async fn get(
         // Frames are flushed in bursts by the connection's writer: no need for
         // tungstenite's 128 KiB write buffer on every idle socket.
         .write_buffer_size(0)
-        .max_message_size(state.max_ws_message_bytes)
+        .max_message_size(max_message_size)
         .on_upgrade(move |mut socket| async move {
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
             match (protocol, stock) {
                 (Some(_), Some(stock)) => {
                     let schema = state.schema.clone();
                     GraphQLWebSocket::new(socket, schema, stock)
-                        .on_connection_init(move |payload| connection_init(state, meta, payload))
+                        .on_connection_init(move |payload| async move {
+                            connection_init(&state, meta, payload).await
+                        })
                         .serve()
                         .await;
                 }
@@ -385,7 +391,7 @@ pub async fn get(
                         limits,
                         shutting_down,
                         |payload| async move {
-                            connection_init(state, meta, payload)
+                            connection_init(&state, meta, payload)
                                 .await
                                 .map_err(|err| err.into_server_error(Pos::default()))
                         },
@@ -409,7 +415,7 @@ pub async fn get(
 /// Reads `{"authorization": "Bearer …"}` from `connection_init`. A token that does not
 /// authenticate refuses the connection rather than silently downgrading it.
 async fn connection_init(
-    state: AppState,
+    state: &AppState,
     meta: RequestMeta,
     payload: serde_json::Value,
 ) -> GqlResult<Data> {

@@ -85,7 +85,10 @@ pub async fn serve<A, F>(
     let (queue, frames) = mpsc::channel(limits.queue_frames.max(1) + reserved);
     let writer = tokio::spawn(write(sink, frames));
     let mut session = Session::new(protocol, limits.max_operations);
-    let mut authenticate = Some(authenticate);
+    // This future lives as long as the connection; what is used only until
+    // `connection_init` (the callback, then its future: a database lookup) is
+    // boxed, so an idle subscriber does not keep room for it.
+    let mut authenticate = Some(Box::new(authenticate));
     let mut data: Option<Arc<Data>> = None;
     let mut operations: StreamMap<String, BoxStream<'static, Option<Delivery>>> = StreamMap::new();
     // The last cursor queued per operation, for the lag notice.
@@ -136,7 +139,7 @@ pub async fn serve<A, F>(
                 match session.on_text(text.as_str()) {
                     Action::Init { payload } => {
                         let Some(authenticate) = authenticate.take() else { continue };
-                        match tokio::time::timeout_at(init_deadline.deadline(), authenticate(payload)).await {
+                        match tokio::time::timeout_at(init_deadline.deadline(), Box::pin(authenticate(payload))).await {
                             Ok(Ok(accepted)) => {
                                 data = Some(Arc::new(accepted));
                                 session.initialized();
