@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbErr,
     EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
@@ -623,7 +623,7 @@ pub async fn latest_per_bay(
     principal: &Principal,
     station_id: Option<i32>,
 ) -> Result<Vec<session_telemetry::Model>, DbErr> {
-    use sea_orm::sea_query::{Alias, Order, Query, SelectStatement, SubQueryStatement};
+    use sea_orm::sea_query::{Alias, SelectStatement, SubQueryStatement};
     use session_telemetry::Column as T;
     let scalar = |query: SelectStatement| {
         Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(query)))
@@ -712,27 +712,16 @@ pub async fn prune(
     cutoff: DateTime<Utc>,
     limit: u64,
 ) -> Result<u64, DbErr> {
-    let first: Vec<(i64, i64)> = session_telemetry::Entity::find()
-        .select_only()
+    let first = Query::select()
         .column(session_telemetry::Column::Id)
-        .column(session_telemetry::Column::TsUs)
-        .order_by_asc(session_telemetry::Column::Id)
+        .from(session_telemetry::Entity)
+        .order_by(session_telemetry::Column::Id, Order::Asc)
         .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let cutoff_us = cutoff.timestamp_micros();
-    let old: Vec<i64> = first
-        .into_iter()
-        .filter(|&(_, ts_us)| ts_us < cutoff_us)
-        .map(|(id, _)| id)
-        .collect();
-    if old.is_empty() {
-        return Ok(0);
-    }
+        .to_owned();
     // Deleting by id is idempotent: replicas overlapping on a batch delete it once.
     let deleted = session_telemetry::Entity::delete_many()
-        .filter(session_telemetry::Column::Id.is_in(old))
+        .filter(session_telemetry::Column::Id.in_subquery(first))
+        .filter(session_telemetry::Column::TsUs.lt(cutoff.timestamp_micros()))
         .exec(db)
         .await?;
     Ok(deleted.rows_affected)
