@@ -17,11 +17,9 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/voltgate /usr/local/bin/voltgate
 USER voltgate
 WORKDIR /var/lib/voltgate
-# mimalloc commits its arenas up front by default: ~275 MiB resident for nothing.
 ENV VOLTGATE_HTTP_ADDR=0.0.0.0:8080 \
     VOLTGATE_EMBEDDED_MQTT_ADDR=0.0.0.0:1883 \
-    VOLTGATE_LOG_FORMAT=json \
-    MIMALLOC_ARENA_EAGER_COMMIT=0
+    VOLTGATE_LOG_FORMAT=json
 EXPOSE 8080 1883
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
