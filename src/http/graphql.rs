@@ -355,7 +355,6 @@ pub async fn get(
         .then_some(stock_protocol.ok())
         .flatten();
     let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
-    let max_message_size = state.max_ws_message_bytes;
     // The connection's task lives as long as the socket: it holds the state
     // behind one pointer rather than a copy of every handle in it.
     let state = Arc::new(state);
@@ -367,7 +366,7 @@ pub async fn get(
         // Frames are flushed in bursts by the connection's writer: no need for
         // tungstenite's 128 KiB write buffer on every idle socket.
         .write_buffer_size(0)
-        .max_message_size(max_message_size)
+        .max_message_size(state.max_ws_message_bytes)
         .on_upgrade(move |mut socket| async move {
             metrics::gauge!(names::WS_CONNECTIONS).increment(1.0);
             match (protocol, stock) {
