@@ -23,7 +23,7 @@ use crate::config::{GraphqlLimits, MqttMode, ServeSettings};
 use crate::devices::commands::{BayAddress, CommandAction, DeviceCommands};
 use crate::graphql::document_limits::DocumentLimits;
 use crate::graphql::{self, Limits};
-use crate::http::admission::Admission;
+use crate::http::admission::{Admission, ClientConnections};
 use crate::http::{self, AppState};
 use crate::mqtt::{self, MqttHandle, MqttOptions};
 use crate::realtime::connection::ConnectionLimits;
@@ -157,6 +157,7 @@ impl App {
             bus: bus.clone(),
             mqtt: mqtt.clone(),
             ws_permits: ws_permits.clone(),
+            ws_clients: ClientConnections::new(settings.max_ws_connections_per_client),
             shutting_down: shutdown_signal,
             // A WebSocket message carries one GraphQL operation: same cap as a POST body.
             max_ws_message_bytes: settings.max_body_bytes,
@@ -168,6 +169,7 @@ impl App {
             ws_limits: ConnectionLimits {
                 init_timeout: Duration::from_secs(settings.ws_init_timeout_secs.max(1)),
                 keep_alive: Duration::from_secs(settings.ws_keepalive_secs.max(1)),
+                close_timeout: Duration::from_secs(settings.ws_close_timeout_secs.max(1)),
                 max_operations: settings.max_ws_subscriptions.max(1),
                 queue_frames: settings.ws_queue_messages.max(1),
                 document: limits.document,

@@ -256,6 +256,16 @@ pub struct ServeSettings {
     #[arg(long, env = "VOLTGATE_MAX_WS_CONNECTIONS", default_value_t = 10_000)]
     pub max_ws_connections: usize,
 
+    /// Most WebSocket connections one client (IPv4 address, IPv6 /64) holds on
+    /// this replica (429 above). Behind load balancers, set
+    /// `VOLTGATE_TRUSTED_PROXY_HOPS`, or every client is the balancer.
+    #[arg(
+        long,
+        env = "VOLTGATE_MAX_WS_CONNECTIONS_PER_CLIENT",
+        default_value_t = 1_000
+    )]
+    pub max_ws_connections_per_client: usize,
+
     /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
     #[arg(long, env = "VOLTGATE_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
     pub ws_init_timeout_secs: u64,
@@ -263,6 +273,11 @@ pub struct ServeSettings {
     /// Seconds between the server's keep-alive pings on a WebSocket.
     #[arg(long, env = "VOLTGATE_WS_KEEPALIVE_SECS", default_value_t = 15)]
     pub ws_keepalive_secs: u64,
+
+    /// Seconds a closing WebSocket has to write what it still owes the client
+    /// (its close frame last); a client that reads nothing is then cut off.
+    #[arg(long, env = "VOLTGATE_WS_CLOSE_TIMEOUT_SECS", default_value_t = 5)]
+    pub ws_close_timeout_secs: u64,
 
     /// What serves GraphQL WebSockets: `voltgate`, the realtime engine, or
     /// `stock`, async-graphql-axum's own handler on the same schema and the same

@@ -66,7 +66,11 @@ pub mod names {
     /// HTTP requests refused before execution, by reason (`overload`, `batch_size`, `limit`, `media_type`, `malformed`, `too_large`).
     pub const GRAPHQL_REFUSED: &str = "voltgate_graphql_requests_refused_total";
     pub const WS_CONNECTIONS: &str = "voltgate_websocket_connections";
+    /// WebSocket upgrades refused, by reason (`replica_limit`, `client_limit`).
     pub const WS_REJECTED: &str = "voltgate_websocket_rejected_total";
+    /// WebSockets dropped without their close frame: the client read nothing
+    /// within `VOLTGATE_WS_CLOSE_TIMEOUT_SECS`.
+    pub const WS_CUT_OFF: &str = "voltgate_websocket_cut_off_total";
     /// Subscription executions started (one per group of identical subscriptions).
     pub const SUBSCRIPTION_EXECUTIONS: &str = "voltgate_subscription_executions_total";
     /// Results produced by group executions (each resolved and serialized once).

@@ -263,6 +263,8 @@ impl Server {
                 "VOLTGATE_JWT_SECRET",
                 "a-benchmark-secret-that-is-long-enough",
             )
+            // Every subscriber of the harness connects from this one host.
+            .env("VOLTGATE_MAX_WS_CONNECTIONS_PER_CLIENT", "1000000")
             .env("RUST_LOG", "warn");
         let mqtt = match options.external_broker {
             Some(broker) => {
@@ -423,6 +425,7 @@ pub(crate) fn hermetic(voltgate: &Path) -> Command {
         "VOLTGATE_BUS_CHANNEL",
         "VOLTGATE_WS_ENGINE",
         "VOLTGATE_MAX_WS_CONNECTIONS",
+        "VOLTGATE_MAX_WS_CONNECTIONS_PER_CLIENT",
     ] {
         command.env_remove(var);
     }

@@ -341,8 +341,18 @@ pub async fn get(
     let Ok(upgrade) = upgrade else {
         return super::graphiql::page().into_response();
     };
+    let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
+    let Some(client_slot) = state.ws_clients.try_admit(meta.ip.as_deref()) else {
+        metrics::counter!(names::WS_REJECTED, "reason" => "client_limit").increment(1);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many WebSocket connections from this client",
+        )
+            .into_response();
+    };
     let Ok(permit) = state.ws_permits.clone().try_acquire_owned() else {
-        metrics::counter!(names::WS_REJECTED).increment(1);
+        metrics::counter!(names::WS_REJECTED, "reason" => "replica_limit").increment(1);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many WebSocket connections",
@@ -354,7 +364,6 @@ pub async fn get(
     let stock = (state.ws_engine == WsEngine::Stock)
         .then_some(stock_protocol.ok())
         .flatten();
-    let meta = request_meta(&headers, peer, state.trusted_proxy_hops);
     // The connection's task lives as long as the socket: it holds the state
     // behind one pointer rather than a copy of every handle in it.
     let state = Arc::new(state);
@@ -406,7 +415,7 @@ pub async fn get(
                 }
             }
             metrics::gauge!(names::WS_CONNECTIONS).decrement(1.0);
-            drop(permit);
+            drop((permit, client_slot));
         })
         .into_response()
 }

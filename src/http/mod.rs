@@ -36,6 +36,8 @@ pub struct AppState {
     pub bus: SharedBus,
     pub mqtt: Option<Arc<MqttHandle>>,
     pub ws_permits: Arc<Semaphore>,
+    /// Bounds the WebSocket connections of each client.
+    pub ws_clients: Arc<admission::ClientConnections>,
     /// Turns true when the server begins to shut down: WebSockets then close.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     pub max_ws_message_bytes: usize,

@@ -10,7 +10,9 @@
 //! finds them full ends its subscription with `SUBSCRIBER_LAGGING` and the
 //! last cursor queued for it, sent in the places kept back for such endings
 //! and other control messages (one per possible operation, and a few); only
-//! a client that exhausts those too is disconnected (1013).
+//! a client that exhausts those too is disconnected (1013). A closing
+//! connection writes what it owes within [`ConnectionLimits::close_timeout`];
+//! a client that reads nothing at all is then dropped without its close frame.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,6 +42,9 @@ pub struct ConnectionLimits {
     pub init_timeout: Duration,
     /// Interval of server pings (`ka` on the legacy protocol).
     pub keep_alive: Duration,
+    /// Time a closing connection has to write what is queued and its close
+    /// frame; past it the socket is dropped unwritten.
+    pub close_timeout: Duration,
     /// Operations one connection may run at once.
     pub max_operations: usize,
     /// Frames waiting to be written before the connection is a slow consumer.
@@ -53,6 +58,7 @@ impl Default for ConnectionLimits {
         Self {
             init_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
+            close_timeout: Duration::from_secs(5),
             max_operations: 100,
             queue_frames: 256,
             document: DocumentLimits::default(),
@@ -83,7 +89,7 @@ pub async fn serve<A, F>(
     let (sink, mut stream) = socket.split();
     let reserved = limits.max_operations + CONTROL_FRAMES;
     let (queue, frames) = mpsc::channel(limits.queue_frames.max(1) + reserved);
-    let writer = tokio::spawn(write(sink, frames));
+    let mut writer = tokio::spawn(write(sink, frames));
     let mut session = Session::new(protocol, limits.max_operations);
     // This future lives as long as the connection; what is used only until
     // `connection_init` (the callback, then its future: a database lookup) is
@@ -109,14 +115,6 @@ pub async fn serve<A, F>(
     };
     // Results and pings leave the reserved places free.
     let has_room = |queue: &mpsc::Sender<Outgoing>| queue.capacity() > reserved;
-    let close = |code: u16, reason: String| {
-        // Closing does not wait for room: the writer is told to stop after what it has.
-        let queue = queue.clone();
-        async move {
-            let _ = queue.send(Outgoing::Close(code, reason)).await;
-        }
-    };
-
     let ending: Option<(u16, String)> = loop {
         tokio::select! {
             biased;
@@ -136,14 +134,16 @@ pub async fn serve<A, F>(
                     // Pings are answered by the WebSocket layer.
                     Some(Ok(_)) => continue,
                 };
-                match session.on_text(text.as_str()) {
+                // A control message that finds even the kept places full: the
+                // client reads nothing, as with a result below.
+                let answered = match session.on_text(text.as_str()) {
                     Action::Init { payload } => {
                         let Some(authenticate) = authenticate.take() else { continue };
                         match tokio::time::timeout_at(init_deadline.deadline(), Box::pin(authenticate(payload))).await {
                             Ok(Ok(accepted)) => {
                                 data = Some(Arc::new(accepted));
                                 session.initialized();
-                                send(&ServerMessage::ConnectionAck);
+                                send(&ServerMessage::ConnectionAck)
                             }
                             Ok(Err(refused)) => {
                                 if protocol == Subprotocol::Legacy {
@@ -164,8 +164,8 @@ pub async fn serve<A, F>(
                                 // Answered as an execution would answer it: one
                                 // result carrying the error, then the end.
                                 session.finished(&id);
-                                send(&ServerMessage::Next { id: &id, payload_json: &refused });
-                                send(&ServerMessage::Complete { id: &id });
+                                send(&ServerMessage::Next { id: &id, payload_json: &refused })
+                                    && send(&ServerMessage::Complete { id: &id })
                             }
                             Ok(Ok(request)) => {
                                 let results = groups
@@ -174,30 +174,31 @@ pub async fn serve<A, F>(
                                     .chain(futures_util::stream::once(async { None }))
                                     .boxed();
                                 operations.insert(id, results);
+                                true
                             }
                             Err(err) => {
                                 session.finished(&id);
                                 let errors = errors_json(&format!("not a GraphQL request: {err}"));
-                                send(&ServerMessage::Error { id: &id, errors_json: &errors });
+                                send(&ServerMessage::Error { id: &id, errors_json: &errors })
                             }
                         }
                     }
                     Action::Stop { id } => {
                         operations.remove(&id);
                         cursors.remove(&id);
-                        if protocol == Subprotocol::Legacy {
-                            send(&ServerMessage::Complete { id: &id });
-                        }
+                        protocol != Subprotocol::Legacy || send(&ServerMessage::Complete { id: &id })
                     }
                     Action::Refuse { id, message } => {
                         let errors = errors_json(&message);
-                        send(&ServerMessage::Error { id: &id, errors_json: &errors });
+                        send(&ServerMessage::Error { id: &id, errors_json: &errors })
                     }
-                    Action::Pong { payload } => {
-                        send(&ServerMessage::Pong { payload: payload.as_ref() });
-                    }
+                    Action::Pong { payload } => send(&ServerMessage::Pong { payload: payload.as_ref() }),
                     Action::Close { code, reason } => break Some((code, reason)),
-                    Action::Nothing => {}
+                    Action::Nothing => true,
+                };
+                if !answered {
+                    metrics::counter!(names::WS_SLOW_CONSUMERS).increment(1);
+                    break Some(not_reading());
                 }
             }
             Some((id, result)) = operations.next(), if !operations.is_empty() => {
@@ -225,7 +226,7 @@ pub async fn serve<A, F>(
                 };
                 if !delivered {
                     metrics::counter!(names::WS_SLOW_CONSUMERS).increment(1);
-                    break Some((1013, "the client does not read its messages".to_owned()));
+                    break Some(not_reading());
                 }
             }
             _ = keep_alive.tick() => {
@@ -238,11 +239,24 @@ pub async fn serve<A, F>(
         }
     };
     drop(operations);
-    if let Some((code, reason)) = ending {
-        close(code, reason).await;
+    let written = async {
+        if let Some((code, reason)) = ending {
+            // The writer writes it after what is queued, then stops; it may
+            // wait for room, which the close timeout bounds.
+            let _ = queue.send(Outgoing::Close(code, reason)).await;
+        }
+        drop(queue);
+        let _ = (&mut writer).await;
+    };
+    let finished = tokio::time::timeout(limits.close_timeout, written)
+        .await
+        .is_ok();
+    if !finished {
+        // The client reads nothing, not even the close: waiting for room in
+        // its socket would keep the connection (and its slot) forever.
+        metrics::counter!(names::WS_CUT_OFF).increment(1);
+        writer.abort();
     }
-    drop(queue);
-    let _ = writer.await;
 }
 
 /// Writes queued frames in bursts, flushing once per burst, until the queue
@@ -272,6 +286,11 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut frames: mpsc::Receiv
         }
     }
     let _ = sink.close().await;
+}
+
+/// How a connection whose client reads nothing is closed.
+fn not_reading() -> (u16, String) {
+    (1013, "the client does not read its messages".to_owned())
 }
 
 /// Places kept in the queue for control messages besides one ending per operation.

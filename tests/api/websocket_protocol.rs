@@ -270,3 +270,131 @@ async fn the_reference_graphql_ws_client_interoperates() {
     assert_eq!(checks["subscription"], json!(["connected"]), "{stdout}");
     assert_eq!(checks["refused"]["code"], 4403, "{stdout}");
 }
+
+/// Opens a WebSocket as the client at `ip` behind one trusted proxy; the
+/// refusal's status and `Retry-After` when the upgrade is refused.
+async fn connect_from(
+    app: &TestApp,
+    ip: &str,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, (u16, Option<String>)> {
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    headers.insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    headers.insert("X-Forwarded-For", ip.parse().expect("header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err((
+            response.status().as_u16(),
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        )),
+        Err(other) => panic!("the upgrade failed otherwise: {other}"),
+    }
+}
+
+/// Connects as the client at `ip` once the server has room again, which it
+/// refuses with `busy` until then (it frees a closed connection's room
+/// when it has seen it go).
+async fn connect_once_room_frees(app: &TestApp, ip: &str, busy: u16) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match connect_from(app, ip).await {
+            Ok(_) => return,
+            Err((status, _)) if status == busy && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(refused) => panic!("room never came back: {refused:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_client_holds_at_most_its_share_of_connections_and_others_are_still_served() {
+    let app = spawn_app_with(&[
+        "--max-ws-connections-per-client",
+        "2",
+        "--trusted-proxy-hops",
+        "1",
+    ])
+    .await;
+    let first = connect_from(&app, "198.51.100.1").await.expect("room");
+    let _second = connect_from(&app, "198.51.100.1").await.expect("room");
+    let refused = connect_from(&app, "198.51.100.1").await.err();
+    assert_eq!(refused, Some((429, Some("1".to_owned()))));
+    assert!(
+        connect_from(&app, "198.51.100.2").await.is_ok(),
+        "another client is served"
+    );
+    assert!(
+        app.metric("voltgate_websocket_rejected_total{reason=\"client_limit\"}")
+            .await
+            >= 1.0
+    );
+
+    // Closing a connection gives the client its room back.
+    let mut first = first;
+    first.close(None).await.expect("closes");
+    drop(first);
+    connect_once_room_frees(&app, "198.51.100.1", 429).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_replicas_limit_are_refused_with_503() {
+    let app = spawn_app_with(&["--max-ws-connections", "1"]).await;
+    let _held = Raw::acknowledged(&app).await;
+    let refused = connect_from(&app, "127.0.0.1").await.err();
+    assert_eq!(refused.map(|(status, _)| status), Some(503));
+    assert!(
+        app.metric("voltgate_websocket_rejected_total{reason=\"replica_limit\"}")
+            .await
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_reads_nothing_at_all_is_cut_off_after_the_close_timeout() {
+    let app = spawn_app_with(&[
+        "--ws-queue-messages",
+        "1",
+        "--max-ws-subscriptions",
+        "1",
+        "--max-ws-connections",
+        "1",
+        "--ws-close-timeout-secs",
+        "1",
+    ])
+    .await;
+    let mut silent = Raw::acknowledged(&app).await;
+    // It pings and never reads the pongs, which echo large payloads: the
+    // sockets' buffers fill, then the queue, and the server closes the
+    // connection (1013). The close frame cannot be written either; the
+    // server lets the socket go instead of waiting for room, and the next
+    // ping fails.
+    let ping = json!({ "type": "ping", "payload": { "fill": "x".repeat(200_000) } }).to_string();
+    let mut cut_off = false;
+    for _ in 0..500 {
+        let sent =
+            tokio::time::timeout(PATIENCE, silent.0.send(Message::Text(ping.clone().into())))
+                .await
+                .expect("the server neither reads nor lets go");
+        if sent.is_err() {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(
+        cut_off,
+        "100 MB of pongs went unread and the server kept writing"
+    );
+    // Its one connection slot is free again.
+    connect_once_room_frees(&app, "127.0.0.1", 503).await;
+    assert!(app.metric("voltgate_websocket_cut_off_total").await >= 1.0);
+}
