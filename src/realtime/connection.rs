@@ -197,7 +197,6 @@ pub async fn serve<A, F>(
                     Action::Nothing => true,
                 };
                 if !answered {
-                    metrics::counter!(names::WS_SLOW_CONSUMERS).increment(1);
                     break Some(not_reading());
                 }
             }
@@ -225,7 +224,6 @@ pub async fn serve<A, F>(
                     }
                 };
                 if !delivered {
-                    metrics::counter!(names::WS_SLOW_CONSUMERS).increment(1);
                     break Some(not_reading());
                 }
             }
@@ -288,8 +286,9 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut frames: mpsc::Receiv
     let _ = sink.close().await;
 }
 
-/// How a connection whose client reads nothing is closed.
+/// How a connection whose client reads nothing is closed (and counted).
 fn not_reading() -> (u16, String) {
+    metrics::counter!(names::WS_SLOW_CONSUMERS).increment(1);
     (1013, "the client does not read its messages".to_owned())
 }
 

@@ -20,13 +20,7 @@ enum Heard {
 
 impl Raw {
     async fn connect(app: &TestApp, protocol: &str) -> Self {
-        let mut request = format!("ws://{}/graphql", app.addr)
-            .into_client_request()
-            .expect("request");
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+        let (socket, _) = tokio_tungstenite::connect_async(upgrade_request(app, protocol))
             .await
             .expect("WebSocket connects");
         Self(socket)
@@ -79,6 +73,20 @@ impl Raw {
         }
         socket
     }
+}
+
+/// The upgrade request of a WebSocket to `app` offering `protocol`.
+fn upgrade_request(
+    app: &TestApp,
+    protocol: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+    request
 }
 
 fn subscribe(id: &str) -> Value {
@@ -277,15 +285,10 @@ async fn connect_from(
     app: &TestApp,
     ip: &str,
 ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, (u16, Option<String>)> {
-    let mut request = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .expect("request");
-    let headers = request.headers_mut();
-    headers.insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    headers.insert("X-Forwarded-For", ip.parse().expect("header"));
+    let mut request = upgrade_request(app, "graphql-transport-ws");
+    request
+        .headers_mut()
+        .insert("X-Forwarded-For", ip.parse().expect("header"));
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err((
